@@ -1,0 +1,114 @@
+/* cli.c — parsing aqueue-run's options; everything after the script is the script's. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <luajit.h>
+#include <uv.h>
+
+#include "engine.h"
+
+static const char usage[] =
+    "usage: aqueue-run [options] script.lua [args...]\n"
+    "\n"
+    "Runs script.lua: its items are processed by concurrent workers until all are done.\n"
+    "The script's arguments are in the global `arg`, as with luajit.\n"
+    "\n"
+    "options:\n"
+    "  -w, --workers N    num_workers when the script does not give it\n"
+    "  --order MODE       lifo | fifo | priority, when the script does not give it\n"
+    "  --state FILE       persist the queue in FILE (not available yet)\n"
+    "  --fresh            with --state: start anew (not available yet)\n"
+    "  --progress MODE    auto | tty | plain | json | none (not available yet)\n"
+    "  --version          print the version and exit\n"
+    "  -h, --help         print this help and exit\n"
+    "\n"
+    "exit status: 0 all items succeeded; 1 the script raised or items failed;\n"
+    "2 bad usage or unreadable script; 130 interrupted (Ctrl-C).\n";
+
+void cli_print_help(void) { fputs(usage, stdout); }
+
+void cli_print_version(void) {
+  printf("aqueue-run %s (%s, libuv %s)\n", AQUEUE_VERSION, LUAJIT_VERSION, uv_version_string());
+}
+
+static int bad_usage(const char *fmt, const char *what) {
+  fprintf(stderr, "aqueue-run: ");
+  fprintf(stderr, fmt, what);
+  fprintf(stderr, "\nTry 'aqueue-run --help'.\n");
+  return AQ_EXIT_USAGE;
+}
+
+/* The value of an option given as "--opt value", "--opt=value" or "-wvalue";
+ * advances *i past a separate value. NULL when it is missing. */
+static const char *option_value(int argc, char **argv, int *i, const char *arg, size_t name_len) {
+  if (arg[name_len] == '=') return arg + name_len + 1;
+  if (arg[name_len] != '\0') return arg + name_len; /* -w4 */
+  if (*i + 1 >= argc) return NULL;
+  return argv[++*i];
+}
+
+static int parse_workers(const char *text, int *out) {
+  char *end;
+  long n = strtol(text, &end, 10);
+  if (*text == '\0' || *end != '\0' || n < 1 || n > 10000000) return -1;
+  *out = (int)n;
+  return 0;
+}
+
+static int matches(const char *arg, const char *name) {
+  size_t n = strlen(name);
+  return strncmp(arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
+}
+
+int cli_parse(int argc, char **argv, aq_cli *cli) {
+  memset(cli, 0, sizeof *cli);
+  cli->order = -1;
+  int i = 1;
+  for (; i < argc; i++) {
+    const char *arg = argv[i];
+    if (strcmp(arg, "--") == 0) {
+      i++;
+      break;
+    }
+    if (arg[0] != '-' || arg[1] == '\0') break; /* the script */
+    if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+      cli->show_help = 1;
+      return 0;
+    }
+    if (strcmp(arg, "--version") == 0) {
+      cli->show_version = 1;
+      return 0;
+    }
+    if (strncmp(arg, "-w", 2) == 0 && strncmp(arg, "--", 2) != 0) {
+      const char *v = option_value(argc, argv, &i, arg, 2);
+      if (!v || parse_workers(v, &cli->workers) != 0)
+        return bad_usage("-w needs a whole number of workers from 1 to 10000000, got '%s'", v ? v : "");
+    } else if (matches(arg, "--workers")) {
+      const char *v = option_value(argc, argv, &i, arg, 9);
+      if (!v || parse_workers(v, &cli->workers) != 0)
+        return bad_usage("--workers needs a whole number from 1 to 10000000, got '%s'", v ? v : "");
+    } else if (matches(arg, "--order")) {
+      const char *v = option_value(argc, argv, &i, arg, 7);
+      if (v && strcmp(v, "lifo") == 0) cli->order = AQ_ORDER_LIFO;
+      else if (v && strcmp(v, "fifo") == 0) cli->order = AQ_ORDER_FIFO;
+      else if (v && strcmp(v, "priority") == 0) cli->order = AQ_ORDER_PRIORITY;
+      else return bad_usage("--order must be lifo, fifo or priority, got '%s'", v ? v : "");
+    } else if (matches(arg, "--state") || matches(arg, "--fresh") || matches(arg, "--progress")) {
+      char name[32];
+      snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
+      fprintf(stderr,
+              "aqueue-run: %s is not available in this version yet: %s\n", name,
+              strcmp(name, "--progress") == 0 ? "the live display is still to come"
+                                               : "persistence (state files) is still to come");
+      return AQ_EXIT_USAGE;
+    } else {
+      return bad_usage("unknown option '%s'", arg);
+    }
+  }
+  if (i >= argc) return bad_usage("%s", "no script given");
+  cli->script_index = i;
+  return 0;
+}

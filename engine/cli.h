@@ -1,0 +1,19 @@
+/* cli.h — the command line of aqueue-run (SPEC section 3). */
+#ifndef AQ_CLI_H
+#define AQ_CLI_H
+
+typedef struct {
+  int workers;        /* -w/--workers, 0 when not given */
+  int order;          /* --order as an aq_order, -1 when not given */
+  int script_index;   /* argv index of the script; arguments after it are the script's */
+  int show_help, show_version;
+} aq_cli;
+
+/* Parses argv into *cli. Returns 0, or an exit status after printing the
+ * problem (or the help/version text: then 0 with show_help/show_version set). */
+int cli_parse(int argc, char **argv, aq_cli *cli);
+
+void cli_print_help(void);
+void cli_print_version(void);
+
+#endif

@@ -1,0 +1,242 @@
+/*
+ * core_lua.c — the `aqueue.core` Lua module: the task primitives the Lua
+ * library is built on (spawn, suspend/wake, cancel, the runner's park and
+ * yield), the run lifecycle used by run_queue, os.exit, and logging.
+ *
+ * The item hot path (enqueue, take, done) is not here: the Lua runner calls
+ * the aq__sched_* functions through the FFI (scheduler.h).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "engine.h"
+
+static aq_engine *engine(lua_State *L) { return aq_engine_from_lua(L); }
+
+/* The running task, raising when L is not one (see aq_task_current). */
+static aq_task *running(lua_State *L) { return aq_task_current(L); }
+
+/* core.spawn(fn, ...) -> task id. The task starts on the driver's next turn. */
+static int l_spawn(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  aq_task *t = task_create(engine(L), AQ_TASK_SPAWN, L, lua_gettop(L) - 1);
+  if (!t) return luaL_error(L, "out of memory");
+  lua_pushnumber(L, task_id(t));
+  return 1;
+}
+
+/* core.current() -> the running task's id, or nil outside a task. */
+static int l_current(lua_State *L) {
+  aq_engine *E = engine(L);
+  if (!E->current || E->current->co != L) return 0;
+  lua_pushnumber(L, task_id(E->current));
+  return 1;
+}
+
+/* core.suspend([unslotted]) -> the values given to core.wake. With `unslotted`,
+ * a runner gives its worker slot back while it waits (handle:result) and gets
+ * one again before it continues. */
+static int l_suspend(lua_State *L) {
+  aq_task *t = running(L);
+  if (lua_toboolean(L, 1) && t->slot >= 0) {
+    sched_release_slot(t->engine, t);
+    t->wants_slot = 1;
+  }
+  t->suspended = 1;
+  return aq_task_yield(L, NULL, NULL);
+}
+
+/* core.wake(id, ...) -> true when the task was suspended and is now ready with
+ * those values; false when it has ended or waits on something else. */
+static int l_wake(lua_State *L) {
+  aq_task *t = task_by_id(engine(L), luaL_checknumber(L, 1));
+  if (!t || t->status != AQ_TASK_WAITING || !t->suspended) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  int n = lua_gettop(L) - 1;
+  lua_xmove(L, t->co, n);
+  aq_task_resume(t, n);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.cancel(id) -> true when the task was running and is now ended. */
+static int l_cancel(lua_State *L) {
+  aq_engine *E = engine(L);
+  aq_task *t = task_by_id(E, luaL_checknumber(L, 1));
+  if (t && t == E->current) return luaL_error(L, "a task cannot cancel itself");
+  if (t) task_destroy(t);
+  lua_pushboolean(L, t != NULL);
+  return 1;
+}
+
+/* core.park(): a runner without work waits until the scheduler has some. */
+static int l_park(lua_State *L) {
+  aq_task *t = running(L);
+  sched_release_slot(t->engine, t);
+  t->status = AQ_TASK_PARKED;
+  task_list_push(&t->engine->parked, t);
+  return lua_yield(L, 0);
+}
+
+/* core.yield_now(): back of the ready list, keeping any worker slot. */
+static int l_yield_now(lua_State *L) {
+  aq_task *t = running(L);
+  task_make_ready(t);
+  return lua_yield(L, 0);
+}
+
+static int l_set_runner(lua_State *L) {
+  aq_engine *E = engine(L);
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_pushvalue(L, 1);
+  if (E->runner_fn_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, E->runner_fn_ref);
+  E->runner_fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+static const char *const order_names[] = {"lifo", "fifo", "priority", NULL};
+
+/* core.run_start(num_workers, order) */
+static int l_run_start(lua_State *L) {
+  aq_engine *E = engine(L);
+  lua_Integer workers = luaL_checkinteger(L, 1);
+  int order = luaL_checkoption(L, 2, NULL, order_names);
+  if (E->sched.active) return luaL_error(L, "run_queue is already running");
+  if (workers < 1 || workers > 10000000) return luaL_error(L, "num_workers must be between 1 and 10000000");
+  if (sched_run_start(&E->sched, (int32_t)workers, (aq_order)order) != 0) return luaL_error(L, "out of memory");
+  return 0;
+}
+
+/* core.run_wait() -> "done" when the run has finished, "stopping" once after
+ * the first Ctrl-C (the caller then drops the queued items and waits again). */
+static int l_run_wait(lua_State *L) {
+  aq_engine *E = engine(L);
+  aq_sched *s = &E->sched;
+  aq_task *t = running(L);
+  if (!s->active) return luaL_error(L, "no run is active");
+  if (s->stopping && aq_item_queue_len(&s->queued) > 0) {
+    lua_pushliteral(L, "stopping");
+    return 1;
+  }
+  if (sched_run_finished(s)) {
+    lua_pushliteral(L, "done");
+    return 1;
+  }
+  s->waiter = t;
+  return aq_task_yield(L, NULL, NULL);
+}
+
+static void collect_dropped(int32_t id, void *ud) {
+  lua_State *L = ud;
+  lua_pushinteger(L, id);
+  lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+}
+
+/* core.run_drop() -> the ids of the queued items taken out by a graceful stop. */
+static int l_run_drop(lua_State *L) {
+  lua_newtable(L);
+  sched_drop_queued(engine(L), collect_dropped, L);
+  return 1;
+}
+
+static void set_number(lua_State *L, const char *key, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, key);
+}
+
+/* core.run_finish() -> the run's counters; prints the summary line and ends
+ * the run. */
+static int l_run_finish(lua_State *L) {
+  aq_engine *E = engine(L);
+  aq_sched *s = &E->sched;
+  if (!s->active) return luaL_error(L, "no run is active");
+  double elapsed = (double)(uv_hrtime() - s->started_ns) / 1e9;
+  lua_createtable(L, 0, 8);
+  set_number(L, "processed", (double)s->processed);
+  set_number(L, "failed", (double)s->failed);
+  set_number(L, "retried", (double)s->retried);
+  set_number(L, "not_started", (double)s->dropped);
+  set_number(L, "cancelled", (double)s->cancelled);
+  set_number(L, "enqueued", (double)s->enqueued);
+  set_number(L, "elapsed", elapsed);
+  lua_pushboolean(L, s->stopping);
+  lua_setfield(L, -2, "interrupted");
+  lua_createtable(L, 0, s->nclasses);
+  for (int32_t i = 0; i < s->nclasses; i++) {
+    aq_class_stats *c = &s->classes[i];
+    if (c->done + c->failed + c->queued + c->max_queued == 0) continue;
+    lua_createtable(L, 0, 4);
+    set_number(L, "done", (double)c->done);
+    set_number(L, "failed", (double)c->failed);
+    set_number(L, "max_queued", (double)c->max_queued);
+    lua_setfield(L, -2, c->name);
+  }
+  lua_setfield(L, -2, "classes");
+  sched_print_summary(E);
+  sched_run_finish(s);
+  return 1;
+}
+
+/* os.exit([code]): stop the engine now with that status (true 0, false 1). The
+ * calling task never continues. */
+static int l_exit(lua_State *L) {
+  aq_engine *E = engine(L);
+  int code = AQ_EXIT_OK;
+  if (lua_isboolean(L, 1)) code = lua_toboolean(L, 1) ? AQ_EXIT_OK : AQ_EXIT_FAILED;
+  else if (!lua_isnoneornil(L, 1)) code = (int)luaL_checkinteger(L, 1);
+  fflush(stdout);
+  E->exit_code = code & 0xff;
+  engine_request_shutdown(E, E->exit_code);
+  if (E->current && E->current->co == L) return aq_task_yield(L, NULL, NULL);
+  return 0;
+}
+
+/* core.log(text): a line for the user, above the display. */
+static int l_log(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  engine_log(engine(L), text, len);
+  return 0;
+}
+
+/* core.defaults() -> num_workers, order from the command line (nil when unset). */
+static int l_defaults(lua_State *L) {
+  aq_engine *E = engine(L);
+  if (E->cli_workers > 0) lua_pushinteger(L, E->cli_workers);
+  else lua_pushnil(L);
+  if (E->cli_order >= 0) lua_pushstring(L, order_names[E->cli_order]);
+  else lua_pushnil(L);
+  return 2;
+}
+
+static int open_core(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+      {"spawn", l_spawn},         {"current", l_current},     {"suspend", l_suspend},
+      {"wake", l_wake},           {"cancel", l_cancel},       {"park", l_park},
+      {"yield_now", l_yield_now}, {"set_runner", l_set_runner}, {"run_start", l_run_start},
+      {"run_wait", l_run_wait},   {"run_drop", l_run_drop},   {"run_finish", l_run_finish},
+      {"exit", l_exit},           {"log", l_log},             {"defaults", l_defaults},
+      {"sleep", aq_lua_sleep},    {NULL, NULL}};
+  lua_newtable(L);
+  luaL_register(L, NULL, funcs);
+  lua_pushlightuserdata(L, engine(L));
+  lua_setfield(L, -2, "engine");
+  return 1;
+}
+
+void core_lua_open(lua_State *L) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "preload");
+  lua_pushcfunction(L, open_core);
+  lua_setfield(L, -2, "aqueue.core");
+  lua_pop(L, 2);
+  /* os.exit ends the engine cleanly instead of leaving the process mid-loop. */
+  lua_getglobal(L, "os");
+  lua_pushcfunction(L, l_exit);
+  lua_setfield(L, -2, "exit");
+  lua_pop(L, 1);
+}

@@ -1,0 +1,337 @@
+/*
+ * engine.c — the engine's life: the loop and the Lua state, loading the script
+ * as the main task, the resume driver, signals, shutdown and cleanup.
+ *
+ * The resume driver (on_driver) is the only caller of lua_resume. It runs from
+ * a uv_idle handle that is active exactly while some task is READY, so an
+ * engine with nothing runnable blocks in epoll_wait. It resumes ready tasks in
+ * order for at most one time slice, then lets the loop run timers and I/O.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "engine.h"
+
+/* How long the driver may run tasks before the loop gets control back. */
+#define SLICE_NS (10 * 1000 * 1000)
+
+static char engine_key; /* its address keys the engine in the Lua registry */
+
+aq_engine *aq_engine_from_lua(lua_State *L) {
+  lua_pushlightuserdata(L, &engine_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  aq_engine *E = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return E;
+}
+
+uv_loop_t *aq_engine_loop(aq_engine *E) { return &E->loop; }
+
+uint64_t engine_now_ms(aq_engine *E) { return uv_now(&E->loop); }
+
+void engine_log(aq_engine *E, const char *text, size_t len) {
+  (void)E;
+  fwrite(text, 1, len, stderr);
+  if (len == 0 || text[len - 1] != '\n') fputc('\n', stderr);
+  fflush(stderr);
+}
+
+/* --- errors --- */
+
+/* The text of an error value at idx: strings and numbers as they are, other
+ * values through a protected tostring (so __tostring is honoured and cannot
+ * raise here). Pushes the text on L and returns it. */
+static const char *error_text(lua_State *L, int idx) {
+  idx = lua_gettop(L) + 1 + idx;
+  int t = lua_type(L, idx);
+  if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+    lua_pushvalue(L, idx);
+    return lua_tostring(L, -1);
+  }
+  if (t != LUA_TNIL) {
+    lua_getglobal(L, "tostring");
+    lua_pushvalue(L, idx);
+    if (lua_pcall(L, 1, 1, 0) == 0 && lua_type(L, -1) == LUA_TSTRING) return lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  return lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
+}
+
+/* The main task raised: print its message and the traceback of where. */
+static void report_main_error(aq_engine *E, aq_task *t) {
+  lua_xmove(t->co, E->L, 1); /* the error value */
+  const char *msg = error_text(E->L, -1);
+  luaL_traceback(E->L, t->co, msg, 0);
+  size_t len;
+  const char *text = lua_tolstring(E->L, -1, &len);
+  engine_log(E, text, len);
+  lua_pop(E->L, 3);
+  E->had_failures = 1;
+}
+
+/* --- the resume driver --- */
+
+static void engine_shutdown_now(aq_engine *E);
+
+/* Resumes one task and files it where its yield says it belongs. */
+static void resume(aq_engine *E, aq_task *t) {
+  int nargs = t->nresults;
+  t->nresults = 0;
+  t->status = AQ_TASK_RUNNING;
+  E->current = t;
+  int rc = lua_resume(t->co, nargs);
+  E->current = NULL;
+  if (rc == LUA_YIELD) {
+    /* aq_task_yield set WAITING, core.park PARKED, core.yield_now READY. A plain
+     * coroutine.yield() from task code leaves RUNNING: it just yields the turn. */
+    lua_settop(t->co, 0);
+    if (t->status == AQ_TASK_RUNNING) task_make_ready(t);
+    return;
+  }
+  if (rc != 0) {
+    if (t->kind == AQ_TASK_MAIN) {
+      report_main_error(E, t);
+    } else {
+      /* Runners and spawned tasks catch errors in Lua; reaching here is a bug
+       * in the engine's own Lua code. Say so loudly and stop. */
+      lua_xmove(t->co, E->L, 1);
+      fprintf(stderr, "aqueue: internal error in a task: %s\n", error_text(E->L, -1));
+      lua_pop(E->L, 2);
+      E->had_failures = 1;
+    }
+  }
+  task_destroy(t);
+  if (rc != 0) engine_request_shutdown(E, -1);
+}
+
+static void on_driver(uv_idle_t *handle) {
+  aq_engine *E = handle->data;
+  E->slice_deadline = uv_hrtime() + SLICE_NS;
+  aq_task *t;
+  while (!E->shutdown && (t = task_list_pop(&E->ready))) {
+    resume(E, t);
+    sched_dispatch(E);
+    if (uv_hrtime() >= E->slice_deadline) break;
+  }
+  if (E->shutdown) {
+    engine_shutdown_now(E);
+    return;
+  }
+  if (E->ready.len == 0) uv_idle_stop(handle);
+}
+
+/* --- stopping --- */
+
+void engine_request_shutdown(aq_engine *E, int exit_code) {
+  if (exit_code >= 0 && E->exit_code < 0) E->exit_code = exit_code;
+  if (E->shutdown) return;
+  E->shutdown = 1;
+  if (!E->current) engine_shutdown_now(E);
+  else if (!uv_is_active((uv_handle_t *)&E->driver)) uv_idle_start(&E->driver, on_driver);
+}
+
+/* Cancels every task. Their cancel hooks close what they had started, so the
+ * loop then ends by itself once those handles are closed. */
+static void engine_shutdown_now(aq_engine *E) {
+  E->shutdown = 1;
+  uv_idle_stop(&E->driver);
+  for (uint32_t i = 0; i < E->tasks_cap; i++)
+    if (E->tasks[i]) task_destroy(E->tasks[i]);
+  if (E->sched.active && !E->summary_printed) {
+    E->summary_printed = 1;
+    E->sched.stopping = 1; /* the summary says "interrupted" */
+    sched_print_summary(E);
+  }
+}
+
+static void on_signal(uv_signal_t *handle, int signum) {
+  aq_engine *E = handle->data;
+  if (signum == SIGINT && ++E->sigint_count == 1 && E->sched.active && !E->sched.stopping) {
+    /* Graceful: no new items start; the task in run_wait hears "stopping". */
+    E->exit_code = AQ_EXIT_INTERRUPTED;
+    E->sched.stopping = 1;
+    aq_task *w = E->sched.waiter;
+    if (w) {
+      E->sched.waiter = NULL;
+      lua_pushliteral(w->co, "stopping");
+      aq_task_resume(w, 1);
+    }
+    static const char msg[] = "aqueue: interrupted: letting running items finish (Ctrl-C again to stop now)";
+    engine_log(E, msg, sizeof msg - 1);
+    return;
+  }
+  E->exit_code = signum == SIGINT ? AQ_EXIT_INTERRUPTED : 128 + signum;
+  engine_request_shutdown(E, E->exit_code);
+}
+
+/* --- life --- */
+
+/* The folder of the Lua library: the source tree's lua/ for a binary in the
+ * build tree, else <bindir>/../share/aqueue/lua next to an installed binary. */
+static void lua_library_dir(char *out, size_t size) {
+  char exe[4096], dir[4096];
+  size_t len = sizeof exe;
+  if (uv_exepath(exe, &len) != 0) {
+    snprintf(out, size, "%s", AQUEUE_SOURCE_LUA_DIR);
+    return;
+  }
+  char *slash = strrchr(exe, '/');
+  if (slash) *slash = '\0';
+  char *real_build = realpath(AQUEUE_BUILD_DIR, NULL);
+  int in_build_tree = real_build && realpath(exe, dir) && strcmp(dir, real_build) == 0;
+  free(real_build);
+  if (in_build_tree) snprintf(out, size, "%s", AQUEUE_SOURCE_LUA_DIR);
+  else snprintf(out, size, "%s/%s", exe, AQUEUE_LUA_RELATIVE_DIR);
+}
+
+static void set_package_path(lua_State *L) {
+  char dir[8192];
+  lua_library_dir(dir, sizeof dir);
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "path");
+  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir, lua_tostring(L, -1));
+  lua_setfield(L, -3, "path");
+  lua_pop(L, 2);
+}
+
+aq_engine *engine_create(void) {
+  aq_engine *E = calloc(1, sizeof *E);
+  if (!E) return NULL;
+  E->exit_code = -1;
+  E->cli_order = -1;
+  E->runner_fn_ref = LUA_NOREF;
+  int err = uv_loop_init(&E->loop);
+  if (err) {
+    fprintf(stderr, "aqueue-run: cannot create the event loop: %s\n", uv_strerror(err));
+    free(E);
+    return NULL;
+  }
+  E->L = luaL_newstate();
+  if (!E->L) {
+    fprintf(stderr, "aqueue-run: cannot create the Lua state (out of memory)\n");
+    uv_loop_close(&E->loop);
+    free(E);
+    return NULL;
+  }
+  luaL_openlibs(E->L);
+  set_package_path(E->L);
+  lua_pushlightuserdata(E->L, &engine_key);
+  lua_pushlightuserdata(E->L, E);
+  lua_rawset(E->L, LUA_REGISTRYINDEX);
+  sched_init(&E->sched);
+
+  uv_idle_init(&E->loop, &E->driver);
+  E->driver.data = E;
+  E->driver.idle_cb = on_driver;
+  /* Signals never keep the loop alive on their own. */
+  uv_signal_init(&E->loop, &E->sigint);
+  uv_signal_init(&E->loop, &E->sigterm);
+  E->sigint.data = E->sigterm.data = E;
+  uv_signal_start(&E->sigint, on_signal, SIGINT);
+  uv_signal_start(&E->sigterm, on_signal, SIGTERM);
+  uv_unref((uv_handle_t *)&E->sigint);
+  uv_unref((uv_handle_t *)&E->sigterm);
+
+  core_lua_open(E->L);
+  return E;
+}
+
+/* Sets the global `arg` the way luajit does: arg[0] the script, arg[1..] its
+ * arguments, negative indexes the interpreter and its options. */
+static void set_arg_global(lua_State *L, int argc, char **argv, int script_index) {
+  lua_createtable(L, argc - script_index, script_index + 1);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script_index);
+  }
+  lua_setglobal(L, "arg");
+}
+
+int engine_load_script(aq_engine *E, const char *path, int argc, char **argv, int script_index) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    fprintf(stderr, "aqueue-run: cannot open %s: %s\n", path, strerror(errno));
+    return AQ_EXIT_USAGE;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "aqueue-run: %s is a directory, not a Lua script\n", path);
+    return AQ_EXIT_USAGE;
+  }
+  if (access(path, R_OK) != 0) {
+    fprintf(stderr, "aqueue-run: cannot read %s: %s\n", path, strerror(errno));
+    return AQ_EXIT_USAGE;
+  }
+  set_arg_global(E->L, argc, argv, script_index);
+  int rc = luaL_loadfile(E->L, path);
+  if (rc != 0) {
+    /* LuaJIT already says "file:line: message". */
+    fprintf(stderr, "%s\n", lua_tostring(E->L, -1));
+    lua_pop(E->L, 1);
+    return rc == LUA_ERRSYNTAX ? AQ_EXIT_FAILED : AQ_EXIT_USAGE;
+  }
+  int nargs = argc - script_index - 1;
+  luaL_checkstack(E->L, nargs, "too many script arguments");
+  for (int i = script_index + 1; i < argc; i++) lua_pushstring(E->L, argv[i]);
+  E->main_task = task_create(E, AQ_TASK_MAIN, E->L, nargs);
+  if (!E->main_task) {
+    fprintf(stderr, "aqueue-run: out of memory\n");
+    return AQ_EXIT_FAILED;
+  }
+  return 0;
+}
+
+static void report_stuck_tasks(aq_engine *E) {
+  uint32_t stuck = 0;
+  for (uint32_t i = 0; i < E->tasks_cap; i++) {
+    aq_task *t = E->tasks[i];
+    if (t && t->status != AQ_TASK_PARKED) stuck++;
+  }
+  if (stuck > 0) {
+    fprintf(stderr,
+            "aqueue: %u task%s still waiting with nothing left that could wake %s; "
+            "cancelled\n",
+            stuck, stuck == 1 ? " was" : "s were", stuck == 1 ? "it" : "them");
+    E->had_failures = 1;
+  }
+}
+
+int engine_run(aq_engine *E) {
+  uv_run(&E->loop, UV_RUN_DEFAULT);
+  /* The loop ran dry. Anything still waiting can never be woken. */
+  if (!E->shutdown) report_stuck_tasks(E);
+  engine_shutdown_now(E);
+  uv_run(&E->loop, UV_RUN_DEFAULT); /* close callbacks of the cancelled work */
+  if (E->exit_code >= 0) return E->exit_code;
+  return E->had_failures ? AQ_EXIT_FAILED : AQ_EXIT_OK;
+}
+
+static void on_walk_close(uv_handle_t *handle, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(handle)) uv_close(handle, NULL);
+}
+
+void engine_destroy(aq_engine *E) {
+  engine_shutdown_now(E);
+  sched_free(&E->sched);
+  if (E->runner_fn_ref != LUA_NOREF) luaL_unref(E->L, LUA_REGISTRYINDEX, E->runner_fn_ref);
+  lua_close(E->L);
+  /* The engine's own handles; a binding's handle left open would be a bug,
+   * and closing it here keeps the loop closable. */
+  uv_walk(&E->loop, on_walk_close, NULL);
+  uv_run(&E->loop, UV_RUN_DEFAULT);
+  int err = uv_loop_close(&E->loop);
+  if (err) fprintf(stderr, "aqueue: internal error: the event loop did not close: %s\n", uv_strerror(err));
+  free(E->tasks);
+  free(E->task_gens);
+  free(E->free_indexes);
+  free(E);
+}

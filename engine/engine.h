@@ -1,0 +1,83 @@
+/*
+ * engine.h — the engine: one libuv loop, one LuaJIT state, the task table, the
+ * ready list with its resume driver, signals, and the current run's scheduler.
+ *
+ * One engine per process. Everything here runs on the loop thread.
+ */
+#ifndef AQ_ENGINE_H
+#define AQ_ENGINE_H
+
+#include <stdint.h>
+#include <lua.h>
+#include <uv.h>
+
+#include "aqueue.h"
+#include "scheduler.h"
+#include "task.h"
+
+/* Exit statuses (SPEC section 3). */
+enum { AQ_EXIT_OK = 0, AQ_EXIT_FAILED = 1, AQ_EXIT_USAGE = 2, AQ_EXIT_INTERRUPTED = 130 };
+
+struct aq_engine {
+  uv_loop_t loop;
+  lua_State *L;          /* the main state: never a task, never resumed */
+  uv_idle_t driver;      /* active exactly while the ready list is not empty */
+  uv_signal_t sigint, sigterm;
+
+  aq_task *current;      /* the task inside lua_resume, NULL otherwise */
+  aq_task *main_task;
+
+  aq_task **tasks;       /* index -> live task or NULL */
+  uint32_t *task_gens;   /* index -> generation of the last task there */
+  uint32_t tasks_cap;
+  uint32_t *free_indexes; /* stack of free indexes into tasks */
+  uint32_t nfree_indexes;
+  uint32_t live_tasks;   /* tasks not destroyed (parked runners included) */
+
+  aq_task_list ready;    /* READY tasks, resumed in order by the driver */
+  aq_task_list parked;   /* runners without work, reused before new ones */
+  int runner_fn_ref;     /* the Lua function every runner runs */
+
+  aq_sched sched;
+
+  int sigint_count;
+  int shutdown;          /* cancel every task and leave the loop */
+  int exit_code;         /* set by os.exit or a signal; -1 until then */
+  int summary_printed;   /* the interrupted run's summary is out */
+  int had_failures;      /* an item or hook failed, or the main task raised */
+  int32_t cli_workers;   /* -w: num_workers when run_queue does not say; 0 unset */
+  int cli_order;         /* --order: an aq_order, -1 unset */
+  uint64_t slice_deadline; /* the driver yields to the loop after this (hrtime) */
+};
+
+/* Creates the engine: loop, Lua state with the standard libraries, the
+ * `aqueue.core` module, signals. Returns NULL (with a message on stderr) when
+ * the loop or the state cannot be created. */
+aq_engine *engine_create(void);
+
+/* Loads `path` as the main task with the script arguments. Returns 0, or a
+ * non-zero exit status after printing why (unreadable file, syntax error). */
+int engine_load_script(aq_engine *E, const char *path, int argc, char **argv, int script_index);
+
+/* Runs the loop until every task has ended; returns the exit status. */
+int engine_run(aq_engine *E);
+
+/* Cancels what is left, closes every handle, the Lua state and the loop. */
+void engine_destroy(aq_engine *E);
+
+/* Asks for an immediate stop (second Ctrl-C, os.exit, a fatal error): every task
+ * is cancelled when the driver next gets control. */
+void engine_request_shutdown(aq_engine *E, int exit_code);
+
+/* Writes a line for the user (stderr for now; the display will route it). */
+void engine_log(aq_engine *E, const char *text, size_t len);
+
+/* Loop time in milliseconds (uv_now). */
+uint64_t engine_now_ms(aq_engine *E);
+
+/* Registers the Lua module `aqueue.core` in package.preload (core_lua.c). */
+void core_lua_open(lua_State *L);
+/* aqueue.sleep, used by core_lua.c (sleep.c). */
+int aq_lua_sleep(lua_State *L);
+
+#endif

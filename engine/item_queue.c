@@ -1,0 +1,93 @@
+/* item_queue.c — stack, ring and heap behind aq_item_queue (see item_queue.h). */
+#include "item_queue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void aq_item_queue_init(aq_item_queue *q, aq_order order) {
+  memset(q, 0, sizeof *q);
+  q->order = order;
+}
+
+void aq_item_queue_free(aq_item_queue *q) {
+  free(q->ids);
+  free(q->heap);
+  aq_item_queue_init(q, q->order);
+}
+
+/* Doubles the buffer; for the ring, unwraps it so the oldest id is at 0. */
+static int grow(aq_item_queue *q) {
+  size_t cap = q->cap ? q->cap * 2 : 64;
+  if (q->order == AQ_ORDER_PRIORITY) {
+    aq_heap_entry *heap = realloc(q->heap, cap * sizeof *heap);
+    if (!heap) return -1;
+    q->heap = heap;
+  } else {
+    int32_t *ids = malloc(cap * sizeof *ids);
+    if (!ids) return -1;
+    for (size_t i = 0; i < q->len; i++) ids[i] = q->ids[(q->head + i) % q->cap] /* len > 0 implies cap > 0 */;
+    free(q->ids);
+    q->ids = ids;
+    q->head = 0;
+  }
+  q->cap = cap;
+  return 0;
+}
+
+/* Heap order: lower priority first, then earlier arrival. */
+static int heap_before(const aq_heap_entry *a, const aq_heap_entry *b) {
+  if (a->priority != b->priority) return a->priority < b->priority;
+  return a->seq < b->seq;
+}
+
+static void heap_push(aq_item_queue *q, int32_t id, double priority) {
+  aq_heap_entry e = {priority, q->seq++, id};
+  size_t i = q->len++;
+  while (i > 0) {
+    size_t parent = (i - 1) / 2;
+    if (!heap_before(&e, &q->heap[parent])) break;
+    q->heap[i] = q->heap[parent];
+    i = parent;
+  }
+  q->heap[i] = e;
+}
+
+static int32_t heap_pop(aq_item_queue *q) {
+  int32_t top = q->heap[0].id;
+  aq_heap_entry last = q->heap[--q->len];
+  size_t i = 0;
+  for (;;) {
+    size_t child = 2 * i + 1;
+    if (child >= q->len) break;
+    if (child + 1 < q->len && heap_before(&q->heap[child + 1], &q->heap[child])) child++;
+    if (!heap_before(&q->heap[child], &last)) break;
+    q->heap[i] = q->heap[child];
+    i = child;
+  }
+  if (q->len > 0) q->heap[i] = last;
+  return top;
+}
+
+int aq_item_queue_push(aq_item_queue *q, int32_t id, double priority) {
+  if (q->len == q->cap && grow(q) != 0) return -1;
+  switch (q->order) {
+  case AQ_ORDER_PRIORITY: heap_push(q, id, priority); break;
+  case AQ_ORDER_FIFO: q->ids[(q->head + q->len++) % q->cap] = id; break;
+  case AQ_ORDER_LIFO: q->ids[q->len++] = id; break;
+  }
+  return 0;
+}
+
+int aq_item_queue_pop(aq_item_queue *q, int32_t *id) {
+  if (q->len == 0) return 0;
+  switch (q->order) {
+  case AQ_ORDER_PRIORITY: *id = heap_pop(q); break;
+  case AQ_ORDER_FIFO:
+    *id = q->ids[q->head];
+    q->head = (q->head + 1) % q->cap;
+    q->len--;
+    break;
+  case AQ_ORDER_LIFO: *id = q->ids[--q->len]; break;
+  }
+  return 1;
+}

@@ -1,0 +1,28 @@
+/* main.c — aqueue-run: parse the command line, run the script on the engine. */
+#include <stdio.h>
+
+#include "cli.h"
+#include "engine.h"
+
+int main(int argc, char **argv) {
+  aq_cli cli;
+  int status = cli_parse(argc, argv, &cli);
+  if (status != 0) return status;
+  if (cli.show_help) {
+    cli_print_help();
+    return 0;
+  }
+  if (cli.show_version) {
+    cli_print_version();
+    return 0;
+  }
+  aq_engine *E = engine_create();
+  if (!E) return AQ_EXIT_FAILED;
+  E->cli_workers = cli.workers;
+  E->cli_order = cli.order;
+  status = engine_load_script(E, argv[cli.script_index], argc, argv, cli.script_index);
+  if (status == 0) status = engine_run(E);
+  engine_destroy(E);
+  fflush(stdout);
+  return status;
+}

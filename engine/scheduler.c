@@ -1,0 +1,431 @@
+/*
+ * scheduler.c — item records, the item tree, worker slots and jobs of one run
+ * (see scheduler.h for the model).
+ *
+ * Completion walks up the tree without recursion: when an item's count of open
+ * things reaches zero, its hook is queued (if it has one) or it is finalized,
+ * which closes one open thing of its parent, and so on. Each item is finalized
+ * exactly once, so each hook runs exactly once.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+/* Every so many takes the runner checks whether its time slice is over. */
+#define TAKE_CHECK_EVERY 32
+
+void sched_init(aq_sched *s) {
+  memset(s, 0, sizeof *s);
+  aq_item_queue_init(&s->queued, AQ_ORDER_LIFO);
+  aq_item_queue_init(&s->hooks, AQ_ORDER_FIFO);
+}
+
+void sched_free(aq_sched *s) {
+  sched_run_finish(s);
+  for (int32_t i = 0; i < s->nclasses; i++) free(s->classes[i].name);
+  free(s->classes);
+  s->classes = NULL;
+  s->nclasses = s->classes_cap = 0;
+}
+
+int sched_run_start(aq_sched *s, int32_t num_workers, aq_order order) {
+  s->slots = calloc((size_t)num_workers, sizeof *s->slots);
+  s->free_slots = malloc((size_t)num_workers * sizeof *s->free_slots);
+  if (!s->slots || !s->free_slots) {
+    free(s->slots);
+    free(s->free_slots);
+    s->slots = NULL;
+    s->free_slots = NULL;
+    return -1;
+  }
+  s->num_workers = num_workers;
+  /* free slots are a stack: slot 0 is handed out first */
+  for (int32_t i = 0; i < num_workers; i++) s->free_slots[i] = num_workers - 1 - i;
+  s->nfree_slots = num_workers;
+  s->order = order;
+  aq_item_queue_init(&s->queued, order);
+  aq_item_queue_init(&s->hooks, AQ_ORDER_FIFO);
+  s->next_id = 1;
+  s->free_head = 0;
+  s->live_items = s->running_jobs = 0;
+  s->processed = s->failed = s->retried = s->enqueued = s->dropped = s->cancelled = 0;
+  s->overall_total = s->overall_done = 0;
+  for (int32_t i = 0; i < s->nclasses; i++) {
+    aq_class_stats *c = &s->classes[i];
+    c->queued = c->running = c->done = c->failed = c->max_queued = 0;
+  }
+  s->started_ns = uv_hrtime();
+  s->stopping = 0;
+  s->active = 1;
+  return 0;
+}
+
+void sched_run_finish(aq_sched *s) {
+  free(s->items);
+  s->items = NULL;
+  s->items_cap = 0;
+  aq_item_queue_free(&s->queued);
+  aq_item_queue_free(&s->hooks);
+  free(s->reaped);
+  s->reaped = NULL;
+  s->nreaped = s->reaped_cap = 0;
+  free(s->slots);
+  free(s->free_slots);
+  s->slots = NULL;
+  s->free_slots = NULL;
+  s->nfree_slots = s->num_workers = 0;
+  s->slot_waiters = (aq_task_list){0};
+  s->active = 0;
+}
+
+int sched_run_finished(const aq_sched *s) {
+  if (!s->active) return 1;
+  if (s->stopping)
+    return s->running_jobs == 0 && aq_item_queue_len(&s->hooks) == 0 && s->slot_waiters.len == 0 &&
+           aq_item_queue_len(&s->queued) == 0;
+  return s->live_items == 0;
+}
+
+/* Wakes the task in run_wait when the run has finished. */
+static void notify_if_finished(aq_engine *E) {
+  aq_sched *s = &E->sched;
+  if (s->waiter && sched_run_finished(s)) {
+    aq_task *w = s->waiter;
+    s->waiter = NULL;
+    lua_pushliteral(w->co, "done");
+    aq_task_resume(w, 1);
+  }
+}
+
+/* --- slots --- */
+
+static void give_slot(aq_engine *E, aq_task *t) {
+  aq_sched *s = &E->sched;
+  int32_t slot = s->free_slots[--s->nfree_slots];
+  s->slots[slot].task = t;
+  s->slots[slot].started = engine_now_ms(E);
+  t->slot = slot;
+}
+
+void sched_release_slot(aq_engine *E, aq_task *t) {
+  aq_sched *s = &E->sched;
+  if (t->slot < 0) return;
+  if (s->slots) {
+    s->slots[t->slot].task = NULL;
+    s->free_slots[s->nfree_slots++] = t->slot;
+  }
+  t->slot = -1;
+}
+
+void sched_slot_wanted(aq_engine *E, aq_task *t) {
+  aq_sched *s = &E->sched;
+  t->wants_slot = 0;
+  if (!s->active) { /* the run is over: nothing to hold a slot of */
+    task_make_ready(t);
+    return;
+  }
+  t->status = AQ_TASK_WAITING;
+  task_list_push(&s->slot_waiters, t);
+  sched_dispatch(E);
+}
+
+static int has_job(const aq_sched *s) {
+  return aq_item_queue_len(&s->hooks) > 0 || (!s->stopping && aq_item_queue_len(&s->queued) > 0);
+}
+
+/* Creates a runner task running the Lua runner function; NULL on failure. */
+static aq_task *new_runner(aq_engine *E) {
+  lua_rawgeti(E->L, LUA_REGISTRYINDEX, E->runner_fn_ref);
+  aq_task *t = task_create(E, AQ_TASK_RUNNER, E->L, 0);
+  if (!t) lua_pop(E->L, 1);
+  return t;
+}
+
+void sched_dispatch(aq_engine *E) {
+  aq_sched *s = &E->sched;
+  if (!s->active) return;
+  while (s->nfree_slots > 0) {
+    aq_task *t = task_list_pop(&s->slot_waiters);
+    if (t) {
+      give_slot(E, t);
+      task_make_ready(t);
+      continue;
+    }
+    if (!has_job(s)) break;
+    t = task_list_pop(&E->parked);
+    if (t) task_make_ready(t);
+    else if (!(t = new_runner(E))) break; /* out of memory: the running workers go on */
+    give_slot(E, t);
+  }
+}
+
+/* --- item records --- */
+
+static aq_item_rec *rec(aq_sched *s, int32_t id) { return &s->items[id]; }
+
+static int32_t new_item_id(aq_sched *s) {
+  if (s->free_head) {
+    int32_t id = s->free_head;
+    s->free_head = s->items[id].parent;
+    return id;
+  }
+  if (s->next_id >= s->items_cap) {
+    int32_t cap = s->items_cap ? s->items_cap * 2 : 1024;
+    aq_item_rec *items = realloc(s->items, (size_t)cap * sizeof *items);
+    if (!items) return -1;
+    memset(items + s->items_cap, 0, (size_t)(cap - s->items_cap) * sizeof *items);
+    s->items = items;
+    s->items_cap = cap;
+  }
+  return s->next_id++;
+}
+
+/* Frees an item record. Its id is reused only after recycle_id. */
+static void release_record(aq_sched *s, int32_t id) {
+  aq_item_rec *r = rec(s, id);
+  r->state = AQ_ITEM_FREE;
+  r->gen++;
+  s->live_items--;
+}
+
+static void recycle_id(aq_sched *s, int32_t id) {
+  s->items[id].parent = s->free_head;
+  s->free_head = id;
+}
+
+/* Frees an item record and hands its id to Lua, which releases the item table
+ * (aq__sched_reap) before the id can name another item. */
+static void free_item(aq_sched *s, int32_t id) {
+  release_record(s, id);
+  if (s->nreaped == s->reaped_cap) {
+    int32_t cap = s->reaped_cap ? s->reaped_cap * 2 : 64;
+    int32_t *r = realloc(s->reaped, (size_t)cap * sizeof *r);
+    if (!r) {
+      /* Lua keeps the item table until the id is reused or the run ends. */
+      recycle_id(s, id);
+      return;
+    }
+    s->reaped = r;
+    s->reaped_cap = cap;
+  }
+  s->reaped[s->nreaped++] = id;
+}
+
+/* One open thing of `id` finished: walk up while subtrees complete. */
+static void close_one(aq_sched *s, int32_t id) {
+  while (id) {
+    aq_item_rec *r = rec(s, id);
+    if (--r->pending > 0) return;
+    if (r->flags & AQ_ITEM_HAS_HOOK) {
+      r->state = AQ_ITEM_HOOK_QUEUED;
+      if (aq_item_queue_push(&s->hooks, id, 0) == 0) return;
+      /* out of memory for the hook queue: the hook cannot run; finalize */
+      fprintf(stderr, "aqueue: out of memory: after_children_processed of item %d skipped\n", id);
+    }
+    int32_t parent = r->parent;
+    free_item(s, id);
+    id = parent;
+  }
+}
+
+/* --- FFI hot path --- */
+
+int32_t aq__sched_class_add(aq_engine *E, const char *name) {
+  aq_sched *s = &E->sched;
+  if (s->nclasses == s->classes_cap) {
+    int32_t cap = s->classes_cap ? s->classes_cap * 2 : 16;
+    if (cap > 65535) return -1;
+    aq_class_stats *c = realloc(s->classes, (size_t)cap * sizeof *c);
+    if (!c) return -1;
+    s->classes = c;
+    s->classes_cap = cap;
+  }
+  char *copy = strdup(name);
+  if (!copy) return -1;
+  aq_class_stats *c = &s->classes[s->nclasses];
+  memset(c, 0, sizeof *c);
+  c->name = copy;
+  return s->nclasses++;
+}
+
+/* Returns the new id (> 0), or: -1 out of memory, -2 the run is stopping,
+ * -3 the parent's subtree already completed, -4 no run is active. */
+int32_t aq__sched_enqueue(aq_engine *E, int32_t parent, int32_t class_id, double priority, int32_t flags) {
+  aq_sched *s = &E->sched;
+  if (!s->active) return -4;
+  if (s->stopping) return -2;
+  if (parent) {
+    uint8_t st = rec(s, parent)->state;
+    if (st == AQ_ITEM_FREE || st == AQ_ITEM_HOOK_QUEUED || st == AQ_ITEM_HOOK_RUNNING) return -3;
+  }
+  int32_t id = new_item_id(s);
+  if (id < 0) return -1;
+  if (aq_item_queue_push(&s->queued, id, priority) != 0) {
+    recycle_id(s, id);
+    return -1;
+  }
+  aq_item_rec *r = rec(s, id);
+  r->parent = parent;
+  r->pending = 1;
+  r->class_id = (uint16_t)class_id;
+  r->flags = (uint8_t)flags;
+  r->state = AQ_ITEM_QUEUED;
+  if (parent) rec(s, parent)->pending++;
+  s->live_items++;
+  s->enqueued++;
+  if (flags & AQ_ITEM_TRACK_OVERALL) s->overall_total++;
+  aq_class_stats *c = &s->classes[class_id];
+  if (++c->queued > c->max_queued) c->max_queued = c->queued;
+  return id;
+}
+
+/* Returns the next job for the running runner (id*2 process, id*2+1 hook),
+ * 0 when there is none (the runner parks), -1 when its time slice is over (it
+ * yields to the loop and asks again). */
+int32_t aq__sched_take(aq_engine *E) {
+  aq_sched *s = &E->sched;
+  aq_task *t = E->current;
+  t->job = 0;
+  if ((++s->take_count % TAKE_CHECK_EVERY) == 0 && uv_hrtime() >= E->slice_deadline) return -1;
+  int32_t id;
+  int32_t job;
+  if (aq_item_queue_pop(&s->hooks, &id)) {
+    rec(s, id)->state = AQ_ITEM_HOOK_RUNNING;
+    job = id * 2 + 1;
+  } else if (!s->stopping && aq_item_queue_pop(&s->queued, &id)) {
+    aq_item_rec *r = rec(s, id);
+    r->state = AQ_ITEM_RUNNING;
+    aq_class_stats *c = &s->classes[r->class_id];
+    c->queued--;
+    c->running++;
+    job = id * 2;
+  } else {
+    return 0;
+  }
+  s->running_jobs++;
+  s->slots[t->slot].started = engine_now_ms(E);
+  t->desc_len = 0;
+  t->job = job;
+  return job;
+}
+
+void aq__sched_process_done(aq_engine *E, int32_t id, int32_t ok) {
+  aq_sched *s = &E->sched;
+  aq_item_rec *r = rec(s, id);
+  aq_class_stats *c = &s->classes[r->class_id];
+  c->running--;
+  if (ok) {
+    c->done++;
+    s->processed++;
+  } else {
+    c->failed++;
+    s->failed++;
+    E->had_failures = 1;
+  }
+  if (r->flags & AQ_ITEM_TRACK_OVERALL) s->overall_done++;
+  r->state = AQ_ITEM_OPEN;
+  s->running_jobs--;
+  E->current->job = 0;
+  close_one(s, id);
+  notify_if_finished(E);
+}
+
+void aq__sched_hook_done(aq_engine *E, int32_t id, int32_t ok) {
+  aq_sched *s = &E->sched;
+  aq_item_rec *r = rec(s, id);
+  if (!ok) {
+    s->classes[r->class_id].failed++;
+    s->failed++;
+    E->had_failures = 1;
+  }
+  s->running_jobs--;
+  E->current->job = 0;
+  int32_t parent = r->parent;
+  free_item(s, id);
+  close_one(s, parent);
+  notify_if_finished(E);
+}
+
+void sched_job_abandoned(aq_engine *E, aq_task *t) {
+  aq_sched *s = &E->sched;
+  int32_t job = t->job;
+  t->job = 0;
+  if (!s->active || !job) return;
+  int32_t id = job / 2;
+  aq_item_rec *r = rec(s, id);
+  if (job % 2 == 0) s->classes[r->class_id].running--;
+  s->cancelled++;
+  s->running_jobs--;
+  /* The item stays open: its subtree cannot complete in this run. */
+  notify_if_finished(E);
+}
+
+void sched_drop_queued(aq_engine *E, void (*dropped)(int32_t id, void *ud), void *ud) {
+  aq_sched *s = &E->sched;
+  int32_t id;
+  while (aq_item_queue_pop(&s->queued, &id)) {
+    aq_item_rec *r = rec(s, id);
+    s->classes[r->class_id].queued--;
+    s->dropped++;
+    /* Its parent stays open: that subtree did not finish in this run. */
+    release_record(s, id);
+    recycle_id(s, id);
+    dropped(id, ud);
+  }
+  notify_if_finished(E);
+}
+
+/* Returns a finalized id whose item table Lua should release, 0 when none. */
+int32_t aq__sched_reap(aq_engine *E) {
+  aq_sched *s = &E->sched;
+  if (s->nreaped == 0) return 0;
+  int32_t id = s->reaped[--s->nreaped];
+  recycle_id(s, id);
+  return id;
+}
+
+int32_t aq__sched_reaped_count(aq_engine *E) { return E->sched.nreaped; }
+
+uint32_t aq__sched_item_gen(aq_engine *E, int32_t id) { return E->sched.items[id].gen; }
+
+/* 1 when the process() of the item (id, gen) has finished (or the item is gone). */
+int32_t aq__sched_item_finished(aq_engine *E, int32_t id, uint32_t gen) {
+  aq_sched *s = &E->sched;
+  if (!s->active || id >= s->items_cap) return 1;
+  aq_item_rec *r = rec(s, id);
+  if (r->gen != gen) return 1;
+  return r->state != AQ_ITEM_QUEUED && r->state != AQ_ITEM_RUNNING;
+}
+
+int32_t aq__sched_current_job(aq_engine *E) { return E->current ? E->current->job : 0; }
+
+void aq__sched_set_desc(aq_engine *E, const char *text, size_t len) {
+  aq_task *t = E->current;
+  if (!t) return;
+  if (len + 1 > t->desc_cap) {
+    size_t cap = len + 1 < 64 ? 64 : len + 1;
+    char *d = realloc(t->desc, cap);
+    if (!d) return; /* the worker row keeps its old text */
+    t->desc = d;
+    t->desc_cap = cap;
+  }
+  memcpy(t->desc, text, len);
+  t->desc[len] = '\0';
+  t->desc_len = len;
+}
+
+void sched_print_summary(aq_engine *E) {
+  aq_sched *s = &E->sched;
+  double elapsed = (double)(uv_hrtime() - s->started_ns) / 1e9;
+  int64_t finished = s->processed + s->failed;
+  char line[256];
+  int n = snprintf(line, sizeof line, "aqueue: %lld processed, %lld failed", (long long)s->processed,
+                   (long long)s->failed);
+  if (s->cancelled > 0) n += snprintf(line + n, sizeof line - (size_t)n, ", %lld cancelled", (long long)s->cancelled);
+  if (s->dropped > 0) n += snprintf(line + n, sizeof line - (size_t)n, ", %lld not started", (long long)s->dropped);
+  n += snprintf(line + n, sizeof line - (size_t)n, " in %.2f s (%.0f items/s)%s", elapsed,
+                elapsed > 0 ? (double)finished / elapsed : 0.0, s->stopping ? ", interrupted" : "");
+  engine_log(E, line, (size_t)n);
+}

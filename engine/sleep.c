@@ -1,0 +1,53 @@
+/*
+ * sleep.c — aqueue.sleep(seconds): the first yielding binding, and the model
+ * for the others. It uses only the public API of aqueue.h.
+ *
+ * Ownership: the sleep_req (and its uv timer) belongs to this file from
+ * l_sleep until the timer's close callback frees it. Exactly one of on_timer
+ * (the task resumes) or cancel_sleep (the task was cancelled) starts the close.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include <lauxlib.h>
+
+#include "aqueue.h"
+
+typedef struct {
+  uv_timer_t timer;
+  aq_task *task;
+} sleep_req;
+
+static void on_closed(uv_handle_t *handle) { free(handle->data); }
+
+static void on_timer(uv_timer_t *timer) {
+  sleep_req *req = timer->data;
+  aq_task_resume(req->task, 0);
+  uv_close((uv_handle_t *)timer, on_closed);
+}
+
+static void cancel_sleep(aq_task *task, void *data) {
+  (void)task;
+  sleep_req *req = data;
+  uv_close((uv_handle_t *)&req->timer, on_closed); /* closing also stops it */
+}
+
+/* aqueue.sleep(seconds): yields for that long (rounded up to the millisecond;
+ * 0 or less gives other tasks a turn). Raises on a non-number or NaN. */
+int aq_lua_sleep(lua_State *L) {
+  double seconds = luaL_checknumber(L, 1);
+  if (isnan(seconds)) return luaL_argerror(L, 1, "seconds is NaN");
+  aq_task *task = aq_task_current(L);
+  uv_loop_t *loop = aq_engine_loop(aq_engine_from_lua(L));
+  sleep_req *req = malloc(sizeof *req);
+  if (!req) return luaL_error(L, "out of memory");
+  uv_timer_init(loop, &req->timer);
+  req->timer.data = req;
+  req->task = task;
+  uint64_t ms = seconds <= 0 ? 0 : seconds >= 1e15 ? (uint64_t)1e15 : (uint64_t)ceil(seconds * 1000.0);
+  /* The loop's clock is from the start of this iteration; tasks may have run
+   * since, so read it again: a sleep never ends early. */
+  uv_update_time(loop);
+  uv_timer_start(&req->timer, on_timer, ms, 0);
+  return aq_task_yield(L, cancel_sleep, req);
+}

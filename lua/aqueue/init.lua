@@ -1,0 +1,25 @@
+-- aqueue: the Lua API (SPEC section 2). `local aqueue = require("aqueue")`.
+local core = require("aqueue.core")
+local item = require("aqueue.item")
+local handle = require("aqueue.handle")
+local run = require("aqueue.run_queue")
+
+local Item = item.Item
+
+-- The method forms of process's two arguments.
+function Item:enqueue(child)
+  return run.enqueue_child(self, child, 3)
+end
+
+function Item:set_desc(text)
+  run.set_desc(text)
+end
+
+return {
+  _VERSION = "0.1.0",
+  Item = Item,
+  run_queue = run.run_queue,
+  sleep = core.sleep,
+  spawn = handle.spawn,
+  json = require("cjson"),
+}

@@ -1,0 +1,101 @@
+-- aqueue.item: the Item class system.
+--
+--   local Page = aqueue.Item:extend("Page")   -- name required and unique
+--   Page{ url = u }     -- an instance with those fields: a table without a
+--                       -- metatable becomes the instance itself (no copy, so
+--                       -- creating items costs one setmetatable); any other
+--                       -- table (an existing item, an object) is copied
+--   Page(a, b)          -- with Page:init(a, b) defined, init builds the instance
+--
+-- A class is a table used as the metatable of its instances (`__index` is the
+-- class itself); classes inherit through the metatable of the class.
+local sched = require("aqueue.sched")
+local C, E = sched.C, sched.E
+
+local Item = {}
+Item.__index = Item
+Item.__name = "Item"
+Item.track_overall = false
+Item.priority = 0
+
+local classes = {} -- name -> class: the display and the state file use names
+
+local function instance_tostring(item)
+  return item.__name .. " item"
+end
+
+local function new_instance(cls, ...)
+  if rawget(cls, "__aq_class_id") == nil then
+    error("aqueue.Item is the base class: make your own with aqueue.Item:extend(\"Name\")", 2)
+  end
+  local obj = setmetatable({}, cls)
+  local init = cls.init
+  if init then
+    init(obj, ...)
+    return obj
+  end
+  local fields = ...
+  if fields ~= nil then
+    if type(fields) ~= "table" then
+      error(("%s{...} takes a table of fields, got %s"):format(cls.__name, type(fields)), 2)
+    end
+    if getmetatable(fields) == nil then
+      return setmetatable(fields, cls) -- adopt the fresh table: no copy
+    end
+    for k, v in pairs(fields) do -- an existing object: copy its fields
+      obj[k] = v
+    end
+  end
+  return obj
+end
+
+local function class_tostring(cls)
+  return "item class " .. cls.__name
+end
+
+-- Item:extend(name) -> a new class inheriting from self.
+function Item:extend(name)
+  if type(self) ~= "table" or rawget(self, "__index") ~= self then
+    error("use Class:extend(name), with a colon", 2)
+  end
+  if type(name) ~= "string" or name == "" then
+    error("Item:extend(name): the class name is required (a non-empty string)", 2)
+  end
+  if classes[name] then
+    error(("an item class named %q already exists: class names must be unique"):format(name), 2)
+  end
+  local id = C.aq__sched_class_add(E, name)
+  if id < 0 then
+    error("too many item classes", 2)
+  end
+  local cls = {
+    __name = name,
+    __aq_class_id = id,
+    __tostring = instance_tostring,
+    super = self,
+  }
+  cls.__index = cls
+  setmetatable(cls, { __index = self, __call = new_instance, __tostring = class_tostring })
+  classes[name] = cls
+  return cls
+end
+
+setmetatable(Item, { __call = new_instance, __tostring = class_tostring })
+
+-- The class table of an item instance, or nil when `value` is not one.
+local function class_of(value)
+  if type(value) ~= "table" then
+    return nil
+  end
+  local cls = getmetatable(value)
+  if type(cls) == "table" and rawget(cls, "__aq_class_id") then
+    return cls
+  end
+  return nil
+end
+
+return {
+  Item = Item,
+  class_of = class_of,
+  classes = classes,
+}

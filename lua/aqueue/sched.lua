@@ -1,0 +1,27 @@
+-- aqueue.sched: the scheduler's hot path (engine/scheduler.h) through the FFI.
+-- These calls are compiled by the JIT; they never call back into Lua.
+local ffi = require("ffi")
+local core = require("aqueue.core")
+
+ffi.cdef([[
+struct aq_engine;
+int32_t aq__sched_class_add(struct aq_engine *E, const char *name);
+int32_t aq__sched_enqueue(struct aq_engine *E, int32_t parent, int32_t class_id, double priority, int32_t flags);
+int32_t aq__sched_take(struct aq_engine *E);
+void aq__sched_process_done(struct aq_engine *E, int32_t id, int32_t ok);
+void aq__sched_hook_done(struct aq_engine *E, int32_t id, int32_t ok);
+int32_t aq__sched_reap(struct aq_engine *E);
+int32_t aq__sched_reaped_count(struct aq_engine *E);
+uint32_t aq__sched_item_gen(struct aq_engine *E, int32_t id);
+int32_t aq__sched_item_finished(struct aq_engine *E, int32_t id, uint32_t gen);
+int32_t aq__sched_current_job(struct aq_engine *E);
+void aq__sched_set_desc(struct aq_engine *E, const char *text, size_t len);
+]])
+
+return {
+  C = ffi.C,
+  E = ffi.cast("struct aq_engine *", core.engine),
+  -- item flags (AQ_ITEM_* in scheduler.h)
+  TRACK_OVERALL = 1,
+  HAS_HOOK = 2,
+}
