@@ -213,6 +213,12 @@ static int l_defaults(lua_State *L) {
   return 2;
 }
 
+/* core.now() -> seconds on a monotonic clock (for measuring durations). */
+static int l_now(lua_State *L) {
+  lua_pushnumber(L, (double)uv_hrtime() / 1e9);
+  return 1;
+}
+
 static int open_core(lua_State *L) {
   static const luaL_Reg funcs[] = {
       {"spawn", l_spawn},         {"current", l_current},     {"suspend", l_suspend},
@@ -220,7 +226,7 @@ static int open_core(lua_State *L) {
       {"yield_now", l_yield_now}, {"set_runner", l_set_runner}, {"run_start", l_run_start},
       {"run_wait", l_run_wait},   {"run_drop", l_run_drop},   {"run_finish", l_run_finish},
       {"exit", l_exit},           {"log", l_log},             {"defaults", l_defaults},
-      {"sleep", aq_lua_sleep},    {NULL, NULL}};
+      {"sleep", aq_lua_sleep},    {"now", l_now},             {NULL, NULL}};
   lua_newtable(L);
   luaL_register(L, NULL, funcs);
   lua_pushlightuserdata(L, engine(L));

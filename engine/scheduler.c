@@ -63,6 +63,10 @@ int sched_run_start(aq_sched *s, int32_t num_workers, aq_order order) {
 }
 
 void sched_run_finish(aq_sched *s) {
+  /* Runners that still hold a slot (one that yielded its turn as the run
+   * ended) hold none from now on. */
+  for (int32_t i = 0; s->slots && i < s->num_workers; i++)
+    if (s->slots[i].task) s->slots[i].task->slot = -1;
   free(s->items);
   s->items = NULL;
   s->items_cap = 0;
@@ -288,6 +292,10 @@ int32_t aq__sched_take(aq_engine *E) {
   aq_sched *s = &E->sched;
   aq_task *t = E->current;
   t->job = 0;
+  /* The run is over (this runner yielded its turn past the end), or a task
+   * woken from handle:result() waits for a slot: it goes first, so this
+   * runner parks and gives its slot up. */
+  if (!s->active || t->slot < 0 || s->slot_waiters.len > 0) return 0;
   if ((++s->take_count % TAKE_CHECK_EVERY) == 0 && uv_hrtime() >= E->slice_deadline) return -1;
   int32_t id;
   int32_t job;

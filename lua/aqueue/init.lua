@@ -20,6 +20,7 @@ return {
   Item = Item,
   run_queue = run.run_queue,
   sleep = core.sleep,
+  now = core.now,
   spawn = handle.spawn,
   json = require("cjson"),
 }
