@@ -176,7 +176,7 @@ static int l_run_finish(lua_State *L) {
     lua_setfield(L, -2, c->name);
   }
   lua_setfield(L, -2, "classes");
-  sched_print_summary(E);
+  sched_print_summary(E, s->stopping ? "interrupted" : NULL);
   sched_run_finish(s);
   return 1;
 }
@@ -190,6 +190,7 @@ static int l_exit(lua_State *L) {
   else if (!lua_isnoneornil(L, 1)) code = (int)luaL_checkinteger(L, 1);
   fflush(stdout);
   E->exit_code = code & 0xff;
+  E->stop_reason = "stopped by os.exit";
   engine_request_shutdown(E, E->exit_code);
   if (E->current && E->current->co == L) return aq_task_yield(L, NULL, NULL);
   return 0;
@@ -213,6 +214,12 @@ static int l_defaults(lua_State *L) {
   return 2;
 }
 
+/* core.mark_failed(): the exit status will be 1 (an error nobody caught). */
+static int l_mark_failed(lua_State *L) {
+  engine(L)->had_failures = 1;
+  return 0;
+}
+
 /* core.now() -> seconds on a monotonic clock (for measuring durations). */
 static int l_now(lua_State *L) {
   lua_pushnumber(L, (double)uv_hrtime() / 1e9);
@@ -226,7 +233,8 @@ static int open_core(lua_State *L) {
       {"yield_now", l_yield_now}, {"set_runner", l_set_runner}, {"run_start", l_run_start},
       {"run_wait", l_run_wait},   {"run_drop", l_run_drop},   {"run_finish", l_run_finish},
       {"exit", l_exit},           {"log", l_log},             {"defaults", l_defaults},
-      {"sleep", aq_lua_sleep},    {"now", l_now},             {NULL, NULL}};
+      {"sleep", aq_lua_sleep},    {"now", l_now},             {"mark_failed", l_mark_failed},
+      {NULL, NULL}};
   lua_newtable(L);
   luaL_register(L, NULL, funcs);
   lua_pushlightuserdata(L, engine(L));

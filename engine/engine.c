@@ -100,6 +100,7 @@ static void resume(aq_engine *E, aq_task *t) {
   if (rc != 0) {
     if (t->kind == AQ_TASK_MAIN) {
       report_main_error(E, t);
+      E->stop_reason = "stopped: the script raised";
     } else {
       /* Runners and spawned tasks catch errors in Lua; reaching here is a bug
        * in the engine's own Lua code. Say so loudly and stop. */
@@ -148,8 +149,7 @@ static void engine_shutdown_now(aq_engine *E) {
     if (E->tasks[i]) task_destroy(E->tasks[i]);
   if (E->sched.active && !E->summary_printed) {
     E->summary_printed = 1;
-    E->sched.stopping = 1; /* the summary says "interrupted" */
-    sched_print_summary(E);
+    sched_print_summary(E, E->stop_reason);
   }
 }
 
@@ -170,6 +170,7 @@ static void on_signal(uv_signal_t *handle, int signum) {
     return;
   }
   E->exit_code = signum == SIGINT ? AQ_EXIT_INTERRUPTED : 128 + signum;
+  E->stop_reason = signum == SIGINT ? "interrupted" : "terminated";
   engine_request_shutdown(E, E->exit_code);
 }
 
@@ -289,7 +290,8 @@ int engine_load_script(aq_engine *E, const char *path, int argc, char **argv, in
   return 0;
 }
 
-static void report_stuck_tasks(aq_engine *E) {
+/* Returns 1 when some task still waits (and says so), 0 otherwise. */
+static int report_stuck_tasks(aq_engine *E) {
   uint32_t stuck = 0;
   for (uint32_t i = 0; i < E->tasks_cap; i++) {
     aq_task *t = E->tasks[i];
@@ -302,12 +304,13 @@ static void report_stuck_tasks(aq_engine *E) {
             stuck, stuck == 1 ? " was" : "s were", stuck == 1 ? "it" : "them");
     E->had_failures = 1;
   }
+  return stuck > 0;
 }
 
 int engine_run(aq_engine *E) {
   uv_run(&E->loop, UV_RUN_DEFAULT);
   /* The loop ran dry. Anything still waiting can never be woken. */
-  if (!E->shutdown) report_stuck_tasks(E);
+  if (!E->shutdown && report_stuck_tasks(E)) E->stop_reason = "stopped: tasks were stuck";
   engine_shutdown_now(E);
   uv_run(&E->loop, UV_RUN_DEFAULT); /* close callbacks of the cancelled work */
   if (E->exit_code >= 0) return E->exit_code;

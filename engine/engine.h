@@ -44,6 +44,7 @@ struct aq_engine {
   int shutdown;          /* cancel every task and leave the loop */
   int exit_code;         /* set by os.exit or a signal; -1 until then */
   int summary_printed;   /* the interrupted run's summary is out */
+  const char *stop_reason; /* why the engine stopped early, for the summary */
   int had_failures;      /* an item or hook failed, or the main task raised */
   int32_t cli_workers;   /* -w: num_workers when run_queue does not say; 0 unset */
   int cli_order;         /* --order: an aq_order, -1 unset */

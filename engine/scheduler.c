@@ -190,7 +190,6 @@ static int32_t new_item_id(aq_sched *s) {
 static void release_record(aq_sched *s, int32_t id) {
   aq_item_rec *r = rec(s, id);
   r->state = AQ_ITEM_FREE;
-  r->gen++;
   s->live_items--;
 }
 
@@ -363,8 +362,10 @@ void sched_job_abandoned(aq_engine *E, aq_task *t) {
   if (!s->active || !job) return;
   int32_t id = job / 2;
   aq_item_rec *r = rec(s, id);
-  if (job % 2 == 0) s->classes[r->class_id].running--;
-  s->cancelled++;
+  if (job % 2 == 0) { /* a hook cut short is not an item: not counted */
+    s->classes[r->class_id].running--;
+    s->cancelled++;
+  }
   s->running_jobs--;
   /* The item stays open: its subtree cannot complete in this run. */
   notify_if_finished(E);
@@ -396,15 +397,13 @@ int32_t aq__sched_reap(aq_engine *E) {
 
 int32_t aq__sched_reaped_count(aq_engine *E) { return E->sched.nreaped; }
 
-uint32_t aq__sched_item_gen(aq_engine *E, int32_t id) { return E->sched.items[id].gen; }
-
-/* 1 when the process() of the item (id, gen) has finished (or the item is gone). */
-int32_t aq__sched_item_finished(aq_engine *E, int32_t id, uint32_t gen) {
+/* 1 when the process() of item `id` of this run has finished. Lua asks only
+ * while the item holds the id (ids are reused only after aq__sched_reap). */
+int32_t aq__sched_item_finished(aq_engine *E, int32_t id) {
   aq_sched *s = &E->sched;
-  if (!s->active || id >= s->items_cap) return 1;
-  aq_item_rec *r = rec(s, id);
-  if (r->gen != gen) return 1;
-  return r->state != AQ_ITEM_QUEUED && r->state != AQ_ITEM_RUNNING;
+  if (!s->active || id <= 0 || id >= s->items_cap) return 1;
+  uint8_t state = rec(s, id)->state;
+  return state != AQ_ITEM_QUEUED && state != AQ_ITEM_RUNNING;
 }
 
 int32_t aq__sched_current_job(aq_engine *E) { return E->current ? E->current->job : 0; }
@@ -424,16 +423,17 @@ void aq__sched_set_desc(aq_engine *E, const char *text, size_t len) {
   t->desc_len = len;
 }
 
-void sched_print_summary(aq_engine *E) {
+void sched_print_summary(aq_engine *E, const char *why) {
   aq_sched *s = &E->sched;
   double elapsed = (double)(uv_hrtime() - s->started_ns) / 1e9;
   int64_t finished = s->processed + s->failed;
+  int64_t not_started = s->dropped + (int64_t)aq_item_queue_len(&s->queued);
   char line[256];
   int n = snprintf(line, sizeof line, "aqueue: %lld processed, %lld failed", (long long)s->processed,
                    (long long)s->failed);
   if (s->cancelled > 0) n += snprintf(line + n, sizeof line - (size_t)n, ", %lld cancelled", (long long)s->cancelled);
-  if (s->dropped > 0) n += snprintf(line + n, sizeof line - (size_t)n, ", %lld not started", (long long)s->dropped);
-  n += snprintf(line + n, sizeof line - (size_t)n, " in %.2f s (%.0f items/s)%s", elapsed,
-                elapsed > 0 ? (double)finished / elapsed : 0.0, s->stopping ? ", interrupted" : "");
+  if (not_started > 0) n += snprintf(line + n, sizeof line - (size_t)n, ", %lld not started", (long long)not_started);
+  n += snprintf(line + n, sizeof line - (size_t)n, " in %.2f s (%.0f items/s)%s%s", elapsed,
+                elapsed > 0 ? (double)finished / elapsed : 0.0, why ? ", " : "", why ? why : "");
   engine_log(E, line, (size_t)n);
 }

@@ -36,7 +36,6 @@ typedef enum {
 typedef struct {
   int32_t parent;   /* parent id, 0 for a root item; next free id while FREE */
   int32_t pending;  /* own process (until done) + unfinished children */
-  uint32_t gen;     /* bumped each time the id is freed: handles compare it */
   uint16_t class_id;
   uint8_t flags;
   uint8_t state;
@@ -111,8 +110,9 @@ void sched_job_abandoned(aq_engine *E, aq_task *t);
  * `dropped(id, ud)` for each, after freeing its record. */
 void sched_drop_queued(aq_engine *E, void (*dropped)(int32_t id, void *ud), void *ud);
 
-/* Prints the one-line summary of the run so far. */
-void sched_print_summary(aq_engine *E);
+/* Prints the one-line summary of the run so far; `why` (or NULL) says why it
+ * ended early ("interrupted", "stopped by os.exit", ...). */
+void sched_print_summary(aq_engine *E, const char *why);
 
 /* --- FFI hot path (called from the runner loop in Lua) --- */
 int32_t aq__sched_class_add(aq_engine *E, const char *name);
@@ -122,8 +122,7 @@ void aq__sched_process_done(aq_engine *E, int32_t id, int32_t ok);
 void aq__sched_hook_done(aq_engine *E, int32_t id, int32_t ok);
 int32_t aq__sched_reap(aq_engine *E);
 int32_t aq__sched_reaped_count(aq_engine *E);
-uint32_t aq__sched_item_gen(aq_engine *E, int32_t id);
-int32_t aq__sched_item_finished(aq_engine *E, int32_t id, uint32_t gen);
+int32_t aq__sched_item_finished(aq_engine *E, int32_t id);
 int32_t aq__sched_current_job(aq_engine *E);
 void aq__sched_set_desc(aq_engine *E, const char *text, size_t len);
 

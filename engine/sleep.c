@@ -44,10 +44,18 @@ int aq_lua_sleep(lua_State *L) {
   uv_timer_init(loop, &req->timer);
   req->timer.data = req;
   req->task = task;
-  uint64_t ms = seconds <= 0 ? 0 : seconds >= 1e15 ? (uint64_t)1e15 : (uint64_t)ceil(seconds * 1000.0);
-  /* The loop's clock is from the start of this iteration; tasks may have run
-   * since, so read it again: a sleep never ends early. */
+  /* A timer fires once the loop's clock, whole milliseconds rounded down,
+   * reaches start + ms. Read the clock now (tasks may have run since the
+   * iteration began) and add the fraction of a millisecond it dropped, so the
+   * sleep never ends early. */
   uv_update_time(loop);
+  uint64_t ms = 0;
+  if (seconds > 0) {
+    double dropped_ms = (double)uv_hrtime() / 1e6 - (double)uv_now(loop);
+    if (dropped_ms < 0) dropped_ms = 0;
+    double total = ceil(seconds * 1000.0 + dropped_ms);
+    ms = total >= 1e15 ? (uint64_t)1e15 : (uint64_t)total;
+  }
   uv_timer_start(&req->timer, on_timer, ms, 0);
   return aq_task_yield(L, cancel_sleep, req);
 }

@@ -7,6 +7,7 @@
 -- to other items, so waiting never deadlocks, even with num_workers = 1.
 local core = require("aqueue.core")
 local sched = require("aqueue.sched")
+local traceback = require("aqueue.traceback")
 local C, E = sched.C, sched.E
 
 local unpack, select = unpack, select
@@ -32,22 +33,24 @@ local function wake_all(list)
 end
 
 ---------------------------------------------------------------------------
--- Item handles: { item, id, generation }. The outcome lives on the item
--- (`_aq_results`, `_aq_error`) and only when there is one to keep.
+-- Item handles: { item }. While the item is in its run, `item._aq_id` is its
+-- id and the scheduler says whether its process has finished; once the item
+-- is released (or its run is over) `_aq_id` is false. The outcome lives on the
+-- item (`_aq_results`, `_aq_error`), and only when there is one to keep.
 
 local ItemHandle = {}
 ItemHandle.__index = ItemHandle
 
 local item_waiters = {} -- item id -> list of waiting task ids
 
-local function new_item_handle(item, id)
-  return setmetatable({ item, id, C.aq__sched_item_gen(E, id) }, ItemHandle)
+local function new_item_handle(item)
+  return setmetatable({ item }, ItemHandle)
 end
 
 function ItemHandle:result()
   local item = self[1]
-  if C.aq__sched_item_finished(E, self[2], self[3]) == 0 then
-    local id = self[2]
+  local id = rawget(item, "_aq_id")
+  if id and C.aq__sched_item_finished(E, id) == 0 then
     local list = item_waiters[id]
     if not list then
       list = {}
@@ -86,12 +89,14 @@ end
 local TaskHandle = {}
 TaskHandle.__index = TaskHandle
 
+-- `ok` false: `...` is an error report (aqueue.traceback) or a message.
 local function settle_task(h, ok, ...)
   h.settled = true
   if ok then
     h.results = pack(...)
   else
-    h.error = (...)
+    h.report = traceback.normalize((...))
+    h.error = h.report.message
   end
   local list = h.waiters
   h.waiters = nil
@@ -101,15 +106,13 @@ local function settle_task(h, ok, ...)
   return ok, list ~= nil
 end
 
-local function traceback_handler(err)
-  return debug.traceback(tostring(err), 2)
-end
-
--- An error nobody is waiting for is printed, so it is never silently lost.
+-- An error nobody is waiting for is printed and fails the exit status, so it
+-- is never silently lost. A waiter gets the message as `nil, err`.
 local function spawned_body(h, fn, ...)
-  local ok, watched = settle_task(h, xpcall(fn, traceback_handler, ...))
+  local ok, watched = settle_task(h, xpcall(fn, traceback.capture, ...))
   if not ok and not watched then
-    core.log("aqueue: error in a spawned task: " .. tostring(h.error))
+    core.log("aqueue: error in a spawned task: " .. h.report.traceback)
+    core.mark_failed()
   end
 end
 

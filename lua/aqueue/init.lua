@@ -8,7 +8,8 @@ local Item = item.Item
 
 -- The method forms of process's two arguments.
 function Item:enqueue(child)
-  return run.enqueue_child(self, child, 3)
+  local h, err = run.enqueue_child(self, child, 3) -- not a tail call: level 3
+  return h, err                                    -- must be the caller's
 end
 
 function Item:set_desc(text)

@@ -42,8 +42,10 @@ local function new_instance(cls, ...)
     if getmetatable(fields) == nil then
       return setmetatable(fields, cls) -- adopt the fresh table: no copy
     end
-    for k, v in pairs(fields) do -- an existing object: copy its fields
-      obj[k] = v
+    for k, v in pairs(fields) do -- an existing object: copy its own fields,
+      if k ~= "parent" and not (type(k) == "string" and k:sub(1, 4) == "_aq_") then
+        obj[k] = v -- not what the engine set on it (id, parent, outcome)
+      end
     end
   end
   return obj

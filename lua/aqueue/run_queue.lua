@@ -13,12 +13,14 @@ local core = require("aqueue.core")
 local sched = require("aqueue.sched")
 local item_mod = require("aqueue.item")
 local handle = require("aqueue.handle")
+local traceback = require("aqueue.traceback")
 
 local C, E = sched.C, sched.E
 local class_of = item_mod.class_of
 local new_item_handle, settle_item = handle.new_item_handle, handle.settle_item
 local rshift, band = bit.rshift, bit.band
-local xpcall, type, tostring, select = xpcall, type, tostring, select
+local xpcall, type, tostring = xpcall, type, tostring
+local on_error = traceback.capture
 
 local items = {}          -- id -> item table, for the current run
 local errors = {}         -- failures of the current run, for the summary
@@ -84,7 +86,7 @@ local function enqueue_child(parent, child, level)
   if parent ~= nil then
     child.parent = parent
   end
-  return new_item_handle(child, id)
+  return new_item_handle(child)
 end
 
 -- The `enqueue` given to process: a child of the item this task is
@@ -95,7 +97,8 @@ local function enqueue(child)
   if job > 0 then
     parent = items[rshift(job, 1)]
   end
-  return enqueue_child(parent, child, 3)
+  local h, err = enqueue_child(parent, child, 3) -- not a tail call: level 3
+  return h, err                                  -- must be enqueue's caller
 end
 
 local function set_desc(text)
@@ -106,20 +109,9 @@ end
 ---------------------------------------------------------------------------
 -- failures
 
--- The traceback of a failed process or hook, without the engine's own frames
--- (everything from the runner's xpcall down).
-local function on_error(err)
-  local message = tostring(err)
-  local tb = debug.traceback(message, 2)
-  local cut = tb:find("\n\t%[C%]: in function 'xpcall'")
-  return { message = message, traceback = cut and tb:sub(1, cut - 1) or tb }
-end
-
 local function report_failure(item, phase, err)
   local class = item.__name
-  if type(err) ~= "table" then -- not from on_error (e.g. an error in the handler)
-    err = { message = tostring(err), traceback = tostring(err) }
-  end
+  err = traceback.normalize(err)
   core.log(("aqueue: %s:%s failed: %s"):format(class, phase, err.traceback))
   if #errors < MAX_KEPT_ERRORS then
     errors[#errors + 1] = { class = class, phase = phase, error = err.message, item = item }
@@ -221,8 +213,13 @@ local function check_options(opts)
   if type(initial) ~= "table" then
     error("run_queue: initial_items must be a list of items, got " .. type(initial), 3)
   end
+  local seen = {}
   for i = 1, #initial do
     local cls = class_of(initial[i])
+    if seen[initial[i]] or (cls and rawget(initial[i], "_aq_id") ~= nil) then
+      error(("run_queue: initial_items[%d] was already enqueued; make a new item"):format(i), 3)
+    end
+    seen[initial[i]] = true
     if not cls then
       error(("run_queue: initial_items[%d] is not an item: got %s"):format(i, describe(initial[i])), 3)
     elseif initial[i].process == nil then

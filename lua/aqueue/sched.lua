@@ -12,8 +12,7 @@ void aq__sched_process_done(struct aq_engine *E, int32_t id, int32_t ok);
 void aq__sched_hook_done(struct aq_engine *E, int32_t id, int32_t ok);
 int32_t aq__sched_reap(struct aq_engine *E);
 int32_t aq__sched_reaped_count(struct aq_engine *E);
-uint32_t aq__sched_item_gen(struct aq_engine *E, int32_t id);
-int32_t aq__sched_item_finished(struct aq_engine *E, int32_t id, uint32_t gen);
+int32_t aq__sched_item_finished(struct aq_engine *E, int32_t id);
 int32_t aq__sched_current_job(struct aq_engine *E);
 void aq__sched_set_desc(struct aq_engine *E, const char *text, size_t len);
 ]])

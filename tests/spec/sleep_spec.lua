@@ -1,14 +1,142 @@
+-- aqueue.sleep(seconds): yields the running task for at least that long.
 local aqueue = require("aqueue")
-local uv_now = function() return require("socket") end
+
+-- Generous upper bounds: the sanitizer build and a loaded machine are slow.
+local SLACK = 0.1
+
+local function timed(fn, ...)
+  local t0 = aqueue.now()
+  fn(...)
+  return aqueue.now() - t0
+end
 
 describe("aqueue.sleep", function()
-  it("yields for at least the time asked", function()
-    local t0 = os.time()
-    local c0 = os.clock()
-    local start = require("aqueue").sleep
-    local before = io.popen and 0
-    local t = require("ffi")
-    aqueue.sleep(0.05)
-    assert.is_true(true)
+  it("yields for at least the time asked, and not much longer", function()
+    for _, s in ipairs({ 0.001, 0.01, 0.05 }) do
+      local elapsed = timed(aqueue.sleep, s)
+      assert.is_true(elapsed >= s, ("sleep(%g) took only %g s"):format(s, elapsed))
+      assert.is_true(elapsed < s + SLACK, ("sleep(%g) took %g s"):format(s, elapsed))
+    end
+  end)
+
+  it("never ends early, over many short sleeps", function()
+    for i = 1, 50 do
+      local s = 0.001 + (i % 3) * 0.0007
+      local elapsed = timed(aqueue.sleep, s)
+      assert.is_true(elapsed >= s, ("sleep(%g) took only %g s"):format(s, elapsed))
+    end
+  end)
+
+  it("never ends early while other tasks' timers wake the loop", function()
+    local early = {}
+    local handles = {}
+    for i = 1, 60 do
+      handles[i] = aqueue.spawn(function()
+        aqueue.sleep((i % 7) * 0.0003) -- start at different points within a millisecond
+        local s = 0.005 + (i % 13) * 0.001
+        local t0 = aqueue.now()
+        aqueue.sleep(s)
+        local elapsed = aqueue.now() - t0
+        if elapsed < s then
+          early[#early + 1] = ("sleep(%g) took %.6f s"):format(s, elapsed)
+        end
+      end)
+    end
+    for i = 1, 60 do handles[i]:result() end
+    assert.are.same({}, early)
+  end)
+
+  it("rounds a fraction of a millisecond up, not down to nothing", function()
+    local elapsed = timed(aqueue.sleep, 0.0004)
+    assert.is_true(elapsed >= 0.0004, "sleep(0.0004) took only " .. elapsed .. " s")
+  end)
+
+  it("with 0 or a negative time returns promptly but lets other tasks run", function()
+    for _, s in ipairs({ 0, -1, -math.huge }) do
+      local ran = false
+      aqueue.spawn(function() ran = true end)
+      local elapsed = timed(aqueue.sleep, s)
+      assert.is_true(ran, "sleep(" .. s .. ") did not give the other task a turn")
+      assert.is_true(elapsed < 0.05)
+    end
+  end)
+
+  it("lets many tasks sleep at the same time", function()
+    local handles = {}
+    local t0 = aqueue.now()
+    for i = 1, 100 do
+      handles[i] = aqueue.spawn(aqueue.sleep, 0.05)
+    end
+    for i = 1, 100 do handles[i]:result() end
+    local elapsed = aqueue.now() - t0
+    assert.is_true(elapsed < 0.05 + SLACK, "100 parallel sleeps of 0.05 s took " .. elapsed .. " s")
+  end)
+
+  it("wakes shorter sleeps first", function()
+    local woke = {}
+    local handles = {}
+    for _, ms in ipairs({ 30, 10, 40, 20 }) do
+      handles[#handles + 1] = aqueue.spawn(function()
+        aqueue.sleep(ms / 1000)
+        woke[#woke + 1] = ms
+      end)
+    end
+    for _, h in ipairs(handles) do h:result() end
+    assert.are.same({ 10, 20, 30, 40 }, woke)
+  end)
+
+  it("returns nothing", function()
+    assert.are.equal(0, select("#", aqueue.sleep(0.001)))
+  end)
+
+  it("raises for a value that is not a number", function()
+    for _, bad in ipairs({ "soon", {}, true }) do
+      local ok = pcall(aqueue.sleep, bad)
+      assert.is_false(ok, "sleep(" .. tostring(bad) .. ") did not raise")
+    end
+    assert.is_false((pcall(aqueue.sleep)))
+    assert.is_false((pcall(aqueue.sleep, nil)))
+  end)
+
+  it("raises for NaN", function()
+    local ok, err = pcall(aqueue.sleep, 0 / 0)
+    assert.is_false(ok)
+    assert.matches("NaN", err)
+  end)
+
+  it("raises from a coroutine the script made itself, pointing to aqueue.spawn", function()
+    local ok, err = pcall(coroutine.wrap(function() aqueue.sleep(0.001) end))
+    assert.is_false(ok)
+    assert.matches("aqueue.spawn", err, 1, true)
+  end)
+
+  it("holds the worker slot of an item: items that sleep run num_workers at a time", function()
+    local Napper = aqueue.Item:extend("SleepNapper")
+    function Napper:process() aqueue.sleep(0.03) end
+    local items = {}
+    for i = 1, 4 do items[i] = Napper{} end
+    local t0 = aqueue.now()
+    aqueue.run_queue{ initial_items = items, num_workers = 2 }
+    local elapsed = aqueue.now() - t0
+    -- two rounds of 0.03 s, not one
+    assert.is_true(elapsed >= 0.05, "4 items sleeping 0.03 s on 2 workers took only " .. elapsed .. " s")
+    assert.is_true(elapsed < 0.06 + SLACK)
+  end)
+end)
+
+describe("aqueue.now", function()
+  it("is a clock in seconds that never goes back", function()
+    local a = aqueue.now()
+    assert.are.equal("number", type(a))
+    local last = a
+    for _ = 1, 1000 do
+      local t = aqueue.now()
+      assert.is_true(t >= last)
+      last = t
+    end
+    aqueue.sleep(0.02)
+    local b = aqueue.now()
+    -- seconds, not milliseconds (the sleep's own precision is tested above)
+    assert.is_true(b - a >= 0.019 and b - a < 0.02 + SLACK, "0.02 s of sleep measured as " .. (b - a))
   end)
 end)

@@ -1,0 +1,234 @@
+# shellcheck shell=bash disable=SC2034 # (FIX, ELAPSED_MS, SUMMARY_RE... are used by the tests that source this)
+# tests/e2e/lib/common.sh — helpers shared by the end-to-end tests of aqueue-run.
+# Sourced (not run) by tests/e2e/*.sh; kept in a subfolder so ctest does not
+# take it for a test.
+#
+#   source "$(dirname "$0")/lib/common.sh"
+#   run "$AQUEUE_RUN" "$FIX/args.lua" a b        # sets RC, OUT, ERR (file contents)
+#   expect_rc 0 "what was run"
+#   expect_contains "$OUT" "needle" "what"
+#   ...
+#   finish                                       # prints the count, exit 0
+#
+# Every expect_* counts one check; the first failure prints what was expected
+# and what came (with the command's stdout/stderr) and exits 1. Temporary files
+# live in $TMP, removed on exit; background processes started with `start_bg`
+# are killed on exit.
+
+set -u
+
+if [ -z "${AQUEUE_RUN:-}" ]; then
+  echo "FAIL: AQUEUE_RUN is not set (the path of aqueue-run or aqueue-run-asan)" >&2
+  exit 1
+fi
+if [ ! -x "$AQUEUE_RUN" ]; then
+  echo "FAIL: AQUEUE_RUN=$AQUEUE_RUN is not an executable" >&2
+  exit 1
+fi
+
+E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FIX="$E2E_DIR/fixtures"
+TEST_NAME="$(basename "$0" .sh)"
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/aqueue-e2e-$TEST_NAME.XXXXXX")"
+CHECKS=0
+SKIPS=0
+BG_PIDS=""
+# How long one run may take before it counts as hung (ASan runs are slower).
+RUN_TIMEOUT="${AQUEUE_E2E_TIMEOUT:-20}"
+
+cleanup() {
+  local pid
+  for pid in $BG_PIDS; do
+    kill -KILL "$pid" 2>/dev/null
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+# The output of the last run, shown with a failure.
+_show_last_run() {
+  if [ -n "${LAST_CMD:-}" ]; then
+    echo "  command: $LAST_CMD" >&2
+    echo "  exit status: ${RC:-?}" >&2
+    echo "  --- stdout ---" >&2
+    printf '%s\n' "${OUT:-}" | sed 's/^/  | /' >&2
+    echo "  --- stderr ---" >&2
+    printf '%s\n' "${ERR:-}" | sed 's/^/  | /' >&2
+  fi
+}
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+fail() {
+  echo "FAIL [$TEST_NAME]: $*" >&2
+  _show_last_run
+  exit 1
+}
+
+pass() {
+  CHECKS=$((CHECKS + 1))
+  echo "ok $CHECKS - $*"
+}
+
+skip() {
+  SKIPS=$((SKIPS + 1))
+  echo "SKIP - $*"
+}
+
+finish() {
+  if [ "$SKIPS" -gt 0 ]; then
+    echo "$TEST_NAME: all $CHECKS checks passed ($SKIPS skipped)"
+  else
+    echo "$TEST_NAME: all $CHECKS checks passed"
+  fi
+  exit 0
+}
+
+# run CMD ARGS... : runs to completion (bounded by RUN_TIMEOUT) with stdin from
+# /dev/null, in the directory RUN_CWD when that is set; sets RC, OUT, ERR and
+# ELAPSED_MS. A run killed for taking too long fails the test.
+run() {
+  LAST_CMD="$(printf '%q ' "$@")${RUN_CWD:+ (in $RUN_CWD)}"
+  local rc start
+  start=$(now_ms)
+  (
+    if [ -n "${RUN_CWD:-}" ]; then cd "$RUN_CWD" || exit 125; fi
+    exec timeout -k 5 "$RUN_TIMEOUT" "$@" </dev/null >"$TMP/.out" 2>"$TMP/.err"
+  )
+  rc=$?
+  ELAPSED_MS=$(($(now_ms) - start))
+  RC=$rc
+  OUT="$(cat "$TMP/.out")"
+  ERR="$(cat "$TMP/.err")"
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    fail "the run did not end within ${RUN_TIMEOUT}s (killed by timeout, status $rc)"
+  fi
+}
+
+expect_rc() { # want, description
+  if [ "$RC" != "$1" ]; then
+    fail "$2: expected exit status $1, got $RC"
+  fi
+  pass "$2: exit status $1"
+}
+
+expect_eq() { # got, want, description
+  if [ "$1" != "$2" ]; then
+    fail "$3: expected [$2], got [$1]"
+  fi
+  pass "$3"
+}
+
+expect_contains() { # haystack, needle, description
+  case "$1" in
+  *"$2"*) pass "$3" ;;
+  *) fail "$3: expected the text to contain [$2]" ;;
+  esac
+}
+
+expect_not_contains() { # haystack, needle, description
+  case "$1" in
+  *"$2"*) fail "$3: expected the text NOT to contain [$2]" ;;
+  *) pass "$3" ;;
+  esac
+}
+
+expect_match() { # text, extended regex (one line must match), description
+  if ! printf '%s\n' "$1" | grep -Eq -- "$2"; then
+    fail "$3: expected a line matching /$2/"
+  fi
+  pass "$3"
+}
+
+expect_no_match() { # text, extended regex, description
+  if printf '%s\n' "$1" | grep -Eq -- "$2"; then
+    fail "$3: expected no line matching /$2/, found: $(printf '%s\n' "$1" | grep -E -- "$2" | head -3)"
+  fi
+  pass "$3"
+}
+
+expect_empty() { # text, description
+  if [ -n "$1" ]; then
+    fail "$2: expected no output, got [$1]"
+  fi
+  pass "$2"
+}
+
+# The number of lines of text matching an extended regex.
+count_lines() { # text, regex
+  printf '%s\n' "$1" | grep -Ec -- "$2"
+}
+
+# The value of "key=value" on a line of text (the first such line).
+value_of() { # text, key
+  printf '%s\n' "$1" | sed -n "s/^$2=//p" | head -1
+}
+
+# The summary line aqueue prints at the end of run_queue.
+SUMMARY_RE='^aqueue: [0-9]+ processed, [0-9]+ failed(, [0-9]+ cancelled)?(, [0-9]+ not started)? in [0-9]+\.[0-9]+ s \([0-9]+ items/s\)(, interrupted)?$'
+
+# --- background runs, for signals ---
+
+# start_bg NAME CMD ARGS... : starts CMD in the background with stdout and
+# stderr in $TMP/NAME.out and $TMP/NAME.err; sets BG_PID.
+start_bg() {
+  local name="$1"
+  shift
+  LAST_CMD="$(printf '%q ' "$@") (in the background)"
+  "$@" </dev/null >"$TMP/$name.out" 2>"$TMP/$name.err" &
+  BG_PID=$!
+  BG_PIDS="$BG_PIDS $BG_PID"
+  BG_NAME="$name"
+}
+
+# Loads the background run's output into OUT and ERR (for messages and checks).
+bg_output() {
+  OUT="$(cat "$TMP/$BG_NAME.out" 2>/dev/null)"
+  ERR="$(cat "$TMP/$BG_NAME.err" 2>/dev/null)"
+}
+
+# wait_for_text FILE TEXT SECONDS DESCRIPTION : waits until FILE contains
+# TEXT; fails when the time is up or the background process ended first.
+wait_for_text() {
+  local file="$1" text="$2" secs="$3" what="$4"
+  local deadline=$((SECONDS + secs))
+  while ! grep -qF -- "$text" "$file" 2>/dev/null; do
+    if ! kill -0 "$BG_PID" 2>/dev/null; then
+      # it may have written the text just before ending
+      grep -qF -- "$text" "$file" 2>/dev/null && break
+      wait "$BG_PID"
+      RC=$?
+      bg_output
+      fail "$what: the process ended (status $RC) before printing [$text]"
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      RC="(still running)"
+      bg_output
+      fail "$what: [$text] did not appear within ${secs}s"
+    fi
+    sleep 0.02
+  done
+  pass "$what"
+}
+
+# wait_bg SECONDS DESCRIPTION : waits for the background process to end; sets
+# RC, OUT, ERR. Fails (and kills it) when it is still running after SECONDS.
+wait_bg() {
+  local secs="$1" what="$2"
+  local deadline=$((SECONDS + secs))
+  while kill -0 "$BG_PID" 2>/dev/null; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      kill -KILL "$BG_PID" 2>/dev/null
+      wait "$BG_PID" 2>/dev/null
+      RC="(killed: still running after ${secs}s)"
+      bg_output
+      fail "$what: expected the process to end within ${secs}s, it was still running"
+    fi
+    sleep 0.02
+  done
+  wait "$BG_PID"
+  RC=$?
+  bg_output
+  pass "$what"
+}
