@@ -1,36 +1,7 @@
 -- aqueue.run_queue{...}: options, the concurrency bound, the summary, failures,
 -- and running several queues one after the other.
 local aqueue = require("aqueue")
-local ffi = require("ffi")
-
-pcall(ffi.cdef, [[
-int dup(int fd);
-int dup2(int oldfd, int newfd);
-int open(const char *path, int flags, int mode);
-int close(int fd);
-]])
-
--- Runs fn with file descriptor 2 sent to a temporary file; returns what was
--- written there and fn's first result.
-local function capture_stderr(fn)
-  local path = os.tmpname()
-  io.stderr:flush()
-  local saved = ffi.C.dup(2)
-  local fd = ffi.C.open(path, 577 --[[O_WRONLY|O_CREAT|O_TRUNC]], 384 --[[0600]])
-  assert(saved >= 0 and fd >= 0, "cannot redirect stderr")
-  ffi.C.dup2(fd, 2)
-  ffi.C.close(fd)
-  local ok, result = pcall(fn)
-  io.stderr:flush()
-  ffi.C.dup2(saved, 2)
-  ffi.C.close(saved)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  os.remove(path)
-  if not ok then error(result, 0) end
-  return text, result
-end
+local capture_stderr = require("tests.support.stderr").capture
 
 local function error_of(fn, ...)
   local ok, err = pcall(fn, ...)

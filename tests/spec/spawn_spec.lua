@@ -1,38 +1,9 @@
 -- aqueue.spawn(fn, ...): a background task with a handle (:result(), :cancel()).
 local aqueue = require("aqueue")
-local ffi = require("ffi")
-
-pcall(ffi.cdef, [[
-int dup(int fd);
-int dup2(int oldfd, int newfd);
-int open(const char *path, int flags, int mode);
-int close(int fd);
-]])
+local capture_stderr = require("tests.support.stderr").capture
 
 local function pack(...)
   return { n = select("#", ...), ... }
-end
-
--- Runs fn with file descriptor 2 sent to a temporary file; returns what was
--- written there.
-local function capture_stderr(fn)
-  local path = os.tmpname()
-  io.stderr:flush()
-  local saved = ffi.C.dup(2)
-  local fd = ffi.C.open(path, 577 --[[O_WRONLY|O_CREAT|O_TRUNC]], 384 --[[0600]])
-  assert(saved >= 0 and fd >= 0, "cannot redirect stderr")
-  ffi.C.dup2(fd, 2)
-  ffi.C.close(fd)
-  local ok, err = pcall(fn)
-  io.stderr:flush()
-  ffi.C.dup2(saved, 2)
-  ffi.C.close(saved)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  os.remove(path)
-  if not ok then error(err, 0) end
-  return text
 end
 
 describe("aqueue.spawn", function()
