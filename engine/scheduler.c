@@ -57,6 +57,7 @@ int sched_run_start(aq_sched *s, int32_t num_workers, aq_order order) {
     c->queued = c->running = c->done = c->failed = c->max_queued = 0;
   }
   s->started_ns = uv_hrtime();
+  s->starting_runners = 0;
   s->stopping = 0;
   s->active = 1;
   return 0;
@@ -66,7 +67,10 @@ void sched_run_finish(aq_sched *s) {
   /* Runners that still hold a slot (one that yielded its turn as the run
    * ended) hold none from now on. */
   for (int32_t i = 0; s->slots && i < s->num_workers; i++)
-    if (s->slots[i].task) s->slots[i].task->slot = -1;
+    if (s->slots[i].task) {
+      s->slots[i].task->slot = -1;
+      s->slots[i].task->starting = 0;
+    }
   free(s->items);
   s->items = NULL;
   s->items_cap = 0;
@@ -80,8 +84,11 @@ void sched_run_finish(aq_sched *s) {
   s->slots = NULL;
   s->free_slots = NULL;
   s->nfree_slots = s->num_workers = 0;
-  s->slot_waiters = (aq_task_list){0};
   s->active = 0;
+  /* Tasks woken from handle:result() that still wait for a slot: there is no
+   * run to hold a slot of any more, so they simply continue. */
+  aq_task *t;
+  while ((t = task_list_pop(&s->slot_waiters))) task_make_ready(t);
 }
 
 int sched_run_finished(const aq_sched *s) {
@@ -135,8 +142,11 @@ void sched_slot_wanted(aq_engine *E, aq_task *t) {
   sched_dispatch(E);
 }
 
-static int has_job(const aq_sched *s) {
-  return aq_item_queue_len(&s->hooks) > 0 || (!s->stopping && aq_item_queue_len(&s->queued) > 0);
+/* Jobs not yet promised to a runner: queued ones (hooks, and items unless
+ * stopping) minus the runners already woken for them that have not taken one. */
+static int has_unclaimed_job(const aq_sched *s) {
+  size_t jobs = aq_item_queue_len(&s->hooks) + (s->stopping ? 0 : aq_item_queue_len(&s->queued));
+  return jobs > s->starting_runners;
 }
 
 /* Creates a runner task running the Lua runner function; NULL on failure. */
@@ -157,11 +167,13 @@ void sched_dispatch(aq_engine *E) {
       task_make_ready(t);
       continue;
     }
-    if (!has_job(s)) break;
+    if (!has_unclaimed_job(s)) break;
     t = task_list_pop(&E->parked);
     if (t) task_make_ready(t);
     else if (!(t = new_runner(E))) break; /* out of memory: the running workers go on */
     give_slot(E, t);
+    t->starting = 1;
+    s->starting_runners++;
   }
 }
 
@@ -291,6 +303,7 @@ int32_t aq__sched_take(aq_engine *E) {
   aq_sched *s = &E->sched;
   aq_task *t = E->current;
   t->job = 0;
+  sched_runner_started(s, t);
   /* The run is over (this runner yielded its turn past the end), or a task
    * woken from handle:result() waits for a slot: it goes first, so this
    * runner parks and gives its slot up. */
@@ -353,6 +366,13 @@ void aq__sched_hook_done(aq_engine *E, int32_t id, int32_t ok) {
   free_item(s, id);
   close_one(s, parent);
   notify_if_finished(E);
+}
+
+void sched_runner_started(aq_sched *s, aq_task *t) {
+  if (t->starting) {
+    t->starting = 0;
+    s->starting_runners--;
+  }
 }
 
 void sched_job_abandoned(aq_engine *E, aq_task *t) {

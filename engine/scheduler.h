@@ -83,6 +83,7 @@ typedef struct {
   int64_t processed, failed, retried, enqueued, dropped, cancelled;
   int64_t overall_total, overall_done;
 
+  size_t starting_runners; /* woken for a job, not yet in aq__sched_take */
   aq_task *waiter;    /* the task in run_wait, if any */
   uint32_t take_count;
 } aq_sched;
@@ -104,6 +105,8 @@ void sched_dispatch(aq_engine *E);
 void sched_release_slot(aq_engine *E, aq_task *t);
 /* A task that waits unslotted was woken: give it a slot now or queue it. */
 void sched_slot_wanted(aq_engine *E, aq_task *t);
+/* A runner woken by dispatch has reached take, or ended before it did. */
+void sched_runner_started(aq_sched *s, aq_task *t);
 /* A runner task is destroyed while it holds a job (cancellation). */
 void sched_job_abandoned(aq_engine *E, aq_task *t);
 /* Graceful stop: takes every queued item out (counted as dropped) and calls

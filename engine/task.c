@@ -100,6 +100,7 @@ void task_destroy(aq_task *t) {
     cancel(t, t->cancel_data);
   }
   task_list_remove(t);
+  sched_runner_started(&E->sched, t);
   if (t->job) sched_job_abandoned(E, t);
   if (t->slot >= 0) sched_release_slot(E, t);
   if (E->sched.waiter == t) E->sched.waiter = NULL;

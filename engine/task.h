@@ -61,6 +61,7 @@ struct aq_task {
   int32_t slot;        /* worker slot held, -1 when none */
   int32_t job;         /* current job (scheduler.h encoding), 0 when none */
   int wants_slot;      /* woken from an unslotted wait: needs a slot before it runs */
+  int starting;        /* woken by dispatch for a job it has not taken yet */
   char *desc;          /* set_desc text, owned (malloc) */
   size_t desc_len, desc_cap;
 };
