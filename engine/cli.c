@@ -21,7 +21,8 @@ static const char usage[] =
     "  --order MODE       lifo | fifo | priority, when the script does not give it\n"
     "  --state FILE       persist the queue in FILE (not available yet)\n"
     "  --fresh            with --state: start anew (not available yet)\n"
-    "  --progress MODE    auto | tty | plain | json | none (not available yet)\n"
+    "  --progress MODE    auto | tty | plain | json | none: the live display\n"
+    "                     (auto: tty when stderr is a terminal, else plain)\n"
     "  --version          print the version and exit\n"
     "  -h, --help         print this help and exit\n"
     "\n"
@@ -66,6 +67,7 @@ static int matches(const char *arg, const char *name) {
 int cli_parse(int argc, char **argv, aq_cli *cli) {
   memset(cli, 0, sizeof *cli);
   cli->order = -1;
+  cli->progress = -1;
   int i = 1;
   for (; i < argc; i++) {
     const char *arg = argv[i];
@@ -96,13 +98,16 @@ int cli_parse(int argc, char **argv, aq_cli *cli) {
       else if (v && strcmp(v, "fifo") == 0) cli->order = AQ_ORDER_FIFO;
       else if (v && strcmp(v, "priority") == 0) cli->order = AQ_ORDER_PRIORITY;
       else return bad_usage("--order must be lifo, fifo or priority, got '%s'", v ? v : "");
-    } else if (matches(arg, "--state") || matches(arg, "--fresh") || matches(arg, "--progress")) {
+    } else if (matches(arg, "--progress")) {
+      const char *v = option_value(argc, argv, &i, arg, 10);
+      cli->progress = v ? display_parse_mode(v) : -1;
+      if (cli->progress < 0)
+        return bad_usage("--progress must be auto, tty, plain, json or none, got '%s'", v ? v : "");
+    } else if (matches(arg, "--state") || matches(arg, "--fresh")) {
       char name[32];
       snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
-      fprintf(stderr,
-              "aqueue-run: %s is not available in this version yet: %s\n", name,
-              strcmp(name, "--progress") == 0 ? "the live display is still to come"
-                                               : "persistence (state files) is still to come");
+      fprintf(stderr, "aqueue-run: %s is not available in this version yet: persistence (state files) is still to come\n",
+              name);
       return AQ_EXIT_USAGE;
     } else {
       return bad_usage("unknown option '%s'", arg);

@@ -100,14 +100,16 @@ static int l_set_runner(lua_State *L) {
 
 static const char *const order_names[] = {"lifo", "fifo", "priority", NULL};
 
-/* core.run_start(num_workers, order) */
+/* core.run_start(num_workers, order, progress) */
 static int l_run_start(lua_State *L) {
   aq_engine *E = engine(L);
   lua_Integer workers = luaL_checkinteger(L, 1);
   int order = luaL_checkoption(L, 2, NULL, order_names);
+  int progress = luaL_checkoption(L, 3, "auto", aq_progress_names);
   if (E->sched.active) return luaL_error(L, "run_queue is already running");
   if (workers < 1 || workers > 10000000) return luaL_error(L, "num_workers must be between 1 and 10000000");
   if (sched_run_start(&E->sched, (int32_t)workers, (aq_order)order) != 0) return luaL_error(L, "out of memory");
+  display_run_started(E, (aq_progress)progress);
   return 0;
 }
 
@@ -176,7 +178,7 @@ static int l_run_finish(lua_State *L) {
     lua_setfield(L, -2, c->name);
   }
   lua_setfield(L, -2, "classes");
-  sched_print_summary(E, s->stopping ? "interrupted" : NULL);
+  display_run_finished(E, s->stopping ? "interrupted" : NULL);
   sched_run_finish(s);
   return 1;
 }
@@ -204,14 +206,42 @@ static int l_log(lua_State *L) {
   return 0;
 }
 
-/* core.defaults() -> num_workers, order from the command line (nil when unset). */
+/* core.defaults() -> num_workers, order, progress from the command line (nil
+ * when unset). */
 static int l_defaults(lua_State *L) {
   aq_engine *E = engine(L);
   if (E->cli_workers > 0) lua_pushinteger(L, E->cli_workers);
   else lua_pushnil(L);
   if (E->cli_order >= 0) lua_pushstring(L, order_names[E->cli_order]);
   else lua_pushnil(L);
-  return 2;
+  if (E->cli_progress >= 0) lua_pushstring(L, aq_progress_names[E->cli_progress]);
+  else lua_pushnil(L);
+  return 3;
+}
+
+/* core.output(stream, text): text the script writes to stdout (1) or stderr
+ * (2) while the panel routes that stream (see core.routes). */
+static int l_output(lua_State *L) {
+  int stream = (int)luaL_checkinteger(L, 1);
+  size_t len;
+  const char *text = luaL_checklstring(L, 2, &len);
+  display_output(engine(L), stream, text, len);
+  return 0;
+}
+
+/* core.routes(stream) -> true while writes to stdout (1) / stderr (2) must go
+ * through core.output so they land above the panel. */
+static int l_routes(lua_State *L) {
+  lua_pushboolean(L, display_routes(engine(L), (int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+/* core.note_failure(text): a failed item or hook, for the final summary. */
+static int l_note_failure(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  display_note_failure(engine(L), text, len);
+  return 0;
 }
 
 /* core.mark_failed(): the exit status will be 1 (an error nobody caught). */
@@ -234,6 +264,7 @@ static int open_core(lua_State *L) {
       {"run_wait", l_run_wait},   {"run_drop", l_run_drop},   {"run_finish", l_run_finish},
       {"exit", l_exit},           {"log", l_log},             {"defaults", l_defaults},
       {"sleep", aq_lua_sleep},    {"now", l_now},             {"mark_failed", l_mark_failed},
+      {"output", l_output},       {"routes", l_routes},       {"note_failure", l_note_failure},
       {NULL, NULL}};
   lua_newtable(L);
   luaL_register(L, NULL, funcs);

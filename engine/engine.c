@@ -39,10 +39,8 @@ uv_loop_t *aq_engine_loop(aq_engine *E) { return &E->loop; }
 uint64_t engine_now_ms(aq_engine *E) { return uv_now(&E->loop); }
 
 void engine_log(aq_engine *E, const char *text, size_t len) {
-  (void)E;
-  fwrite(text, 1, len, stderr);
-  if (len == 0 || text[len - 1] != '\n') fputc('\n', stderr);
-  fflush(stderr);
+  display_output(E, 2, text, len);
+  if (len == 0 || text[len - 1] != '\n') display_output(E, 2, "\n", 1);
 }
 
 /* --- errors --- */
@@ -128,6 +126,7 @@ static void on_driver(uv_idle_t *handle) {
     return;
   }
   if (E->ready.len == 0) uv_idle_stop(handle);
+  display_flush(E); /* what the tasks printed, above the panel */
 }
 
 /* --- stopping --- */
@@ -147,10 +146,7 @@ static void engine_shutdown_now(aq_engine *E) {
   uv_idle_stop(&E->driver);
   for (uint32_t i = 0; i < E->tasks_cap; i++)
     if (E->tasks[i]) task_destroy(E->tasks[i]);
-  if (E->sched.active && !E->summary_printed) {
-    E->summary_printed = 1;
-    sched_print_summary(E, E->stop_reason);
-  }
+  if (E->sched.active && E->display.mode != AQ_PROGRESS_NONE) display_run_finished(E, E->stop_reason);
 }
 
 static void on_signal(uv_signal_t *handle, int signum) {
@@ -209,6 +205,7 @@ aq_engine *engine_create(void) {
   if (!E) return NULL;
   E->exit_code = -1;
   E->cli_order = -1;
+  E->cli_progress = -1;
   E->runner_fn_ref = LUA_NOREF;
   int err = uv_loop_init(&E->loop);
   if (err) {
@@ -229,6 +226,7 @@ aq_engine *engine_create(void) {
   lua_pushlightuserdata(E->L, E);
   lua_rawset(E->L, LUA_REGISTRYINDEX);
   sched_init(&E->sched);
+  display_init(E);
 
   uv_idle_init(&E->loop, &E->driver);
   E->driver.data = E;
@@ -324,6 +322,7 @@ static void on_walk_close(uv_handle_t *handle, void *arg) {
 
 void engine_destroy(aq_engine *E) {
   engine_shutdown_now(E);
+  display_close(E);
   sched_free(&E->sched);
   if (E->runner_fn_ref != LUA_NOREF) luaL_unref(E->L, LUA_REGISTRYINDEX, E->runner_fn_ref);
   lua_close(E->L);

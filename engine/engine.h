@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "aqueue.h"
+#include "display.h"
 #include "scheduler.h"
 #include "task.h"
 
@@ -39,15 +40,16 @@ struct aq_engine {
   int runner_fn_ref;     /* the Lua function every runner runs */
 
   aq_sched sched;
+  aq_display display;
 
   int sigint_count;
   int shutdown;          /* cancel every task and leave the loop */
   int exit_code;         /* set by os.exit or a signal; -1 until then */
-  int summary_printed;   /* the interrupted run's summary is out */
   const char *stop_reason; /* why the engine stopped early, for the summary */
   int had_failures;      /* an item or hook failed, or the main task raised */
   int32_t cli_workers;   /* -w: num_workers when run_queue does not say; 0 unset */
   int cli_order;         /* --order: an aq_order, -1 unset */
+  int cli_progress;      /* --progress: an aq_progress, -1 unset */
   uint64_t slice_deadline; /* the driver yields to the loop after this (hrtime) */
 };
 
@@ -70,7 +72,7 @@ void engine_destroy(aq_engine *E);
  * is cancelled when the driver next gets control. */
 void engine_request_shutdown(aq_engine *E, int exit_code);
 
-/* Writes a line for the user (stderr for now; the display will route it). */
+/* Writes a line for the user on stderr, above the display's panel. */
 void engine_log(aq_engine *E, const char *text, size_t len);
 
 /* Loop time in milliseconds (uv_now). */

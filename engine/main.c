@@ -20,6 +20,7 @@ int main(int argc, char **argv) {
   if (!E) return AQ_EXIT_FAILED;
   E->cli_workers = cli.workers;
   E->cli_order = cli.order;
+  E->cli_progress = cli.progress;
   status = engine_load_script(E, argv[cli.script_index], argc, argv, cli.script_index);
   if (status == 0) status = engine_run(E);
   engine_destroy(E);

@@ -442,18 +442,3 @@ void aq__sched_set_desc(aq_engine *E, const char *text, size_t len) {
   t->desc[len] = '\0';
   t->desc_len = len;
 }
-
-void sched_print_summary(aq_engine *E, const char *why) {
-  aq_sched *s = &E->sched;
-  double elapsed = (double)(uv_hrtime() - s->started_ns) / 1e9;
-  int64_t finished = s->processed + s->failed;
-  int64_t not_started = s->dropped + (int64_t)aq_item_queue_len(&s->queued);
-  char line[256];
-  int n = snprintf(line, sizeof line, "aqueue: %lld processed, %lld failed", (long long)s->processed,
-                   (long long)s->failed);
-  if (s->cancelled > 0) n += snprintf(line + n, sizeof line - (size_t)n, ", %lld cancelled", (long long)s->cancelled);
-  if (not_started > 0) n += snprintf(line + n, sizeof line - (size_t)n, ", %lld not started", (long long)not_started);
-  n += snprintf(line + n, sizeof line - (size_t)n, " in %.2f s (%.0f items/s)%s%s", elapsed,
-                elapsed > 0 ? (double)finished / elapsed : 0.0, why ? ", " : "", why ? why : "");
-  engine_log(E, line, (size_t)n);
-}

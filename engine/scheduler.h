@@ -113,10 +113,6 @@ void sched_job_abandoned(aq_engine *E, aq_task *t);
  * `dropped(id, ud)` for each, after freeing its record. */
 void sched_drop_queued(aq_engine *E, void (*dropped)(int32_t id, void *ud), void *ud);
 
-/* Prints the one-line summary of the run so far; `why` (or NULL) says why it
- * ended early ("interrupted", "stopped by os.exit", ...). */
-void sched_print_summary(aq_engine *E, const char *why);
-
 /* --- FFI hot path (called from the runner loop in Lua) --- */
 int32_t aq__sched_class_add(aq_engine *E, const char *name);
 int32_t aq__sched_enqueue(aq_engine *E, int32_t parent, int32_t class_id, double priority, int32_t flags);

@@ -3,6 +3,7 @@ local core = require("aqueue.core")
 local item = require("aqueue.item")
 local handle = require("aqueue.handle")
 local run = require("aqueue.run_queue")
+require("aqueue.output") -- print & co. go above the live display's panel
 
 local Item = item.Item
 

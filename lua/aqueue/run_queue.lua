@@ -113,6 +113,7 @@ local function report_failure(item, phase, err)
   local class = item.__name
   err = traceback.normalize(err)
   core.log(("aqueue: %s:%s failed: %s"):format(class, phase, err.traceback))
+  core.note_failure(("%s:%s: %s"):format(class, phase, err.message))
   if #errors < MAX_KEPT_ERRORS then
     errors[#errors + 1] = { class = class, phase = phase, error = err.message, item = item }
   else
@@ -187,7 +188,8 @@ core.set_runner(runner)
 -- run_queue
 
 local ORDERS = { lifo = true, fifo = true, priority = true }
-local OPTIONS = { initial_items = true, num_workers = true, order = true }
+local OPTIONS = { initial_items = true, num_workers = true, order = true, progress = true }
+local PROGRESS = { auto = true, tty = true, plain = true, json = true, none = true }
 
 local function check_options(opts)
   if opts == nil then
@@ -200,7 +202,7 @@ local function check_options(opts)
       error(("run_queue: unknown option %q"):format(tostring(k)), 3)
     end
   end
-  local cli_workers, cli_order = core.defaults()
+  local cli_workers, cli_order, cli_progress = core.defaults()
   local num_workers = opts.num_workers or cli_workers or 5
   if type(num_workers) ~= "number" or num_workers < 1 or num_workers ~= math.floor(num_workers) then
     error("run_queue: num_workers must be a whole number >= 1, got " .. tostring(num_workers), 3)
@@ -208,6 +210,11 @@ local function check_options(opts)
   local order = opts.order or cli_order or "lifo"
   if not ORDERS[order] then
     error(("run_queue: order must be \"lifo\", \"fifo\" or \"priority\", got %q"):format(tostring(order)), 3)
+  end
+  local progress = opts.progress or cli_progress or "auto"
+  if not PROGRESS[progress] then
+    error(("run_queue: progress must be \"auto\", \"tty\", \"plain\", \"json\" or \"none\", got %q")
+      :format(tostring(progress)), 3)
   end
   local initial = opts.initial_items or {}
   if type(initial) ~= "table" then
@@ -227,7 +234,7 @@ local function check_options(opts)
         :format(cls.__name, cls.__name), 3)
     end
   end
-  return initial, num_workers, order
+  return initial, num_workers, order, progress
 end
 
 -- Settles the handles of items a graceful stop took out of the queue.
@@ -242,8 +249,8 @@ local function drop_queued()
 end
 
 local function run_queue(opts)
-  local initial, num_workers, order = check_options(opts)
-  core.run_start(num_workers, order)
+  local initial, num_workers, order, progress = check_options(opts)
+  core.run_start(num_workers, order, progress)
   errors, errors_dropped = {}, 0
   local ok, err = pcall(function()
     for i = 1, #initial do

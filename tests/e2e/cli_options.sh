@@ -66,9 +66,12 @@ bad_usage "--order without a value" --order
 bad_usage "--order with an unknown mode" --order random "$S" main 0
 expect_contains "$ERR" "random" "--order random: the message shows the bad value"
 bad_usage "--order= (empty)" --order= "$S" main 0
+bad_usage "--progress with an unknown mode" --progress fancy "$S" main 0
+expect_contains "$ERR" "fancy" "--progress fancy: the message shows the bad value"
+bad_usage "--progress without a value" --progress
 
 # --- options of later versions: refused with a clear message ---
-for args in "--state $TMP/state.db" "--state=$TMP/state.db" "--fresh" "--progress plain" "--progress=none"; do
+for args in "--state $TMP/state.db" "--state=$TMP/state.db" "--fresh"; do
   # shellcheck disable=SC2086
   bad_usage "$args (not available yet)" $args "$S" main 0
   expect_contains "$ERR" "not available" "$args: the message says it is not available yet"

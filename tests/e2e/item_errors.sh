@@ -42,7 +42,8 @@ expect_match "$ERR" "^aqueue: Job:process failed: $S:$job_line: job 3 is bad$" \
   "the failure is reported as 'aqueue: Job:process failed: file:line: message'"
 expect_match "$ERR" '^stack traceback:$' "the failure comes with a traceback"
 expect_match "$ERR" "$S:$job_line: in function" "the traceback names the line that raised"
-expect_eq "$(count_lines "$ERR" 'failed: ')" 1 "exactly one failure is reported"
+expect_eq "$(count_lines "$ERR" ':process failed: ')" 1 "exactly one failure is reported"
+expect_match "$ERR" "^  failed: Job:process: $S:$job_line: job 3 is bad\$" "the final summary lists the failure"
 for n in 1 2 4 5; do
   expect_match "$OUT" "^job done $n\$" "the queue went on: job $n done"
 done
@@ -53,7 +54,7 @@ expect_eq "$(value_of "$OUT" processed)" 6 "summary.processed is 6 (Parent, jobs
 expect_eq "$(value_of "$OUT" failed)" 1 "summary.failed is 1"
 expect_match "$OUT" '^after run_queue$' "run_queue returned and the script went on"
 expect_match "$ERR" "$SUMMARY_RE" "stderr has the summary line"
-expect_match "$ERR" '^aqueue: 6 processed, 1 failed in [0-9.]+ s \([0-9]+ items/s\)$' \
+expect_match "$ERR" '^aqueue: 6 processed, 1 failed, 0 retried in [0-9.]+ s \([0-9]+ items/s\)$' \
   "the summary line says '6 processed, 1 failed'"
 
 # --- a failing after_children_processed hook ---
@@ -70,7 +71,7 @@ expect_match "$OUT" '^after run_queue$' "hook failure: run_queue returned and th
 # --- no failures ---
 run "$AQUEUE_RUN" "$S" ok
 expect_rc 0 "a queue without failures"
-expect_match "$ERR" '^aqueue: 6 processed, 0 failed in [0-9.]+ s \([0-9]+ items/s\)$' \
+expect_match "$ERR" '^aqueue: 6 processed, 0 failed, 0 retried in [0-9.]+ s \([0-9]+ items/s\)$' \
   "the summary line says '6 processed, 0 failed'"
 expect_eq "$(count_lines "$ERR" '.')" 1 "stderr holds only the summary line"
 

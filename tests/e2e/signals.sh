@@ -35,7 +35,7 @@ expect_match "$OUT" '^after run_queue interrupted=true processed=4 failed=0 not_
   "graceful: run_queue returned a summary: interrupted, 4 processed, 2 not started"
 expect_match "$OUT" '^script continued$' "graceful: the script went on after run_queue"
 expect_match "$ERR" "$SUMMARY_RE" "graceful: the summary line is printed"
-expect_match "$ERR" '^aqueue: 4 processed, 0 failed, 2 not started in [0-9.]+ s \([0-9]+ items/s\), interrupted$' \
+expect_match "$ERR" '^aqueue: 4 processed, 0 failed, 0 retried, 2 not started in [0-9.]+ s \([0-9]+ items/s\), interrupted$' \
   "graceful: the summary line says 4 processed, 2 not started, interrupted"
 expect_no_match "$ERR" 'ERROR: (Address|Leak)Sanitizer|runtime error:|internal error|stack traceback' \
   "graceful: no error, traceback or sanitizer report"
@@ -64,7 +64,7 @@ wait_bg "$QUICK" "twice: the second SIGINT ends the process at once (items never
 expect_rc 130 "twice: interrupted"
 expect_no_match "$OUT" '^(finish|hook) (Q|P|B)$' "twice: the running items were cancelled (no finish, no hook)"
 expect_no_match "$OUT" '^start (C|D|LATE)$' "twice: no new item started"
-expect_match "$ERR" '^aqueue: 1 processed, 0 failed, 3 cancelled, 2 not started in [0-9.]+ s \([0-9]+ items/s\), interrupted$' \
+expect_match "$ERR" '^aqueue: 1 processed, 0 failed, 0 retried, 3 cancelled, 2 not started in [0-9.]+ s \([0-9]+ items/s\), interrupted$' \
   "twice: the summary line says 1 processed, 3 cancelled, 2 not started, interrupted"
 expect_no_match "$ERR" 'ERROR: (Address|Leak)Sanitizer|runtime error:|internal error' \
   "twice: no sanitizer report or internal error (cancelled tasks are freed)"

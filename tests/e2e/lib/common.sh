@@ -166,7 +166,7 @@ value_of() { # text, key
 }
 
 # The summary line aqueue prints at the end of run_queue.
-SUMMARY_RE='^aqueue: [0-9]+ processed, [0-9]+ failed(, [0-9]+ cancelled)?(, [0-9]+ not started)? in [0-9]+\.[0-9]+ s \([0-9]+ items/s\)(, interrupted)?$'
+SUMMARY_RE='^aqueue: [0-9]+ processed, [0-9]+ failed, [0-9]+ retried(, [0-9]+ cancelled)?(, [0-9]+ not started)? in [0-9]+\.[0-9]+ s \([0-9]+ items/s\)(, (interrupted|terminated|stopped[a-z :.]*))?$'
 
 # --- background runs, for signals ---
 

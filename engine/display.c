@@ -1,0 +1,390 @@
+/*
+ * display.c — the display's life: choosing the mode, the tick timer, terminal
+ * size, lines printed above the panel, the final summary, and giving the
+ * terminal back (see display.h). What a frame looks like is display_render.c.
+ *
+ * tty writes: every change to the screen is built in d->out and written with
+ * one write(). The panel ends without a newline, so the cursor sits at the end
+ * of its last line; to replace it we go to column 0, up panel_lines-1 lines
+ * and clear to the end of the screen.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+#define TTY_TICK_MS 100
+#define PLAIN_TICK_MS 2000
+#define JSON_TICK_MS 1000
+/* Printed lines are written at the latest when this much is pending. */
+#define PENDING_LIMIT (64 * 1024)
+
+const char *const aq_progress_names[] = {"auto", "tty", "plain", "json", "none", NULL};
+
+int display_parse_mode(const char *name) {
+  for (int i = 0; aq_progress_names[i]; i++)
+    if (strcmp(name, aq_progress_names[i]) == 0) return i;
+  return -1;
+}
+
+/* --- the terminal --- */
+
+static const char SHOW_CURSOR[] = "\033[?25h";
+static const char HIDE_CURSOR[] = "\033[?25l";
+
+/* Set while the cursor is hidden, for the atexit fallback: a path that calls
+ * exit() without going through the engine still gets its cursor back. */
+static int cursor_hidden_fd = -1;
+
+static void restore_cursor_at_exit(void) {
+  if (cursor_hidden_fd >= 0) {
+    ssize_t n = write(cursor_hidden_fd, SHOW_CURSOR, sizeof SHOW_CURSOR - 1);
+    (void)n;
+  }
+}
+
+/* Writes all of b (retrying short writes and EINTR); the display gives up on
+ * a write error rather than block the engine. */
+static void write_all(int fd, const char *data, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, data, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        /* A non-blocking terminal that is full: wait for it rather than lose
+         * part of a frame (which would leave the cursor in the wrong place). */
+        usleep(1000);
+        continue;
+      }
+      return;
+    }
+    data += n;
+    len -= (size_t)n;
+  }
+}
+
+static void query_size(aq_display *d) {
+  struct winsize ws;
+  if (ioctl(d->fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 && ws.ws_row > 0) {
+    d->cols = ws.ws_col;
+    d->rows = ws.ws_row;
+  } else {
+    d->cols = 80;
+    d->rows = 24;
+  }
+}
+
+static int env_says_utf8(void) {
+  const char *vars[] = {"LC_ALL", "LC_CTYPE", "LANG"};
+  for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+    const char *v = getenv(vars[i]);
+    if (v && *v) return strcasestr(v, "utf-8") != NULL || strcasestr(v, "utf8") != NULL;
+  }
+  return 0;
+}
+
+/* True when fd a and fd b are the same terminal device. */
+static int same_terminal(int a, int b) {
+  struct stat sa, sb;
+  if (!isatty(a) || !isatty(b) || fstat(a, &sa) != 0 || fstat(b, &sb) != 0) return 0;
+  return sa.st_rdev == sb.st_rdev;
+}
+
+/* Moves the cursor to the start of the panel and clears it from the screen. */
+static void erase_panel(aq_display *d, aq_buf *b) {
+  if (d->panel_lines == 0) return;
+  buf_puts(b, "\r");
+  if (d->panel_lines > 1) buf_printf(b, "\033[%dA", d->panel_lines - 1);
+  buf_puts(b, "\033[J");
+  d->panel_lines = 0;
+}
+
+/* --- figures that change with time --- */
+
+static void update_rate(aq_engine *E, aq_display *d) {
+  aq_sched *s = &E->sched;
+  int64_t done = s->overall_total > 0 ? s->overall_done : s->processed + s->failed;
+  uint64_t now = uv_hrtime();
+  if (d->rate_ns == 0) {
+    d->rate_ns = now;
+    d->rate_done = done;
+    return;
+  }
+  double dt = (double)(now - d->rate_ns) / 1e9;
+  if (dt < 0.05) return;
+  double instant = (double)(done - d->rate_done) / dt;
+  /* An exponential average over about 2 s: steady, yet follows real changes. */
+  double alpha = 1.0 - exp(-dt / 2.0);
+  d->rate = d->rate == 0 ? instant : d->rate + alpha * (instant - d->rate);
+  d->rate_ns = now;
+  d->rate_done = done;
+}
+
+/* --- tty --- */
+
+/* Redraws the panel (re-rendered when `render`), with pending lines above. */
+static void draw(aq_engine *E, aq_display *d, int render) {
+  int lines = d->panel_lines;
+  if (render) {
+    buf_reset(&d->next);
+    lines = render_panel(E, d);
+    if (d->next.failed) return;
+    if (d->pending.len == 0 && d->panel_lines > 0 && d->next.len == d->frame.len &&
+        memcmp(d->next.data, d->frame.data, d->frame.len) == 0)
+      return; /* nothing changed */
+    aq_buf t = d->frame;
+    d->frame = d->next;
+    d->next = t;
+  } else if (d->pending.len == 0) {
+    return;
+  }
+  buf_reset(&d->out);
+  erase_panel(d, &d->out);
+  buf_add(&d->out, d->pending.data, d->pending.len);
+  buf_add(&d->out, d->frame.data, d->frame.len);
+  if (d->out.failed) return;
+  write_all(d->fd, d->out.data, d->out.len);
+  d->panel_lines = lines > 0 ? lines : d->panel_lines;
+  buf_reset(&d->pending);
+}
+
+/* How many terminal rows `frame` (lines without a final newline) takes at
+ * `cols` columns when long lines wrap. Escape sequences take no room; a UTF-8
+ * code point takes one column. */
+static int rows_at_width(const aq_buf *frame, int cols) {
+  int rows = 0, width = 0;
+  for (size_t i = 0; i <= frame->len; i++) {
+    if (i == frame->len || frame->data[i] == '\n') {
+      rows += width > cols ? (width + cols - 1) / cols : 1;
+      width = 0;
+    } else if (frame->data[i] == '\033') {
+      while (i + 1 < frame->len && !((frame->data[i + 1] >= 'A' && frame->data[i + 1] <= 'Z') ||
+                                     (frame->data[i + 1] >= 'a' && frame->data[i + 1] <= 'z')))
+        i++;
+      i++; /* the final letter */
+    } else if (((unsigned char)frame->data[i] & 0xc0) != 0x80) {
+      width++;
+    }
+  }
+  return rows;
+}
+
+static void on_winch(uv_signal_t *handle, int signum) {
+  (void)signum;
+  aq_engine *E = handle->data;
+  aq_display *d = &E->display;
+  query_size(d);
+  /* Terminals that re-wrap lines on a resize (tmux, VTE) may have folded the
+   * panel's lines onto more rows: erase as many rows as they take now. */
+  if (d->panel_lines > 0) d->panel_lines = rows_at_width(&d->frame, d->cols);
+  draw(E, d, 1);
+}
+
+static void on_tick(uv_timer_t *timer) {
+  aq_engine *E = timer->data;
+  aq_display *d = &E->display;
+  update_rate(E, d);
+  switch (d->mode) {
+  case AQ_PROGRESS_TTY:
+    d->spin++;
+    draw(E, d, 1);
+    break;
+  case AQ_PROGRESS_PLAIN:
+  case AQ_PROGRESS_JSON:
+    buf_reset(&d->out);
+    if (d->mode == AQ_PROGRESS_PLAIN) render_plain(E, d, &d->out);
+    else render_json(E, d, &d->out, 0, NULL);
+    buf_puts(&d->out, "\n");
+    if (!d->out.failed) write_all(d->fd, d->out.data, d->out.len);
+    break;
+  default:
+    break;
+  }
+}
+
+/* --- life --- */
+
+void display_init(aq_engine *E) {
+  aq_display *d = &E->display;
+  memset(d, 0, sizeof *d);
+  d->fd = STDERR_FILENO;
+  d->mode = AQ_PROGRESS_NONE;
+  uv_timer_init(&E->loop, &d->timer);
+  uv_signal_init(&E->loop, &d->winch);
+  d->timer.data = d->winch.data = E;
+  /* Neither keeps the loop alive: a run whose tasks can never wake must
+   * still end (and be reported). */
+  uv_unref((uv_handle_t *)&d->timer);
+  uv_unref((uv_handle_t *)&d->winch);
+  static int registered;
+  if (!registered) {
+    registered = 1;
+    atexit(restore_cursor_at_exit);
+  }
+}
+
+static void free_failures(aq_display *d) {
+  for (int i = 0; i < AQ_DISPLAY_KEPT_FAILURES; i++) {
+    free(d->failures[i]);
+    d->failures[i] = NULL;
+  }
+  d->failures_total = 0;
+}
+
+void display_run_started(aq_engine *E, aq_progress mode) {
+  aq_display *d = &E->display;
+  const char *term = getenv("TERM");
+  int dumb = term && strcmp(term, "dumb") == 0;
+  if (mode == AQ_PROGRESS_AUTO) mode = isatty(d->fd) && !dumb ? AQ_PROGRESS_TTY : AQ_PROGRESS_PLAIN;
+  d->mode = mode;
+  d->rate = 0;
+  d->rate_ns = 0;
+  d->spin = 0;
+  free_failures(d);
+  update_rate(E, d);
+  uint64_t tick = 0;
+  if (mode == AQ_PROGRESS_TTY) {
+    query_size(d);
+    d->color = !getenv("NO_COLOR") && !dumb;
+    d->utf8 = env_says_utf8();
+    d->route_stdout = same_terminal(STDOUT_FILENO, d->fd);
+    fflush(stdout);
+    fflush(stderr);
+    write_all(d->fd, HIDE_CURSOR, sizeof HIDE_CURSOR - 1);
+    d->cursor_hidden = 1;
+    cursor_hidden_fd = d->fd;
+    uv_signal_start(&d->winch, on_winch, SIGWINCH);
+    tick = TTY_TICK_MS;
+  } else if (mode == AQ_PROGRESS_PLAIN) {
+    tick = PLAIN_TICK_MS;
+  } else if (mode == AQ_PROGRESS_JSON) {
+    tick = JSON_TICK_MS;
+  }
+  if (tick) uv_timer_start(&d->timer, on_tick, tick, tick);
+  if (mode == AQ_PROGRESS_TTY) draw(E, d, 1);
+}
+
+/* Moves unfinished lines (text without its newline yet) into pending. */
+static void flush_partials(aq_display *d) {
+  for (int s = 1; s <= 2; s++) {
+    aq_buf *p = &d->partial[s];
+    if (p->len == 0) continue;
+    buf_add(&d->pending, p->data, p->len);
+    buf_puts(&d->pending, "\n");
+    buf_reset(p);
+  }
+}
+
+void display_run_finished(aq_engine *E, const char *why) {
+  aq_display *d = &E->display;
+  aq_progress mode = d->mode;
+  uv_timer_stop(&d->timer);
+  uv_signal_stop(&d->winch);
+  update_rate(E, d);
+  buf_reset(&d->out);
+  if (mode == AQ_PROGRESS_TTY) {
+    flush_partials(d);
+    buf_reset(&d->next);
+    int lines = render_panel(E, d);
+    erase_panel(d, &d->out);
+    buf_add(&d->out, d->pending.data, d->pending.len);
+    buf_reset(&d->pending);
+    if (lines > 0) buf_add(&d->out, d->next.data, d->next.len);
+    buf_puts(&d->out, "\n");
+    buf_puts(&d->out, SHOW_CURSOR);
+    d->cursor_hidden = 0;
+    cursor_hidden_fd = -1;
+    d->panel_lines = 0;
+    buf_reset(&d->frame);
+  }
+  d->mode = AQ_PROGRESS_NONE; /* from here on, output goes straight out */
+  if (mode == AQ_PROGRESS_JSON) {
+    render_json(E, d, &d->out, 1, why);
+    buf_puts(&d->out, "\n");
+  } else if (mode != AQ_PROGRESS_NONE) {
+    render_summary(E, d, &d->out, why);
+  }
+  if (!d->out.failed && d->out.len) write_all(d->fd, d->out.data, d->out.len);
+}
+
+void display_close(aq_engine *E) {
+  aq_display *d = &E->display;
+  if (d->mode != AQ_PROGRESS_NONE) display_run_finished(E, NULL);
+  if (d->cursor_hidden) {
+    write_all(d->fd, SHOW_CURSOR, sizeof SHOW_CURSOR - 1);
+    d->cursor_hidden = 0;
+    cursor_hidden_fd = -1;
+  }
+  if (!d->handles_closed) {
+    d->handles_closed = 1;
+    uv_close((uv_handle_t *)&d->timer, NULL);
+    uv_close((uv_handle_t *)&d->winch, NULL);
+  }
+  buf_free(&d->frame);
+  buf_free(&d->next);
+  buf_free(&d->out);
+  buf_free(&d->pending);
+  for (int s = 0; s < 3; s++) buf_free(&d->partial[s]);
+  free_failures(d);
+}
+
+/* --- output --- */
+
+int display_routes(aq_engine *E, int stream) {
+  aq_display *d = &E->display;
+  return d->mode == AQ_PROGRESS_TTY && (stream == 2 || (stream == 1 && d->route_stdout));
+}
+
+void display_output(aq_engine *E, int stream, const char *text, size_t len) {
+  aq_display *d = &E->display;
+  if (stream != 1) stream = 2;
+  if (!display_routes(E, stream)) {
+    if (stream == 1) {
+      fwrite(text, 1, len, stdout); /* keeps order with the script's stdout */
+      fflush(stdout);
+    } else {
+      write_all(STDERR_FILENO, text, len);
+    }
+    return;
+  }
+  /* Whole lines go to pending; the rest waits for its newline. */
+  const char *end = text + len;
+  const char *last_nl = NULL;
+  for (const char *p = end; p > text; p--)
+    if (p[-1] == '\n') {
+      last_nl = p;
+      break;
+    }
+  aq_buf *partial = &d->partial[stream];
+  if (last_nl) {
+    buf_add(&d->pending, partial->data, partial->len);
+    buf_reset(partial);
+    buf_add(&d->pending, text, (size_t)(last_nl - text));
+    buf_add(partial, last_nl, (size_t)(end - last_nl));
+  } else {
+    buf_add(partial, text, len);
+  }
+  if (d->pending.len >= PENDING_LIMIT) draw(E, d, 0);
+}
+
+void display_flush(aq_engine *E) {
+  aq_display *d = &E->display;
+  if (d->mode == AQ_PROGRESS_TTY && d->pending.len > 0) draw(E, d, d->panel_lines == 0);
+}
+
+void display_note_failure(aq_engine *E, const char *text, size_t len) {
+  aq_display *d = &E->display;
+  const char *nl = memchr(text, '\n', len); /* the first line is the message */
+  if (nl) len = (size_t)(nl - text);
+  if (len > 300) len = 300;
+  int slot = (int)(d->failures_total % AQ_DISPLAY_KEPT_FAILURES);
+  free(d->failures[slot]);
+  d->failures[slot] = strndup(text, len);
+  d->failures_total++;
+}

@@ -1,0 +1,417 @@
+/*
+ * display_render.c — what the display shows: the tty panel, the plain line,
+ * the JSON object and the final summary, each built into a buffer from the
+ * scheduler's figures (display.c decides when and where they are written).
+ *
+ * The panel:
+ *    Workers  2/3 busy
+ *      1 ⠋ Page  GET http://127.0.0.1:8080/a.html             0.4s
+ *      2 ⠙ Image  saving img/1.png                             1.2s
+ *      3 · idle
+ *    Queue         queued  running     done   failed  max queued
+ *      Page            12        1       40        1          30
+ *    Overall ━━━━━━━━━━━───────  41/93  44%  12.3/s  0:04  ETA 0:04  failed 1  retried 0
+ * Every line fits in the terminal's width minus one column (so no terminal
+ * wraps it), and the panel in its height minus one line.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine.h"
+
+/* --- text that fits --- */
+
+static int is_continuation(unsigned char c) { return (c & 0xc0) == 0x80; }
+
+/* Appends text clipped to `cols` columns (one per code point; control
+ * characters become spaces, so a row stays one row). A clipped text ends with
+ * an ellipsis. Returns the columns used. */
+static int put_clipped(aq_buf *b, const char *s, size_t len, int cols, int utf8) {
+  if (cols <= 0) return 0;
+  int width = 0;
+  for (size_t i = 0; i < len; i++)
+    if (!is_continuation((unsigned char)s[i])) width++;
+  int limit = width > cols ? cols - 1 : cols; /* room for the ellipsis */
+  int used = 0;
+  for (size_t i = 0; i < len;) {
+    unsigned char c = (unsigned char)s[i];
+    size_t n = 1;
+    while (i + n < len && is_continuation((unsigned char)s[i + n])) n++;
+    if (used == limit) break;
+    if (c < 0x20 || c == 0x7f) buf_add(b, " ", 1);
+    else if (c >= 0x80 && !utf8) buf_add(b, "?", 1);
+    else buf_add(b, s + i, n);
+    used++;
+    i += n;
+  }
+  if (width > cols) {
+    buf_puts(b, utf8 ? "…" : "~");
+    used++;
+  }
+  return used;
+}
+
+static void put_spaces(aq_buf *b, int n) {
+  for (; n > 0; n--) buf_add(b, " ", 1);
+}
+
+/* "3.4s", "42s", "3:07", "1:02:03" */
+static int fmt_duration(char *out, size_t size, double seconds) {
+  if (seconds < 0) seconds = 0;
+  if (seconds < 10) return snprintf(out, size, "%.1fs", seconds);
+  long s = (long)seconds;
+  if (s < 60) return snprintf(out, size, "%lds", s);
+  if (s < 3600) return snprintf(out, size, "%ld:%02ld", s / 60, s % 60);
+  return snprintf(out, size, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+}
+
+/* "950", "12.3k", "4.56M" */
+static int fmt_rate(char *out, size_t size, double rate) {
+  if (rate < 1000) return snprintf(out, size, rate < 10 ? "%.1f" : "%.0f", rate);
+  if (rate < 1e6) return snprintf(out, size, "%.1fk", rate / 1e3);
+  return snprintf(out, size, "%.2fM", rate / 1e6);
+}
+
+/* --- shared figures --- */
+
+typedef struct {
+  int64_t done, total;
+  double percent, elapsed, rate, eta; /* eta < 0: unknown */
+} overall_figures;
+
+static overall_figures overall(aq_engine *E, aq_display *d) {
+  aq_sched *s = &E->sched;
+  overall_figures f;
+  if (s->overall_total > 0) { /* only the track_overall items */
+    f.done = s->overall_done;
+    f.total = s->overall_total;
+  } else {
+    f.done = s->processed + s->failed;
+    f.total = s->enqueued;
+  }
+  f.percent = f.total > 0 ? 100.0 * (double)f.done / (double)f.total : 0;
+  f.elapsed = (double)(uv_hrtime() - s->started_ns) / 1e9;
+  f.rate = d->rate;
+  f.eta = f.rate > 0 && f.total > f.done ? (double)(f.total - f.done) / f.rate : (f.total == f.done ? 0 : -1);
+  return f;
+}
+
+/* What a worker is running: "Page", or "Page (after children)" for a hook. */
+static const char *job_class(aq_engine *E, aq_task *t, int *is_hook) {
+  aq_sched *s = &E->sched;
+  int32_t job = t->job;
+  *is_hook = job & 1;
+  int32_t id = job / 2;
+  if (!job || id >= s->items_cap) return "";
+  return s->classes[s->items[id].class_id].name;
+}
+
+static int class_visible(const aq_class_stats *c) { return c->queued + c->running + c->done + c->failed > 0; }
+
+/* --- the tty panel --- */
+
+#define C_RESET "\033[0m"
+#define C_BOLD "\033[1m"
+#define C_DIM "\033[2m"
+#define C_RED "\033[31m"
+#define C_GREEN "\033[32m"
+#define C_CYAN "\033[36m"
+
+static void color(aq_buf *b, aq_display *d, const char *code) {
+  if (d->color) buf_puts(b, code);
+}
+
+static void newline(aq_buf *b, int *lines) {
+  buf_puts(b, "\n");
+  (*lines)++;
+}
+
+static void worker_row(aq_engine *E, aq_display *d, aq_buf *b, int32_t slot, int id_width, int cols) {
+  aq_sched *s = &E->sched;
+  aq_task *t = s->slots[slot].task;
+  static const char *const spin_utf8[] = {"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"};
+  static const char *const spin_ascii[] = {"|", "/", "-", "\\"};
+  int used = 2 + id_width + 3;
+  buf_printf(b, "  %*d ", id_width, slot + 1);
+  if (!t || !t->job) {
+    color(b, d, C_DIM);
+    buf_puts(b, d->utf8 ? "·" : ".");
+    buf_puts(b, " idle");
+    color(b, d, C_RESET);
+    return;
+  }
+  color(b, d, C_CYAN);
+  buf_puts(b, d->utf8 ? spin_utf8[(d->spin + (unsigned)slot) % 10] : spin_ascii[(d->spin + (unsigned)slot) % 4]);
+  color(b, d, C_RESET);
+  buf_puts(b, " ");
+  char elapsed[32];
+  int elapsed_len =
+      fmt_duration(elapsed, sizeof elapsed, (double)(engine_now_ms(E) - s->slots[slot].started) / 1000.0);
+  int room = cols - used - elapsed_len - 2;
+  int is_hook;
+  const char *cls = job_class(E, t, &is_hook);
+  int w = put_clipped(b, cls, strlen(cls), room, d->utf8);
+  if (is_hook) w += put_clipped(b, " (after children)", 17, room - w, d->utf8);
+  if (t->desc_len > 0 && room - w > 3) {
+    buf_puts(b, "  ");
+    w += 2 + put_clipped(b, t->desc, t->desc_len, room - w - 2, d->utf8);
+  }
+  put_spaces(b, room - w + 2);
+  buf_add(b, elapsed, (size_t)elapsed_len);
+}
+
+static void workers_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, int cols, int *lines) {
+  aq_sched *s = &E->sched;
+  int32_t n = s->num_workers, busy = 0;
+  for (int32_t i = 0; i < n; i++)
+    if (s->slots[i].task && s->slots[i].task->job) busy++;
+  color(b, d, C_BOLD);
+  buf_puts(b, " Workers");
+  color(b, d, C_RESET);
+  buf_printf(b, "  %d/%d busy", busy, n);
+  newline(b, lines);
+  int id_width = snprintf(NULL, 0, "%d", n);
+  int rows = n <= budget ? n : budget - 1; /* the last row says how many more */
+  int shown = 0;
+  /* Busy workers first, in slot order (rows stay put between frames), then
+   * idle ones while there is room. */
+  for (int pass = 0; pass < 2 && shown < rows; pass++)
+    for (int32_t i = 0; i < n && shown < rows; i++) {
+      int is_busy = s->slots[i].task && s->slots[i].task->job;
+      if (is_busy != (pass == 0)) continue;
+      worker_row(E, d, b, i, id_width, cols);
+      newline(b, lines);
+      shown++;
+    }
+  if (shown < n) {
+    int busy_hidden = busy > shown ? busy - shown : 0;
+    color(b, d, C_DIM);
+    buf_printf(b, "  +%d more (%d busy)", n - shown, busy_hidden);
+    color(b, d, C_RESET);
+    newline(b, lines);
+  }
+}
+
+static void queue_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, int cols, int *lines) {
+  aq_sched *s = &E->sched;
+  int name_width = 5, visible = 0;
+  for (int32_t i = 0; i < s->nclasses; i++) {
+    if (!class_visible(&s->classes[i])) continue;
+    visible++;
+    int w = (int)strlen(s->classes[i].name);
+    if (w > name_width) name_width = w;
+  }
+  int numbers = 5 * 9 + 3; /* five columns of nine, "max queued" is wider */
+  if (name_width > cols - numbers - 3) name_width = cols - numbers - 3;
+  if (name_width < 5) name_width = 5;
+  color(b, d, C_BOLD);
+  buf_puts(b, " Queue");
+  color(b, d, C_RESET);
+  put_spaces(b, name_width - 3);
+  buf_puts(b, "   queued  running     done   failed  max queued");
+  newline(b, lines);
+  int rows = visible <= budget ? visible : budget - 1;
+  int shown = 0;
+  for (int32_t i = 0; i < s->nclasses && shown < rows; i++) {
+    aq_class_stats *c = &s->classes[i];
+    if (!class_visible(c)) continue;
+    buf_puts(b, "   ");
+    int w = put_clipped(b, c->name, strlen(c->name), name_width, d->utf8);
+    put_spaces(b, name_width - w);
+    buf_printf(b, " %8lld %8lld %8lld ", (long long)c->queued, (long long)c->running, (long long)c->done);
+    if (c->failed) color(b, d, C_RED);
+    buf_printf(b, "%8lld", (long long)c->failed);
+    if (c->failed) color(b, d, C_RESET);
+    buf_printf(b, " %11lld", (long long)c->max_queued);
+    newline(b, lines);
+    shown++;
+  }
+  if (shown < visible) {
+    color(b, d, C_DIM);
+    buf_printf(b, "   +%d more classes", visible - shown);
+    color(b, d, C_RESET);
+    newline(b, lines);
+  }
+}
+
+static void overall_line(aq_engine *E, aq_display *d, aq_buf *b, int cols) {
+  aq_sched *s = &E->sched;
+  overall_figures f = overall(E, d);
+  char rate[32], elapsed[32], eta[32], right[256];
+  fmt_rate(rate, sizeof rate, f.rate);
+  fmt_duration(elapsed, sizeof elapsed, f.elapsed);
+  if (f.eta >= 0) fmt_duration(eta, sizeof eta, f.eta);
+  else snprintf(eta, sizeof eta, "?");
+  int right_len = snprintf(right, sizeof right, "  %lld/%lld  %.0f%%  %s/s  %s  ETA %s  ", (long long)f.done,
+                           (long long)f.total, f.percent, rate, elapsed, eta);
+  char tail[96];
+  int tail_len = snprintf(tail, sizeof tail, "failed %lld  retried %lld", (long long)s->failed, (long long)s->retried);
+  color(b, d, C_BOLD);
+  buf_puts(b, " Overall ");
+  color(b, d, C_RESET);
+  int bar = cols - 9 - right_len - tail_len;
+  if (bar >= 10) {
+    if (bar > 60) bar = 60;
+    int filled = f.total > 0 ? (int)((double)bar * (double)f.done / (double)f.total) : 0;
+    if (filled > bar) filled = bar;
+    color(b, d, C_GREEN);
+    for (int i = 0; i < filled; i++) buf_puts(b, d->utf8 ? "━" : "#");
+    color(b, d, C_DIM);
+    for (int i = filled; i < bar; i++) buf_puts(b, d->utf8 ? "─" : "-");
+    color(b, d, C_RESET);
+    buf_add(b, right, (size_t)right_len);
+  } else {
+    /* Too narrow for a bar: the figures, clipped. */
+    put_clipped(b, right + 2, (size_t)right_len - 2, cols - 9, d->utf8);
+    return;
+  }
+  if (s->failed) color(b, d, C_RED);
+  buf_add(b, tail, (size_t)tail_len);
+  if (s->failed) color(b, d, C_RESET);
+}
+
+int render_panel(aq_engine *E, aq_display *d) {
+  aq_sched *s = &E->sched;
+  aq_buf *b = &d->next;
+  if (!s->active) return 0;
+  int cols = d->cols - 1;
+  int height = d->rows - 1;
+  if (height < 5) height = 5;
+  int visible = 0;
+  for (int32_t i = 0; i < s->nclasses; i++)
+    if (class_visible(&s->classes[i])) visible++;
+  /* Classes get up to a quarter of the height, workers up to half; printed
+   * lines keep the rest. */
+  int class_budget = visible;
+  if (class_budget > height / 4) class_budget = height / 4 > 1 ? height / 4 : 1;
+  int worker_budget = height - 3 - (class_budget < visible ? class_budget + 1 : class_budget);
+  if (worker_budget > height / 2) worker_budget = height / 2;
+  if (worker_budget < 2) worker_budget = 2;
+  int lines = 0;
+  workers_section(E, d, b, worker_budget, cols, &lines);
+  queue_section(E, d, b, class_budget, cols, &lines);
+  overall_line(E, d, b, cols);
+  return lines + 1;
+}
+
+/* --- plain --- */
+
+void render_plain(aq_engine *E, aq_display *d, aq_buf *b) {
+  aq_sched *s = &E->sched;
+  overall_figures f = overall(E, d);
+  char rate[32], elapsed[32], eta[32];
+  fmt_rate(rate, sizeof rate, f.rate);
+  fmt_duration(elapsed, sizeof elapsed, f.elapsed);
+  if (f.eta >= 0) fmt_duration(eta, sizeof eta, f.eta);
+  else snprintf(eta, sizeof eta, "?");
+  int64_t queued = (int64_t)aq_item_queue_len(&s->queued);
+  buf_printf(b, "aqueue: %s  %lld/%lld (%.0f%%)  %s items/s  ETA %s  running %lld  queued %lld  failed %lld  retried %lld",
+             elapsed, (long long)f.done, (long long)f.total, f.percent, rate, eta, (long long)s->running_jobs,
+             (long long)queued, (long long)s->failed, (long long)s->retried);
+}
+
+/* --- json --- */
+
+static void json_string(aq_buf *b, const char *s, size_t len) {
+  buf_puts(b, "\"");
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\') {
+      buf_add(b, "\\", 1);
+      buf_add(b, (const char *)&c, 1);
+    } else if (c < 0x20) {
+      buf_printf(b, "\\u%04x", c);
+    } else {
+      buf_add(b, (const char *)&c, 1);
+    }
+  }
+  buf_puts(b, "\"");
+}
+
+/* At most this many worker rows in one JSON line (the busy ones). */
+#define JSON_MAX_WORKER_ROWS 1000
+
+void render_json(aq_engine *E, aq_display *d, aq_buf *b, int final, const char *why) {
+  aq_sched *s = &E->sched;
+  overall_figures f = overall(E, d);
+  buf_printf(b,
+             "{\"type\":\"%s\",\"elapsed\":%.3f,\"processed\":%lld,\"failed\":%lld,\"retried\":%lld,"
+             "\"cancelled\":%lld,\"not_started\":%lld,\"enqueued\":%lld,\"running\":%lld,\"queued\":%lld,"
+             "\"overall\":{\"done\":%lld,\"total\":%lld,\"percent\":%.1f},\"rate\":%.2f,\"eta\":",
+             final ? "summary" : "progress", f.elapsed, (long long)s->processed, (long long)s->failed,
+             (long long)s->retried, (long long)s->cancelled,
+             (long long)(s->dropped + (int64_t)aq_item_queue_len(&s->queued) * final), (long long)s->enqueued,
+             (long long)s->running_jobs, (long long)aq_item_queue_len(&s->queued), (long long)f.done,
+             (long long)f.total, f.percent, f.rate);
+  if (f.eta >= 0) buf_printf(b, "%.1f", f.eta);
+  else buf_puts(b, "null");
+  int32_t busy = 0;
+  for (int32_t i = 0; i < s->num_workers; i++)
+    if (s->slots[i].task && s->slots[i].task->job) busy++;
+  buf_printf(b, ",\"workers\":{\"total\":%d,\"busy\":%d,\"rows\":[", s->num_workers, busy);
+  int rows = 0;
+  for (int32_t i = 0; i < s->num_workers && rows < JSON_MAX_WORKER_ROWS; i++) {
+    aq_task *t = s->slots[i].task;
+    if (!t || !t->job) continue;
+    int is_hook;
+    const char *cls = job_class(E, t, &is_hook);
+    buf_printf(b, "%s{\"id\":%d,\"class\":", rows ? "," : "", i + 1);
+    json_string(b, cls, strlen(cls));
+    buf_printf(b, ",\"hook\":%s,\"desc\":", is_hook ? "true" : "false");
+    json_string(b, t->desc ? t->desc : "", t->desc_len);
+    buf_printf(b, ",\"elapsed\":%.1f}", (double)(engine_now_ms(E) - s->slots[i].started) / 1000.0);
+    rows++;
+  }
+  buf_puts(b, "]},\"classes\":{");
+  int first = 1;
+  for (int32_t i = 0; i < s->nclasses; i++) {
+    aq_class_stats *c = &s->classes[i];
+    if (!class_visible(c)) continue;
+    if (!first) buf_puts(b, ",");
+    first = 0;
+    json_string(b, c->name, strlen(c->name));
+    buf_printf(b, ":{\"queued\":%lld,\"running\":%lld,\"done\":%lld,\"failed\":%lld,\"max_queued\":%lld}",
+               (long long)c->queued, (long long)c->running, (long long)c->done, (long long)c->failed,
+               (long long)c->max_queued);
+  }
+  buf_puts(b, "}");
+  if (final) {
+    buf_puts(b, ",\"why\":");
+    if (why) json_string(b, why, strlen(why));
+    else buf_puts(b, "null");
+    buf_printf(b, ",\"errors_total\":%lld,\"errors\":[", (long long)d->failures_total);
+    int64_t kept = d->failures_total < AQ_DISPLAY_KEPT_FAILURES ? d->failures_total : AQ_DISPLAY_KEPT_FAILURES;
+    for (int64_t k = 0; k < kept; k++) {
+      const char *text = d->failures[(d->failures_total - kept + k) % AQ_DISPLAY_KEPT_FAILURES];
+      if (k) buf_puts(b, ",");
+      json_string(b, text ? text : "", text ? strlen(text) : 0);
+    }
+    buf_puts(b, "]");
+  }
+  buf_puts(b, "}");
+}
+
+/* --- the final summary --- */
+
+void render_summary(aq_engine *E, aq_display *d, aq_buf *b, const char *why) {
+  aq_sched *s = &E->sched;
+  double elapsed = (double)(uv_hrtime() - s->started_ns) / 1e9;
+  int64_t finished = s->processed + s->failed;
+  int64_t not_started = s->dropped + (int64_t)aq_item_queue_len(&s->queued);
+  buf_printf(b, "aqueue: %lld processed, %lld failed, %lld retried", (long long)s->processed, (long long)s->failed,
+             (long long)s->retried);
+  if (s->cancelled > 0) buf_printf(b, ", %lld cancelled", (long long)s->cancelled);
+  if (not_started > 0) buf_printf(b, ", %lld not started", (long long)not_started);
+  buf_printf(b, " in %.2f s (%.0f items/s)", elapsed, elapsed > 0 ? (double)finished / elapsed : 0.0);
+  if (why) buf_printf(b, ", %s", why);
+  buf_puts(b, "\n");
+  int64_t kept = d->failures_total < AQ_DISPLAY_KEPT_FAILURES ? d->failures_total : AQ_DISPLAY_KEPT_FAILURES;
+  for (int64_t k = 0; k < kept; k++) {
+    const char *text = d->failures[(d->failures_total - kept + k) % AQ_DISPLAY_KEPT_FAILURES];
+    buf_printf(b, "  failed: %s\n", text ? text : "");
+  }
+  if (d->failures_total > kept)
+    buf_printf(b, "  ... and %lld earlier failure%s\n", (long long)(d->failures_total - kept),
+               d->failures_total - kept == 1 ? "" : "s");
+}
