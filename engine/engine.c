@@ -241,6 +241,7 @@ aq_engine *engine_create(void) {
   uv_unref((uv_handle_t *)&E->sigterm);
 
   core_lua_open(E->L);
+  modules_open(E->L);
   return E;
 }
 
@@ -315,6 +316,32 @@ int engine_run(aq_engine *E) {
   return E->had_failures ? AQ_EXIT_FAILED : AQ_EXIT_OK;
 }
 
+struct aq_close_hook {
+  void (*fn)(aq_engine *E, void *data);
+  void *data;
+  struct aq_close_hook *next;
+};
+
+int aq_engine_on_close(aq_engine *E, void (*fn)(aq_engine *E, void *data), void *data) {
+  struct aq_close_hook *h = malloc(sizeof *h);
+  if (!h) return -1;
+  h->fn = fn;
+  h->data = data;
+  h->next = E->close_hooks;
+  E->close_hooks = h;
+  return 0;
+}
+
+static void run_close_hooks(aq_engine *E) {
+  while (E->close_hooks) {
+    struct aq_close_hook *h = E->close_hooks;
+    E->close_hooks = h->next;
+    h->fn(E, h->data);
+    free(h);
+  }
+  uv_run(&E->loop, UV_RUN_DEFAULT); /* the close callbacks of what they closed */
+}
+
 static void on_walk_close(uv_handle_t *handle, void *arg) {
   (void)arg;
   if (!uv_is_closing(handle)) uv_close(handle, NULL);
@@ -322,6 +349,7 @@ static void on_walk_close(uv_handle_t *handle, void *arg) {
 
 void engine_destroy(aq_engine *E) {
   engine_shutdown_now(E);
+  run_close_hooks(E);
   display_close(E);
   sched_free(&E->sched);
   if (E->runner_fn_ref != LUA_NOREF) luaL_unref(E->L, LUA_REGISTRYINDEX, E->runner_fn_ref);

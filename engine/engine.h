@@ -41,6 +41,7 @@ struct aq_engine {
 
   aq_sched sched;
   aq_display display;
+  struct aq_close_hook *close_hooks; /* aq_engine_on_close, newest first */
 
   int sigint_count;
   int shutdown;          /* cancel every task and leave the loop */
@@ -80,6 +81,8 @@ uint64_t engine_now_ms(aq_engine *E);
 
 /* Registers the Lua module `aqueue.core` in package.preload (core_lua.c). */
 void core_lua_open(lua_State *L);
+/* Registers the built-in bindings' modules in package.preload (modules.c). */
+void modules_open(lua_State *L);
 /* aqueue.sleep, used by core_lua.c (sleep.c). */
 int aq_lua_sleep(lua_State *L);
 

@@ -79,6 +79,13 @@ AQ_EXPORT void aq_task_resume(aq_task *task, int nresults);
 /* The I/O-failure form of aq_task_resume: the binding returns nil, message. */
 AQ_EXPORT void aq_task_resume_error(aq_task *task, const char *message);
 
+/* Registers fn(engine, data) to run once when the engine closes: after every
+ * task was cancelled (so cancel hooks have run), while the loop still runs
+ * close callbacks, before the Lua state is closed. For state a module keeps
+ * for the whole engine (a connection pool, thread-pool Lua states). Hooks run
+ * in reverse order of registration. Returns 0, or -1 when out of memory. */
+AQ_EXPORT int aq_engine_on_close(aq_engine *engine, void (*fn)(aq_engine *engine, void *data), void *data);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,11 @@ local core = require("aqueue.core")
 local item = require("aqueue.item")
 local handle = require("aqueue.handle")
 local run = require("aqueue.run_queue")
+local http = require("aqueue.http")
+local fs = require("aqueue.fs")
+local exec = require("aqueue.exec")
+local work = require("aqueue.work")
+local sync = require("aqueue.sync")
 require("aqueue.output") -- print & co. go above the live display's panel
 
 local Item = item.Item
@@ -25,4 +30,13 @@ return {
   now = core.now,
   spawn = handle.spawn,
   json = require("cjson"),
+  http = http,
+  fs = fs,
+  exec = exec.exec,
+  work = work.work,
+  Queue = sync.Queue,
+  Semaphore = sync.Semaphore,
+  Event = sync.Event,
+  QueueFull = sync.QueueFull,
+  QueueEmpty = sync.QueueEmpty,
 }

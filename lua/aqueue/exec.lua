@@ -1,0 +1,2 @@
+-- aqueue.exec (to be written)
+return {}

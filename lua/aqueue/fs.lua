@@ -1,0 +1,2 @@
+-- aqueue.fs (to be written)
+return {}

@@ -1,0 +1,2 @@
+-- aqueue.http (to be written)
+return {}

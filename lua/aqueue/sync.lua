@@ -1,0 +1,2 @@
+-- aqueue.sync (to be written)
+return {}

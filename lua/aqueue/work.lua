@@ -1,0 +1,2 @@
+-- aqueue.work (to be written)
+return {}
