@@ -8,22 +8,23 @@
 -- the ones waiting for another task: a producer and a consumer that are both
 -- items work with num_workers = 1, and a Semaphore is how to bound a section.
 --
--- Waiters wait in FIFO order and are served by hand-off: put gives its value to
--- the first waiting getter, release gives its permit to the first acquirer, a
--- get moves the first waiting putter's value into the queue. The waker first
--- asks core.wake, which says false for a task that ended (cancelled) while it
--- waited; such waiters are skipped and the next one is served.
+-- Waiters wait in FIFO order and are served by hand-off: a put promises its
+-- item to the first waiting getter (the item stays in place, so items always
+-- leave in the order they were put), release gives its permit to the first
+-- acquirer, a get moves the first waiting putter's value into the queue. The
+-- waker asks core.wake, which says false for a task that ended (cancelled)
+-- while it waited; such waiters are skipped and the next one is served.
 --
 -- A task can also be cancelled after it was handed an item or a permit and
 -- before it ran again (`q:put(v); getter:cancel()`). Cancellation runs no Lua
 -- in the task, so a sweeper task checks afterwards: it is spawned behind the
 -- woken tasks on the engine's FIFO ready list, so when it runs, each of those
 -- still alive has resumed and marked its waiter done. A hand-off still marked
--- "woken" belongs to a task that no longer exists: the sweeper takes the item
--- or permit back and serves the next waiter. Only tasks without a worker slot
--- (the main chunk, spawned tasks) are checked this way; an item's task that is
--- woken may wait for a slot for any length of time, so the check cannot tell
--- "cancelled" from "not yet resumed" for it.
+-- "woken" belongs to a task that no longer exists: the sweeper passes the item
+-- or permit on to the next waiter, or gives it back. Only tasks without a
+-- worker slot (the main chunk, spawned tasks) are checked this way: an item's
+-- task that is woken may wait for a slot for any length of time, so the check
+-- cannot tell "cancelled" from "not yet resumed" for it.
 local core = require("aqueue.core")
 local sched = require("aqueue.sched")
 
@@ -186,10 +187,14 @@ local function check_maxsize(maxsize)
   return maxsize == huge and 0 or maxsize
 end
 
+-- The items are q[_head .. _tail - 1] (a nil is an item too). The first
+-- _reserved of them are promised to getters that were woken and have not run
+-- yet: they are no longer in the queue for qsize, empty, full and the other
+-- getters, but they stay in place, so the order of the items never changes.
 local function new_queue(maxsize)
   return setmetatable({
     maxsize = check_maxsize(maxsize),
-    _head = 1, _tail = 1, -- items in [_head, _tail); a nil is an item too
+    _head = 1, _tail = 1, _reserved = 0,
     _getters = new_fifo(),
     _putters = new_fifo(),
     _joiners = new_fifo(),
@@ -197,15 +202,13 @@ local function new_queue(maxsize)
   }, Queue)
 end
 
-local function is_full(q)
-  local max = q.maxsize
-  return max > 0 and q._tail - q._head >= max
+local function available(q)
+  return q._tail - q._head - q._reserved
 end
 
-local function push_back(q, v)
-  local t = q._tail
-  q[t] = v
-  q._tail = t + 1
+local function is_full(q)
+  local max = q.maxsize
+  return max > 0 and q._tail - q._head - q._reserved >= max
 end
 
 local function pop_front(q)
@@ -221,44 +224,41 @@ local function pop_front(q)
   return v
 end
 
--- `v` enters the queue: to the first waiting getter, or at the back.
+-- `v` enters the queue at the back; a waiting getter is promised an item.
 local function enter(q, v)
+  q._unfinished = q._unfinished + 1
+  local t = q._tail
+  q[t] = v
+  q._tail = t + 1
   local g = fifo_wake_first(q._getters)
   if g then
-    g.value = v
+    q._reserved = q._reserved + 1
     handed_off(g, q)
-  else
-    push_back(q, v)
   end
 end
 
--- Takes the front item; a waiting putter's value fills the freed place.
+-- Takes the front item; the first waiting putter's value fills the place.
 local function take(q)
   local v = pop_front(q)
   if not is_full(q) then
     local p = fifo_wake_first(q._putters)
     if p then
-      q._unfinished = q._unfinished + 1
-      push_back(q, p.value)
+      local value = p.value
       p.value = nil
+      enter(q, value)
     end
   end
   return v
 end
 
--- A getter's task ended before it took the item handed to it: the item goes to
--- the next getter, or back to the front, where it was.
-function Queue:_revoke(w)
-  local v = w.value
-  w.value = nil
+-- A getter's task ended before it took the item promised to it: the promise
+-- goes to the next waiting getter, or the item is free again.
+function Queue:_revoke()
   local g = fifo_wake_first(self._getters)
   if g then
-    g.value = v
     handed_off(g, self)
   else
-    local h = self._head - 1
-    self[h] = v
-    self._head = h
+    self._reserved = self._reserved - 1
   end
 end
 
@@ -270,7 +270,6 @@ function Queue:put(v)
     wait(self._putters, { task = me, state = WAITING, value = v })
     return -- a get moved v into the queue
   end
-  self._unfinished = self._unfinished + 1
   enter(self, v)
 end
 
@@ -279,24 +278,23 @@ function Queue:put_nowait(v)
   if is_full(self) then
     error(QueueFull, 2)
   end
-  self._unfinished = self._unfinished + 1
   enter(self, v)
 end
 
 -- q:get(): the front item, waiting while the queue is empty.
 function Queue:get()
   local me = task_of("Queue:get()")
-  if self._tail > self._head then
+  if available(self) > 0 then
     return take(self)
   end
-  local w = { task = me, state = WAITING }
-  wait(self._getters, w)
-  return w.value
+  wait(self._getters, { task = me, state = WAITING })
+  self._reserved = self._reserved - 1
+  return pop_front(self)
 end
 
 -- q:get_nowait(): the front item, or raises aqueue.QueueEmpty.
 function Queue:get_nowait()
-  if self._tail > self._head then
+  if available(self) > 0 then
     return take(self)
   end
   error(QueueEmpty, 2)
@@ -324,11 +322,11 @@ function Queue:join()
 end
 
 function Queue:qsize()
-  return self._tail - self._head
+  return available(self)
 end
 
 function Queue:empty()
-  return self._tail == self._head
+  return available(self) == 0
 end
 
 function Queue:full()
@@ -336,7 +334,7 @@ function Queue:full()
 end
 
 function Queue:__tostring()
-  return ("Queue(size %d of %s, %d unfinished)"):format(self._tail - self._head,
+  return ("Queue(size %d of %s, %d unfinished)"):format(available(self),
     self.maxsize > 0 and tostring(self.maxsize) or "unbounded", self._unfinished)
 end
 
