@@ -477,6 +477,46 @@ describe("aqueue.Queue", function()
       assert.are.equal("b", q:get_nowait())
     end)
 
+    it("keeps the order of the items whatever the cancelled getters were promised", function()
+      local q = Queue()
+      local gs = {}
+      for i = 1, 3 do
+        gs[i] = aqueue.spawn(function() return q:get() end)
+      end
+      settle()
+      q:put("a") -- promised to gs[1]
+      q:put("b") -- promised to gs[2]
+      q:put("c") -- promised to gs[3]
+      q:put("d") -- no getter left: free
+      gs[1]:cancel()
+      gs[2]:cancel()
+      assert.are.equal("a", finish(gs[3])) -- the front item, not the one promised
+      settle()
+      assert.are.equal(3, q:qsize())
+      assert.are.same({ "b", "c", "d" }, { q:get_nowait(), q:get_nowait(), q:get_nowait() })
+    end)
+
+    it("passes a promise on to a getter that started waiting after the hand-off", function()
+      local q = Queue()
+      local g1 = aqueue.spawn(function() return q:get() end)
+      settle()
+      q:put("a") -- promised to g1
+      local g2 = aqueue.spawn(function() return q:get() end)
+      g1:cancel()
+      assert.are.equal("a", finish(g2))
+      assert.is_true(q:empty())
+    end)
+
+    it("an item promised to a waiting getter is not taken by a get that comes later", function()
+      local q = Queue()
+      local g = aqueue.spawn(function() return q:get() end)
+      settle()
+      q:put("promised")
+      assert.is_true(q:empty())
+      assert.are.equal(aqueue.QueueEmpty, select(2, pcall(q.get_nowait, q)))
+      assert.are.equal("promised", finish(g))
+    end)
+
     it("a putter cancelled while waiting never adds its item; the next putter's goes in", function()
       local q = Queue(1)
       q:put("a")
@@ -704,6 +744,16 @@ describe("aqueue.Semaphore", function()
     for i = 1, 4 do finish(hs[i]) end
     assert.are.same({ 1, 2, 3, 4 }, order)
     assert.are.equal(0, s:available())
+  end)
+
+  it("release hands the permit to the first waiter, not to a task that asks right after", function()
+    local s = Semaphore(0)
+    local w = aqueue.spawn(function() s:acquire() return "waiter" end)
+    settle()
+    s:release()
+    assert.is_true(s:locked())
+    assert.are.equal(0, s:available())
+    assert.are.equal("waiter", finish(w))
   end)
 
   it("release without waiters raises the count past its start, as asyncio.Semaphore does", function()
