@@ -1,2 +1,459 @@
--- aqueue.sync (to be written)
-return {}
+-- aqueue.sync: Queue, Semaphore and Event for tasks, with the semantics of
+-- Python's asyncio.Queue / asyncio.Semaphore / asyncio.Event, built on
+-- aqueue.core's suspend/wake.
+--
+-- The slot rule: a task waiting here gives its worker slot back while it
+-- waits, as in handle:result(), and takes the next free one (before queued
+-- items) when it is woken. num_workers bounds the items that are running, not
+-- the ones waiting for another task: a producer and a consumer that are both
+-- items work with num_workers = 1, and a Semaphore is how to bound a section.
+--
+-- Waiters wait in FIFO order and are served by hand-off: a put promises its
+-- item to the first waiting getter (the item stays in place, so items always
+-- leave in the order they were put), release gives its permit to the first
+-- acquirer, a get moves the first waiting putter's value into the queue. The
+-- waker asks core.wake, which says false for a task that ended (cancelled)
+-- while it waited; such waiters are skipped and the next one is served.
+--
+-- A task can also be cancelled after it was handed an item or a permit and
+-- before it ran again (`q:put(v); getter:cancel()`). Cancellation runs no Lua
+-- in the task, so a sweeper task checks afterwards: it is spawned behind the
+-- woken tasks on the engine's FIFO ready list, so when it runs, each of those
+-- still alive has resumed and marked its waiter done. A hand-off still marked
+-- "woken" belongs to a task that no longer exists: the sweeper passes the item
+-- or permit on to the next waiter, or gives it back. Only tasks without a
+-- worker slot (the main chunk, spawned tasks) are checked this way: an item's
+-- task that is woken may wait for a slot for any length of time, so the check
+-- cannot tell "cancelled" from "not yet resumed" for it.
+local core = require("aqueue.core")
+local sched = require("aqueue.sched")
+
+local C, E = sched.C, sched.E
+local current, suspend, wake = core.current, core.suspend, core.wake
+local type, error, tostring, setmetatable = type, error, tostring, setmetatable
+local floor, huge = math.floor, math.huge
+
+-- waiter states
+local WAITING, WOKEN, DONE, REVOKED = 0, 1, 2, 3
+
+---------------------------------------------------------------------------
+-- FIFO of waiter records: { task = id, state, value, owner }, with head/tail
+-- indexes (O(1) push and pop). Waiters of ended tasks stay until popped.
+
+local function new_fifo()
+  return { head = 1, tail = 1 }
+end
+
+local function fifo_push(f, v)
+  local t = f.tail
+  f[t] = v
+  f.tail = t + 1
+end
+
+-- The first waiter whose task is still waiting, now woken (core.wake said
+-- true), or nil when none is left.
+local function fifo_wake_first(f)
+  local h, t = f.head, f.tail
+  while h < t do
+    local w = f[h]
+    f[h] = nil
+    h = h + 1
+    if wake(w.task) then
+      w.state = WOKEN
+      if h == t then
+        f.head, f.tail = 1, 1
+      else
+        f.head = h
+      end
+      return w
+    end
+  end
+  f.head, f.tail = 1, 1
+  return nil
+end
+
+local function fifo_wake_all(f)
+  for i = f.head, f.tail - 1 do
+    local w = f[i]
+    f[i] = nil
+    if wake(w.task) then
+      w.state = WOKEN
+    end
+  end
+  f.head, f.tail = 1, 1
+end
+
+---------------------------------------------------------------------------
+-- Waiting.
+
+-- The running task's id; raises (blaming the caller of the method) when the
+-- method was called from a coroutine the script created itself.
+local function task_of(what)
+  local me = current()
+  if not me then
+    error(what .. " waits, so it must be called from an aqueue task (the main chunk, process, "
+      .. "a hook or a spawned task), not from a coroutine the script created itself: "
+      .. "use aqueue.spawn", 3)
+  end
+  return me
+end
+
+-- Suspends the running task (without its worker slot) until `w` is woken.
+-- `w.slotted` says whether the task is an item's, which waits for a slot again.
+local function wait(f, w)
+  w.slotted = C.aq__sched_current_job(E) ~= 0
+  fifo_push(f, w)
+  repeat
+    suspend(true)
+  until w.state ~= WAITING
+  w.state = DONE
+end
+
+---------------------------------------------------------------------------
+-- The sweeper (see the top of the file).
+
+local sweep = {}        -- woken waiters with a hand-off, unslotted tasks only
+local sweep_judged = 0  -- sweep[1..sweep_judged] were woken before the sweeper
+                        -- was last put on the ready list: it may judge them
+local sweeper_alive = false
+
+local function sweeper()
+  while true do
+    local list, judged = sweep, sweep_judged
+    sweep = {}
+    for i = judged + 1, #list do -- woken after the sweeper was made ready: keep
+      sweep[#sweep + 1] = list[i]
+    end
+    for i = 1, judged do
+      local w = list[i]
+      if w.state == WOKEN then -- its task ended before it resumed
+        w.state = REVOKED
+        w.owner:_revoke(w) -- may hand off again, into `sweep`
+      end
+    end
+    if #sweep == 0 then
+      sweeper_alive = false
+      return
+    end
+    sweep_judged = #sweep
+    core.yield_now() -- to the back of the ready list, behind their tasks
+  end
+end
+
+-- `w` was woken with an item or a permit it takes when it resumes.
+local function handed_off(w, owner)
+  if w.slotted then
+    return
+  end
+  w.owner = owner
+  local n = #sweep + 1
+  sweep[n] = w
+  if not sweeper_alive then -- made ready now, behind w's task
+    sweeper_alive = true
+    sweep_judged = n
+    core.spawn(sweeper)
+  end
+end
+
+---------------------------------------------------------------------------
+-- Error values: compare with ==, print as their name.
+
+local function error_value(name, text)
+  return setmetatable({ name = name, message = text }, {
+    __tostring = function()
+      return name
+    end,
+    __metatable = false,
+  })
+end
+
+local QueueFull = error_value("QueueFull", "put_nowait on a full queue")
+local QueueEmpty = error_value("QueueEmpty", "get_nowait on an empty queue")
+
+---------------------------------------------------------------------------
+-- Queue
+
+local Queue = { __name = "Queue" }
+Queue.__index = Queue
+
+local function check_maxsize(maxsize)
+  if maxsize == nil then
+    return 0
+  end
+  if type(maxsize) ~= "number" or maxsize < 0 or (maxsize ~= floor(maxsize)) then
+    error("aqueue.Queue([maxsize]): maxsize must be a whole number >= 0 (0 or nil: unbounded), got "
+      .. tostring(maxsize), 3)
+  end
+  return maxsize == huge and 0 or maxsize
+end
+
+-- The items are q[_head .. _tail - 1] (a nil is an item too). The first
+-- _reserved of them are promised to getters that were woken and have not run
+-- yet: they are no longer in the queue for qsize, empty, full and the other
+-- getters, but they stay in place, so the order of the items never changes.
+local function new_queue(maxsize)
+  return setmetatable({
+    maxsize = check_maxsize(maxsize),
+    _head = 1, _tail = 1, _reserved = 0,
+    _getters = new_fifo(),
+    _putters = new_fifo(),
+    _joiners = new_fifo(),
+    _unfinished = 0,
+  }, Queue)
+end
+
+local function available(q)
+  return q._tail - q._head - q._reserved
+end
+
+local function is_full(q)
+  local max = q.maxsize
+  return max > 0 and q._tail - q._head - q._reserved >= max
+end
+
+local function pop_front(q)
+  local h = q._head
+  local v = q[h]
+  q[h] = nil
+  h = h + 1
+  if h == q._tail then
+    q._head, q._tail = 1, 1
+  else
+    q._head = h
+  end
+  return v
+end
+
+-- `v` enters the queue at the back; a waiting getter is promised an item.
+local function enter(q, v)
+  q._unfinished = q._unfinished + 1
+  local t = q._tail
+  q[t] = v
+  q._tail = t + 1
+  local g = fifo_wake_first(q._getters)
+  if g then
+    q._reserved = q._reserved + 1
+    handed_off(g, q)
+  end
+end
+
+-- Takes the front item; the first waiting putter's value fills the place.
+local function take(q)
+  local v = pop_front(q)
+  if not is_full(q) then
+    local p = fifo_wake_first(q._putters)
+    if p then
+      local value = p.value
+      p.value = nil
+      enter(q, value)
+    end
+  end
+  return v
+end
+
+-- A getter's task ended before it took the item promised to it: the promise
+-- goes to the next waiting getter, or the item is free again.
+function Queue:_revoke()
+  local g = fifo_wake_first(self._getters)
+  if g then
+    handed_off(g, self)
+  else
+    self._reserved = self._reserved - 1
+  end
+end
+
+-- q:put(v): adds v at the back, waiting while the queue is full. nil is a
+-- value like any other.
+function Queue:put(v)
+  local me = task_of("Queue:put()")
+  if is_full(self) then
+    wait(self._putters, { task = me, state = WAITING, value = v })
+    return -- a get moved v into the queue
+  end
+  enter(self, v)
+end
+
+-- q:put_nowait(v): adds v or raises aqueue.QueueFull.
+function Queue:put_nowait(v)
+  if is_full(self) then
+    error(QueueFull, 2)
+  end
+  enter(self, v)
+end
+
+-- q:get(): the front item, waiting while the queue is empty.
+function Queue:get()
+  local me = task_of("Queue:get()")
+  if available(self) > 0 then
+    return take(self)
+  end
+  wait(self._getters, { task = me, state = WAITING })
+  self._reserved = self._reserved - 1
+  return pop_front(self)
+end
+
+-- q:get_nowait(): the front item, or raises aqueue.QueueEmpty.
+function Queue:get_nowait()
+  if available(self) > 0 then
+    return take(self)
+  end
+  error(QueueEmpty, 2)
+end
+
+-- q:task_done(): one item got from the queue has been processed.
+function Queue:task_done()
+  local n = self._unfinished
+  if n <= 0 then
+    error("Queue:task_done() called more times than there were items put", 2)
+  end
+  n = n - 1
+  self._unfinished = n
+  if n == 0 then
+    fifo_wake_all(self._joiners)
+  end
+end
+
+-- q:join(): waits until every item put has been marked done by task_done().
+function Queue:join()
+  local me = task_of("Queue:join()")
+  if self._unfinished > 0 then
+    wait(self._joiners, { task = me, state = WAITING })
+  end
+end
+
+function Queue:qsize()
+  return available(self)
+end
+
+function Queue:empty()
+  return available(self) == 0
+end
+
+function Queue:full()
+  return is_full(self)
+end
+
+function Queue:__tostring()
+  return ("Queue(size %d of %s, %d unfinished)"):format(available(self),
+    self.maxsize > 0 and tostring(self.maxsize) or "unbounded", self._unfinished)
+end
+
+setmetatable(Queue, {
+  __call = function(_, maxsize)
+    return new_queue(maxsize)
+  end,
+})
+
+---------------------------------------------------------------------------
+-- Semaphore
+
+local Semaphore = { __name = "Semaphore" }
+Semaphore.__index = Semaphore
+
+-- One permit is given back: to the first waiting acquirer, or to the count.
+local function release_one(s)
+  local w = fifo_wake_first(s._waiters)
+  if w then
+    handed_off(w, s)
+  else
+    s._value = s._value + 1
+  end
+end
+
+function Semaphore:_revoke()
+  release_one(self)
+end
+
+-- sem:acquire(): takes a permit, waiting (FIFO) while there is none. Returns true.
+function Semaphore:acquire()
+  local me = task_of("Semaphore:acquire()")
+  local n = self._value
+  if n > 0 then
+    self._value = n - 1
+    return true
+  end
+  wait(self._waiters, { task = me, state = WAITING })
+  return true
+end
+
+-- sem:release(): gives a permit back. As with asyncio.Semaphore, releasing more
+-- than was acquired raises the count above its initial value.
+function Semaphore:release()
+  release_one(self)
+end
+
+-- sem:locked(): true when acquire() would wait.
+function Semaphore:locked()
+  return self._value == 0
+end
+
+-- sem:available(): the number of permits acquire() can take without waiting.
+function Semaphore:available()
+  return self._value
+end
+
+function Semaphore:__tostring()
+  return ("Semaphore(%d available)"):format(self._value)
+end
+
+setmetatable(Semaphore, {
+  __call = function(_, n)
+    if n == nil then
+      n = 1
+    elseif type(n) ~= "number" or n < 0 or n ~= floor(n) or n == huge then
+      error("aqueue.Semaphore(n): n must be a whole number >= 0, got " .. tostring(n), 2)
+    end
+    return setmetatable({ _value = n, _waiters = new_fifo() }, Semaphore)
+  end,
+})
+
+---------------------------------------------------------------------------
+-- Event
+
+local Event = { __name = "Event" }
+Event.__index = Event
+
+-- ev:wait(): returns at once when the flag is set, else waits until set().
+-- Returns true.
+function Event:wait()
+  local me = task_of("Event:wait()")
+  if not self._set then
+    wait(self._waiters, { task = me, state = WAITING })
+  end
+  return true
+end
+
+-- ev:set(): sets the flag and wakes every waiter (a clear() right after does
+-- not stop them).
+function Event:set()
+  if not self._set then
+    self._set = true
+    fifo_wake_all(self._waiters)
+  end
+end
+
+function Event:clear()
+  self._set = false
+end
+
+function Event:is_set()
+  return self._set
+end
+
+function Event:__tostring()
+  return self._set and "Event(set)" or "Event(clear)"
+end
+
+setmetatable(Event, {
+  __call = function()
+    return setmetatable({ _set = false, _waiters = new_fifo() }, Event)
+  end,
+})
+
+return {
+  Queue = Queue,
+  Semaphore = Semaphore,
+  Event = Event,
+  QueueFull = QueueFull,
+  QueueEmpty = QueueEmpty,
+}
