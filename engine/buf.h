@@ -33,6 +33,7 @@ static inline int buf_reserve(aq_buf *b, size_t more) {
 }
 
 static inline void buf_add(aq_buf *b, const char *s, size_t n) {
+  if (n == 0) return; /* memcpy must not see the NULL data of an empty buffer */
   if (buf_reserve(b, n) == 0) {
     memcpy(b->data + b->len, s, n);
     b->len += n;

@@ -148,6 +148,10 @@ static void draw(aq_engine *E, aq_display *d, int render) {
   erase_panel(d, &d->out);
   buf_add(&d->out, d->pending.data, d->pending.len);
   buf_add(&d->out, d->frame.data, d->frame.len);
+  /* The cursor waits at the start of the last line: whatever the terminal
+   * echoes there (a ^C) overwrites the line instead of wrapping it onto a row
+   * the next erase would not know about. */
+  buf_puts(&d->out, "\r");
   if (d->out.failed) return;
   write_all(d->fd, d->out.data, d->out.len);
   d->panel_lines = lines > 0 ? lines : d->panel_lines;
@@ -328,6 +332,7 @@ void display_close(aq_engine *E) {
   }
   buf_free(&d->frame);
   buf_free(&d->next);
+  buf_free(&d->raw);
   buf_free(&d->out);
   buf_free(&d->pending);
   for (int s = 0; s < 3; s++) buf_free(&d->partial[s]);

@@ -47,6 +47,7 @@ typedef struct {
 
   aq_buf frame;          /* the panel as last drawn (tty) */
   aq_buf next;           /* the panel being built */
+  aq_buf raw;            /* the panel before its lines are clipped to the width */
   aq_buf out;            /* bytes for the next write() */
   aq_buf pending;        /* whole lines waiting to go above the panel */
   aq_buf partial[3];     /* per stream (1 stdout, 2 stderr): text before its newline */

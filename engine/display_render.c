@@ -262,19 +262,43 @@ static void overall_line(aq_engine *E, aq_display *d, aq_buf *b, int cols) {
     color(b, d, C_RESET);
     buf_add(b, right, (size_t)right_len);
   } else {
-    /* Too narrow for a bar: the figures, clipped. */
-    put_clipped(b, right + 2, (size_t)right_len - 2, cols - 9, d->utf8);
-    return;
+    /* Too narrow for a bar: the figures, then the counts while they fit. */
+    int w = put_clipped(b, right + 2, (size_t)right_len - 2, cols - 9, d->utf8);
+    if (cols - 9 - w < tail_len) return;
   }
   if (s->failed) color(b, d, C_RED);
   buf_add(b, tail, (size_t)tail_len);
   if (s->failed) color(b, d, C_RESET);
 }
 
+/* Copies the panel from `in` to `out` with every line cut at `cols` columns
+ * (escape sequences are kept, they take no room): whatever a section wrote,
+ * no line can wrap, so the panel's line count is its row count. */
+static void clip_lines(const aq_buf *in, aq_buf *out, int cols) {
+  int width = 0;
+  for (size_t i = 0; i < in->len; i++) {
+    char c = in->data[i];
+    if (c == '\n') {
+      width = 0;
+      buf_add(out, &c, 1);
+    } else if (c == '\033') {
+      size_t j = i + 1;
+      while (j < in->len && !((in->data[j] >= 'A' && in->data[j] <= 'Z') || (in->data[j] >= 'a' && in->data[j] <= 'z')))
+        j++;
+      buf_add(out, in->data + i, (j < in->len ? j + 1 : j) - i);
+      i = j;
+    } else {
+      if (!is_continuation((unsigned char)c)) width++;
+      if (width <= cols) buf_add(out, &c, 1);
+    }
+  }
+}
+
 int render_panel(aq_engine *E, aq_display *d) {
   aq_sched *s = &E->sched;
-  aq_buf *b = &d->next;
   if (!s->active) return 0;
+  aq_buf *b = &d->raw;
+  buf_reset(b);
   int cols = d->cols - 1;
   int height = d->rows - 1;
   if (height < 5) height = 5;
@@ -292,6 +316,8 @@ int render_panel(aq_engine *E, aq_display *d) {
   workers_section(E, d, b, worker_budget, cols, &lines);
   queue_section(E, d, b, class_budget, cols, &lines);
   overall_line(E, d, b, cols);
+  clip_lines(b, &d->next, cols);
+  if (b->failed) d->next.failed = 1;
   return lines + 1;
 }
 
@@ -313,17 +339,39 @@ void render_plain(aq_engine *E, aq_display *d, aq_buf *b) {
 
 /* --- json --- */
 
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+static size_t utf8_sequence(const unsigned char *s, size_t n) {
+  size_t len = s[0] < 0xc2 ? 0 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : s[0] < 0xf5 ? 4 : 0;
+  if (len == 0 || len > n) return 0;
+  for (size_t i = 1; i < len; i++)
+    if (!is_continuation(s[i])) return 0;
+  if (len == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f))) return 0; /* overlong, surrogate */
+  if (len == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))) return 0;
+  return len;
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped, bytes
+ * that are not valid UTF-8 replaced by U+FFFD, so every line parses. */
 static void json_string(aq_buf *b, const char *s, size_t len) {
+  const unsigned char *u = (const unsigned char *)s;
   buf_puts(b, "\"");
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
+  for (size_t i = 0; i < len;) {
+    unsigned char c = u[i];
     if (c == '"' || c == '\\') {
       buf_add(b, "\\", 1);
       buf_add(b, (const char *)&c, 1);
-    } else if (c < 0x20) {
+      i++;
+    } else if (c < 0x20 || c == 0x7f) {
       buf_printf(b, "\\u%04x", c);
-    } else {
+      i++;
+    } else if (c < 0x80) {
       buf_add(b, (const char *)&c, 1);
+      i++;
+    } else {
+      size_t n = utf8_sequence(u + i, len - i);
+      if (n) buf_add(b, s + i, n);
+      else buf_puts(b, "\\ufffd");
+      i += n ? n : 1;
     }
   }
   buf_puts(b, "\"");
