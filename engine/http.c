@@ -12,7 +12,9 @@
  * picks up finished transfers. Nothing blocks the loop and this file starts no
  * thread. (curl runs getaddrinfo on a thread of its own for host names that are
  * neither IP literals nor "localhost"; it signals the loop through a socket.)
- * Connections stay in the multi's cache between requests and are reused.
+ * Connections stay in the multi's cache between requests and are reused, and
+ * so are easy handles (a pool of EASY_POOL). The poll handles and the timer
+ * never keep the loop alive; one idle uv_async_t does, while transfers run.
  *
  * A request (struct http_req) per yielding call. The body goes to memory or,
  * with `output`, to "<path>.part" through uv_fs_* on the thread pool, one write
@@ -89,20 +91,33 @@ static void bytes_free(bytes *b) {
 
 typedef struct http_sock http_sock;
 
+#define EASY_POOL 64 /* idle easy handles kept for the next requests */
+
 typedef struct {
   CURLM *multi;
   uv_loop_t *loop;
-  uv_timer_t timer; /* curl's timeout; its close callback frees the struct */
-  http_sock *socks; /* every poll handle not yet closed */
-  int active;       /* transfers in the multi */
+  uv_timer_t timer;     /* curl's timeout */
+  uv_async_t keepalive; /* referenced while transfers run, never sent */
+  http_sock **socks;    /* by fd: every poll handle made, watching or parked */
+  size_t socks_len;
+  int active;  /* transfers in the multi */
+  int closing; /* handles of the struct still closing */
+  CURL *pool[EASY_POOL];
+  int npool;
 } http_multi;
 
-/* A socket curl asked us to watch. Freed by its poll handle's close callback. */
+/* A socket curl asked us to watch. curl stops watching a connection's socket
+ * at the end of each transfer and asks again for the next one on the same
+ * connection: the handle is then stopped and kept (parked) under its fd for
+ * that, which saves a malloc, an ioctl and most epoll_ctl calls per request.
+ * A parked handle whose socket curl has closed does no harm: a stopped poll
+ * watches nothing, the kernel drops a closed fd from epoll, and when the fd
+ * number comes back for another curl socket the handle serves that one.
+ * Handles close with the multi; their close callback frees them. */
 struct http_sock {
   uv_poll_t poll;
   curl_socket_t fd;
   http_multi *m;
-  http_sock *prev, *next;
 };
 
 /* The module's per-engine state: a Lua userdata in the registry, so it lives
@@ -117,24 +132,6 @@ static char state_key; /* its address is the registry key of the http_state */
 
 static void collect_done(http_multi *m);
 
-/* Handles keep the loop alive only while a transfer runs: idle connections in
- * the cache must not keep the engine from seeing that nothing is left to do. */
-static void set_refs(http_multi *m, int on) {
-  void (*fn)(uv_handle_t *) = on ? uv_ref : uv_unref;
-  fn((uv_handle_t *)&m->timer);
-  for (http_sock *s = m->socks; s; s = s->next) fn((uv_handle_t *)&s->poll);
-}
-
-static void on_sock_closed(uv_handle_t *handle) { free(handle->data); }
-
-static void sock_close(http_sock *s) {
-  http_multi *m = s->m;
-  if (s->prev) s->prev->next = s->next;
-  else m->socks = s->next;
-  if (s->next) s->next->prev = s->prev;
-  uv_close((uv_handle_t *)&s->poll, on_sock_closed); /* also stops it */
-}
-
 static void on_poll(uv_poll_t *poll, int status, int events) {
   http_sock *s = poll->data;
   http_multi *m = s->m;
@@ -146,8 +143,36 @@ static void on_poll(uv_poll_t *poll, int status, int events) {
     if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   }
   int running;
-  curl_multi_socket_action(m->multi, s->fd, flags, &running); /* may close s */
+  curl_multi_socket_action(m->multi, s->fd, flags, &running);
   collect_done(m);
+}
+
+/* The handle for fd: the parked one, or a new one. NULL when out of memory
+ * or when libuv refuses the fd. */
+static http_sock *sock_for(http_multi *m, curl_socket_t fd) {
+  if (fd < 0) return NULL;
+  if ((size_t)fd < m->socks_len && m->socks[fd]) return m->socks[fd];
+  if ((size_t)fd >= m->socks_len) {
+    size_t len = m->socks_len ? m->socks_len : 64;
+    while (len <= (size_t)fd) len *= 2;
+    http_sock **socks = realloc(m->socks, len * sizeof *socks);
+    if (!socks) return NULL;
+    memset(socks + m->socks_len, 0, (len - m->socks_len) * sizeof *socks);
+    m->socks = socks;
+    m->socks_len = len;
+  }
+  http_sock *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  if (uv_poll_init_socket(m->loop, &s->poll, fd) != 0) {
+    free(s);
+    return NULL;
+  }
+  uv_unref((uv_handle_t *)&s->poll); /* the loop stays alive by m->keepalive */
+  s->poll.data = s;
+  s->fd = fd;
+  s->m = m;
+  m->socks[fd] = s;
+  return s;
 }
 
 /* CURLMOPT_SOCKETFUNCTION: start, change or stop watching socket fd. */
@@ -158,24 +183,13 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
   if (what == CURL_POLL_REMOVE) {
     if (s) {
       curl_multi_assign(m->multi, fd, NULL);
-      sock_close(s);
+      uv_poll_stop(&s->poll); /* parked: curl closes the socket, or asks again */
     }
     return 0;
   }
   if (!s) {
-    s = calloc(1, sizeof *s);
+    s = sock_for(m, fd);
     if (!s) return -1;
-    if (uv_poll_init_socket(m->loop, &s->poll, fd) != 0) {
-      free(s);
-      return -1;
-    }
-    s->poll.data = s;
-    s->fd = fd;
-    s->m = m;
-    s->next = m->socks;
-    if (m->socks) m->socks->prev = s;
-    m->socks = s;
-    if (!m->active) uv_unref((uv_handle_t *)&s->poll);
     curl_multi_assign(m->multi, fd, s);
   }
   int events = 0;
@@ -184,6 +198,8 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
   uv_poll_start(&s->poll, events, on_poll);
   return 0;
 }
+
+static void on_sock_closed(uv_handle_t *handle) { free(handle->data); }
 
 static void on_timer(uv_timer_t *timer) {
   http_multi *m = timer->data;
@@ -222,15 +238,19 @@ static http_multi *get_multi(lua_State *L, http_state *st) {
   }
   http_multi *m = calloc(1, sizeof *m);
   CURLM *multi = m ? curl_multi_init() : NULL;
-  if (!multi) {
+  uv_loop_t *loop = aq_engine_loop(aq_engine_from_lua(L));
+  if (!multi || uv_async_init(loop, &m->keepalive, NULL) != 0) {
+    if (multi) curl_multi_cleanup(multi);
     free(m);
     curl_global_cleanup();
     luaL_error(L, "aqueue.http: out of memory");
     return NULL;
   }
   m->multi = multi;
-  m->loop = aq_engine_loop(aq_engine_from_lua(L));
-  uv_timer_init(m->loop, &m->timer);
+  m->loop = loop;
+  m->keepalive.data = m;
+  uv_unref((uv_handle_t *)&m->keepalive);
+  uv_timer_init(loop, &m->timer);
   m->timer.data = m;
   uv_unref((uv_handle_t *)&m->timer);
   curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
@@ -242,11 +262,15 @@ static http_multi *get_multi(lua_State *L, http_state *st) {
   return m;
 }
 
-static void on_timer_closed(uv_handle_t *handle) { free(handle->data); }
+/* Both handles inside the struct must be closed before it is freed. */
+static void on_multi_handle_closed(uv_handle_t *handle) {
+  http_multi *m = handle->data;
+  if (--m->closing == 0) free(m);
+}
 
 /* The engine's close hook: every task was cancelled, so no transfer is left
  * in the multi. Closes the cached connections, then every uv handle; the
- * timer's close callback frees the struct. */
+ * last close callback frees the struct. */
 static void on_engine_close(aq_engine *engine, void *data) {
   (void)engine;
   http_state *st = data;
@@ -254,10 +278,18 @@ static void on_engine_close(aq_engine *engine, void *data) {
   st->m = NULL;
   st->closed = 1;
   if (!m) return;
+  for (int i = 0; i < m->npool; i++) curl_easy_cleanup(m->pool[i]);
+  m->npool = 0;
   curl_multi_cleanup(m->multi); /* may still call on_curl_socket / on_curl_timer */
   m->multi = NULL;
-  while (m->socks) sock_close(m->socks);
-  uv_close((uv_handle_t *)&m->timer, on_timer_closed);
+  for (size_t fd = 0; fd < m->socks_len; fd++)
+    if (m->socks[fd]) uv_close((uv_handle_t *)&m->socks[fd]->poll, on_sock_closed);
+  free(m->socks);
+  m->socks = NULL;
+  m->socks_len = 0;
+  m->closing = 2;
+  uv_close((uv_handle_t *)&m->keepalive, on_multi_handle_closed);
+  uv_close((uv_handle_t *)&m->timer, on_multi_handle_closed);
   curl_global_cleanup();
 }
 
@@ -315,8 +347,18 @@ typedef struct {
 
 static void advance(http_req *r);
 
+/* Frees the request. Its easy handle goes back to the pool when it ran to
+ * the end (a cancelled request has none left). */
 static void free_req(http_req *r) {
-  if (r->easy) curl_easy_cleanup(r->easy);
+  if (r->easy) {
+    http_multi *m = r->m;
+    if (m->npool < EASY_POOL) {
+      curl_easy_reset(r->easy); /* options only: caches and connections stay */
+      m->pool[m->npool++] = r->easy;
+    } else {
+      curl_easy_cleanup(r->easy);
+    }
+  }
   curl_slist_free_all(r->headers);
   bytes_free(&r->body);
   bytes_free(&r->pending);
@@ -326,11 +368,13 @@ static void free_req(http_req *r) {
   free(r);
 }
 
+/* The loop stays alive while transfers run, and only then: idle connections
+ * in the cache must not keep the engine from seeing that nothing is left. */
 static void multi_remove(http_req *r) {
   http_multi *m = r->m;
   curl_multi_remove_handle(m->multi, r->easy);
   r->in_multi = 0;
-  if (--m->active == 0) set_refs(m, 0);
+  if (--m->active == 0) uv_unref((uv_handle_t *)&m->keepalive);
 }
 
 /* Starts the transfer. Returns 0, or a CURLMcode. */
@@ -339,7 +383,7 @@ static int multi_add(http_req *r) {
   CURLMcode rc = curl_multi_add_handle(m->multi, r->easy);
   if (rc != CURLM_OK) return rc;
   r->in_multi = 1;
-  if (m->active++ == 0) set_refs(m, 1);
+  if (m->active++ == 0) uv_ref((uv_handle_t *)&m->keepalive);
   return 0;
 }
 
@@ -701,7 +745,7 @@ static int l_request(lua_State *L) {
   r->fd = -1;
   r->fs.data = r;
   r->start_ns = uv_hrtime();
-  r->easy = curl_easy_init();
+  r->easy = m->npool > 0 ? m->pool[--m->npool] : curl_easy_init();
   if (!r->easy) goto oom;
   for (size_t i = 1; i <= nheaders; i++) {
     lua_rawgeti(L, headers_idx, (int)i);

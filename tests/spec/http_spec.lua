@@ -88,6 +88,8 @@ setup(function()
       location = /agent { return 200 "$http_user_agent"; }
       location = /method { return 200 "$request_method $content_length"; }
       location = /conn { return 200 "$connection"; }
+      location = /close { keepalive_timeout 0; return 200 "$connection"; }
+      location = /short-idle { keepalive_timeout 50ms; return 200 "$connection"; }
       location /slow/ { rewrite ^/slow(/.*)$ $1 break; limit_rate 100k; }
       location = /dup { add_header X-Dup one; add_header X-Dup two; return 200 "dup"; }
       location /upload/ {
@@ -468,6 +470,23 @@ describe("aqueue.http concurrency and connections", function()
     local conns = {}
     for i = 1, 20 do conns[i] = assert(http.get(base .. "/conn")).body end
     assert.are.equal(1, distinct(conns))
+  end)
+
+  it("opens a new connection when the server closed the last one", function()
+    -- after each response (Connection: close), one by one and many at once
+    local conns = {}
+    for i = 1, 30 do conns[i] = assert(http.get(base .. "/close")).body end
+    assert.are.equal(30, distinct(conns))
+    local handles = {}
+    for i = 1, 60 do handles[i] = aqueue.spawn(function() return assert(http.get(base .. "/close")).body end) end
+    for i = 1, 60 do conns[i] = handles[i]:result() end
+    assert.are.equal(60, distinct(conns))
+    -- while idle in the cache (nginx drops it after 50 ms)
+    local first = assert(http.get(base .. "/short-idle")).body
+    aqueue.sleep(0.2)
+    local second = assert(http.get(base .. "/short-idle")).body
+    assert.are_not.equal(first, second)
+    assert.are.equal("hello\n", assert(http.get(base .. "/small.txt")).body)
   end)
 
   it("keeps concurrent requests to one host within max_per_host connections", function()
