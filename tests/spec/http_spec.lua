@@ -237,6 +237,26 @@ describe("aqueue.http output = path", function()
     assert.is_false(exists(path .. ".part"))
   end)
 
+  it("keeps several large downloads intact when the disk falls behind the network", function()
+    -- 3 x 15 MB at loopback speed outrun the file writes: the transfers
+    -- pause while more than 1 MB waits for the disk, and resume after.
+    local huge = blob:rep(3)
+    write_file(server.root .. "/huge.bin", huge)
+    local handles = {}
+    for i = 1, 3 do
+      handles[i] = aqueue.spawn(function()
+        return assert(http.get(base .. "/huge.bin", { output = ("%s/huge-%d.bin"):format(tmpdir, i) }))
+      end)
+    end
+    for i = 1, 3 do
+      local path = ("%s/huge-%d.bin"):format(tmpdir, i)
+      assert.are.equal(200, handles[i]:result().status)
+      assert.is_true(read_file(path) == huge, "download " .. i .. " differs")
+      os.remove(path)
+    end
+    os.remove(server.root .. "/huge.bin")
+  end)
+
   it("writes the decoded body of a gzip response", function()
     local path = tmpdir .. "/big.txt"
     assert(http.get(base .. "/big.txt", { output = path }))
