@@ -32,7 +32,6 @@
  */
 #include <ctype.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +47,7 @@
 #define DEFAULT_MAX_HOST 16   /* connections to one host */
 #define MAX_REDIRECTS 20
 #define SINK_HIGH (1024 * 1024) /* bytes waiting for the output file before pausing */
+#define DEADLINE_GRACE_MS 20    /* the deadline timer lets curl's own timeout go first */
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -323,6 +323,7 @@ typedef struct {
   uv_loop_t *loop;
   aq_task *task; /* NULL once resumed or cancelled */
   struct curl_slist *headers;
+  uv_timer_t *deadline; /* with a timeout, until the transfer is over */
   uint64_t start_ns;
   char errbuf[CURL_ERROR_SIZE];
   CURLcode code;      /* the transfer's outcome, once done */
@@ -347,6 +348,14 @@ typedef struct {
 
 static void advance(http_req *r);
 
+static void on_deadline_closed(uv_handle_t *handle) { free(handle); }
+
+static void deadline_close(http_req *r) {
+  if (!r->deadline) return;
+  uv_close((uv_handle_t *)r->deadline, on_deadline_closed);
+  r->deadline = NULL;
+}
+
 /* Frees the request. Its easy handle goes back to the pool when it ran to
  * the end (a cancelled request has none left). */
 static void free_req(http_req *r) {
@@ -359,6 +368,7 @@ static void free_req(http_req *r) {
       curl_easy_cleanup(r->easy);
     }
   }
+  deadline_close(r);
   curl_slist_free_all(r->headers);
   bytes_free(&r->body);
   bytes_free(&r->pending);
@@ -374,6 +384,7 @@ static void multi_remove(http_req *r) {
   http_multi *m = r->m;
   curl_multi_remove_handle(m->multi, r->easy);
   r->in_multi = 0;
+  deadline_close(r);
   if (--m->active == 0) uv_unref((uv_handle_t *)&m->keepalive);
 }
 
@@ -402,6 +413,24 @@ static void collect_done(http_multi *m) {
     r->code = code;
     advance(r);
   }
+}
+
+/* The request's timeout passed and curl has not ended the transfer: curl 7.88
+ * does not time out a transfer that waits for a free connection (over the
+ * max_connections / max_per_host caps). End it here, as curl would. */
+static void on_deadline(uv_timer_t *timer) {
+  http_req *r = timer->data;
+  if (!r->in_multi) return;
+  curl_off_t connect = 0, lookup = 0;
+  curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME_T, &connect);
+  curl_easy_getinfo(r->easy, CURLINFO_NAMELOOKUP_TIME_T, &lookup);
+  multi_remove(r);
+  r->done = 1;
+  r->code = CURLE_OPERATION_TIMEDOUT;
+  snprintf(r->errbuf, sizeof r->errbuf, "Operation timed out after %llu milliseconds%s",
+           (unsigned long long)((uv_hrtime() - r->start_ns) / 1000000),
+           connect == 0 && lookup == 0 ? " waiting for a free connection" : "");
+  advance(r);
 }
 
 /* --- the output file ------------------------------------------------------ */
@@ -641,6 +670,7 @@ static void cancel_request(aq_task *task, void *data) {
   r->task = NULL;
   r->cancelled = 1;
   if (r->in_multi) multi_remove(r);
+  deadline_close(r);
   /* The easy handle goes now: the request may outlive the engine's curl (a
    * file operation in flight), and curl_global_cleanup may come first. */
   curl_easy_cleanup(r->easy);
@@ -779,9 +809,16 @@ static int l_request(lua_State *L) {
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
   curl_easy_setopt(easy, CURLOPT_MAXREDIRS, (long)MAX_REDIRECTS);
   curl_easy_setopt(easy, CURLOPT_USERAGENT, USER_AGENT);
+  long timeout_ms = 0;
   if (timeout > 0) {
     double ms = ceil(timeout * 1000.0);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, ms >= (double)LONG_MAX ? LONG_MAX : (long)ms);
+    timeout_ms = ms >= 1e12 ? (long)1e12 : (long)ms;
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+    r->deadline = malloc(sizeof *r->deadline);
+    if (!r->deadline) goto oom;
+    uv_timer_init(r->loop, r->deadline);
+    r->deadline->data = r;
+    uv_unref((uv_handle_t *)r->deadline);
   }
   if (r->headers) curl_easy_setopt(easy, CURLOPT_HTTPHEADER, r->headers);
   set_method(easy, method, body, body_len);
@@ -811,6 +848,7 @@ static int l_request(lua_State *L) {
     return 2;
   }
   r->task = task;
+  if (r->deadline) uv_timer_start(r->deadline, on_deadline, (uint64_t)timeout_ms + DEADLINE_GRACE_MS, 0);
   lua_settop(L, top);
   return aq_task_yield(L, cancel_request, r);
 

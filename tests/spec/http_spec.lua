@@ -340,6 +340,26 @@ describe("aqueue.http failures return nil, err", function()
   end)
 end)
 
+describe("aqueue.http timeout while waiting for a free connection", function()
+  it("still ends the request after `timeout` seconds", function()
+    local stalled = tcp.stalled_listener()
+    http.configure{ max_per_host = 1 }
+    local first = aqueue.spawn(function() return http.get(stalled.url) end)
+    finally(function()
+      first:cancel()
+      http.configure{ max_per_host = 16 }
+      stalled:close()
+    end)
+    aqueue.sleep(0.05) -- the first request holds the only connection allowed
+    local t0 = aqueue.now()
+    local res, err = http.get(stalled.url, { timeout = 0.3 })
+    local elapsed = aqueue.now() - t0
+    assert.is_nil(res)
+    assert.matches("Timeout was reached: Operation timed out after %d+ milliseconds waiting for a free connection", err)
+    assert.is_true(elapsed >= 0.3 and elapsed < 0.3 + SLACK, "a 0.3 s timeout took " .. elapsed .. " s")
+  end)
+end)
+
 describe("aqueue.http over TLS", function()
   local tls_server
   setup(function()
