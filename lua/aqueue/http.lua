@@ -1,2 +1,183 @@
--- aqueue.http (to be written)
-return {}
+-- aqueue.http: HTTP(S) requests that yield the running task (SPEC section 2).
+--
+--   local res, err = aqueue.http.get("http://127.0.0.1:8080/")
+--   -- res = { status = 200, headers = { ["content-type"] = "text/html", ... },
+--   --         body = "...", url = "http://127.0.0.1:8080/", elapsed = 0.001 }
+--
+-- The transfers run on libcurl's multi interface inside the engine's event loop
+-- (engine/http.c, the module aqueue.http_core). This file checks the arguments,
+-- raising on misuse with a message that points at the caller, and normalizes
+-- them for the C side. Transfer failures come back as nil, err.
+local core = require("aqueue.http_core")
+
+local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
+local format = string.format
+
+local M = {}
+
+-- The options of request, with the type each must have when given.
+local OPTIONS = {
+  method = "string",
+  url = "string",
+  headers = "table",
+  body = "string",
+  timeout = "number",
+  follow_redirects = "boolean",
+  output = "string",
+}
+
+-- Header names are HTTP tokens; methods too.
+local TOKEN = "^[%w!#%$%%&'%*%+%-%.%^_`|~]+$"
+
+local function fail(fname, level, fmt, ...)
+  error(format("aqueue.http.%s: " .. fmt, fname, ...), level + 1)
+end
+
+-- { Name = value } -> { "Name: value", ... } for curl. A value of false drops a
+-- header curl would send by itself; "" sends the header empty.
+local function header_lines(headers, fname, level)
+  local lines, has_expect = {}, false
+  for name, value in pairs(headers) do
+    if type(name) ~= "string" or not name:find(TOKEN) then
+      fail(fname, level, "header name %s is not a valid HTTP header name", format("%q", tostring(name)))
+    end
+    local vt = type(value)
+    if vt == "number" then
+      value = tostring(value)
+    elseif vt ~= "string" and value ~= false then
+      fail(fname, level, "header '%s' must be a string, a number or false, got %s", name, vt)
+    end
+    if value and value:find("[\r\n%z]") then
+      fail(fname, level, "header '%s' contains a line break or a NUL byte", name)
+    end
+    if name:lower() == "expect" then has_expect = true end
+    if value == false then
+      lines[#lines + 1] = name .. ":"
+    elseif value == "" then
+      lines[#lines + 1] = name .. ";" -- curl's spelling of "send it empty"
+    else
+      lines[#lines + 1] = name .. ": " .. value
+    end
+  end
+  -- No "Expect: 100-continue" round trip before large bodies, unless asked for.
+  if not has_expect then lines[#lines + 1] = "Expect:" end
+  return lines
+end
+
+-- Checks the options of a request and returns the table aqueue.http_core takes.
+-- `level` is the stack level of the user's call, seen from here.
+local function normalize(opts, fname, level)
+  if type(opts) ~= "table" then
+    fail(fname, level, "options must be a table, got %s", type(opts))
+  end
+  for k, v in pairs(opts) do
+    local want = OPTIONS[k]
+    if not want then
+      fail(fname, level, "unknown option '%s'", tostring(k))
+    end
+    if type(v) ~= want then
+      fail(fname, level, "option '%s' must be a %s, got %s", k, want, type(v))
+    end
+  end
+  if opts.url == nil then
+    fail(fname, level, "the url is missing")
+  end
+  local method = opts.method or (opts.body and "POST" or "GET")
+  if not method:find(TOKEN) then
+    fail(fname, level, "method %q is not a valid HTTP method", method)
+  end
+  local timeout = opts.timeout
+  if timeout and not (timeout > 0) then
+    fail(fname, level, "option 'timeout' must be a positive number of seconds, got %s", tostring(timeout))
+  end
+  if timeout == math.huge then timeout = nil end
+  local output = opts.output
+  if output and (output == "" or output:find("%z")) then
+    fail(fname, level, "option 'output' must be a file path")
+  end
+  return {
+    method = method,
+    url = opts.url,
+    headers = header_lines(opts.headers or {}, fname, level + 1),
+    body = opts.body,
+    timeout = timeout,
+    follow_redirects = opts.follow_redirects ~= false,
+    output = output,
+  }
+end
+
+-- The options of get or post: a copy of opts with url (and body) added.
+local function with(fname, opts, url, body, level)
+  if type(url) ~= "string" then
+    fail(fname, level, "the url must be a string, got %s", type(url))
+  end
+  if opts == nil then
+    opts = {}
+  elseif type(opts) ~= "table" then
+    fail(fname, level, "options must be a table, got %s", type(opts))
+  end
+  local copy = {}
+  for k, v in pairs(opts) do
+    if k == "url" or k == "method" or k == "body" then
+      fail(fname, level, "option '%s' cannot be given to %s (use aqueue.http.request)", k, fname)
+    end
+    copy[k] = v
+  end
+  copy.url = url
+  copy.body = body
+  return copy
+end
+
+-- request{ method, url, headers, body, timeout, follow_redirects, output }:
+-- yields until the response is complete. Returns { status, headers, body, url,
+-- elapsed }, or nil, err when the transfer failed (refused, DNS, timeout, bad
+-- URL, TLS, ...). An HTTP error status is a response, not a failure.
+function M.request(opts)
+  return core.request(normalize(opts, "request", 3))
+end
+
+-- get(url [, opts]): request with method GET.
+function M.get(url, opts)
+  local o = with("get", opts, url, nil, 3)
+  o.method = "GET"
+  return core.request(normalize(o, "get", 3))
+end
+
+-- post(url, body [, opts]): request with method POST and that body.
+function M.post(url, body, opts)
+  if type(body) ~= "string" then
+    fail("post", 2, "the body must be a string, got %s", type(body))
+  end
+  local o = with("post", opts, url, body, 3)
+  o.method = "POST"
+  return core.request(normalize(o, "post", 3))
+end
+
+local LIMITS = { max_connections = 1, max_per_host = 2 }
+
+-- configure{ max_connections =, max_per_host = }: the caps on open connections,
+-- all hosts together (default 100) and per host (default 16); 0 means no cap.
+-- Takes effect at once, for new connections. Returns the settings as they are.
+function M.configure(opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    fail("configure", 2, "options must be a table, got %s", type(opts))
+  end
+  local args = {}
+  for k, v in pairs(opts) do
+    local i = LIMITS[k]
+    if not i then
+      fail("configure", 2, "unknown option '%s'", tostring(k))
+    end
+    if type(v) ~= "number" or v < 0 or v ~= math.floor(v) or v > 1e9 then
+      fail("configure", 2, "option '%s' must be a whole number, 0 for no limit, got %s", k, tostring(v))
+    end
+    args[i] = v
+  end
+  local total, host = core.configure(args[1], args[2])
+  return { max_connections = total, max_per_host = host }
+end
+
+M.curl_version = core.curl_version
+
+return M

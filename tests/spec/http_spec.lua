@@ -1,0 +1,558 @@
+-- aqueue.http: requests against a private nginx on 127.0.0.1 (tests/support/nginx.lua),
+-- failures, misuse, cancellation, concurrency and connection reuse.
+local aqueue = require("aqueue")
+local http = aqueue.http
+local nginx = require("tests.support.nginx")
+local tcp = require("tests.support.tcp")
+
+-- Generous upper bound for timings: the sanitizer build and a loaded machine are slow.
+local SLACK = 0.5
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local data = f:read("*a")
+  f:close()
+  return data
+end
+
+local function write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- Waits (yielding) until pred() is true or `seconds` passed; returns pred().
+local function eventually(pred, seconds)
+  local t0 = aqueue.now()
+  while not pred() and aqueue.now() - t0 < seconds do aqueue.sleep(0.005) end
+  return pred()
+end
+
+-- 5 MB that would show any lost, repeated or reordered chunk: 64 KB of
+-- pseudo-random bytes, rotated by a different amount in each chunk.
+local function binary_blob(size)
+  local seed, bytes = 12345, {}
+  for i = 1, 65536 do
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    bytes[i] = string.char(seed % 256)
+  end
+  local base = table.concat(bytes)
+  local chunks = {}
+  for i = 0, size / 65536 - 1 do
+    local k = (i * 7919) % 65536
+    chunks[#chunks + 1] = base:sub(k + 1) .. base:sub(1, k)
+  end
+  return table.concat(chunks)
+end
+
+local function distinct(list)
+  local seen, n = {}, 0
+  for _, v in ipairs(list) do
+    if not seen[v] then
+      seen[v] = true
+      n = n + 1
+    end
+  end
+  return n
+end
+
+local server, base, tmpdir
+local BIG = 5 * 1024 * 1024
+local blob, text
+
+setup(function()
+  blob = binary_blob(BIG)
+  local lines = {}
+  for i = 1, 20000 do lines[i] = ("line %d: the quick brown fox jumps over the lazy dog\n"):format(i) end
+  text = table.concat(lines)
+  server = nginx.start{
+    http = [[
+      gzip on;
+      gzip_types text/plain;
+      gzip_min_length 1000;
+    ]],
+    server = [[
+      absolute_redirect off;
+      location = /redirect { return 302 /small.txt; }
+      location = /redirect-chain { return 301 /redirect; }
+      location = /loop { return 302 /loop; }
+      location = /busy { return 503 "busy"; }
+      location = /echo-header { return 200 "$http_x_test"; }
+      location = /agent { return 200 "$http_user_agent"; }
+      location = /method { return 200 "$request_method $content_length"; }
+      location = /conn { return 200 "$connection"; }
+      location = /close { keepalive_timeout 0; return 200 "$connection"; }
+      location = /short-idle { keepalive_timeout 50ms; return 200 "$connection"; }
+      location /slow/ { rewrite ^/slow(/.*)$ $1 break; limit_rate 100k; }
+      location = /dup { add_header X-Dup one; add_header X-Dup two; return 200 "dup"; }
+      location /upload/ {
+        dav_methods PUT DELETE;
+        create_full_put_path on;
+        client_max_body_size 0;
+      }
+    ]],
+  }
+  base = server.url
+  write_file(server.root .. "/small.txt", "hello\n")
+  write_file(server.root .. "/big.bin", blob)
+  write_file(server.root .. "/big.txt", text)
+  os.execute("mkdir -p " .. server.root .. "/n")
+  for i = 1, 200 do write_file(("%s/n/%d.txt"):format(server.root, i), "file " .. i) end
+  tmpdir = server.prefix .. "/client"
+  os.execute("mkdir -p " .. tmpdir)
+end)
+
+teardown(function()
+  if server then server:stop() end
+end)
+
+describe("aqueue.http responses", function()
+  it("get returns the status, lower-case headers, the body, the URL and the time taken", function()
+    local res, err = http.get(base .. "/small.txt")
+    assert.is_nil(err)
+    assert.are.equal(200, res.status)
+    assert.are.equal("hello\n", res.body)
+    assert.are.equal(base .. "/small.txt", res.url)
+    assert.are.equal("text/plain", res.headers["content-type"])
+    assert.are.equal("6", res.headers["content-length"])
+    for name in pairs(res.headers) do
+      assert.are.equal(name:lower(), name)
+    end
+    assert.is_nil(res.headers["Content-Type"])
+    assert.is_true(res.elapsed > 0 and res.elapsed < SLACK, "elapsed " .. res.elapsed)
+  end)
+
+  it("returns an HTTP error status as a response, not as a failure", function()
+    local res = assert(http.get(base .. "/nope.txt"))
+    assert.are.equal(404, res.status)
+    assert.matches("404 Not Found", res.body)
+    res = assert(http.get(base .. "/busy"))
+    assert.are.equal(503, res.status)
+    assert.are.equal("busy", res.body)
+  end)
+
+  it("follows redirects and reports the URL it ended at", function()
+    local res = assert(http.get(base .. "/redirect-chain"))
+    assert.are.equal(200, res.status)
+    assert.are.equal("hello\n", res.body)
+    assert.are.equal(base .. "/small.txt", res.url)
+  end)
+
+  it("with follow_redirects = false returns the redirect itself", function()
+    local res = assert(http.get(base .. "/redirect", { follow_redirects = false }))
+    assert.are.equal(302, res.status)
+    assert.are.equal("/small.txt", res.headers.location)
+    assert.are.equal(base .. "/redirect", res.url)
+  end)
+
+  it("gives up on a redirect loop with curl's message", function()
+    local res, err = http.get(base .. "/loop")
+    assert.is_nil(res)
+    assert.matches("redirects", err)
+  end)
+
+  it("joins repeated response headers with \", \"", function()
+    local res = assert(http.get(base .. "/dup"))
+    assert.are.equal("one, two", res.headers["x-dup"])
+  end)
+
+  it("sends the request headers it is given", function()
+    local res = assert(http.get(base .. "/echo-header", { headers = { ["X-Test"] = "hello header" } }))
+    assert.are.equal("hello header", res.body)
+    res = assert(http.get(base .. "/echo-header", { headers = { ["x-test"] = 42 } }))
+    assert.are.equal("42", res.body)
+  end)
+
+  it("sends a User-Agent naming aqueue, which a header replaces", function()
+    assert.matches("^aqueue/%d+%.%d+%.%d+$", assert(http.get(base .. "/agent")).body)
+    local res = assert(http.get(base .. "/agent", { headers = { ["User-Agent"] = "crawler/1" } }))
+    assert.are.equal("crawler/1", res.body)
+  end)
+
+  it("post sends the body with method POST", function()
+    local res = assert(http.post(base .. "/method", "hello world"))
+    assert.are.equal(200, res.status)
+    assert.are.equal("POST 11", res.body)
+    res = assert(http.request{ url = base .. "/method", body = "abc" }) -- a body implies POST
+    assert.are.equal("POST 3", res.body)
+    res = assert(http.request{ url = base .. "/method", method = "POST" })
+    assert.are.equal("POST 0", res.body)
+  end)
+
+  it("request sends any method; a body arrives byte for byte (PUT, then GET it back)", function()
+    local body = "binary\0body\r\n\255" .. ("x"):rep(100000)
+    local res = assert(http.request{ method = "PUT", url = base .. "/upload/a/b.bin", body = body })
+    assert.are.equal(201, res.status)
+    assert.are.equal(body, read_file(server.root .. "/upload/a/b.bin"))
+    assert.are.equal(body, assert(http.get(base .. "/upload/a/b.bin")).body)
+    res = assert(http.request{ method = "DELETE", url = base .. "/upload/a/b.bin" })
+    assert.are.equal(204, res.status)
+    assert.are.equal(404, assert(http.get(base .. "/upload/a/b.bin")).status)
+  end)
+
+  it("HEAD returns the headers and an empty body", function()
+    local res = assert(http.request{ method = "HEAD", url = base .. "/big.bin" })
+    assert.are.equal(200, res.status)
+    assert.are.equal(tostring(BIG), res.headers["content-length"])
+    assert.are.equal("", res.body)
+  end)
+
+  it("receives and sends a 5 MB body intact", function()
+    local res = assert(http.get(base .. "/big.bin"))
+    assert.are.equal(200, res.status)
+    assert.are.equal(#blob, #res.body)
+    assert.is_true(res.body == blob, "the 5 MB body differs")
+    res = assert(http.request{ method = "PUT", url = base .. "/upload/big.bin", body = blob })
+    assert.are.equal(201, res.status)
+    assert.is_true(read_file(server.root .. "/upload/big.bin") == blob, "the uploaded 5 MB differ")
+  end)
+
+  it("decodes a gzip-encoded body", function()
+    local res = assert(http.get(base .. "/big.txt"))
+    assert.are.equal("gzip", res.headers["content-encoding"])
+    assert.are.equal(#text, #res.body)
+    assert.is_true(res.body == text, "the decoded text differs")
+    -- false drops a header curl would send: without Accept-Encoding, no gzip
+    res = assert(http.get(base .. "/big.txt", { headers = { ["Accept-Encoding"] = false } }))
+    assert.is_nil(res.headers["content-encoding"])
+    assert.is_true(res.body == text)
+  end)
+end)
+
+describe("aqueue.http output = path", function()
+  it("streams the body into the file; body is nil", function()
+    local path = tmpdir .. "/big.bin"
+    local res = assert(http.get(base .. "/big.bin", { output = path }))
+    assert.are.equal(200, res.status)
+    assert.is_nil(res.body)
+    assert.are.equal(tostring(BIG), res.headers["content-length"])
+    assert.is_true(read_file(path) == blob, "the file differs from the 5 MB served")
+    assert.is_false(exists(path .. ".part"))
+  end)
+
+  it("keeps several large downloads intact when the disk falls behind the network", function()
+    -- 3 x 15 MB at loopback speed outrun the file writes: the transfers
+    -- pause while more than 1 MB waits for the disk, and resume after.
+    local huge = blob:rep(3)
+    write_file(server.root .. "/huge.bin", huge)
+    local handles = {}
+    for i = 1, 3 do
+      handles[i] = aqueue.spawn(function()
+        return assert(http.get(base .. "/huge.bin", { output = ("%s/huge-%d.bin"):format(tmpdir, i) }))
+      end)
+    end
+    for i = 1, 3 do
+      local path = ("%s/huge-%d.bin"):format(tmpdir, i)
+      assert.are.equal(200, handles[i]:result().status)
+      assert.is_true(read_file(path) == huge, "download " .. i .. " differs")
+      os.remove(path)
+    end
+    os.remove(server.root .. "/huge.bin")
+  end)
+
+  it("writes the decoded body of a gzip response", function()
+    local path = tmpdir .. "/big.txt"
+    assert(http.get(base .. "/big.txt", { output = path }))
+    assert.is_true(read_file(path) == text)
+  end)
+
+  it("writes an error page like any response: the status says what it is", function()
+    local path = tmpdir .. "/404.html"
+    local res = assert(http.get(base .. "/nope.txt", { output = path }))
+    assert.are.equal(404, res.status)
+    assert.matches("404 Not Found", read_file(path))
+  end)
+
+  it("on failure leaves no partial file, and keeps a file that was there", function()
+    local path = tmpdir .. "/kept.txt"
+    write_file(path, "old content")
+    local res, err = http.get(("http://127.0.0.1:%d/"):format(tcp.free_port()), { output = path })
+    assert.is_nil(res)
+    assert.matches("Couldn't connect to server", err, 1, true)
+    assert.are.equal("old content", read_file(path))
+    assert.is_false(exists(path .. ".part"))
+    -- a success replaces it
+    assert(http.get(base .. "/small.txt", { output = path }))
+    assert.are.equal("hello\n", read_file(path))
+  end)
+
+  it("returns nil, err when the file cannot be created", function()
+    local res, err = http.get(base .. "/small.txt", { output = tmpdir .. "/no/such/dir/x.txt" })
+    assert.is_nil(res)
+    assert.matches("cannot open output file .*/no/such/dir/x.txt: ENOENT", err)
+  end)
+end)
+
+describe("aqueue.http failures return nil, err", function()
+  it("connection refused", function()
+    local res, err = http.get(("http://127.0.0.1:%d/"):format(tcp.free_port()))
+    assert.is_nil(res)
+    assert.matches("Couldn't connect to server", err, 1, true)
+    assert.matches("Connection refused", err, 1, true)
+  end)
+
+  it("a malformed URL", function()
+    for _, url in ipairs({ "", "not a url", "http://", "http://[::1", "http://127.0.0.1:99999/" }) do
+      local res, err = http.get(url)
+      assert.is_nil(res, url)
+      assert.are.equal("string", type(err), url)
+    end
+    local _, err = http.get("http://[::1")
+    assert.matches("URL", err)
+  end)
+
+  it("a protocol other than http and https", function()
+    for _, url in ipairs({ "ftp://127.0.0.1/", "file:///etc/passwd", "gopher://127.0.0.1/" }) do
+      local res, err = http.get(url)
+      assert.is_nil(res, url)
+      assert.matches("Unsupported protocol", err, 1, true)
+    end
+  end)
+
+  it("a host name that does not resolve", function()
+    -- A 64-character label is refused by the resolver before any query is
+    -- sent, so nothing leaves the machine (a name like "nonexistent.invalid"
+    -- would be sent to the configured DNS server).
+    local name = ("a"):rep(64) .. ".invalid"
+    local res, err = http.get("http://" .. name .. "/")
+    assert.is_nil(res)
+    assert.matches("resolve host", err, 1, true)
+    assert.matches(name, err, 1, true)
+  end)
+
+  it("a server that never answers, after `timeout` seconds", function()
+    local stalled = tcp.stalled_listener()
+    finally(function() stalled:close() end)
+    local t0 = aqueue.now()
+    local res, err = http.get(stalled.url, { timeout = 0.3 })
+    local elapsed = aqueue.now() - t0
+    assert.is_nil(res)
+    assert.matches("Timeout was reached", err, 1, true)
+    assert.matches("timed out", err, 1, true)
+    assert.is_true(elapsed >= 0.3 and elapsed < 0.3 + SLACK, "a 0.3 s timeout took " .. elapsed .. " s")
+  end)
+end)
+
+describe("aqueue.http timeout while waiting for a free connection", function()
+  it("still ends the request after `timeout` seconds", function()
+    local stalled = tcp.stalled_listener()
+    http.configure{ max_per_host = 1 }
+    local first = aqueue.spawn(function() return http.get(stalled.url) end)
+    finally(function()
+      first:cancel()
+      http.configure{ max_per_host = 16 }
+      stalled:close()
+    end)
+    aqueue.sleep(0.05) -- the first request holds the only connection allowed
+    local t0 = aqueue.now()
+    local res, err = http.get(stalled.url, { timeout = 0.3 })
+    local elapsed = aqueue.now() - t0
+    assert.is_nil(res)
+    assert.matches("Timeout was reached: Operation timed out after %d+ milliseconds waiting for a free connection", err)
+    assert.is_true(elapsed >= 0.3 and elapsed < 0.3 + SLACK, "a 0.3 s timeout took " .. elapsed .. " s")
+  end)
+end)
+
+describe("aqueue.http over TLS", function()
+  local tls_server
+  setup(function()
+    tls_server = nginx.start{ tls = true, server = [[ location = /hello { return 200 "secure"; } ]] }
+  end)
+  teardown(function()
+    if tls_server then tls_server:stop() end
+  end)
+
+  it("verifies the server's certificate by default: a self-signed one is refused", function()
+    local res, err = http.get(tls_server.url .. "/hello")
+    assert.is_nil(res)
+    assert.matches("SSL certificate problem", err, 1, true)
+    assert.matches("self%-signed certificate", err)
+  end)
+end)
+
+describe("aqueue.http misuse raises", function()
+  local function raises(pattern, fn, ...)
+    local ok, err = pcall(fn, ...)
+    assert.is_false(ok, "expected an error matching " .. pattern)
+    assert.matches(pattern, tostring(err))
+  end
+
+  it("for options that are not a table, or without a url", function()
+    raises("options must be a table, got string", http.request, "http://127.0.0.1/")
+    raises("options must be a table", http.request)
+    raises("the url is missing", http.request, {})
+    raises("the url must be a string, got nil", http.get)
+    raises("the url must be a string, got number", http.get, 42)
+    raises("options must be a table, got string", http.get, base, "x")
+  end)
+
+  it("for options of the wrong type, unknown options and bad values", function()
+    raises("option 'url' must be a string, got number", http.request, { url = 1 })
+    raises("option 'timeout' must be a number, got string", http.request, { url = base, timeout = "1" })
+    raises("option 'timeout' must be a positive number", http.request, { url = base, timeout = 0 })
+    raises("option 'timeout' must be a positive number", http.request, { url = base, timeout = 0 / 0 })
+    raises("option 'headers' must be a table", http.request, { url = base, headers = "X-A: b" })
+    raises("option 'body' must be a string, got number", http.request, { url = base, body = 1 })
+    raises("option 'follow_redirects' must be a boolean", http.request, { url = base, follow_redirects = 1 })
+    raises("option 'output' must be a string", http.request, { url = base, output = true })
+    raises("option 'output' must be a file path", http.request, { url = base, output = "" })
+    raises("unknown option 'timout'", http.request, { url = base, timout = 1 })
+    raises("method \"GE T\" is not a valid HTTP method", http.request, { url = base, method = "GE T" })
+  end)
+
+  it("for bad headers", function()
+    raises("header name .* is not a valid", http.get, base, { headers = { ["X Bad"] = "v" } })
+    raises("header name .* is not a valid", http.get, base, { headers = { "X-Positional: v" } })
+    raises("header 'X%-A' contains a line break", http.get, base, { headers = { ["X-A"] = "a\r\nX-B: b" } })
+    raises("header 'X%-A' must be a string, a number or false, got table", http.get, base, { headers = { ["X-A"] = {} } })
+  end)
+
+  it("for get and post options that belong to request, and a post body that is not a string", function()
+    raises("option 'method' cannot be given to get", http.get, base, { method = "POST" })
+    raises("option 'body' cannot be given to post", http.post, base, "x", { body = "y" })
+    raises("the body must be a string, got nil", http.post, base)
+  end)
+
+  it("names the caller's line", function()
+    local ok, err = pcall(function() http.get(base, { nope = 1 }) end)
+    assert.is_false(ok)
+    assert.matches("http_spec.lua:%d+: aqueue.http.get: unknown option 'nope'", err)
+  end)
+
+  it("from a coroutine the script made itself, pointing to aqueue.spawn", function()
+    local ok, err = pcall(coroutine.wrap(function() return http.get(base .. "/small.txt") end))
+    assert.is_false(ok)
+    assert.matches("aqueue.spawn", err, 1, true)
+  end)
+end)
+
+describe("aqueue.http cancellation", function()
+  it("a cancelled task's request stops: the task never resumes and the engine goes on", function()
+    local stalled = tcp.stalled_listener()
+    finally(function() stalled:close() end)
+    local resumed = false
+    local h = aqueue.spawn(function()
+      http.get(stalled.url)
+      resumed = true
+    end)
+    aqueue.sleep(0.05) -- connected, request sent, waiting for an answer
+    assert.is_true(h:cancel())
+    assert.are.same({ nil, "cancelled" }, { h:result() })
+    aqueue.sleep(0.05)
+    assert.is_false(resumed)
+    local res = assert(http.get(base .. "/small.txt"))
+    assert.are.equal("hello\n", res.body)
+  end)
+
+  it("cancelling many requests at once, some with output files, frees them all", function()
+    local stalled = tcp.stalled_listener()
+    finally(function() stalled:close() end)
+    local handles, resumed = {}, 0
+    for i = 1, 30 do
+      local opts = i % 2 == 0 and { output = ("%s/cancelled-%d"):format(tmpdir, i) } or nil
+      handles[i] = aqueue.spawn(function()
+        http.get(stalled.url, opts)
+        resumed = resumed + 1
+      end)
+    end
+    aqueue.sleep(0.1)
+    for i = 1, 30 do assert.is_true(handles[i]:cancel()) end
+    -- the partial files go (removed on the thread pool, so not at once)
+    assert.is_true(eventually(function()
+      for i = 2, 30, 2 do
+        local path = ("%s/cancelled-%d"):format(tmpdir, i)
+        if exists(path) or exists(path .. ".part") then return false end
+      end
+      return true
+    end, 2), "a partial file was left behind")
+    assert.are.equal(0, resumed)
+    local got = assert(http.get(base .. "/big.bin"))
+    assert.is_true(got.body == blob)
+  end)
+
+  it("cancelling a task while its body streams into a file removes the partial file", function()
+    local path = tmpdir .. "/streaming.bin"
+    local h = aqueue.spawn(function() return http.get(base .. "/slow/big.bin", { output = path }) end)
+    -- nginx sends it at 100 KB/s: wait for the first bytes in the part file
+    assert.is_true(eventually(function() return #(read_file(path .. ".part") or "") > 0 end, 2))
+    assert.is_true(h:cancel())
+    assert.is_true(eventually(function() return not exists(path .. ".part") end, 2))
+    assert.is_false(exists(path))
+  end)
+end)
+
+describe("aqueue.http concurrency and connections", function()
+  it("200 requests by 50 workers each get their own response", function()
+    local Fetch = aqueue.Item:extend("HttpSpecFetch")
+    local wrong = {}
+    function Fetch:process()
+      local res = assert(http.get(("%s/n/%d.txt"):format(base, self.n)))
+      if res.status ~= 200 or res.body ~= "file " .. self.n then
+        wrong[#wrong + 1] = ("%d: %s %q"):format(self.n, res.status, res.body)
+      end
+    end
+    local items = {}
+    for i = 1, 200 do items[i] = Fetch{ n = i } end
+    local summary = aqueue.run_queue{ initial_items = items, num_workers = 50, progress = "none" }
+    assert.are.equal(200, summary.processed)
+    assert.are.equal(0, summary.failed)
+    assert.are.same({}, wrong)
+  end)
+
+  it("reuses one connection for requests one after the other", function()
+    local conns = {}
+    for i = 1, 20 do conns[i] = assert(http.get(base .. "/conn")).body end
+    assert.are.equal(1, distinct(conns))
+  end)
+
+  it("opens a new connection when the server closed the last one", function()
+    -- after each response (Connection: close), one by one and many at once
+    local conns = {}
+    for i = 1, 30 do conns[i] = assert(http.get(base .. "/close")).body end
+    assert.are.equal(30, distinct(conns))
+    local handles = {}
+    for i = 1, 60 do handles[i] = aqueue.spawn(function() return assert(http.get(base .. "/close")).body end) end
+    for i = 1, 60 do conns[i] = handles[i]:result() end
+    assert.are.equal(60, distinct(conns))
+    -- while idle in the cache (nginx drops it after 50 ms)
+    local first = assert(http.get(base .. "/short-idle")).body
+    aqueue.sleep(0.2)
+    local second = assert(http.get(base .. "/short-idle")).body
+    assert.are_not.equal(first, second)
+    assert.are.equal("hello\n", assert(http.get(base .. "/small.txt")).body)
+  end)
+
+  it("keeps concurrent requests to one host within max_per_host connections", function()
+    local function concurrent_conns(n, url)
+      local handles, conns = {}, {}
+      for i = 1, n do
+        handles[i] = aqueue.spawn(function() return assert(http.get(url)).body end)
+      end
+      for i = 1, n do conns[i] = handles[i]:result() end
+      return distinct(conns)
+    end
+    assert.are.same({ max_connections = 100, max_per_host = 16 }, http.configure())
+    local n = concurrent_conns(100, base .. "/conn")
+    assert.is_true(n >= 1 and n <= 16, n .. " connections for 100 requests")
+    -- The cap applies to connections opened from then on: "localhost" is
+    -- another host to curl than "127.0.0.1", with no connection open yet.
+    finally(function() http.configure{ max_per_host = 16 } end)
+    assert.are.same({ max_connections = 100, max_per_host = 2 }, http.configure{ max_per_host = 2 })
+    n = concurrent_conns(40, ("http://localhost:%d/conn"):format(server.port))
+    assert.is_true(n >= 1 and n <= 2, n .. " connections with max_per_host = 2")
+  end)
+
+  it("configure checks its options", function()
+    assert.has_error(function() http.configure{ max_conections = 1 } end)
+    assert.has_error(function() http.configure{ max_per_host = -1 } end)
+    assert.has_error(function() http.configure{ max_per_host = 1.5 } end)
+    assert.has_error(function() http.configure("x") end)
+  end)
+end)
