@@ -1,0 +1,50 @@
+-- The crawl benchmark (SPEC section 8): examples/crawl.lua over a generated
+-- 20,000-page site at 100 concurrent items, against `wrk -c100` on the same
+-- nginx in the same run. Prints one line of key=value figures (read by
+-- run_all): the crawl's requests/s (pages and images fetched / its run_queue
+-- time) and wrk's requests/s, each the median of `runs`, interleaved.
+--   aqueue-run scripts/bench/crawl.lua [pages=20000] [workers=100] [runs=3]
+local aqueue = require("aqueue")
+local root = (arg[0]:match("^(.*)/scripts/bench/[^/]*$") or ".")
+package.path = root .. "/?.lua;" .. package.path
+local site = require("examples.lib.site")
+local nginx = require("tests.support.nginx")
+
+local pages = tonumber(arg[1]) or 20000
+local workers = tonumber(arg[2]) or 100
+local runs = tonumber(arg[3]) or 3
+local exe = arg[-1] -- this aqueue-run
+
+local function median(t)
+  table.sort(t)
+  return t[math.floor((#t + 1) / 2)]
+end
+
+-- A generated site is kept between runs (generating 24k files takes a while).
+local dir = ("%s/aqueue-bench-site-%d"):format(os.getenv("TMPDIR") or "/tmp", pages)
+local ready = io.open(dir .. "/.complete")
+if ready then
+  ready:close()
+else
+  os.execute("rm -rf '" .. dir .. "'")
+  site.generate(dir, { pages = pages, images = math.max(1, math.floor(pages / 5)) })
+  io.open(dir .. "/.complete", "w"):close()
+end
+
+local server = nginx.start{ root = dir }
+local crawl_rates, wrk_rates = {}, {}
+local ok, err = pcall(function()
+  for _ = 1, runs do
+    local wrk = assert(aqueue.exec{ "wrk", "-c" .. workers, "-t2", "-d3s", server.url .. "/page/1.html" })
+    wrk_rates[#wrk_rates + 1] = assert(tonumber(wrk.stdout:match("Requests/sec:%s*([%d.]+)")), wrk.stdout)
+    local crawl = assert(aqueue.exec{ exe, "--progress", "none", root .. "/examples/crawl.lua", "--url", server.url,
+      "--workers", tostring(workers), "--delay", "0" })
+    local p, i, t = crawl.stdout:match("crawled (%d+) pages and saved (%d+) images to .- in ([%d.]+) s")
+    assert(p, "crawl output: " .. crawl.stdout .. crawl.stderr)
+    crawl_rates[#crawl_rates + 1] = (tonumber(p) + tonumber(i)) / tonumber(t)
+  end
+end)
+server:stop()
+assert(ok, err)
+print(("crawl pages=%d workers=%d crawl_req_per_s=%.0f wrk_req_per_s=%.0f ratio=%.3f"):format(
+  pages, workers, median(crawl_rates), median(wrk_rates), median(crawl_rates) / median(wrk_rates)))
