@@ -4,7 +4,7 @@
 -- folder, with the live display. nginx is stopped by PID at the end.
 --
 --   aqueue-run examples/crawl.lua [--pages N] [--workers N] [--delay S]
---                                 [--out DIR] [--url URL] [--quiet]
+--                                 [--out DIR] [--url URL]
 --
 --   --pages N     pages to generate (default 3000)
 --   --workers N   concurrent items (default 16)
@@ -14,6 +14,7 @@
 --   --url URL     crawl a site that is already served there instead (the
 --                 benchmark does this); no site is generated, no nginx started
 local aqueue = require("aqueue")
+io.stdout:setvbuf("line") -- progress lines appear at once, also through a pipe
 
 -- The example's helpers live in this repository: find it from the script.
 local root = (arg[0]:match("^(.*)/examples/[^/]*$") or ".")
@@ -26,10 +27,7 @@ do
   local i = 1
   while arg[i] do
     local name, value = arg[i]:match("^%-%-(%w+)$"), arg[i + 1]
-    if name == "quiet" then
-      opts.quiet = true
-      i = i + 1
-    elseif name == "pages" or name == "workers" or name == "delay" then
+    if name == "pages" or name == "workers" or name == "delay" then
       opts[name] = tonumber(value) or error(("--%s needs a number"):format(name), 0)
       i = i + 2
     elseif name == "out" or name == "url" then
@@ -57,6 +55,7 @@ if not opts.url then
   expected = site.generate(site_dir, { pages = opts.pages, images = math.max(1, math.floor(opts.pages / 5)) })
   server = nginx.start{ root = site_dir }
   opts.url = server.url
+  print(("serving %d generated pages at %s (nginx pid %d)"):format(expected.pages, server.url, server.pid))
 end
 opts.url = opts.url:gsub("/$", "")
 aqueue.http.configure{ max_per_host = opts.workers } -- one connection per worker

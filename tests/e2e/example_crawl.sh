@@ -1,0 +1,36 @@
+# End-to-end: examples/crawl.lua, the README's demo. It generates a site,
+# serves it with its own nginx on 127.0.0.1, crawls every page once, saves
+# every image, and stops nginx by PID — also when interrupted.
+# shellcheck source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+
+S=examples/crawl.lua
+
+# A whole crawl: 300 pages (+ the index) and the 60 images they show.
+run "$AQUEUE_RUN" --progress plain "$S" --pages 300 --workers 8 --delay 0 --out "$TMP/images"
+expect_rc 0 "a crawl of a generated site"
+expect_match "$OUT" '^serving 301 generated pages at http://127\.0\.0\.1:[0-9]+ \(nginx pid [0-9]+\)$' \
+  "it says where it serves the site"
+expect_match "$OUT" "^crawled 301 pages and saved 60 images to $TMP/images in [0-9.]+ s \\([0-9]+ pages/s\\)$" \
+  "every page was crawled once and every image saved"
+expect_match "$ERR" '^aqueue: 361 processed, 0 failed, 0 retried in [0-9.]+ s' "the summary counts 301 pages + 60 images"
+expect_eq "$(find "$TMP/images" -name '*.gif' | wc -l)" 60 "60 image files in the output folder"
+expect_eq "$(find "$TMP/images" -name '*.part' | wc -l)" 0 "no partial downloads left"
+expect_eq "$(head -c 6 "$TMP/images/1.gif")" "GIF89a" "the saved files are the images"
+pid=$(printf '%s\n' "$OUT" | sed -n 's/.*(nginx pid \([0-9]*\)).*/\1/p')
+if kill -0 "$pid" 2>/dev/null; then fail "nginx (pid $pid) is still running after the crawl"; fi
+pass "nginx (pid $pid) was stopped"
+
+# Ctrl-C during a slow crawl: the run stops gracefully and nginx still goes.
+start_bg slow "$AQUEUE_RUN" --progress plain "$S" --pages 2000 --workers 4 --delay 0.05 --out "$TMP/slow"
+wait_for_text "$TMP/slow.out" "nginx pid" 10 "the slow crawl started its server"
+sleep 0.5
+kill -INT "$BG_PID"
+wait_bg 15 "the interrupted crawl ended"
+expect_rc 130 "an interrupted crawl exits 130"
+expect_match "$ERR" 'interrupted$' "the summary says it was interrupted"
+pid=$(sed -n 's/.*(nginx pid \([0-9]*\)).*/\1/p' "$TMP/slow.out")
+if kill -0 "$pid" 2>/dev/null; then fail "nginx (pid $pid) is still running after Ctrl-C"; fi
+pass "nginx (pid $pid) was stopped after Ctrl-C"
+
+finish
