@@ -13,7 +13,11 @@ local nginx = require("tests.support.nginx")
 local pages = tonumber(arg[1]) or 20000
 local workers = tonumber(arg[2]) or 100
 local runs = tonumber(arg[3]) or 3
-local exe = arg[-1] -- this aqueue-run
+local exe_index = -1 -- this aqueue-run: the lowest negative index of arg
+while arg[exe_index - 1] do
+  exe_index = exe_index - 1
+end
+local exe = arg[exe_index]
 
 local function median(t)
   table.sort(t)
