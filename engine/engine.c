@@ -172,32 +172,41 @@ static void on_signal(uv_signal_t *handle, int signum) {
 
 /* --- life --- */
 
-/* The folder of the Lua library: the source tree's lua/ for a binary in the
- * build tree, else <bindir>/../share/aqueue/lua next to an installed binary. */
-static void lua_library_dir(char *out, size_t size) {
+/* Where the Lua library and the C modules are: in the build tree, the
+ * source tree's lua/ and the build's modules/; next to an installed binary,
+ * <bindir>/../share/aqueue/lua and <bindir>/../lib/aqueue/modules (so a moved
+ * prefix keeps working). A binary whose path is unknown uses the build's. */
+static void library_dirs(char *lua, char *modules, size_t size) {
   char exe[4096], dir[4096];
   size_t len = sizeof exe;
-  if (uv_exepath(exe, &len) != 0) {
-    snprintf(out, size, "%s", AQUEUE_SOURCE_LUA_DIR);
-    return;
+  int in_build_tree = 1;
+  if (uv_exepath(exe, &len) == 0) {
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = '\0';
+    char *real_build = realpath(AQUEUE_BUILD_DIR, NULL);
+    in_build_tree = real_build && realpath(exe, dir) && strcmp(dir, real_build) == 0;
+    free(real_build);
   }
-  char *slash = strrchr(exe, '/');
-  if (slash) *slash = '\0';
-  char *real_build = realpath(AQUEUE_BUILD_DIR, NULL);
-  int in_build_tree = real_build && realpath(exe, dir) && strcmp(dir, real_build) == 0;
-  free(real_build);
-  if (in_build_tree) snprintf(out, size, "%s", AQUEUE_SOURCE_LUA_DIR);
-  else snprintf(out, size, "%s/%s", exe, AQUEUE_LUA_RELATIVE_DIR);
+  if (in_build_tree) {
+    snprintf(lua, size, "%s", AQUEUE_SOURCE_LUA_DIR);
+    snprintf(modules, size, "%s", AQUEUE_MODULES_BUILD_DIR);
+  } else {
+    snprintf(lua, size, "%s/%s", exe, AQUEUE_LUA_RELATIVE_DIR);
+    snprintf(modules, size, "%s/%s", exe, AQUEUE_MODULES_RELATIVE_DIR);
+  }
 }
 
 static void set_package_path(lua_State *L) {
-  char dir[8192];
-  lua_library_dir(dir, sizeof dir);
+  char lua[8192], modules[8192];
+  library_dirs(lua, modules, sizeof lua);
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "path");
-  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir, lua_tostring(L, -1));
+  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", lua, lua, lua_tostring(L, -1));
   lua_setfield(L, -3, "path");
-  lua_pop(L, 2);
+  lua_getfield(L, -2, "cpath");
+  lua_pushfstring(L, "%s/?.so;%s", modules, lua_tostring(L, -1));
+  lua_setfield(L, -4, "cpath");
+  lua_pop(L, 3);
 }
 
 aq_engine *engine_create(void) {

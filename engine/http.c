@@ -30,6 +30,7 @@
  * uv_fs request is in flight (those cannot be recalled): the fs callback then
  * closes and removes the part file and frees it.
  */
+#include <dlfcn.h>
 #include <ctype.h>
 #include <fcntl.h>
 #include <math.h>
@@ -875,7 +876,23 @@ static int l_configure(lua_State *L) {
   return 2;
 }
 
-int aq_open_http(lua_State *L) {
+/* require("aqueue.http_core"): this file is built as its own loadable
+ * module (see CMakeLists.txt), so libcurl is loaded only by scripts that use
+ * HTTP. */
+AQ_EXPORT int luaopen_aqueue_http_core(lua_State *L);
+
+/* Keeps this module (and libcurl with the libraries it pulls in) loaded until
+ * the process ends: Lua unloads C modules when the state closes, and
+ * unloading TLS and Kerberos libraries after curl_global_cleanup leaves what
+ * they allocated once at load time looking leaked. */
+static void pin_module(void) {
+  Dl_info info;
+  if (dladdr((void *)luaopen_aqueue_http_core, &info) && info.dli_fname)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+AQ_EXPORT int luaopen_aqueue_http_core(lua_State *L) {
+  pin_module();
   static const luaL_Reg functions[] = {
       {"request", l_request},
       {"configure", l_configure},

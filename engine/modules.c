@@ -6,7 +6,6 @@
 
 void modules_open(lua_State *L) {
   static const luaL_Reg modules[] = {
-      {"aqueue.http_core", aq_open_http},
       {"aqueue.fs_core", aq_open_fs},
       {"aqueue.exec_core", aq_open_exec},
       {"aqueue.work_core", aq_open_work},

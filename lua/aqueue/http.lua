@@ -8,7 +8,13 @@
 -- (engine/http.c, the module aqueue.http_core). This file checks the arguments,
 -- raising on misuse with a message that points at the caller, and normalizes
 -- them for the C side. Transfer failures come back as nil, err.
-local core = require("aqueue.http_core")
+-- The C module (and libcurl with it) is loaded on first use, so scripts that
+-- never make a request never pay for loading it.
+local core = setmetatable({}, { __index = function(t, k)
+  local m = require("aqueue.http_core")
+  setmetatable(t, { __index = m })
+  return m[k]
+end })
 
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
 local format = string.format
@@ -178,6 +184,9 @@ function M.configure(opts)
   return { max_connections = total, max_per_host = host }
 end
 
-M.curl_version = core.curl_version
+-- The version of the libcurl in use ("7.88.1"), loading it if needed.
+function M.curl_version()
+  return core.curl_version
+end
 
 return M
