@@ -40,11 +40,16 @@ static int heap_before(const aq_heap_entry *a, const aq_heap_entry *b) {
   return a->seq < b->seq;
 }
 
+/* A 4-ary heap: half the depth of a binary one, and the four children of a
+ * node are neighbours in memory, so a million queued items cost about ten
+ * cache misses per operation instead of twenty. */
+#define HEAP_ARITY 4
+
 static void heap_push(aq_item_queue *q, int32_t id, double priority) {
   aq_heap_entry e = {priority, q->seq++, id};
   size_t i = q->len++;
   while (i > 0) {
-    size_t parent = (i - 1) / 2;
+    size_t parent = (i - 1) / HEAP_ARITY;
     if (!heap_before(&e, &q->heap[parent])) break;
     q->heap[i] = q->heap[parent];
     i = parent;
@@ -57,9 +62,12 @@ static int32_t heap_pop(aq_item_queue *q) {
   aq_heap_entry last = q->heap[--q->len];
   size_t i = 0;
   for (;;) {
-    size_t child = 2 * i + 1;
-    if (child >= q->len) break;
-    if (child + 1 < q->len && heap_before(&q->heap[child + 1], &q->heap[child])) child++;
+    size_t first = HEAP_ARITY * i + 1;
+    if (first >= q->len) break;
+    size_t end = first + HEAP_ARITY < q->len ? first + HEAP_ARITY : q->len;
+    size_t child = first;
+    for (size_t c = first + 1; c < end; c++)
+      if (heap_before(&q->heap[c], &q->heap[child])) child = c;
     if (!heap_before(&q->heap[child], &last)) break;
     q->heap[i] = q->heap[child];
     i = child;

@@ -3,7 +3,7 @@
  *
  *   LIFO      a stack: the newest item first (depth-first through the item tree)
  *   FIFO      a ring buffer: the oldest item first (breadth-first)
- *   PRIORITY  a binary heap on (priority, arrival): the lowest priority first, and
+ *   PRIORITY  a 4-ary heap on (priority, arrival): the lowest priority first, and
  *             among equal priorities the one enqueued first
  *
  * push and pop are O(1) for LIFO and FIFO (amortized, the buffer doubles when
