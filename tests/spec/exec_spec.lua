@@ -1,23 +1,17 @@
 -- aqueue.exec{ "program", args..., stdin =, cwd =, env =, timeout = }: runs a
 -- program on uv_spawn and yields until it has exited and its outputs ended.
 local aqueue = require("aqueue")
+local files = require("tests.support.files")
 local exec = aqueue.exec
 
 local function sh(cmd)
   assert(os.execute(cmd) == 0, cmd)
 end
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local data = f:read("*a")
-  f:close()
-  return data
-end
 
 -- The state letter of a process ("S", "Z", ...), or nil when it is gone.
 local function process_state(pid)
-  local stat = slurp("/proc/" .. pid .. "/stat")
+  local stat = files.read("/proc/" .. pid .. "/stat")
   return stat and stat:match("^%d+ %b() (%a)")
 end
 
@@ -40,7 +34,7 @@ end
 local function pid_in(path)
   local pid
   wait_until(function()
-    pid = tonumber(slurp(path) or "")
+    pid = tonumber(files.read(path) or "")
     return pid ~= nil
   end, 5, path)
   return pid

@@ -4,28 +4,15 @@
 -- The files are checked with plain io.* and os.* (blocking, fine in a test),
 -- so the spec never trusts fs to check fs.
 local aqueue = require("aqueue")
+local files = require("tests.support.files")
 local fs = aqueue.fs
 
 local function sh(cmd)
   assert(os.execute(cmd) == 0, cmd)
 end
 
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local data = f:read("*a")
-  f:close()
-  return data
-end
 
-local function spit(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
 
-local function exists(path)
-  return os.execute("test -e '" .. path .. "' -o -L '" .. path .. "'") == 0
-end
 
 -- Asserts the luv-style failure: nil, "ENAME: <message>: <path>", "ENAME".
 local function assert_failure(name, path, ok, err, code)
@@ -58,18 +45,18 @@ end)
 describe("aqueue.fs.read", function()
   it("returns the whole file, bytes of every value included", function()
     local data = binary(1000)
-    spit(dir .. "/f", data)
+    files.write(dir .. "/f", data)
     assert.are.equal(data, fs.read(dir .. "/f"))
   end)
 
   it("returns an empty string for an empty file", function()
-    spit(dir .. "/empty", "")
+    files.write(dir .. "/empty", "")
     assert.are.equal("", fs.read(dir .. "/empty"))
   end)
 
   it("reads a large file completely", function()
     local data = binary(24 * 1024 * 1024 + 7)
-    spit(dir .. "/big", data)
+    files.write(dir .. "/big", data)
     local got = fs.read(dir .. "/big")
     assert.are.equal(#data, #got)
     assert.is_true(got == data)
@@ -77,7 +64,7 @@ describe("aqueue.fs.read", function()
 
   it("reads until the end, whatever size the file claims (a FIFO says 0)", function()
     local data = binary(300 * 1000 + 3) -- several times the first read's buffer
-    spit(dir .. "/src", data)
+    files.write(dir .. "/src", data)
     sh("mkfifo " .. dir .. "/fifo")
     sh("cat " .. dir .. "/src > " .. dir .. "/fifo &") -- waits for our reader
     local got = fs.read(dir .. "/fifo")
@@ -112,24 +99,24 @@ end)
 describe("aqueue.fs.write", function()
   it("creates the file and returns true", function()
     assert.are.equal(true, fs.write(dir .. "/new", "hello\0world"))
-    assert.are.equal("hello\0world", slurp(dir .. "/new"))
+    assert.are.equal("hello\0world", files.read(dir .. "/new"))
   end)
 
   it("truncates a longer file", function()
-    spit(dir .. "/f", ("x"):rep(1000))
+    files.write(dir .. "/f", ("x"):rep(1000))
     assert.is_true(fs.write(dir .. "/f", "short"))
-    assert.are.equal("short", slurp(dir .. "/f"))
+    assert.are.equal("short", files.read(dir .. "/f"))
   end)
 
   it("writes an empty string as an empty file", function()
     assert.is_true(fs.write(dir .. "/f", ""))
-    assert.are.equal("", slurp(dir .. "/f"))
+    assert.are.equal("", files.read(dir .. "/f"))
   end)
 
   it("writes a large string completely", function()
     local data = binary(24 * 1024 * 1024 + 7)
     assert.is_true(fs.write(dir .. "/big", data))
-    assert.is_true(slurp(dir .. "/big") == data)
+    assert.is_true(files.read(dir .. "/big") == data)
   end)
 
   it("fails with ENOENT when the folder is missing", function()
@@ -146,21 +133,21 @@ describe("aqueue.fs.write", function()
   it("raises for data that is not a string", function()
     assert.is_false((pcall(fs.write, dir .. "/f")))
     assert.is_false((pcall(fs.write, dir .. "/f", {})))
-    assert.is_false(exists(dir .. "/f"))
+    assert.is_false(files.exists(dir .. "/f"))
   end)
 end)
 
 describe("aqueue.fs.append", function()
   it("adds to the end of the file", function()
-    spit(dir .. "/log", "one\n")
+    files.write(dir .. "/log", "one\n")
     assert.are.equal(true, fs.append(dir .. "/log", "two\n"))
     assert.is_true(fs.append(dir .. "/log", "three\n"))
-    assert.are.equal("one\ntwo\nthree\n", slurp(dir .. "/log"))
+    assert.are.equal("one\ntwo\nthree\n", files.read(dir .. "/log"))
   end)
 
   it("creates a missing file", function()
     assert.is_true(fs.append(dir .. "/log", "first"))
-    assert.are.equal("first", slurp(dir .. "/log"))
+    assert.are.equal("first", files.read(dir .. "/log"))
   end)
 
   it("keeps whole lines when many tasks append at once", function()
@@ -170,7 +157,7 @@ describe("aqueue.fs.append", function()
     end
     for i = 1, 50 do assert.is_true(handles[i]:result()) end
     local lines = {}
-    for line in slurp(dir .. "/log"):gmatch("[^\n]+") do lines[#lines + 1] = line end
+    for line in files.read(dir .. "/log"):gmatch("[^\n]+") do lines[#lines + 1] = line end
     table.sort(lines)
     assert.are.equal(50, #lines)
     for i = 1, 50 do assert.are.equal(("line %02d"):format(i), lines[i]) end
@@ -184,7 +171,7 @@ end)
 
 describe("aqueue.fs.stat", function()
   it("describes a file: type, size, permission bits, times in seconds", function()
-    spit(dir .. "/f", "12345")
+    files.write(dir .. "/f", "12345")
     sh("chmod 640 " .. dir .. "/f && touch -m -d @1700000000.25 " .. dir .. "/f")
     local st = fs.stat(dir .. "/f")
     assert.are.equal("file", st.type)
@@ -203,7 +190,7 @@ describe("aqueue.fs.stat", function()
   end)
 
   it("follows a symbolic link; lstat describes the link itself", function()
-    spit(dir .. "/target", "abc")
+    files.write(dir .. "/target", "abc")
     sh("ln -s target " .. dir .. "/link")
     assert.are.equal("file", fs.stat(dir .. "/link").type)
     assert.are.equal(3, fs.stat(dir .. "/link").size)
@@ -220,7 +207,7 @@ end)
 
 describe("aqueue.fs.list", function()
   it("returns the names, sorted, without . and ..", function()
-    for _, name in ipairs({ "b", "a", "C", "a.txt", "10", "9" }) do spit(dir .. "/" .. name, "") end
+    for _, name in ipairs({ "b", "a", "C", "a.txt", "10", "9" }) do files.write(dir .. "/" .. name, "") end
     sh("mkdir " .. dir .. "/sub")
     assert.are.same({ "10", "9", "C", "a", "a.txt", "b", "sub" }, fs.list(dir))
   end)
@@ -239,7 +226,7 @@ describe("aqueue.fs.list", function()
 
   it("fails with ENOENT for a missing directory and ENOTDIR for a file", function()
     assert_failure("ENOENT", dir .. "/missing", fs.list(dir .. "/missing"))
-    spit(dir .. "/f", "")
+    files.write(dir .. "/f", "")
     assert_failure("ENOTDIR", dir .. "/f", fs.list(dir .. "/f"))
   end)
 end)
@@ -266,7 +253,7 @@ describe("aqueue.fs.mkdir", function()
   end)
 
   it("with parents = true still fails when a file is in the way", function()
-    spit(dir .. "/f", "")
+    files.write(dir .. "/f", "")
     assert_failure("EEXIST", dir .. "/f", fs.mkdir(dir .. "/f", { parents = true }))
     assert_failure("ENOTDIR", dir .. "/f/g/h", fs.mkdir(dir .. "/f/g/h", { parents = true }))
   end)
@@ -292,28 +279,28 @@ end)
 
 describe("aqueue.fs.remove", function()
   it("removes a file and returns true", function()
-    spit(dir .. "/f", "x")
+    files.write(dir .. "/f", "x")
     assert.are.equal(true, fs.remove(dir .. "/f"))
-    assert.is_false(exists(dir .. "/f"))
+    assert.is_false(files.exists(dir .. "/f"))
   end)
 
   it("removes an empty directory", function()
     sh("mkdir " .. dir .. "/d")
     assert.is_true(fs.remove(dir .. "/d"))
-    assert.is_false(exists(dir .. "/d"))
+    assert.is_false(files.exists(dir .. "/d"))
   end)
 
   it("removes a link, not what it points to", function()
     sh("mkdir " .. dir .. "/d && ln -s d " .. dir .. "/link")
     assert.is_true(fs.remove(dir .. "/link"))
-    assert.is_false(exists(dir .. "/link"))
-    assert.is_true(exists(dir .. "/d"))
+    assert.is_false(files.exists(dir .. "/link"))
+    assert.is_true(files.exists(dir .. "/d"))
   end)
 
   it("fails with ENOTEMPTY for a directory that is not empty", function()
     sh("mkdir " .. dir .. "/d && touch " .. dir .. "/d/f")
     assert_failure("ENOTEMPTY", dir .. "/d", fs.remove(dir .. "/d"))
-    assert.is_true(exists(dir .. "/d/f"))
+    assert.is_true(files.exists(dir .. "/d/f"))
   end)
 
   it("fails with ENOENT for a missing path", function()
@@ -327,17 +314,17 @@ end)
 
 describe("aqueue.fs.rename", function()
   it("moves a file and returns true", function()
-    spit(dir .. "/a", "content")
+    files.write(dir .. "/a", "content")
     assert.are.equal(true, fs.rename(dir .. "/a", dir .. "/b"))
-    assert.is_false(exists(dir .. "/a"))
-    assert.are.equal("content", slurp(dir .. "/b"))
+    assert.is_false(files.exists(dir .. "/a"))
+    assert.are.equal("content", files.read(dir .. "/b"))
   end)
 
   it("replaces an existing file", function()
-    spit(dir .. "/a", "new")
-    spit(dir .. "/b", "old")
+    files.write(dir .. "/a", "new")
+    files.write(dir .. "/b", "old")
     assert.is_true(fs.rename(dir .. "/a", dir .. "/b"))
-    assert.are.equal("new", slurp(dir .. "/b"))
+    assert.are.equal("new", files.read(dir .. "/b"))
   end)
 
   it("moves a directory", function()

@@ -1,6 +1,7 @@
 -- aqueue.http: requests against a private nginx on 127.0.0.1 (tests/support/nginx.lua),
 -- failures, misuse, cancellation, concurrency and connection reuse.
 local aqueue = require("aqueue")
+local files = require("tests.support.files")
 local http = aqueue.http
 local nginx = require("tests.support.nginx")
 local tcp = require("tests.support.tcp")
@@ -8,25 +9,8 @@ local tcp = require("tests.support.tcp")
 -- Generous upper bound for timings: the sanitizer build and a loaded machine are slow.
 local SLACK = 0.5
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local data = f:read("*a")
-  f:close()
-  return data
-end
 
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
 
 -- Waits (yielding) until pred() is true or `seconds` passed; returns pred().
 local function eventually(pred, seconds)
@@ -100,11 +84,11 @@ setup(function()
     ]],
   }
   base = server.url
-  write_file(server.root .. "/small.txt", "hello\n")
-  write_file(server.root .. "/big.bin", blob)
-  write_file(server.root .. "/big.txt", text)
+  files.write(server.root .. "/small.txt", "hello\n")
+  files.write(server.root .. "/big.bin", blob)
+  files.write(server.root .. "/big.txt", text)
   os.execute("mkdir -p " .. server.root .. "/n")
-  for i = 1, 200 do write_file(("%s/n/%d.txt"):format(server.root, i), "file " .. i) end
+  for i = 1, 200 do files.write(("%s/n/%d.txt"):format(server.root, i), "file " .. i) end
   tmpdir = server.prefix .. "/client"
   os.execute("mkdir -p " .. tmpdir)
 end)
@@ -190,7 +174,7 @@ describe("aqueue.http responses", function()
     local body = "binary\0body\r\n\255" .. ("x"):rep(100000)
     local res = assert(http.request{ method = "PUT", url = base .. "/upload/a/b.bin", body = body })
     assert.are.equal(201, res.status)
-    assert.are.equal(body, read_file(server.root .. "/upload/a/b.bin"))
+    assert.are.equal(body, files.read(server.root .. "/upload/a/b.bin"))
     assert.are.equal(body, assert(http.get(base .. "/upload/a/b.bin")).body)
     res = assert(http.request{ method = "DELETE", url = base .. "/upload/a/b.bin" })
     assert.are.equal(204, res.status)
@@ -211,7 +195,7 @@ describe("aqueue.http responses", function()
     assert.is_true(res.body == blob, "the 5 MB body differs")
     res = assert(http.request{ method = "PUT", url = base .. "/upload/big.bin", body = blob })
     assert.are.equal(201, res.status)
-    assert.is_true(read_file(server.root .. "/upload/big.bin") == blob, "the uploaded 5 MB differ")
+    assert.is_true(files.read(server.root .. "/upload/big.bin") == blob, "the uploaded 5 MB differ")
   end)
 
   it("decodes a gzip-encoded body", function()
@@ -233,15 +217,15 @@ describe("aqueue.http output = path", function()
     assert.are.equal(200, res.status)
     assert.is_nil(res.body)
     assert.are.equal(tostring(BIG), res.headers["content-length"])
-    assert.is_true(read_file(path) == blob, "the file differs from the 5 MB served")
-    assert.is_false(exists(path .. ".part"))
+    assert.is_true(files.read(path) == blob, "the file differs from the 5 MB served")
+    assert.is_false(files.exists(path .. ".part"))
   end)
 
   it("keeps several large downloads intact when the disk falls behind the network", function()
     -- 3 x 15 MB at loopback speed outrun the file writes: the transfers
     -- pause while more than 1 MB waits for the disk, and resume after.
     local huge = blob:rep(3)
-    write_file(server.root .. "/huge.bin", huge)
+    files.write(server.root .. "/huge.bin", huge)
     local handles = {}
     for i = 1, 3 do
       handles[i] = aqueue.spawn(function()
@@ -251,7 +235,7 @@ describe("aqueue.http output = path", function()
     for i = 1, 3 do
       local path = ("%s/huge-%d.bin"):format(tmpdir, i)
       assert.are.equal(200, handles[i]:result().status)
-      assert.is_true(read_file(path) == huge, "download " .. i .. " differs")
+      assert.is_true(files.read(path) == huge, "download " .. i .. " differs")
       os.remove(path)
     end
     os.remove(server.root .. "/huge.bin")
@@ -260,27 +244,27 @@ describe("aqueue.http output = path", function()
   it("writes the decoded body of a gzip response", function()
     local path = tmpdir .. "/big.txt"
     assert(http.get(base .. "/big.txt", { output = path }))
-    assert.is_true(read_file(path) == text)
+    assert.is_true(files.read(path) == text)
   end)
 
   it("writes an error page like any response: the status says what it is", function()
     local path = tmpdir .. "/404.html"
     local res = assert(http.get(base .. "/nope.txt", { output = path }))
     assert.are.equal(404, res.status)
-    assert.matches("404 Not Found", read_file(path))
+    assert.matches("404 Not Found", files.read(path))
   end)
 
   it("on failure leaves no partial file, and keeps a file that was there", function()
     local path = tmpdir .. "/kept.txt"
-    write_file(path, "old content")
+    files.write(path, "old content")
     local res, err = http.get(("http://127.0.0.1:%d/"):format(tcp.free_port()), { output = path })
     assert.is_nil(res)
     assert.matches("Couldn't connect to server", err, 1, true)
-    assert.are.equal("old content", read_file(path))
-    assert.is_false(exists(path .. ".part"))
+    assert.are.equal("old content", files.read(path))
+    assert.is_false(files.exists(path .. ".part"))
     -- a success replaces it
     assert(http.get(base .. "/small.txt", { output = path }))
-    assert.are.equal("hello\n", read_file(path))
+    assert.are.equal("hello\n", files.read(path))
   end)
 
   it("returns nil, err when the file cannot be created", function()
@@ -468,7 +452,7 @@ describe("aqueue.http cancellation", function()
     assert.is_true(eventually(function()
       for i = 2, 30, 2 do
         local path = ("%s/cancelled-%d"):format(tmpdir, i)
-        if exists(path) or exists(path .. ".part") then return false end
+        if files.exists(path) or files.exists(path .. ".part") then return false end
       end
       return true
     end, 2), "a partial file was left behind")
@@ -481,10 +465,10 @@ describe("aqueue.http cancellation", function()
     local path = tmpdir .. "/streaming.bin"
     local h = aqueue.spawn(function() return http.get(base .. "/slow/big.bin", { output = path }) end)
     -- nginx sends it at 100 KB/s: wait for the first bytes in the part file
-    assert.is_true(eventually(function() return #(read_file(path .. ".part") or "") > 0 end, 2))
+    assert.is_true(eventually(function() return #(files.read(path .. ".part") or "") > 0 end, 2))
     assert.is_true(h:cancel())
-    assert.is_true(eventually(function() return not exists(path .. ".part") end, 2))
-    assert.is_false(exists(path))
+    assert.is_true(eventually(function() return not files.exists(path .. ".part") end, 2))
+    assert.is_false(files.exists(path))
   end)
 end)
 

@@ -1,7 +1,7 @@
 -- aqueue.run_queue{...}: options, the concurrency bound, the summary, failures,
 -- and running several queues one after the other.
 local aqueue = require("aqueue")
-local capture_stderr = require("tests.support.stderr").capture
+local capture_stderr = require("tests.support.capture").stderr
 
 local function error_of(fn, ...)
   local ok, err = pcall(fn, ...)

@@ -1,6 +1,6 @@
 -- aqueue.spawn(fn, ...): a background task with a handle (:result(), :cancel()).
 local aqueue = require("aqueue")
-local capture_stderr = require("tests.support.stderr").capture
+local capture_stderr = require("tests.support.capture").stderr
 
 local function pack(...)
   return { n = select("#", ...), ... }

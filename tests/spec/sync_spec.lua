@@ -2,8 +2,7 @@
 -- asyncio.Queue / Semaphore / Event, for tasks (the main chunk, spawned tasks,
 -- items' process).
 local aqueue = require("aqueue")
-local ffi = require("ffi")
-local capture_stderr = require("tests.support.stderr").capture
+local capture_stderr = require("tests.support.capture").stderr
 
 local Queue, Semaphore, Event = aqueue.Queue, aqueue.Semaphore, aqueue.Event
 
@@ -41,36 +40,7 @@ local function in_plain_coroutine(fn)
   return coroutine.wrap(fn)()
 end
 
-pcall(ffi.cdef, [[
-int dup(int fd);
-int dup2(int oldfd, int newfd);
-int open(const char *path, int flags, int mode);
-int close(int fd);
-]])
-
--- Runs fn with fd 1 sent to a temporary file; returns what fn printed and
--- fn's first result. fn may yield.
-local function capture_stdout(fn)
-  local path = os.tmpname()
-  io.stdout:flush()
-  local saved = ffi.C.dup(1)
-  local fd = ffi.C.open(path, 577, 384) -- O_WRONLY|O_CREAT|O_TRUNC, 0600
-  assert(saved >= 0 and fd >= 0, "cannot redirect stdout")
-  ffi.C.dup2(fd, 1)
-  ffi.C.close(fd)
-  local ok, result = pcall(fn)
-  io.stdout:flush()
-  ffi.C.dup2(saved, 1)
-  ffi.C.close(saved)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  os.remove(path)
-  if not ok then
-    error(result, 0)
-  end
-  return text, result
-end
+local capture_stdout = require("tests.support.capture").stdout
 
 describe("aqueue.Queue", function()
   describe("construction", function()

@@ -25,6 +25,7 @@
 -- `teardown`/`finally`; as a last resort the server stops itself when it is
 -- garbage-collected or the Lua state closes (os.exit, end of the script).
 local ffi = require("ffi")
+local files = require("tests.support.files")
 local tcp = require("tests.support.tcp")
 
 local function cdef(decl) pcall(ffi.cdef, decl) end
@@ -53,19 +54,7 @@ local function find_nginx()
   error("nginx is not installed (Debian: apt-get install nginx-light), or set AQUEUE_NGINX", 3)
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
 
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
 
 -- Single-quoted for sh. Paths come from mkdtemp or the caller.
 local function shell_quote(s)
@@ -135,7 +124,7 @@ local Server = {}
 Server.__index = Server
 
 function Server:log()
-  return read_file(self.prefix .. "/error.log") or ""
+  return files.read(self.prefix .. "/error.log") or ""
 end
 
 function Server:stop()
@@ -191,7 +180,7 @@ local function start(opts)
   local last_log
   for _ = 1, 5 do -- another process may take the free port before nginx does
     local port = tcp.free_port()
-    write_file(conf, config({
+    files.write(conf, config({
       prefix = prefix, root = root, port = port, workers = opts.workers or 1,
       server = opts.server, http = opts.http, tls = opts.tls,
     }))
@@ -201,7 +190,7 @@ local function start(opts)
       shell_quote(prefix .. "/error.log"), shell_quote(prefix .. "/error.log")))
     local waited, exited = 0, false
     while waited < START_TIMEOUT * 1000 do
-      if read_file(prefix .. "/nginx.pid") then break end
+      if files.read(prefix .. "/nginx.pid") then break end
       if reaped(server.pid) then exited = true break end
       sleep_ms(2)
       waited = waited + 2

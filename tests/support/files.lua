@@ -1,0 +1,29 @@
+-- Test support: small blocking file helpers for specs (setting up fixtures
+-- and checking results; the code under test uses aqueue.fs).
+--   local files = require("tests.support.files")
+local M = {}
+
+-- The whole file, or nil when it cannot be opened.
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local data = f:read("*a")
+  f:close()
+  return data
+end
+
+-- Creates or truncates the file with `data`; raises on failure.
+function M.write(path, data)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(data))
+  f:close()
+end
+
+-- True when something is at `path` (a dangling symbolic link included).
+function M.exists(path)
+  return os.execute("test -e '" .. path .. "' -o -L '" .. path .. "'") == 0
+end
+
+return M
