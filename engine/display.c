@@ -158,35 +158,24 @@ static void draw(aq_engine *E, aq_display *d, int render) {
   buf_reset(&d->pending);
 }
 
-/* How many terminal rows `frame` (lines without a final newline) takes at
- * `cols` columns when long lines wrap. Escape sequences take no room; a UTF-8
- * code point takes one column. */
-static int rows_at_width(const aq_buf *frame, int cols) {
-  int rows = 0, width = 0;
-  for (size_t i = 0; i <= frame->len; i++) {
-    if (i == frame->len || frame->data[i] == '\n') {
-      rows += width > cols ? (width + cols - 1) / cols : 1;
-      width = 0;
-    } else if (frame->data[i] == '\033') {
-      while (i + 1 < frame->len && !((frame->data[i + 1] >= 'A' && frame->data[i + 1] <= 'Z') ||
-                                     (frame->data[i + 1] >= 'a' && frame->data[i + 1] <= 'z')))
-        i++;
-      i++; /* the final letter */
-    } else if (((unsigned char)frame->data[i] & 0xc0) != 0x80) {
-      width++;
-    }
-  }
-  return rows;
-}
-
 static void on_winch(uv_signal_t *handle, int signum) {
   (void)signum;
   aq_engine *E = handle->data;
   aq_display *d = &E->display;
   query_size(d);
-  /* Terminals that re-wrap lines on a resize (tmux, VTE) may have folded the
-   * panel's lines onto more rows: erase as many rows as they take now. */
-  if (d->panel_lines > 0) d->panel_lines = rows_at_width(&d->frame, d->cols);
+  /* After a resize nobody knows how many rows the old panel takes: terminals
+   * re-wrap (tmux, VTE) or cut (xterm) its lines, and quick resizes arrive as
+   * one signal. So scroll everything on the screen up into the terminal's
+   * scrollback (the printed lines stay there) and draw the panel from the top
+   * of a clean screen. */
+  if (d->panel_lines > 0) {
+    buf_reset(&d->out);
+    buf_printf(&d->out, "\033[%d;1H", d->rows);
+    for (int i = 0; i < d->rows; i++) buf_puts(&d->out, "\n");
+    buf_puts(&d->out, "\033[H\033[J");
+    if (!d->out.failed) write_all(d->fd, d->out.data, d->out.len);
+    d->panel_lines = 0;
+  }
   draw(E, d, 1);
 }
 
