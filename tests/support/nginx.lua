@@ -73,8 +73,11 @@ local function reaped(pid)
 end
 
 -- Runs `sh -c "exec <command>"`: the child's pid is the command's.
+-- Starts `command` as our child. It is killed if this process dies, even by
+-- SIGKILL (setpriv sets the parent-death signal, which survives its exec), so
+-- a test killed mid-run never leaves a server behind.
 local function spawn(command)
-  local args = { "sh", "-c", "exec " .. command }
+  local args = { "sh", "-c", "exec setpriv --pdeathsig KILL -- " .. command }
   local argv = ffi.new("char *[?]", #args + 1)
   local keep = {}
   for i, a in ipairs(args) do
@@ -90,7 +93,9 @@ end
 local function config(o)
   return table.concat({
     "daemon off;",
-    "master_process on;",
+    -- One worker: nginx runs as a single process, so the parent-death signal
+    -- (see spawn) takes all of it down; a master's workers would outlive it.
+    o.workers == 1 and "master_process off;" or "master_process on;",
     "worker_processes " .. o.workers .. ";",
     ffi.C.getuid() == 0 and "user root;" or "",
     "pid " .. o.prefix .. "/nginx.pid;",
