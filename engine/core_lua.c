@@ -35,11 +35,19 @@ static int l_current(lua_State *L) {
   return 1;
 }
 
-/* core.suspend([unslotted]) -> the values given to core.wake. With `unslotted`,
- * a runner gives its worker slot back while it waits (handle:result) and gets
- * one again before it continues. */
+/* core.suspend([unslotted [, guard]]) -> the values given to core.wake. With
+ * `unslotted`, a runner gives its worker slot back while it waits
+ * (handle:result) and gets one again before it continues. `guard`, a
+ * function, runs as a task of its own if this task ends (is cancelled) after
+ * suspending and before it runs again, also after a core.wake: what the
+ * waker handed over (an item, a permit) can then be passed on. */
 static int l_suspend(lua_State *L) {
   aq_task *t = running(L);
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+    t->guard_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   if (lua_toboolean(L, 1) && t->slot >= 0) {
     sched_release_slot(t->engine, t);
     t->wants_slot = 1;

@@ -82,6 +82,10 @@ static void engine_shutdown_now(aq_engine *E);
 
 /* Resumes one task and files it where its yield says it belongs. */
 static void resume(aq_engine *E, aq_task *t) {
+  if (t->guard_ref != LUA_NOREF) { /* it runs again: its guard is not needed */
+    luaL_unref(E->L, LUA_REGISTRYINDEX, t->guard_ref);
+    t->guard_ref = LUA_NOREF;
+  }
   int nargs = t->nresults;
   t->nresults = 0;
   t->status = AQ_TASK_RUNNING;

@@ -82,6 +82,7 @@ aq_task *task_create(aq_engine *E, aq_task_kind kind, lua_State *from, int nargs
   t->generation = ++E->task_gens[index] & 0x1fffffff;
   t->kind = kind;
   t->slot = -1;
+  t->guard_ref = LUA_NOREF;
   t->co = lua_newthread(from);
   t->ref = luaL_ref(from, LUA_REGISTRYINDEX); /* pops the thread */
   lua_xmove(from, t->co, nargs + 1);         /* the function and its arguments */
@@ -100,6 +101,16 @@ void task_destroy(aq_task *t) {
     cancel(t, t->cancel_data);
   }
   task_list_remove(t);
+  if (t->guard_ref != LUA_NOREF) {
+    /* It ended before it could take what it was woken with: the guard hands
+     * that on. Not while the engine stops: nothing would take it. */
+    if (!E->shutdown) {
+      lua_rawgeti(E->L, LUA_REGISTRYINDEX, t->guard_ref);
+      if (!task_create(E, AQ_TASK_SPAWN, E->L, 0)) lua_pop(E->L, 1);
+    }
+    luaL_unref(E->L, LUA_REGISTRYINDEX, t->guard_ref);
+    t->guard_ref = LUA_NOREF;
+  }
   sched_runner_started(&E->sched, t);
   if (t->job) sched_job_abandoned(E, t);
   if (t->slot >= 0) sched_release_slot(E, t);

@@ -57,6 +57,9 @@ struct aq_task {
   aq_task *prev, *next; /* links in `list` */
   struct aq_task_list *list; /* the list this task is in, NULL when none */
   int suspended;       /* WAITING in core.suspend: woken by core.wake */
+  int guard_ref;       /* core.suspend's guard: a function run (as a task of
+                        * its own) if this task ends before it runs again;
+                        * LUA_NOREF when none */
   /* worker bookkeeping (runners only) */
   int32_t slot;        /* worker slot held, -1 when none */
   int32_t job;         /* current job (scheduler.h encoding), 0 when none */

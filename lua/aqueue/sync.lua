@@ -16,19 +16,13 @@
 -- while it waited; such waiters are skipped and the next one is served.
 --
 -- A task can also be cancelled after it was handed an item or a permit and
--- before it ran again (`q:put(v); getter:cancel()`). Cancellation runs no Lua
--- in the task, so a sweeper task checks afterwards: it is spawned behind the
--- woken tasks on the engine's FIFO ready list, so when it runs, each of those
--- still alive has resumed and marked its waiter done. A hand-off still marked
--- "woken" belongs to a task that no longer exists: the sweeper passes the item
--- or permit on to the next waiter, or gives it back. Only tasks without a
--- worker slot (the main chunk, spawned tasks) are checked this way: an item's
--- task that is woken may wait for a slot for any length of time, so the check
--- cannot tell "cancelled" from "not yet resumed" for it.
+-- before it ran again (`q:put(v); getter:cancel()`). Each wait therefore
+-- passes a guard to core.suspend: the engine runs it, as a task of its own,
+-- when the waiting task ends before it runs again, and the guard passes the
+-- item or permit on to the next waiter, or gives it back. This holds for
+-- every task: the main chunk, spawned tasks and items' tasks alike.
 local core = require("aqueue.core")
-local sched = require("aqueue.sched")
 
-local C, E = sched.C, sched.E
 local current, suspend, wake = core.current, core.suspend, core.wake
 local type, error, tostring, setmetatable = type, error, tostring, setmetatable
 local floor, huge = math.floor, math.huge
@@ -99,60 +93,26 @@ local function task_of(what)
 end
 
 -- Suspends the running task (without its worker slot) until `w` is woken.
--- `w.slotted` says whether the task is an item's, which waits for a slot again.
+-- Should the task end after it was handed something (`w.owner` set) and
+-- before it runs again, the guard hands that on.
 local function wait(f, w)
-  w.slotted = C.aq__sched_current_job(E) ~= 0
   fifo_push(f, w)
+  local function guard()
+    if w.state == WOKEN and w.owner then
+      w.state = REVOKED
+      w.owner:_revoke(w)
+    end
+  end
   repeat
-    suspend(true)
+    suspend(true, guard)
   until w.state ~= WAITING
   w.state = DONE
 end
 
----------------------------------------------------------------------------
--- The sweeper (see the top of the file).
-
-local sweep = {}        -- woken waiters with a hand-off, unslotted tasks only
-local sweep_judged = 0  -- sweep[1..sweep_judged] were woken before the sweeper
-                        -- was last put on the ready list: it may judge them
-local sweeper_alive = false
-
-local function sweeper()
-  while true do
-    local list, judged = sweep, sweep_judged
-    sweep = {}
-    for i = judged + 1, #list do -- woken after the sweeper was made ready: keep
-      sweep[#sweep + 1] = list[i]
-    end
-    for i = 1, judged do
-      local w = list[i]
-      if w.state == WOKEN then -- its task ended before it resumed
-        w.state = REVOKED
-        w.owner:_revoke(w) -- may hand off again, into `sweep`
-      end
-    end
-    if #sweep == 0 then
-      sweeper_alive = false
-      return
-    end
-    sweep_judged = #sweep
-    core.yield_now() -- to the back of the ready list, behind their tasks
-  end
-end
-
--- `w` was woken with an item or a permit it takes when it resumes.
+-- `w` was woken with an item or a permit of `owner`, which it takes when it
+-- resumes.
 local function handed_off(w, owner)
-  if w.slotted then
-    return
-  end
   w.owner = owner
-  local n = #sweep + 1
-  sweep[n] = w
-  if not sweeper_alive then -- made ready now, behind w's task
-    sweeper_alive = true
-    sweep_judged = n
-    core.spawn(sweeper)
-  end
 end
 
 ---------------------------------------------------------------------------
