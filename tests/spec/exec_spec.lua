@@ -42,13 +42,11 @@ end
 
 local dir
 before_each(function()
-  dir = os.tmpname()
-  os.remove(dir)
-  sh("mkdir " .. dir)
+  dir = files.temp_dir()
 end)
 
 after_each(function()
-  sh("rm -rf " .. dir)
+  files.remove_tree(dir)
 end)
 
 describe("aqueue.exec", function()

@@ -26,4 +26,17 @@ function M.exists(path)
   return os.execute("test -e '" .. path .. "' -o -L '" .. path .. "'") == 0
 end
 
+-- A new empty directory under the temp folder; raises on failure.
+function M.temp_dir()
+  local dir = os.tmpname() -- a unique name; the file is replaced by the folder
+  os.remove(dir)
+  assert(os.execute("mkdir '" .. dir .. "'") == 0, "cannot create " .. dir)
+  return dir
+end
+
+-- Removes a directory and everything in it.
+function M.remove_tree(dir)
+  assert(os.execute("rm -rf '" .. dir .. "'") == 0, "cannot remove " .. dir)
+end
+
 return M
