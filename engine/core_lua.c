@@ -97,38 +97,50 @@ static int l_yield_now(lua_State *L) {
   return lua_yield(L, 0);
 }
 
+/* core.set_runner(runner, timed_out): `runner` is the function every runner
+ * task runs; `timed_out(id, message)` finishes a process() its timeout cut
+ * short (it runs as a task of its own). */
 static int l_set_runner(lua_State *L) {
   aq_engine *E = engine(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_pushvalue(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
   if (E->runner_fn_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, E->runner_fn_ref);
+  if (E->timed_out_fn_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, E->timed_out_fn_ref);
+  lua_pushvalue(L, 1);
   E->runner_fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, 2);
+  E->timed_out_fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
 }
 
 static const char *const order_names[] = {"lifo", "fifo", "priority", NULL};
 
-/* core.run_start(num_workers, order, progress) */
+/* core.run_start(num_workers, order, progress, max_items, max_time): 0 for
+ * no limit. */
 static int l_run_start(lua_State *L) {
   aq_engine *E = engine(L);
   lua_Integer workers = luaL_checkinteger(L, 1);
   int order = luaL_checkoption(L, 2, NULL, order_names);
   int progress = luaL_checkoption(L, 3, "auto", aq_progress_names);
+  double max_items = luaL_optnumber(L, 4, 0);
+  double max_time = luaL_optnumber(L, 5, 0);
   if (E->sched.active) return luaL_error(L, "run_queue is already running");
   if (workers < 1 || workers > 10000000) return luaL_error(L, "num_workers must be between 1 and 10000000");
-  if (sched_run_start(&E->sched, (int32_t)workers, (aq_order)order) != 0) return luaL_error(L, "out of memory");
+  if (sched_run_start(E, (int32_t)workers, (aq_order)order, (int64_t)max_items, max_time) != 0)
+    return luaL_error(L, "out of memory");
   display_run_started(E, (aq_progress)progress);
   return 0;
 }
 
-/* core.run_wait() -> "done" when the run has finished, "stopping" once after
- * the first Ctrl-C (the caller then drops the queued items and waits again). */
+/* core.run_wait() -> "done" when the run has finished, "stopping" while a
+ * graceful stop has waiting items to drop (the caller drops them and waits
+ * again). */
 static int l_run_wait(lua_State *L) {
   aq_engine *E = engine(L);
   aq_sched *s = &E->sched;
   aq_task *t = running(L);
   if (!s->active) return luaL_error(L, "no run is active");
-  if (s->stopping && aq_item_queue_len(&s->queued) > 0) {
+  if (s->stopping && sched_waiting(s) > 0) {
     lua_pushliteral(L, "stopping");
     return 1;
   }
@@ -172,9 +184,15 @@ static int l_run_finish(lua_State *L) {
   set_number(L, "not_started", (double)s->dropped);
   set_number(L, "cancelled", (double)s->cancelled);
   set_number(L, "enqueued", (double)s->enqueued);
+  set_number(L, "duplicates", (double)s->duplicates);
   set_number(L, "elapsed", elapsed);
-  lua_pushboolean(L, s->stopping);
+  lua_pushboolean(L, s->stop_why == AQ_STOP_INTERRUPTED);
   lua_setfield(L, -2, "interrupted");
+  static const char *const stop_names[] = {NULL, "interrupted", "max_items", "max_time"};
+  if (s->stop_why != AQ_STOP_NONE) {
+    lua_pushstring(L, stop_names[s->stop_why]);
+    lua_setfield(L, -2, "stopped");
+  }
   lua_createtable(L, 0, s->nclasses);
   for (int32_t i = 0; i < s->nclasses; i++) {
     aq_class_stats *c = &s->classes[i];
@@ -182,12 +200,15 @@ static int l_run_finish(lua_State *L) {
     lua_createtable(L, 0, 4);
     set_number(L, "done", (double)c->done);
     set_number(L, "failed", (double)c->failed);
+    set_number(L, "retried", (double)c->retried);
     set_number(L, "max_queued", (double)c->max_queued);
     lua_setfield(L, -2, c->name);
   }
   lua_setfield(L, -2, "classes");
-  display_run_finished(E, s->stopping ? "interrupted" : NULL);
-  sched_run_finish(s);
+  static const char *const stop_texts[] = {NULL, "interrupted", "stopped: max_items reached",
+                                           "stopped: max_time reached"};
+  display_run_finished(E, stop_texts[s->stop_why]);
+  sched_run_finish(E);
   return 1;
 }
 
@@ -252,6 +273,14 @@ static int l_note_failure(lua_State *L) {
   return 0;
 }
 
+/* core.note_error(text): a failed attempt that will be retried, for the panel. */
+static int l_note_error(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  display_note_error(engine(L), text, len);
+  return 0;
+}
+
 /* core.mark_failed(): the exit status will be 1 (an error nobody caught). */
 static int l_mark_failed(lua_State *L) {
   engine(L)->had_failures = 1;
@@ -273,6 +302,7 @@ static int open_core(lua_State *L) {
       {"exit", l_exit},           {"log", l_log},             {"defaults", l_defaults},
       {"sleep", aq_lua_sleep},    {"now", l_now},             {"mark_failed", l_mark_failed},
       {"output", l_output},       {"routes", l_routes},       {"note_failure", l_note_failure},
+      {"note_error", l_note_error},
       {NULL, NULL}};
   lua_newtable(L);
   luaL_register(L, NULL, funcs);

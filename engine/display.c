@@ -228,6 +228,8 @@ static void free_failures(aq_display *d) {
     d->failures[i] = NULL;
   }
   d->failures_total = 0;
+  free(d->last_error);
+  d->last_error = NULL;
 }
 
 void display_run_started(aq_engine *E, aq_progress mode) {
@@ -372,13 +374,26 @@ void display_flush(aq_engine *E) {
   if (d->mode == AQ_PROGRESS_TTY && d->pending.len > 0) draw(E, d, d->panel_lines == 0);
 }
 
-void display_note_failure(aq_engine *E, const char *text, size_t len) {
-  aq_display *d = &E->display;
-  const char *nl = memchr(text, '\n', len); /* the first line is the message */
+/* The first line of text, at most 300 bytes, as a new string (NULL when out
+ * of memory). */
+static char *first_line(const char *text, size_t len) {
+  const char *nl = memchr(text, '\n', len);
   if (nl) len = (size_t)(nl - text);
   if (len > 300) len = 300;
+  return strndup(text, len);
+}
+
+void display_note_error(aq_engine *E, const char *text, size_t len) {
+  aq_display *d = &E->display;
+  free(d->last_error);
+  d->last_error = first_line(text, len);
+}
+
+void display_note_failure(aq_engine *E, const char *text, size_t len) {
+  aq_display *d = &E->display;
   int slot = (int)(d->failures_total % AQ_DISPLAY_KEPT_FAILURES);
   free(d->failures[slot]);
-  d->failures[slot] = strndup(text, len);
+  d->failures[slot] = first_line(text, len);
   d->failures_total++;
+  display_note_error(E, text, len);
 }

@@ -61,6 +61,7 @@ typedef struct {
 
   char *failures[AQ_DISPLAY_KEPT_FAILURES]; /* ring of "Class:phase: message" */
   int64_t failures_total;
+  char *last_error;      /* the latest failure or failed attempt, for the panel */
 } aq_display;
 
 /* Parses a --progress / run_queue{progress=} name; -1 when unknown. */
@@ -88,8 +89,10 @@ int display_routes(aq_engine *E, int stream);
  * driver after running tasks, so printed lines appear at once. */
 void display_flush(aq_engine *E);
 
-/* A failed item or hook, for the final summary. */
+/* A failed item or hook, for the final summary (and the panel's last error). */
 void display_note_failure(aq_engine *E, const char *text, size_t len);
+/* A failed attempt that will be retried: the panel's last error. */
+void display_note_error(aq_engine *E, const char *text, size_t len);
 
 /* --- rendering (display_render.c) --- */
 /* The tty panel into d->next; returns its number of lines. */

@@ -8,9 +8,13 @@
  *      1 ⠋ Page  GET http://127.0.0.1:8080/a.html             0.4s
  *      2 ⠙ Image  saving img/1.png                             1.2s
  *      3 · idle
- *    Queue         queued  running     done   failed  max queued
- *      Page            12        1       40        1          30
- *    Overall ━━━━━━━━━━━───────  41/93  44%  12.3/s  0:04  ETA 0:04  failed 1  retried 0
+ *    Queue         queued  running retrying     done   failed  max queued
+ *      Page            12        1        2       40        1          30
+ *    Overall ━━━━━━━━━━━───────  41/93  44%  12.3/s  0:04  ETA 0:04  failed 1  retried 3
+ *    Last error  Page:process failed (attempt 1 of 3), retrying in 0.4 s: HTTP 503
+ * A worker on a retry shows "(attempt 2/3)" after the class. "queued" counts
+ * every item waiting to start (delayed, held by limits, in backoff too),
+ * "retrying" those waiting out a retry's backoff.
  * Every line fits in the terminal's width minus one column (so no terminal
  * wraps it), and the panel in its height minus one line.
  */
@@ -152,7 +156,16 @@ static void worker_row(aq_engine *E, aq_display *d, aq_buf *b, int32_t slot, int
   int is_hook;
   const char *cls = job_class(E, t, &is_hook);
   int w = put_clipped(b, cls, strlen(cls), room, d->utf8);
-  if (is_hook) w += put_clipped(b, " (after children)", 17, room - w, d->utf8);
+  if (is_hook) {
+    w += put_clipped(b, " (after children)", 17, room - w, d->utf8);
+  } else {
+    const aq_item_rec *r = &s->items[t->job / 2];
+    if (r->attempts > 1) {
+      char attempt[48];
+      int n = snprintf(attempt, sizeof attempt, " (attempt %u/%u)", r->attempts, r->max_attempts);
+      w += put_clipped(b, attempt, (size_t)n, room - w, d->utf8);
+    }
+  }
   if (t->desc_len > 0 && room - w > 3) {
     buf_puts(b, "  ");
     w += 2 + put_clipped(b, t->desc, t->desc_len, room - w - 2, d->utf8);
@@ -202,14 +215,14 @@ static void queue_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, in
     int w = (int)strlen(s->classes[i].name);
     if (w > name_width) name_width = w;
   }
-  int numbers = 5 * 9 + 3; /* five columns of nine, "max queued" is wider */
+  int numbers = 6 * 9 + 3; /* six columns of nine, "max queued" is wider */
   if (name_width > cols - numbers - 3) name_width = cols - numbers - 3;
   if (name_width < 5) name_width = 5;
   color(b, d, C_BOLD);
   buf_puts(b, " Queue");
   color(b, d, C_RESET);
   put_spaces(b, name_width - 3);
-  buf_puts(b, "   queued  running     done   failed  max queued");
+  buf_puts(b, "   queued  running retrying     done   failed  max queued");
   newline(b, lines);
   int rows = visible <= budget ? visible : budget - 1;
   int shown = 0;
@@ -219,7 +232,8 @@ static void queue_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, in
     buf_puts(b, "   ");
     int w = put_clipped(b, c->name, strlen(c->name), name_width, d->utf8);
     put_spaces(b, name_width - w);
-    buf_printf(b, " %8lld %8lld %8lld ", (long long)c->queued, (long long)c->running, (long long)c->done);
+    buf_printf(b, " %8lld %8lld %8lld %8lld ", (long long)c->queued, (long long)c->running, (long long)c->retrying,
+               (long long)c->done);
     if (c->failed) color(b, d, C_RED);
     buf_printf(b, "%8lld", (long long)c->failed);
     if (c->failed) color(b, d, C_RESET);
@@ -309,13 +323,23 @@ int render_panel(aq_engine *E, aq_display *d) {
    * lines keep the rest. */
   int class_budget = visible;
   if (class_budget > height / 4) class_budget = height / 4 > 1 ? height / 4 : 1;
-  int worker_budget = height - 3 - (class_budget < visible ? class_budget + 1 : class_budget);
+  int error_line = d->last_error != NULL;
+  int worker_budget = height - 3 - error_line - (class_budget < visible ? class_budget + 1 : class_budget);
   if (worker_budget > height / 2) worker_budget = height / 2;
   if (worker_budget < 2) worker_budget = 2;
   int lines = 0;
   workers_section(E, d, b, worker_budget, cols, &lines);
   queue_section(E, d, b, class_budget, cols, &lines);
   overall_line(E, d, b, cols);
+  if (error_line) {
+    newline(b, &lines);
+    color(b, d, C_BOLD);
+    buf_puts(b, " Last error  ");
+    color(b, d, C_RESET);
+    color(b, d, C_RED);
+    put_clipped(b, d->last_error, strlen(d->last_error), cols - 13, d->utf8);
+    color(b, d, C_RESET);
+  }
   clip_lines(b, &d->next, cols);
   if (b->failed) d->next.failed = 1;
   return lines + 1;
@@ -331,7 +355,7 @@ void render_plain(aq_engine *E, aq_display *d, aq_buf *b) {
   fmt_duration(elapsed, sizeof elapsed, f.elapsed);
   if (f.eta >= 0) fmt_duration(eta, sizeof eta, f.eta);
   else snprintf(eta, sizeof eta, "?");
-  int64_t queued = (int64_t)aq_item_queue_len(&s->queued);
+  int64_t queued = sched_waiting(s);
   buf_printf(b, "aqueue: %s  %lld/%lld (%.0f%%)  %s items/s  ETA %s  running %lld  queued %lld  failed %lld  retried %lld",
              elapsed, (long long)f.done, (long long)f.total, f.percent, rate, eta, (long long)s->running_jobs,
              (long long)queued, (long long)s->failed, (long long)s->retried);
@@ -385,12 +409,13 @@ void render_json(aq_engine *E, aq_display *d, aq_buf *b, int final, const char *
   overall_figures f = overall(E, d);
   buf_printf(b,
              "{\"type\":\"%s\",\"elapsed\":%.3f,\"processed\":%lld,\"failed\":%lld,\"retried\":%lld,"
-             "\"cancelled\":%lld,\"not_started\":%lld,\"enqueued\":%lld,\"running\":%lld,\"queued\":%lld,"
+             "\"cancelled\":%lld,\"not_started\":%lld,\"enqueued\":%lld,\"duplicates\":%lld,\"running\":%lld,"
+             "\"queued\":%lld,"
              "\"overall\":{\"done\":%lld,\"total\":%lld,\"percent\":%.1f},\"rate\":%.2f,\"eta\":",
              final ? "summary" : "progress", f.elapsed, (long long)s->processed, (long long)s->failed,
              (long long)s->retried, (long long)s->cancelled,
-             (long long)(s->dropped + (int64_t)aq_item_queue_len(&s->queued) * final), (long long)s->enqueued,
-             (long long)s->running_jobs, (long long)aq_item_queue_len(&s->queued), (long long)f.done,
+             (long long)(s->dropped + sched_waiting(s) * final), (long long)s->enqueued, (long long)s->duplicates,
+             (long long)s->running_jobs, (long long)sched_waiting(s), (long long)f.done,
              (long long)f.total, f.percent, f.rate);
   if (f.eta >= 0) buf_printf(b, "%.1f", f.eta);
   else buf_puts(b, "null");
@@ -408,7 +433,8 @@ void render_json(aq_engine *E, aq_display *d, aq_buf *b, int final, const char *
     json_string(b, cls, strlen(cls));
     buf_printf(b, ",\"hook\":%s,\"desc\":", is_hook ? "true" : "false");
     json_string(b, t->desc ? t->desc : "", t->desc_len);
-    buf_printf(b, ",\"elapsed\":%.1f}", (double)(engine_now_ms(E) - s->slots[i].started) / 1000.0);
+    buf_printf(b, ",\"attempt\":%u,\"elapsed\":%.1f}", is_hook ? 1u : s->items[t->job / 2].attempts,
+               (double)(engine_now_ms(E) - s->slots[i].started) / 1000.0);
     rows++;
   }
   buf_puts(b, "]},\"classes\":{");
@@ -419,9 +445,11 @@ void render_json(aq_engine *E, aq_display *d, aq_buf *b, int final, const char *
     if (!first) buf_puts(b, ",");
     first = 0;
     json_string(b, c->name, strlen(c->name));
-    buf_printf(b, ":{\"queued\":%lld,\"running\":%lld,\"done\":%lld,\"failed\":%lld,\"max_queued\":%lld}",
-               (long long)c->queued, (long long)c->running, (long long)c->done, (long long)c->failed,
-               (long long)c->max_queued);
+    buf_printf(b,
+               ":{\"queued\":%lld,\"running\":%lld,\"retrying\":%lld,\"done\":%lld,\"failed\":%lld,"
+               "\"retried\":%lld,\"max_queued\":%lld}",
+               (long long)c->queued, (long long)c->running, (long long)c->retrying, (long long)c->done,
+               (long long)c->failed, (long long)c->retried, (long long)c->max_queued);
   }
   buf_puts(b, "}");
   if (final) {
@@ -446,11 +474,12 @@ void render_summary(aq_engine *E, aq_display *d, aq_buf *b, const char *why) {
   aq_sched *s = &E->sched;
   double elapsed = (double)(uv_hrtime() - s->started_ns) / 1e9;
   int64_t finished = s->processed + s->failed;
-  int64_t not_started = s->dropped + (int64_t)aq_item_queue_len(&s->queued);
+  int64_t not_started = s->dropped + sched_waiting(s);
   buf_printf(b, "aqueue: %lld processed, %lld failed, %lld retried", (long long)s->processed, (long long)s->failed,
              (long long)s->retried);
   if (s->cancelled > 0) buf_printf(b, ", %lld cancelled", (long long)s->cancelled);
   if (not_started > 0) buf_printf(b, ", %lld not started", (long long)not_started);
+  if (s->duplicates > 0) buf_printf(b, ", %lld duplicates skipped", (long long)s->duplicates);
   buf_printf(b, " in %.2f s (%.0f items/s)", elapsed, elapsed > 0 ? (double)finished / elapsed : 0.0);
   if (why) buf_printf(b, ", %s", why);
   buf_puts(b, "\n");

@@ -155,16 +155,9 @@ static void engine_shutdown_now(aq_engine *E) {
 
 static void on_signal(uv_signal_t *handle, int signum) {
   aq_engine *E = handle->data;
-  if (signum == SIGINT && ++E->sigint_count == 1 && E->sched.active && !E->sched.stopping) {
+  if (signum == SIGINT && ++E->sigint_count == 1 && sched_request_stop(E, AQ_STOP_INTERRUPTED)) {
     /* Graceful: no new items start; the task in run_wait hears "stopping". */
     E->exit_code = AQ_EXIT_INTERRUPTED;
-    E->sched.stopping = 1;
-    aq_task *w = E->sched.waiter;
-    if (w) {
-      E->sched.waiter = NULL;
-      lua_pushliteral(w->co, "stopping");
-      aq_task_resume(w, 1);
-    }
     static const char msg[] = "aqueue: interrupted: letting running items finish (Ctrl-C again to stop now)";
     engine_log(E, msg, sizeof msg - 1);
     return;
@@ -220,6 +213,7 @@ aq_engine *engine_create(void) {
   E->cli_order = -1;
   E->cli_progress = -1;
   E->runner_fn_ref = LUA_NOREF;
+  E->timed_out_fn_ref = LUA_NOREF;
   int err = uv_loop_init(&E->loop);
   if (err) {
     fprintf(stderr, "aqueue-run: cannot create the event loop: %s\n", uv_strerror(err));
@@ -238,7 +232,7 @@ aq_engine *engine_create(void) {
   lua_pushlightuserdata(E->L, &engine_key);
   lua_pushlightuserdata(E->L, E);
   lua_rawset(E->L, LUA_REGISTRYINDEX);
-  sched_init(&E->sched);
+  sched_init(E);
   display_init(E);
 
   uv_idle_init(&E->loop, &E->driver);
@@ -364,8 +358,10 @@ void engine_destroy(aq_engine *E) {
   engine_shutdown_now(E);
   run_close_hooks(E);
   display_close(E);
+  sched_close(E);
   sched_free(&E->sched);
   if (E->runner_fn_ref != LUA_NOREF) luaL_unref(E->L, LUA_REGISTRYINDEX, E->runner_fn_ref);
+  if (E->timed_out_fn_ref != LUA_NOREF) luaL_unref(E->L, LUA_REGISTRYINDEX, E->timed_out_fn_ref);
   lua_close(E->L);
   /* The engine's own handles; a binding's handle left open would be a bug,
    * and closing it here keeps the loop closable. */

@@ -38,6 +38,7 @@ struct aq_engine {
   aq_task_list ready;    /* READY tasks, resumed in order by the driver */
   aq_task_list parked;   /* runners without work, reused before new ones */
   int runner_fn_ref;     /* the Lua function every runner runs */
+  int timed_out_fn_ref;  /* the Lua function that finishes a timed-out process(id, message) */
 
   aq_sched sched;
   aq_display display;

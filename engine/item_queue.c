@@ -99,3 +99,16 @@ int aq_item_queue_pop(aq_item_queue *q, int32_t *id) {
   }
   return 1;
 }
+
+int aq_item_queue_peek(const aq_item_queue *q, int32_t *id, double *priority) {
+  if (q->len == 0) return 0;
+  switch (q->order) {
+  case AQ_ORDER_PRIORITY:
+    *id = q->heap[0].id;
+    if (priority) *priority = q->heap[0].priority;
+    break;
+  case AQ_ORDER_FIFO: *id = q->ids[q->head]; break;
+  case AQ_ORDER_LIFO: *id = q->ids[q->len - 1]; break;
+  }
+  return 1;
+}

@@ -47,6 +47,11 @@ int aq_item_queue_push(aq_item_queue *q, int32_t id, double priority);
 /* Takes the next id into *id. Returns 1, or 0 when the queue is empty. */
 int aq_item_queue_pop(aq_item_queue *q, int32_t *id);
 
+/* The id that pop would take next, without taking it, into *id (and, for
+ * PRIORITY, its priority into *priority when not NULL). Returns 1, or 0 when
+ * the queue is empty. */
+int aq_item_queue_peek(const aq_item_queue *q, int32_t *id, double *priority);
+
 static inline size_t aq_item_queue_len(const aq_item_queue *q) { return q->len; }
 
 #endif

@@ -6,31 +6,54 @@
  * things reaches zero, its hook is queued (if it has one) or it is finalized,
  * which closes one open thing of its parent, and so on. Each item is finalized
  * exactly once, so each hook runs exactly once.
+ *
+ * An item waits to start in one of three places: `queued` (it may start as
+ * soon as a worker is free), `delayed` (its delay or retry backoff runs;
+ * sched_timers.c) or its limit key's queue (sched_limits.c). Only `queued` is
+ * taken from, so a worker never meets an item that cannot start.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <lauxlib.h>
 
 #include "engine.h"
 
 /* Every so many takes the runner checks whether its time slice is over. */
 #define TAKE_CHECK_EVERY 32
 
-void sched_init(aq_sched *s) {
+void sched_init(aq_engine *E) {
+  aq_sched *s = &E->sched;
   memset(s, 0, sizeof *s);
   aq_item_queue_init(&s->queued, AQ_ORDER_LIFO);
   aq_item_queue_init(&s->hooks, AQ_ORDER_FIFO);
+  aq_item_queue_init(&s->delayed, AQ_ORDER_PRIORITY);
+  uv_timer_init(&E->loop, &s->delay_timer);
+  uv_timer_init(&E->loop, &s->max_time_timer);
+  s->delay_timer.data = s->max_time_timer.data = E;
+  s->jitter_state = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
+  if (!s->jitter_state) s->jitter_state = 1;
 }
 
+void sched_close(aq_engine *E) {
+  aq_sched *s = &E->sched;
+  if (!uv_is_closing((uv_handle_t *)&s->delay_timer)) uv_close((uv_handle_t *)&s->delay_timer, NULL);
+  if (!uv_is_closing((uv_handle_t *)&s->max_time_timer)) uv_close((uv_handle_t *)&s->max_time_timer, NULL);
+}
+
+static void sched_release_run(aq_sched *s);
+
 void sched_free(aq_sched *s) {
-  sched_run_finish(s);
+  sched_release_run(s);
   for (int32_t i = 0; i < s->nclasses; i++) free(s->classes[i].name);
   free(s->classes);
   s->classes = NULL;
   s->nclasses = s->classes_cap = 0;
 }
 
-int sched_run_start(aq_sched *s, int32_t num_workers, aq_order order) {
+int sched_run_start(aq_engine *E, int32_t num_workers, aq_order order, int64_t max_items, double max_time_s) {
+  aq_sched *s = &E->sched;
   s->slots = calloc((size_t)num_workers, sizeof *s->slots);
   s->free_slots = malloc((size_t)num_workers * sizeof *s->free_slots);
   if (!s->slots || !s->free_slots) {
@@ -47,23 +70,32 @@ int sched_run_start(aq_sched *s, int32_t num_workers, aq_order order) {
   s->order = order;
   aq_item_queue_init(&s->queued, order);
   aq_item_queue_init(&s->hooks, AQ_ORDER_FIFO);
+  aq_item_queue_init(&s->delayed, AQ_ORDER_PRIORITY);
+  s->nkeys = 1; /* key 0 is "no key" */
+  s->held = 0;
+  s->drop_scan = 1;
+  s->max_items = max_items;
   s->next_id = 1;
   s->free_head = 0;
   s->live_items = s->running_jobs = 0;
   s->processed = s->failed = s->retried = s->enqueued = s->dropped = s->cancelled = 0;
+  s->duplicates = s->started = 0;
   s->overall_total = s->overall_done = 0;
   for (int32_t i = 0; i < s->nclasses; i++) {
     aq_class_stats *c = &s->classes[i];
-    c->queued = c->running = c->done = c->failed = c->max_queued = 0;
+    c->queued = c->retrying = c->running = c->done = c->failed = c->max_queued = c->retried = 0;
   }
   s->started_ns = uv_hrtime();
   s->starting_runners = 0;
   s->stopping = 0;
+  s->stop_why = AQ_STOP_NONE;
   s->active = 1;
+  if (max_time_s > 0) sched_max_time_start(E, max_time_s);
   return 0;
 }
 
-void sched_run_finish(aq_sched *s) {
+/* Frees what a run holds (no handles are touched: also used by sched_free). */
+static void sched_release_run(aq_sched *s) {
   /* Runners that still hold a slot (one that yielded its turn as the run
    * ended) hold none from now on. */
   for (int32_t i = 0; s->slots && i < s->num_workers; i++)
@@ -76,6 +108,8 @@ void sched_run_finish(aq_sched *s) {
   s->items_cap = 0;
   aq_item_queue_free(&s->queued);
   aq_item_queue_free(&s->hooks);
+  aq_item_queue_free(&s->delayed);
+  limits_free(s);
   free(s->reaped);
   s->reaped = NULL;
   s->nreaped = s->reaped_cap = 0;
@@ -91,23 +125,46 @@ void sched_run_finish(aq_sched *s) {
   while ((t = task_list_pop(&s->slot_waiters))) task_make_ready(t);
 }
 
+void sched_run_finish(aq_engine *E) {
+  uv_timer_stop(&E->sched.delay_timer);
+  uv_timer_stop(&E->sched.max_time_timer);
+  sched_release_run(&E->sched);
+}
+
+int64_t sched_waiting(const aq_sched *s) {
+  return (int64_t)aq_item_queue_len(&s->queued) + (int64_t)aq_item_queue_len(&s->delayed) + s->held;
+}
+
 int sched_run_finished(const aq_sched *s) {
   if (!s->active) return 1;
   if (s->stopping)
     return s->running_jobs == 0 && aq_item_queue_len(&s->hooks) == 0 && s->slot_waiters.len == 0 &&
-           aq_item_queue_len(&s->queued) == 0;
+           sched_waiting(s) == 0;
   return s->live_items == 0;
 }
 
-/* Wakes the task in run_wait when the run has finished. */
-static void notify_if_finished(aq_engine *E) {
+void sched_notify_waiter(aq_engine *E) {
   aq_sched *s = &E->sched;
-  if (s->waiter && sched_run_finished(s)) {
-    aq_task *w = s->waiter;
-    s->waiter = NULL;
-    lua_pushliteral(w->co, "done");
-    aq_task_resume(w, 1);
-  }
+  if (!s->waiter) return;
+  const char *news;
+  if (s->stopping && sched_waiting(s) > 0) news = "stopping"; /* items to drop */
+  else if (sched_run_finished(s)) news = "done";
+  else return;
+  aq_task *w = s->waiter;
+  s->waiter = NULL;
+  lua_pushstring(w->co, news);
+  aq_task_resume(w, 1);
+}
+
+int sched_request_stop(aq_engine *E, aq_stop_why why) {
+  aq_sched *s = &E->sched;
+  if (!s->active || s->stopping) return 0;
+  s->stopping = 1;
+  s->stop_why = why;
+  uv_timer_stop(&s->delay_timer);
+  uv_timer_stop(&s->max_time_timer);
+  sched_notify_waiter(E);
+  return 1;
 }
 
 /* --- slots --- */
@@ -265,9 +322,29 @@ int32_t aq__sched_class_add(aq_engine *E, const char *name) {
   return s->nclasses++;
 }
 
+int sched_push_queued(aq_sched *s, int32_t id) {
+  aq_item_rec *r = rec(s, id);
+  if (aq_item_queue_push(&s->queued, id, r->priority) != 0) return -1;
+  r->state = AQ_ITEM_QUEUED;
+  return 0;
+}
+
+void sched_item_ready(aq_engine *E, int32_t id) {
+  aq_sched *s = &E->sched;
+  int rc = rec(s, id)->limit_key ? limits_item_ready(E, id) : sched_push_queued(s, id);
+  if (rc != 0) {
+    /* Out of memory for a queue: the item cannot wait anywhere. It stays
+     * open (its subtree cannot complete), like an abandoned job. */
+    fprintf(stderr, "aqueue: out of memory: an item of class %s could not be queued\n",
+            s->classes[rec(s, id)->class_id].name);
+    E->had_failures = 1;
+  }
+}
+
 /* Returns the new id (> 0), or: -1 out of memory, -2 the run is stopping,
  * -3 the parent's subtree already completed, -4 no run is active. */
-int32_t aq__sched_enqueue(aq_engine *E, int32_t parent, int32_t class_id, double priority, int32_t flags) {
+int32_t aq__sched_enqueue(aq_engine *E, int32_t parent, int32_t class_id, double priority, int32_t flags,
+                          double delay_s, int32_t limit_key, int32_t max_attempts) {
   aq_sched *s = &E->sched;
   if (!s->active) return -4;
   if (s->stopping) return -2;
@@ -277,16 +354,24 @@ int32_t aq__sched_enqueue(aq_engine *E, int32_t parent, int32_t class_id, double
   }
   int32_t id = new_item_id(s);
   if (id < 0) return -1;
-  if (aq_item_queue_push(&s->queued, id, priority) != 0) {
+  aq_item_rec *r = rec(s, id);
+  r->priority = priority;
+  r->parent = parent;
+  r->pending = 1;
+  r->limit_key = limit_key;
+  r->class_id = (uint16_t)class_id;
+  r->flags = (uint8_t)flags;
+  r->attempts = 0;
+  r->max_attempts = (uint16_t)max_attempts;
+  int rc;
+  if (delay_s > 0) rc = sched_delay_item(E, id, sched_now_ms() + delay_s * 1000.0, AQ_ITEM_DELAYED);
+  else if (limit_key) rc = limits_item_ready(E, id);
+  else rc = sched_push_queued(s, id);
+  if (rc != 0) {
+    r->state = AQ_ITEM_FREE;
     recycle_id(s, id);
     return -1;
   }
-  aq_item_rec *r = rec(s, id);
-  r->parent = parent;
-  r->pending = 1;
-  r->class_id = (uint16_t)class_id;
-  r->flags = (uint8_t)flags;
-  r->state = AQ_ITEM_QUEUED;
   if (parent) rec(s, parent)->pending++;
   s->live_items++;
   s->enqueued++;
@@ -320,6 +405,8 @@ int32_t aq__sched_take(aq_engine *E) {
     aq_class_stats *c = &s->classes[r->class_id];
     c->queued--;
     c->running++;
+    if (r->limit_key) limits_item_started(E, r);
+    if (r->attempts++ == 0 && ++s->started == s->max_items) sched_request_stop(E, AQ_STOP_MAX_ITEMS);
     job = id * 2;
   } else {
     return 0;
@@ -331,11 +418,21 @@ int32_t aq__sched_take(aq_engine *E) {
   return job;
 }
 
+/* The job of the runner that called (if any) is over. */
+static void job_over(aq_engine *E) {
+  aq_task *t = E->current;
+  if (t->job) {
+    sched_job_timer_stop(t);
+    t->job = 0;
+  }
+}
+
 void aq__sched_process_done(aq_engine *E, int32_t id, int32_t ok) {
   aq_sched *s = &E->sched;
   aq_item_rec *r = rec(s, id);
   aq_class_stats *c = &s->classes[r->class_id];
   c->running--;
+  if (r->limit_key) limits_item_ended(E, r);
   if (ok) {
     c->done++;
     s->processed++;
@@ -347,9 +444,9 @@ void aq__sched_process_done(aq_engine *E, int32_t id, int32_t ok) {
   if (r->flags & AQ_ITEM_TRACK_OVERALL) s->overall_done++;
   r->state = AQ_ITEM_OPEN;
   s->running_jobs--;
-  E->current->job = 0;
+  job_over(E);
   close_one(s, id);
-  notify_if_finished(E);
+  sched_notify_waiter(E);
 }
 
 void aq__sched_hook_done(aq_engine *E, int32_t id, int32_t ok) {
@@ -361,11 +458,11 @@ void aq__sched_hook_done(aq_engine *E, int32_t id, int32_t ok) {
     E->had_failures = 1;
   }
   s->running_jobs--;
-  E->current->job = 0;
+  job_over(E);
   int32_t parent = r->parent;
   free_item(s, id);
   close_one(s, parent);
-  notify_if_finished(E);
+  sched_notify_waiter(E);
 }
 
 void sched_runner_started(aq_sched *s, aq_task *t) {
@@ -375,6 +472,23 @@ void sched_runner_started(aq_sched *s, aq_task *t) {
   }
 }
 
+/* A process() cut short by its timeout fails that attempt; Lua finishes it
+ * (report, retry or settle) in a task of its own, as if process had raised. */
+static int hand_timeout_to_lua(aq_engine *E, aq_task *t, int32_t id) {
+  if (E->timed_out_fn_ref == LUA_NOREF) return -1;
+  lua_State *L = E->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->timed_out_fn_ref);
+  lua_pushinteger(L, id);
+  char text[64];
+  snprintf(text, sizeof text, "timed out after %g s", t->timeout_s);
+  lua_pushstring(L, text);
+  if (!task_create(E, AQ_TASK_SPAWN, L, 2)) {
+    lua_pop(L, 3);
+    return -1;
+  }
+  return 0;
+}
+
 void sched_job_abandoned(aq_engine *E, aq_task *t) {
   aq_sched *s = &E->sched;
   int32_t job = t->job;
@@ -382,28 +496,37 @@ void sched_job_abandoned(aq_engine *E, aq_task *t) {
   if (!s->active || !job) return;
   int32_t id = job / 2;
   aq_item_rec *r = rec(s, id);
+  /* Timed out: the item stays RUNNING (and counted) until Lua finishes it. */
+  if (t->timed_out && !E->shutdown && job % 2 == 0 && hand_timeout_to_lua(E, t, id) == 0) return;
   if (job % 2 == 0) { /* a hook cut short is not an item: not counted */
     s->classes[r->class_id].running--;
     s->cancelled++;
   }
   s->running_jobs--;
   /* The item stays open: its subtree cannot complete in this run. */
-  notify_if_finished(E);
+  sched_notify_waiter(E);
+}
+
+/* Takes one waiting item out of the run (graceful stop). */
+static void drop_one(aq_engine *E, int32_t id, void (*dropped)(int32_t id, void *ud), void *ud) {
+  aq_sched *s = &E->sched;
+  aq_item_rec *r = rec(s, id);
+  aq_class_stats *c = &s->classes[r->class_id];
+  c->queued--;
+  if (r->state == AQ_ITEM_DELAYED && r->attempts > 0) c->retrying--;
+  s->dropped++;
+  /* Its parent stays open: that subtree did not finish in this run. */
+  release_record(s, id);
+  recycle_id(s, id);
+  dropped(id, ud);
 }
 
 void sched_drop_queued(aq_engine *E, void (*dropped)(int32_t id, void *ud), void *ud) {
   aq_sched *s = &E->sched;
   int32_t id;
-  while (aq_item_queue_pop(&s->queued, &id)) {
-    aq_item_rec *r = rec(s, id);
-    s->classes[r->class_id].queued--;
-    s->dropped++;
-    /* Its parent stays open: that subtree did not finish in this run. */
-    release_record(s, id);
-    recycle_id(s, id);
-    dropped(id, ud);
-  }
-  notify_if_finished(E);
+  while (aq_item_queue_pop(&s->queued, &id) || sched_pop_delayed(E, &id) || limits_pop_held(E, &id))
+    drop_one(E, id, dropped, ud);
+  sched_notify_waiter(E);
 }
 
 /* Returns a finalized id whose item table Lua should release, 0 when none. */
@@ -422,9 +545,17 @@ int32_t aq__sched_reaped_count(aq_engine *E) { return E->sched.nreaped; }
 int32_t aq__sched_item_finished(aq_engine *E, int32_t id) {
   aq_sched *s = &E->sched;
   if (!s->active || id <= 0 || id >= s->items_cap) return 1;
-  uint8_t state = rec(s, id)->state;
-  return state != AQ_ITEM_QUEUED && state != AQ_ITEM_RUNNING;
+  return rec(s, id)->state < AQ_ITEM_QUEUED;
 }
+
+/* The number of the attempt of item `id` that runs or ran last (1 = first). */
+int32_t aq__sched_attempt(aq_engine *E, int32_t id) {
+  aq_sched *s = &E->sched;
+  if (!s->active || id <= 0 || id >= s->items_cap) return 0;
+  return rec(s, id)->attempts;
+}
+
+void aq__sched_note_duplicate(aq_engine *E) { E->sched.duplicates++; }
 
 int32_t aq__sched_current_job(aq_engine *E) { return E->current ? E->current->job : 0; }
 

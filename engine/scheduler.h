@@ -18,32 +18,45 @@
 #define AQ_SCHEDULER_H
 
 #include <stdint.h>
+#include <uv.h>
 
 #include "item_queue.h"
 #include "task.h"
 
 enum { AQ_ITEM_TRACK_OVERALL = 1, AQ_ITEM_HAS_HOOK = 2 };
 
+/* Where an item is. The first four are "finished" for handles: its process()
+ * will not run again. */
 typedef enum {
   AQ_ITEM_FREE,
-  AQ_ITEM_QUEUED,
-  AQ_ITEM_RUNNING,       /* process() running */
   AQ_ITEM_OPEN,          /* process() finished; children still open */
   AQ_ITEM_HOOK_QUEUED,
-  AQ_ITEM_HOOK_RUNNING
+  AQ_ITEM_HOOK_RUNNING,
+  AQ_ITEM_QUEUED,        /* in `queued`: may start as soon as a worker is free */
+  AQ_ITEM_RUNNING,       /* process() running */
+  AQ_ITEM_DELAYED,       /* in `delayed`: its delay or retry backoff runs */
+  AQ_ITEM_HELD,          /* in its limit key's `waiting`: the key is at its limit */
+  AQ_ITEM_RATE_WAIT      /* in `delayed`: let through by its key, waiting for the key's rate */
 } aq_item_state;
 
 typedef struct {
+  double priority;  /* order = "priority": lower first */
   int32_t parent;   /* parent id, 0 for a root item; next free id while FREE */
   int32_t pending;  /* own process (until done) + unfinished children */
+  int32_t limit_key; /* index into the run's limit keys, 0 for none */
   uint16_t class_id;
   uint8_t flags;
   uint8_t state;
+  uint16_t attempts;     /* process() calls started so far */
+  uint16_t max_attempts; /* 1 + retries */
 } aq_item_rec;
 
 typedef struct {
   char *name;
-  int64_t queued, running, done, failed, max_queued;
+  int64_t queued;   /* waiting to start: queued, delayed, held or in backoff */
+  int64_t retrying; /* of those, waiting out a retry backoff */
+  int64_t running, done, failed, max_queued;
+  int64_t retried;  /* retries scheduled */
 } aq_class_stats;
 
 typedef struct {
@@ -51,12 +64,31 @@ typedef struct {
   uint64_t started; /* loop time (ms) the current job started */
 } aq_slot;
 
+/* One limit key of run_queue{ limits = ... } (sched_limits.c). An item of the
+ * key is "let through" into `queued` only while fewer than per_key of the key's
+ * items are let through and not yet finished, and (with a rate) only one at a
+ * time and not before next_start_ms: so `queued` never holds an item that
+ * cannot start, and other keys are never stuck behind a limited one. */
+typedef struct {
+  int32_t per_key;       /* most items let through at once */
+  double interval_ms;    /* 1000 / rate: time between starts, 0 for no rate */
+  int32_t through;       /* let through and not finished (queued, rate wait, running) */
+  int32_t not_started;   /* of those, not yet started */
+  double next_start_ms;  /* hrtime (ms) before which no item of the key starts */
+  aq_item_queue waiting; /* items held back, in the run's order */
+} aq_limit_key;
+
+/* Why a run stopped before its queue was empty. */
+typedef enum { AQ_STOP_NONE, AQ_STOP_INTERRUPTED, AQ_STOP_MAX_ITEMS, AQ_STOP_MAX_TIME } aq_stop_why;
+
 typedef struct {
   int active;       /* between run_start and run_finish */
   int stopping;     /* graceful stop: no new items start */
+  aq_stop_why stop_why;
   aq_order order;
   int32_t num_workers;
   uint64_t started_ns;
+  int64_t max_items; /* stop once this many items have started; 0 for no limit */
 
   aq_item_rec *items; /* index = id; items[0] unused */
   int32_t items_cap;
@@ -67,6 +99,14 @@ typedef struct {
 
   aq_item_queue queued; /* items waiting for a worker, in `order` */
   aq_item_queue hooks;  /* items whose hook is due (FIFO) */
+  aq_item_queue delayed; /* DELAYED and RATE_WAIT items, by due time (hrtime ms) */
+  uv_timer_t delay_timer; /* fires at the first due time in `delayed` */
+  uv_timer_t max_time_timer; /* run_queue{ max_time = } */
+
+  aq_limit_key *keys; /* index = limit key id; keys[0] unused */
+  int32_t nkeys, keys_cap;
+  int64_t held;       /* items in the keys' waiting queues */
+  int32_t drop_scan;  /* limits_pop_held: the first key that may hold items */
 
   int32_t *reaped;    /* finalized ids Lua has not released yet */
   int32_t nreaped, reaped_cap;
@@ -80,23 +120,35 @@ typedef struct {
   int32_t nclasses, classes_cap;
 
   /* counters of this run (the summary) */
-  int64_t processed, failed, retried, enqueued, dropped, cancelled;
+  int64_t processed, failed, retried, enqueued, dropped, cancelled, duplicates, started;
   int64_t overall_total, overall_done;
 
   size_t starting_runners; /* woken for a job, not yet in aq__sched_take */
   aq_task *waiter;    /* the task in run_wait, if any */
   uint32_t take_count;
+  uint64_t jitter_state; /* xorshift state for retry backoff */
 } aq_sched;
 
 /* --- loop-side API (engine.c, core_lua.c) --- */
-void sched_init(aq_sched *s);
+void sched_init(aq_engine *E);
+/* Closes the scheduler's timers (engine shutdown). */
+void sched_close(aq_engine *E);
 void sched_free(aq_sched *s);
-/* Starts a run. Returns 0, or -1 out of memory. */
-int sched_run_start(aq_sched *s, int32_t num_workers, aq_order order);
-/* Ends a run: frees item records, queues and slots. */
-void sched_run_finish(aq_sched *s);
+/* Starts a run. max_items 0 and max_time_s 0 mean no limit. Returns 0, or -1
+ * out of memory. */
+int sched_run_start(aq_engine *E, int32_t num_workers, aq_order order, int64_t max_items, double max_time_s);
+/* Ends a run: frees item records, queues, limit keys and slots. */
+void sched_run_finish(aq_engine *E);
 /* True when the run has nothing left to do (all finalized, or stopped and idle). */
 int sched_run_finished(const aq_sched *s);
+/* Items waiting to start: queued, delayed, held by limits, in backoff. */
+int64_t sched_waiting(const aq_sched *s);
+/* Graceful stop (first Ctrl-C, max_items, max_time): no new item starts; the
+ * task in run_wait hears "stopping". Returns 0 when the run was already
+ * stopping or is not active. */
+int sched_request_stop(aq_engine *E, aq_stop_why why);
+/* Wakes the task in run_wait when it has something to hear. */
+void sched_notify_waiter(aq_engine *E);
 /* Gives free slots to slot waiters, then to runners (parked ones first, new
  * ones when none is parked) while jobs are queued. Called by the driver after
  * each resume. */
@@ -107,15 +159,17 @@ void sched_release_slot(aq_engine *E, aq_task *t);
 void sched_slot_wanted(aq_engine *E, aq_task *t);
 /* A runner woken by dispatch has reached take, or ended before it did. */
 void sched_runner_started(aq_sched *s, aq_task *t);
-/* A runner task is destroyed while it holds a job (cancellation). */
+/* A runner task is destroyed while it holds a job: cancelled by a shutdown, or
+ * timed out (a failed attempt, finished by the Lua timeout handler). */
 void sched_job_abandoned(aq_engine *E, aq_task *t);
-/* Graceful stop: takes every queued item out (counted as dropped) and calls
- * `dropped(id, ud)` for each, after freeing its record. */
+/* Graceful stop: takes every waiting item out (queued, delayed, held; counted
+ * as dropped) and calls `dropped(id, ud)` for each, after freeing its record. */
 void sched_drop_queued(aq_engine *E, void (*dropped)(int32_t id, void *ud), void *ud);
 
 /* --- FFI hot path (called from the runner loop in Lua) --- */
 int32_t aq__sched_class_add(aq_engine *E, const char *name);
-int32_t aq__sched_enqueue(aq_engine *E, int32_t parent, int32_t class_id, double priority, int32_t flags);
+int32_t aq__sched_enqueue(aq_engine *E, int32_t parent, int32_t class_id, double priority, int32_t flags,
+                          double delay_s, int32_t limit_key, int32_t max_attempts);
 int32_t aq__sched_take(aq_engine *E);
 void aq__sched_process_done(aq_engine *E, int32_t id, int32_t ok);
 void aq__sched_hook_done(aq_engine *E, int32_t id, int32_t ok);
@@ -124,5 +178,43 @@ int32_t aq__sched_reaped_count(aq_engine *E);
 int32_t aq__sched_item_finished(aq_engine *E, int32_t id);
 int32_t aq__sched_current_job(aq_engine *E);
 void aq__sched_set_desc(aq_engine *E, const char *text, size_t len);
+void aq__sched_note_duplicate(aq_engine *E);
+int32_t aq__sched_attempt(aq_engine *E, int32_t id);
+
+/* --- the scheduler's inner parts (scheduler.c, sched_timers.c, sched_limits.c) --- */
+/* An item may start now: into `queued`, or held back by its limit key. */
+void sched_item_ready(aq_engine *E, int32_t id);
+/* Puts an item into `queued` (state QUEUED). Returns 0, or -1 out of memory. */
+int sched_push_queued(aq_sched *s, int32_t id);
+
+/* sched_timers.c: delays and backoff, job timeouts, max_time */
+/* Puts an item into `delayed` until hrtime `due_ms`, in `state` (DELAYED or
+ * RATE_WAIT). Returns 0, or -1 out of memory. */
+int sched_delay_item(aq_engine *E, int32_t id, double due_ms, aq_item_state state);
+/* Takes any one item out of `delayed` (graceful stop). Returns 1, or 0 when
+ * none is left. */
+int sched_pop_delayed(aq_engine *E, int32_t *id);
+/* The current hrtime in milliseconds. */
+double sched_now_ms(void);
+/* A job ended: stops the runner's timeout, if armed. */
+void sched_job_timer_stop(aq_task *t);
+/* The task ends: closes its timeout timer (freed by the close callback). */
+void sched_job_timer_free(aq_task *t);
+void sched_max_time_start(aq_engine *E, double seconds);
+/* Process failed: retry after a backoff (returns its seconds) or not (-1). */
+double aq__sched_retry(aq_engine *E, int32_t id, double base_s, double cap_s);
+void aq__sched_arm_timeout(aq_engine *E, double seconds);
+
+/* sched_limits.c: limit keys */
+int32_t aq__sched_limit_key_add(aq_engine *E, int32_t per_key, double rate);
+/* An item with a limit key may start: hold it, or let it through. Returns 0,
+ * or -1 out of memory. */
+int limits_item_ready(aq_engine *E, int32_t id);
+/* An item of a limit key started / finished (done, failed, retried). */
+void limits_item_started(aq_engine *E, aq_item_rec *r);
+void limits_item_ended(aq_engine *E, aq_item_rec *r);
+/* Takes any one held item out of its key (graceful stop). Returns 1, or 0. */
+int limits_pop_held(aq_engine *E, int32_t *id);
+void limits_free(aq_sched *s);
 
 #endif

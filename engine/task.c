@@ -112,6 +112,7 @@ void task_destroy(aq_task *t) {
     t->guard_ref = LUA_NOREF;
   }
   sched_runner_started(&E->sched, t);
+  sched_job_timer_free(t);
   if (t->job) sched_job_abandoned(E, t);
   if (t->slot >= 0) sched_release_slot(E, t);
   if (E->sched.waiter == t) E->sched.waiter = NULL;

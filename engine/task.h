@@ -65,6 +65,9 @@ struct aq_task {
   int32_t job;         /* current job (scheduler.h encoding), 0 when none */
   int wants_slot;      /* woken from an unslotted wait: needs a slot before it runs */
   int starting;        /* woken by dispatch for a job it has not taken yet */
+  uv_timer_t *timeout_timer; /* the item's `timeout`, made at first use, owned */
+  double timeout_s;    /* the armed timeout, for the error message */
+  int timed_out;       /* destroyed by its timeout: the attempt failed */
   char *desc;          /* set_desc text, owned (malloc) */
   size_t desc_len, desc_cap;
 };

@@ -17,6 +17,12 @@ Item.__index = Item
 Item.__name = "Item"
 Item.track_overall = false
 Item.priority = 0
+-- scheduling (SPEC section 4); an instance's own field overrides its class's
+Item.retries = 0            -- re-run a failed process up to this many times
+Item.retry_backoff = 1      -- seconds: the first retry waits up to this long
+Item.retry_backoff_max = 60 -- seconds: no retry waits longer
+Item.timeout = nil          -- seconds for one process call
+Item.delay = nil            -- seconds before the item may start
 
 local classes = {} -- name -> class: the display and the state file use names
 

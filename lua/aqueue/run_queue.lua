@@ -20,12 +20,19 @@ local class_of = item_mod.class_of
 local new_item_handle, settle_item = handle.new_item_handle, handle.settle_item
 local rshift, band = bit.rshift, bit.band
 local xpcall, type, tostring = xpcall, type, tostring
+local floor, huge = math.floor, math.huge
 local on_error = traceback.capture
 
-local items = {}          -- id -> item table, for the current run
-local errors = {}         -- failures of the current run, for the summary
+-- the current run
+local items = {}          -- id -> item table
+local errors = {}         -- final failures, for the summary
 local MAX_KEPT_ERRORS = 1000
 local errors_dropped = 0
+local seen_keys = {}      -- Item:key() values enqueued (dedup)
+local limits = nil        -- run_queue{ limits = } (checked), nil for none
+local limit_key_ids = {}  -- Item:limit_key() value -> the scheduler's key id
+
+local MAX_RETRIES = 65534 -- attempts are counted in 16 bits
 
 ---------------------------------------------------------------------------
 -- enqueue
@@ -42,8 +49,55 @@ local ENQUEUE_ERRORS = {
   [-4] = "no queue is running: give initial items to aqueue.run_queue{ initial_items = ... }",
 }
 
+-- Checks an item's scheduling field: a number >= min (nil allowed when
+-- `optional`). Returns it.
+local function number_field(item, field, min, optional, level)
+  local v = item[field]
+  if v == nil and optional then
+    return nil
+  end
+  if type(v) ~= "number" or v ~= v or v < min or v == huge then
+    error(("enqueue: %s.%s must be a number of seconds >= %s, got %s"):format(item.__name, field,
+      tostring(min), tostring(v)), level + 1)
+  end
+  return v
+end
+
+-- Calls the key() or limit_key() method; returns a string, a number or nil.
+local function call_key_method(item, name, fn, level)
+  if type(fn) ~= "function" then
+    error(("enqueue: %s.%s must be a method (function %s:%s() ... end), got %s"):format(item.__name,
+      name, item.__name, name, type(fn)), level + 1)
+  end
+  local k = fn(item)
+  local tk = type(k)
+  if k ~= nil and ((tk ~= "string" and tk ~= "number") or k ~= k) then
+    error(("enqueue: %s:%s() must return a string, a number or nil, got %s"):format(item.__name, name,
+      tostring(k)), level + 1)
+  end
+  return k
+end
+
+-- The scheduler's id of limit key `k`, made at first use with its limits.
+local function limit_key_id(k)
+  local id = limit_key_ids[k]
+  if id then
+    return id
+  end
+  local own = limits.keys[k] -- a key's own limits override the common ones
+  local per_key = own and own.per_key or limits.per_key
+  local rate = own and own.rate or limits.rate
+  id = C.aq__sched_limit_key_add(E, per_key or 0, rate or 0)
+  if id < 0 then
+    error("enqueue: out of memory", 0)
+  end
+  limit_key_ids[k] = id
+  return id
+end
+
 -- Enqueues `child` under `parent` (nil for a root item). Returns a handle, or
--- nil, "stopped" when the queue is stopping. Misuse raises at `level`.
+-- nil, "stopped" when the queue is stopping, or nil, "duplicate" when an item
+-- with the same key() was enqueued in this run. Misuse raises at `level`.
 local function enqueue_child(parent, child, level)
   local cls = class_of(child)
   if not cls then
@@ -68,10 +122,42 @@ local function enqueue_child(parent, child, level)
   if type(priority) ~= "number" then
     error(("enqueue: %s.priority must be a number, got %s"):format(cls.__name, type(priority)), level)
   end
+  local retries = child.retries
+  if type(retries) ~= "number" or retries < 0 or retries > MAX_RETRIES or retries ~= floor(retries) then
+    error(("enqueue: %s.retries must be a whole number from 0 to %d, got %s"):format(cls.__name,
+      MAX_RETRIES, tostring(retries)), level)
+  end
+  if retries > 0 then
+    number_field(child, "retry_backoff", 0, false, level)
+    number_field(child, "retry_backoff_max", 0, false, level)
+  end
+  local delay = number_field(child, "delay", 0, true, level) or 0
+  if child.timeout ~= nil and number_field(child, "timeout", 0, false, level) == 0 then
+    error(("enqueue: %s.timeout must be more than 0 seconds (nil for none)"):format(cls.__name), level)
+  end
+  local limit_key = 0
+  if limits then
+    local fn = child.limit_key
+    if fn ~= nil then
+      local k = call_key_method(child, "limit_key", fn, level)
+      if k ~= nil then
+        limit_key = limit_key_id(k)
+      end
+    end
+  end
+  local dedup_key = nil
+  local key_fn = child.key
+  if key_fn ~= nil then
+    dedup_key = call_key_method(child, "key", key_fn, level)
+    if dedup_key ~= nil and seen_keys[dedup_key] then
+      C.aq__sched_note_duplicate(E)
+      return nil, "duplicate"
+    end
+  end
   local flags = 0
   if child.track_overall then flags = flags + sched.TRACK_OVERALL end
   if child.after_children_processed ~= nil then flags = flags + sched.HAS_HOOK end
-  local id = C.aq__sched_enqueue(E, parent_id, cls.__aq_class_id, priority, flags)
+  local id = C.aq__sched_enqueue(E, parent_id, cls.__aq_class_id, priority, flags, delay, limit_key, retries + 1)
   if id <= 0 then
     if id == -2 then
       return nil, "stopped"
@@ -80,6 +166,9 @@ local function enqueue_child(parent, child, level)
         :format(parent.__name), level)
     end
     error("enqueue: " .. ENQUEUE_ERRORS[id], level)
+  end
+  if dedup_key ~= nil then
+    seen_keys[dedup_key] = true
   end
   items[id] = child
   child._aq_id = id
@@ -109,17 +198,39 @@ end
 ---------------------------------------------------------------------------
 -- failures
 
-local function report_failure(item, phase, err)
+-- A final failure: printed with its traceback, kept for the summary.
+-- Returns the message.
+local function report_failure(item, phase, err, attempts)
   local class = item.__name
   err = traceback.normalize(err)
-  core.log(("aqueue: %s:%s failed: %s"):format(class, phase, err.traceback))
-  core.note_failure(("%s:%s: %s"):format(class, phase, err.message))
+  local after = attempts and attempts > 1 and (" (after %d attempts)"):format(attempts) or ""
+  core.log(("aqueue: %s:%s failed%s: %s"):format(class, phase, after, err.traceback))
+  core.note_failure(("%s:%s: %s%s"):format(class, phase, err.message, after))
   if #errors < MAX_KEPT_ERRORS then
-    errors[#errors + 1] = { class = class, phase = phase, error = err.message, item = item }
+    errors[#errors + 1] = { class = class, phase = phase, error = err.message, item = item, attempts = attempts }
   else
     errors_dropped = errors_dropped + 1
   end
   return err.message
+end
+
+-- process() of item `id` failed (raised, or timed out): retry it after a
+-- backoff while it has retries left, else it has failed for good.
+local function fail_process(id, item, err)
+  local attempt = C.aq__sched_attempt(E, id)
+  local wait = C.aq__sched_retry(E, id, item.retry_backoff, item.retry_backoff_max)
+  if wait >= 0 then
+    local message = traceback.normalize(err).message
+    item._aq_last_error = message
+    local text = ("%s:process failed (attempt %d of %d), retrying in %.2f s: %s"):format(item.__name,
+      attempt, item.retries + 1, wait, message)
+    core.log("aqueue: " .. text)
+    core.note_error(text)
+    return
+  end
+  item._aq_last_error = nil
+  settle_item(item, id, false, report_failure(item, "process", err, attempt))
+  C.aq__sched_process_done(E, id, 0)
 end
 
 ---------------------------------------------------------------------------
@@ -145,8 +256,7 @@ local function finish_process(id, item, ok, ...)
     settle_item(item, id, true, ...)
     C.aq__sched_process_done(E, id, 1)
   else
-    settle_item(item, id, false, report_failure(item, "process", (...)))
-    C.aq__sched_process_done(E, id, 0)
+    fail_process(id, item, (...))
   end
   if C.aq__sched_reaped_count(E) >= REAP_BATCH then
     reap()
@@ -170,6 +280,10 @@ local function runner()
       local id = rshift(job, 1)
       local item = items[id]
       if band(job, 1) == 0 then
+        local timeout = item.timeout
+        if timeout then
+          C.aq__sched_arm_timeout(E, timeout)
+        end
         finish_process(id, item, xpcall(item.process, on_error, item, enqueue, set_desc))
       else
         finish_hook(id, item, xpcall(item.after_children_processed, on_error, item))
@@ -182,14 +296,65 @@ local function runner()
     end
   end
 end
-core.set_runner(runner)
+-- The timeout of item `id`'s process() expired: its runner task is gone (what
+-- it waited on is cancelled), and this runs as a task of its own.
+local function timed_out(id, message)
+  fail_process(id, items[id], message)
+  if C.aq__sched_reaped_count(E) >= REAP_BATCH then
+    reap()
+  end
+end
+
+core.set_runner(runner, timed_out)
 
 ---------------------------------------------------------------------------
 -- run_queue
 
 local ORDERS = { lifo = true, fifo = true, priority = true }
-local OPTIONS = { initial_items = true, num_workers = true, order = true, progress = true }
+local OPTIONS = {
+  initial_items = true, num_workers = true, order = true, progress = true,
+  limits = true, max_items = true, max_time = true,
+}
 local PROGRESS = { auto = true, tty = true, plain = true, json = true, none = true }
+
+-- One limit: { per_key = n, rate = r }, both optional.
+local function check_limit(l, where)
+  if type(l) ~= "table" then
+    error(("run_queue: %s must be a table { per_key = n, rate = r }, got %s"):format(where, type(l)), 5)
+  end
+  for k in pairs(l) do
+    if k ~= "per_key" and k ~= "rate" and not (where == "limits" and k == "keys") then
+      error(("run_queue: %s: unknown field %q"):format(where, tostring(k)), 5)
+    end
+  end
+  local n = l.per_key
+  if n ~= nil and (type(n) ~= "number" or n < 1 or n ~= floor(n) or n > 2147483647) then
+    error(("run_queue: %s.per_key must be a whole number >= 1, got %s"):format(where, tostring(n)), 5)
+  end
+  local r = l.rate
+  if r ~= nil and (type(r) ~= "number" or not (r > 0) or r == huge) then
+    error(("run_queue: %s.rate must be a number of starts per second > 0, got %s"):format(where, tostring(r)), 5)
+  end
+  return { per_key = n, rate = r }
+end
+
+-- run_queue{ limits = { per_key =, rate =, keys = { [key] = { per_key =, rate = } } } }
+local function check_limits(l)
+  if l == nil then
+    return nil
+  end
+  local checked = check_limit(l, "limits")
+  checked.keys = {}
+  if l.keys ~= nil then
+    if type(l.keys) ~= "table" then
+      error("run_queue: limits.keys must be a table of key = { per_key =, rate = }, got " .. type(l.keys), 4)
+    end
+    for k, kl in pairs(l.keys) do
+      checked.keys[k] = check_limit(kl, ("limits.keys[%q]"):format(tostring(k)))
+    end
+  end
+  return checked
+end
 
 local function check_options(opts)
   if opts == nil then
@@ -234,7 +399,15 @@ local function check_options(opts)
         :format(cls.__name, cls.__name), 3)
     end
   end
-  return initial, num_workers, order, progress
+  local max_items = opts.max_items
+  if max_items ~= nil and (type(max_items) ~= "number" or max_items < 1 or max_items ~= floor(max_items)) then
+    error("run_queue: max_items must be a whole number >= 1, got " .. tostring(max_items), 3)
+  end
+  local max_time = opts.max_time
+  if max_time ~= nil and (type(max_time) ~= "number" or not (max_time > 0) or max_time == huge) then
+    error("run_queue: max_time must be a number of seconds > 0, got " .. tostring(max_time), 3)
+  end
+  return initial, num_workers, order, progress, check_limits(opts.limits), max_items or 0, max_time or 0
 end
 
 -- Settles the handles of items a graceful stop took out of the queue.
@@ -244,14 +417,20 @@ local function drop_queued()
     local id = ids[i]
     local item = items[id]
     items[id] = nil
-    settle_item(item, id, false, "not started: the queue was stopped")
+    local last_error = rawget(item, "_aq_last_error")
+    if last_error then
+      settle_item(item, id, false, "not retried: the queue was stopped (last error: " .. last_error .. ")")
+    else
+      settle_item(item, id, false, "not started: the queue was stopped")
+    end
   end
 end
 
 local function run_queue(opts)
-  local initial, num_workers, order, progress = check_options(opts)
-  core.run_start(num_workers, order, progress)
+  local initial, num_workers, order, progress, run_limits, max_items, max_time = check_options(opts)
+  core.run_start(num_workers, order, progress, max_items, max_time)
   errors, errors_dropped = {}, 0
+  seen_keys, limits, limit_key_ids = {}, run_limits, {}
   local ok, err = pcall(function()
     for i = 1, #initial do
       enqueue_child(nil, initial[i], 4)
@@ -270,6 +449,7 @@ local function run_queue(opts)
     item._aq_id = false
   end
   items = {}
+  seen_keys, limits, limit_key_ids = {}, nil, {}
   handle.reset_item_waiters()
   summary.errors = errors
   summary.errors_not_kept = errors_dropped

@@ -6,7 +6,8 @@ local core = require("aqueue.core")
 ffi.cdef([[
 struct aq_engine;
 int32_t aq__sched_class_add(struct aq_engine *E, const char *name);
-int32_t aq__sched_enqueue(struct aq_engine *E, int32_t parent, int32_t class_id, double priority, int32_t flags);
+int32_t aq__sched_enqueue(struct aq_engine *E, int32_t parent, int32_t class_id, double priority, int32_t flags,
+                          double delay_s, int32_t limit_key, int32_t max_attempts);
 int32_t aq__sched_take(struct aq_engine *E);
 void aq__sched_process_done(struct aq_engine *E, int32_t id, int32_t ok);
 void aq__sched_hook_done(struct aq_engine *E, int32_t id, int32_t ok);
@@ -15,6 +16,11 @@ int32_t aq__sched_reaped_count(struct aq_engine *E);
 int32_t aq__sched_item_finished(struct aq_engine *E, int32_t id);
 int32_t aq__sched_current_job(struct aq_engine *E);
 void aq__sched_set_desc(struct aq_engine *E, const char *text, size_t len);
+void aq__sched_note_duplicate(struct aq_engine *E);
+int32_t aq__sched_attempt(struct aq_engine *E, int32_t id);
+double aq__sched_retry(struct aq_engine *E, int32_t id, double base_s, double cap_s);
+void aq__sched_arm_timeout(struct aq_engine *E, double seconds);
+int32_t aq__sched_limit_key_add(struct aq_engine *E, int32_t per_key, double rate);
 ]])
 
 return {

@@ -41,11 +41,22 @@ static const char *order_name(aq_order o) {
   return "?";
 }
 
-/* Pops every id into out (at most max); returns how many came. */
+static int peek_mismatches = 0; /* peeks that named another id than the pop after them */
+
+/* Pops every id into out (at most max); returns how many came. Each pop is
+ * preceded by a peek, which must name the same id. */
 static size_t drain(aq_item_queue *q, int32_t *out, size_t max) {
   size_t n = 0;
-  int32_t id;
-  while (n < max && aq_item_queue_pop(q, &id)) out[n++] = id;
+  int32_t id, peeked = 0;
+  while (n < max) {
+    int has = aq_item_queue_peek(q, &peeked, NULL);
+    if (!aq_item_queue_pop(q, &id)) {
+      if (has) peek_mismatches++;
+      break;
+    }
+    if (!has || peeked != id) peek_mismatches++;
+    out[n++] = id;
+  }
   return n;
 }
 
@@ -506,6 +517,8 @@ int main(void) {
   }
 
   test_free_reinit();
+  check(peek_mismatches == 0, "peek names the id the next pop takes, in every drain above (%d mismatches)",
+        peek_mismatches);
 
   if (checks_failed) {
     printf("FAILED: %d of %d checks failed\n", checks_failed, checks_run);

@@ -44,7 +44,7 @@ SCREEN_ONCE_END="$SCREEN"
 tmux_expect_rc 130 "once: interrupted"
 tmux_expect_cursor 1 "once: the cursor is visible again"
 s_match '^ Workers  0/3 busy$' "once: the final frame says 0/3 busy"
-s_match '^   Waiter +0 +0 +3 +0 +5$' "once: final frame: 3 done, max queued 5"
+s_match '^   Waiter +0 +0 +0 +3 +0 +5$' "once: final frame: 3 done, max queued 5"
 s_match '^aqueue: 3 processed, 0 failed, 0 retried, 2 not started in [0-9.]+ s \([0-9]+ items/s\), interrupted$' \
   "once: the summary line says 2 not started, interrupted"
 s_above '^ Overall ' '^aqueue: 3 processed' "once: the summary follows the final frame"

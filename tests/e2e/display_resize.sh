@@ -61,7 +61,7 @@ s_match '^ Workers  8/20 busy$' "100x30, 8 busy: header 8/20 busy"
 expect_eq "$(row_kinds)" "busy busy busy busy busy busy busy busy idle idle idle idle idle " \
   "100x30, 8 busy: the 8 busy rows first, then 5 idle rows"
 expect_eq "$(busy_items)" "2 4 6 8 10 12 14 16 " "100x30, 8 busy: the busy rows are the even items"
-s_match '^   Job +0 +8 +8 +0 +16$' "100x30, 8 busy: Job 0 queued, 8 running, 8 done, max 16"
+s_match '^   Job +0 +8 +0 +8 +0 +16$' "100x30, 8 busy: Job 0 queued, 8 running, 8 done, max 16"
 s_match '^ Overall (━)+(─)+  8/16  50%  ' "100x30, 8 busy: Overall 8/16 50%"
 
 # --- shrink to 60x16: 6 rows + "+14 more (2 busy)" (at most 7 worker lines) ---

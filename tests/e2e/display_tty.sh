@@ -28,7 +28,7 @@ D="$TMP/utf8"
 mkdir "$D"
 tmux_run utf8 "$COLS" "$ROWS" LANG=C.UTF-8 -- "$P" "$D"
 tmux_wait_file "$D/ready" "$START_WAIT" "utf8: the three pages run (ready)"
-tmux_wait_screen_re '^   Image +6 +0 +0 +0 +6$' "$QUICK" "utf8: the panel shows the queued Image children"
+tmux_wait_screen_re '^   Image +6 +0 +0 +0 +0 +6$' "$QUICK" "utf8: the panel shows the queued Image children"
 tmux_expect_cursor 0 "utf8: the cursor is hidden while the panel is shown"
 
 # --- the Workers section ---
@@ -49,9 +49,9 @@ pass "utf8: the cut row uses the width, up to width-1 columns ($row3_width)"
 s_count_is '^  [0-9]+ ' 3 "utf8: one row per worker (3)"
 
 # --- the Queue and Overall sections ---
-s_match '^ Queue +queued +running +done +failed +max queued$' "utf8: the Queue header"
-s_match '^   Page +0 +3 +0 +0 +3$' "utf8: Page row: 0 queued, 3 running, 0 done, 0 failed, max 3"
-s_match '^   Image +6 +0 +0 +0 +6$' "utf8: Image row: 6 queued, max 6"
+s_match '^ Queue +queued +running +retrying +done +failed +max queued$' "utf8: the Queue header"
+s_match '^   Page +0 +3 +0 +0 +0 +3$' "utf8: Page row: 0 queued, 3 running, 0 done, 0 failed, max 3"
+s_match '^   Image +6 +0 +0 +0 +0 +6$' "utf8: Image row: 6 queued, max 6"
 s_match '^ Overall ─+  0/6  0%  [0-9.]+[kM]?/s  [0-9.:s]+  ETA [^ ]+  failed 0  retried 0$' \
   "utf8: Overall: an empty bar, 0/6 (only the track_overall Images), 0%, rate, elapsed, ETA, failed 0, retried 0"
 s_above '^ Workers' '^ Queue' "utf8: Workers above Queue"
@@ -112,8 +112,8 @@ s_above '^unfinished-at-end$' '^ Workers' "utf8: ... above the final frame"
 s_count_is '^ Workers' 1 "utf8: one final frame on screen"
 s_match '^ Workers  0/3 busy$' "utf8: final frame: 0/3 busy"
 s_count_is '^  [123] · idle$' 3 "utf8: final frame: three idle rows '  N · idle'"
-s_match '^   Page +0 +0 +3 +0 +3$' "utf8: final frame: Page 3 done"
-s_match '^   Image +0 +0 +5 +1 +6$' "utf8: final frame: Image 5 done, 1 failed, max queued 6"
+s_match '^   Page +0 +0 +0 +3 +0 +3$' "utf8: final frame: Page 3 done"
+s_match '^   Image +0 +0 +0 +5 +1 +6$' "utf8: final frame: Image 5 done, 1 failed, max queued 6"
 s_match '^ Overall ━+  6/6  100%  [0-9.]+[kM]?/s  [0-9.:s]+  ETA [^ ]+  failed 1  retried 0$' \
   "utf8: final frame: a full bar, 6/6 100%, failed 1"
 s_match '^aqueue: 8 processed, 1 failed, 0 retried in [0-9]+\.[0-9]+ s \([0-9]+ items/s\)$' \
@@ -136,7 +136,7 @@ D="$TMP/ascii"
 mkdir "$D"
 tmux_run ascii "$COLS" "$ROWS" LANG=C NO_COLOR=1 -- "$P" "$D"
 tmux_wait_file "$D/ready" "$START_WAIT" "ascii: the three pages run (ready)"
-tmux_wait_screen_re '^   Image +6 +0 +0 +0 +6$' "$QUICK" "ascii: the panel shows the queued Image children"
+tmux_wait_screen_re '^   Image +6 +0 +0 +0 +0 +6$' "$QUICK" "ascii: the panel shows the queued Image children"
 s_match '^ Workers  3/3 busy$' "ascii: header"
 s_match "^  1 $SPIN_ASCII Page  GET http://example\\.test/a\\.html +($ELAPSED)\$" "ascii: an ASCII spinner"
 s_match "^  2 $SPIN_ASCII Page  r\\?sum\\? \\?n\\?code \\? text +($ELAPSED)\$" \

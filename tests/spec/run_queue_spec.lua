@@ -235,9 +235,9 @@ describe("the summary", function()
     function Leaf:process() end
     function Flaky:process() if self.fail then error("flaky") end end
     local summary = aqueue.run_queue{ initial_items = { Root{} }, num_workers = 1 }
-    assert.are.same({ done = 1, failed = 0, max_queued = 1 }, summary.classes.RqClassRoot)
-    assert.are.same({ done = 4, failed = 0, max_queued = 4 }, summary.classes.RqClassLeaf)
-    assert.are.same({ done = 1, failed = 1, max_queued = 2 }, summary.classes.RqClassFlaky)
+    assert.are.same({ done = 1, failed = 0, retried = 0, max_queued = 1 }, summary.classes.RqClassRoot)
+    assert.are.same({ done = 4, failed = 0, retried = 0, max_queued = 4 }, summary.classes.RqClassLeaf)
+    assert.are.same({ done = 1, failed = 1, retried = 0, max_queued = 2 }, summary.classes.RqClassFlaky)
   end)
 
   it("lists each failure with its class, phase, message and item", function()
@@ -286,7 +286,7 @@ describe("the summary", function()
     assert.are.same({}, s3.errors)
     assert.is_nil(s2.classes.RqSeqFirst)
     assert.is_nil(s3.classes.RqSeqSecond)
-    assert.are.same({ done = 1, failed = 0, max_queued = 1 }, s3.classes.RqSeqFirst)
+    assert.are.same({ done = 1, failed = 0, retried = 0, max_queued = 1 }, s3.classes.RqSeqFirst)
   end)
 end)
 
