@@ -21,10 +21,10 @@ double sched_now_ms(void) { return (double)uv_hrtime() / 1e6; }
 
 static void on_delay_timer(uv_timer_t *timer);
 
-/* Arms the delay timer for the first due item (or stops it). libuv's timers
- * count whole milliseconds of a clock that lags hrtime by up to one, so the
- * wait is rounded up and one added: a timer never fires before the item is
- * due (on_delay_timer also checks). */
+/* Arms the delay timer for the first due item (or stops it). A libuv timer
+ * fires once the loop's clock (hrtime in whole milliseconds, read at the start
+ * of the iteration, so never ahead of hrtime) reaches its start + timeout:
+ * counting from that clock, the timer never fires before the item is due. */
 static void arm_delay_timer(aq_engine *E) {
   aq_sched *s = &E->sched;
   int32_t id;
@@ -33,8 +33,8 @@ static void arm_delay_timer(aq_engine *E) {
     uv_timer_stop(&s->delay_timer);
     return;
   }
-  double wait = due - sched_now_ms();
-  uint64_t ms = wait > 0 ? (uint64_t)ceil(wait) + 1 : 0;
+  double wait = due - (double)uv_now(&E->loop);
+  uint64_t ms = wait > 0 ? (uint64_t)ceil(wait) : 0;
   uv_timer_start(&s->delay_timer, on_delay_timer, ms, 0);
 }
 

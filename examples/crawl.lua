@@ -2,14 +2,17 @@
 -- pages with images, serves it with a private nginx on 127.0.0.1, crawls it
 -- from the index page (each URL fetched once) and saves every image into a
 -- folder, with the live display. nginx is stopped by PID at the end.
+-- Politely: each URL once (Item:key()), failed fetches retried with backoff,
+-- a timeout per fetch, and optionally a rate per host (limits).
 --
 --   aqueue-run examples/crawl.lua [--pages N] [--workers N] [--delay S]
---                                 [--out DIR] [--url URL]
+--                                 [--rate R] [--out DIR] [--url URL]
 --
 --   --pages N     pages to generate (default 3000)
 --   --workers N   concurrent items (default 16)
 --   --delay S     a pause before each page, seconds (default 0.01): a polite
 --                 crawler, and a demo slow enough to watch; 0 for full speed
+--   --rate R      at most R requests started per second per host (default: no limit)
 --   --out DIR     where the images go (default: a new folder under /tmp)
 --   --url URL     crawl a site that is already served there instead (the
 --                 benchmark does this); no site is generated, no nginx started
@@ -23,11 +26,12 @@ local site = require("examples.lib.site")
 local nginx = require("tests.support.nginx")
 
 local opts = { pages = 3000, workers = 16, delay = 0.01 }
+local NUMBER_OPTIONS = { pages = true, workers = true, delay = true, rate = true }
 do
   local i = 1
   while arg[i] do
     local name, value = arg[i]:match("^%-%-(%w+)$"), arg[i + 1]
-    if name == "pages" or name == "workers" or name == "delay" then
+    if NUMBER_OPTIONS[name] then
       opts[name] = tonumber(value) or error(("--%s needs a number"):format(name), 0)
       i = i + 2
     elseif name == "out" or name == "url" then
@@ -60,12 +64,22 @@ end
 opts.url = opts.url:gsub("/$", "")
 aqueue.http.configure{ max_per_host = opts.workers } -- one connection per worker
 
--- The crawl: a Page enqueues the pages and images it links to, each once.
-local seen = {}
+-- The crawl: a Page enqueues the pages and images it links to. Each URL is
+-- enqueued once: a second enqueue of the same key() is a duplicate.
+local Fetch = aqueue.Item:extend("Fetch") -- what pages and images share
+Fetch.retries = 2           -- a failed fetch runs again, up to twice,
+Fetch.retry_backoff = 0.5   -- after a random wait of up to 0.5 s, then 1 s
+Fetch.timeout = 30          -- seconds for one attempt
+function Fetch:key()
+  return self.path
+end
+function Fetch:limit_key()
+  return "127.0.0.1" -- one host here; a real crawler returns the URL's host
+end
 
-local Page = aqueue.Item:extend("Page")
+local Page = Fetch:extend("Page")
 Page.track_overall = true
-local Image = aqueue.Item:extend("Image")
+local Image = Fetch:extend("Image")
 
 function Page:process(enqueue, set_desc)
   set_desc("GET " .. self.path)
@@ -77,16 +91,10 @@ function Page:process(enqueue, set_desc)
     error(("GET %s: status %d"):format(self.path, res.status))
   end
   for href in res.body:gmatch('href="(/[^"]*)"') do
-    if not seen[href] then
-      seen[href] = true
-      enqueue(Page{ path = href })
-    end
+    enqueue(Page{ path = href })
   end
   for src in res.body:gmatch('src="(/[^"]*)"') do
-    if not seen[src] then
-      seen[src] = true
-      enqueue(Image{ path = src })
-    end
+    enqueue(Image{ path = src })
   end
 end
 
@@ -99,10 +107,10 @@ function Image:process(enqueue, set_desc)
   end
 end
 
-seen["/index.html"] = true
 local ok, summary = pcall(aqueue.run_queue, {
   initial_items = { Page{ path = "/index.html" } },
   num_workers = opts.workers,
+  limits = opts.rate and { rate = opts.rate } or nil,
 })
 if server then
   server:stop()

@@ -13,13 +13,23 @@ expect_match "$OUT" '^serving 301 generated pages at http://127\.0\.0\.1:[0-9]+ 
   "it says where it serves the site"
 expect_match "$OUT" "^crawled 301 pages and saved 60 images to $TMP/images in [0-9.]+ s \\([0-9]+ pages/s\\)$" \
   "every page was crawled once and every image saved"
-expect_match "$ERR" '^aqueue: 361 processed, 0 failed, 0 retried in [0-9.]+ s' "the summary counts 301 pages + 60 images"
+expect_match "$ERR" '^aqueue: 361 processed, 0 failed, 0 retried, [0-9]+ duplicates skipped in [0-9.]+ s' \
+  "the summary counts 301 pages + 60 images, and the links to pages already seen"
 expect_eq "$(find "$TMP/images" -name '*.gif' | wc -l)" 60 "60 image files in the output folder"
 expect_eq "$(find "$TMP/images" -name '*.part' | wc -l)" 0 "no partial downloads left"
 expect_eq "$(head -c 6 "$TMP/images/1.gif")" "GIF89a" "the saved files are the images"
 pid=$(printf '%s\n' "$OUT" | sed -n 's/.*(nginx pid \([0-9]*\)).*/\1/p')
 if kill -0 "$pid" 2>/dev/null; then fail "nginx (pid $pid) is still running after the crawl"; fi
 pass "nginx (pid $pid) was stopped"
+
+# --rate: 21 pages + 4 images from one host at 40 starts/s are 24 gaps of 25 ms.
+run "$AQUEUE_RUN" --progress plain "$S" --pages 20 --workers 8 --delay 0 --rate 40 --out "$TMP/rated"
+expect_rc 0 "a crawl with --rate"
+secs=$(printf '%s\n' "$OUT" | sed -n 's/^crawled 21 pages and saved 4 images to .* in \([0-9.]*\) s.*/\1/p')
+[ -n "$secs" ] || fail "the rated crawl did not report 21 pages and 4 images: $OUT"
+python3 -c "import sys; sys.exit(0 if float('$secs') >= 0.6 else 1)" ||
+  fail "25 requests at 40/s took $secs s: less than the 0.6 s the rate allows"
+pass "25 requests at 40/s took $secs s (>= 0.6 s)"
 
 # Ctrl-C during a slow crawl: the run stops gracefully and nginx still goes.
 start_bg slow "$AQUEUE_RUN" --progress plain "$S" --pages 2000 --workers 4 --delay 0.05 --out "$TMP/slow"
