@@ -150,6 +150,7 @@ static void engine_shutdown_now(aq_engine *E) {
   uv_idle_stop(&E->driver);
   for (uint32_t i = 0; i < E->tasks_cap; i++)
     if (E->tasks[i]) task_destroy(E->tasks[i]);
+  sched_stop_timers(E); /* nothing will take the delayed items now */
   if (E->sched.active && E->display.mode != AQ_PROGRESS_NONE) display_run_finished(E, E->stop_reason);
 }
 

@@ -36,6 +36,11 @@ void sched_init(aq_engine *E) {
   if (!s->jitter_state) s->jitter_state = 1;
 }
 
+void sched_stop_timers(aq_engine *E) {
+  uv_timer_stop(&E->sched.delay_timer);
+  uv_timer_stop(&E->sched.max_time_timer);
+}
+
 void sched_close(aq_engine *E) {
   aq_sched *s = &E->sched;
   if (!uv_is_closing((uv_handle_t *)&s->delay_timer)) uv_close((uv_handle_t *)&s->delay_timer, NULL);
@@ -126,8 +131,7 @@ static void sched_release_run(aq_sched *s) {
 }
 
 void sched_run_finish(aq_engine *E) {
-  uv_timer_stop(&E->sched.delay_timer);
-  uv_timer_stop(&E->sched.max_time_timer);
+  sched_stop_timers(E);
   sched_release_run(&E->sched);
 }
 
@@ -161,8 +165,7 @@ int sched_request_stop(aq_engine *E, aq_stop_why why) {
   if (!s->active || s->stopping) return 0;
   s->stopping = 1;
   s->stop_why = why;
-  uv_timer_stop(&s->delay_timer);
-  uv_timer_stop(&s->max_time_timer);
+  sched_stop_timers(E);
   sched_notify_waiter(E);
   return 1;
 }

@@ -131,7 +131,8 @@ typedef struct {
 
 /* --- loop-side API (engine.c, core_lua.c) --- */
 void sched_init(aq_engine *E);
-/* Closes the scheduler's timers (engine shutdown). */
+/* Stops the scheduler's timers (the engine stops at once) / closes them. */
+void sched_stop_timers(aq_engine *E);
 void sched_close(aq_engine *E);
 void sched_free(aq_sched *s);
 /* Starts a run. max_items 0 and max_time_s 0 mean no limit. Returns 0, or -1
