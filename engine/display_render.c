@@ -111,7 +111,8 @@ static const char *job_class(aq_engine *E, aq_task *t, int *is_hook) {
   return s->classes[s->items[id].class_id].name;
 }
 
-static int class_visible(const aq_class_stats *c) { return c->queued + c->running + c->done + c->failed > 0; }
+/* A class had items in this run (the same rule as run_queue's summary). */
+static int class_visible(const aq_class_stats *c) { return c->done + c->failed + c->queued + c->max_queued > 0; }
 
 /* --- the tty panel --- */
 

@@ -58,11 +58,7 @@ static void on_delay_timer(uv_timer_t *timer) {
   while (!s->stopping && aq_item_queue_peek(&s->delayed, &id, &due) && due <= now) {
     aq_item_queue_pop(&s->delayed, &id);
     aq_item_rec *r = &s->items[id];
-    if (r->state == AQ_ITEM_RATE_WAIT) { /* already let through by its key */
-      if (sched_push_queued(s, id) != 0) sched_item_ready(E, id);
-      continue;
-    }
-    if (r->attempts > 0) s->classes[r->class_id].retrying--;
+    if (r->state == AQ_ITEM_DELAYED && r->attempts > 0) s->classes[r->class_id].retrying--;
     sched_item_ready(E, id);
   }
   arm_delay_timer(E);

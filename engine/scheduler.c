@@ -334,12 +334,13 @@ int sched_push_queued(aq_sched *s, int32_t id) {
 
 void sched_item_ready(aq_engine *E, int32_t id) {
   aq_sched *s = &E->sched;
-  int rc = rec(s, id)->limit_key ? limits_item_ready(E, id) : sched_push_queued(s, id);
+  aq_item_rec *r = rec(s, id);
+  /* A RATE_WAIT item was already let through by its key. */
+  int rc = r->limit_key && r->state != AQ_ITEM_RATE_WAIT ? limits_item_ready(E, id) : sched_push_queued(s, id);
   if (rc != 0) {
     /* Out of memory for a queue: the item cannot wait anywhere. It stays
      * open (its subtree cannot complete), like an abandoned job. */
-    fprintf(stderr, "aqueue: out of memory: an item of class %s could not be queued\n",
-            s->classes[rec(s, id)->class_id].name);
+    fprintf(stderr, "aqueue: out of memory: an item of class %s could not be queued\n", s->classes[r->class_id].name);
     E->had_failures = 1;
   }
 }

@@ -183,7 +183,8 @@ void aq__sched_note_duplicate(aq_engine *E);
 int32_t aq__sched_attempt(aq_engine *E, int32_t id);
 
 /* --- the scheduler's inner parts (scheduler.c, sched_timers.c, sched_limits.c) --- */
-/* An item may start now: into `queued`, or held back by its limit key. */
+/* An item's wait for a time is over, it may start: into `queued`, or held
+ * back by its limit key (unless the key already let it through). */
 void sched_item_ready(aq_engine *E, int32_t id);
 /* Puts an item into `queued` (state QUEUED). Returns 0, or -1 out of memory. */
 int sched_push_queued(aq_sched *s, int32_t id);
