@@ -314,6 +314,7 @@ static void start_io(uv_loop_t *loop, exec_call *x) {
     x->has_timer = 1;
     x->handles++;
     double ms = ceil(x->timeout * 1000.0);
+    uv_update_time(loop); /* count from now, not from when the loop last read its clock */
     uv_timer_start(&x->timer, on_timeout, ms >= 1e15 ? (uint64_t)1e15 : (uint64_t)ms, 0);
   }
 }

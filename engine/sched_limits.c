@@ -3,14 +3,19 @@
  * with Item:limit_key(). At most n items of a key run at once, and at most r
  * start per second (one every 1/r s).
  *
- * An item of a key waits in the key's own queue (HELD) until the key lets it
- * through into the run's `queued`. A key lets an item through while fewer than
- * per_key of its items are through and unfinished; with a rate, only one item
- * at a time is through and not yet started, and it waits in `delayed`
- * (RATE_WAIT) until the key's next start time. So `queued` never holds an item
- * that may not start: workers never skip over items, items of other keys are
- * never stuck behind a limited one whatever the order, and each step is one
- * queue operation (O(1) for lifo and fifo, O(log n) for priority).
+ * An item of a key waits in the key's own queue (HELD), in the run's order.
+ * The run's `queued` holds *tokens* for the key (the id -key) instead of its
+ * items: when a worker takes a token, it starts the key's best held item at
+ * that moment, if the key may start one; a token that comes up while the key
+ * is at its limit is dropped (a new one is pushed when an item of the key
+ * ends, or when its rate allows the next start: a wake-up in `delayed`).
+ *
+ * A key keeps as many tokens as it could start items now, at the priority of
+ * its best held item, and one more whenever a new item becomes its best held
+ * one, so an urgent item of a busy key is not queued behind its older tokens.
+ * So items of other keys are never stuck behind a limited one, a key's items
+ * start in the run's order, and each step is a few queue operations (O(1) for
+ * lifo and fifo, O(log n) for priority).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,47 +41,81 @@ int32_t aq__sched_limit_key_add(aq_engine *E, int32_t per_key, double rate) {
   return s->nkeys++;
 }
 
-/* Lets items of key `key` through while its limits allow. */
-static void let_through(aq_engine *E, int32_t key) {
+/* Whether the key's rate lets an item start now; if not, a wake-up is due at
+ * the key's next start time. */
+static int rate_allows(aq_engine *E, int32_t key) {
+  aq_limit_key *k = &E->sched.keys[key];
+  if (k->interval_ms == 0 || k->next_start_ms <= sched_now_ms()) return 1;
+  if (!k->wake_pending && sched_delay_key(E, key, k->next_start_ms) == 0) k->wake_pending = 1;
+  return 0;
+}
+
+static int push_token(aq_sched *s, int32_t key, double priority) {
+  if (aq_item_queue_push(&s->queued, -key, priority) != 0) return -1;
+  s->keys[key].tokens++;
+  s->tokens++;
+  return 0;
+}
+
+/* Gives the key the tokens it can use now; `new_best`: an item just became
+ * its best held one and gets a token of its own. */
+static void give_tokens(aq_engine *E, int32_t key, int new_best) {
   aq_sched *s = &E->sched;
   aq_limit_key *k = &s->keys[key];
-  int32_t id;
-  while (k->through < k->per_key && (k->interval_ms == 0 || k->not_started == 0) &&
-         aq_item_queue_peek(&k->waiting, &id, NULL)) {
-    double now = k->interval_ms > 0 ? sched_now_ms() : 0;
-    int rc = k->interval_ms > 0 && k->next_start_ms > now
-                 ? sched_delay_item(E, id, k->next_start_ms, AQ_ITEM_RATE_WAIT)
-                 : sched_push_queued(s, id);
-    if (rc != 0) return; /* out of memory: it stays held; the next end retries */
-    aq_item_queue_pop(&k->waiting, &id);
-    s->held--;
-    k->through++;
-    k->not_started++;
-  }
+  int32_t best;
+  double priority = 0;
+  if (k->running >= k->per_key || !aq_item_queue_peek(&k->waiting, &best, NULL)) return;
+  if (!rate_allows(E, key)) return;
+  priority = s->items[best].priority;
+  int64_t can_start = (int64_t)k->per_key - k->running;
+  int64_t held = (int64_t)aq_item_queue_len(&k->waiting);
+  int64_t want = can_start < held ? can_start : held;
+  int pushed = 0;
+  while (k->tokens < want && push_token(s, key, priority) == 0) pushed = 1;
+  if (new_best && !pushed) push_token(s, key, priority);
+  /* Out of memory: the key gets its tokens when one of its items ends. */
 }
 
 int limits_item_ready(aq_engine *E, int32_t id) {
   aq_sched *s = &E->sched;
   aq_item_rec *r = &s->items[id];
-  if (aq_item_queue_push(&s->keys[r->limit_key].waiting, id, r->priority) != 0) return -1;
+  aq_limit_key *k = &s->keys[r->limit_key];
+  if (aq_item_queue_push(&k->waiting, id, r->priority) != 0) return -1;
   r->state = AQ_ITEM_HELD;
   s->held++;
-  let_through(E, r->limit_key);
+  int32_t best;
+  aq_item_queue_peek(&k->waiting, &best, NULL);
+  give_tokens(E, r->limit_key, best == id);
   return 0;
+}
+
+int limits_take_token(aq_engine *E, int32_t key, int32_t *id) {
+  aq_sched *s = &E->sched;
+  aq_limit_key *k = &s->keys[key];
+  k->tokens--;
+  s->tokens--;
+  if (k->running >= k->per_key || !rate_allows(E, key) || !aq_item_queue_pop(&k->waiting, id)) return 0;
+  s->held--;
+  return 1;
 }
 
 void limits_item_started(aq_engine *E, aq_item_rec *r) {
   aq_limit_key *k = &E->sched.keys[r->limit_key];
-  k->not_started--;
+  k->running++;
   if (k->interval_ms > 0) {
     k->next_start_ms = sched_now_ms() + k->interval_ms;
-    let_through(E, r->limit_key); /* the next one waits for next_start_ms */
+    give_tokens(E, r->limit_key, 0); /* the next one waits for next_start_ms */
   }
 }
 
 void limits_item_ended(aq_engine *E, aq_item_rec *r) {
-  E->sched.keys[r->limit_key].through--;
-  let_through(E, r->limit_key);
+  E->sched.keys[r->limit_key].running--;
+  give_tokens(E, r->limit_key, 0);
+}
+
+void limits_key_wake(aq_engine *E, int32_t key) {
+  E->sched.keys[key].wake_pending = 0;
+  give_tokens(E, key, 0);
 }
 
 int limits_pop_held(aq_engine *E, int32_t *id) {

@@ -3,8 +3,9 @@
  * item's `delay`, a retry's backoff, a limit key's rate), the `timeout` of a
  * process() call, and run_queue{ max_time = }.
  *
- * Waiting items are in one heap, `delayed`, ordered by due time (hrtime in
- * milliseconds), with one uv timer armed for the first. Each runner task that
+ * Waiting items (and limit keys waiting for their rate) are in one heap,
+ * `delayed`, ordered by due time (hrtime in milliseconds), with one uv timer
+ * armed for the first. Each runner task that
  * runs an item with a timeout owns a uv timer of its own (made at first use,
  * closed when the task ends); its expiry destroys the runner task, which
  * cancels what it waits on, and the attempt fails (scheduler.c,
@@ -38,14 +39,26 @@ static void arm_delay_timer(aq_engine *E) {
   uv_timer_start(&s->delay_timer, on_delay_timer, ms, 0);
 }
 
-int sched_delay_item(aq_engine *E, int32_t id, double due_ms, aq_item_state state) {
+/* Adds an entry (an item id, or -key for a key's wake-up) to `delayed`. */
+static int delay_entry(aq_engine *E, int32_t entry, double due_ms) {
   aq_sched *s = &E->sched;
   int32_t first;
   double first_due;
   int was_first = !aq_item_queue_peek(&s->delayed, &first, &first_due) || due_ms < first_due;
-  if (aq_item_queue_push(&s->delayed, id, due_ms) != 0) return -1;
-  s->items[id].state = (uint8_t)state;
+  if (aq_item_queue_push(&s->delayed, entry, due_ms) != 0) return -1;
   if (was_first) arm_delay_timer(E);
+  return 0;
+}
+
+int sched_delay_item(aq_engine *E, int32_t id, double due_ms) {
+  if (delay_entry(E, id, due_ms) != 0) return -1;
+  E->sched.items[id].state = AQ_ITEM_DELAYED;
+  return 0;
+}
+
+int sched_delay_key(aq_engine *E, int32_t key, double due_ms) {
+  if (delay_entry(E, -key, due_ms) != 0) return -1;
+  E->sched.key_wakes++;
   return 0;
 }
 
@@ -57,8 +70,13 @@ static void on_delay_timer(uv_timer_t *timer) {
   double due;
   while (!s->stopping && aq_item_queue_peek(&s->delayed, &id, &due) && due <= now) {
     aq_item_queue_pop(&s->delayed, &id);
+    if (id < 0) {
+      s->key_wakes--;
+      limits_key_wake(E, -id);
+      continue;
+    }
     aq_item_rec *r = &s->items[id];
-    if (r->state == AQ_ITEM_DELAYED && r->attempts > 0) s->classes[r->class_id].retrying--;
+    if (r->attempts > 0) s->classes[r->class_id].retrying--;
     sched_item_ready(E, id);
   }
   arm_delay_timer(E);
@@ -67,14 +85,12 @@ static void on_delay_timer(uv_timer_t *timer) {
 
 int sched_pop_delayed(aq_engine *E, int32_t *id) {
   aq_sched *s = &E->sched;
-  if (!aq_item_queue_pop(&s->delayed, id)) return 0;
-  if (s->items[*id].state == AQ_ITEM_RATE_WAIT) {
-    /* It was let through by its key: the key no longer counts it. */
-    aq_limit_key *k = &s->keys[s->items[*id].limit_key];
-    k->through--;
-    k->not_started--;
+  while (aq_item_queue_pop(&s->delayed, id)) {
+    if (*id > 0) return 1;
+    s->key_wakes--; /* a key's wake-up: nothing to drop */
+    s->keys[-*id].wake_pending = 0;
   }
-  return 1;
+  return 0;
 }
 
 /* --- retries --- */
@@ -100,7 +116,7 @@ double aq__sched_retry(aq_engine *E, int32_t id, double base_s, double cap_s) {
   if (ceiling > cap_s) ceiling = cap_s;
   double wait_s = ceiling * jitter_unit(s);
   aq_class_stats *c = &s->classes[r->class_id];
-  if (sched_delay_item(E, id, sched_now_ms() + wait_s * 1000.0, AQ_ITEM_DELAYED) != 0) return -1;
+  if (sched_delay_item(E, id, sched_now_ms() + wait_s * 1000.0) != 0) return -1;
   c->running--;
   c->queued++;
   c->retrying++;
@@ -139,6 +155,7 @@ void aq__sched_arm_timeout(aq_engine *E, double seconds) {
   }
   double ms = ceil(seconds * 1000.0);
   t->timeout_s = seconds;
+  uv_update_time(&E->loop); /* count from now: tasks may have run since the loop read its clock */
   uv_timer_start(t->timeout_timer, on_job_timeout, ms >= 1e15 ? (uint64_t)1e15 : (uint64_t)ms, 0);
 }
 
@@ -163,5 +180,6 @@ static void on_max_time(uv_timer_t *timer) {
 
 void sched_max_time_start(aq_engine *E, double seconds) {
   double ms = ceil(seconds * 1000.0);
+  uv_update_time(&E->loop); /* count from now, not from when the loop last read its clock */
   uv_timer_start(&E->sched.max_time_timer, on_max_time, ms >= 1e15 ? (uint64_t)1e15 : (uint64_t)ms, 0);
 }

@@ -77,7 +77,7 @@ int sched_run_start(aq_engine *E, int32_t num_workers, aq_order order, int64_t m
   aq_item_queue_init(&s->hooks, AQ_ORDER_FIFO);
   aq_item_queue_init(&s->delayed, AQ_ORDER_PRIORITY);
   s->nkeys = 1; /* key 0 is "no key" */
-  s->held = 0;
+  s->held = s->tokens = s->key_wakes = 0;
   s->drop_scan = 1;
   s->max_items = max_items;
   s->next_id = 1;
@@ -136,7 +136,8 @@ void sched_run_finish(aq_engine *E) {
 }
 
 int64_t sched_waiting(const aq_sched *s) {
-  return (int64_t)aq_item_queue_len(&s->queued) + (int64_t)aq_item_queue_len(&s->delayed) + s->held;
+  return (int64_t)aq_item_queue_len(&s->queued) - s->tokens + (int64_t)aq_item_queue_len(&s->delayed) -
+         s->key_wakes + s->held;
 }
 
 int sched_run_finished(const aq_sched *s) {
@@ -335,8 +336,7 @@ int sched_push_queued(aq_sched *s, int32_t id) {
 void sched_item_ready(aq_engine *E, int32_t id) {
   aq_sched *s = &E->sched;
   aq_item_rec *r = rec(s, id);
-  /* A RATE_WAIT item was already let through by its key. */
-  int rc = r->limit_key && r->state != AQ_ITEM_RATE_WAIT ? limits_item_ready(E, id) : sched_push_queued(s, id);
+  int rc = r->limit_key ? limits_item_ready(E, id) : sched_push_queued(s, id);
   if (rc != 0) {
     /* Out of memory for a queue: the item cannot wait anywhere. It stays
      * open (its subtree cannot complete), like an abandoned job. */
@@ -368,7 +368,7 @@ int32_t aq__sched_enqueue(aq_engine *E, int32_t parent, int32_t class_id, double
   r->attempts = 0;
   r->max_attempts = (uint16_t)max_attempts;
   int rc;
-  if (delay_s > 0) rc = sched_delay_item(E, id, sched_now_ms() + delay_s * 1000.0, AQ_ITEM_DELAYED);
+  if (delay_s > 0) rc = sched_delay_item(E, id, sched_now_ms() + delay_s * 1000.0);
   else if (limit_key) rc = limits_item_ready(E, id);
   else rc = sched_push_queued(s, id);
   if (rc != 0) {
@@ -383,6 +383,15 @@ int32_t aq__sched_enqueue(aq_engine *E, int32_t parent, int32_t class_id, double
   aq_class_stats *c = &s->classes[class_id];
   if (++c->queued > c->max_queued) c->max_queued = c->queued;
   return id;
+}
+
+/* Takes the next item that may start from `queued` into *id: an item, or the
+ * held item a limit key's token starts. Returns 0 when there is none. */
+static int pop_startable(aq_engine *E, int32_t *id) {
+  aq_sched *s = &E->sched;
+  while (aq_item_queue_pop(&s->queued, id))
+    if (*id > 0 || limits_take_token(E, -*id, id)) return 1;
+  return 0;
 }
 
 /* Returns the next job for the running runner (id*2 process, id*2+1 hook),
@@ -403,7 +412,7 @@ int32_t aq__sched_take(aq_engine *E) {
   if (aq_item_queue_pop(&s->hooks, &id)) {
     rec(s, id)->state = AQ_ITEM_HOOK_RUNNING;
     job = id * 2 + 1;
-  } else if (!s->stopping && aq_item_queue_pop(&s->queued, &id)) {
+  } else if (!s->stopping && pop_startable(E, &id)) {
     aq_item_rec *r = rec(s, id);
     r->state = AQ_ITEM_RUNNING;
     aq_class_stats *c = &s->classes[r->class_id];
@@ -528,8 +537,15 @@ static void drop_one(aq_engine *E, int32_t id, void (*dropped)(int32_t id, void 
 void sched_drop_queued(aq_engine *E, void (*dropped)(int32_t id, void *ud), void *ud) {
   aq_sched *s = &E->sched;
   int32_t id;
-  while (aq_item_queue_pop(&s->queued, &id) || sched_pop_delayed(E, &id) || limits_pop_held(E, &id))
-    drop_one(E, id, dropped, ud);
+  while (aq_item_queue_pop(&s->queued, &id)) {
+    if (id > 0) {
+      drop_one(E, id, dropped, ud);
+    } else { /* a limit key's token */
+      s->keys[-id].tokens--;
+      s->tokens--;
+    }
+  }
+  while (sched_pop_delayed(E, &id) || limits_pop_held(E, &id)) drop_one(E, id, dropped, ud);
   sched_notify_waiter(E);
 }
 

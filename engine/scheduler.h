@@ -35,8 +35,7 @@ typedef enum {
   AQ_ITEM_QUEUED,        /* in `queued`: may start as soon as a worker is free */
   AQ_ITEM_RUNNING,       /* process() running */
   AQ_ITEM_DELAYED,       /* in `delayed`: its delay or retry backoff runs */
-  AQ_ITEM_HELD,          /* in its limit key's `waiting`: the key is at its limit */
-  AQ_ITEM_RATE_WAIT      /* in `delayed`: let through by its key, waiting for the key's rate */
+  AQ_ITEM_HELD           /* in its limit key's `waiting` until one of its tokens comes up */
 } aq_item_state;
 
 typedef struct {
@@ -64,16 +63,14 @@ typedef struct {
   uint64_t started; /* loop time (ms) the current job started */
 } aq_slot;
 
-/* One limit key of run_queue{ limits = ... } (sched_limits.c). An item of the
- * key is "let through" into `queued` only while fewer than per_key of the key's
- * items are let through and not yet finished, and (with a rate) only one at a
- * time and not before next_start_ms: so `queued` never holds an item that
- * cannot start, and other keys are never stuck behind a limited one. */
+/* One limit key of run_queue{ limits = ... } (sched_limits.c): its items wait
+ * in `waiting`; the run's `queued` holds tokens (-key) that start them. */
 typedef struct {
-  int32_t per_key;       /* most items let through at once */
+  int32_t per_key;       /* most items running at once */
   double interval_ms;    /* 1000 / rate: time between starts, 0 for no rate */
-  int32_t through;       /* let through and not finished (queued, rate wait, running) */
-  int32_t not_started;   /* of those, not yet started */
+  int32_t running;       /* started and not ended (done, failed, retried) */
+  int32_t tokens;        /* its tokens in `queued` */
+  int wake_pending;      /* a wake-up for the next start time is in `delayed` */
   double next_start_ms;  /* hrtime (ms) before which no item of the key starts */
   aq_item_queue waiting; /* items held back, in the run's order */
 } aq_limit_key;
@@ -97,15 +94,17 @@ typedef struct {
   int64_t live_items; /* enqueued and not yet finalized */
   int64_t running_jobs;
 
-  aq_item_queue queued; /* items waiting for a worker, in `order` */
+  aq_item_queue queued; /* items (and limit keys' tokens, -key) waiting for a worker, in `order` */
   aq_item_queue hooks;  /* items whose hook is due (FIFO) */
-  aq_item_queue delayed; /* DELAYED and RATE_WAIT items, by due time (hrtime ms) */
+  aq_item_queue delayed; /* DELAYED items (and keys' rate wake-ups, -key), by due time (hrtime ms) */
   uv_timer_t delay_timer; /* fires at the first due time in `delayed` */
   uv_timer_t max_time_timer; /* run_queue{ max_time = } */
 
   aq_limit_key *keys; /* index = limit key id; keys[0] unused */
   int32_t nkeys, keys_cap;
   int64_t held;       /* items in the keys' waiting queues */
+  int64_t tokens;     /* keys' tokens in `queued` */
+  int64_t key_wakes;  /* keys' wake-ups in `delayed` */
   int32_t drop_scan;  /* limits_pop_held: the first key that may hold items */
 
   int32_t *reaped;    /* finalized ids Lua has not released yet */
@@ -184,15 +183,17 @@ int32_t aq__sched_attempt(aq_engine *E, int32_t id);
 
 /* --- the scheduler's inner parts (scheduler.c, sched_timers.c, sched_limits.c) --- */
 /* An item's wait for a time is over, it may start: into `queued`, or held
- * back by its limit key (unless the key already let it through). */
+ * by its limit key. */
 void sched_item_ready(aq_engine *E, int32_t id);
 /* Puts an item into `queued` (state QUEUED). Returns 0, or -1 out of memory. */
 int sched_push_queued(aq_sched *s, int32_t id);
 
 /* sched_timers.c: delays and backoff, job timeouts, max_time */
-/* Puts an item into `delayed` until hrtime `due_ms`, in `state` (DELAYED or
- * RATE_WAIT). Returns 0, or -1 out of memory. */
-int sched_delay_item(aq_engine *E, int32_t id, double due_ms, aq_item_state state);
+/* Puts an item into `delayed` (state DELAYED) until hrtime `due_ms`. Returns
+ * 0, or -1 out of memory. */
+int sched_delay_item(aq_engine *E, int32_t id, double due_ms);
+/* Wakes limit key `key` (limits_key_wake) at hrtime `due_ms`. Returns 0 or -1. */
+int sched_delay_key(aq_engine *E, int32_t key, double due_ms);
 /* Takes any one item out of `delayed` (graceful stop). Returns 1, or 0 when
  * none is left. */
 int sched_pop_delayed(aq_engine *E, int32_t *id);
@@ -209,9 +210,14 @@ void aq__sched_arm_timeout(aq_engine *E, double seconds);
 
 /* sched_limits.c: limit keys */
 int32_t aq__sched_limit_key_add(aq_engine *E, int32_t per_key, double rate);
-/* An item with a limit key may start: hold it, or let it through. Returns 0,
- * or -1 out of memory. */
+/* An item with a limit key may start: it is held by its key. Returns 0, or -1
+ * out of memory. */
 int limits_item_ready(aq_engine *E, int32_t id);
+/* A worker took a token of `key`: the held item to start into *id (1), or 0
+ * when the key may not start one now. */
+int limits_take_token(aq_engine *E, int32_t key, int32_t *id);
+/* The key's rate allows its next start (its wake-up in `delayed` is due). */
+void limits_key_wake(aq_engine *E, int32_t key);
 /* An item of a limit key started / finished (done, failed, retried). */
 void limits_item_started(aq_engine *E, aq_item_rec *r);
 void limits_item_ended(aq_engine *E, aq_item_rec *r);

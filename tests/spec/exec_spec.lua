@@ -205,6 +205,14 @@ describe("aqueue.exec", function()
       local res = assert(exec{ "echo", "quick", timeout = 5 })
       assert.are.equal("quick\n", res.stdout)
     end)
+
+    it("counts from the call, also after the task computed without yielding", function()
+      local t = aqueue.now()
+      while aqueue.now() - t < 0.4 do end -- the loop's clock is 0.4 s old now
+      local res, err = exec{ "sleep", "0.1", timeout = 0.3 }
+      assert.is_table(res, err)
+      assert.are.equal(0, res.code)
+    end)
   end)
 
   it("runs many programs at once, each task getting its own output", function()

@@ -565,3 +565,30 @@ describe("retries", function()
     assert.is_true(distinct >= 10, "only " .. distinct .. " distinct waits among 40")
   end)
 end)
+
+describe("a timeout counts from the start of the attempt", function()
+  it("also when the worker computed without yielding just before", function()
+    local Busy = aqueue.Item:extend("ToStaleBusy")
+    local Quick = aqueue.Item:extend("ToStaleQuick")
+    Quick.timeout = 0.15
+    function Busy:process()
+      local t = aqueue.now()
+      while aqueue.now() - t < 0.4 do end -- the loop's clock is 0.4 s old after this
+    end
+    function Quick:process()
+      aqueue.sleep(0.05)
+      return "in time"
+    end
+    local Root = aqueue.Item:extend("ToStaleRoot")
+    local got
+    function Root:process(enqueue)
+      local q = enqueue(Quick{})
+      enqueue(Busy{})
+      got = { q:result() }
+    end
+    -- lifo, one worker: Busy runs, then Quick on the same worker at once
+    local summary = aqueue.run_queue{ initial_items = { Root{} }, num_workers = 1, progress = "none" }
+    assert.are.same({ "in time" }, got)
+    assert.are.equal(0, summary.failed)
+  end)
+end)
