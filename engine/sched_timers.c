@@ -124,11 +124,7 @@ double aq__sched_retry(aq_engine *E, int32_t id, double base_s, double cap_s) {
   s->retried++;
   s->running_jobs--;
   if (r->limit_key) limits_item_ended(E, r);
-  aq_task *t = E->current;
-  if (t->job) {
-    sched_job_timer_stop(t);
-    t->job = 0;
-  }
+  sched_job_over(E);
   /* A graceful stop drops the item with the other waiting ones. */
   if (s->stopping) sched_notify_waiter(E);
   return wait_s;

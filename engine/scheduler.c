@@ -431,8 +431,7 @@ int32_t aq__sched_take(aq_engine *E) {
   return job;
 }
 
-/* The job of the runner that called (if any) is over. */
-static void job_over(aq_engine *E) {
+void sched_job_over(aq_engine *E) {
   aq_task *t = E->current;
   if (t->job) {
     sched_job_timer_stop(t);
@@ -457,7 +456,7 @@ void aq__sched_process_done(aq_engine *E, int32_t id, int32_t ok) {
   if (r->flags & AQ_ITEM_TRACK_OVERALL) s->overall_done++;
   r->state = AQ_ITEM_OPEN;
   s->running_jobs--;
-  job_over(E);
+  sched_job_over(E);
   close_one(s, id);
   sched_notify_waiter(E);
 }
@@ -471,7 +470,7 @@ void aq__sched_hook_done(aq_engine *E, int32_t id, int32_t ok) {
     E->had_failures = 1;
   }
   s->running_jobs--;
-  job_over(E);
+  sched_job_over(E);
   int32_t parent = r->parent;
   free_item(s, id);
   close_one(s, parent);

@@ -185,6 +185,9 @@ int32_t aq__sched_attempt(aq_engine *E, int32_t id);
 /* An item's wait for a time is over, it may start: into `queued`, or held
  * by its limit key. */
 void sched_item_ready(aq_engine *E, int32_t id);
+/* The job of the calling runner (if the caller is one) is over: its timeout
+ * is stopped. */
+void sched_job_over(aq_engine *E);
 /* Puts an item into `queued` (state QUEUED). Returns 0, or -1 out of memory. */
 int sched_push_queued(aq_sched *s, int32_t id);
 
