@@ -2,12 +2,7 @@
 -- seen in this run returns nil, "duplicate" and does nothing.
 local aqueue = require("aqueue")
 
-local function run(items, opts)
-  opts = opts or {}
-  opts.initial_items = items
-  opts.progress = "none"
-  return aqueue.run_queue(opts)
-end
+local run = require("tests.support.runs").quiet
 
 describe("Item:key()", function()
   it("makes a second enqueue of the same key return nil, 'duplicate' and run nothing", function()

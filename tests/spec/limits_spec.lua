@@ -12,18 +12,8 @@ local now = aqueue.now
 -- engine took the item: allow this much jitter between two such readings.
 local TOLERANCE = 0.002
 
-local function run(items, opts)
-  opts = opts or {}
-  opts.initial_items = items
-  opts.progress = "none"
-  return aqueue.run_queue(opts)
-end
-
-local function error_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
+local runs = require("tests.support.runs")
+local run, error_of = runs.quiet, runs.error_of
 
 -- A class whose items have the limit key `self.lk` (nil: none), sleep
 -- `self.wait` seconds (if set) and record, per key ("-" for none): how many

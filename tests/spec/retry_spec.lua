@@ -3,12 +3,7 @@
 -- handle and the summary. Timing of the backoff is in timeout_spec.lua.
 local aqueue = require("aqueue")
 
-local function run(items, opts)
-  opts = opts or {}
-  opts.initial_items = items
-  opts.progress = "none"
-  return aqueue.run_queue(opts)
-end
+local run = require("tests.support.runs").quiet
 
 describe("retries", function()
   it("run a failing process again until it succeeds; the handle gets the successful attempt's result", function()

@@ -6,18 +6,8 @@ local capture_stderr = require("tests.support.capture").stderr
 
 local now = aqueue.now
 
-local function run(items, opts)
-  opts = opts or {}
-  opts.initial_items = items
-  opts.progress = "none"
-  return aqueue.run_queue(opts)
-end
-
-local function error_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
+local runs = require("tests.support.runs")
+local run, error_of = runs.quiet, runs.error_of
 
 describe("run_queue{ max_items = n }", function()
   it("starts exactly n items, lets them finish with their hooks, and drops the rest", function()
