@@ -19,8 +19,11 @@ static const char usage[] =
     "options:\n"
     "  -w, --workers N    num_workers when the script does not give it\n"
     "  --order MODE       lifo | fifo | priority, when the script does not give it\n"
-    "  --state FILE       persist the queue in FILE (not available yet)\n"
-    "  --fresh            with --state: start anew (not available yet)\n"
+    "  --state FILE       persist the queue in FILE; rerunning with the same FILE resumes\n"
+    "  --fresh            with --state: discard an unfinished run in FILE and start anew\n"
+    "  --status           with --state: print the run's pending, done and failed items\n"
+    "                     (no script needed; nothing runs)\n"
+    "  --retry-failed     with --state: put the failed items back to be run again\n"
     "  --progress MODE    auto | tty | plain | json | none: the live display\n"
     "                     (auto: tty when stderr is a terminal, else plain)\n"
     "  --version          print the version and exit\n"
@@ -103,17 +106,32 @@ int cli_parse(int argc, char **argv, aq_cli *cli) {
       cli->progress = v ? display_parse_mode(v) : -1;
       if (cli->progress < 0)
         return bad_usage("--progress must be auto, tty, plain, json or none, got '%s'", v ? v : "");
-    } else if (matches(arg, "--state") || matches(arg, "--fresh")) {
-      char name[32];
-      snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
-      fprintf(stderr, "aqueue-run: %s is not available in this version yet: persistence (state files) is still to come\n",
-              name);
-      return AQ_EXIT_USAGE;
+    } else if (matches(arg, "--state")) {
+      const char *v = option_value(argc, argv, &i, arg, 7);
+      if (!v || *v == '\0') return bad_usage("--state needs a file name%s", "");
+      cli->state = v;
+    } else if (strcmp(arg, "--fresh") == 0) {
+      cli->fresh = 1;
+    } else if (strcmp(arg, "--status") == 0) {
+      cli->status = 1;
+    } else if (strcmp(arg, "--retry-failed") == 0) {
+      cli->retry_failed = 1;
     } else {
       return bad_usage("unknown option '%s'", arg);
     }
   }
-  if (i >= argc) return bad_usage("%s", "no script given");
+  if ((cli->fresh || cli->status || cli->retry_failed) && !cli->state)
+    return bad_usage("%s needs --state FILE", cli->fresh ? "--fresh" : cli->status ? "--status" : "--retry-failed");
+  if (cli->fresh && (cli->status || cli->retry_failed))
+    return bad_usage("%s", "--fresh cannot be combined with --status or --retry-failed");
+  if (cli->status) {
+    if (i < argc) return bad_usage("%s", "--status runs no script: give only --state FILE --status");
+    return 0;
+  }
+  if (i >= argc) {
+    if (cli->retry_failed) return 0; /* only put the failed items back */
+    return bad_usage("%s", "no script given");
+  }
   cli->script_index = i;
   return 0;
 }

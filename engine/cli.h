@@ -6,7 +6,9 @@ typedef struct {
   int workers;        /* -w/--workers, 0 when not given */
   int order;          /* --order as an aq_order, -1 when not given */
   int progress;       /* --progress as an aq_progress, -1 when not given */
-  int script_index;   /* argv index of the script; arguments after it are the script's */
+  const char *state;  /* --state FILE, NULL when not given */
+  int fresh, status, retry_failed; /* --fresh, --status, --retry-failed */
+  int script_index;   /* 0 when no script was given (--status, --retry-failed) */   /* argv index of the script; arguments after it are the script's */
   int show_help, show_version;
 } aq_cli;
 

@@ -235,8 +235,8 @@ static int l_log(lua_State *L) {
   return 0;
 }
 
-/* core.defaults() -> num_workers, order, progress from the command line (nil
- * when unset). */
+/* core.defaults() -> num_workers, order, progress, state, fresh, retry_failed
+ * from the command line (nil or false when unset). */
 static int l_defaults(lua_State *L) {
   aq_engine *E = engine(L);
   if (E->cli_workers > 0) lua_pushinteger(L, E->cli_workers);
@@ -245,7 +245,11 @@ static int l_defaults(lua_State *L) {
   else lua_pushnil(L);
   if (E->cli_progress >= 0) lua_pushstring(L, aq_progress_names[E->cli_progress]);
   else lua_pushnil(L);
-  return 3;
+  if (E->cli_state) lua_pushstring(L, E->cli_state);
+  else lua_pushnil(L);
+  lua_pushboolean(L, E->cli_fresh);
+  lua_pushboolean(L, E->cli_retry_failed);
+  return 6;
 }
 
 /* core.output(stream, text): text the script writes to stdout (1) or stderr

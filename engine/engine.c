@@ -20,6 +20,7 @@
 #include <lualib.h>
 
 #include "engine.h"
+#include "statedb.h"
 
 /* How long the driver may run tasks before the loop gets control back. */
 #define SLICE_NS (10 * 1000 * 1000)
@@ -250,6 +251,7 @@ aq_engine *engine_create(void) {
 
   core_lua_open(E->L);
   modules_open(E->L);
+  statedb_lua_open(E->L);
   return E;
 }
 
@@ -290,6 +292,21 @@ int engine_load_script(aq_engine *E, const char *path, int argc, char **argv, in
   luaL_checkstack(E->L, nargs, "too many script arguments");
   for (int i = script_index + 1; i < argc; i++) lua_pushstring(E->L, argv[i]);
   E->main_task = task_create(E, AQ_TASK_MAIN, E->L, nargs);
+  if (!E->main_task) {
+    fprintf(stderr, "aqueue-run: out of memory\n");
+    return AQ_EXIT_FAILED;
+  }
+  return 0;
+}
+
+int engine_load_tool(aq_engine *E, const char *module, const char *command) {
+  if (luaL_loadstring(E->L, "local module, command = ...; return require(module).main(command)") != 0) {
+    fprintf(stderr, "aqueue-run: %s\n", lua_tostring(E->L, -1));
+    return AQ_EXIT_FAILED;
+  }
+  lua_pushstring(E->L, module);
+  lua_pushstring(E->L, command);
+  E->main_task = task_create(E, AQ_TASK_MAIN, E->L, 2);
   if (!E->main_task) {
     fprintf(stderr, "aqueue-run: out of memory\n");
     return AQ_EXIT_FAILED;
@@ -357,6 +374,7 @@ static void on_walk_close(uv_handle_t *handle, void *arg) {
 
 void engine_destroy(aq_engine *E) {
   engine_shutdown_now(E);
+  statedb_close_all(E); /* commits what the run wrote last */
   run_close_hooks(E);
   display_close(E);
   sched_close(E);

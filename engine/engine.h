@@ -43,6 +43,7 @@ struct aq_engine {
   aq_sched sched;
   aq_display display;
   struct aq_close_hook *close_hooks; /* aq_engine_on_close, newest first */
+  struct aq_statedb *statedbs; /* files open through aqueue.statedb (statedb.c) */
 
   int sigint_count;
   int shutdown;          /* cancel every task and leave the loop */
@@ -52,6 +53,8 @@ struct aq_engine {
   int32_t cli_workers;   /* -w: num_workers when run_queue does not say; 0 unset */
   int cli_order;         /* --order: an aq_order, -1 unset */
   int cli_progress;      /* --progress: an aq_progress, -1 unset */
+  const char *cli_state; /* --state FILE, NULL unset (points into argv) */
+  int cli_fresh, cli_retry_failed; /* --fresh, --retry-failed */
   uint64_t slice_deadline; /* the driver yields to the loop after this (hrtime) */
 };
 
@@ -63,6 +66,10 @@ aq_engine *engine_create(void);
 /* Loads `path` as the main task with the script arguments. Returns 0, or a
  * non-zero exit status after printing why (unreadable file, syntax error). */
 int engine_load_script(aq_engine *E, const char *path, int argc, char **argv, int script_index);
+
+/* Loads `require(module).main(command)` as the main task: the command-line
+ * tools that run no script (--status). Returns 0 or an exit status. */
+int engine_load_tool(aq_engine *E, const char *module, const char *command);
 
 /* Runs the loop until every task has ended; returns the exit status. */
 int engine_run(aq_engine *E);

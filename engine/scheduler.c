@@ -548,6 +548,57 @@ void sched_drop_queued(aq_engine *E, void (*dropped)(int32_t id, void *ud), void
   sched_notify_waiter(E);
 }
 
+/* --- resuming a run from its state file --- */
+
+/* An item whose process() finished before the restart: it is OPEN (waiting
+ * for its children, then its hook) and holds itself open until
+ * aq__sched_restore_release, so its children can be restored under it first.
+ * Returns its id, or -1 out of memory, -4 no run. */
+int32_t aq__sched_restore_open(aq_engine *E, int32_t parent, int32_t class_id, int32_t flags) {
+  aq_sched *s = &E->sched;
+  if (!s->active) return -4;
+  int32_t id = new_item_id(s);
+  if (id < 0) return -1;
+  aq_item_rec *r = rec(s, id);
+  memset(r, 0, sizeof *r);
+  r->parent = parent;
+  r->pending = 1;
+  r->class_id = (uint16_t)class_id;
+  r->flags = (uint8_t)flags;
+  r->state = AQ_ITEM_OPEN;
+  r->max_attempts = 1;
+  if (parent) rec(s, parent)->pending++;
+  s->live_items++;
+  if (flags & AQ_ITEM_TRACK_OVERALL) {
+    s->overall_total++;
+    s->overall_done++;
+  }
+  return id;
+}
+
+/* A child enqueued while the run stops is kept in the state file for the
+ * next run: its parent stays open (no hook) as for a dropped child. */
+void aq__sched_hold_open(aq_engine *E, int32_t parent) {
+  if (parent > 0 && E->sched.active) rec(&E->sched, parent)->pending++;
+}
+
+/* The restored children of an open item are in: let its subtree close. */
+void aq__sched_restore_release(aq_engine *E, int32_t id) {
+  close_one(&E->sched, id);
+  sched_notify_waiter(E);
+}
+
+/* A restored item already used `attempts` of its attempts. */
+void aq__sched_restore_attempts(aq_engine *E, int32_t id, int32_t attempts) {
+  rec(&E->sched, id)->attempts = (uint16_t)attempts;
+}
+
+/* track_overall items finished before the restart: the overall bar counts them. */
+void aq__sched_add_overall_done(aq_engine *E, int64_t n) {
+  E->sched.overall_total += n;
+  E->sched.overall_done += n;
+}
+
 /* Returns a finalized id whose item table Lua should release, 0 when none. */
 int32_t aq__sched_reap(aq_engine *E) {
   aq_sched *s = &E->sched;

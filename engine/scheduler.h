@@ -180,6 +180,12 @@ int32_t aq__sched_current_job(aq_engine *E);
 void aq__sched_set_desc(aq_engine *E, const char *text, size_t len);
 void aq__sched_note_duplicate(aq_engine *E);
 int32_t aq__sched_attempt(aq_engine *E, int32_t id);
+/* resuming from a state file (lua/aqueue/state.lua) */
+int32_t aq__sched_restore_open(aq_engine *E, int32_t parent, int32_t class_id, int32_t flags);
+void aq__sched_restore_release(aq_engine *E, int32_t id);
+void aq__sched_restore_attempts(aq_engine *E, int32_t id, int32_t attempts);
+void aq__sched_add_overall_done(aq_engine *E, int64_t n);
+void aq__sched_hold_open(aq_engine *E, int32_t parent);
 
 /* --- the scheduler's inner parts (scheduler.c, sched_timers.c, sched_limits.c) --- */
 /* An item's wait for a time is over, it may start: into `queued`, or held

@@ -14,6 +14,7 @@ local sched = require("aqueue.sched")
 local item_mod = require("aqueue.item")
 local handle = require("aqueue.handle")
 local traceback = require("aqueue.traceback")
+local state = require("aqueue.state")
 
 local C, E = sched.C, sched.E
 local class_of = item_mod.class_of
@@ -31,6 +32,7 @@ local errors_dropped = 0
 local seen_keys = {}      -- Item:key() values enqueued (dedup)
 local limits = nil        -- run_queue{ limits = } (checked), nil for none
 local limit_key_ids = {}  -- Item:limit_key() value -> the scheduler's key id
+local persisting = false -- the run has a state file (aqueue.state)
 
 local MAX_RETRIES = 65534 -- attempts are counted in 16 bits
 
@@ -95,29 +97,9 @@ local function limit_key_id(k)
   return id
 end
 
--- Enqueues `child` under `parent` (nil for a root item). Returns a handle, or
--- nil, "stopped" when the queue is stopping, or nil, "duplicate" when an item
--- with the same key() was enqueued in this run. Misuse raises at `level`.
-local function enqueue_child(parent, child, level)
-  local cls = class_of(child)
-  if not cls then
-    error("enqueue: expected an item (an instance of an aqueue.Item class), got " .. describe(child), level)
-  end
-  if child.process == nil then
-    error(("enqueue: %s has no process method (define function %s:process(enqueue, set_desc))")
-      :format(cls.__name, cls.__name), level)
-  end
-  if rawget(child, "_aq_id") ~= nil then
-    error("enqueue: this " .. cls.__name .. " item was already enqueued; make a new one", level)
-  end
-  local parent_id = 0
-  if parent ~= nil then
-    parent_id = rawget(parent, "_aq_id")
-    if not parent_id then
-      error(("enqueue: cannot add a child to a %s item that is %s"):format(parent.__name,
-        parent_id == false and "finished (its subtree already completed)" or "not enqueued"), level)
-    end
-  end
+-- The scheduler's view of item `child` of class `cls`, its fields checked:
+-- priority, flags, delay, limit key id, attempts allowed. Raises at `level`.
+local function sched_fields(child, cls, level)
   local priority = child.priority
   if type(priority) ~= "number" then
     error(("enqueue: %s.priority must be a number, got %s"):format(cls.__name, type(priority)), level)
@@ -145,6 +127,58 @@ local function enqueue_child(parent, child, level)
       end
     end
   end
+  local flags = 0
+  if child.track_overall then flags = flags + sched.TRACK_OVERALL end
+  if child.after_children_processed ~= nil then flags = flags + sched.HAS_HOOK end
+  return priority, flags, delay, limit_key, retries + 1
+end
+
+-- The item a re-running parent enqueues again (state file): a handle to the
+-- child it enqueued before the restart, live or finished (`same` false).
+local function handle_of_known(child, same, err)
+  if same then
+    return new_item_handle(same)
+  end
+  child._aq_id = false
+  child._aq_error = err
+  return new_item_handle(child)
+end
+
+-- Enqueues `child` under `parent` (nil for a root item). Returns a handle, or
+-- nil, "stopped" when the queue is stopping, or nil, "duplicate" when an item
+-- with the same key() was enqueued in this run. Misuse raises at `level`.
+local function enqueue_child(parent, child, level)
+  local cls = class_of(child)
+  if not cls then
+    error("enqueue: expected an item (an instance of an aqueue.Item class), got " .. describe(child), level)
+  end
+  if child.process == nil then
+    error(("enqueue: %s has no process method (define function %s:process(enqueue, set_desc))")
+      :format(cls.__name, cls.__name), level)
+  end
+  if rawget(child, "_aq_id") ~= nil then
+    error("enqueue: this " .. cls.__name .. " item was already enqueued; make a new one", level)
+  end
+  local parent_id = 0
+  if parent ~= nil then
+    parent_id = rawget(parent, "_aq_id")
+    if not parent_id then
+      error(("enqueue: cannot add a child to a %s item that is %s"):format(parent.__name,
+        parent_id == false and "finished (its subtree already completed)" or "not enqueued"), level)
+    end
+  end
+  local priority, flags, delay, limit_key, max_attempts = sched_fields(child, cls, level + 1)
+  local json, ordinal
+  if persisting then
+    json = state.encode(child, cls.__name, level + 1)
+    ordinal = state.next_ordinal(parent)
+    if parent ~= nil then
+      local same, err = state.known_child(parent, ordinal, cls.__name)
+      if same ~= nil then
+        return handle_of_known(child, same, err)
+      end
+    end
+  end
   local dedup_key = nil
   local key_fn = child.key
   if key_fn ~= nil then
@@ -154,12 +188,13 @@ local function enqueue_child(parent, child, level)
       return nil, "duplicate"
     end
   end
-  local flags = 0
-  if child.track_overall then flags = flags + sched.TRACK_OVERALL end
-  if child.after_children_processed ~= nil then flags = flags + sched.HAS_HOOK end
-  local id = C.aq__sched_enqueue(E, parent_id, cls.__aq_class_id, priority, flags, delay, limit_key, retries + 1)
+  local id = C.aq__sched_enqueue(E, parent_id, cls.__aq_class_id, priority, flags, delay, limit_key, max_attempts)
   if id <= 0 then
     if id == -2 then
+      if persisting then -- kept for the next run, under its parent
+        C.aq__sched_hold_open(E, parent_id)
+        state.added(child, cls.__name, parent, ordinal, dedup_key, json)
+      end
       return nil, "stopped"
     elseif id == -3 then
       error(("enqueue: cannot add a child to a %s item whose subtree already completed")
@@ -174,6 +209,9 @@ local function enqueue_child(parent, child, level)
   child._aq_id = id
   if parent ~= nil then
     child.parent = parent
+  end
+  if persisting then
+    state.added(child, cls.__name, parent, ordinal, dedup_key, json)
   end
   return new_item_handle(child)
 end
@@ -226,10 +264,17 @@ local function fail_process(id, item, err)
       attempt, item.retries + 1, wait, message)
     core.log("aqueue: " .. text)
     core.note_error(text)
+    if persisting then
+      state.retrying(item, attempt)
+    end
     return
   end
   item._aq_last_error = nil
-  settle_item(item, id, false, report_failure(item, "process", err, attempt))
+  local message = report_failure(item, "process", err, attempt)
+  settle_item(item, id, false, message)
+  if persisting then
+    state.processed(item, false, attempt, message)
+  end
   C.aq__sched_process_done(E, id, 0)
 end
 
@@ -246,14 +291,21 @@ local function reap()
     if id == 0 then
       return
     end
-    items[id]._aq_id = false -- finished: no more children
+    local item = items[id]
+    item._aq_id = false -- finished: no more children
     items[id] = nil
+    if persisting then
+      state.finished(item)
+    end
   end
 end
 
 local function finish_process(id, item, ok, ...)
   if ok then
     settle_item(item, id, true, ...)
+    if persisting then
+      state.processed(item, true, C.aq__sched_attempt(E, id))
+    end
     C.aq__sched_process_done(E, id, 1)
   else
     fail_process(id, item, (...))
@@ -266,6 +318,9 @@ end
 local function finish_hook(id, item, ok, err)
   if not ok then
     report_failure(item, "after_children_processed", err)
+  end
+  if persisting then
+    state.finished(item) -- the hook ran: it will not run again
   end
   C.aq__sched_hook_done(E, id, ok and 1 or 0)
   if C.aq__sched_reaped_count(E) >= REAP_BATCH then
@@ -313,7 +368,7 @@ core.set_runner(runner, timed_out)
 local ORDERS = { lifo = true, fifo = true, priority = true }
 local OPTIONS = {
   initial_items = true, num_workers = true, order = true, progress = true,
-  limits = true, max_items = true, max_time = true,
+  limits = true, max_items = true, max_time = true, state = true,
 }
 local PROGRESS = { auto = true, tty = true, plain = true, json = true, none = true }
 
@@ -367,7 +422,7 @@ local function check_options(opts)
       error(("run_queue: unknown option %q"):format(tostring(k)), 3)
     end
   end
-  local cli_workers, cli_order, cli_progress = core.defaults()
+  local cli_workers, cli_order, cli_progress, cli_state = core.defaults()
   local num_workers = opts.num_workers or cli_workers or 5
   if type(num_workers) ~= "number" or num_workers < 1 or num_workers ~= math.floor(num_workers) then
     error("run_queue: num_workers must be a whole number >= 1, got " .. tostring(num_workers), 3)
@@ -407,7 +462,11 @@ local function check_options(opts)
   if max_time ~= nil and (type(max_time) ~= "number" or not (max_time > 0) or max_time == huge) then
     error("run_queue: max_time must be a number of seconds > 0, got " .. tostring(max_time), 3)
   end
-  return initial, num_workers, order, progress, check_limits(opts.limits), max_items or 0, max_time or 0
+  local state_file = opts.state or cli_state
+  if state_file ~= nil and (type(state_file) ~= "string" or state_file == "") then
+    error("run_queue: state must be a file name, got " .. tostring(state_file), 3)
+  end
+  return initial, num_workers, order, progress, check_limits(opts.limits), max_items or 0, max_time or 0, state_file
 end
 
 -- Settles the handles of items a graceful stop took out of the queue.
@@ -426,24 +485,87 @@ local function drop_queued()
   end
 end
 
+-- Puts a resumed run's unfinished items back into the scheduler (see
+-- state.load). Returns the counts of what the state file held.
+local function resume()
+  local opened = {}
+  local function restore(item, parent, open, attempts)
+    local cls = getmetatable(item)
+    local parent_id = parent and rawget(parent, "_aq_id") or 0
+    local priority, flags, delay, limit_key, max_attempts = sched_fields(item, cls, 3)
+    local id
+    if open then
+      id = C.aq__sched_restore_open(E, parent_id, cls.__aq_class_id, flags)
+      opened[#opened + 1] = id
+    else
+      id = C.aq__sched_enqueue(E, parent_id, cls.__aq_class_id, priority, flags, delay, limit_key, max_attempts)
+      if id > 0 and attempts > 0 then
+        C.aq__sched_restore_attempts(E, id, attempts)
+      end
+    end
+    if id <= 0 then
+      error("run_queue: out of memory while resuming", 0)
+    end
+    items[id] = item
+    item._aq_id = id
+  end
+  local keys, counts = state.load(item_mod.classes, restore, 3)
+  for i = 1, #opened do
+    C.aq__sched_restore_release(E, opened[i])
+  end
+  C.aq__sched_add_overall_done(E, counts.tracked_done)
+  seen_keys = keys
+  return counts
+end
+
+local function say_resumed(file, c)
+  if c.pending + c.open == 0 then
+    core.log(("aqueue: the run in %s is complete (%d done, %d failed): nothing to do; "
+      .. "--fresh starts anew, --retry-failed runs the failed items again"):format(file, c.done, c.failed))
+  else
+    core.log(("aqueue: resuming the run in %s: %d items to run, %d waiting for their children; "
+      .. "%d done and %d failed before"):format(file, c.pending, c.open, c.done, c.failed))
+  end
+end
+
 local function run_queue(opts)
-  local initial, num_workers, order, progress, run_limits, max_items, max_time = check_options(opts)
+  local initial, num_workers, order, progress, run_limits, max_items, max_time, state_file = check_options(opts)
+  local resuming = false
+  if state_file then
+    local _, _, _, _, fresh, retry_failed = core.defaults()
+    resuming = state.start(state_file, fresh, retry_failed, 2)
+    persisting = true
+  end
   core.run_start(num_workers, order, progress, max_items, max_time)
   errors, errors_dropped = {}, 0
   seen_keys, limits, limit_key_ids = {}, run_limits, {}
+  local resumed = nil
   local ok, err = pcall(function()
-    for i = 1, #initial do
-      enqueue_child(nil, initial[i], 4)
+    if resuming then
+      resumed = resume()
+      say_resumed(state_file, resumed)
+    else
+      for i = 1, #initial do
+        enqueue_child(nil, initial[i], 4)
+      end
     end
   end)
-  if not ok then -- an invalid initial item: nothing has started yet
+  if not ok then -- an invalid initial item, or a run that cannot resume: nothing has started yet
     core.run_finish()
+    for _, item in pairs(items) do
+      item._aq_id = false
+    end
     items = {}
+    if persisting then
+      persisting = false
+      state.abandon()
+    end
     error(err, 0)
   end
   while core.run_wait() == "stopping" do
     drop_queued()
   end
+  reap()
   local summary = core.run_finish()
   for _, item in pairs(items) do
     item._aq_id = false
@@ -453,6 +575,15 @@ local function run_queue(opts)
   handle.reset_item_waiters()
   summary.errors = errors
   summary.errors_not_kept = errors_dropped
+  if persisting then
+    persisting = false
+    summary.state = state_file
+    summary.resumed = resumed
+    local committed, why = state.finish()
+    if not committed then
+      error("run_queue: " .. why, 2)
+    end
+  end
   return summary
 end
 

@@ -21,6 +21,11 @@ int32_t aq__sched_attempt(struct aq_engine *E, int32_t id);
 double aq__sched_retry(struct aq_engine *E, int32_t id, double base_s, double cap_s);
 void aq__sched_arm_timeout(struct aq_engine *E, double seconds);
 int32_t aq__sched_limit_key_add(struct aq_engine *E, int32_t per_key, double rate);
+int32_t aq__sched_restore_open(struct aq_engine *E, int32_t parent, int32_t class_id, int32_t flags);
+void aq__sched_restore_release(struct aq_engine *E, int32_t id);
+void aq__sched_restore_attempts(struct aq_engine *E, int32_t id, int32_t attempts);
+void aq__sched_add_overall_done(struct aq_engine *E, int64_t n);
+void aq__sched_hold_open(struct aq_engine *E, int32_t parent);
 ]])
 
 return {

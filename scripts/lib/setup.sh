@@ -5,14 +5,14 @@
 AQUEUE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 AQUEUE_BUILD="$AQUEUE_ROOT/build"
 
-# Build tools, LuaJIT, libuv, lua-cjson, libcurl, busted (the test runner), and
+# Build tools, LuaJIT, libuv, lua-cjson, libcurl, SQLite, busted (the test runner), and
 # what the tests, examples and benchmarks drive: nginx (a local site to crawl;
 # setpriv from util-linux ties it to its parent, openssl makes its test
 # certificate), wrk (the HTTP reference), python3 (the asyncio references),
 # tmux (terminal tests).
 AQUEUE_PACKAGES=(
   build-essential cmake pkg-config
-  luajit libluajit-5.1-dev libuv1-dev lua-cjson lua-cjson-dev libcurl4-openssl-dev lua-busted
+  luajit libluajit-5.1-dev libuv1-dev lua-cjson lua-cjson-dev libcurl4-openssl-dev libsqlite3-dev lua-busted
   nginx-light util-linux openssl ca-certificates wrk python3 tmux procps time
 )
 

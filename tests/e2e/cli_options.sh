@@ -70,13 +70,17 @@ bad_usage "--progress with an unknown mode" --progress fancy "$S" main 0
 expect_contains "$ERR" "fancy" "--progress fancy: the message shows the bad value"
 bad_usage "--progress without a value" --progress
 
-# --- options of later versions: refused with a clear message ---
-for args in "--state $TMP/state.db" "--state=$TMP/state.db" "--fresh"; do
-  # shellcheck disable=SC2086
-  bad_usage "$args (not available yet)" $args "$S" main 0
-  expect_contains "$ERR" "not available" "$args: the message says it is not available yet"
+# --- the state file options (their behaviour: state_resume.sh) ---
+bad_usage "--state without a value" --state
+bad_usage "--state= (empty)" --state= "$S" main 0
+for opt in --fresh --status --retry-failed; do
+  bad_usage "$opt without --state" "$opt" "$S" main 0
+  expect_contains "$ERR" "$opt needs --state FILE" "$opt: the message names what is missing"
 done
-[ ! -e "$TMP/state.db" ] || fail "--state: a refused option must not create the state file"
-pass "--state: no state file was created"
+bad_usage "--fresh with --status" --state "$TMP/state.db" --fresh --status
+run "$AQUEUE_RUN" --state "$TMP/state.db" "$S" main 0
+expect_rc 0 "--state with a script that runs no queue"
+[ ! -e "$TMP/state.db" ] || fail "--state: a script that runs no queue must not create the state file"
+pass "--state: no state file was created without a run"
 
 finish

@@ -1,0 +1,219 @@
+/*
+ * state_encode.c — Lua values to JSON for the state file, the store and the
+ * disk queue: statedb.encode_item(item) and statedb.encode(value).
+ *
+ * Written here rather than with lua-cjson's encoder because what goes into a
+ * state file must come back exactly: numbers keep all 17 digits, and what JSON
+ * cannot hold is refused with the path of the offending field instead of being
+ * changed on the way (a table mixing list and string keys, a sparse list, a
+ * function, an object with a metatable, NaN, a cycle). Reading back uses
+ * lua-cjson's decoder.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "buf.h"
+
+#define MAX_DEPTH 64
+
+typedef struct {
+  aq_buf out;
+  char problem[256]; /* what cannot be saved, set on failure */
+  char path[256];    /* where: "url", "tags[3]", "meta.size" */
+} encoder;
+
+static void add_string(aq_buf *b, const char *s, size_t len) {
+  buf_reserve(b, len + 2);
+  buf_add(b, "\"", 1);
+  size_t start = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    buf_add(b, s + start, i - start);
+    start = i + 1;
+    if (c == '"') buf_add(b, "\\\"", 2);
+    else if (c == '\\') buf_add(b, "\\\\", 2);
+    else if (c == '\n') buf_add(b, "\\n", 2);
+    else if (c == '\t') buf_add(b, "\\t", 2);
+    else buf_printf(b, "\\u%04x", c);
+  }
+  buf_add(b, s + start, len - start);
+  buf_add(b, "\"", 1);
+}
+
+static int fail(encoder *e, const char *what) {
+  snprintf(e->problem, sizeof e->problem, "%s", what);
+  return -1;
+}
+
+/* Appends ".key" or "[n]" to the path while a field is encoded. */
+static size_t path_push_key(encoder *e, const char *key, size_t len) {
+  size_t at = strlen(e->path);
+  snprintf(e->path + at, sizeof e->path - at, "%s%.*s", at ? "." : "", (int)len, key);
+  return at;
+}
+
+static size_t path_push_index(encoder *e, lua_Number n) {
+  size_t at = strlen(e->path);
+  snprintf(e->path + at, sizeof e->path - at, "[%.0f]", n);
+  return at;
+}
+
+static int encode_value(lua_State *L, encoder *e, int idx, int depth);
+
+/* The table at idx: a list 1..n, or a table with string keys only. */
+static int encode_table(lua_State *L, encoder *e, int idx, int depth) {
+  if (depth > MAX_DEPTH) return fail(e, "nests too deeply (a table that contains itself?)");
+  if (lua_getmetatable(L, idx)) {
+    lua_pop(L, 1);
+    return fail(e, "is an object with a metatable (only plain tables can be saved)");
+  }
+  size_t n = lua_objlen(L, idx);
+  size_t count = 0, strings = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    count++;
+    if (lua_type(L, -2) == LUA_TSTRING) strings++;
+    lua_pop(L, 1);
+  }
+  if (count > 0 && strings == count) {
+    buf_add(&e->out, "{", 1);
+    int first = 1;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      size_t klen;
+      const char *k = lua_tolstring(L, -2, &klen);
+      if (!first) buf_add(&e->out, ",", 1);
+      first = 0;
+      add_string(&e->out, k, klen);
+      buf_add(&e->out, ":", 1);
+      size_t at = path_push_key(e, k, klen);
+      if (encode_value(L, e, lua_gettop(L), depth + 1) != 0) {
+        lua_pop(L, 2);
+        return -1;
+      }
+      e->path[at] = '\0';
+      lua_pop(L, 1);
+    }
+    buf_add(&e->out, "}", 1);
+    return 0;
+  }
+  if (count != n) return fail(e, "mixes list entries with other keys, or is a list with holes (JSON cannot hold it)");
+  buf_add(&e->out, "[", 1);
+  for (size_t i = 1; i <= n; i++) {
+    if (i > 1) buf_add(&e->out, ",", 1);
+    lua_rawgeti(L, idx, (int)i);
+    size_t at = path_push_index(e, (lua_Number)i);
+    if (encode_value(L, e, lua_gettop(L), depth + 1) != 0) {
+      lua_pop(L, 1);
+      return -1;
+    }
+    e->path[at] = '\0';
+    lua_pop(L, 1);
+  }
+  buf_add(&e->out, "]", 1);
+  return 0;
+}
+
+static int encode_value(lua_State *L, encoder *e, int idx, int depth) {
+  switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN:
+      buf_puts(&e->out, lua_toboolean(L, idx) ? "true" : "false");
+      return 0;
+    case LUA_TNUMBER: {
+      lua_Number x = lua_tonumber(L, idx);
+      if (!isfinite(x)) return fail(e, "is not a finite number (JSON cannot hold it)");
+      if (x == floor(x) && fabs(x) < 1e15) buf_printf(&e->out, "%.0f", x);
+      else buf_printf(&e->out, "%.17g", x);
+      return 0;
+    }
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      add_string(&e->out, s, len);
+      return 0;
+    }
+    case LUA_TTABLE:
+      luaL_checkstack(L, 4, "nests too deeply");
+      return encode_table(L, e, idx, depth);
+    default: {
+      char what[64];
+      snprintf(what, sizeof what, "is a %s", luaL_typename(L, idx));
+      return fail(e, what);
+    }
+  }
+}
+
+static encoder enc; /* loop thread only */
+
+static int encoded(lua_State *L, int rc) {
+  if (enc.out.failed) return luaL_error(L, "out of memory");
+  if (rc == 0) {
+    lua_pushlstring(L, enc.out.data, enc.out.len);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, enc.problem);
+  lua_pushstring(L, enc.path);
+  return 3;
+}
+
+/* statedb.encode_item(item) -> JSON of the item's own fields, or nil, problem,
+ * field. Leaves out what the engine sets on items: `parent` and `_aq_*`. */
+static int l_encode_item(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  buf_reset(&enc.out);
+  enc.path[0] = '\0';
+  buf_add(&enc.out, "{", 1);
+  int first = 1, rc = 0;
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      lua_pop(L, 2);
+      snprintf(enc.path, sizeof enc.path, "?");
+      rc = fail(&enc, "an item's fields must have string names");
+      break;
+    }
+    size_t klen;
+    const char *k = lua_tolstring(L, -2, &klen);
+    if ((klen == 6 && memcmp(k, "parent", 6) == 0) || (klen >= 4 && memcmp(k, "_aq_", 4) == 0)) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (!first) buf_add(&enc.out, ",", 1);
+    first = 0;
+    add_string(&enc.out, k, klen);
+    buf_add(&enc.out, ":", 1);
+    snprintf(enc.path, sizeof enc.path, "%.*s", (int)klen, k);
+    rc = encode_value(L, &enc, lua_gettop(L), 1);
+    if (rc != 0) {
+      lua_pop(L, 2);
+      break;
+    }
+    lua_pop(L, 1);
+  }
+  buf_add(&enc.out, "}", 1);
+  return encoded(L, rc);
+}
+
+/* statedb.encode(value) -> JSON, or nil, problem, where ("" for the value itself). */
+static int l_encode(lua_State *L) {
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  buf_reset(&enc.out);
+  enc.path[0] = '\0';
+  return encoded(L, encode_value(L, &enc, 1, 0));
+}
+
+void state_encode_register(lua_State *L) {
+  lua_pushcfunction(L, l_encode_item);
+  lua_setfield(L, -2, "encode_item");
+  lua_pushcfunction(L, l_encode);
+  lua_setfield(L, -2, "encode");
+}
+
+void state_encode_free(void) { buf_free(&enc.out); }

@@ -1,0 +1,252 @@
+-- aqueue.state: the run's state file (SPEC section 5), the Lua half of
+-- engine/statedb.c. run_queue calls in here at each step of an item's life;
+-- each call appends to the file's next group commit and never waits.
+--
+-- An item's row (table `items`) is written when it is enqueued (pending),
+-- when its process() ends (open: done or failed, with the error) or schedules
+-- a retry (attempts), and when its subtree is finished (its hook ran). Rows
+-- are kept after that: finished ones for dedup keys and for recognizing the
+-- children of a parent that runs again after a crash.
+--
+-- Identity: an item's row id (`_aq_pid`) is new with each enqueue; a child is
+-- also known by (parent row, ordinal): the nth enqueue made by its parent.
+-- When a parent whose completion was not committed runs again, its nth
+-- enqueue is the same item as its nth child recorded before (when the class
+-- matches), so the child is not enqueued twice.
+local ffi = require("ffi")
+local cjson = require("cjson").new()
+local statedb = require("aqueue.statedb")
+local statefile = require("aqueue.statefile")
+
+ffi.cdef([[
+struct aq_statedb;
+int aq__statedb_item_add(struct aq_statedb *db, int64_t pid, int64_t parent, int32_t ordinal, const char *cls,
+                         size_t cls_len, const char *key, size_t key_len, const char *fields, size_t fields_len);
+int aq__statedb_item_attempts(struct aq_statedb *db, int64_t pid, int32_t attempts);
+int aq__statedb_item_processed(struct aq_statedb *db, int64_t pid, int32_t ok, int32_t attempts, const char *error,
+                               size_t error_len);
+int aq__statedb_item_finished(struct aq_statedb *db, int64_t pid);
+]])
+local C = ffi.C
+local encode_item = statedb.encode_item
+local type, rawget, format = type, rawget, string.format
+
+local PENDING, OPEN = 0, 1
+local DONE, FAILED = 1, 2
+
+-- the run being persisted
+local db = nil   -- its open file (aqueue.statedb), nil when the run has none
+local ptr = nil  -- db's pointer for the FFI
+local path = nil
+local next_pid = 1
+local root_ordinal = 0
+local known = {} -- parent pid -> { [ordinal] = { class =, item = live item | false, error = } }
+local finished_here = {} -- state files whose run ended in this process
+
+local M = {}
+
+-- Item:key() values as stored: "s:" .. string, "n:" .. number, so 1 and "1"
+-- stay two keys.
+local function key_text(k)
+  if type(k) == "string" then
+    return "s:" .. k
+  end
+  return format("n:%.17g", k)
+end
+
+local function key_value(text)
+  local tag, rest = text:sub(1, 2), text:sub(3)
+  if tag == "s:" then
+    return rest
+  end
+  return tonumber(rest)
+end
+
+-- Opens `file` for a run. Options: fresh (discard its run), retry_failed (put
+-- failed items back). Returns whether the file holds a run to resume. Raises
+-- (at `level`) when the file cannot be used, leaving it as it was.
+function M.start(file, fresh, retry_failed, level)
+  if db then
+    error("run_queue: a run with state file " .. path .. " is already running", level + 1)
+  end
+  if finished_here[file] then
+    error(("run_queue: %s holds the run of an earlier run_queue call of this script; "
+      .. "give each run_queue call its own state file"):format(file), level + 1)
+  end
+  local d = statefile.open(file, "state", level + 1)
+  if fresh then
+    assert(d:exec("DELETE FROM items"))
+  elseif retry_failed then
+    local n = M.put_back_failed(d)
+    require("aqueue.core").log(("aqueue: %d failed item%s of %s put back to be run again"):format(n,
+      n == 1 and "" or "s", file))
+  end
+  db, ptr, path = d, ffi.cast("struct aq_statedb *", d:pointer()), file
+  next_pid, root_ordinal, known = 1, 0, {}
+  local max_pid = d:rows("SELECT coalesce(max(pid), 0) FROM items")()
+  next_pid = max_pid + 1
+  statefile.set_active_state(file)
+  return max_pid > 0
+end
+
+-- Failed items become pending again, with their attempts reset. Returns how
+-- many. Their hooks and their parents' hooks, if already run, do not run again.
+function M.put_back_failed(d)
+  return assert(d:exec("UPDATE items SET state = 0, outcome = 0, attempts = 0, error = NULL WHERE outcome = 2"))
+end
+
+-- The run ended: commit what it wrote (yields until then) and let go.
+-- Returns true, or nil and why the file could not be written.
+function M.finish()
+  local d = db
+  finished_here[path] = true
+  db, ptr, path, known = nil, nil, nil, {}
+  statefile.set_active_state(nil)
+  return d:flush()
+end
+
+-- The run could not start (a class is missing...): let go, writing nothing.
+function M.abandon()
+  db, ptr, path, known = nil, nil, nil, {}
+  statefile.set_active_state(nil)
+end
+
+-- The JSON of a new item's fields; raises at `level` when one cannot be saved.
+function M.encode(child, class_name, level)
+  local json, problem, field = encode_item(child)
+  if not json then
+    error(("enqueue: %s.%s cannot be saved in the state file: it %s"):format(class_name, field, problem), level + 1)
+  end
+  return json
+end
+
+-- The ordinal of the next child `parent` enqueues (a run-wide one for roots).
+function M.next_ordinal(parent)
+  if parent == nil then
+    root_ordinal = root_ordinal + 1
+    return root_ordinal
+  end
+  local n = (rawget(parent, "_aq_nchildren") or 0) + 1
+  parent._aq_nchildren = n
+  return n
+end
+
+-- The item a re-running parent enqueued before the restart as its `ordinal`th
+-- child, when of class `class_name`: the live item, or false when it finished
+-- (then also its error, if it failed). nil when there is none.
+function M.known_child(parent, ordinal, class_name)
+  local children = known[rawget(parent, "_aq_pid")]
+  local k = children and children[ordinal]
+  if not k or k.class ~= class_name then
+    return nil
+  end
+  children[ordinal] = nil
+  return k.item, k.error
+end
+
+-- A new item was enqueued: its row.
+function M.added(child, class_name, parent, ordinal, key, json)
+  local pid = next_pid
+  next_pid = pid + 1
+  child._aq_pid = pid
+  local parent_pid = parent and rawget(parent, "_aq_pid") or 0
+  if key ~= nil then
+    local kt = key_text(key)
+    C.aq__statedb_item_add(ptr, pid, parent_pid, ordinal, class_name, #class_name, kt, #kt, json, #json)
+  else
+    C.aq__statedb_item_add(ptr, pid, parent_pid, ordinal, class_name, #class_name, nil, 0, json, #json)
+  end
+end
+
+function M.retrying(item, attempts)
+  C.aq__statedb_item_attempts(ptr, item._aq_pid, attempts)
+end
+
+function M.processed(item, ok, attempts, err)
+  if ok then
+    C.aq__statedb_item_processed(ptr, item._aq_pid, 1, attempts, nil, 0)
+  else
+    C.aq__statedb_item_processed(ptr, item._aq_pid, 0, attempts, err, #err)
+  end
+end
+
+function M.finished(item)
+  local pid = rawget(item, "_aq_pid")
+  if pid then
+    item._aq_pid = false -- written once
+    C.aq__statedb_item_finished(ptr, pid)
+  end
+end
+
+-- Loads the run to resume. For each unfinished row, in row order (a parent
+-- before its children), builds the item and calls
+--   restore(item, parent_item_or_nil, open, attempts)
+-- which puts it in the scheduler: pending items to run, open ones to wait for
+-- their children and hook. Returns the keys seen before (for dedup) and the
+-- counts of the rows: { pending =, open =, done =, failed =, tracked_done = }.
+-- `classes` maps names to item classes; a missing one raises at `level`.
+function M.load(classes, restore, level)
+  local seen_keys = {}
+  for k in db:rows("SELECT key FROM items WHERE key IS NOT NULL") do
+    seen_keys[key_value(k)] = true
+  end
+  local counts = { pending = 0, open = 0, done = 0, failed = 0, tracked_done = 0 }
+  for class_name, outcome, n in db:rows("SELECT class, outcome, count(*) FROM items WHERE state = 2 GROUP BY 1, 2") do
+    local cls = classes[class_name]
+    if outcome == DONE then
+      counts.done = counts.done + n
+      if cls and cls.track_overall then
+        counts.tracked_done = counts.tracked_done + n
+      end
+    elseif outcome == FAILED then
+      counts.failed = counts.failed + n
+    end
+  end
+  local missing = {}
+  for class_name in db:rows("SELECT DISTINCT class FROM items WHERE state < 2") do
+    if not classes[class_name] then
+      missing[#missing + 1] = class_name
+    end
+  end
+  if #missing > 0 then
+    error(("run_queue: cannot resume the run in %s: its items are of class%s %s, which this script does not define "
+      .. "(Item:extend(%q)); --fresh starts anew"):format(path, #missing > 1 and "es" or "",
+      table.concat(missing, ", "), missing[1]), level + 1)
+  end
+  local live = {} -- pid -> item, for the unfinished ones
+  local pending_parents = {}
+  for pid, parent_pid, ordinal, class_name, fields, state, outcome, attempts in db:rows(
+    "SELECT pid, parent, ordinal, class, fields, state, outcome, attempts FROM items WHERE state < 2 ORDER BY pid") do
+    local item = setmetatable(cjson.decode(fields), classes[class_name])
+    item._aq_pid = pid
+    local parent = live[parent_pid] -- nil for a root, or a retried failed item whose parent finished
+    if parent then
+      item.parent = parent
+      if pending_parents[parent_pid] then
+        known[parent_pid][ordinal] = { class = class_name, item = item }
+      end
+    end
+    live[pid] = item
+    if state == PENDING then
+      pending_parents[pid] = true
+      known[pid] = {}
+      counts.pending = counts.pending + 1
+    else
+      counts.open = counts.open + 1
+      if outcome == FAILED then
+        counts.failed = counts.failed + 1
+      else
+        counts.done = counts.done + 1
+      end
+    end
+    restore(item, parent, state == OPEN, attempts)
+  end
+  for pid, parent_pid, ordinal, class_name, outcome, err in db:rows(
+    "SELECT pid, parent, ordinal, class, outcome, error FROM items "
+    .. "WHERE state = 2 AND parent IN (SELECT pid FROM items WHERE state = 0)") do
+    known[parent_pid][ordinal] = { class = class_name, item = false, error = outcome == FAILED and err or nil }
+  end
+  return seen_keys, counts
+end
+
+return M
