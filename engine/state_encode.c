@@ -1,6 +1,7 @@
 /*
  * state_encode.c — Lua values to JSON for the state file, the store and the
- * disk queue: statedb.encode_item(item) and statedb.encode(value).
+ * disk queue: state_encode_item() (an item's row, statedb.add_item) and
+ * statedb.encode(value).
  *
  * Written here rather than with lua-cjson's encoder because what goes into a
  * state file must come back exactly: numbers keep all 17 digits, and what JSON
@@ -10,6 +11,7 @@
  * lua-cjson's decoder.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,6 +45,18 @@ static void add_string(aq_buf *b, const char *s, size_t len) {
   }
   buf_add(b, s + start, len - start);
   buf_add(b, "\"", 1);
+}
+
+/* Whole numbers are most numbers: written without printf's float path. */
+static void add_integer(aq_buf *b, int64_t v) {
+  char digits[24], *p = digits + sizeof digits;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) *--p = '-';
+  buf_add(b, p, (size_t)(digits + sizeof digits - p));
 }
 
 static int fail(encoder *e, const char *what) {
@@ -127,7 +141,7 @@ static int encode_value(lua_State *L, encoder *e, int idx, int depth) {
     case LUA_TNUMBER: {
       lua_Number x = lua_tonumber(L, idx);
       if (!isfinite(x)) return fail(e, "is not a finite number (JSON cannot hold it)");
-      if (x == floor(x) && fabs(x) < 1e15) buf_printf(&e->out, "%.0f", x);
+      if (x == floor(x) && fabs(x) < 1e15) add_integer(&e->out, (int64_t)x);
       else buf_printf(&e->out, "%.17g", x);
       return 0;
     }
@@ -162,16 +176,16 @@ static int encoded(lua_State *L, int rc) {
   return 3;
 }
 
-/* statedb.encode_item(item) -> JSON of the item's own fields, or nil, problem,
- * field. Leaves out what the engine sets on items: `parent` and `_aq_*`. */
-static int l_encode_item(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+/* The JSON of the fields of the item table at idx, leaving out what the
+ * engine sets on items (`parent`, `_aq_*`): a pointer into a buffer reused by
+ * the next call, or NULL with *problem and *field set. */
+const char *state_encode_item(lua_State *L, int idx, size_t *len, const char **problem, const char **field) {
   buf_reset(&enc.out);
   enc.path[0] = '\0';
   buf_add(&enc.out, "{", 1);
   int first = 1, rc = 0;
   lua_pushnil(L);
-  while (lua_next(L, 1)) {
+  while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING) {
       lua_pop(L, 2);
       snprintf(enc.path, sizeof enc.path, "?");
@@ -197,7 +211,14 @@ static int l_encode_item(lua_State *L) {
     lua_pop(L, 1);
   }
   buf_add(&enc.out, "}", 1);
-  return encoded(L, rc);
+  if (enc.out.failed) luaL_error(L, "out of memory");
+  if (rc != 0) {
+    *problem = enc.problem;
+    *field = enc.path;
+    return NULL;
+  }
+  *len = enc.out.len;
+  return enc.out.data;
 }
 
 /* statedb.encode(value) -> JSON, or nil, problem, where ("" for the value itself). */
@@ -210,8 +231,6 @@ static int l_encode(lua_State *L) {
 }
 
 void state_encode_register(lua_State *L) {
-  lua_pushcfunction(L, l_encode_item);
-  lua_setfield(L, -2, "encode_item");
   lua_pushcfunction(L, l_encode);
   lua_setfield(L, -2, "encode");
 }

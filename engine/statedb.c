@@ -27,6 +27,8 @@
 #include "engine.h"
 
 #define AQ_DB_COMMIT_MS 50
+#define AQ_DB_BATCH_WRITES 16384 /* a batch this big is handed off at once, timer or not */
+#define AQ_DB_MERGE_SLOTS 1024   /* recent updates by pid, to merge an item's next step into */
 #define AQ_DB_FORMAT 1           /* PRAGMA user_version of the files this engine writes */
 #define AQ_DB_APP_ID 0x61717565  /* PRAGMA application_id: "aque" */
 #define AQ_DB_MAX_STATEMENTS 16  /* db:prepare() statements per file */
@@ -47,7 +49,7 @@ typedef struct {
   str_ref cls, key, fields, error;
 } item_row;
 
-enum { UPDATE_ATTEMPTS, UPDATE_PROCESSED, UPDATE_FINISHED };
+enum { UPDATE_ATTEMPTS, UPDATE_PROCESSED, UPDATE_FINISHED, UPDATE_PROCESSED_FINISHED };
 typedef struct {
   int64_t pid;
   uint8_t kind, ok;
@@ -77,6 +79,7 @@ typedef struct {
   char *arena;
   size_t used, arena_cap;
   uint64_t seq;      /* set when handed off */
+  uint32_t recent[AQ_DB_MERGE_SLOTS]; /* pid % slots -> index in updates (may be stale) */
 } batch;
 
 typedef struct flush_waiter {
@@ -95,7 +98,7 @@ struct aq_statedb {
   struct aq_statedb *next_open; /* the engine's list of open files */
 
   /* writer thread only */
-  sqlite3_stmt *item_stmts[4]; /* insert, attempts, processed, finished */
+  sqlite3_stmt *item_stmts[5]; /* insert, then one per update kind */
   sqlite3_stmt *stmts[AQ_DB_MAX_STATEMENTS];
   int nstmts;
 
@@ -162,12 +165,14 @@ static int arena_put(batch *b, const char *s, size_t len, str_ref *out) {
 
 /* --- the writer thread --- */
 
-static const char *const item_sql[4] = {
+static const char *const item_sql[5] = {
     "INSERT INTO items(pid, parent, ordinal, class, key, fields, state, outcome, attempts, error) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     "UPDATE items SET attempts = ?2 WHERE pid = ?1",
     "UPDATE items SET state = 1, outcome = ?2, attempts = ?3, error = ?4 WHERE pid = ?1",
     "UPDATE items SET state = 2, fields = CASE outcome WHEN 1 THEN NULL ELSE fields END WHERE pid = ?1",
+    "UPDATE items SET state = 2, outcome = ?2, attempts = ?3, error = ?4, "
+    "fields = CASE ?2 WHEN 1 THEN NULL ELSE fields END WHERE pid = ?1",
 };
 
 static void bind_str(sqlite3_stmt *st, int i, const batch *b, str_ref s) {
@@ -183,7 +188,7 @@ static int step(sqlite3_stmt *st) {
 }
 
 static int commit_items(aq_statedb *db, const batch *b) {
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < 5; i++)
     if (!db->item_stmts[i] && sqlite3_prepare_v2(db->conn, item_sql[i], -1, &db->item_stmts[i], NULL) != SQLITE_OK)
       return sqlite3_errcode(db->conn);
   sqlite3_stmt *ins = db->item_stmts[0];
@@ -209,7 +214,7 @@ static int commit_items(aq_statedb *db, const batch *b) {
     sqlite3_bind_int64(st, 1, u->pid);
     if (u->kind == UPDATE_ATTEMPTS) {
       sqlite3_bind_int(st, 2, u->attempts);
-    } else if (u->kind == UPDATE_PROCESSED) {
+    } else if (u->kind == UPDATE_PROCESSED || u->kind == UPDATE_PROCESSED_FINISHED) {
       sqlite3_bind_int(st, 2, u->ok ? AQ_DB_DONE : AQ_DB_FAILED);
       sqlite3_bind_int(st, 3, u->attempts);
       bind_str(st, 4, b, u->error);
@@ -290,6 +295,14 @@ static void kick(aq_statedb *db) {
   uv_mutex_unlock(&db->mu);
 }
 
+/* Blocks the loop thread until the writer is idle: the connection is then the
+ * loop thread's to use (it is opened NOMUTEX; only the loop thread hands off). */
+static void wait_writer_idle(aq_statedb *db) {
+  uv_mutex_lock(&db->mu);
+  while (db->handed) uv_cond_wait(&db->done, &db->mu);
+  uv_mutex_unlock(&db->mu);
+}
+
 /* Blocks the loop thread until everything appended so far is committed (or
  * failed): at open/read time and at close, never on a task's hot path. */
 static void flush_sync(aq_statedb *db) {
@@ -350,9 +363,15 @@ static void on_committed(uv_async_t *async) {
 
 static void on_commit_timer(uv_timer_t *timer) { kick(timer->data); }
 
-/* The loop thread appended to `cur`: make sure it gets committed. */
+/* The loop thread appended to `cur`: make sure it gets committed. A big
+ * batch goes to an idle writer at once: a process() that enqueues a million
+ * items without yielding never lets the timer or the writer's news run. */
 static void written(aq_statedb *db) {
-  if (!uv_is_active((uv_handle_t *)&db->timer)) uv_timer_start(&db->timer, on_commit_timer, AQ_DB_COMMIT_MS, 0);
+  batch *b = db->cur;
+  if (b->nrows + b->nupdates + b->nops >= AQ_DB_BATCH_WRITES && !__atomic_load_n(&db->handed, __ATOMIC_ACQUIRE))
+    kick(db);
+  else if (!uv_is_active((uv_handle_t *)&db->timer))
+    uv_timer_start(&db->timer, on_commit_timer, AQ_DB_COMMIT_MS, 0);
 }
 
 static int usable(aq_statedb *db) { return db && db->open && !db->failed; }
@@ -387,9 +406,16 @@ static item_row *row_in_batch(batch *b, int64_t pid) {
   return &b->rows[pid - b->first_pid];
 }
 
+/* The last update of pid in the current batch, if it is still known. */
+static item_update *recent_update(batch *b, int64_t pid) {
+  uint32_t i = b->recent[(uint64_t)pid % AQ_DB_MERGE_SLOTS];
+  return i < b->nupdates && b->updates[i].pid == pid ? &b->updates[i] : NULL;
+}
+
 static item_update *new_update(aq_statedb *db, int64_t pid, int kind) {
   batch *b = db->cur;
   if (grow((void **)&b->updates, &b->updates_cap, b->nupdates + 1, sizeof *b->updates) != 0) return NULL;
+  b->recent[(uint64_t)pid % AQ_DB_MERGE_SLOTS] = (uint32_t)b->nupdates;
   item_update *u = &b->updates[b->nupdates++];
   memset(u, 0, sizeof *u);
   u->pid = pid;
@@ -434,6 +460,11 @@ int aq__statedb_item_finished(aq_statedb *db, int64_t pid) {
   item_row *r = row_in_batch(db->cur, pid);
   if (r) {
     r->state = AQ_DB_FINISHED;
+    return 0;
+  }
+  item_update *u = recent_update(db->cur, pid); /* most items finish right after processing */
+  if (u && u->kind == UPDATE_PROCESSED) {
+    u->kind = UPDATE_PROCESSED_FINISHED;
     return 0;
   }
   return new_update(db, pid, UPDATE_FINISHED) ? 0 : -1;
@@ -571,7 +602,7 @@ static int l_open(lua_State *L) {
     return 2;
   }
   sqlite3 *conn = NULL;
-  int rc = sqlite3_open_v2(path, &conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+  int rc = sqlite3_open_v2(path, &conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
   char *problem = rc == SQLITE_OK ? setup_connection(conn, path, kind)
                                   : sqlite3_mprintf("cannot open %s: %s", path, sqlite3_errmsg(conn));
   if (problem) {
@@ -640,7 +671,7 @@ static void db_close(aq_statedb *db) {
       *pp = db->next_open;
       break;
     }
-  for (int i = 0; i < 4; i++) sqlite3_finalize(db->item_stmts[i]);
+  for (int i = 0; i < 5; i++) sqlite3_finalize(db->item_stmts[i]);
   for (int i = 0; i < db->nstmts; i++) sqlite3_finalize(db->stmts[i]);
   sqlite3_close_v2(db->conn); /* freed once the last db:rows() iterator is collected */
   db->conn = NULL;
@@ -778,6 +809,7 @@ static int l_flush(lua_State *L) {
 
 typedef struct {
   sqlite3_stmt *st;
+  aq_statedb *db;
 } rows_box;
 
 static void push_column(lua_State *L, sqlite3_stmt *st, int i) {
@@ -792,6 +824,7 @@ static void push_column(lua_State *L, sqlite3_stmt *st, int i) {
 static int rows_next(lua_State *L) {
   rows_box *box = lua_touserdata(L, lua_upvalueindex(1));
   if (!box->st) return 0;
+  if (box->db->open) wait_writer_idle(box->db);
   int rc = sqlite3_step(box->st);
   if (rc == SQLITE_ROW) {
     int n = sqlite3_column_count(box->st);
@@ -808,6 +841,7 @@ static int rows_next(lua_State *L) {
 
 static int rows_gc(lua_State *L) {
   rows_box *box = lua_touserdata(L, 1);
+  if (box->st && box->db->open) wait_writer_idle(box->db);
   if (box->st) sqlite3_finalize(box->st);
   box->st = NULL;
   return 0;
@@ -835,8 +869,11 @@ static int l_rows(lua_State *L) {
   flush_sync(db);
   rows_box *box = lua_newuserdata(L, sizeof *box);
   box->st = NULL;
+  box->db = db;
   luaL_getmetatable(L, ROWS_MT);
   lua_setmetatable(L, -2);
+  lua_pushvalue(L, 1); /* the iterator keeps the db (box->db) alive */
+  lua_setfenv(L, -2);
   if (sqlite3_prepare_v2(db->conn, sql, -1, &box->st, NULL) != SQLITE_OK)
     return luaL_error(L, "%s: %s", db->path, sqlite3_errmsg(db->conn));
   lua_insert(L, 3);
@@ -865,6 +902,26 @@ static int l_exec(lua_State *L) {
   }
   lua_pushinteger(L, sqlite3_changes(db->conn));
   return 1;
+}
+
+/* statedb.add_item(db, item, pid, parent_pid, ordinal, class, key_text):
+ * the row of a new item, its fields as JSON (checked before by the caller;
+ * raises if one cannot be saved). A C function, not an FFI call, because it
+ * reads the item table; run_queue calls it last in enqueue (see there). */
+static int l_add_item(lua_State *L) {
+  aq_statedb *db = check_db(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int64_t pid = (int64_t)luaL_checknumber(L, 3), parent = (int64_t)luaL_checknumber(L, 4);
+  int32_t ordinal = (int32_t)luaL_checkinteger(L, 5);
+  size_t cls_len, key_len = 0, json_len = 0;
+  const char *cls = luaL_checklstring(L, 6, &cls_len);
+  const char *key = luaL_optlstring(L, 7, NULL, &key_len);
+  const char *problem = NULL, *field = NULL;
+  const char *json = state_encode_item(L, 2, &json_len, &problem, &field);
+  if (!json) return luaL_error(L, "enqueue: %s.%s cannot be saved in the state file: it %s", cls, field, problem);
+  if (aq__statedb_item_add(db, pid, parent, ordinal, cls, cls_len, key, key_len, json, json_len) != 0 && !db->failed)
+    return luaL_error(L, "enqueue: out of memory");
+  return 0;
 }
 
 static int l_pointer(lua_State *L) {
@@ -897,11 +954,16 @@ static int luaopen_statedb(lua_State *L) {
   lua_newtable(L);
   lua_pushcfunction(L, l_open);
   lua_setfield(L, -2, "open");
+  lua_pushcfunction(L, l_add_item);
+  lua_setfield(L, -2, "add_item");
   state_encode_register(L);
   return 1;
 }
 
 void statedb_lua_open(lua_State *L) {
+  /* Before SQLite initializes: no global mutex around every allocation for
+   * statistics nobody reads. */
+  sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "preload");
   lua_pushcfunction(L, luaopen_statedb);

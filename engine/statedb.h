@@ -44,7 +44,9 @@ void statedb_lua_open(lua_State *L);
  * tasks are cancelled, before the Lua state is closed). */
 void statedb_close_all(struct aq_engine *E);
 
-/* state_encode.c: statedb.encode_item / statedb.encode, and their buffer. */
+/* state_encode.c: JSON of an item's fields (see there), statedb.encode, and
+ * their buffer. */
+const char *state_encode_item(lua_State *L, int idx, size_t *len, const char **problem, const char **field);
 void state_encode_register(lua_State *L);
 void state_encode_free(void);
 

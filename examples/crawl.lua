@@ -123,6 +123,8 @@ end
 local pages, images = summary.classes.Page or { done = 0 }, summary.classes.Image or { done = 0 }
 print(("crawled %d pages and saved %d images to %s in %.2f s (%.0f pages/s)"):format(
   pages.done, images.done, opts.out, summary.elapsed, pages.done / summary.elapsed))
-if expected and not summary.interrupted and (pages.done ~= expected.pages or images.done ~= expected.images) then
+if summary.resumed then
+  print(("(the run resumed from %s: %d items were done before)"):format(summary.state, summary.resumed.done))
+elseif expected and not summary.interrupted and (pages.done ~= expected.pages or images.done ~= expected.images) then
   error(("expected %d pages and %d images"):format(expected.pages, expected.images), 0)
 end

@@ -168,9 +168,9 @@ local function enqueue_child(parent, child, level)
     end
   end
   local priority, flags, delay, limit_key, max_attempts = sched_fields(child, cls, level + 1)
-  local json, ordinal
+  local ordinal
   if persisting then
-    json = state.encode(child, cls.__name, level + 1)
+    state.check(child, cls.__name, level + 1)
     ordinal = state.next_ordinal(parent)
     if parent ~= nil then
       local same, err = state.known_child(parent, ordinal, cls.__name)
@@ -193,7 +193,8 @@ local function enqueue_child(parent, child, level)
     if id == -2 then
       if persisting then -- kept for the next run, under its parent
         C.aq__sched_hold_open(E, parent_id)
-        state.added(child, cls.__name, parent, ordinal, dedup_key, json)
+        local pid, parent_pid, key_text = state.new_row(child, parent, dedup_key)
+        state.add_item(state.db(), child, pid, parent_pid, ordinal, cls.__name, key_text)
       end
       return nil, "stopped"
     elseif id == -3 then
@@ -210,10 +211,12 @@ local function enqueue_child(parent, child, level)
   if parent ~= nil then
     child.parent = parent
   end
+  local h = new_item_handle(child)
   if persisting then
-    state.added(child, cls.__name, parent, ordinal, dedup_key, json)
+    local pid, parent_pid, key_text = state.new_row(child, parent, dedup_key)
+    state.add_item(state.db(), child, pid, parent_pid, ordinal, cls.__name, key_text) -- last: see state.new_row
   end
-  return new_item_handle(child)
+  return h
 end
 
 -- The `enqueue` given to process: a child of the item this task is

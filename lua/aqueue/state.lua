@@ -20,16 +20,14 @@ local statefile = require("aqueue.statefile")
 
 ffi.cdef([[
 struct aq_statedb;
-int aq__statedb_item_add(struct aq_statedb *db, int64_t pid, int64_t parent, int32_t ordinal, const char *cls,
-                         size_t cls_len, const char *key, size_t key_len, const char *fields, size_t fields_len);
 int aq__statedb_item_attempts(struct aq_statedb *db, int64_t pid, int32_t attempts);
 int aq__statedb_item_processed(struct aq_statedb *db, int64_t pid, int32_t ok, int32_t attempts, const char *error,
                                size_t error_len);
 int aq__statedb_item_finished(struct aq_statedb *db, int64_t pid);
 ]])
 local C = ffi.C
-local encode_item = statedb.encode_item
-local type, rawget, format = type, rawget, string.format
+local encode, add_item = statedb.encode, statedb.add_item
+local type, rawget, format, next, huge = type, rawget, string.format, next, math.huge
 
 local PENDING, OPEN = 0, 1
 local DONE, FAILED = 1, 2
@@ -111,13 +109,34 @@ function M.abandon()
   statefile.set_active_state(nil)
 end
 
--- The JSON of a new item's fields; raises at `level` when one cannot be saved.
-function M.encode(child, class_name, level)
-  local json, problem, field = encode_item(child)
-  if not json then
-    error(("enqueue: %s.%s cannot be saved in the state file: it %s"):format(class_name, field, problem), level + 1)
+local function unsavable(class_name, field, problem, level)
+  error(("enqueue: %s.%s cannot be saved in the state file: it %s"):format(class_name, field, problem), level + 1)
+end
+
+-- Checks that a new item's fields can be saved; raises at `level` naming the
+-- field that cannot. Plain fields are checked here, in Lua the JIT compiles;
+-- tables by the C encoder.
+function M.check(child, class_name, level)
+  for k, v in next, child do
+    local tv = type(v)
+    if type(k) ~= "string" then
+      unsavable(class_name, "[" .. tostring(k) .. "]", "is not a field with a string name", level + 1)
+    elseif tv == "number" then
+      if v ~= v or v == huge or v == -huge then
+        unsavable(class_name, k, "is not a finite number (JSON cannot hold it)", level + 1)
+      end
+    elseif tv == "table" then
+      if k ~= "parent" then
+        local json, problem, where = encode(v)
+        if not json then
+          local sep = (where == "" or where:sub(1, 1) == "[") and "" or "."
+          unsavable(class_name, k .. sep .. where, problem, level + 1)
+        end
+      end
+    elseif tv ~= "string" and tv ~= "boolean" and k ~= "parent" then
+      unsavable(class_name, k, "is a " .. tv, level + 1)
+    end
   end
-  return json
 end
 
 -- The ordinal of the next child `parent` enqueues (a run-wide one for roots).
@@ -144,19 +163,22 @@ function M.known_child(parent, ordinal, class_name)
   return k.item, k.error
 end
 
--- A new item was enqueued: its row.
-function M.added(child, class_name, parent, ordinal, key, json)
+-- A new item was enqueued: its row id. The caller then writes the row:
+--   statedb.add_item(state.db(), child, pid, parent_pid, ordinal, class_name, key_text)
+-- as the last thing it does: a C function ends the JIT's trace, and what
+-- follows it up to the caller's loop runs in the interpreter.
+function M.new_row(child, parent, key)
   local pid = next_pid
   next_pid = pid + 1
   child._aq_pid = pid
-  local parent_pid = parent and rawget(parent, "_aq_pid") or 0
-  if key ~= nil then
-    local kt = key_text(key)
-    C.aq__statedb_item_add(ptr, pid, parent_pid, ordinal, class_name, #class_name, kt, #kt, json, #json)
-  else
-    C.aq__statedb_item_add(ptr, pid, parent_pid, ordinal, class_name, #class_name, nil, 0, json, #json)
-  end
+  return pid, parent and rawget(parent, "_aq_pid") or 0, key ~= nil and key_text(key) or nil
 end
+
+function M.db()
+  return db
+end
+
+M.add_item = add_item
 
 function M.retrying(item, attempts)
   C.aq__statedb_item_attempts(ptr, item._aq_pid, attempts)
