@@ -581,6 +581,19 @@ static char *setup_connection(sqlite3 *conn, const char *path, const char *kind)
 
 static void on_handle_closed(uv_handle_t *h);
 
+/* SQLite takes a file shorter than its header for an empty database and
+ * would make it one: a file that exists must start with the header (an
+ * empty file, such as mktemp makes, is adopted). */
+static int is_sqlite_or_empty(const char *path) {
+  static const char header[16] = "SQLite format 3";
+  char got[16];
+  FILE *f = fopen(path, "rb");
+  if (!f) return 1; /* not there yet (or unreadable: sqlite3_open says why) */
+  size_t n = fread(got, 1, sizeof got, f);
+  fclose(f);
+  return n == 0 || (n == sizeof got && memcmp(got, header, sizeof got) == 0);
+}
+
 static aq_statedb *check_db(lua_State *L) {
   aq_statedb *db = luaL_checkudata(L, 1, DB_MT);
   if (!db->open) luaL_error(L, "%s %s is closed", db->kind, db->path);
@@ -599,6 +612,11 @@ static int l_open(lua_State *L) {
   if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
     lua_pushnil(L);
     lua_pushfstring(L, "%s is a directory", path);
+    return 2;
+  }
+  if (!is_sqlite_or_empty(path)) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s is not an aqueue %s file (it is not an SQLite database); it was left as it is", path, kind);
     return 2;
   }
   sqlite3 *conn = NULL;

@@ -39,4 +39,6 @@ return {
   Event = sync.Event,
   QueueFull = sync.QueueFull,
   QueueEmpty = sync.QueueEmpty,
+  store = require("aqueue.store"),          -- aqueue.store(name [, path])
+  diskqueue = require("aqueue.diskqueue"),  -- aqueue.diskqueue.open(path [, { maxsize = n }])
 }

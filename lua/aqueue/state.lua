@@ -17,6 +17,7 @@ local ffi = require("ffi")
 local cjson = require("cjson").new()
 local statedb = require("aqueue.statedb")
 local statefile = require("aqueue.statefile")
+local keys = require("aqueue.keys")
 
 ffi.cdef([[
 struct aq_statedb;
@@ -27,7 +28,7 @@ int aq__statedb_item_finished(struct aq_statedb *db, int64_t pid);
 ]])
 local C = ffi.C
 local encode, add_item = statedb.encode, statedb.add_item
-local type, rawget, format, next, huge = type, rawget, string.format, next, math.huge
+local type, rawget, next, huge = type, rawget, next, math.huge
 
 local PENDING, OPEN = 0, 1
 local DONE, FAILED = 1, 2
@@ -43,22 +44,7 @@ local finished_here = {} -- state files whose run ended in this process
 
 local M = {}
 
--- Item:key() values as stored: "s:" .. string, "n:" .. number, so 1 and "1"
--- stay two keys.
-local function key_text(k)
-  if type(k) == "string" then
-    return "s:" .. k
-  end
-  return format("n:%.17g", k)
-end
-
-local function key_value(text)
-  local tag, rest = text:sub(1, 2), text:sub(3)
-  if tag == "s:" then
-    return rest
-  end
-  return tonumber(rest)
-end
+local key_text, key_value = keys.text, keys.value
 
 -- Opens `file` for a run. Options: fresh (discard its run), retry_failed (put
 -- failed items back). Returns whether the file holds a run to resume. Raises

@@ -185,7 +185,14 @@ local function pop_front(q)
 end
 
 -- `v` enters the queue at the back; a waiting getter is promised an item.
+-- A queue with an `_entering(q, v)` function is told first, whichever task
+-- makes v enter (its putter, or a getter moving a waiting putter's value in):
+-- aqueue.diskqueue writes the item's row there, so rows follow queue order.
 local function enter(q, v)
+  local entering = q._entering
+  if entering then
+    entering(q, v)
+  end
   q._unfinished = q._unfinished + 1
   local t = q._tail
   q[t] = v
