@@ -47,6 +47,19 @@ expect_rc 0 "status: exit 0"
 expect_contains "$OUT" "complete: 0 to run, 4 done, 0 failed" "status: the counts"
 expect_match "$OUT" '^  Child +0 +3 +0$' "status: the counts of a class"
 
+# ==================== dedup keys are kept across a restart ====================
+S="$TMP/keys.state"
+LOG="$TMP/keys.log"
+start_bg keys "$AQUEUE_RUN" --progress none --state "$S" "$R" keys "$LOG"
+wait_for_text "$LOG" "keyed a" "$READY_WAIT" "keys: the keyed item ran"
+sleep 0.3 # committed
+kill -KILL "$BG_PID"
+wait "$BG_PID" 2>/dev/null
+run "$AQUEUE_RUN" --progress none --state "$S" "$R" keys_again "$LOG"
+expect_rc 0 "keys: the rerun succeeds"
+expect_eq "$(count_lines "$(cat "$LOG")" '^a: duplicate$')" 1 "keys: the key seen before the restart is a duplicate"
+expect_eq "$(count_lines "$(cat "$LOG")" '^keyed a$')" 1 "keys: the keyed item ran once"
+
 # ============================ Ctrl-C keeps the queue ============================
 S="$TMP/many.state"
 LOG="$TMP/many.log"
