@@ -548,11 +548,20 @@ static char *open_problem(int rc, const char *path, const char *kind, const char
   }
 }
 
+/* SQLite's message, with the system's reason when there is one. */
+static char *explain(sqlite3 *conn, int rc, const char *errmsg) {
+  int err = conn ? sqlite3_system_errno(conn) : 0;
+  const char *what = errmsg ? errmsg : sqlite3_errstr(rc);
+  return err ? sqlite3_mprintf("%s: %s", what, strerror(err)) : sqlite3_mprintf("%s", what);
+}
+
 static char *run_sql(sqlite3 *conn, const char *sql, const char *path, const char *kind) {
   char *errmsg = NULL;
   int rc = sqlite3_exec(conn, sql, NULL, NULL, &errmsg);
   if (rc == SQLITE_OK) return NULL;
-  char *msg = open_problem(rc, path, kind, errmsg ? errmsg : sqlite3_errstr(rc));
+  char *detail = explain(conn, rc, errmsg);
+  char *msg = open_problem(rc, path, kind, detail);
+  sqlite3_free(detail);
   sqlite3_free(errmsg);
   sqlite3_exec(conn, "ROLLBACK", NULL, NULL, NULL);
   return msg;
@@ -562,13 +571,14 @@ static char *run_sql(sqlite3 *conn, const char *sql, const char *path, const cha
  * anything, then makes it ours (WAL, schema). Returns NULL or a message. */
 static char *setup_connection(sqlite3 *conn, const char *path, const char *kind) {
   sqlite3_extended_result_codes(conn, 1);
+  /* SQLite opens a file it may not write read-only, without a word. */
+  if (sqlite3_db_readonly(conn, "main") == 1) return sqlite3_mprintf("cannot write %s: the file is read-only", path);
   /* The exclusive lock (taken by the first read) keeps a second aqueue-run off the file. */
   char *problem = run_sql(conn, "PRAGMA locking_mode = EXCLUSIVE; BEGIN IMMEDIATE; SELECT count(*) FROM sqlite_schema;",
                           path, kind);
   if (!problem) problem = check_existing(conn, path, kind);
   sqlite3_exec(conn, "COMMIT", NULL, NULL, NULL);
   if (problem) return problem;
-  if (sqlite3_db_readonly(conn, "main") == 1) return sqlite3_mprintf("cannot write %s: the file is read-only", path);
   problem = run_sql(conn, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;", path, kind);
   if (problem) return problem;
   char *sql = sqlite3_mprintf("BEGIN; %s PRAGMA application_id = %d; PRAGMA user_version = %d;"
@@ -621,8 +631,14 @@ static int l_open(lua_State *L) {
   }
   sqlite3 *conn = NULL;
   int rc = sqlite3_open_v2(path, &conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-  char *problem = rc == SQLITE_OK ? setup_connection(conn, path, kind)
-                                  : sqlite3_mprintf("cannot open %s: %s", path, sqlite3_errmsg(conn));
+  char *problem;
+  if (rc == SQLITE_OK) {
+    problem = setup_connection(conn, path, kind);
+  } else {
+    char *detail = explain(conn, rc, sqlite3_errmsg(conn));
+    problem = sqlite3_mprintf("cannot open %s: %s", path, detail);
+    sqlite3_free(detail);
+  }
   if (problem) {
     sqlite3_close(conn);
     lua_pushnil(L);

@@ -47,6 +47,13 @@ expect_rc 0 "status: exit 0"
 expect_contains "$OUT" "complete: 0 to run, 4 done, 0 failed" "status: the counts"
 expect_match "$OUT" '^  Child +0 +3 +0$' "status: the counts of a class"
 
+# ========================= os.exit commits what was done =========================
+run "$AQUEUE_RUN" --progress none --state "$TMP/exit.state" "$R" exit "$TMP/exit.log"
+expect_rc 3 "os.exit: the status it gave"
+run "$AQUEUE_RUN" --progress none --state "$TMP/exit.state" "$R" exit_rest "$TMP/exit.log"
+expect_contains "$OUT" "processed=7 failed=0 resumed=true" "os.exit: the items done before it are not run again"
+expect_eq "$(sort -u "$TMP/exit.log" | wc -l) $(wc -l <"$TMP/exit.log")" "10 10" "os.exit: every item ran once"
+
 # ==================== dedup keys are kept across a restart ====================
 S="$TMP/keys.state"
 LOG="$TMP/keys.log"
@@ -151,6 +158,19 @@ expect_rc 1 "in use: a second run is refused"
 expect_contains "$ERR" "$TMP/inuse.state is in use by another process" "in use: says so"
 kill -KILL "$BG_PID"
 wait "$BG_PID" 2>/dev/null
+
+# ============================ a read-only state file ============================
+# (root writes whatever the mode says: the run is then made as "nobody")
+chmod 711 "$TMP" && mkdir "$TMP/ro" && chmod 777 "$TMP/ro"
+cp "$TMP/many.state" "$TMP/ro/ro.state"
+chmod 444 "$TMP/ro/ro.state"
+cp "$TMP/ro/ro.state" "$TMP/ro.orig"
+as_user=()
+[ "$(id -u)" = 0 ] && as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
+run "${as_user[@]}" "$AQUEUE_RUN" --progress none --state "$TMP/ro/ro.state" "$R" many "$TMP/ro/ro.log"
+expect_rc 1 "read-only: refused"
+expect_contains "$ERR" "cannot write $TMP/ro/ro.state: the file is read-only" "read-only: says so"
+cmp -s "$TMP/ro/ro.state" "$TMP/ro.orig" && pass "read-only: untouched" || fail "read-only: changed"
 
 # ====================== a disk that refuses to grow the file ======================
 # The file may grow to 64 KiB only (writes beyond fail with EFBIG instead of
