@@ -16,6 +16,11 @@
 --   --out DIR     where the images go (default: a new folder under /tmp)
 --   --url URL     crawl a site that is already served there instead (the
 --                 benchmark does this); no site is generated, no nginx started
+--
+-- Resumable: `aqueue-run --state crawl.state examples/crawl.lua --out DIR`,
+-- stopped in any way (Ctrl-C, kill -9) and run again with the same command,
+-- goes on where it was: the site is generated again (the same pages), and
+-- only what was not fetched yet is fetched.
 local aqueue = require("aqueue")
 io.stdout:setvbuf("line") -- progress lines appear at once, also through a pipe
 

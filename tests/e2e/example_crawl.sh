@@ -31,8 +31,9 @@ python3 -c "import sys; sys.exit(0 if float('$secs') >= 0.6 else 1)" ||
   fail "25 requests at 40/s took $secs s: less than the 0.6 s the rate allows"
 pass "25 requests at 40/s took $secs s (>= 0.6 s)"
 
-# Ctrl-C during a slow crawl: the run stops gracefully and nginx still goes.
-start_bg slow "$AQUEUE_RUN" --progress plain "$S" --pages 2000 --workers 4 --delay 0.05 --out "$TMP/slow"
+# Ctrl-C during a slow crawl: the run stops gracefully and nginx still goes;
+# with --state, running it again finishes the crawl without fetching twice.
+start_bg slow "$AQUEUE_RUN" --progress plain --state "$TMP/slow.state" "$S" --pages 2000 --workers 4 --delay 0.05 --out "$TMP/slow"
 wait_for_text "$TMP/slow.out" "nginx pid" 10 "the slow crawl started its server"
 sleep 0.5
 kill -INT "$BG_PID"
@@ -42,5 +43,13 @@ expect_match "$ERR" 'interrupted$' "the summary says it was interrupted"
 pid=$(sed -n 's/.*(nginx pid \([0-9]*\)).*/\1/p' "$TMP/slow.out")
 if kill -0 "$pid" 2>/dev/null; then fail "nginx (pid $pid) is still running after Ctrl-C"; fi
 pass "nginx (pid $pid) was stopped after Ctrl-C"
+first=$(find "$TMP/slow" -name '*.gif' | wc -l)
+
+run "$AQUEUE_RUN" --progress plain --state "$TMP/slow.state" "$S" --pages 2000 --workers 8 --delay 0 --out "$TMP/slow"
+expect_rc 0 "the crawl resumed from its state file"
+expect_match "$ERR" "^aqueue: resuming the run in $TMP/slow.state: " "it says it resumes"
+expect_match "$OUT" "^\(the run resumed from $TMP/slow.state: [0-9]+ items were done before\)$" "the example says so too"
+expect_match "$OUT" "saved $((400 - first)) images" "only the images not saved before were fetched"
+expect_eq "$(find "$TMP/slow" -name '*.gif' | wc -l)" 400 "every image is in the output folder"
 
 finish
