@@ -378,8 +378,11 @@ static int usable(aq_statedb *db) { return db && db->open && !db->failed; }
 
 /* --- FFI hot path: item rows --- */
 
-int aq__statedb_item_add(aq_statedb *db, int64_t pid, int64_t parent, int32_t ordinal, const char *cls,
-                         size_t cls_len, const char *key, size_t key_len, const char *fields, size_t fields_len) {
+/* A new item row. pid must be one more than the last one added. Strings are
+ * copied; key may be NULL. Returns 0, or -1 out of memory or when the file
+ * failed. */
+static int item_add(aq_statedb *db, int64_t pid, int64_t parent, int32_t ordinal, const char *cls, size_t cls_len,
+                    const char *key, size_t key_len, const char *fields, size_t fields_len) {
   if (!usable(db)) return -1;
   batch *b = db->cur;
   if (b->nrows == 0) b->first_pid = pid;
@@ -953,7 +956,7 @@ static int l_add_item(lua_State *L) {
   const char *problem = NULL, *field = NULL;
   const char *json = state_encode_item(L, 2, &json_len, &problem, &field);
   if (!json) return luaL_error(L, "enqueue: %s.%s cannot be saved in the state file: it %s", cls, field, problem);
-  if (aq__statedb_item_add(db, pid, parent, ordinal, cls, cls_len, key, key_len, json, json_len) != 0 && !db->failed)
+  if (item_add(db, pid, parent, ordinal, cls, cls_len, key, key_len, json, json_len) != 0 && !db->failed)
     return luaL_error(L, "enqueue: out of memory");
   return 0;
 }

@@ -50,12 +50,9 @@ const char *state_encode_item(lua_State *L, int idx, size_t *len, const char **p
 void state_encode_register(lua_State *L);
 void state_encode_free(void);
 
-/* --- FFI hot path (lua/aqueue/state.lua): the item rows of a state file --- */
-/* A new item row. pid must be one more than the last one added. Strings are
- * copied; key may be NULL. Returns 0, or -1 out of memory or when the file
- * failed. */
-int aq__statedb_item_add(aq_statedb *db, int64_t pid, int64_t parent, int32_t ordinal, const char *cls,
-                         size_t cls_len, const char *key, size_t key_len, const char *fields, size_t fields_len);
+/* --- FFI hot path (lua/aqueue/state.lua): the item rows of a state file. A
+ * new row is added by statedb.add_item (a Lua C function: it reads the item
+ * table). Each returns 0, or -1 out of memory or when the file failed. --- */
 /* A retry of item pid was scheduled: `attempts` so far. */
 int aq__statedb_item_attempts(aq_statedb *db, int64_t pid, int32_t attempts);
 /* process() of item pid finished: ok, or failed with `error`. */
