@@ -47,6 +47,22 @@ expect_rc 0 "status: exit 0"
 expect_contains "$OUT" "complete: 0 to run, 4 done, 0 failed" "status: the counts"
 expect_match "$OUT" '^  Child +0 +3 +0$' "status: the counts of a class"
 
+# ======================= failed items: --status, --retry-failed =======================
+S="$TMP/fail.state"
+run "$AQUEUE_RUN" --progress none --state "$S" "$R" fail "$TMP/fail.log"
+expect_rc 1 "failed items: the run fails"
+run "$AQUEUE_RUN" --state "$S" --status
+expect_contains "$OUT" "complete: 0 to run, 2 done, 2 failed" "status: the counts"
+expect_match "$OUT" '^  Flaky #2 \{"n":2\}: broken 2$' "status: a failed item with its fields and error"
+expect_match "$OUT" '^  Flaky #4 \{"n":4\}: broken 4$' "status: the other one"
+run "$AQUEUE_RUN" --state "$S" --retry-failed
+expect_rc 0 "retry-failed without a script"
+expect_contains "$ERR" "2 failed items of $S put back" "retry-failed: says how many"
+run "$AQUEUE_RUN" --progress none --state "$S" "$R" fail_fixed "$TMP/fail.log"
+expect_rc 0 "retry-failed: the rerun succeeds"
+expect_contains "$OUT" "processed=2 failed=0 resumed=true" "retry-failed: only the failed items ran again"
+expect_eq "$(sort "$TMP/fail.log" | tr '\n' ' ')" "flaky 1 flaky 2 flaky 3 flaky 4 " "retry-failed: each item done once"
+
 # ========================= os.exit commits what was done =========================
 run "$AQUEUE_RUN" --progress none --state "$TMP/exit.state" "$R" exit "$TMP/exit.log"
 expect_rc 3 "os.exit: the status it gave"
