@@ -20,7 +20,6 @@
 #include <lualib.h>
 
 #include "engine.h"
-#include "statedb.h"
 
 /* How long the driver may run tasks before the loop gets control back. */
 #define SLICE_NS (10 * 1000 * 1000)
@@ -251,7 +250,6 @@ aq_engine *engine_create(void) {
 
   core_lua_open(E->L);
   modules_open(E->L);
-  statedb_lua_open(E->L);
   return E;
 }
 
@@ -374,7 +372,6 @@ static void on_walk_close(uv_handle_t *handle, void *arg) {
 
 void engine_destroy(aq_engine *E) {
   engine_shutdown_now(E);
-  statedb_close_all(E); /* commits what the run wrote last */
   run_close_hooks(E);
   display_close(E);
   sched_close(E);

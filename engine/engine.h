@@ -43,7 +43,6 @@ struct aq_engine {
   aq_sched sched;
   aq_display display;
   struct aq_close_hook *close_hooks; /* aq_engine_on_close, newest first */
-  struct aq_statedb *statedbs; /* files open through aqueue.statedb (statedb.c) */
 
   int sigint_count;
   int shutdown;          /* cancel every task and leave the loop */

@@ -892,6 +892,7 @@ static void pin_module(void) {
 }
 
 AQ_EXPORT int luaopen_aqueue_http_core(lua_State *L) {
+  AQ_MODULE_CHECK(L, "aqueue.http_core");
   pin_module();
   static const luaL_Reg functions[] = {
       {"request", l_request},

@@ -3,10 +3,12 @@
  * statedb.h), and their Lua binding `aqueue.statedb`.
  *
  * Ownership: a db is a Lua userdata. While the file is open the registry holds
- * a reference to it (it cannot be collected) and the engine lists it (closed at
- * exit); db:close() or statedb_close_all() commit what is left, stop the
- * writer thread, close the connection and the uv handles, and the last close
- * callback drops the reference.
+ * a reference to it (it cannot be collected) and `open_dbs` lists it; db:close()
+ * or the engine's close (close_all, an aq_engine_on_close hook) commit what is
+ * left, stop the writer thread, close the connection and the uv handles, and
+ * the last close callback drops the reference.
+ *
+ * Written against the public C API (aqueue.h) only, as every built-in binding.
  *
  * Two batches take turns: the loop thread fills `cur` while the writer commits
  * `handed`. Only `handed`, `committed`, `write_error` and `quit` are shared;
@@ -24,7 +26,7 @@
 #include <sqlite3.h>
 #include <uv.h>
 
-#include "engine.h"
+#include "aqueue.h"
 
 #define AQ_DB_COMMIT_MS 50
 #define AQ_DB_BATCH_WRITES 16384 /* a batch this big is handed off at once, timer or not */
@@ -95,7 +97,7 @@ struct aq_statedb {
   char kind[16];
   sqlite3 *conn;
   int open, ref;
-  struct aq_statedb *next_open; /* the engine's list of open files */
+  struct aq_statedb *next_open; /* open_dbs */
 
   /* writer thread only */
   sqlite3_stmt *item_stmts[5]; /* insert, then one per update kind */
@@ -120,6 +122,10 @@ struct aq_statedb {
   uv_timer_t timer;
   int closing_handles;
 };
+
+/* The files open in this process (one engine per process). */
+static aq_statedb *open_dbs;
+static int close_hook_set; /* close_all is registered with the engine */
 
 /* --- batches --- */
 
@@ -318,15 +324,12 @@ static void flush_sync(aq_statedb *db) {
 static void report_write_error(aq_statedb *db, const char *err) {
   if (db->failed) return;
   db->failed = 1;
-  aq_engine *E = db->E;
   char line[1024];
   int n = snprintf(line, sizeof line,
                    "aqueue: %s %s: cannot write: %s; stopping (what was committed before is kept)",
                    strcmp(db->kind, AQ_DB_KIND_STATE) == 0 ? "state file" : db->kind, db->path, err);
-  engine_log(E, line, n < 0 ? 0 : (size_t)n >= sizeof line ? sizeof line - 1 : (size_t)n);
-  E->had_failures = 1;
-  if (!E->stop_reason) E->stop_reason = "stopped: a state file cannot be written";
-  engine_request_shutdown(E, AQ_EXIT_FAILED);
+  aq_log(db->E, line, n < 0 ? 0 : (size_t)n >= sizeof line ? sizeof line - 1 : (size_t)n);
+  aq_engine_stop(db->E, 1, "stopped: a state file cannot be written");
 }
 
 /* Resumes the tasks whose writes are committed (or failed). */
@@ -593,6 +596,7 @@ static char *setup_connection(sqlite3 *conn, const char *path, const char *kind)
 }
 
 static void on_handle_closed(uv_handle_t *h);
+static void close_all(aq_engine *E, void *data);
 
 /* SQLite takes a file shorter than its header for an empty database and
  * would make it one: a file that exists must start with the header (an
@@ -619,7 +623,7 @@ static int l_open(lua_State *L) {
   const char *kind = luaL_checkstring(L, 2);
   if (strlen(kind) >= sizeof ((aq_statedb *)0)->kind) return luaL_argerror(L, 2, "unknown kind");
   aq_engine *E = aq_engine_from_lua(L);
-  for (aq_statedb *o = E->statedbs; o; o = o->next_open)
+  for (aq_statedb *o = open_dbs; o; o = o->next_open)
     if (strcmp(o->path, path) == 0) return luaL_error(L, "%s is already open in this process", path);
   struct stat st;
   if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -680,8 +684,9 @@ static int l_open(lua_State *L) {
     return luaL_error(L, "cannot start the writer thread of %s", path);
   }
   db->open = 1;
-  db->next_open = E->statedbs;
-  E->statedbs = db;
+  db->next_open = open_dbs;
+  open_dbs = db;
+  if (!close_hook_set && aq_engine_on_close(E, close_all, NULL) == 0) close_hook_set = 1;
   return 1;
 }
 
@@ -690,7 +695,7 @@ static int l_open(lua_State *L) {
 static void on_handle_closed(uv_handle_t *h) {
   aq_statedb *db = h->data;
   if (--db->closing_handles > 0) return;
-  luaL_unref(db->E->L, LUA_REGISTRYINDEX, db->ref);
+  luaL_unref(aq_engine_state(db->E), LUA_REGISTRYINDEX, db->ref);
 }
 
 static void db_close(aq_statedb *db) {
@@ -703,7 +708,7 @@ static void db_close(aq_statedb *db) {
   uv_thread_join(&db->thread);
   wake_waiters(db);
   db->open = 0;
-  for (aq_statedb **pp = &db->E->statedbs; *pp; pp = &(*pp)->next_open)
+  for (aq_statedb **pp = &open_dbs; *pp; pp = &(*pp)->next_open)
     if (*pp == db) {
       *pp = db->next_open;
       break;
@@ -724,9 +729,13 @@ static void db_close(aq_statedb *db) {
   uv_close((uv_handle_t *)&db->timer, on_handle_closed);
 }
 
-void statedb_close_all(aq_engine *E) {
-  while (E->statedbs) db_close(E->statedbs);
+/* The engine closes (after its tasks were cancelled): commit and close all. */
+static void close_all(aq_engine *E, void *data) {
+  (void)E;
+  (void)data;
+  while (open_dbs) db_close(open_dbs);
   state_encode_free();
+  close_hook_set = 0;
 }
 
 /* db:close(): commits what is left and closes the file. */
@@ -997,13 +1006,9 @@ static int luaopen_statedb(lua_State *L) {
   return 1;
 }
 
-void statedb_lua_open(lua_State *L) {
+void statedb_register(lua_State *L) {
   /* Before SQLite initializes: no global mutex around every allocation for
    * statistics nobody reads. */
   sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_statedb);
-  lua_setfield(L, -2, "aqueue.statedb");
-  lua_pop(L, 2);
+  aq_register_module(L, "aqueue.statedb", luaopen_statedb);
 }

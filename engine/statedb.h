@@ -24,7 +24,6 @@
 #include <lua.h>
 
 typedef struct aq_statedb aq_statedb;
-struct aq_engine;
 
 /* What a file holds (the meta table's "kind"): a file is opened only as the
  * kind it was made as. */
@@ -37,12 +36,9 @@ enum { AQ_DB_PENDING = 0, AQ_DB_OPEN = 1, AQ_DB_FINISHED = 2 };
 /* The outcome of an item's process(). */
 enum { AQ_DB_NO_OUTCOME = 0, AQ_DB_DONE = 1, AQ_DB_FAILED = 2 };
 
-/* Registers the Lua module `aqueue.statedb` in package.preload. */
-void statedb_lua_open(lua_State *L);
-
-/* Commits what is left and closes every file still open (engine_destroy: after
- * tasks are cancelled, before the Lua state is closed). */
-void statedb_close_all(struct aq_engine *E);
+/* Registers the Lua module `aqueue.statedb` for require. Files still open
+ * when the engine closes are committed and closed then. */
+void statedb_register(lua_State *L);
 
 /* state_encode.c: JSON of an item's fields (see there), statedb.encode, and
  * their buffer. */

@@ -10,7 +10,8 @@
  * and the pushed values become the binding's return values in Lua.
  *
  * Threads: every function here must be called from the loop thread (the thread
- * running the engine), unless its comment says otherwise.
+ * running the engine), unless its comment says otherwise. None of them yields
+ * unless its comment says so.
  *
  * Ownership: the engine owns tasks and their coroutines. A binding owns the
  * operation it started until either its completion callback runs (it then calls
@@ -32,6 +33,10 @@ extern "C" {
 #define AQUEUE_VERSION_MAJOR 0
 #define AQUEUE_VERSION_MINOR 1
 #define AQUEUE_VERSION_PATCH 0
+/* The binary interface of this header: raised whenever a change would break a
+ * module built against an earlier one. A module is loaded only by an
+ * aqueue-run of the same ABI (see AQ_MODULE_CHECK). */
+#define AQUEUE_ABI_VERSION 1
 
 #if defined(__GNUC__)
 #define AQ_EXPORT __attribute__((visibility("default")))
@@ -48,12 +53,41 @@ typedef struct aq_task aq_task;     /* opaque: one per engine task */
  * once, on the loop thread, never from inside a task. */
 typedef void (*aq_cancel_fn)(aq_task *task, void *data);
 
+/* --- modules --- */
+
+/* Checks that the aqueue-run loading a module has the ABI the module was built
+ * for, and raises a Lua error naming both otherwise (it does not return then).
+ * Call it first thing in your luaopen_ function, through the macro:
+ *   int luaopen_mymod(lua_State *L) { AQ_MODULE_CHECK(L, "mymod"); ... } */
+AQ_EXPORT void aq_abi_check(lua_State *L, int module_abi, const char *module_name);
+#define AQ_MODULE_CHECK(L, name) aq_abi_check((L), AQUEUE_ABI_VERSION, (name))
+
+/* Makes require(name) call `open` (package.preload[name]): for modules linked
+ * into a program rather than loaded from a .so. */
+AQ_EXPORT void aq_register_module(lua_State *L, const char *name, lua_CFunction open);
+
+/* --- the engine --- */
+
 /* The engine that runs the Lua state L (a task's coroutine or the main state).
  * Never fails inside aqueue-run. */
 AQ_EXPORT aq_engine *aq_engine_from_lua(lua_State *L);
 
 /* The engine's libuv loop. Handles you start on it must be closed by you. */
 AQ_EXPORT uv_loop_t *aq_engine_loop(aq_engine *engine);
+
+/* The engine's main Lua state: for registry references (luaL_ref/luaL_unref)
+ * that outlive the task that made them. Never yield or resume it. */
+AQ_EXPORT lua_State *aq_engine_state(aq_engine *engine);
+
+/* Writes a line for the user on stderr, above the live display's panel (never
+ * through it); a newline is added when text has none. The text is copied. */
+AQ_EXPORT void aq_log(aq_engine *engine, const char *text, size_t len);
+
+/* Stops the engine at once with exit status `status`, as a second Ctrl-C does:
+ * every task is cancelled (their cancel hooks run), the summary says `reason`
+ * (a string that outlives the engine, e.g. a literal). For a module whose own
+ * state failed beyond repair. Not from inside a cancel hook. */
+AQ_EXPORT void aq_engine_stop(aq_engine *engine, int status, const char *reason);
 
 /* The task whose coroutine is L, when L is the running task. Raises a Lua error
  * (it does not return) when L is not a task that may yield into the engine:
@@ -78,6 +112,25 @@ AQ_EXPORT void aq_task_resume(aq_task *task, int nresults);
 
 /* The I/O-failure form of aq_task_resume: the binding returns nil, message. */
 AQ_EXPORT void aq_task_resume_error(aq_task *task, const char *message);
+
+/* --- the thread pool --- */
+
+/* Runs on a pool thread: no Lua, no loop calls; touch only what `data` owns. */
+typedef void (*aq_work_fn)(void *data);
+/* Runs on the loop thread once the work is done. With L (the task's
+ * coroutine): push the binding's results onto L and return how many (for an
+ * I/O failure, push nil and a message and return 2). With L NULL (the task was
+ * cancelled meanwhile): return 0. Either way, free what data owns. */
+typedef int (*aq_after_work_fn)(lua_State *L, void *data);
+
+/* Runs work(data) on libuv's thread pool, then after(L, data) on the loop
+ * thread; the values `after` pushes become the binding's results. Yields: use
+ * as `return aq_task_work(L, work, after, data);` in a lua_CFunction. `after`
+ * is called exactly once, also when the task is cancelled (with L NULL): work
+ * that has started runs to its end first (a pool thread cannot be stopped),
+ * work that has not is dropped. When the pool cannot take the work, calls
+ * after(NULL, data) and raises a Lua error. */
+AQ_EXPORT int aq_task_work(lua_State *L, aq_work_fn work, aq_after_work_fn after, void *data);
 
 /* Registers fn(engine, data) to run once when the engine closes: after every
  * task was cancelled (so cancel hooks have run), while the loop still runs
