@@ -9,10 +9,10 @@ AQUEUE_BUILD="$AQUEUE_ROOT/build"
 # what the tests, examples and benchmarks drive: nginx (a local site to crawl;
 # setpriv from util-linux ties it to its parent, openssl makes its test
 # certificate), wrk (the HTTP reference), python3 (the asyncio references),
-# tmux (terminal tests).
+# tmux (terminal tests), zlib (the example C module).
 AQUEUE_PACKAGES=(
   build-essential cmake pkg-config
-  luajit libluajit-5.1-dev libuv1-dev lua-cjson lua-cjson-dev libcurl4-openssl-dev libsqlite3-dev lua-busted
+  luajit libluajit-5.1-dev libuv1-dev lua-cjson lua-cjson-dev libcurl4-openssl-dev libsqlite3-dev lua-busted zlib1g-dev
   nginx-light util-linux openssl ca-certificates wrk python3 tmux procps time
 )
 
