@@ -74,7 +74,6 @@ check_run_stderr() {
 # for each item row of a copy of FILE (the engine's own files stay as the kill
 # left them, for its recovery). The tables are the engine's (engine/statedb.c):
 # a change there must change this test too, so a file it cannot read fails it.
-DB_CHECK=1
 cat >"$TMP/db_rows.py" <<'PY'
 import sqlite3, sys
 # items(pid, parent, ordinal, state, outcome): state 0 pending, 1 processed
@@ -114,7 +113,7 @@ db_rows() { # state file, output file
 SNAPS="$TMP/snaps"
 mkdir "$SNAPS"
 snapshot() {
-  [ "$DB_CHECK" = 1 ] && [ -f "$STATE" ] || return 0
+  [ -f "$STATE" ] || return 0
   db_rows "$STATE" "$TMP/rows" || fail "the state file cannot be read as this test knows it: $(tail -1 "$TMP/rows.err")"
   { wc -l 2>/dev/null <"$LOG" || echo 0; } >"$SNAPS/$kills"
   cat "$TMP/rows" >>"$SNAPS/$kills"
@@ -243,10 +242,10 @@ echo "# $kills kills, $runs processes, ${TOTAL_MS} ms in all"
 # loaded 2-core machine. Per kill: 2050. (Measured: ~150-300 per kill.)
 DUP_PER_KILL=$((50 + MAX_RATE * 200 / 1000))
 db_rows "$STATE" "$TMP/final_rows" || fail "the state file cannot be read as this test knows it: $(tail -1 "$TMP/final_rows.err")"
-result="$("$PY" - "$LOG" "$STATE" "$kills" "$DUP_PER_KILL" "$DB_CHECK" "$SNAPS" "$TMP/final_rows" <<'PY'
+result="$("$PY" - "$LOG" "$STATE" "$kills" "$DUP_PER_KILL" "$SNAPS" "$TMP/final_rows" <<'PY'
 import os, sys, sqlite3
 log_path, state_path, kills, dup_per_kill = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-db_check, snaps_dir, final_rows = sys.argv[5] == "1", sys.argv[6], sys.argv[7]
+snaps_dir, final_rows = sys.argv[5], sys.argv[6]
 BRANCHES, MIDS, LEAVES = 20, 20, 50
 
 # the tree: path -> parent path
@@ -399,42 +398,41 @@ if bad_b:
             "(path, last H line, last P line in the subtree): %r%s"
             % (len(bad_b), bad_b[:10], db_rows([b[0] for b in bad_b])))
 
-if db_check:
-    # "An item whose completion was committed never runs again": the state
-    # file copied at each kill says which completions were committed by then;
-    # no P line for them may come after that point of the side log.
-    committed_at = {}  # path -> (log position, kill) when first seen committed
-    not_in_tree = set()
-    for k in sorted(int(f) for f in os.listdir(snaps_dir)):
-        with open(os.path.join(snaps_dir, str(k))) as f:
-            at = int(f.readline())
-            for line in f:
-                st, outcome, path = line.split()
-                if path not in parent:
-                    not_in_tree.add((k, st, outcome, path))
-                elif int(st) >= 1 and outcome == "1":
-                    committed_at.setdefault(path, (at, k))
-    if not_in_tree:
-        problem("%d state-file rows at the kills are not items of the tree (kill, state, outcome, path): %r"
-                % (len(not_in_tree), sorted(not_in_tree)[:10]))
-    rerun = sorted((p, k, at, last_p[p]) for p, (at, k) in committed_at.items() if last_p.get(p, 0) > at)
-    if rerun:
-        problem("%d items ran again after their completion was committed (path, kill, log lines then, "
-                "last P line): %r%s" % (len(rerun), rerun[:10], db_rows([r[0] for r in rerun])))
-    # The complete run: one row per item of the tree, all finished and done.
-    rows = {}
-    for line in open(final_rows):
-        st, outcome, path = line.split()
-        rows.setdefault(path, []).append((int(st), int(outcome)))
-    extra = sorted(p for p in rows if p not in parent)
-    doubled = sorted(p for p in rows if p in parent and len(rows[p]) > 1)
-    absent = [p for p in order if p not in rows]
-    unfinished = sorted(p for p in rows if p in parent and rows[p] != [(2, 1)] and len(rows[p]) == 1)
-    if extra or doubled or absent or unfinished:
-        problem("the complete run's state file: %d rows not in the tree %s, %d items with several rows %s, "
-                "%d items without a row %s, %d not finished and done %s"
-                % (len(extra), extra[:5], len(doubled), doubled[:5], len(absent), absent[:5],
-                   len(unfinished), [(p, rows[p]) for p in unfinished[:5]]))
+# "An item whose completion was committed never runs again": the state
+# file copied at each kill says which completions were committed by then;
+# no P line for them may come after that point of the side log.
+committed_at = {}  # path -> (log position, kill) when first seen committed
+not_in_tree = set()
+for k in sorted(int(f) for f in os.listdir(snaps_dir)):
+    with open(os.path.join(snaps_dir, str(k))) as f:
+        at = int(f.readline())
+        for line in f:
+            st, outcome, path = line.split()
+            if path not in parent:
+                not_in_tree.add((k, st, outcome, path))
+            elif int(st) >= 1 and outcome == "1":
+                committed_at.setdefault(path, (at, k))
+if not_in_tree:
+    problem("%d state-file rows at the kills are not items of the tree (kill, state, outcome, path): %r"
+            % (len(not_in_tree), sorted(not_in_tree)[:10]))
+rerun = sorted((p, k, at, last_p[p]) for p, (at, k) in committed_at.items() if last_p.get(p, 0) > at)
+if rerun:
+    problem("%d items ran again after their completion was committed (path, kill, log lines then, "
+            "last P line): %r%s" % (len(rerun), rerun[:10], db_rows([r[0] for r in rerun])))
+# The complete run: one row per item of the tree, all finished and done.
+rows = {}
+for line in open(final_rows):
+    st, outcome, path = line.split()
+    rows.setdefault(path, []).append((int(st), int(outcome)))
+extra = sorted(p for p in rows if p not in parent)
+doubled = sorted(p for p in rows if p in parent and len(rows[p]) > 1)
+absent = [p for p in order if p not in rows]
+unfinished = sorted(p for p in rows if p in parent and rows[p] != [(2, 1)] and len(rows[p]) == 1)
+if extra or doubled or absent or unfinished:
+    problem("the complete run's state file: %d rows not in the tree %s, %d items with several rows %s, "
+            "%d items without a row %s, %d not finished and done %s"
+            % (len(extra), extra[:5], len(doubled), doubled[:5], len(absent), absent[:5],
+               len(unfinished), [(p, rows[p]) for p in unfinished[:5]]))
 
 dups = sum(c - 1 for c in p_count.values() if c > 1)
 hdups = sum(c - 1 for c in h_count.values() if c > 1)
