@@ -664,6 +664,7 @@ static int l_open(lua_State *L) {
   lua_setmetatable(L, -2);
   if (!db->path || uv_mutex_init(&db->mu) != 0) {
     free(db->path);
+    db->path = NULL; /* l_gc frees it otherwise */
     sqlite3_close(conn);
     return luaL_error(L, "out of memory");
   }
@@ -678,6 +679,9 @@ static int l_open(lua_State *L) {
   db->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* dropped when the handles are closed */
   if (uv_thread_create(&db->thread, writer_main, db) != 0) {
     sqlite3_close(conn);
+    uv_mutex_destroy(&db->mu);
+    uv_cond_destroy(&db->work);
+    uv_cond_destroy(&db->done);
     db->closing_handles = 2;
     uv_close((uv_handle_t *)&db->async, on_handle_closed);
     uv_close((uv_handle_t *)&db->timer, on_handle_closed);

@@ -36,26 +36,31 @@ end
 local function status(path)
   local db = open_existing(path)
   local by_class, order = {}, {}
-  local total = { pending = 0, open = 0, done = 0, failed = 0 }
+  local total = { pending = 0, done = 0, failed = 0 }
+  local open_rows, unfinished = 0, 0 -- rows waiting for children or hooks; rows not finished
   for class, st, outcome, n in db:rows("SELECT class, state, outcome, count(*) FROM items GROUP BY 1, 2, 3 ORDER BY 1") do
     local c = by_class[class]
     if not c then
-      c = { pending = 0, open = 0, done = 0, failed = 0 }
+      c = { pending = 0, done = 0, failed = 0 }
       by_class[class] = c
       order[#order + 1] = class
     end
-    -- an item counts once: failed or done once its process ended, else by state
-    local what = outcome == 2 and "failed" or outcome == 1 and "done" or st == 0 and "pending" or "open"
+    -- an item counts once: failed or done once its process ended, else to run
+    local what = outcome == 2 and "failed" or outcome == 1 and "done" or "pending"
     c[what] = c[what] + n
     total[what] = total[what] + n
+    if st == 1 then
+      open_rows = open_rows + n
+    end
+    if st < 2 then
+      unfinished = unfinished + n
+    end
   end
-  local open_rows = db:rows("SELECT count(*) FROM items WHERE state = 1")()
   local out = {}
   out[#out + 1] = ("state file %s"):format(path)
   if #order == 0 then
     out[#out + 1] = "  no run saved yet"
   else
-    local unfinished = db:rows("SELECT count(*) FROM items WHERE state < 2")()
     out[#out + 1] = ("  %s: %d to run, %d done, %d failed (%d waiting for their children or hooks)"):format(
       unfinished == 0 and "complete" or "unfinished", total.pending, total.done, total.failed, open_rows)
     out[#out + 1] = ("  %-24s %9s %9s %9s"):format("class", "to run", "done", "failed")
