@@ -1,7 +1,9 @@
 -- A real crawl, with no internet: generates a website of a few thousand linked
 -- pages with images, serves it with a private nginx on 127.0.0.1, crawls it
 -- from the index page (each URL fetched once) and saves every image into a
--- folder, with the live display. nginx is stopped by PID at the end.
+-- folder, with the live display. nginx runs in its own process group (a Ctrl-C
+-- stops the crawl gracefully, against a live server) and is stopped by PID
+-- after the run.
 -- Politely: each URL once (Item:key()), failed fetches retried with backoff,
 -- a timeout per fetch, and optionally a rate per host (limits).
 --
@@ -24,11 +26,11 @@
 local aqueue = require("aqueue")
 io.stdout:setvbuf("line") -- progress lines appear at once, also through a pipe
 
--- The example's helpers live in this repository: find it from the script.
-local root = (arg[0]:match("^(.*)/examples/[^/]*$") or ".")
-package.path = root .. "/?.lua;" .. package.path
-local site = require("examples.lib.site")
-local nginx = require("tests.support.nginx")
+-- The example's helpers ship with it, in lib/ beside the script (copy both).
+local here = arg[0]:match("^(.*)/[^/]*$") or "."
+package.path = here .. "/?.lua;" .. package.path
+local site = require("lib.site")
+local nginx = require("lib.nginx")
 
 local opts = { pages = 3000, workers = 16, delay = 0.01 }
 local NUMBER_OPTIONS = { pages = true, workers = true, delay = true, rate = true }

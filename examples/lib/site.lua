@@ -2,7 +2,7 @@
 -- pages linked to each other, and `images` small GIF files, the pages linking
 -- to them. Deterministic: the same arguments give the same site.
 --
---   local site = require("examples.lib.site")
+--   local site = require("lib.site")  -- from an example (see examples/crawl.lua)
 --   local info = site.generate(dir, { pages = 3000, images = 600 })
 --   -- info.pages, info.images: how many of each a crawl from /index.html finds
 local M = {}

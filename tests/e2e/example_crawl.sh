@@ -1,6 +1,7 @@
 # End-to-end: examples/crawl.lua, the README's demo. It generates a site,
 # serves it with its own nginx on 127.0.0.1, crawls every page once, saves
-# every image, and stops nginx by PID — also when interrupted.
+# every image, and stops nginx by PID — also when interrupted by a Ctrl-C sent
+# to its process group.
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 
@@ -31,16 +32,25 @@ python3 -c "import sys; sys.exit(0 if float('$secs') >= 0.6 else 1)" ||
   fail "25 requests at 40/s took $secs s: less than the 0.6 s the rate allows"
 pass "25 requests at 40/s took $secs s (>= 0.6 s)"
 
-# Ctrl-C during a slow crawl: the run stops gracefully and nginx still goes;
-# with --state, running it again finishes the crawl without fetching twice.
-start_bg slow "$AQUEUE_RUN" --progress plain --state "$TMP/slow.state" "$S" --pages 2000 --workers 4 --delay 0.05 --out "$TMP/slow"
+# Ctrl-C during a slow crawl, as a terminal sends it: SIGINT to the whole
+# foreground process group (setsid gives the run a group of its own, as a shell
+# does for a job). nginx is in a group of its own: the run stops gracefully,
+# its running fetches finish against the live server (nothing fails, nothing is
+# retried), and the example stops nginx afterwards. With --state, running it
+# again finishes the crawl without fetching twice.
+start_bg slow setsid "$AQUEUE_RUN" --progress plain --state "$TMP/slow.state" "$S" --pages 2000 --workers 4 --delay 0.05 --out "$TMP/slow"
 wait_for_text "$TMP/slow.out" "nginx pid" 10 "the slow crawl started its server"
+expect_eq "$(ps -o pgid= -p "$BG_PID" | tr -d ' ')" "$BG_PID" "the run leads its own process group"
+pid=$(sed -n 's/.*(nginx pid \([0-9]*\)).*/\1/p' "$TMP/slow.out")
+[ "$(ps -o pgid= -p "$pid" | tr -d ' ')" != "$BG_PID" ] || fail "nginx (pid $pid) is in the run's process group"
+pass "nginx (pid $pid) runs in a process group of its own"
 sleep 0.5
-kill -INT "$BG_PID"
+kill -INT -- "-$BG_PID"
 wait_bg 15 "the interrupted crawl ended"
 expect_rc 130 "an interrupted crawl exits 130"
-expect_match "$ERR" 'interrupted$' "the summary says it was interrupted"
-pid=$(sed -n 's/.*(nginx pid \([0-9]*\)).*/\1/p' "$TMP/slow.out")
+expect_match "$ERR" '^aqueue: [0-9]+ processed, 0 failed, 0 retried, .*interrupted$' \
+  "the summary says it was interrupted, with nothing failed or retried"
+expect_not_contains "$ERR" "failed (attempt" "no fetch failed because of the Ctrl-C"
 if kill -0 "$pid" 2>/dev/null; then fail "nginx (pid $pid) is still running after Ctrl-C"; fi
 pass "nginx (pid $pid) was stopped after Ctrl-C"
 first=$(find "$TMP/slow" -name '*.gif' | wc -l)
