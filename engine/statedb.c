@@ -885,7 +885,10 @@ static int rows_next(lua_State *L) {
   sqlite3 *conn = sqlite3_db_handle(box->st);
   sqlite3_finalize(box->st);
   box->st = NULL;
-  if (rc != SQLITE_DONE) return luaL_error(L, "reading failed: %s", sqlite3_errmsg(conn));
+  if (rc != SQLITE_DONE) { /* a damaged file: named, with no position in Lua code */
+    lua_pushfstring(L, "cannot read %s: %s", box->db->path, sqlite3_errmsg(conn));
+    return lua_error(L);
+  }
   return 0;
 }
 

@@ -58,6 +58,14 @@ function M.start(file, fresh, retry_failed, level)
       .. "give each run_queue call its own state file"):format(file), level + 1)
   end
   local d = statefile.open(file, "state", level + 1)
+  if not fresh then
+    local problem, advice = M.check_rows(d)
+    if problem then
+      error(("run_queue: cannot resume the run in %s: %s (the file is left as it was; %s)")
+        :format(file, problem, advice and advice .. ", or start anew with --fresh" or "start anew with --fresh"),
+        level + 1)
+    end
+  end
   if fresh then
     assert(d:exec("DELETE FROM items"))
   elseif retry_failed then
@@ -71,6 +79,94 @@ function M.start(file, fresh, retry_failed, level)
   next_pid = max_pid + 1
   statefile.set_active_state(file)
   return max_pid > 0
+end
+
+-- What is wrong with the first row (in row order) that aqueue did not write
+-- as it is, e.g. one edited by hand: "item 17 has fields that are not JSON:
+-- ...", or nil when every row can be loaded. One pass over the table, reading
+-- only; run before anything is written to the file.
+local ROW_PROBLEM_SQL = [[
+SELECT pid, problem, state, outcome, attempts, ordinal, class, parent, key, fields FROM (
+  SELECT pid, state, outcome, attempts, ordinal, class, parent, key, fields, CASE
+    WHEN typeof(state) <> 'integer' OR state NOT IN (0, 1, 2) THEN 'state'
+    WHEN typeof(outcome) <> 'integer' OR outcome NOT IN (0, 1, 2) THEN 'outcome'
+    WHEN typeof(attempts) <> 'integer' OR attempts < 0 THEN 'attempts'
+    WHEN typeof(ordinal) <> 'integer' THEN 'ordinal'
+    WHEN typeof(class) <> 'text' OR class = '' THEN 'class'
+    WHEN typeof(parent) <> 'integer' OR parent < 0 THEN 'parent'
+    WHEN parent <> 0 AND NOT EXISTS (SELECT 1 FROM items p WHERE p.pid = i.parent) THEN 'parent_missing'
+    WHEN parent >= pid AND parent <> 0 THEN 'parent_after'
+    WHEN key IS NOT NULL AND (typeof(key) <> 'text' OR NOT (key GLOB 's:*' OR key GLOB 'n:?*')) THEN 'key'
+    WHEN (state < 2 OR outcome = 2) AND typeof(fields) <> 'text' THEN 'fields_missing'
+    WHEN (state < 2 OR outcome = 2) AND NOT json_valid(fields) THEN 'fields_json'
+    WHEN (state < 2 OR outcome = 2) AND json_type(fields) <> 'object' THEN 'fields_object'
+  END AS problem FROM items i)
+WHERE problem IS NOT NULL ORDER BY pid LIMIT 1]]
+
+-- A column's value as the message shows it: text quoted, shortened.
+local function shown(v)
+  if type(v) == "string" then
+    return ("%q"):format(#v > 60 and v:sub(1, 57) .. "..." or v)
+  end
+  return tostring(v)
+end
+
+-- The message for item `pid`'s fields, which cjson could not decode or did
+-- not decode to an object.
+local function fields_problem(pid, fields, decode_error)
+  if decode_error then
+    return ("item %d has fields that are not JSON: %s (%s)"):format(pid, shown(fields), decode_error)
+  end
+  return ("item %d has fields that are not a JSON object: %s"):format(pid, shown(fields))
+end
+
+local function find_problem(d)
+  local pid, problem, st, outcome, attempts, ordinal, class, parent, key, fields = d:rows(ROW_PROBLEM_SQL)()
+  if pid then
+    if problem == "state" then
+      return ("item %d has an unknown state %s (0 pending, 1 open, 2 finished)"):format(pid, shown(st))
+    elseif problem == "outcome" then
+      return ("item %d has an unknown outcome %s (0 none yet, 1 done, 2 failed)"):format(pid, shown(outcome))
+    elseif problem == "attempts" then
+      return ("item %d has attempts %s, not a count"):format(pid, shown(attempts))
+    elseif problem == "ordinal" then
+      return ("item %d has an ordinal %s, not a whole number"):format(pid, shown(ordinal))
+    elseif problem == "class" then
+      return ("item %d has a class %s, not a class name"):format(pid, shown(class))
+    elseif problem == "parent" then
+      return ("item %d has a parent %s, not an item id (0 for none)"):format(pid, shown(parent))
+    elseif problem == "parent_after" then
+      return ("item %d has a parent, item %d, that comes after it"):format(pid, parent)
+    elseif problem == "parent_missing" then
+      return ("item %d has a parent, item %d, that is not in the file"):format(pid, parent)
+    elseif problem == "key" then
+      return ("item %d has a key %s that aqueue did not write (s:TEXT or n:NUMBER)"):format(pid, shown(key))
+    elseif problem == "fields_missing" then
+      if fields == nil then
+        return ("item %d has no fields (NULL), and it is not finished"):format(pid)
+      end
+      return ("item %d has fields %s that are not JSON text"):format(pid, shown(fields))
+    end
+    local ok, decoded = pcall(cjson.decode, fields)
+    return fields_problem(pid, fields, not ok and tostring(decoded):gsub("^.-: ", "") or nil)
+  end
+  for id, k in d:rows("SELECT pid, key FROM items WHERE key GLOB 'n:*' ORDER BY pid") do
+    if key_value(k) == nil then
+      return ("item %d has a key %s that aqueue did not write (s:TEXT or n:NUMBER)"):format(id, shown(k))
+    end
+  end
+  return nil
+end
+
+-- nil when every row of the file can be loaded, else what is wrong, and
+-- "fix or delete that row" when it is a row (not a damaged file), for the
+-- caller's message.
+function M.check_rows(d)
+  local ok, problem = pcall(find_problem, d)
+  if not ok then
+    return tostring(problem) -- a damaged file: "cannot read FILE: ..."
+  end
+  return problem, problem and "fix or delete that row"
 end
 
 -- Failed items become pending again, with their attempts reset. Returns how
@@ -225,7 +321,14 @@ function M.load(classes, restore, level)
   local pending_parents = {}
   for pid, parent_pid, ordinal, class_name, fields, state, outcome, attempts in db:rows(
     "SELECT pid, parent, ordinal, class, fields, state, outcome, attempts FROM items WHERE state < 2 ORDER BY pid") do
-    local item = setmetatable(cjson.decode(fields), classes[class_name])
+    -- check_rows found every row loadable; cjson may still refuse what
+    -- SQLite's json_valid took (nesting deeper than it allows).
+    local ok, decoded = pcall(cjson.decode, fields)
+    if not ok or type(decoded) ~= "table" then
+      error(("run_queue: cannot resume the run in %s: %s (fix or delete that row, or start anew with --fresh)")
+        :format(path, fields_problem(pid, fields, not ok and tostring(decoded) or nil)), level + 1)
+    end
+    local item = setmetatable(decoded, classes[class_name])
     item._aq_pid = pid
     local parent = live[parent_pid] -- nil for a root, or a retried failed item whose parent finished
     if parent then

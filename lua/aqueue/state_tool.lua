@@ -22,6 +22,10 @@ local function open_existing(path)
   if not ok then
     fail(db, 1)
   end
+  local problem, advice = state.check_rows(db)
+  if problem then
+    fail(("%s: %s (the file is left as it was%s)"):format(path, problem, advice and "; " .. advice or ""), 1)
+  end
   return db
 end
 
