@@ -111,7 +111,9 @@ struct aq_statedb {
   uv_thread_t thread;
   uv_mutex_t mu;
   uv_cond_t work, done;
-  batch *handed;          /* mu: being committed, NULL when the writer is idle */
+  batch *handed;          /* mu: being committed, NULL when the writer is idle; also read
+                           * without mu by written() (the loop's hot path), so the writer
+                           * clears it with an atomic store */
   uint64_t committed;     /* mu: seq of the last committed batch */
   char *write_error;      /* mu: set once, when a commit failed */
   int quit;               /* mu */
@@ -274,7 +276,8 @@ static void writer_main(void *arg) {
     if (err && !db->write_error) db->write_error = err;
     else free(err);
     if (!db->write_error) db->committed = b->seq;
-    db->handed = NULL;
+    /* atomic: written() peeks at it without the mutex */
+    __atomic_store_n(&db->handed, NULL, __ATOMIC_RELEASE);
     uv_cond_broadcast(&db->done);
     if (!db->quit) uv_async_send(&db->async);
   }
@@ -418,6 +421,9 @@ static item_update *recent_update(batch *b, int64_t pid) {
   return i < b->nupdates && b->updates[i].pid == pid ? &b->updates[i] : NULL;
 }
 
+/* A new update in `cur`, for the caller to fill in and then call written():
+ * written() may hand `cur` to the writer thread, after which the loop thread
+ * must not touch it. */
 static item_update *new_update(aq_statedb *db, int64_t pid, int kind) {
   batch *b = db->cur;
   if (grow((void **)&b->updates, &b->updates_cap, b->nupdates + 1, sizeof *b->updates) != 0) return NULL;
@@ -427,7 +433,6 @@ static item_update *new_update(aq_statedb *db, int64_t pid, int kind) {
   u->pid = pid;
   u->kind = (uint8_t)kind;
   u->error.off = NO_STRING;
-  written(db);
   return u;
 }
 
@@ -441,6 +446,7 @@ int aq__statedb_item_attempts(aq_statedb *db, int64_t pid, int32_t attempts) {
   item_update *u = new_update(db, pid, UPDATE_ATTEMPTS);
   if (!u) return -1;
   u->attempts = attempts;
+  written(db);
   return 0;
 }
 
@@ -458,7 +464,9 @@ int aq__statedb_item_processed(aq_statedb *db, int64_t pid, int32_t ok, int32_t 
   if (!u) return -1;
   u->ok = ok != 0;
   u->attempts = attempts;
-  return arena_put(db->cur, error, error_len, &u->error);
+  int rc = arena_put(db->cur, error, error_len, &u->error);
+  written(db);
+  return rc;
 }
 
 int aq__statedb_item_finished(aq_statedb *db, int64_t pid) {
@@ -473,7 +481,9 @@ int aq__statedb_item_finished(aq_statedb *db, int64_t pid) {
     u->kind = UPDATE_PROCESSED_FINISHED;
     return 0;
   }
-  return new_update(db, pid, UPDATE_FINISHED) ? 0 : -1;
+  if (!new_update(db, pid, UPDATE_FINISHED)) return -1;
+  written(db);
+  return 0;
 }
 
 /* --- opening --- */
