@@ -37,8 +37,10 @@ PY=/usr/bin/python3
 # Kill delays are drawn from [50, 400] ms, scaled by SLOW_PCT for the ASan runner
 # (its start-up and its loading of a resumed run are 2-3x slower; the leaves'
 # sleeps are not, so the whole run is not much longer).
+# AQUEUE_E2E_SLOW_PCT sets it for other slow builds (ThreadSanitizer's: 500).
 SLOW_PCT=100
 case "$AQUEUE_RUN" in *-asan) SLOW_PCT=200 ;; esac
+SLOW_PCT="${AQUEUE_E2E_SLOW_PCT:-$SLOW_PCT}"
 
 SEED="${AQUEUE_E2E_SEED:-$(( $(date +%s%N) % 32768 ))}"
 RANDOM=$SEED
