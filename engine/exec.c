@@ -26,7 +26,6 @@
  * before would leave the child unreaped (a zombie) — so a cancelled call
  * lives on, unseen, until its killed child has been reaped.
  */
-#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,9 +312,7 @@ static void start_io(uv_loop_t *loop, exec_call *x) {
     uv_timer_init(loop, &x->timer);
     x->has_timer = 1;
     x->handles++;
-    double ms = ceil(x->timeout * 1000.0);
-    uv_update_time(loop); /* count from now, not from when the loop last read its clock */
-    uv_timer_start(&x->timer, on_timeout, ms >= 1e15 ? (uint64_t)1e15 : (uint64_t)ms, 0);
+    aq_timer_start(&x->timer, on_timeout, x->timeout);
   }
 }
 

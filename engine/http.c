@@ -215,7 +215,7 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
   (void)multi;
   http_multi *m = userp;
   if (timeout_ms < 0) uv_timer_stop(&m->timer);
-  else uv_timer_start(&m->timer, on_timer, (uint64_t)timeout_ms, 0);
+  else aq_timer_start(&m->timer, on_timer, (double)timeout_ms / 1000.0);
   return 0;
 }
 
@@ -849,7 +849,7 @@ static int l_request(lua_State *L) {
     return 2;
   }
   r->task = task;
-  if (r->deadline) uv_timer_start(r->deadline, on_deadline, (uint64_t)timeout_ms + DEADLINE_GRACE_MS, 0);
+  if (r->deadline) aq_timer_start(r->deadline, on_deadline, timeout + DEADLINE_GRACE_MS / 1000.0);
   lua_settop(L, top);
   return aq_task_yield(L, cancel_request, r);
 

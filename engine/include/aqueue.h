@@ -113,6 +113,19 @@ AQ_EXPORT void aq_task_resume(aq_task *task, int nresults);
 /* The I/O-failure form of aq_task_resume: the binding returns nil, message. */
 AQ_EXPORT void aq_task_resume_error(aq_task *task, const char *message);
 
+/* --- timers --- */
+
+/* Starts `timer` (initialized by you on aq_engine_loop's loop) to call `cb`
+ * once, `seconds` from now: never earlier, at most about a millisecond later.
+ * libuv counts a timeout from the loop's cached clock, which stands still
+ * while tasks run; this reads the clock first and rounds up, so CPU work done
+ * earlier in the same loop turn does not make the timer fire early. Use it
+ * for every "in N seconds from now" (a timeout, a sleep); 0 or less (and NaN)
+ * fires on the next loop turn; very large values are capped (~30000 years).
+ * Restarts a timer that is already running. Returns 0, or a libuv error.
+ * The timer stays yours: stop or close it as with uv_timer_start. */
+AQ_EXPORT int aq_timer_start(uv_timer_t *timer, uv_timer_cb cb, double seconds);
+
 /* --- the thread pool --- */
 
 /* Runs on a pool thread: no Lua, no loop calls; touch only what `data` owns. */

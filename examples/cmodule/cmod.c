@@ -192,7 +192,7 @@ static int l_wait_change(lua_State *L) {
     lua_pushfstring(L, "cannot watch %s: %s", path, uv_strerror(err));
     return 2;
   }
-  if (timeout >= 0) uv_timer_start(&w->timer, on_timeout, (uint64_t)(timeout * 1000), 0);
+  if (timeout >= 0) aq_timer_start(&w->timer, on_timeout, timeout); /* from now, never early */
   return aq_task_yield(L, cancel_wait, w);
 }
 

@@ -235,7 +235,8 @@ describe("aqueue.exec", function()
         resumed = true
       end)
       local pid = pid_in(dir .. "/pid")
-      assert.are.equal("S", process_state(pid))
+      -- the shell wrote its pid and is still becoming `sleep` for a moment
+      wait_until(function() return process_state(pid) == "S" end, 2, "the program to sleep")
       assert.is_true(h:cancel())
       wait_until(function() return process_state(pid) == nil end, 2, "the child to be reaped")
       aqueue.sleep(0.05)

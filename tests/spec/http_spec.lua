@@ -324,6 +324,33 @@ describe("aqueue.http failures return nil, err", function()
   end)
 end)
 
+-- CPU work in the task without yielding: the loop's cached clock stands still.
+local function busy_for(seconds)
+  local t0 = aqueue.now()
+  while aqueue.now() - t0 < seconds do end
+end
+
+describe("aqueue.http timeout counts from the request, not from the loop's last clock reading", function()
+  it("after CPU work longer than the timeout, a quick answer still arrives", function()
+    busy_for(1.2)
+    local res, err = http.get(base .. "/small.txt", { timeout = 1 })
+    assert.is_nil(err)
+    assert.are.equal(200, res.status)
+  end)
+
+  it("after CPU work, a server that never answers still gets the whole timeout", function()
+    local stalled = tcp.stalled_listener()
+    finally(function() stalled:close() end)
+    busy_for(0.5)
+    local t0 = aqueue.now()
+    local res, err = http.get(stalled.url, { timeout = 0.3 })
+    local elapsed = aqueue.now() - t0
+    assert.is_nil(res)
+    assert.matches("timed out", err, 1, true)
+    assert.is_true(elapsed >= 0.3, "a 0.3 s timeout took " .. elapsed .. " s")
+  end)
+end)
+
 describe("aqueue.http timeout while waiting for a free connection", function()
   it("still ends the request after `timeout` seconds", function()
     local stalled = tcp.stalled_listener()
