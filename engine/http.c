@@ -25,7 +25,7 @@
  *
  * Ownership: l_request allocates the request; this file owns it until
  * free_req(). Exactly one of finish() (the task resumes with the response or
- * nil, err) or cancel_request() (the engine cancelled the task) ends the
+ * nil, err, code) or cancel_request() (the engine cancelled the task) ends the
  * task's part. After a cancel the request may outlive the task while a
  * uv_fs request is in flight (those cannot be recalled): the fs callback then
  * closes and removes the part file and frees it.
@@ -616,7 +616,8 @@ static void resume_curl_failure(http_req *r, aq_task *task) {
   const char *sep = ": ";
   if (n == 0) sep = detail = "";
   else if (strstr(detail, what)) what = sep = "";
-  aq_task_resume_failure(task, code, "%s: %s (%s%s%s)", aq_error_text(code), failure_url(r), what, sep, detail);
+  const char *desc = aq_error_text(code); /* every code above has one */
+  aq_task_resume_failure(task, code, "%s: %s (%s%s%s)", desc ? desc : "failed", failure_url(r), what, sep, detail);
 }
 
 /* Resumes the task with the output file's failure: "ENOSPC: cannot write
@@ -657,7 +658,7 @@ static void push_headers(lua_State *T, CURL *easy) {
   }
 }
 
-/* The task resumes with the response, or with nil, err; frees the request. */
+/* The task resumes with the response, or with nil, err, code; frees the request. */
 static void finish(http_req *r) {
   aq_task *task = r->task;
   r->task = NULL;
@@ -801,7 +802,7 @@ static void set_method(CURL *easy, const char *method, const char *body, size_t 
 /* request{ method =, url =, headers = { "Name: value", ... }, body =, timeout =,
  * follow_redirects =, output = } (checked and normalized by aqueue.http):
  * yields until the response is in, then returns { status, headers, body, url,
- * elapsed } (no body with output), or nil, err. Raises on misuse. */
+ * elapsed } (no body with output), or nil, err, code. Raises on misuse. */
 static int l_request(lua_State *L) {
   aq_task *task = aq_task_current(L);
   luaL_checktype(L, 1, LUA_TTABLE);
