@@ -12,5 +12,6 @@
 int aq_open_fs(lua_State *L);   /* "aqueue.fs_core"   (fs.c)   */
 int aq_open_exec(lua_State *L); /* "aqueue.exec_core" (exec.c) */
 int aq_open_work(lua_State *L); /* "aqueue.work_core" (work.c) */
+int aq_open_errors(lua_State *L); /* "aqueue.errors" (errors.c) */
 
 #endif

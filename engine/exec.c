@@ -26,7 +26,6 @@
  * before would leave the child unreaped (a zombie) — so a cancelled call
  * lives on, unseen, until its killed child has been reaped.
  */
-#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,23 +91,11 @@ static void kill_child(exec_call *x) {
 
 /* --- the answer --- */
 
-static void push_failure(lua_State *L, int err, const char *name) {
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s: %s", uv_err_name(err), uv_strerror(err), name);
-  lua_pushstring(L, uv_err_name(err));
-}
-
 static int push_results(lua_State *L, exec_call *x) {
-  if (x->timed_out) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "ETIMEDOUT: killed after a timeout of %f s: %s", x->timeout, x->name);
-    lua_pushliteral(L, "ETIMEDOUT");
-    return 3;
-  }
-  if (x->read_err) {
-    push_failure(L, x->read_err, x->name);
-    return 3;
-  }
+  if (x->timed_out)
+    return aq_push_failure(L, "ETIMEDOUT", "killed after a timeout of %f s: %s", x->timeout, x->name);
+  if (x->read_err)
+    return aq_push_failure(L, uv_err_name(x->read_err), "%s: %s", uv_strerror(x->read_err), x->name);
   lua_createtable(L, 0, 4);
   /* Killed by a signal: the shell's 128 + signal, so that `code ~= 0`
    * always means the program did not succeed. */
@@ -313,9 +300,7 @@ static void start_io(uv_loop_t *loop, exec_call *x) {
     uv_timer_init(loop, &x->timer);
     x->has_timer = 1;
     x->handles++;
-    double ms = ceil(x->timeout * 1000.0);
-    uv_update_time(loop); /* count from now, not from when the loop last read its clock */
-    uv_timer_start(&x->timer, on_timeout, ms >= 1e15 ? (uint64_t)1e15 : (uint64_t)ms, 0);
+    aq_timer_start(&x->timer, on_timeout, x->timeout);
   }
 }
 
@@ -376,10 +361,8 @@ static int l_exec(lua_State *L) {
   free(argv);
   free_env(env);
   if (r != 0) { /* no child: answer at once, and close what was opened */
-    lua_pushnil(L);
-    if (cwd) lua_pushfstring(L, "%s: %s: %s (in %s)", uv_err_name(r), uv_strerror(r), x->name, cwd);
-    else lua_pushfstring(L, "%s: %s: %s", uv_err_name(r), uv_strerror(r), x->name);
-    lua_pushstring(L, uv_err_name(r));
+    if (cwd) aq_push_failure(L, uv_err_name(r), "%s: %s (in %s)", uv_strerror(r), x->name, cwd);
+    else aq_push_failure(L, uv_err_name(r), "%s: %s", uv_strerror(r), x->name);
     close_handle((uv_handle_t *)&x->proc);
     close_io(x);
     return 3;

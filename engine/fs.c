@@ -7,7 +7,8 @@
  * Every function yields its task and returns, luv style:
  *   success       the value (data, true, a stat table, a list of names)
  *   I/O failure   nil, "ENOENT: no such file or directory: <path>", "ENOENT"
- * and raises on misuse (a path that is not a string, or holds a zero byte).
+ * and raises on misuse (a path or data that is not a string — a number is
+ * not taken for one — or a path that holds a zero byte).
  *
  * Ownership: an fs_call (its uv_fs_t, path copies, data buffer and any file it
  * opened) belongs to this file from the binding until fs_call_free, reached
@@ -23,6 +24,7 @@
  * is open, and frees the call without resuming anything.
  */
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -94,23 +96,17 @@ static void push_stat(lua_State *L, const uv_stat_t *st) {
   set_number(L, "blocks", (double)st->st_blocks);
 }
 
-/* Pushes nil, "ENAME: message: path", "ENAME" — luv's shape, with the path
- * (both paths for rename) so that a log line says which file. */
-static void push_failure(lua_State *L, const fs_call *c) {
-  lua_pushnil(L);
+/* Pushes nil, "ENAME: message: path", "ENAME" (aq_push_failure's shape),
+ * with the path (both paths for rename) so that a log line says which file. */
+static int push_failure(lua_State *L, const fs_call *c) {
   if (c->path2)
-    lua_pushfstring(L, "%s: %s: %s -> %s", uv_err_name(c->err), uv_strerror(c->err), c->path, c->path2);
-  else
-    lua_pushfstring(L, "%s: %s: %s", uv_err_name(c->err), uv_strerror(c->err), c->path);
-  lua_pushstring(L, uv_err_name(c->err));
+    return aq_push_failure(L, uv_err_name(c->err), "%s: %s -> %s", uv_strerror(c->err), c->path, c->path2);
+  return aq_push_failure(L, uv_err_name(c->err), "%s: %s", uv_strerror(c->err), c->path);
 }
 
 /* Pushes the operation's results onto L and returns how many. */
 static int push_results(lua_State *L, fs_call *c) {
-  if (c->err < 0) {
-    push_failure(L, c);
-    return 3;
-  }
+  if (c->err < 0) return push_failure(L, c);
   switch (c->op) {
   case FS_READ:
     lua_pushlstring(L, c->data ? c->data : "", c->len);
@@ -334,10 +330,32 @@ static void on_unlink(uv_fs_t *req) {
 
 /* --- the bindings --- */
 
-static const char *check_path(lua_State *L, int arg) {
+static const char *const op_names[] = {"read", "write", "append", "stat", "lstat", "list", "mkdir", "remove", "rename"};
+
+/* Raises "<caller's file:line:> bad argument #arg to 'aqueue.fs.<op>' (what)":
+ * the functions are called from Lua directly, so level 2 is the caller. */
+static void arg_error(lua_State *L, fs_op op, int arg, const char *what) {
+  luaL_where(L, 2);
+  lua_pushfstring(L, "bad argument #%d to 'aqueue.fs.%s' (%s)", arg, op_names[op], what);
+  lua_concat(L, 2);
+  lua_error(L);
+}
+
+/* The string at arg, which must be a string: not a number either, which
+ * luaL_checkstring would quietly turn into a file name ("42"). Raises. */
+static const char *check_string(lua_State *L, fs_op op, int arg, size_t *len) {
+  if (lua_type(L, arg) != LUA_TSTRING) {
+    char what[64];
+    snprintf(what, sizeof what, "string expected, got %s", luaL_typename(L, arg));
+    arg_error(L, op, arg, what);
+  }
+  return lua_tolstring(L, arg, len);
+}
+
+static const char *check_path(lua_State *L, fs_op op, int arg) {
   size_t len;
-  const char *path = luaL_checklstring(L, arg, &len);
-  if (strlen(path) != len) luaL_argerror(L, arg, "path contains a zero byte");
+  const char *path = check_string(L, op, arg, &len);
+  if (strlen(path) != len) arg_error(L, op, arg, "path contains a zero byte");
   return path;
 }
 
@@ -362,8 +380,8 @@ static void cancel_fs(aq_task *task, void *data) {
 /* Allocates a call for op on the path at argument 1 (and the path at 2 for
  * rename). Raises on misuse or when out of memory. */
 static fs_call *new_call(lua_State *L, aq_task *task, fs_op op) {
-  const char *path = check_path(L, 1);
-  const char *path2 = op == FS_RENAME ? check_path(L, 2) : NULL;
+  const char *path = check_path(L, op, 1);
+  const char *path2 = op == FS_RENAME ? check_path(L, op, 2) : NULL;
   fs_call *c = calloc(1, sizeof *c);
   if (!c) luaL_error(L, "out of memory");
   c->task = task;
@@ -405,7 +423,8 @@ static int l_read(lua_State *L) {
 static int write_or_append(lua_State *L, fs_op op) {
   aq_task *task = aq_task_current(L);
   size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
+  check_path(L, op, 1); /* the arguments in order: a bad path is #1 */
+  const char *data = check_string(L, op, 2, &len);
   fs_call *c = new_call(L, task, op);
   c->data = malloc(len ? len : 1);
   if (!c->data) {

@@ -25,13 +25,14 @@
  *
  * Ownership: l_request allocates the request; this file owns it until
  * free_req(). Exactly one of finish() (the task resumes with the response or
- * nil, err) or cancel_request() (the engine cancelled the task) ends the
+ * nil, err, code) or cancel_request() (the engine cancelled the task) ends the
  * task's part. After a cancel the request may outlive the task while a
  * uv_fs request is in flight (those cannot be recalled): the fs callback then
  * closes and removes the part file and frees it.
  */
 #include <dlfcn.h>
 #include <ctype.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -215,7 +216,7 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
   (void)multi;
   http_multi *m = userp;
   if (timeout_ms < 0) uv_timer_stop(&m->timer);
-  else uv_timer_start(&m->timer, on_timer, (uint64_t)timeout_ms, 0);
+  else aq_timer_start(&m->timer, on_timer, (double)timeout_ms / 1000.0);
   return 0;
 }
 
@@ -324,9 +325,10 @@ typedef struct {
   uv_loop_t *loop;
   aq_task *task; /* NULL once resumed or cancelled */
   struct curl_slist *headers;
+  char *url;            /* a copy, for error messages */
   uv_timer_t *deadline; /* with a timeout, until the transfer is over */
   uint64_t start_ns;
-  char errbuf[CURL_ERROR_SIZE];
+  char errbuf[CURL_ERROR_SIZE]; /* this request's alone: a pooled easy handle must not show an earlier request's words */
   CURLcode code;      /* the transfer's outcome, once done */
   unsigned in_multi : 1;
   unsigned done : 1;      /* the transfer is over (or never started) */
@@ -371,6 +373,7 @@ static void free_req(http_req *r) {
   }
   deadline_close(r);
   curl_slist_free_all(r->headers);
+  free(r->url);
   bytes_free(&r->body);
   bytes_free(&r->pending);
   bytes_free(&r->inflight);
@@ -533,33 +536,98 @@ static int has_unwritten(const http_req *r) {
 
 /* --- the outcome ----------------------------------------------------------- */
 
-/* curl's message for a failed transfer: the error code's text, the details of
- * the error buffer, and the system's word for the socket error when curl did
- * not already give it ("Connection refused"). */
-static void curl_message(http_req *r, char *out, size_t size) {
+/* The code of a failed transfer (README "I/O failures"). CURLINFO_OS_ERRNO
+ * is read for a failed connect only: curl sets it then and keeps it in the
+ * easy handle, which the pool reuses, so for any other failure it may be an
+ * earlier request's (a timeout would say "connection refused"). */
+static const char *failure_code(const http_req *r) {
+  switch (r->code) {
+  case CURLE_COULDNT_CONNECT: {
+    long os_errno = 0;
+    curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
+    if (os_errno == EHOSTUNREACH) return "EHOSTUNREACH";
+    if (os_errno == ENETUNREACH) return "ENETUNREACH";
+    if (os_errno == ETIMEDOUT) return "ETIMEDOUT";
+    return "ECONNREFUSED";
+  }
+  case CURLE_OPERATION_TIMEDOUT:
+    return "ETIMEDOUT";
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY:
+    return "EAI_NONAME";
+  case CURLE_UNSUPPORTED_PROTOCOL:
+    return "EPROTONOSUPPORT";
+  case CURLE_URL_MALFORMAT:
+    return "EINVAL";
+  case CURLE_TOO_MANY_REDIRECTS:
+    return AQ_EREDIRECTS;
+  case CURLE_PEER_FAILED_VERIFICATION: /* also CURLE_SSL_CACERT */
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+  case CURLE_SSL_INVALIDCERTSTATUS:
+  case CURLE_SSL_ISSUER_ERROR:
+    return AQ_ECERT;
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_SSL_ENGINE_NOTFOUND:
+  case CURLE_SSL_ENGINE_SETFAILED:
+  case CURLE_SSL_ENGINE_INITFAILED:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_CRL_BADFILE:
+  case CURLE_SSL_SHUTDOWN_FAILED:
+  case CURLE_SSL_CLIENTCERT:
+  case CURLE_USE_SSL_FAILED:
+    return AQ_ETLS;
+  case CURLE_SEND_ERROR: /* the connection broke, or ended before the whole response */
+  case CURLE_RECV_ERROR:
+  case CURLE_GOT_NOTHING:
+  case CURLE_PARTIAL_FILE:
+    return "ECONNRESET";
+  case CURLE_WEIRD_SERVER_REPLY: /* the server does not speak valid HTTP */
+  case CURLE_HTTP2:
+  case CURLE_HTTP2_STREAM:
+  case CURLE_BAD_CONTENT_ENCODING:
+    return "EPROTO";
+  case CURLE_OUT_OF_MEMORY:
+  case CURLE_WRITE_ERROR: /* on_body refuses bytes when out of memory (a file error is the fs's) */
+    return "ENOMEM";
+  default:
+    return AQ_EHTTP;
+  }
+}
+
+/* The URL a failure is about: where the transfer was when it failed (after
+ * redirects), else the one asked for. */
+static const char *failure_url(const http_req *r) {
+  char *url = NULL;
+  if (r->easy) curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
+  return url && url[0] ? url : r->url;
+}
+
+/* Resumes the task with nil, "CODE: description: url (curl's words)", CODE.
+ * curl's words are its error code's text and, when it wrote one, the
+ * request's own error buffer. */
+static void resume_curl_failure(http_req *r, aq_task *task) {
+  const char *code = failure_code(r);
   const char *what = curl_easy_strerror(r->code);
   char *detail = r->errbuf;
   size_t n = strlen(detail);
   while (n > 0 && (detail[n - 1] == '\n' || detail[n - 1] == '\r')) detail[--n] = '\0';
-  int len;
-  if (n == 0) len = snprintf(out, size, "%s", what);
-  else if (strstr(detail, what)) len = snprintf(out, size, "%s", detail);
-  else len = snprintf(out, size, "%s: %s", what, detail);
-  long os_errno = 0;
-  curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
-  if (os_errno != 0 && len >= 0 && (size_t)len < size) {
-    const char *sys = strerror((int)os_errno);
-    if (!strstr(out, sys)) snprintf(out + len, size - (size_t)len, " (%s)", sys);
-  }
+  const char *sep = ": ";
+  if (n == 0) sep = detail = "";
+  else if (strstr(detail, what)) what = sep = "";
+  const char *desc = aq_error_text(code); /* every code above has one */
+  aq_task_resume_failure(task, code, "%s: %s (%s%s%s)", desc ? desc : "failed", failure_url(r), what, sep, detail);
 }
 
-static void fs_message(http_req *r, char *out, size_t size) {
+/* Resumes the task with the output file's failure: "ENOSPC: cannot write
+ * output file x.part: no space left on device". */
+static void resume_fs_failure(http_req *r, aq_task *task) {
+  const char *code = uv_err_name(r->fs_error);
   if (strcmp(r->fs_what, "rename") == 0)
-    snprintf(out, size, "cannot rename %s to %s: %s: %s", r->part, r->path,
-             uv_err_name(r->fs_error), uv_strerror(r->fs_error));
+    aq_task_resume_failure(task, code, "cannot rename %s to %s: %s", r->part, r->path, uv_strerror(r->fs_error));
   else
-    snprintf(out, size, "cannot %s output file %s: %s: %s", r->fs_what, r->path,
-             uv_err_name(r->fs_error), uv_strerror(r->fs_error));
+    aq_task_resume_failure(task, code, "cannot %s output file %s: %s", r->fs_what, r->path, uv_strerror(r->fs_error));
 }
 
 /* Pushes the response headers of the last response (after redirects) as a
@@ -590,17 +658,14 @@ static void push_headers(lua_State *T, CURL *easy) {
   }
 }
 
-/* The task resumes with the response, or with nil, err; frees the request. */
+/* The task resumes with the response, or with nil, err, code; frees the request. */
 static void finish(http_req *r) {
   aq_task *task = r->task;
   r->task = NULL;
-  char msg[CURL_ERROR_SIZE + 512];
   if (r->code != CURLE_OK && !(r->code == CURLE_WRITE_ERROR && r->fs_error)) {
-    curl_message(r, msg, sizeof msg);
-    aq_task_resume_error(task, msg);
+    resume_curl_failure(r, task);
   } else if (r->fs_error) {
-    fs_message(r, msg, sizeof msg);
-    aq_task_resume_error(task, msg);
+    resume_fs_failure(r, task);
   } else {
     lua_State *T = aq_task_state(task);
     lua_checkstack(T, 8);
@@ -737,7 +802,7 @@ static void set_method(CURL *easy, const char *method, const char *body, size_t 
 /* request{ method =, url =, headers = { "Name: value", ... }, body =, timeout =,
  * follow_redirects =, output = } (checked and normalized by aqueue.http):
  * yields until the response is in, then returns { status, headers, body, url,
- * elapsed } (no body with output), or nil, err. Raises on misuse. */
+ * elapsed } (no body with output), or nil, err, code. Raises on misuse. */
 static int l_request(lua_State *L) {
   aq_task *task = aq_task_current(L);
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -777,7 +842,9 @@ static int l_request(lua_State *L) {
   r->fs.data = r;
   r->start_ns = uv_hrtime();
   r->easy = m->npool > 0 ? m->pool[--m->npool] : curl_easy_init();
-  if (!r->easy) goto oom;
+  r->url = malloc(url_len + 1);
+  if (!r->easy || !r->url) goto oom;
+  memcpy(r->url, url, url_len + 1);
   for (size_t i = 1; i <= nheaders; i++) {
     lua_rawgeti(L, headers_idx, (int)i);
     struct curl_slist *list = curl_slist_append(r->headers, lua_tostring(L, -1));
@@ -795,6 +862,7 @@ static int l_request(lua_State *L) {
 
   CURL *easy = r->easy;
   curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)r);
+  r->errbuf[0] = '\0'; /* curl writes it only when the transfer fails */
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, r->errbuf);
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075700
@@ -826,9 +894,7 @@ static int l_request(lua_State *L) {
   if (strlen(url) != url_len || curl_easy_setopt(easy, CURLOPT_URL, url) != CURLE_OK) {
     free_req(r);
     lua_settop(L, top);
-    lua_pushnil(L);
-    lua_pushstring(L, curl_easy_strerror(CURLE_URL_MALFORMAT));
-    return 2;
+    return aq_push_failure(L, "EINVAL", "%s: %s (%s)", aq_error_text("EINVAL"), url, curl_easy_strerror(CURLE_URL_MALFORMAT));
   }
 
   int err;
@@ -839,17 +905,15 @@ static int l_request(lua_State *L) {
     err = multi_add(r);
   }
   if (err != 0) {
-    char msg[CURL_ERROR_SIZE + 64];
-    if (output) snprintf(msg, sizeof msg, "cannot open output file %s: %s: %s", output, uv_err_name(err), uv_strerror(err));
-    else snprintf(msg, sizeof msg, "%s", curl_multi_strerror((CURLMcode)err));
     free_req(r);
     lua_settop(L, top);
-    lua_pushnil(L);
-    lua_pushstring(L, msg);
-    return 2;
+    if (output)
+      return aq_push_failure(L, uv_err_name(err), "cannot open output file %s: %s", output, uv_strerror(err));
+    const char *code = err == CURLM_OUT_OF_MEMORY ? "ENOMEM" : AQ_EHTTP;
+    return aq_push_failure(L, code, "%s: %s (%s)", aq_error_text(code), url, curl_multi_strerror((CURLMcode)err));
   }
   r->task = task;
-  if (r->deadline) uv_timer_start(r->deadline, on_deadline, (uint64_t)timeout_ms + DEADLINE_GRACE_MS, 0);
+  if (r->deadline) aq_timer_start(r->deadline, on_deadline, timeout + DEADLINE_GRACE_MS / 1000.0);
   lua_settop(L, top);
   return aq_task_yield(L, cancel_request, r);
 

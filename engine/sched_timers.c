@@ -149,10 +149,8 @@ void aq__sched_arm_timeout(aq_engine *E, double seconds) {
     uv_timer_init(&E->loop, t->timeout_timer);
     t->timeout_timer->data = t;
   }
-  double ms = ceil(seconds * 1000.0);
   t->timeout_s = seconds;
-  uv_update_time(&E->loop); /* count from now: tasks may have run since the loop read its clock */
-  uv_timer_start(t->timeout_timer, on_job_timeout, ms >= 1e15 ? (uint64_t)1e15 : (uint64_t)ms, 0);
+  aq_timer_start(t->timeout_timer, on_job_timeout, seconds);
 }
 
 void sched_job_timer_stop(aq_task *t) {
@@ -175,7 +173,5 @@ static void on_max_time(uv_timer_t *timer) {
 }
 
 void sched_max_time_start(aq_engine *E, double seconds) {
-  double ms = ceil(seconds * 1000.0);
-  uv_update_time(&E->loop); /* count from now, not from when the loop last read its clock */
-  uv_timer_start(&E->sched.max_time_timer, on_max_time, ms >= 1e15 ? (uint64_t)1e15 : (uint64_t)ms, 0);
+  aq_timer_start(&E->sched.max_time_timer, on_max_time, seconds);
 }

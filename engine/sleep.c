@@ -44,18 +44,6 @@ int aq_lua_sleep(lua_State *L) {
   uv_timer_init(loop, &req->timer);
   req->timer.data = req;
   req->task = task;
-  /* A timer fires once the loop's clock, whole milliseconds rounded down,
-   * reaches start + ms. Read the clock now (tasks may have run since the
-   * iteration began) and add the fraction of a millisecond it dropped, so the
-   * sleep never ends early. */
-  uv_update_time(loop);
-  uint64_t ms = 0;
-  if (seconds > 0) {
-    double dropped_ms = (double)uv_hrtime() / 1e6 - (double)uv_now(loop);
-    if (dropped_ms < 0) dropped_ms = 0;
-    double total = ceil(seconds * 1000.0 + dropped_ms);
-    ms = total >= 1e15 ? (uint64_t)1e15 : (uint64_t)total;
-  }
-  uv_timer_start(&req->timer, on_timer, ms, 0);
+  aq_timer_start(&req->timer, on_timer, seconds); /* from now, never early */
   return aq_task_yield(L, cancel_sleep, req);
 }

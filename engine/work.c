@@ -334,6 +334,7 @@ typedef struct {
   wbuf in;       /* bytecode and arguments, written on the loop thread */
   wbuf out;      /* results, written on the pool thread */
   char *error;   /* malloc'd message when fn raised or its results cannot cross */
+  const char *error_code; /* its code: AQ_EWORK, or "ENOMEM" */
 } work_req;
 
 static void req_free(work_req *req) {
@@ -448,6 +449,7 @@ static int pool_call(lua_State *L) {
   luaL_checkstack(L, (int)(nargs > 100000 ? 100000 : nargs) + 8, "aqueue.work: too many arguments");
   for (uint32_t i = 0; i < nargs; i++) decode_value(L, &r, 0);
   if (lua_pcall(L, (int)nargs, LUA_MULTRET, 0) != 0) {
+    req->error_code = AQ_EWORK; /* fn raised */
     req->error = error_message(L);
     if (!req->error) return luaL_error(L, "not enough memory");
     return 0;
@@ -462,6 +464,7 @@ static int pool_call(lua_State *L) {
       describe_failure(&e, msg, sizeof msg, "result", i, "back from");
       wbuf_free(&req->out);
       lua_pushfstring(L, "aqueue.work: %s", msg);
+      req->error_code = AQ_EWORK; /* a result cannot cross */
       req->error = error_message(L);
       if (!req->error) return luaL_error(L, "not enough memory");
       return 0;
@@ -490,12 +493,14 @@ static void run_in_pool(uv_work_t *work) {
   work_req *req = work->data;
   worker *w = worker_get();
   if (!w) {
+    req->error_code = "ENOMEM";
     req->error = strdup("aqueue.work: cannot create a Lua state on the pool thread (out of memory)");
     return;
   }
   pool_call_args a = {req, w};
   if (lua_cpcall(w->L, pool_call, &a) != 0) {
     free(req->error);
+    req->error_code = "ENOMEM"; /* pool_call itself failed: memory or stack */
     req->error = error_message(w->L);
     wbuf_free(&req->out);
   }
@@ -529,14 +534,12 @@ static void after_work(uv_work_t *work, int status) {
     req_free(req);
     return;
   }
-  if (status != 0) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "aqueue.work: %s", uv_strerror(status));
-    aq_task_resume_error(task, msg);
+  if (status != 0) { /* UV_ECANCELED comes only after cancel_work, which cleared task */
+    aq_task_resume_failure(task, uv_err_name(status), "aqueue.work: %s", uv_strerror(status));
   } else if (req->error) {
-    aq_task_resume_error(task, req->error);
+    aq_task_resume_failure(task, req->error_code, "%s", req->error);
   } else if (!req->out.data) {
-    aq_task_resume_error(task, "aqueue.work: not enough memory");
+    aq_task_resume_failure(task, "ENOMEM", "aqueue.work: not enough memory");
   } else {
     /* Rebuild the results in a spare coroutine under lua_pcall, so running
      * out of memory there is an error rather than a panic; then move them. */
@@ -545,12 +548,12 @@ static void after_work(uv_work_t *work, int status) {
     lua_rawgeti(H, LUA_REGISTRYINDEX, req->mod->decode_fn_ref);
     lua_pushlightuserdata(H, req);
     if (lua_pcall(H, 1, LUA_MULTRET, 0) != 0) {
-      aq_task_resume_error(task, lua_tostring(H, -1));
+      aq_task_resume_failure(task, "ENOMEM", "%s", lua_tostring(H, -1)); /* the decoding failed: no memory */
     } else {
       int n = lua_gettop(H);
       lua_State *co = aq_task_state(task);
-      if (!lua_checkstack(co, n)) {
-        aq_task_resume_error(task, "aqueue.work: fn returned too many results");
+      if (!lua_checkstack(co, n + 5)) {
+        aq_task_resume_failure(task, AQ_EWORK, "aqueue.work: fn returned too many results");
       } else {
         lua_xmove(H, co, n);
         aq_task_resume(task, n);
@@ -625,8 +628,9 @@ static void push_bytecode(lua_State *L) {
 }
 
 /* aqueue.work(fn, ...) -> fn(...)'s results, computed on a pool thread.
- * Raises when fn or an argument cannot be sent; returns nil, message when fn
- * raised or a result cannot come back. */
+ * Raises when fn or an argument cannot be sent; returns nil, "EWORK: ...",
+ * "EWORK" when fn raised or a result cannot come back (nil, "ENOMEM: ...",
+ * "ENOMEM" when memory ran out on the way). */
 static int l_work(lua_State *L) {
   aq_task *task = aq_task_current(L);
   work_module *mod = lua_touserdata(L, lua_upvalueindex(1));

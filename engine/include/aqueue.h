@@ -110,8 +110,52 @@ AQ_EXPORT int aq_task_yield(lua_State *L, aq_cancel_fn cancel, void *data);
  * from the engine's resume driver. */
 AQ_EXPORT void aq_task_resume(aq_task *task, int nresults);
 
-/* The I/O-failure form of aq_task_resume: the binding returns nil, message. */
+/* The I/O-failure form of aq_task_resume: the binding returns nil, message.
+ * Prefer aq_task_resume_failure (below), which adds the code. */
 AQ_EXPORT void aq_task_resume_error(aq_task *task, const char *message);
+
+/* --- I/O failures ---
+ *
+ * Every I/O failure reaches Lua in one shape: nil, "CODE: message", "CODE".
+ * CODE is stable, for scripts to test: libuv's name of the error where libuv
+ * has one (uv_err_name: "ENOENT", "ECONNREFUSED", "ETIMEDOUT", "EAI_NONAME",
+ * ...), else one of aqueue's own below. The message is for people: after the
+ * code, what failed and on what ("ENOENT: no such file or directory: a.txt").
+ * Misuse (a wrong argument) raises instead. README's "I/O failures" lists the
+ * codes of the built-in bindings; Lua reads them from require("aqueue.errors"). */
+#define AQ_ECERT "ECERT"         /* TLS: the peer's certificate is not trusted */
+#define AQ_ETLS "ETLS"           /* TLS: any other failure (handshake, ...) */
+#define AQ_EREDIRECTS "EREDIRECTS" /* HTTP: too many redirects */
+#define AQ_EHTTP "EHTTP"         /* HTTP: a transfer failure with no better code */
+#define AQ_EWORK "EWORK"         /* aqueue.work: fn raised, or its results cannot cross */
+
+/* The description of a code of the built-in bindings ("connection refused"),
+ * or NULL for a code they never return. The string is static. */
+AQ_EXPORT const char *aq_error_text(const char *code);
+
+/* Pushes nil, "CODE: " followed by fmt formatted as lua_pushfstring does
+ * (%s %d %f %p %c %%), and "CODE" onto L; returns 3, so a binding that fails
+ * before yielding ends with `return aq_push_failure(L, code, fmt, ...);`.
+ * `code` is copied. */
+AQ_EXPORT int aq_push_failure(lua_State *L, const char *code, const char *fmt, ...);
+
+/* The yielded form: pushes the same three values onto the waiting task and
+ * resumes it (as aq_task_resume(task, 3)). Use instead of
+ * aq_task_resume_error, whose failures have no code. */
+AQ_EXPORT void aq_task_resume_failure(aq_task *task, const char *code, const char *fmt, ...);
+
+/* --- timers --- */
+
+/* Starts `timer` (initialized by you on aq_engine_loop's loop) to call `cb`
+ * once, `seconds` from now: never earlier, at most about a millisecond later.
+ * libuv counts a timeout from the loop's cached clock, which stands still
+ * while tasks run; this reads the clock first and rounds up, so CPU work done
+ * earlier in the same loop turn does not make the timer fire early. Use it
+ * for every "in N seconds from now" (a timeout, a sleep); 0 or less (and NaN)
+ * fires on the next loop turn; very large values are capped (~30000 years).
+ * Restarts a timer that is already running. Returns 0, or a libuv error.
+ * The timer stays yours: stop or close it as with uv_timer_start. */
+AQ_EXPORT int aq_timer_start(uv_timer_t *timer, uv_timer_cb cb, double seconds);
 
 /* --- the thread pool --- */
 

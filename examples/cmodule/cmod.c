@@ -4,8 +4,10 @@
  *
  *   cmod.compress_file(path [, level]) -> compressed bytes, original size
  *       Reads and zlib-compresses a file on the thread pool (aq_task_work):
- *       the task waits, the loop goes on. An unreadable file gives nil, err.
- *   cmod.wait_change(path [, timeout]) -> "change" | "rename", or nil, "timeout"
+ *       the task waits, the loop goes on. An unreadable file gives
+ *       nil, "ENOENT: cannot open x: no such file or directory", "ENOENT".
+ *   cmod.wait_change(path [, timeout]) -> "change" | "rename", or
+ *       nil, "ETIMEDOUT: nothing changed in time", "ETIMEDOUT"
  *       Waits for a file to change, on libuv handles of its own (a uv_fs_event
  *       and a uv_timer) and aq_task_yield with a cancel hook.
  *
@@ -33,8 +35,15 @@ typedef struct {
   /* results, written by the pool thread */
   unsigned char *out;
   uLong out_len, in_len;
-  char error[256];
+  int err;          /* a libuv error (a negative errno), 0 when none */
+  const char *what; /* the step that failed: "cannot open", ... */
 } compress_job;
+
+/* Records a failure of the step `what` (on the pool thread). */
+static void compress_fail(compress_job *job, const char *what, int err) {
+  job->err = err;
+  job->what = what;
+}
 
 static void compress_job_free(compress_job *job) {
   free(job->path);
@@ -47,7 +56,7 @@ static void compress_work(void *data) {
   compress_job *job = data;
   FILE *f = fopen(job->path, "rb");
   if (!f) {
-    snprintf(job->error, sizeof job->error, "cannot open %s: %s", job->path, strerror(errno));
+    compress_fail(job, "cannot open", uv_translate_sys_error(errno));
     return;
   }
   unsigned char *in = NULL;
@@ -57,7 +66,7 @@ static void compress_work(void *data) {
       cap = cap ? cap * 2 : 65536;
       unsigned char *bigger = realloc(in, cap);
       if (!bigger) {
-        snprintf(job->error, sizeof job->error, "out of memory");
+        compress_fail(job, "cannot read", UV_ENOMEM);
         free(in);
         fclose(f);
         return;
@@ -67,13 +76,13 @@ static void compress_work(void *data) {
     n = fread(in + len, 1, cap - len, f);
     len += n;
   } while (n > 0);
-  if (ferror(f)) snprintf(job->error, sizeof job->error, "cannot read %s: %s", job->path, strerror(errno));
+  if (ferror(f)) compress_fail(job, "cannot read", uv_translate_sys_error(errno));
   fclose(f);
-  if (!job->error[0]) {
+  if (!job->err) {
     job->out_len = compressBound(len);
     job->out = malloc(job->out_len ? job->out_len : 1);
     if (!job->out || compress2(job->out, &job->out_len, in, len, job->level) != Z_OK)
-      snprintf(job->error, sizeof job->error, "cannot compress %s", job->path);
+      compress_fail(job, "cannot compress", job->out ? UV_EINVAL : UV_ENOMEM);
     job->in_len = len;
   }
   free(in);
@@ -83,10 +92,8 @@ static void compress_work(void *data) {
 static int compress_after(lua_State *L, void *data) {
   compress_job *job = data;
   int n = 0;
-  if (L && job->error[0]) {
-    lua_pushnil(L);
-    lua_pushstring(L, job->error);
-    n = 2;
+  if (L && job->err) {
+    n = aq_push_failure(L, uv_err_name(job->err), "%s %s: %s", job->what, job->path, uv_strerror(job->err));
   } else if (L) {
     lua_pushlstring(L, (const char *)job->out, job->out_len);
     lua_pushnumber(L, (lua_Number)job->in_len);
@@ -152,7 +159,7 @@ static void on_change(uv_fs_event_t *event, const char *filename, int events, in
   (void)filename;
   lua_State *co = aq_task_state(w->task);
   if (status < 0) {
-    aq_task_resume_error(w->task, uv_strerror(status));
+    aq_task_resume_failure(w->task, uv_err_name(status), "%s", uv_strerror(status));
   } else {
     lua_pushstring(co, (events & UV_RENAME) ? "rename" : "change");
     aq_task_resume(w->task, 1);
@@ -162,7 +169,7 @@ static void on_change(uv_fs_event_t *event, const char *filename, int events, in
 
 static void on_timeout(uv_timer_t *timer) {
   change_wait *w = timer->data;
-  aq_task_resume_error(w->task, "timeout");
+  aq_task_resume_failure(w->task, "ETIMEDOUT", "nothing changed in time");
   close_wait(w);
 }
 
@@ -188,11 +195,9 @@ static int l_wait_change(lua_State *L) {
   int err = uv_fs_event_start(&w->event, on_change, path, 0);
   if (err) {
     close_wait(w);
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot watch %s: %s", path, uv_strerror(err));
-    return 2;
+    return aq_push_failure(L, uv_err_name(err), "cannot watch %s: %s", path, uv_strerror(err));
   }
-  if (timeout >= 0) uv_timer_start(&w->timer, on_timeout, (uint64_t)(timeout * 1000), 0);
+  if (timeout >= 0) aq_timer_start(&w->timer, on_timeout, timeout); /* from now, never early */
   return aq_task_yield(L, cancel_wait, w);
 }
 

@@ -17,7 +17,10 @@
 --   and exec returns nil, "ETIMEDOUT: killed after a timeout of N s: prog",
 --   "ETIMEDOUT" once the program is gone.
 -- * A program that cannot start returns nil, "ENOENT: no such file or
---   directory: prog", "ENOENT" (or EACCES, ...). Misuse raises.
+--   directory: prog", "ENOENT" (or EACCES, ...): the shape of every I/O
+--   failure (README "I/O failures"). Misuse raises: an argument or env value
+--   that is not a string (a number neither: write tostring(n)), an unknown
+--   option, an option of the wrong type.
 -- * A cancelled task (an item's timeout, a second Ctrl-C) kills the program.
 local core = require("aqueue.exec_core")
 
@@ -40,9 +43,7 @@ local function arguments(spec)
   local argv = {}
   for i = 1, n do
     local a = spec[i]
-    if type(a) == "number" then
-      a = tostring(a)
-    elseif type(a) ~= "string" then
+    if type(a) ~= "string" then -- a number too: say tostring(n) to mean it
       return nil, ("argument %d is a %s, not a string"):format(i, type(a))
     end
     if has_zero(a) then
@@ -70,21 +71,19 @@ local function arguments(spec)
   return argv
 end
 
--- { NAME = "value" | number | false } -> { NAME = "value" | false }
+-- { NAME = "value" | false }: checked, for the C side.
 local function environment(env)
   local out = {}
   for name, value in pairs(env) do
     if type(name) ~= "string" or name == "" or name:find("[=%z]") then
       return nil, "env: " .. tostring(name) .. " is not a variable name"
     end
-    if type(value) == "number" then
-      value = tostring(value)
-    elseif type(value) == "string" then
+    if type(value) == "string" then
       if has_zero(value) then
         return nil, "env." .. name .. " contains a zero byte"
       end
     elseif value ~= false then
-      return nil, ("env.%s must be a string, a number or false, got %s"):format(name, type(value))
+      return nil, ("env.%s must be a string or false, got %s"):format(name, type(value))
     end
     out[name] = value
   end

@@ -1,8 +1,9 @@
 -- aqueue.fs: files and directories without blocking the loop. The work is done
 -- by engine/fs.c on libuv's thread pool; every function yields its task.
 --
--- I/O failures return nil, "ENAME: message: path", "ENAME" (luv's shape);
--- misuse (a path that is not a string) raises.
+-- I/O failures return nil, "ENAME: message: path", "ENAME" (the shape of every
+-- I/O failure; README "I/O failures" lists the codes); misuse (a path or data
+-- that is not a string, numbers included; an unknown mkdir option) raises.
 --
 --   fs.read(path)                   -> the whole file, as a string
 --   fs.write(path, data)            -> true   (creates or truncates)
@@ -14,7 +15,7 @@
 --   fs.rename(from, to)             -> true
 local core = require("aqueue.fs_core")
 
-local type, sort = type, table.sort
+local type, pairs, tostring, sort = type, pairs, tostring, table.sort
 
 local fs = {
   read = core.read,
@@ -58,6 +59,9 @@ end
 -- Sorted bytewise (LuaJIT compares strings byte by byte, whatever the
 -- locale), so the order does not depend on the file system.
 function fs.list(dir)
+  if type(dir) ~= "string" then
+    error("bad argument #1 to 'aqueue.fs.list' (string expected, got " .. type(dir) .. ")", 2)
+  end
   local names, err, name = core.list(dir)
   if not names then
     return nil, err, name
@@ -68,10 +72,17 @@ end
 
 function fs.mkdir(path, opts)
   if type(path) ~= "string" then
-    error("bad argument #1 to 'mkdir' (string expected, got " .. type(path) .. ")", 2)
+    error("bad argument #1 to 'aqueue.fs.mkdir' (string expected, got " .. type(path) .. ")", 2)
   end
   if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #2 to 'mkdir' (table or nil expected, got " .. type(opts) .. ")", 2)
+    error("bad argument #2 to 'aqueue.fs.mkdir' (table or nil expected, got " .. type(opts) .. ")", 2)
+  end
+  for k, v in pairs(opts or {}) do
+    if k ~= "parents" then
+      error("bad argument #2 to 'aqueue.fs.mkdir' (unknown option '" .. tostring(k) .. "')", 2)
+    elseif type(v) ~= "boolean" then
+      error("bad argument #2 to 'aqueue.fs.mkdir' (option 'parents' must be a boolean, got " .. type(v) .. ")", 2)
+    end
   end
   if opts and opts.parents then
     return mkdir_parents(path)

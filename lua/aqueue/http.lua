@@ -7,7 +7,8 @@
 -- The transfers run on libcurl's multi interface inside the engine's event loop
 -- (engine/http.c, the module aqueue.http_core). This file checks the arguments,
 -- raising on misuse with a message that points at the caller, and normalizes
--- them for the C side. Transfer failures come back as nil, err.
+-- them for the C side. Transfer failures come back as nil, err, code (README
+-- "I/O failures": ECONNREFUSED, ETIMEDOUT, EAI_NONAME, ECERT, ...).
 -- The C module (and libcurl with it) is loaded on first use, so scripts that
 -- never make a request never pay for loading it.
 local core = setmetatable({}, { __index = function(t, k)
@@ -136,8 +137,8 @@ end
 
 -- request{ method, url, headers, body, timeout, follow_redirects, output }:
 -- yields until the response is complete. Returns { status, headers, body, url,
--- elapsed }, or nil, err when the transfer failed (refused, DNS, timeout, bad
--- URL, TLS, ...). An HTTP error status is a response, not a failure.
+-- elapsed }, or nil, err, code when the transfer failed (refused, DNS, timeout,
+-- bad URL, TLS, ...). An HTTP error status is a response, not a failure.
 function M.request(opts)
   return core.request(normalize(opts, "request", 3))
 end

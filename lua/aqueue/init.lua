@@ -30,6 +30,7 @@ return {
   now = core.now,
   spawn = handle.spawn,
   json = require("cjson"),
+  errors = require("aqueue.errors"),       -- code -> description of every I/O failure code
   http = http,
   fs = fs,
   exec = exec.exec,

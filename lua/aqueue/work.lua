@@ -8,8 +8,9 @@
 local core = require("aqueue.work_core")
 
 return {
-  -- aqueue.work(fn, ...) -> fn(...)'s results; nil, err when fn raised or a
-  -- result cannot come back. Raises when fn or an argument cannot be sent.
+  -- aqueue.work(fn, ...) -> fn(...)'s results; nil, "EWORK: <fn's error>",
+  -- "EWORK" when fn raised or a result cannot come back ("ENOMEM" when memory
+  -- ran out). Raises when fn or an argument cannot be sent.
   work = core.work,
   -- pool_size() -> how many pool threads there are: how many work calls run
   -- at once (UV_THREADPOOL_SIZE; aqueue sets it to the number of cores unless

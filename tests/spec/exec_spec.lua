@@ -51,7 +51,7 @@ end)
 
 describe("aqueue.exec", function()
   it("runs a program and returns its code, signal, stdout and stderr", function()
-    local res = exec{ "sh", "-c", 'echo "out $0 $1"; echo err >&2', "a b", 42 }
+    local res = exec{ "sh", "-c", 'echo "out $0 $1"; echo err >&2', "a b", "42" }
     assert.are.same({ code = 0, signal = 0, stdout = "out a b 42\n", stderr = "err\n" }, res)
   end)
 
@@ -161,7 +161,7 @@ describe("aqueue.exec", function()
 
   describe("env", function()
     it("extends the inherited environment; the given names override", function()
-      local res = assert(exec{ "sh", "-c", 'echo "$AQ_SPEC_A|$AQ_SPEC_B|$HOME"', env = { AQ_SPEC_A = "a b", AQ_SPEC_B = 2 } })
+      local res = assert(exec{ "sh", "-c", 'echo "$AQ_SPEC_A|$AQ_SPEC_B|$HOME"', env = { AQ_SPEC_A = "a b", AQ_SPEC_B = "2" } })
       assert.are.equal("a b|2|" .. os.getenv("HOME") .. "\n", res.stdout)
       res = assert(exec{ "sh", "-c", 'echo "$HOME"', env = { HOME = "/elsewhere" } })
       assert.are.equal("/elsewhere\n", res.stdout)
@@ -235,7 +235,8 @@ describe("aqueue.exec", function()
         resumed = true
       end)
       local pid = pid_in(dir .. "/pid")
-      assert.are.equal("S", process_state(pid))
+      -- the shell wrote its pid and is still becoming `sleep` for a moment
+      wait_until(function() return process_state(pid) == "S" end, 2, "the program to sleep")
       assert.is_true(h:cancel())
       wait_until(function() return process_state(pid) == nil end, 2, "the child to be reaped")
       aqueue.sleep(0.05)
@@ -271,7 +272,9 @@ describe("aqueue.exec", function()
       raises({ cwd = "/" }, "the program is missing")
     end)
 
-    it("raises for an argument that is not a string, or a hole", function()
+    it("raises for an argument that is not a string, a number included, or a hole", function()
+      raises({ "echo", 1 }, "argument 2 is a number, not a string")
+      raises({ 42 }, "argument 1 is a number, not a string")
       raises({ "echo", {} }, "argument 2 is a table")
       raises({ "echo", nil, "x" }, "hole")
       raises({ "echo", "a\0b" }, "zero byte")
@@ -283,6 +286,7 @@ describe("aqueue.exec", function()
       raises({ "pwd", cwd = true }, "option 'cwd' must be a string")
       raises({ "true", env = "A=1" }, "option 'env' must be a table")
       raises({ "true", env = { A = {} } }, "env.A must be a string")
+      raises({ "true", env = { A = 1 } }, "env.A must be a string or false, got number")
       raises({ "true", env = { ["A=B"] = "x" } }, "not a variable name")
     end)
 

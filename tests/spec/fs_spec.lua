@@ -92,6 +92,46 @@ describe("aqueue.fs.read", function()
     assert.is_false(ok)
     assert.matches("zero byte", err)
   end)
+
+  it("raises for a number, which is not taken for a file name, naming the caller's line", function()
+    local ok, err = pcall(function() return fs.read(42) end)
+    assert.is_false(ok)
+    assert.matches("fs_spec.lua:%d+: bad argument #1 to 'aqueue.fs.read' %(string expected, got number%)", err)
+  end)
+end)
+
+describe("aqueue.fs misuse raises in every function", function()
+  local function raises(pattern, fn, ...)
+    local ok, err = pcall(fn, ...)
+    assert.is_false(ok, "expected an error matching " .. pattern)
+    assert.matches(pattern, err)
+  end
+
+  it("for a path that is a number, nil or a table", function()
+    for _, name in ipairs({ "read", "stat", "lstat", "list", "remove" }) do
+      for _, bad in ipairs({ 42, false, {} }) do
+        raises("bad argument #1 to 'aqueue.fs." .. name .. "' %(string expected, got " .. type(bad) .. "%)", fs[name], bad)
+      end
+    end
+    raises("bad argument #1 to 'aqueue.fs.mkdir' %(string expected, got number%)", fs.mkdir, 42)
+    raises("bad argument #1 to 'aqueue.fs.write' %(string expected, got number%)", fs.write, 42, "x")
+    raises("bad argument #1 to 'aqueue.fs.append' %(string expected, got number%)", fs.append, 42, "x")
+    raises("bad argument #1 to 'aqueue.fs.rename' %(string expected, got number%)", fs.rename, 42, dir .. "/b")
+    raises("bad argument #2 to 'aqueue.fs.rename' %(string expected, got number%)", fs.rename, dir .. "/a", 42)
+    assert.is_false(files.exists("42"))
+  end)
+
+  it("for data that is a number", function()
+    raises("bad argument #2 to 'aqueue.fs.write' %(string expected, got number%)", fs.write, dir .. "/f", 42)
+    raises("bad argument #2 to 'aqueue.fs.append' %(string expected, got number%)", fs.append, dir .. "/f", 42)
+    assert.is_false(files.exists(dir .. "/f"))
+  end)
+
+  it("for mkdir options that are unknown or of the wrong type", function()
+    raises("unknown option 'parent'", fs.mkdir, dir .. "/d", { parent = true })
+    raises("option 'parents' must be a boolean, got string", fs.mkdir, dir .. "/d", { parents = "yes" })
+    assert.is_false(files.exists(dir .. "/d"))
+  end)
 end)
 
 describe("aqueue.fs.write", function()

@@ -67,6 +67,7 @@ setup(function()
       location = /redirect { return 302 /small.txt; }
       location = /redirect-chain { return 301 /redirect; }
       location = /loop { return 302 /loop; }
+      location = /drop { return 444; }
       location = /busy { return 503 "busy"; }
       location = /echo-header { return 200 "$http_x_test"; }
       location = /agent { return 200 "$http_user_agent"; }
@@ -139,7 +140,7 @@ describe("aqueue.http responses", function()
   it("gives up on a redirect loop with curl's message", function()
     local res, err = http.get(base .. "/loop")
     assert.is_nil(res)
-    assert.matches("redirects", err)
+    assert.matches("Maximum %(%d+%) redirects followed", err)
   end)
 
   it("joins repeated response headers with \", \"", function()
@@ -257,9 +258,9 @@ describe("aqueue.http output = path", function()
   it("on failure leaves no partial file, and keeps a file that was there", function()
     local path = tmpdir .. "/kept.txt"
     files.write(path, "old content")
-    local res, err = http.get(("http://127.0.0.1:%d/"):format(tcp.free_port()), { output = path })
+    local res, _, code = http.get(("http://127.0.0.1:%d/"):format(tcp.free_port()), { output = path })
     assert.is_nil(res)
-    assert.matches("Couldn't connect to server", err, 1, true)
+    assert.are.equal("ECONNREFUSED", code)
     assert.are.equal("old content", files.read(path))
     assert.is_false(files.exists(path .. ".part"))
     -- a success replaces it
@@ -267,36 +268,75 @@ describe("aqueue.http output = path", function()
     assert.are.equal("hello\n", files.read(path))
   end)
 
-  it("returns nil, err when the file cannot be created", function()
-    local res, err = http.get(base .. "/small.txt", { output = tmpdir .. "/no/such/dir/x.txt" })
+  it("returns nil, err, code when the file cannot be created", function()
+    local res, err, code = http.get(base .. "/small.txt", { output = tmpdir .. "/no/such/dir/x.txt" })
     assert.is_nil(res)
-    assert.matches("cannot open output file .*/no/such/dir/x.txt: ENOENT", err)
+    assert.are.equal("ENOENT", code)
+    assert.matches("^ENOENT: cannot open output file .*/no/such/dir/x.txt: no such file or directory$", err)
   end)
 end)
 
-describe("aqueue.http failures return nil, err", function()
-  it("connection refused", function()
-    local res, err = http.get(("http://127.0.0.1:%d/"):format(tcp.free_port()))
+describe("aqueue.http failures return nil, err, code", function()
+  it("connection refused: ECONNREFUSED, naming the URL", function()
+    local url = ("http://127.0.0.1:%d/"):format(tcp.free_port())
+    local res, err, code = http.get(url)
     assert.is_nil(res)
+    assert.are.equal("ECONNREFUSED", code)
+    local head = "ECONNREFUSED: connection refused: " .. url .. " ("
+    assert.are.equal(head, err:sub(1, #head))
     assert.matches("Couldn't connect to server", err, 1, true)
-    assert.matches("Connection refused", err, 1, true)
   end)
 
-  it("a malformed URL", function()
+  it("a malformed URL: EINVAL", function()
     for _, url in ipairs({ "", "not a url", "http://", "http://[::1", "http://127.0.0.1:99999/" }) do
-      local res, err = http.get(url)
+      local res, err, code = http.get(url)
       assert.is_nil(res, url)
       assert.are.equal("string", type(err), url)
+      assert.are.equal("EINVAL", code, url .. ": " .. err)
     end
     local _, err = http.get("http://[::1")
     assert.matches("URL", err)
   end)
 
-  it("a protocol other than http and https", function()
+  it("a protocol other than http and https: EPROTONOSUPPORT", function()
     for _, url in ipairs({ "ftp://127.0.0.1/", "file:///etc/passwd", "gopher://127.0.0.1/" }) do
-      local res, err = http.get(url)
+      local res, err, code = http.get(url)
       assert.is_nil(res, url)
+      assert.are.equal("EPROTONOSUPPORT", code)
       assert.matches("Unsupported protocol", err, 1, true)
+    end
+  end)
+
+  it("a connection closed without an answer: ECONNRESET", function()
+    local res, err, code = http.get(base .. "/drop")
+    assert.is_nil(res)
+    assert.are.equal("ECONNRESET", code)
+    assert.matches("Empty reply from server", err, 1, true)
+  end)
+
+  it("a redirect loop: EREDIRECTS", function()
+    local res, err, code = http.get(base .. "/loop")
+    assert.is_nil(res)
+    assert.are.equal("EREDIRECTS", code)
+    assert.matches("^EREDIRECTS: too many redirects: ", err)
+  end)
+
+  it("an error's text is its own request's, never an earlier one's", function()
+    -- curl keeps the system error of a refused connect in the easy handle,
+    -- which the next request reuses
+    local refused = ("http://127.0.0.1:%d/"):format(tcp.free_port())
+    local stalled = tcp.stalled_listener()
+    finally(function() stalled:close() end)
+    for _ = 1, 2 do
+      local _, err = http.get(refused)
+      assert.matches("refused", err, 1, true)
+      local _, err2, code2 = http.get(stalled.url, { timeout = 0.1 })
+      assert.are.equal("ETIMEDOUT", code2)
+      assert.is_nil(err2:lower():find("refused", 1, true), err2)
+      local _, err3, code3 = http.get("ftp://127.0.0.1/")
+      assert.are.equal("EPROTONOSUPPORT", code3)
+      assert.is_nil(err3:lower():find("refused", 1, true), err3)
+      assert.is_nil(err3:find("timed out", 1, true), err3)
     end
   end)
 
@@ -305,8 +345,9 @@ describe("aqueue.http failures return nil, err", function()
     -- sent, so nothing leaves the machine (a name like "nonexistent.invalid"
     -- would be sent to the configured DNS server).
     local name = ("a"):rep(64) .. ".invalid"
-    local res, err = http.get("http://" .. name .. "/")
+    local res, err, code = http.get("http://" .. name .. "/")
     assert.is_nil(res)
+    assert.are.equal("EAI_NONAME", code)
     assert.matches("resolve host", err, 1, true)
     assert.matches(name, err, 1, true)
   end)
@@ -315,12 +356,41 @@ describe("aqueue.http failures return nil, err", function()
     local stalled = tcp.stalled_listener()
     finally(function() stalled:close() end)
     local t0 = aqueue.now()
-    local res, err = http.get(stalled.url, { timeout = 0.3 })
+    local res, err, code = http.get(stalled.url, { timeout = 0.3 })
     local elapsed = aqueue.now() - t0
     assert.is_nil(res)
+    assert.are.equal("ETIMEDOUT", code)
     assert.matches("Timeout was reached", err, 1, true)
     assert.matches("timed out", err, 1, true)
     assert.is_true(elapsed >= 0.3 and elapsed < 0.3 + SLACK, "a 0.3 s timeout took " .. elapsed .. " s")
+  end)
+end)
+
+-- CPU work in the task without yielding: the loop's cached clock stands still.
+local function busy_for(seconds)
+  local t0 = aqueue.now()
+  while aqueue.now() - t0 < seconds do end
+end
+
+describe("aqueue.http timeout counts from the request, not from the loop's last clock reading", function()
+  it("after CPU work longer than the timeout, a quick answer still arrives", function()
+    busy_for(1.2)
+    local res, err = http.get(base .. "/small.txt", { timeout = 1 })
+    assert.is_nil(err)
+    assert.are.equal(200, res.status)
+  end)
+
+  it("after CPU work, a server that never answers still gets the whole timeout", function()
+    local stalled = tcp.stalled_listener()
+    finally(function() stalled:close() end)
+    busy_for(0.5)
+    local t0 = aqueue.now()
+    local res, err, code = http.get(stalled.url, { timeout = 0.3 })
+    local elapsed = aqueue.now() - t0
+    assert.is_nil(res)
+    assert.are.equal("ETIMEDOUT", code)
+    assert.matches("timed out", err, 1, true)
+    assert.is_true(elapsed >= 0.3, "a 0.3 s timeout took " .. elapsed .. " s")
   end)
 end)
 
@@ -336,9 +406,10 @@ describe("aqueue.http timeout while waiting for a free connection", function()
     end)
     aqueue.sleep(0.05) -- the first request holds the only connection allowed
     local t0 = aqueue.now()
-    local res, err = http.get(stalled.url, { timeout = 0.3 })
+    local res, err, code = http.get(stalled.url, { timeout = 0.3 })
     local elapsed = aqueue.now() - t0
     assert.is_nil(res)
+    assert.are.equal("ETIMEDOUT", code)
     assert.matches("Timeout was reached: Operation timed out after %d+ milliseconds waiting for a free connection", err)
     assert.is_true(elapsed >= 0.3 and elapsed < 0.3 + SLACK, "a 0.3 s timeout took " .. elapsed .. " s")
   end)
@@ -354,10 +425,17 @@ describe("aqueue.http over TLS", function()
   end)
 
   it("verifies the server's certificate by default: a self-signed one is refused", function()
-    local res, err = http.get(tls_server.url .. "/hello")
+    local res, err, code = http.get(tls_server.url .. "/hello")
     assert.is_nil(res)
+    assert.are.equal("ECERT", code)
     assert.matches("SSL certificate problem", err, 1, true)
     assert.matches("self%-signed certificate", err)
+  end)
+
+  it("fails with ETLS when the server does not speak TLS", function()
+    local res, err, code = http.get(base:gsub("^http:", "https:") .. "/small.txt")
+    assert.is_nil(res)
+    assert.are.equal("ETLS", code, err)
   end)
 end)
 
