@@ -71,7 +71,7 @@ typedef struct {
   int32_t running;       /* started and not ended (done, failed, retried) */
   int32_t tokens;        /* its tokens in `queued` */
   int wake_pending;      /* a wake-up for the next start time is in `delayed` */
-  double next_start_ms;  /* hrtime (ms) before which no item of the key starts */
+  double next_start_ms;  /* hrtime (ms) the next start is due (rate_schedule.h); 0 before the first */
   aq_item_queue waiting; /* items held back, in the run's order */
 } aq_limit_key;
 

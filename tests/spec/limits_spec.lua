@@ -53,12 +53,15 @@ local function add(list, Cls, n, lk, fields)
   return list
 end
 
--- Asserts that consecutive readings in `times` are at least `gap` s apart.
+-- Asserts that the i-th reading in `times` is at least (i - 1) * gap after
+-- the first: the key never started faster than its rate. (Two starts may be
+-- closer than `gap` when the first came late: the schedule keeps its due
+-- times, engine/rate_schedule.h.)
 local function assert_spaced(times, gap, what)
   for i = 2, #times do
-    local d = times[i] - times[i - 1]
-    assert.is_true(d >= gap - TOLERANCE,
-      ("%s: starts %d and %d only %.4f s apart (want >= %.4f)"):format(what, i - 1, i, d, gap))
+    local d = times[i] - times[1]
+    assert.is_true(d >= (i - 1) * gap - TOLERANCE,
+      ("%s: start %d only %.4f s after the first (want >= %.4f)"):format(what, i, d, (i - 1) * gap))
   end
 end
 
@@ -131,6 +134,16 @@ describe("limits.rate", function()
     -- every key started its first item before any key started its second one
     -- (with one rate shared by all keys, the second key would wait 0.1 s)
     assert.is_true(first_max < second_min, "a key's first start waited for another key")
+  end)
+
+  it("never starts faster than asked: N starts at rate r take at least (N - 1) / r", function()
+    local P, st = probe_class("LimRateLong")
+    -- 60 items at 200/s: the due times are 5 ms apart, a timer wakes every ms
+    local s = run(add({}, P, 60, "k"), { num_workers = 4, limits = { rate = 200 } })
+    assert.are.equal(60, s.processed)
+    assert.are.equal(60, #st.starts.k)
+    assert_spaced(st.starts.k, 1 / 200, "key k at 200/s")
+    assert.is_true(st.starts.k[60] - st.starts.k[1] >= 59 / 200 - TOLERANCE, "60 starts took less than 59/200 s")
   end)
 
   it("combines with per_key: both hold", function()
