@@ -219,10 +219,34 @@ local function enqueue_child(parent, child, level)
   return h
 end
 
+-- A loop that enqueues millions of children would hold the loop thread (no
+-- display, no Ctrl-C) until it ends: every TURN_EVERY enqueues from the same
+-- job, enqueue gives other tasks and the loop a turn (the driver's time slice
+-- then lets timers, signals and the display run). Only where the caller may
+-- yield: from a coroutine the script made itself, or through a C call (a
+-- table.sort comparator), it goes on without the turn.
+local TURN_EVERY = 4096
+local turn_job, turn_count = -1, 0
+local isyieldable, current_task, yield_now = coroutine.isyieldable, core.current, core.yield_now
+
+local function take_turn()
+  if isyieldable() and current_task() then
+    yield_now()
+  end
+end
+
 -- The `enqueue` given to process: a child of the item this task is
 -- processing (a root item when called from a task that processes none).
 local function enqueue(child)
   local job = C.aq__sched_current_job(E)
+  if job ~= turn_job then
+    turn_job, turn_count = job, 0
+  end
+  turn_count = turn_count + 1
+  if turn_count >= TURN_EVERY then
+    turn_count = 0
+    take_turn()
+  end
   local parent = nil
   if job > 0 then
     parent = items[rshift(job, 1)]
