@@ -10,6 +10,7 @@
 -- A class is a table used as the metatable of its instances (`__index` is the
 -- class itself); classes inherit through the metatable of the class.
 local sched = require("aqueue.sched")
+local field_names = require("aqueue.field_names")
 local C, E = sched.C, sched.E
 
 local Item = {}
@@ -23,6 +24,7 @@ Item.retry_backoff = 1      -- seconds: the first retry waits up to this long
 Item.retry_backoff_max = 60 -- seconds: no retry waits longer
 Item.timeout = nil          -- seconds for one process call
 Item.delay = nil            -- seconds before the item may start
+Item.attempt = 1            -- inside process: this attempt's number (set on retries)
 
 local classes = {} -- name -> class: the display and the state file use names
 
@@ -61,6 +63,30 @@ local function class_tostring(cls)
   return "item class " .. cls.__name
 end
 
+-- The name of a function's first parameter, or nil.
+local function first_param(fn)
+  local info = debug.getinfo(fn, "u")
+  if info and info.nparams and info.nparams > 0 then
+    return (debug.getlocal(fn, 1))
+  end
+  return nil
+end
+
+-- A new field on a class (Page.retries = 3, function Page:process() end):
+-- a misspelt scheduling field, or process written with a dot, is an error
+-- at the line that defines it.
+local function class_newindex(cls, name, value)
+  field_names.check_field(cls.__name, name, 2)
+  if name == "process" and type(value) == "function" then
+    local p = first_param(value)
+    if p == "enqueue" or p == "set_desc" then
+      error(("%s.process is defined with a dot: write function %s:process(enqueue, set_desc)")
+        :format(cls.__name, cls.__name), 2)
+    end
+  end
+  rawset(cls, name, value)
+end
+
 -- Item:extend(name) -> a new class inheriting from self.
 function Item:extend(name)
   if type(self) ~= "table" or rawget(self, "__index") ~= self then
@@ -83,7 +109,8 @@ function Item:extend(name)
     super = self,
   }
   cls.__index = cls
-  setmetatable(cls, { __index = self, __call = new_instance, __tostring = class_tostring })
+  setmetatable(cls, { __index = self, __call = new_instance, __tostring = class_tostring,
+                      __newindex = class_newindex })
   classes[name] = cls
   return cls
 end

@@ -15,6 +15,7 @@ local item_mod = require("aqueue.item")
 local handle = require("aqueue.handle")
 local traceback = require("aqueue.traceback")
 local state = require("aqueue.state")
+local field_names = require("aqueue.field_names")
 
 local C, E = sched.C, sched.E
 local class_of = item_mod.class_of
@@ -159,6 +160,7 @@ local function enqueue_child(parent, child, level)
   if rawget(child, "_aq_id") ~= nil then
     error("enqueue: this " .. cls.__name .. " item was already enqueued; make a new one", level)
   end
+  field_names.check_instance(child, cls.__name, level + 1)
   local parent_id = 0
   if parent ~= nil then
     parent_id = rawget(parent, "_aq_id")
@@ -294,6 +296,7 @@ local function fail_process(id, item, err)
     if persisting then
       state.retrying(item, attempt)
     end
+    item.attempt = attempt + 1 -- what the retry's process sees as self.attempt
     return
   end
   item._aq_last_error = nil
@@ -464,8 +467,22 @@ local function check_options(opts)
       :format(tostring(progress)), 3)
   end
   local initial = opts.initial_items or {}
-  if type(initial) ~= "table" then
-    error("run_queue: initial_items must be a list of items, got " .. type(initial), 3)
+  if class_of(initial) then
+    initial = { initial } -- one item: a list of one
+  elseif type(initial) ~= "table" or getmetatable(initial) ~= nil then
+    error("run_queue: initial_items must be a list of items (or one item), got " .. describe(initial), 3)
+  else
+    for i = 1, #initial do
+      if initial[i] == nil then
+        error(("run_queue: initial_items[%d] is nil: initial_items must be a list of items"):format(i), 3)
+      end
+    end
+    for k in pairs(initial) do
+      if type(k) ~= "number" or k < 1 or k > #initial or k ~= floor(k) then
+        error(("run_queue: initial_items must be a list of items (or one item), got a table with the key %s")
+          :format(type(k) == "string" and ("%q"):format(k) or tostring(k)), 3)
+      end
+    end
   end
   local seen = {}
   for i = 1, #initial do
@@ -528,6 +545,7 @@ local function resume()
       id = C.aq__sched_enqueue(E, parent_id, cls.__aq_class_id, priority, flags, delay, limit_key, max_attempts)
       if id > 0 and attempts > 0 then
         C.aq__sched_restore_attempts(E, id, attempts)
+        item.attempt = attempts + 1 -- self.attempt of its next run
       end
     end
     if id <= 0 then
