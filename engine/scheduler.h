@@ -56,6 +56,7 @@ typedef struct {
   int64_t retrying; /* of those, waiting out a retry backoff */
   int64_t running, done, failed, max_queued;
   int64_t retried;  /* retries scheduled */
+  int64_t hooks_failed; /* after_children_processed raised (the item stays processed) */
 } aq_class_stats;
 
 typedef struct {
@@ -120,6 +121,7 @@ typedef struct {
 
   /* counters of this run (the summary) */
   int64_t processed, failed, retried, enqueued, dropped, cancelled, duplicates, started;
+  int64_t hooks_failed; /* hooks that raised: not in `failed`, which counts items whose process failed */
   int64_t overall_total, overall_done;
 
   size_t starting_runners; /* woken for a job, not yet in aq__sched_take */

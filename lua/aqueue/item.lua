@@ -129,8 +129,78 @@ local function class_of(value)
   return nil
 end
 
+---------------------------------------------------------------------------
+-- A short view of an item, for error lines: its class and key() when it has
+-- one (Page "http://127.0.0.1/a"), else its class and fields
+-- (Page{depth=2, url="http://127.0.0.1/a"}), at most about VIEW_MAX bytes.
+
+local VIEW_MAX, STRING_MAX = 60, 24
+local ESCAPES = { ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t", ['"'] = '\\"', ["\\"] = "\\\\" }
+
+-- The first `n` bytes of `text`, not cutting a UTF-8 sequence in two.
+local function cut(text, n)
+  if #text <= n then return text end
+  local b = text:byte(n + 1)
+  while n > 0 and b and b >= 0x80 and b < 0xC0 do -- n + 1 continues a sequence
+    n = n - 1
+    b = text:byte(n + 1)
+  end
+  return text:sub(1, n) .. "…"
+end
+
+local function quote(text)
+  return '"' .. cut(text, STRING_MAX):gsub('[%c"\\]', function(c)
+    return ESCAPES[c] or ("\\%03d"):format(c:byte())
+  end) .. '"'
+end
+
+local function value_view(v)
+  local t = type(v)
+  if t == "string" then return quote(v) end
+  if t == "number" then return ("%.14g"):format(v) end
+  if t == "boolean" or t == "nil" then return tostring(v) end
+  if t == "table" then return "{…}" end
+  return t
+end
+
+local function view(item)
+  local cls = getmetatable(item)
+  local name = type(cls) == "table" and rawget(cls, "__name") or "item"
+  local key_fn = item.key
+  if type(key_fn) == "function" then
+    local ok, k = pcall(key_fn, item)
+    if ok and (type(k) == "string" or type(k) == "number") then
+      return name .. " " .. value_view(k)
+    end
+  end
+  local names = {}
+  for k in pairs(item) do
+    local tk = type(k)
+    if tk == "number" or (tk == "string" and k ~= "parent" and k ~= "attempt" and k:sub(1, 4) ~= "_aq_") then
+      names[#names + 1] = k
+    end
+  end
+  table.sort(names, function(a, b)
+    if type(a) ~= type(b) then return type(a) == "number" end
+    return a < b
+  end)
+  local parts, len = {}, #name
+  for i = 1, #names do
+    local k = names[i]
+    local part = (type(k) == "number" and ("[%s]"):format(value_view(k)) or k) .. "=" .. value_view(item[k])
+    if len + #part > VIEW_MAX then
+      parts[#parts + 1] = "…"
+      break
+    end
+    parts[#parts + 1] = part
+    len = len + #part + 2
+  end
+  return name .. "{" .. table.concat(parts, ", ") .. "}"
+end
+
 return {
   Item = Item,
   class_of = class_of,
   classes = classes,
+  view = view,
 }

@@ -271,7 +271,7 @@ local function report_failure(item, phase, err, attempts)
   local class = item.__name
   err = traceback.normalize(err)
   local after = attempts and attempts > 1 and (" (after %d attempts)"):format(attempts) or ""
-  core.log(("aqueue: %s:%s failed%s: %s"):format(class, phase, after, err.traceback))
+  core.log(("aqueue: %s:%s failed%s: %s: %s"):format(class, phase, after, item_mod.view(item), err.traceback))
   core.note_failure(("%s:%s: %s%s"):format(class, phase, err.message, after))
   if #errors < MAX_KEPT_ERRORS then
     errors[#errors + 1] = { class = class, phase = phase, error = err.message, item = item, attempts = attempts }
