@@ -145,6 +145,30 @@ local function handle_of_known(child, same, err)
   return new_item_handle(child)
 end
 
+-- A loop that enqueues millions of children would hold the loop thread (no
+-- display, no Ctrl-C) until it ends: every TURN_EVERY enqueues from the same
+-- job, enqueue gives other tasks and the loop a turn (the driver's time slice
+-- then lets timers, signals and the display run). Only where the caller may
+-- yield: from a coroutine the script made itself, or through a C call (a
+-- table.sort comparator), it goes on without the turn.
+local TURN_EVERY = 4096
+local turn_job, turn_count = -1, 0
+local isyieldable, current_task, yield_now = coroutine.isyieldable, core.current, core.yield_now
+
+local function count_turn()
+  local job = C.aq__sched_current_job(E)
+  if job ~= turn_job then
+    turn_job, turn_count = job, 0
+  end
+  turn_count = turn_count + 1
+  if turn_count >= TURN_EVERY then
+    turn_count = 0
+    if isyieldable() and current_task() then
+      yield_now()
+    end
+  end
+end
+
 -- Misspelt fields on instances (field_names): every instance of the first
 -- CHECK_ALL_FIRST of a class is checked, then one in CHECK_EVERY. Checking
 -- every one costs a loop over its fields in the enqueue path, which made a
@@ -156,7 +180,12 @@ local instances_seen = setmetatable({}, { __mode = "k" }) -- class -> instances 
 -- Enqueues `child` under `parent` (nil for a root item). Returns a handle, or
 -- nil, "stopped" when the queue is stopping, or nil, "duplicate" when an item
 -- with the same key() was enqueued in this run. Misuse raises at `level`.
-local function enqueue_child(parent, child, level)
+-- `initial`: run_queue's own initial items, all queued before any starts (no
+-- turns).
+local function enqueue_child(parent, child, level, initial)
+  if not initial then
+    count_turn()
+  end
   local cls = class_of(child)
   if not cls then
     error("enqueue: expected an item (an instance of an aqueue.Item class), got " .. describe(child), level)
@@ -233,34 +262,10 @@ local function enqueue_child(parent, child, level)
   return h
 end
 
--- A loop that enqueues millions of children would hold the loop thread (no
--- display, no Ctrl-C) until it ends: every TURN_EVERY enqueues from the same
--- job, enqueue gives other tasks and the loop a turn (the driver's time slice
--- then lets timers, signals and the display run). Only where the caller may
--- yield: from a coroutine the script made itself, or through a C call (a
--- table.sort comparator), it goes on without the turn.
-local TURN_EVERY = 4096
-local turn_job, turn_count = -1, 0
-local isyieldable, current_task, yield_now = coroutine.isyieldable, core.current, core.yield_now
-
-local function take_turn()
-  if isyieldable() and current_task() then
-    yield_now()
-  end
-end
-
 -- The `enqueue` given to process: a child of the item this task is
 -- processing (a root item when called from a task that processes none).
 local function enqueue(child)
   local job = C.aq__sched_current_job(E)
-  if job ~= turn_job then
-    turn_job, turn_count = job, 0
-  end
-  turn_count = turn_count + 1
-  if turn_count >= TURN_EVERY then
-    turn_count = 0
-    take_turn()
-  end
   local parent = nil
   if job > 0 then
     parent = items[rshift(job, 1)]
@@ -603,7 +608,7 @@ local function run_queue(opts)
       say_resumed(state_file, resumed)
     else
       for i = 1, #initial do
-        enqueue_child(nil, initial[i], 4)
+        enqueue_child(nil, initial[i], 4, true)
       end
     end
   end)

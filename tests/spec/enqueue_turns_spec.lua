@@ -45,6 +45,45 @@ describe("enqueueing many children", function()
     assert.is_true(during.ticks >= 1, "the timer never fired during the enqueue loop")
   end)
 
+  it("gives turns with the method form self:enqueue(child) too", function()
+    local N = 20000
+    local turns, done = 0, false
+    local during
+    local Child = aqueue.Item:extend("TurnsMethodChild")
+    function Child:process() end
+    local Parent = aqueue.Item:extend("TurnsMethodParent")
+    function Parent:process()
+      local turns0 = turns
+      for _ = 1, N do
+        self:enqueue(Child{})
+      end
+      during = turns - turns0
+      done = true
+    end
+    local other = aqueue.spawn(function()
+      while not done do
+        coroutine.yield()
+        turns = turns + 1
+      end
+    end)
+    local s = run({ Parent{} }, { num_workers = 1 })
+    other:result()
+    assert.are.equal(N + 1, s.processed)
+    assert.is_true(during >= math.floor(N / 4096) - 1, ("other tasks ran only %d times"):format(during))
+  end)
+
+  it("takes no turn while run_queue enqueues its initial items: all are queued before the first starts", function()
+    local N = 10000
+    local order = {}
+    local Item = aqueue.Item:extend("TurnsInitial")
+    function Item:process() order[#order + 1] = self.n end
+    local items = {}
+    for i = 1, N do items[i] = Item{ n = i } end
+    run(items, { num_workers = 4, order = "lifo" })
+    assert.are.equal(N, #order)
+    assert.are.equal(N, order[1]) -- lifo: the last initial item started first
+  end)
+
   it("goes on without a turn where it cannot yield: in a table.sort comparator", function()
     local Child = aqueue.Item:extend("TurnsSortChild")
     function Child:process() end
