@@ -489,13 +489,14 @@ local function check_options(opts)
   elseif type(initial) ~= "table" or getmetatable(initial) ~= nil then
     error("run_queue: initial_items must be a list of items (or one item), got " .. describe(initial), 3)
   else
-    for i = 1, #initial do
+    local n = #initial
+    for i = 1, n do
       if initial[i] == nil then
         error(("run_queue: initial_items[%d] is nil: initial_items must be a list of items"):format(i), 3)
       end
     end
     for k in pairs(initial) do
-      if type(k) ~= "number" or k < 1 or k > #initial or k ~= floor(k) then
+      if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then
         error(("run_queue: initial_items must be a list of items (or one item), got a table with the key %s")
           :format(type(k) == "string" and ("%q"):format(k) or tostring(k)), 3)
       end
