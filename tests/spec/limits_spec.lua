@@ -9,8 +9,12 @@ local capture_stderr = require("tests.support.capture").stderr
 local now = aqueue.now
 
 -- Rate spacing is measured with aqueue.now() inside process, a little after the
--- engine took the item: allow this much jitter between two such readings.
-local TOLERANCE = 0.002
+-- engine took the item: allow this much jitter between two such readings. The
+-- starts are checked against the first one's reading, so a late reading of
+-- that one (the process descheduled between the engine's start and the
+-- reading, on a loaded machine) counts against every later start: 2 ms was
+-- seen exceeded by 0.2 ms with the load average at 10 on 2 cores.
+local TOLERANCE = 0.005
 
 local runs = require("tests.support.runs")
 local run, error_of = runs.quiet, runs.error_of
