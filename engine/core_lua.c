@@ -180,6 +180,7 @@ static int l_run_finish(lua_State *L) {
   lua_createtable(L, 0, 8);
   set_number(L, "processed", (double)s->processed);
   set_number(L, "failed", (double)s->failed);
+  set_number(L, "hooks_failed", (double)s->hooks_failed);
   set_number(L, "retried", (double)s->retried);
   set_number(L, "not_started", (double)s->dropped);
   set_number(L, "cancelled", (double)s->cancelled);

@@ -478,6 +478,7 @@ void render_summary(aq_engine *E, aq_display *d, aq_buf *b, const char *why) {
   int64_t not_started = s->dropped + sched_waiting(s);
   buf_printf(b, "aqueue: %lld processed, %lld failed, %lld retried", (long long)s->processed, (long long)s->failed,
              (long long)s->retried);
+  if (s->hooks_failed > 0) buf_printf(b, ", %lld hook%s failed", (long long)s->hooks_failed, s->hooks_failed == 1 ? "" : "s");
   if (s->cancelled > 0) buf_printf(b, ", %lld cancelled", (long long)s->cancelled);
   if (not_started > 0) buf_printf(b, ", %lld not started", (long long)not_started);
   if (s->duplicates > 0) buf_printf(b, ", %lld duplicates skipped", (long long)s->duplicates);

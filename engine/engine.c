@@ -46,8 +46,9 @@ void engine_log(aq_engine *E, const char *text, size_t len) {
 /* --- errors --- */
 
 /* The text of an error value at idx: strings and numbers as they are, other
- * values through a protected tostring (so __tostring is honoured and cannot
- * raise here). Pushes the text on L and returns it. */
+ * values through aqueue.traceback.text (__tostring, or a table as JSON), else
+ * tostring, called protected (so it cannot raise here). Pushes the text on L
+ * and returns it. */
 static const char *error_text(lua_State *L, int idx) {
   idx = lua_gettop(L) + 1 + idx;
   int t = lua_type(L, idx);
@@ -56,7 +57,15 @@ static const char *error_text(lua_State *L, int idx) {
     return lua_tostring(L, -1);
   }
   if (t != LUA_TNIL) {
-    lua_getglobal(L, "tostring");
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "aqueue.traceback");
+    if (lua_pcall(L, 1, 1, 0) == 0 && lua_istable(L, -1)) lua_getfield(L, -1, "text");
+    else lua_pushnil(L);
+    lua_remove(L, -2); /* the module, or require's error */
+    if (!lua_isfunction(L, -1)) {
+      lua_pop(L, 1);
+      lua_getglobal(L, "tostring");
+    }
     lua_pushvalue(L, idx);
     if (lua_pcall(L, 1, 1, 0) == 0 && lua_type(L, -1) == LUA_TSTRING) return lua_tostring(L, -1);
     lua_pop(L, 1);

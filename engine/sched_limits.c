@@ -1,7 +1,7 @@
 /*
  * sched_limits.c — limit keys: run_queue{ limits = { per_key = n, rate = r } }
  * with Item:limit_key(). At most n items of a key run at once, and at most r
- * start per second (one every 1/r s).
+ * start per second (one every 1/r s, counted from due times: rate_schedule.h).
  *
  * An item of a key waits in the key's own queue (HELD), in the run's order.
  * The run's `queued` holds *tokens* for the key (the id -key) instead of its
@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "rate_schedule.h"
 
 /* Returns the new key's id (> 0), or -1 out of memory. per_key <= 0 means no
  * limit on running items; rate <= 0 no limit on starts. */
@@ -45,7 +46,7 @@ int32_t aq__sched_limit_key_add(aq_engine *E, int32_t per_key, double rate) {
  * the key's next start time. */
 static int rate_allows(aq_engine *E, int32_t key) {
   aq_limit_key *k = &E->sched.keys[key];
-  if (k->interval_ms == 0 || k->next_start_ms <= sched_now_ms()) return 1;
+  if (k->interval_ms == 0 || aq_rate_may_start(k->next_start_ms, sched_now_ms())) return 1;
   if (!k->wake_pending && sched_delay_key(E, key, k->next_start_ms) == 0) k->wake_pending = 1;
   return 0;
 }
@@ -70,6 +71,10 @@ static void give_tokens(aq_engine *E, int32_t key, int new_best) {
   int64_t can_start = (int64_t)k->per_key - k->running;
   int64_t held = (int64_t)aq_item_queue_len(&k->waiting);
   int64_t want = can_start < held ? can_start : held;
+  /* A rate lets one start at a time: the next token comes when this one's
+   * item starts (limits_item_started), at once while starts are due, so a
+   * wake-up does not queue tokens that would mostly be dropped. */
+  if (k->interval_ms > 0 && want > 1) want = 1;
   int pushed = 0;
   while (k->tokens < want && push_token(s, key, priority) == 0) pushed = 1;
   if (new_best && !pushed) push_token(s, key, priority);
@@ -103,8 +108,8 @@ void limits_item_started(aq_engine *E, aq_item_rec *r) {
   aq_limit_key *k = &E->sched.keys[r->limit_key];
   k->running++;
   if (k->interval_ms > 0) {
-    k->next_start_ms = sched_now_ms() + k->interval_ms;
-    give_tokens(E, r->limit_key, 0); /* the next one waits for next_start_ms */
+    k->next_start_ms = aq_rate_next_due(k->next_start_ms, sched_now_ms(), k->interval_ms);
+    give_tokens(E, r->limit_key, 0); /* the next one waits for next_start_ms, or catches up */
   }
 }
 

@@ -84,11 +84,11 @@ int sched_run_start(aq_engine *E, int32_t num_workers, aq_order order, int64_t m
   s->free_head = 0;
   s->live_items = s->running_jobs = 0;
   s->processed = s->failed = s->retried = s->enqueued = s->dropped = s->cancelled = 0;
-  s->duplicates = s->started = 0;
+  s->duplicates = s->started = s->hooks_failed = 0;
   s->overall_total = s->overall_done = 0;
   for (int32_t i = 0; i < s->nclasses; i++) {
     aq_class_stats *c = &s->classes[i];
-    c->queued = c->retrying = c->running = c->done = c->failed = c->max_queued = c->retried = 0;
+    c->queued = c->retrying = c->running = c->done = c->failed = c->max_queued = c->retried = c->hooks_failed = 0;
   }
   s->started_ns = uv_hrtime();
   s->starting_runners = 0;
@@ -464,9 +464,9 @@ void aq__sched_process_done(aq_engine *E, int32_t id, int32_t ok) {
 void aq__sched_hook_done(aq_engine *E, int32_t id, int32_t ok) {
   aq_sched *s = &E->sched;
   aq_item_rec *r = rec(s, id);
-  if (!ok) {
-    s->classes[r->class_id].failed++;
-    s->failed++;
+  if (!ok) { /* the item's process stays processed: a hook failure is counted on its own */
+    s->classes[r->class_id].hooks_failed++;
+    s->hooks_failed++;
     E->had_failures = 1;
   }
   s->running_jobs--;

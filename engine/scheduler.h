@@ -56,6 +56,7 @@ typedef struct {
   int64_t retrying; /* of those, waiting out a retry backoff */
   int64_t running, done, failed, max_queued;
   int64_t retried;  /* retries scheduled */
+  int64_t hooks_failed; /* after_children_processed raised (the item stays processed) */
 } aq_class_stats;
 
 typedef struct {
@@ -71,7 +72,7 @@ typedef struct {
   int32_t running;       /* started and not ended (done, failed, retried) */
   int32_t tokens;        /* its tokens in `queued` */
   int wake_pending;      /* a wake-up for the next start time is in `delayed` */
-  double next_start_ms;  /* hrtime (ms) before which no item of the key starts */
+  double next_start_ms;  /* hrtime (ms) the next start is due (rate_schedule.h); 0 before the first */
   aq_item_queue waiting; /* items held back, in the run's order */
 } aq_limit_key;
 
@@ -120,6 +121,7 @@ typedef struct {
 
   /* counters of this run (the summary) */
   int64_t processed, failed, retried, enqueued, dropped, cancelled, duplicates, started;
+  int64_t hooks_failed; /* hooks that raised: not in `failed`, which counts items whose process failed */
   int64_t overall_total, overall_done;
 
   size_t starting_runners; /* woken for a job, not yet in aq__sched_take */

@@ -10,6 +10,7 @@
 -- A class is a table used as the metatable of its instances (`__index` is the
 -- class itself); classes inherit through the metatable of the class.
 local sched = require("aqueue.sched")
+local field_names = require("aqueue.field_names")
 local C, E = sched.C, sched.E
 
 local Item = {}
@@ -23,6 +24,7 @@ Item.retry_backoff = 1      -- seconds: the first retry waits up to this long
 Item.retry_backoff_max = 60 -- seconds: no retry waits longer
 Item.timeout = nil          -- seconds for one process call
 Item.delay = nil            -- seconds before the item may start
+Item.attempt = 1            -- inside process: this attempt's number (set on retries)
 
 local classes = {} -- name -> class: the display and the state file use names
 
@@ -61,6 +63,30 @@ local function class_tostring(cls)
   return "item class " .. cls.__name
 end
 
+-- The name of a function's first parameter, or nil.
+local function first_param(fn)
+  local info = debug.getinfo(fn, "u")
+  if info and info.nparams and info.nparams > 0 then
+    return (debug.getlocal(fn, 1))
+  end
+  return nil
+end
+
+-- A new field on a class (Page.retries = 3, function Page:process() end):
+-- a misspelt scheduling field, or process written with a dot, is an error
+-- at the line that defines it.
+local function class_newindex(cls, name, value)
+  field_names.check_field(cls.__name, name, 2)
+  if name == "process" and type(value) == "function" then
+    local p = first_param(value)
+    if p == "enqueue" or p == "set_desc" then
+      error(("%s.process is defined with a dot: write function %s:process(enqueue, set_desc)")
+        :format(cls.__name, cls.__name), 2)
+    end
+  end
+  rawset(cls, name, value)
+end
+
 -- Item:extend(name) -> a new class inheriting from self.
 function Item:extend(name)
   if type(self) ~= "table" or rawget(self, "__index") ~= self then
@@ -83,7 +109,8 @@ function Item:extend(name)
     super = self,
   }
   cls.__index = cls
-  setmetatable(cls, { __index = self, __call = new_instance, __tostring = class_tostring })
+  setmetatable(cls, { __index = self, __call = new_instance, __tostring = class_tostring,
+                      __newindex = class_newindex })
   classes[name] = cls
   return cls
 end
@@ -102,8 +129,78 @@ local function class_of(value)
   return nil
 end
 
+---------------------------------------------------------------------------
+-- A short view of an item, for error lines: its class and key() when it has
+-- one (Page "http://127.0.0.1/a"), else its class and fields
+-- (Page{depth=2, url="http://127.0.0.1/a"}), at most about VIEW_MAX bytes.
+
+local VIEW_MAX, STRING_MAX = 60, 24
+local ESCAPES = { ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t", ['"'] = '\\"', ["\\"] = "\\\\" }
+
+-- The first `n` bytes of `text`, not cutting a UTF-8 sequence in two.
+local function cut(text, n)
+  if #text <= n then return text end
+  local b = text:byte(n + 1)
+  while n > 0 and b and b >= 0x80 and b < 0xC0 do -- n + 1 continues a sequence
+    n = n - 1
+    b = text:byte(n + 1)
+  end
+  return text:sub(1, n) .. "…"
+end
+
+local function quote(text)
+  return '"' .. cut(text, STRING_MAX):gsub('[%c"\\]', function(c)
+    return ESCAPES[c] or ("\\%03d"):format(c:byte())
+  end) .. '"'
+end
+
+local function value_view(v)
+  local t = type(v)
+  if t == "string" then return quote(v) end
+  if t == "number" then return ("%.14g"):format(v) end
+  if t == "boolean" or t == "nil" then return tostring(v) end
+  if t == "table" then return "{…}" end
+  return t
+end
+
+local function view(item)
+  local cls = getmetatable(item)
+  local name = type(cls) == "table" and rawget(cls, "__name") or "item"
+  local key_fn = item.key
+  if type(key_fn) == "function" then
+    local ok, k = pcall(key_fn, item)
+    if ok and (type(k) == "string" or type(k) == "number") then
+      return name .. " " .. value_view(k)
+    end
+  end
+  local names = {}
+  for k in pairs(item) do
+    local tk = type(k)
+    if tk == "number" or (tk == "string" and k ~= "parent" and k ~= "attempt" and k:sub(1, 4) ~= "_aq_") then
+      names[#names + 1] = k
+    end
+  end
+  table.sort(names, function(a, b)
+    if type(a) ~= type(b) then return type(a) == "number" end
+    return a < b
+  end)
+  local parts, len = {}, #name
+  for i = 1, #names do
+    local k = names[i]
+    local part = (type(k) == "number" and ("[%s]"):format(value_view(k)) or k) .. "=" .. value_view(item[k])
+    if len + #part > VIEW_MAX then
+      parts[#parts + 1] = "…"
+      break
+    end
+    parts[#parts + 1] = part
+    len = len + #part + 2
+  end
+  return name .. "{" .. table.concat(parts, ", ") .. "}"
+end
+
 return {
   Item = Item,
   class_of = class_of,
   classes = classes,
+  view = view,
 }

@@ -2,6 +2,12 @@
 -- limits = { per_key = P }, against the same N items without limits, in the
 -- same process.
 --   aqueue-run scripts/bench/limits.lua [N=100000] [keys=1000] [per_key=2] [workers=100] [reps=5] [big=1000000]
+-- And how exactly limits.rate keeps its rate:
+--   aqueue-run scripts/bench/limits.lua rate [seconds=1.5] [workers=10] [rates=200,1000,5000,10000]
+-- Each asked rate r gets r * seconds no-op items of one limit key, all queued
+-- before the first starts; the achieved rate is (N - 1) / (last start - first
+-- start), start times read with aqueue.now() in process. It prints one line
+-- rate_<r>=<achieved> ... on stdout and a readable report on stderr.
 -- Each run: a Root item enqueues the N items (item i has limit key i % K; they
 -- are all queued before the first starts), default order (lifo), progress
 -- "none"; its time is run_queue's own `elapsed`. After one uncounted warm-up
@@ -13,6 +19,38 @@
 -- Nothing is asserted: it prints one line of key=value figures on stdout (read
 -- by run_all) and a readable report on stderr.
 local aqueue = require("aqueue")
+
+if arg and arg[1] == "rate" then
+  local SECONDS = tonumber(arg[2]) or 1.5
+  local WORKERS = tonumber(arg[3]) or 10
+  local rates = {}
+  for r in (arg[4] or "200,1000,5000,10000"):gmatch("[^,]+") do rates[#rates + 1] = tonumber(r) end
+  local now = aqueue.now
+  local starts, n_started = {}, 0
+  local Paced = aqueue.Item:extend("Paced")
+  function Paced:limit_key() return "host" end
+  function Paced:process()
+    n_started = n_started + 1
+    starts[n_started] = now()
+  end
+  local fields = { "limits_rate impl=aqueue seconds=" .. SECONDS, "workers=" .. WORKERS }
+  io.stderr:write(("limits.rate: one key, %g s of no-op items per rate, %d workers\n"):format(SECONDS, WORKERS))
+  for _, r in ipairs(rates) do
+    local n = math.max(2, math.floor(r * SECONDS))
+    local list = {}
+    for i = 1, n do list[i] = Paced{} end
+    starts, n_started = {}, 0
+    local s = aqueue.run_queue{ initial_items = list, num_workers = WORKERS, progress = "none",
+                                limits = { rate = r } }
+    assert(s.processed == n and n_started == n, "unexpected summary")
+    local achieved = (n - 1) / (starts[n] - starts[1])
+    io.stderr:write(("  asked %6d/s  achieved %9.1f/s  (%.1f%%, %d starts in %.3f s)\n")
+      :format(r, achieved, 100 * achieved / r, n, starts[n] - starts[1]))
+    fields[#fields + 1] = ("rate_%d=%.1f"):format(r, achieved)
+  end
+  print(table.concat(fields, " "))
+  return
+end
 
 local N = tonumber(arg and arg[1]) or 100000
 local KEYS = tonumber(arg and arg[2]) or 1000

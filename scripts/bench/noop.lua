@@ -1,7 +1,9 @@
 -- No-op throughput: N items that do nothing, at W workers, in one order.
 --   aqueue-run scripts/bench/noop.lua [N=1000000] [order=lifo] [workers=100]
--- A Root item enqueues the N no-op children (they are all queued before the
--- first one starts: enqueue does not yield). The time is the engine's own
+-- A Root item enqueues the N no-op children; every 4096 enqueues it gives the
+-- other tasks a turn, so runners start on the children while it goes on
+-- (with workers = 1 the root holds the only slot: all are queued before the
+-- first starts). The time is the engine's own
 -- run_queue elapsed, which covers creating, enqueueing and processing the N
 -- items. Prints one line of key=value figures on stdout (read by run_all).
 local aqueue = require("aqueue")

@@ -28,6 +28,17 @@ run "$AQUEUE_RUN" "$FIX/error_object.lua" tostring
 expect_rc 1 "an error object with __tostring"
 expect_eq "$(printf '%s\n' "$ERR" | head -1)" "custom error object says hello" \
   "an error object is shown through its __tostring"
+run "$AQUEUE_RUN" "$FIX/error_object.lua" table
+expect_rc 1 "an error object that is a plain table"
+expect_eq "$(printf '%s\n' "$ERR" | head -1)" '{"code":404}' "a plain table error is shown encoded, not as table: 0x..."
+run "$AQUEUE_RUN" "$FIX/error_object.lua" item_table
+expect_rc 1 "an item raising a plain table"
+expect_match "$ERR" '^aqueue: Raiser:process failed: Raiser\{\}: \{"code":500\}$' "the item's table error is shown encoded"
+expect_match "$ERR" '^aqueue: Raiser:after_children_processed failed: Raiser\{\}: custom hook error$' \
+  "the hook's error object is shown through its __tostring"
+expect_match "$ERR" '^  failed: Raiser:process: \{"code":500\}$' "the summary lists it encoded"
+expect_match "$ERR" '^aqueue: error in a spawned task: \{"code":7\}$' "a spawned task's table error is shown encoded"
+expect_no_match "$ERR" 'table: 0x' "no table address anywhere"
 run "$AQUEUE_RUN" "$FIX/error_object.lua" nil
 expect_rc 1 "error() with no value"
 [ -n "$ERR" ] || fail "error() with no value: expected a message on stderr"
@@ -38,8 +49,8 @@ S="$FIX/failing_items.lua"
 job_line=$(line_of "$S" "JOB ERROR LINE")
 run "$AQUEUE_RUN" "$S" process
 expect_rc 1 "a failed item"
-expect_match "$ERR" "^aqueue: Job:process failed: $S:$job_line: job 3 is bad$" \
-  "the failure is reported as 'aqueue: Job:process failed: file:line: message'"
+expect_match "$ERR" "^aqueue: Job:process failed: Job\\{n=3\\}: $S:$job_line: job 3 is bad$" \
+  "the failure is reported as 'aqueue: Job:process failed: <the item>: file:line: message'"
 expect_match "$ERR" '^stack traceback:$' "the failure comes with a traceback"
 expect_match "$ERR" "$S:$job_line: in function" "the traceback names the line that raised"
 expect_eq "$(count_lines "$ERR" ':process failed: ')" 1 "exactly one failure is reported"
@@ -61,12 +72,18 @@ expect_match "$ERR" '^aqueue: 6 processed, 1 failed, 0 retried in [0-9.]+ s \([0
 hook_line=$(line_of "$S" "HOOK ERROR LINE")
 run "$AQUEUE_RUN" "$S" hook
 expect_rc 1 "a failed after_children_processed hook"
-expect_match "$ERR" "^aqueue: Parent:after_children_processed failed: $S:$hook_line: the parent hook broke$" \
-  "the hook failure is reported with class, phase, file:line and message"
+expect_match "$ERR" "^aqueue: Parent:after_children_processed failed: Parent\\{\\}: $S:$hook_line: the parent hook broke$" \
+  "the hook failure is reported with class, phase, the item, file:line and message"
 for n in 1 2 3 4 5; do
   expect_match "$OUT" "^job done $n\$" "hook failure: job $n done"
 done
 expect_match "$OUT" '^after run_queue$' "hook failure: run_queue returned and the script went on"
+# the parent's process succeeded: it stays processed; the hook is counted on its own
+expect_eq "$(value_of "$OUT" processed)" 6 "hook failure: summary.processed is 6 (the parent too)"
+expect_eq "$(value_of "$OUT" failed)" 0 "hook failure: summary.failed is 0 (no process failed)"
+expect_eq "$(value_of "$OUT" hooks_failed)" 1 "hook failure: summary.hooks_failed is 1"
+expect_match "$ERR" '^aqueue: 6 processed, 0 failed, 0 retried, 1 hook failed in [0-9.]+ s \([0-9]+ items/s\)$' \
+  "hook failure: the summary line says '6 processed, 0 failed, 0 retried, 1 hook failed'"
 
 # --- no failures ---
 run "$AQUEUE_RUN" "$S" ok

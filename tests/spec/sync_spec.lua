@@ -164,7 +164,7 @@ describe("aqueue.Queue", function()
       end)
       assert.are.equal(1, summary.failed)
       assert.are.equal("QueueEmpty", summary.errors[1].error)
-      assert.matches("SyncQueueEmptyInProcess:process failed: QueueEmpty", text)
+      assert.matches("SyncQueueEmptyInProcess:process failed: SyncQueueEmptyInProcess{}: QueueEmpty", text, 1, true)
     end)
 
     it("keeps FIFO order over many wrap-arounds of its indexes", function()
