@@ -293,8 +293,8 @@ static int l_log(lua_State *L) {
   return 0;
 }
 
-/* core.defaults() -> num_workers, order, progress, state, fresh, retry_failed
- * from the command line (nil or false when unset). */
+/* core.defaults() -> num_workers, order, progress, state, fresh, retry_failed,
+ * max_items, max_time from the command line (nil or false when unset). */
 static int l_defaults(lua_State *L) {
   aq_engine *E = engine(L);
   if (E->cli_workers > 0) lua_pushinteger(L, E->cli_workers);
@@ -307,7 +307,11 @@ static int l_defaults(lua_State *L) {
   else lua_pushnil(L);
   lua_pushboolean(L, E->cli_fresh);
   lua_pushboolean(L, E->cli_retry_failed);
-  return 6;
+  if (E->cli_max_items > 0) lua_pushnumber(L, E->cli_max_items);
+  else lua_pushnil(L);
+  if (E->cli_max_time > 0) lua_pushnumber(L, E->cli_max_time);
+  else lua_pushnil(L);
+  return 8;
 }
 
 /* core.output(stream, text): text the script writes to stdout (1) or stderr
