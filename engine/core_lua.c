@@ -89,13 +89,13 @@ static int l_suspend(lua_State *L) {
   aq_task *t = running(L);
   double timeout = luaL_optnumber(L, 3, -1);
   if (timeout != timeout) return luaL_argerror(L, 3, "timeout is NaN");
-  suspend_timer *st = NULL;
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+  suspend_timer *st = NULL; /* allocated after the last check that can raise */
   if (timeout >= 0 && timeout != HUGE_VAL) {
     st = malloc(sizeof *st);
     if (!st) return luaL_error(L, "out of memory");
   }
   if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TFUNCTION);
     lua_pushvalue(L, 2);
     t->guard_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }

@@ -308,23 +308,3 @@ describe("aqueue.with_timeout", function()
     assert.matches("fn must be a function, got nil", raised(aqueue.with_timeout, 1))
   end)
 end)
-
-describe("aqueue.stopping", function()
-  it("is false outside a stopped run, true from a graceful stop until the next run starts", function()
-    local Item = aqueue.Item:extend("StoppingItem")
-    local seen = {}
-    function Item:process()
-      seen[#seen + 1] = aqueue.stopping()
-    end
-    local items = {}
-    for i = 1, 4 do items[i] = Item{} end
-    local s = aqueue.run_queue{ initial_items = items, num_workers = 1, max_items = 2, progress = "none" }
-    assert.are.equal("max_items", s.stopped)
-    assert.are.same({ false, true }, seen)
-    assert.is_true(aqueue.stopping())
-    seen = {}
-    aqueue.run_queue{ initial_items = { Item{} }, progress = "none" }
-    assert.are.same({ false }, seen)
-    assert.is_false(aqueue.stopping())
-  end)
-end)
