@@ -96,6 +96,19 @@ local function wait_handles(hs, n, need, timeout, guard)
   return w.first
 end
 
+-- wait_handles for one handle (handle:result()), with one record that is its
+-- own wait state.
+local function wait_one(h)
+  local list = h:_waiter_list()
+  local rec = { task = core.current(), finished = 0, i = 1 }
+  rec.wait = rec
+  list_add(list, rec)
+  repeat
+    core.suspend(true)
+  until rec.finished > 0
+  list_remove(list, rec)
+end
+
 ---------------------------------------------------------------------------
 -- Item handles: { item }. While the item is in its run, `item._aq_id` is its
 -- id and the scheduler says whether its process has finished; once the item
@@ -135,7 +148,7 @@ end
 function ItemHandle:result()
   if not self:_finished() then
     current_task("handle:result()", 2)
-    wait_handles({ self }, 1, 1)
+    wait_one(self)
   end
   local item = self[1]
   local err = rawget(item, "_aq_error")
@@ -226,7 +239,7 @@ end
 function TaskHandle:result()
   if not self.settled then
     current_task("handle:result()", 2)
-    wait_handles({ self }, 1, 1)
+    wait_one(self)
   end
   if self.error ~= nil then
     return nil, self.error
