@@ -10,8 +10,10 @@
 -- Handles passed in belong to the caller and are never cancelled here.
 local core = require("aqueue.core")
 local handle = require("aqueue.handle")
+local sync = require("aqueue.sync")
 
 local spawn, is_handle, wait_handles = handle.spawn, handle.is_handle, handle.wait_handles
+local timed_out, check_timeout = sync.timed_out, sync.check_timeout
 local select, type, error, unpack, tostring = select, type, error, unpack, tostring
 local huge = math.huge
 
@@ -25,19 +27,6 @@ local function check_task(what)
       .. "a hook or a spawned task), not from a coroutine the script created itself: "
       .. "use aqueue.spawn", 3)
   end
-end
-
--- A timeout argument: nil (no limit) or seconds >= 0 (math.huge: no limit).
--- Raises at the caller of the API function.
-local function check_timeout(what, t)
-  if t == nil or t == huge then
-    return nil
-  end
-  if type(t) ~= "number" or not (t >= 0) then
-    error(("%s: timeout must be a number of seconds >= 0 (or nil for none), got %s")
-      :format(what, tostring(t)), 3)
-  end
-  return t
 end
 
 -- The guard for a wait on tasks this call spawned: cancels those still running.
@@ -120,7 +109,7 @@ local function wait_any(handles, timeout)
   end
   local i = wait_handles(handles, n, 1, timeout)
   if not i then
-    return nil, "timeout", "ETIMEDOUT"
+    return timed_out()
   end
   return handles[i], i
 end
@@ -149,7 +138,7 @@ local function with_timeout(seconds, fn, ...)
   local owned = { h }
   if not wait_handles(owned, 1, 1, seconds ~= huge and seconds or nil, cancel_on_end(owned)) then
     h:cancel()
-    return nil, "timeout", "ETIMEDOUT"
+    return timed_out()
   end
   local r = h:result()
   if not r[1] then

@@ -201,6 +201,13 @@ local function handed_off(w, owner)
   w.owner = owner
 end
 
+-- What every wait with a timeout returns when the time ran out (Queue:get,
+-- Semaphore:acquire, Event:wait here; aqueue.wait_any and with_timeout too):
+-- the error shape of I/O failures, nil, message, code.
+local function timed_out()
+  return nil, "timeout", "ETIMEDOUT"
+end
+
 ---------------------------------------------------------------------------
 -- Error values: compare with ==, print as their name.
 
@@ -343,7 +350,7 @@ function Queue:get(timeout)
     return take(self)
   end
   if not wait(self._getters, { task = me, state = WAITING }, timeout) then
-    return nil, "timeout", "ETIMEDOUT"
+    return timed_out()
   end
   self._reserved = self._reserved - 1
   return pop_front(self)
@@ -433,7 +440,7 @@ function Semaphore:acquire(timeout)
     return true
   end
   if not wait(self._waiters, { task = me, state = WAITING }, timeout) then
-    return nil, "timeout", "ETIMEDOUT"
+    return timed_out()
   end
   return true
 end
@@ -483,7 +490,7 @@ function Event:wait(timeout)
   timeout = check_timeout("Event:wait([timeout])", timeout)
   if not self._set then
     if not wait(self._waiters, { task = me, state = WAITING }, timeout) then
-      return nil, "timeout", "ETIMEDOUT"
+      return timed_out()
     end
   end
   return true
@@ -522,4 +529,6 @@ return {
   Event = Event,
   QueueFull = QueueFull,
   QueueEmpty = QueueEmpty,
+  timed_out = timed_out,
+  check_timeout = check_timeout,
 }
