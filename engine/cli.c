@@ -1,6 +1,8 @@
 /* cli.c — parsing aqueue-run's options; everything after the script is the script's. */
 #include "cli.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,13 +14,18 @@
 
 static const char usage[] =
     "usage: aqueue-run [options] script.lua [args...]\n"
+    "       aqueue-run [options] -e CODE [args...]\n"
+    "       aqueue-run [options] - [args...]      (the script from stdin)\n"
     "\n"
     "Runs script.lua: its items are processed by concurrent workers until all are done.\n"
     "The script's arguments are in the global `arg`, as with luajit.\n"
     "\n"
     "options:\n"
-    "  -w, --workers N    num_workers when the script does not give it\n"
-    "  --order MODE       lifo | fifo | priority, when the script does not give it\n"
+    "  -w, --workers N    num_workers (wins over the script's run_queue{ num_workers = })\n"
+    "  --order MODE       lifo | fifo | priority (wins over the script's run_queue{ order = })\n"
+    "  --max-items N      stop cleanly once N items have started (run_queue's max_items)\n"
+    "  --max-time S       stop cleanly after S seconds (run_queue's max_time)\n"
+    "  -e CODE            run CODE as the script; the arguments that follow are its own\n"
     "  --state FILE       persist the queue in FILE; rerunning with the same FILE resumes\n"
     "  --fresh            with --state: discard an unfinished run in FILE and start anew\n"
     "  --status           with --state: print the run's pending, done and failed items\n"
@@ -62,6 +69,26 @@ static int parse_workers(const char *text, int *out) {
   return 0;
 }
 
+/* --max-items: a whole number from 1 to 2^53 (exact in a Lua number). */
+static int parse_max_items(const char *text, long long *out) {
+  char *end;
+  errno = 0;
+  long long n = strtoll(text, &end, 10);
+  if (*text == '\0' || *end != '\0' || errno || n < 1 || n > (1LL << 53)) return -1;
+  *out = n;
+  return 0;
+}
+
+/* --max-time: seconds, a finite number > 0. */
+static int parse_max_time(const char *text, double *out) {
+  char *end;
+  errno = 0;
+  double s = strtod(text, &end);
+  if (*text == '\0' || *end != '\0' || errno || !(s > 0) || !isfinite(s)) return -1;
+  *out = s;
+  return 0;
+}
+
 static int matches(const char *arg, const char *name) {
   size_t n = strlen(name);
   return strncmp(arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
@@ -95,6 +122,18 @@ int cli_parse(int argc, char **argv, aq_cli *cli) {
       const char *v = option_value(argc, argv, &i, arg, 9);
       if (!v || parse_workers(v, &cli->workers) != 0)
         return bad_usage("--workers needs a whole number from 1 to 10000000, got '%s'", v ? v : "");
+    } else if (strncmp(arg, "-e", 2) == 0) {
+      const char *v = option_value(argc, argv, &i, arg, 2);
+      if (!v) return bad_usage("-e needs the code to run%s", "");
+      cli->code = v;
+    } else if (matches(arg, "--max-items")) {
+      const char *v = option_value(argc, argv, &i, arg, 11);
+      if (!v || parse_max_items(v, &cli->max_items) != 0)
+        return bad_usage("--max-items needs a whole number of items >= 1, got '%s'", v ? v : "");
+    } else if (matches(arg, "--max-time")) {
+      const char *v = option_value(argc, argv, &i, arg, 10);
+      if (!v || parse_max_time(v, &cli->max_time) != 0)
+        return bad_usage("--max-time needs a number of seconds > 0, got '%s'", v ? v : "");
     } else if (matches(arg, "--order")) {
       const char *v = option_value(argc, argv, &i, arg, 7);
       if (v && strcmp(v, "lifo") == 0) cli->order = AQ_ORDER_LIFO;
@@ -125,7 +164,11 @@ int cli_parse(int argc, char **argv, aq_cli *cli) {
   if (cli->fresh && (cli->status || cli->retry_failed))
     return bad_usage("%s", "--fresh cannot be combined with --status or --retry-failed");
   if (cli->status) {
-    if (i < argc) return bad_usage("%s", "--status runs no script: give only --state FILE --status");
+    if (i < argc || cli->code) return bad_usage("%s", "--status runs no script: give only --state FILE --status");
+    return 0;
+  }
+  if (cli->code) {
+    cli->script_index = i; /* what follows are the script's arguments */
     return 0;
   }
   if (i >= argc) {

@@ -8,7 +8,13 @@ typedef struct {
   int progress;       /* --progress as an aq_progress, -1 when not given */
   const char *state;  /* --state FILE, NULL when not given */
   int fresh, status, retry_failed; /* --fresh, --status, --retry-failed */
-  int script_index;   /* 0 when no script was given (--status, --retry-failed) */   /* argv index of the script; arguments after it are the script's */
+  long long max_items; /* --max-items N, 0 when not given */
+  double max_time;     /* --max-time S, 0 when not given */
+  const char *code;    /* -e CODE: run CODE as the script; NULL when not given */
+  /* argv index of the script ("-": stdin); arguments after it are the
+   * script's. With -e, the index of the first script argument (argc when
+   * none). 0 when nothing runs (--status, --retry-failed alone). */
+  int script_index;
   int show_help, show_version;
 } aq_cli;
 

@@ -6,7 +6,9 @@
  * The item hot path (enqueue, take, done) is not here: the Lua runner calls
  * the aq__sched_* functions through the FFI (scheduler.h).
  */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -35,16 +37,65 @@ static int l_current(lua_State *L) {
   return 1;
 }
 
-/* core.suspend([unslotted [, guard]]) -> the values given to core.wake. With
+/* A suspension with a timeout (core.suspend's third argument). Ownership: the
+ * timer belongs to this file from l_suspend until its close callback frees it;
+ * exactly one of on_suspend_timeout (the time is up), l_wake (woken first) or
+ * task_destroy (the task ended: the cancel hook) starts the close. */
+typedef struct {
+  uv_timer_t timer;
+  aq_task *task;
+} suspend_timer;
+
+/* What core.suspend returns when its timeout expired (core.TIMED_OUT). */
+static char timed_out_marker;
+
+static void on_suspend_timer_closed(uv_handle_t *handle) { free(handle->data); }
+
+static void close_suspend_timer(aq_task *task, void *data) {
+  (void)task;
+  suspend_timer *st = data;
+  uv_close((uv_handle_t *)&st->timer, on_suspend_timer_closed); /* closing also stops it */
+}
+
+static void on_suspend_timeout(uv_timer_t *timer) {
+  suspend_timer *st = timer->data;
+  aq_task *t = st->task;
+  lua_pushlightuserdata(t->co, &timed_out_marker);
+  aq_task_resume(t, 1); /* clears the cancel hook: this callback closes */
+  close_suspend_timer(t, st);
+}
+
+/* Milliseconds for a timer that must not fire before `seconds` from now: the
+ * loop's clock is read first (tasks may have run since the iteration began)
+ * and the fraction of a millisecond it dropped is added (as aqueue.sleep). */
+static uint64_t timer_ms_from_now(uv_loop_t *loop, double seconds) {
+  uv_update_time(loop);
+  if (!(seconds > 0)) return 0;
+  double dropped_ms = (double)uv_hrtime() / 1e6 - (double)uv_now(loop);
+  if (dropped_ms < 0) dropped_ms = 0;
+  double total = ceil(seconds * 1000.0 + dropped_ms);
+  return total >= 1e15 ? (uint64_t)1e15 : (uint64_t)total;
+}
+
+/* core.suspend([unslotted [, guard [, timeout]]]) -> the values given to
+ * core.wake, or core.TIMED_OUT when `timeout` seconds passed first. With
  * `unslotted`, a runner gives its worker slot back while it waits
  * (handle:result) and gets one again before it continues. `guard`, a
  * function, runs as a task of its own if this task ends (is cancelled) after
  * suspending and before it runs again, also after a core.wake: what the
- * waker handed over (an item, a permit) can then be passed on. */
+ * waker handed over (an item, a permit) can then be passed on. The timeout's
+ * timer is closed whichever way the wait ends. */
 static int l_suspend(lua_State *L) {
   aq_task *t = running(L);
+  double timeout = luaL_optnumber(L, 3, -1);
+  if (timeout != timeout) return luaL_argerror(L, 3, "timeout is NaN");
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+  suspend_timer *st = NULL; /* allocated after the last check that can raise */
+  if (timeout >= 0 && timeout != HUGE_VAL) {
+    st = malloc(sizeof *st);
+    if (!st) return luaL_error(L, "out of memory");
+  }
   if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TFUNCTION);
     lua_pushvalue(L, 2);
     t->guard_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
@@ -53,7 +104,13 @@ static int l_suspend(lua_State *L) {
     t->wants_slot = 1;
   }
   t->suspended = 1;
-  return aq_task_yield(L, NULL, NULL);
+  if (!st) return aq_task_yield(L, NULL, NULL);
+  uv_loop_t *loop = &t->engine->loop;
+  uv_timer_init(loop, &st->timer);
+  st->timer.data = st;
+  st->task = t;
+  uv_timer_start(&st->timer, on_suspend_timeout, timer_ms_from_now(loop, timeout), 0);
+  return aq_task_yield(L, close_suspend_timer, st);
 }
 
 /* core.wake(id, ...) -> true when the task was suspended and is now ready with
@@ -64,6 +121,7 @@ static int l_wake(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
+  if (t->cancel == close_suspend_timer) close_suspend_timer(t, t->cancel_data); /* woken in time */
   int n = lua_gettop(L) - 1;
   lua_xmove(L, t->co, n);
   aq_task_resume(t, n);
@@ -236,8 +294,8 @@ static int l_log(lua_State *L) {
   return 0;
 }
 
-/* core.defaults() -> num_workers, order, progress, state, fresh, retry_failed
- * from the command line (nil or false when unset). */
+/* core.defaults() -> num_workers, order, progress, state, fresh, retry_failed,
+ * max_items, max_time from the command line (nil or false when unset). */
 static int l_defaults(lua_State *L) {
   aq_engine *E = engine(L);
   if (E->cli_workers > 0) lua_pushinteger(L, E->cli_workers);
@@ -250,7 +308,11 @@ static int l_defaults(lua_State *L) {
   else lua_pushnil(L);
   lua_pushboolean(L, E->cli_fresh);
   lua_pushboolean(L, E->cli_retry_failed);
-  return 6;
+  if (E->cli_max_items > 0) lua_pushnumber(L, E->cli_max_items);
+  else lua_pushnil(L);
+  if (E->cli_max_time > 0) lua_pushnumber(L, E->cli_max_time);
+  else lua_pushnil(L);
+  return 8;
 }
 
 /* core.output(stream, text): text the script writes to stdout (1) or stderr
@@ -313,6 +375,8 @@ static int open_core(lua_State *L) {
   luaL_register(L, NULL, funcs);
   lua_pushlightuserdata(L, engine(L));
   lua_setfield(L, -2, "engine");
+  lua_pushlightuserdata(L, &timed_out_marker);
+  lua_setfield(L, -2, "TIMED_OUT");
   return 1;
 }
 

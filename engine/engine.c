@@ -263,17 +263,54 @@ aq_engine *engine_create(void) {
 }
 
 /* Sets the global `arg` the way luajit does: arg[0] the script, arg[1..] its
- * arguments, negative indexes the interpreter and its options. */
-static void set_arg_global(lua_State *L, int argc, char **argv, int script_index) {
-  lua_createtable(L, argc - script_index, script_index + 1);
+ * arguments, negative indexes the interpreter and its options. With -e
+ * (`code`), arg[0] is "-e" and argv[script_index] is arg[1]. */
+static void set_arg_global(lua_State *L, int argc, char **argv, int script_index, int code) {
+  lua_createtable(L, argc - script_index + 1, script_index + 1);
   for (int i = 0; i < argc; i++) {
     lua_pushstring(L, argv[i]);
-    lua_rawseti(L, -2, i - script_index);
+    lua_rawseti(L, -2, i - script_index + (code && i >= script_index));
+  }
+  if (code) {
+    lua_pushliteral(L, "-e");
+    lua_rawseti(L, -2, 0);
   }
   lua_setglobal(L, "arg");
 }
 
-int engine_load_script(aq_engine *E, const char *path, int argc, char **argv, int script_index) {
+/* Loads -e CODE, or the script from stdin ("-"), onto E->L. Returns the
+ * luaL_load* status. */
+static int load_code_or_stdin(aq_engine *E, const char *code) {
+  if (code) return luaL_loadbuffer(E->L, code, strlen(code), "=(command line)");
+  return luaL_loadfile(E->L, NULL); /* stdin, named "=stdin" as luajit does */
+}
+
+/* The loaded chunk on E->L becomes the main task, called with argv[first_arg..]. */
+static int start_main_task(aq_engine *E, int argc, char **argv, int first_arg) {
+  int nargs = argc - first_arg;
+  luaL_checkstack(E->L, nargs, "too many script arguments");
+  for (int i = first_arg; i < argc; i++) lua_pushstring(E->L, argv[i]);
+  E->main_task = task_create(E, AQ_TASK_MAIN, E->L, nargs);
+  if (!E->main_task) {
+    fprintf(stderr, "aqueue-run: out of memory\n");
+    return AQ_EXIT_FAILED;
+  }
+  return 0;
+}
+
+int engine_load_script(aq_engine *E, const char *path, const char *code, int argc, char **argv,
+                       int script_index) {
+  int first_arg = code ? script_index : script_index + 1;
+  if (code || strcmp(path, "-") == 0) {
+    set_arg_global(E->L, argc, argv, script_index, code != NULL);
+    int rc = load_code_or_stdin(E, code);
+    if (rc != 0) {
+      fprintf(stderr, "%s\n", lua_tostring(E->L, -1));
+      lua_pop(E->L, 1);
+      return rc == LUA_ERRSYNTAX ? AQ_EXIT_FAILED : AQ_EXIT_USAGE;
+    }
+    return start_main_task(E, argc, argv, first_arg);
+  }
   struct stat st;
   if (stat(path, &st) != 0) {
     fprintf(stderr, "aqueue-run: cannot open %s: %s\n", path, strerror(errno));
@@ -287,7 +324,7 @@ int engine_load_script(aq_engine *E, const char *path, int argc, char **argv, in
     fprintf(stderr, "aqueue-run: cannot read %s: %s\n", path, strerror(errno));
     return AQ_EXIT_USAGE;
   }
-  set_arg_global(E->L, argc, argv, script_index);
+  set_arg_global(E->L, argc, argv, script_index, 0);
   int rc = luaL_loadfile(E->L, path);
   if (rc != 0) {
     /* LuaJIT already says "file:line: message". */
@@ -295,15 +332,7 @@ int engine_load_script(aq_engine *E, const char *path, int argc, char **argv, in
     lua_pop(E->L, 1);
     return rc == LUA_ERRSYNTAX ? AQ_EXIT_FAILED : AQ_EXIT_USAGE;
   }
-  int nargs = argc - script_index - 1;
-  luaL_checkstack(E->L, nargs, "too many script arguments");
-  for (int i = script_index + 1; i < argc; i++) lua_pushstring(E->L, argv[i]);
-  E->main_task = task_create(E, AQ_TASK_MAIN, E->L, nargs);
-  if (!E->main_task) {
-    fprintf(stderr, "aqueue-run: out of memory\n");
-    return AQ_EXIT_FAILED;
-  }
-  return 0;
+  return start_main_task(E, argc, argv, first_arg);
 }
 
 int engine_load_tool(aq_engine *E, const char *module, const char *command) {

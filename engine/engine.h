@@ -49,11 +49,12 @@ struct aq_engine {
   int exit_code;         /* set by os.exit or a signal; -1 until then */
   const char *stop_reason; /* why the engine stopped early, for the summary */
   int had_failures;      /* an item or hook failed, or the main task raised */
-  int32_t cli_workers;   /* -w: num_workers when run_queue does not say; 0 unset */
+  int32_t cli_workers;   /* -w: num_workers (wins over run_queue's); 0 unset */
   int cli_order;         /* --order: an aq_order, -1 unset */
   int cli_progress;      /* --progress: an aq_progress, -1 unset */
   const char *cli_state; /* --state FILE, NULL unset (points into argv) */
   int cli_fresh, cli_retry_failed; /* --fresh, --retry-failed */
+  double cli_max_items, cli_max_time; /* --max-items, --max-time (win over run_queue's); 0 unset */
   uint64_t slice_deadline; /* the driver yields to the loop after this (hrtime) */
 };
 
@@ -62,9 +63,12 @@ struct aq_engine {
  * the loop or the state cannot be created. */
 aq_engine *engine_create(void);
 
-/* Loads `path` as the main task with the script arguments. Returns 0, or a
- * non-zero exit status after printing why (unreadable file, syntax error). */
-int engine_load_script(aq_engine *E, const char *path, int argc, char **argv, int script_index);
+/* Loads the script as the main task with its arguments: `code` (-e) when not
+ * NULL, else the file `path` ("-": stdin). argv[script_index] is the script
+ * (with `code`: the first script argument). Returns 0, or a non-zero exit
+ * status after printing why (unreadable file, syntax error). */
+int engine_load_script(aq_engine *E, const char *path, const char *code, int argc, char **argv,
+                       int script_index);
 
 /* Loads `require(module).main(command)` as the main task: the command-line
  * tools that run no script (--status). Returns 0 or an exit status. */

@@ -24,7 +24,10 @@ int main(int argc, char **argv) {
   E->cli_state = cli.state;
   E->cli_fresh = cli.fresh;
   E->cli_retry_failed = cli.retry_failed;
-  if (cli.script_index) status = engine_load_script(E, argv[cli.script_index], argc, argv, cli.script_index);
+  E->cli_max_items = (double)cli.max_items;
+  E->cli_max_time = cli.max_time;
+  if (cli.code) status = engine_load_script(E, NULL, cli.code, argc, argv, cli.script_index);
+  else if (cli.script_index) status = engine_load_script(E, argv[cli.script_index], NULL, argc, argv, cli.script_index);
   else status = engine_load_tool(E, "aqueue.state_tool", cli.status ? "status" : "retry_failed");
   if (status == 0) status = engine_run(E);
   engine_destroy(E);

@@ -629,6 +629,10 @@ void aq__sched_note_duplicate(aq_engine *E) { E->sched.duplicates++; }
 
 int32_t aq__sched_current_job(aq_engine *E) { return E->current ? E->current->job : 0; }
 
+/* 1 once a graceful stop of the run began (first Ctrl-C, max_items,
+ * max_time), until the next run starts: aqueue.stopping(). */
+int32_t aq__sched_stopping(aq_engine *E) { return E->sched.stopping; }
+
 void aq__sched_set_desc(aq_engine *E, const char *text, size_t len) {
   aq_task *t = E->current;
   if (!t) return;

@@ -179,6 +179,7 @@ int32_t aq__sched_reap(aq_engine *E);
 int32_t aq__sched_reaped_count(aq_engine *E);
 int32_t aq__sched_item_finished(aq_engine *E, int32_t id);
 int32_t aq__sched_current_job(aq_engine *E);
+int32_t aq__sched_stopping(aq_engine *E);
 void aq__sched_set_desc(aq_engine *E, const char *text, size_t len);
 void aq__sched_note_duplicate(aq_engine *E);
 int32_t aq__sched_attempt(aq_engine *E, int32_t id);

@@ -16,20 +16,97 @@ local function pack(...)
   return { n = select("#", ...), ... }
 end
 
--- Suspends the running task until one of core.wake's calls on `list`'s entries.
-local function wait_on(list, what)
-  local me = core.current()
-  if not me then
-    error(what .. " must be called from an aqueue task, not from a coroutine the script made", 3)
+-- Waiter lists: each handle that has not finished keeps a list of waiter
+-- records { task = id, wait = the wait's state, i = the handle's index in the
+-- wait, idx = the record's index in the list }. When the handle finishes,
+-- each record's wait counts it (several handles may finish in one turn, and
+-- core.wake wakes a task once) and its task is woken. A task takes its records
+-- out of the lists it is in before it goes on, so a handle never wakes a task
+-- that has stopped waiting for it.
+
+local function list_add(list, rec)
+  local n = #list + 1
+  rec.idx = n
+  list[n] = rec
+end
+
+-- O(1): the last record takes the removed one's place (waking order among the
+-- waiters of one handle is not promised).
+local function list_remove(list, rec)
+  local i, n = rec.idx, #list
+  if list[i] ~= rec then
+    return
   end
-  list[#list + 1] = me
-  core.suspend(true)
+  local last = list[n]
+  list[i] = last
+  last.idx = i
+  list[n] = nil
 end
 
 local function wake_all(list)
   for i = 1, #list do
-    core.wake(list[i])
+    local rec = list[i]
+    local w = rec.wait
+    w.finished = w.finished + 1
+    if not w.first then
+      w.first = rec.i
+    end
+    core.wake(rec.task)
   end
+end
+
+local function current_task(what, level)
+  local me = core.current()
+  if not me then
+    error(what .. " must be called from an aqueue task, not from a coroutine the script made", level + 1)
+  end
+  return me
+end
+
+local TIMED_OUT, now = core.TIMED_OUT, core.now
+
+-- Suspends the running task (without its worker slot) until `need` of the
+-- handles `hs[1..n]` (none finished yet) have finished, or `timeout` seconds
+-- (nil: no limit) pass. `guard` is core.suspend's: it runs as a task of its
+-- own if the waiting task is cancelled meanwhile. Returns the index of the
+-- handle that finished first, or nil when the time ran out first.
+local function wait_handles(hs, n, need, timeout, guard)
+  local me = current_task("waiting for a handle", 3)
+  local w = { finished = 0, first = nil }
+  local lists, recs = {}, {}
+  for i = 1, n do
+    local list = hs[i]:_waiter_list()
+    local rec = { task = me, wait = w, i = i }
+    list_add(list, rec)
+    lists[i], recs[i] = list, rec
+  end
+  local deadline = timeout and now() + timeout
+  repeat
+    local left = deadline and deadline - now()
+    if left and left < 0 then
+      left = 0
+    end
+    if core.suspend(true, guard, left) == TIMED_OUT and w.finished < need then
+      break
+    end
+  until w.finished >= need
+  for i = 1, n do
+    list_remove(lists[i], recs[i])
+  end
+  return w.first
+end
+
+-- wait_handles for one handle (handle:result()), with one record that is its
+-- own wait state.
+local function wait_one(h)
+  local list = h:_waiter_list()
+  local rec = { task = core.current(), finished = 0, i = 1 }
+  rec.wait = rec
+  list_add(list, rec)
+  repeat
+    core.suspend(true)
+  until rec.finished > 0
+  list_remove(list, rec)
 end
 
 ---------------------------------------------------------------------------
@@ -47,17 +124,33 @@ local function new_item_handle(item)
   return setmetatable({ item }, ItemHandle)
 end
 
-function ItemHandle:result()
-  local item = self[1]
-  local id = rawget(item, "_aq_id")
-  if id and C.aq__sched_item_finished(E, id) == 0 then
-    local list = item_waiters[id]
-    if not list then
-      list = {}
-      item_waiters[id] = list
-    end
-    wait_on(list, "handle:result()")
+-- True when the item's process() will not run again (its outcome is known).
+function ItemHandle:_finished()
+  local id = rawget(self[1], "_aq_id")
+  return not id or C.aq__sched_item_finished(E, id) ~= 0
+end
+
+function ItemHandle:_waiter_list()
+  local id = rawget(self[1], "_aq_id")
+  local list = item_waiters[id]
+  if not list then
+    list = {}
+    item_waiters[id] = list
   end
+  return list
+end
+
+-- The error of a finished item that failed, else nil.
+function ItemHandle:_error()
+  return rawget(self[1], "_aq_error")
+end
+
+function ItemHandle:result()
+  if not self:_finished() then
+    current_task("handle:result()", 2)
+    wait_one(self)
+  end
+  local item = self[1]
   local err = rawget(item, "_aq_error")
   if err ~= nil then
     return nil, err
@@ -103,7 +196,7 @@ local function settle_task(h, ok, ...)
   if list then
     wake_all(list)
   end
-  return ok, list ~= nil
+  return ok, list ~= nil and #list > 0
 end
 
 -- An error nobody is waiting for is printed and fails the exit status, so it
@@ -126,14 +219,27 @@ local function spawn(fn, ...)
   return h
 end
 
+function TaskHandle:_finished()
+  return self.settled == true
+end
+
+function TaskHandle:_waiter_list()
+  local list = self.waiters
+  if not list then
+    list = {}
+    self.waiters = list
+  end
+  return list
+end
+
+function TaskHandle:_error()
+  return self.error
+end
+
 function TaskHandle:result()
   if not self.settled then
-    local list = self.waiters
-    if not list then
-      list = {}
-      self.waiters = list
-    end
-    wait_on(list, "handle:result()")
+    current_task("handle:result()", 2)
+    wait_one(self)
   end
   if self.error ~= nil then
     return nil, self.error
@@ -155,8 +261,16 @@ function TaskHandle:cancel()
   return true
 end
 
+-- True for a handle from enqueue or aqueue.spawn.
+local function is_handle(v)
+  local mt = getmetatable(v)
+  return mt == ItemHandle or mt == TaskHandle
+end
+
 return {
   new_item_handle = new_item_handle,
+  is_handle = is_handle,
+  wait_handles = wait_handles,
   settle_item = settle_item,
   spawn = spawn,
   reset_item_waiters = function()

@@ -8,6 +8,8 @@ local fs = require("aqueue.fs")
 local exec = require("aqueue.exec")
 local work = require("aqueue.work")
 local sync = require("aqueue.sync")
+local gather = require("aqueue.gather")
+local sched = require("aqueue.sched")
 require("aqueue.output") -- print & co. go above the live display's panel
 
 local Item = item.Item
@@ -22,6 +24,14 @@ function Item:set_desc(text)
   run.set_desc(text)
 end
 
+-- aqueue.stopping(): true once a graceful stop of the run began (first
+-- Ctrl-C, max_items, max_time), until the next run_queue starts. One FFI
+-- call: cheap enough to ask in every turn of a loop.
+local C, E = sched.C, sched.E
+local function stopping()
+  return C.aq__sched_stopping(E) ~= 0
+end
+
 return {
   _VERSION = "0.1.0",
   Item = Item,
@@ -29,6 +39,10 @@ return {
   sleep = core.sleep,
   now = core.now,
   spawn = handle.spawn,
+  gather = gather.gather,
+  wait_any = gather.wait_any,
+  with_timeout = gather.with_timeout,
+  stopping = stopping,
   json = require("cjson"),
   errors = require("aqueue.errors"),       -- code -> description of every I/O failure code
   http = http,

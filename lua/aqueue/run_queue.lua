@@ -469,15 +469,19 @@ local function check_options(opts)
       error(("run_queue: unknown option %q"):format(tostring(k)), 3)
     end
   end
-  local cli_workers, cli_order, cli_progress, cli_state = core.defaults()
-  local num_workers = opts.num_workers or cli_workers or 5
+  -- The command line wins over the script for -w, --order, --max-items and
+  -- --max-time (SPEC section 3); the script's values are checked all the same.
+  local cli_workers, cli_order, cli_progress, cli_state, _, _, cli_max_items, cli_max_time = core.defaults()
+  local num_workers = opts.num_workers or 5
   if type(num_workers) ~= "number" or num_workers < 1 or num_workers ~= math.floor(num_workers) then
     error("run_queue: num_workers must be a whole number >= 1, got " .. tostring(num_workers), 3)
   end
-  local order = opts.order or cli_order or "lifo"
+  num_workers = cli_workers or num_workers
+  local order = opts.order or "lifo"
   if not ORDERS[order] then
     error(("run_queue: order must be \"lifo\", \"fifo\" or \"priority\", got %q"):format(tostring(order)), 3)
   end
+  order = cli_order or order
   local progress = opts.progress or cli_progress or "auto"
   if not PROGRESS[progress] then
     error(("run_queue: progress must be \"auto\", \"tty\", \"plain\", \"json\" or \"none\", got %q")
@@ -524,6 +528,7 @@ local function check_options(opts)
   if max_time ~= nil and (type(max_time) ~= "number" or not (max_time > 0) or max_time == huge) then
     error("run_queue: max_time must be a number of seconds > 0, got " .. tostring(max_time), 3)
   end
+  max_items, max_time = cli_max_items or max_items, cli_max_time or max_time
   local state_file = opts.state or cli_state
   if state_file ~= nil and (type(state_file) ~= "string" or state_file == "") then
     error("run_queue: state must be a file name, got " .. tostring(state_file), 3)

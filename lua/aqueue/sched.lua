@@ -15,6 +15,7 @@ int32_t aq__sched_reap(struct aq_engine *E);
 int32_t aq__sched_reaped_count(struct aq_engine *E);
 int32_t aq__sched_item_finished(struct aq_engine *E, int32_t id);
 int32_t aq__sched_current_job(struct aq_engine *E);
+int32_t aq__sched_stopping(struct aq_engine *E);
 void aq__sched_set_desc(struct aq_engine *E, const char *text, size_t len);
 void aq__sched_note_duplicate(struct aq_engine *E);
 int32_t aq__sched_attempt(struct aq_engine *E, int32_t id);

@@ -23,7 +23,8 @@
 -- every task: the main chunk, spawned tasks and items' tasks alike.
 local core = require("aqueue.core")
 
-local current, suspend, wake = core.current, core.suspend, core.wake
+local current, suspend, wake, now = core.current, core.suspend, core.wake, core.now
+local TIMED_OUT = core.TIMED_OUT
 local type, error, tostring, setmetatable = type, error, tostring, setmetatable
 local floor, huge = math.floor, math.huge
 
@@ -31,17 +32,72 @@ local floor, huge = math.floor, math.huge
 local WAITING, WOKEN, DONE, REVOKED = 0, 1, 2, 3
 
 ---------------------------------------------------------------------------
--- FIFO of waiter records: { task = id, state, value, owner }, with head/tail
--- indexes (O(1) push and pop). Waiters of ended tasks stay until popped.
+-- FIFO of waiter records: { task = id, state, value, owner, pos }, with
+-- head/tail indexes (O(1) push and pop); `pos` is the record's index. Waiters
+-- of ended tasks stay until popped. A waiter whose time ran out leaves at once
+-- (fifo_remove): at either end its place is freed, in the middle it becomes
+-- `false` (skipped, and compacted away once they are many), so a timed-out
+-- waiter never takes a later item or permit.
 
 local function new_fifo()
-  return { head = 1, tail = 1 }
+  return { head = 1, tail = 1, dead = 0 }
 end
 
-local function fifo_push(f, v)
+local function fifo_push(f, w)
   local t = f.tail
-  f[t] = v
+  f[t] = w
+  w.pos = t
   f.tail = t + 1
+end
+
+local function fifo_compact(f)
+  local j = f.head
+  for i = f.head, f.tail - 1 do
+    local w = f[i]
+    f[i] = nil
+    if w then
+      f[j] = w
+      w.pos = j
+      j = j + 1
+    end
+  end
+  f.tail = j
+  f.dead = 0
+end
+
+local function fifo_remove(f, w)
+  local i = w.pos
+  if f[i] ~= w then
+    return -- already popped
+  end
+  local h, t = f.head, f.tail
+  if i == h then
+    f[i] = nil
+    h = h + 1
+    while h < t and f[h] == false do
+      f[h] = nil
+      h = h + 1
+      f.dead = f.dead - 1
+    end
+  elseif i == t - 1 then
+    f[i] = nil
+    t = t - 1
+    while t > h and f[t - 1] == false do
+      t = t - 1
+      f[t] = nil
+      f.dead = f.dead - 1
+    end
+  else
+    f[i] = false
+    f.dead = f.dead + 1
+  end
+  if h == t then
+    h, t = 1, 1
+  end
+  f.head, f.tail = h, t
+  if f.dead > 32 and f.dead * 2 > t - h then
+    fifo_compact(f)
+  end
 end
 
 -- The first waiter whose task is still waiting, now woken (core.wake said
@@ -52,7 +108,9 @@ local function fifo_wake_first(f)
     local w = f[h]
     f[h] = nil
     h = h + 1
-    if wake(w.task) then
+    if not w then
+      f.dead = f.dead - 1
+    elseif wake(w.task) then
       w.state = WOKEN
       if h == t then
         f.head, f.tail = 1, 1
@@ -70,11 +128,11 @@ local function fifo_wake_all(f)
   for i = f.head, f.tail - 1 do
     local w = f[i]
     f[i] = nil
-    if wake(w.task) then
+    if w and wake(w.task) then
       w.state = WOKEN
     end
   end
-  f.head, f.tail = 1, 1
+  f.head, f.tail, f.dead = 1, 1, 0
 end
 
 ---------------------------------------------------------------------------
@@ -92,27 +150,62 @@ local function task_of(what)
   return me
 end
 
--- Suspends the running task (without its worker slot) until `w` is woken.
+-- A timeout argument of get, wait, acquire: nil (none) or seconds >= 0
+-- (math.huge: none). Raises at the caller of the method.
+local function check_timeout(what, t)
+  if t == nil or t == huge then
+    return nil
+  end
+  if type(t) ~= "number" or not (t >= 0) then
+    error(("%s: timeout must be a number of seconds >= 0 (or nil for none), got %s")
+      :format(what, tostring(t)), 3)
+  end
+  return t
+end
+
+-- Suspends the running task (without its worker slot) until `w` is woken, or
+-- `timeout` seconds (nil: no limit) have passed. Returns true when woken,
+-- false when the time ran out: then `w` has left the FIFO and took nothing.
 -- Should the task end after it was handed something (`w.owner` set) and
--- before it runs again, the guard hands that on.
-local function wait(f, w)
+-- before it runs again, the guard hands that on; ended while still waiting,
+-- the guard takes `w` out of the FIFO.
+local function wait(f, w, timeout)
   fifo_push(f, w)
   local function guard()
     if w.state == WOKEN and w.owner then
       w.state = REVOKED
       w.owner:_revoke(w)
+    elseif w.state == WAITING then
+      fifo_remove(f, w)
     end
   end
+  local deadline = timeout and now() + timeout
   repeat
-    suspend(true, guard)
+    local left = deadline and deadline - now()
+    if left and left < 0 then
+      left = 0
+    end
+    if suspend(true, guard, left) == TIMED_OUT and w.state == WAITING then
+      fifo_remove(f, w)
+      w.state = DONE
+      return false
+    end
   until w.state ~= WAITING
   w.state = DONE
+  return true
 end
 
 -- `w` was woken with an item or a permit of `owner`, which it takes when it
 -- resumes.
 local function handed_off(w, owner)
   w.owner = owner
+end
+
+-- What every wait with a timeout returns when the time ran out (Queue:get,
+-- Semaphore:acquire, Event:wait here; aqueue.wait_any and with_timeout too):
+-- the error shape of I/O failures, nil, message, code.
+local function timed_out()
+  return nil, "timeout", "ETIMEDOUT"
 end
 
 ---------------------------------------------------------------------------
@@ -248,13 +341,17 @@ function Queue:put_nowait(v)
   enter(self, v)
 end
 
--- q:get(): the front item, waiting while the queue is empty.
-function Queue:get()
+-- q:get([timeout]): the front item, waiting while the queue is empty; nil,
+-- "timeout", "ETIMEDOUT" when none came within `timeout` seconds.
+function Queue:get(timeout)
   local me = task_of("Queue:get()")
+  timeout = check_timeout("Queue:get([timeout])", timeout)
   if available(self) > 0 then
     return take(self)
   end
-  wait(self._getters, { task = me, state = WAITING })
+  if not wait(self._getters, { task = me, state = WAITING }, timeout) then
+    return timed_out()
+  end
   self._reserved = self._reserved - 1
   return pop_front(self)
 end
@@ -331,15 +428,20 @@ function Semaphore:_revoke()
   release_one(self)
 end
 
--- sem:acquire(): takes a permit, waiting (FIFO) while there is none. Returns true.
-function Semaphore:acquire()
+-- sem:acquire([timeout]): takes a permit, waiting (FIFO) while there is none.
+-- Returns true, or nil, "timeout", "ETIMEDOUT" when no permit came within
+-- `timeout` seconds.
+function Semaphore:acquire(timeout)
   local me = task_of("Semaphore:acquire()")
+  timeout = check_timeout("Semaphore:acquire([timeout])", timeout)
   local n = self._value
   if n > 0 then
     self._value = n - 1
     return true
   end
-  wait(self._waiters, { task = me, state = WAITING })
+  if not wait(self._waiters, { task = me, state = WAITING }, timeout) then
+    return timed_out()
+  end
   return true
 end
 
@@ -380,12 +482,16 @@ setmetatable(Semaphore, {
 local Event = { __name = "Event" }
 Event.__index = Event
 
--- ev:wait(): returns at once when the flag is set, else waits until set().
--- Returns true.
-function Event:wait()
+-- ev:wait([timeout]): returns at once when the flag is set, else waits until
+-- set(). Returns true, or nil, "timeout", "ETIMEDOUT" when it was not set
+-- within `timeout` seconds.
+function Event:wait(timeout)
   local me = task_of("Event:wait()")
+  timeout = check_timeout("Event:wait([timeout])", timeout)
   if not self._set then
-    wait(self._waiters, { task = me, state = WAITING })
+    if not wait(self._waiters, { task = me, state = WAITING }, timeout) then
+      return timed_out()
+    end
   end
   return true
 end
@@ -423,4 +529,6 @@ return {
   Event = Event,
   QueueFull = QueueFull,
   QueueEmpty = QueueEmpty,
+  timed_out = timed_out,
+  check_timeout = check_timeout,
 }

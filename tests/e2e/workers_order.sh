@@ -1,5 +1,5 @@
-# End-to-end: -w/--workers and --order are applied (as defaults: the script's
-# own num_workers/order win); the fixtures record what they observe.
+# End-to-end: -w/--workers and --order are applied, and win over the script's
+# own num_workers/order (SPEC section 3); the fixtures record what they observe.
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 
@@ -22,7 +22,8 @@ workers_case 4 "-w4" -w4 -
 workers_case 7 "--workers=7" --workers=7 -
 workers_case 2 "--workers 2" --workers 2 -
 workers_case 20 "-w 30 with 20 items (more workers than items: all at once)" -w 30 -
-workers_case 4 "-w 9, the script gives num_workers = 4: the script wins" -w 9 4
+workers_case 9 "-w 9, the script gives num_workers = 4: the command line wins" -w 9 4
+workers_case 2 "--workers=2, the script gives num_workers = 6: the command line wins" --workers=2 6
 workers_case 6 "no -w, the script gives num_workers = 6" 6
 
 # --- order: the start order with one worker ---
@@ -47,8 +48,9 @@ order_case "$FIFO_FLAT" "$FIFO_TREE" "--order fifo" --order fifo "$O" -
 order_case "$FIFO_FLAT" "$FIFO_TREE" "--order=fifo" --order=fifo "$O" -
 order_case "$PRIO_FLAT" "$PRIO_TREE" "--order priority" --order priority "$O" -
 order_case "$PRIO_FLAT" "$PRIO_TREE" "-w 3 --order=priority" -w 3 --order=priority "$O" -
-order_case "$LIFO_FLAT" "$LIFO_TREE" "--order fifo, the script gives lifo: the script wins" --order fifo "$O" lifo
-order_case "$PRIO_FLAT" "$PRIO_TREE" "--order lifo, the script gives priority: the script wins" --order lifo "$O" priority
+order_case "$FIFO_FLAT" "$FIFO_TREE" "--order fifo, the script gives lifo: the command line wins" --order fifo "$O" lifo
+order_case "$LIFO_FLAT" "$LIFO_TREE" "--order lifo, the script gives priority: the command line wins" --order lifo "$O" priority
+order_case "$PRIO_FLAT" "$PRIO_TREE" "--order=priority, the script gives fifo: the command line wins" --order=priority "$O" fifo
 order_case "$FIFO_FLAT" "$FIFO_TREE" "no --order, the script gives fifo" "$O" fifo
 
 finish
