@@ -23,37 +23,15 @@
 #include <string.h>
 
 #include "engine.h"
+#include "text_width.h"
 
 /* --- text that fits --- */
 
-static int is_continuation(unsigned char c) { return (c & 0xc0) == 0x80; }
-
-/* Appends text clipped to `cols` columns (one per code point; control
- * characters become spaces, so a row stays one row). A clipped text ends with
- * an ellipsis. Returns the columns used. */
+/* Appends text cut to `cols` display columns (text_width.h: wide characters
+ * take two, control characters become spaces, invalid UTF-8 U+FFFD); a cut
+ * text ends with an ellipsis. Returns the columns used. */
 static int put_clipped(aq_buf *b, const char *s, size_t len, int cols, int utf8) {
-  if (cols <= 0) return 0;
-  int width = 0;
-  for (size_t i = 0; i < len; i++)
-    if (!is_continuation((unsigned char)s[i])) width++;
-  int limit = width > cols ? cols - 1 : cols; /* room for the ellipsis */
-  int used = 0;
-  for (size_t i = 0; i < len;) {
-    unsigned char c = (unsigned char)s[i];
-    size_t n = 1;
-    while (i + n < len && is_continuation((unsigned char)s[i + n])) n++;
-    if (used == limit) break;
-    if (c < 0x20 || c == 0x7f) buf_add(b, " ", 1);
-    else if (c >= 0x80 && !utf8) buf_add(b, "?", 1);
-    else buf_add(b, s + i, n);
-    used++;
-    i += n;
-  }
-  if (width > cols) {
-    buf_puts(b, utf8 ? "…" : "~");
-    used++;
-  }
-  return used;
+  return tw_put_clipped(b, s, len, cols, utf8);
 }
 
 static void put_spaces(aq_buf *b, int n) {
@@ -185,6 +163,9 @@ static void workers_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, 
   color(b, d, C_RESET);
   buf_printf(b, "  %d/%d busy", busy, n);
   newline(b, lines);
+  /* The final frame has no worker rows: every worker is idle by then, and
+   * idle rows tell nothing. */
+  if (d->final_frame) return;
   int id_width = snprintf(NULL, 0, "%d", n);
   int rows = n <= budget ? n : budget - 1; /* the last row says how many more */
   int shown = 0;
@@ -213,7 +194,7 @@ static void queue_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, in
   for (int32_t i = 0; i < s->nclasses; i++) {
     if (!class_visible(&s->classes[i])) continue;
     visible++;
-    int w = (int)strlen(s->classes[i].name);
+    int w = tw_text_width(s->classes[i].name, strlen(s->classes[i].name), d->utf8);
     if (w > name_width) name_width = w;
   }
   int numbers = 6 * 9 + 3; /* six columns of nine, "max queued" is wider */
@@ -286,25 +267,34 @@ static void overall_line(aq_engine *E, aq_display *d, aq_buf *b, int cols) {
   if (s->failed) color(b, d, C_RESET);
 }
 
-/* Copies the panel from `in` to `out` with every line cut at `cols` columns
- * (escape sequences are kept, they take no room): whatever a section wrote,
- * no line can wrap, so the panel's line count is its row count. */
+/* Copies the panel from `in` to `out` with every line cut at `cols` display
+ * columns (escape sequences are kept, they take no room; a character is never
+ * split): whatever a section wrote, no line can wrap, so the panel's line
+ * count is its row count. */
 static void clip_lines(const aq_buf *in, aq_buf *out, int cols) {
   int width = 0;
-  for (size_t i = 0; i < in->len; i++) {
+  const unsigned char *u = (const unsigned char *)in->data;
+  for (size_t i = 0; i < in->len;) {
     char c = in->data[i];
     if (c == '\n') {
       width = 0;
       buf_add(out, &c, 1);
+      i++;
     } else if (c == '\033') {
       size_t j = i + 1;
       while (j < in->len && !((in->data[j] >= 'A' && in->data[j] <= 'Z') || (in->data[j] >= 'a' && in->data[j] <= 'z')))
         j++;
-      buf_add(out, in->data + i, (j < in->len ? j + 1 : j) - i);
+      j = j < in->len ? j + 1 : j;
+      buf_add(out, in->data + i, j - i);
       i = j;
     } else {
-      if (!is_continuation((unsigned char)c)) width++;
-      if (width <= cols) buf_add(out, &c, 1);
+      uint32_t cp;
+      size_t n = tw_decode(u + i, in->len - i, &cp);
+      int w = tw_codepoint_width(cp);
+      if (w < 0) w = 1;
+      if (width + w <= cols) buf_add(out, in->data + i, n);
+      width += w;
+      i += n;
     }
   }
 }
@@ -364,17 +354,6 @@ void render_plain(aq_engine *E, aq_display *d, aq_buf *b) {
 
 /* --- json --- */
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_sequence(const unsigned char *s, size_t n) {
-  size_t len = s[0] < 0xc2 ? 0 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : s[0] < 0xf5 ? 4 : 0;
-  if (len == 0 || len > n) return 0;
-  for (size_t i = 1; i < len; i++)
-    if (!is_continuation(s[i])) return 0;
-  if (len == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f))) return 0; /* overlong, surrogate */
-  if (len == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))) return 0;
-  return len;
-}
-
 /* A JSON string: quotes, backslashes and control characters escaped, bytes
  * that are not valid UTF-8 replaced by U+FFFD, so every line parses. */
 static void json_string(aq_buf *b, const char *s, size_t len) {
@@ -393,10 +372,11 @@ static void json_string(aq_buf *b, const char *s, size_t len) {
       buf_add(b, (const char *)&c, 1);
       i++;
     } else {
-      size_t n = utf8_sequence(u + i, len - i);
-      if (n) buf_add(b, s + i, n);
-      else buf_puts(b, "\\ufffd");
-      i += n ? n : 1;
+      uint32_t cp;
+      size_t n = tw_decode(u + i, len - i, &cp);
+      if (cp == 0xfffd && n == 1) buf_puts(b, "\\ufffd"); /* not valid UTF-8 */
+      else buf_add(b, s + i, n);
+      i += n;
     }
   }
   buf_puts(b, "\"");
