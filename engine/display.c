@@ -286,7 +286,9 @@ void display_run_finished(aq_engine *E, const char *why) {
   if (mode == AQ_PROGRESS_TTY) {
     flush_partials(d);
     buf_reset(&d->next);
+    d->final_frame = 1;
     int lines = render_panel(E, d);
+    d->final_frame = 0;
     erase_panel(d, &d->out);
     buf_add(&d->out, d->pending.data, d->pending.len);
     buf_reset(&d->pending);

@@ -53,6 +53,7 @@ typedef struct {
   aq_buf partial[3];     /* per stream (1 stdout, 2 stderr): text before its newline */
   int panel_lines;       /* lines of the panel on screen, 0 when none */
   int cursor_hidden;
+  int final_frame;       /* the frame being rendered is the run's last one */
   unsigned spin;         /* spinner phase, one step per tick */
 
   double rate;           /* smoothed items/s of the overall figure */
