@@ -13,6 +13,15 @@
  * The display reads the scheduler's figures; it never changes them. It owns its
  * timer and SIGWINCH handles (closed by display_close) and the terminal state
  * it changes (the hidden cursor), which every exit path gives back.
+ *
+ * The display never blocks the loop on a terminal (or pipe) that does not take
+ * output (display.c, "output"): during a run it writes through a descriptor of
+ * its own, opened non-blocking on stderr's file, so stderr itself (shared with
+ * the shell) never changes mode. What the terminal has not taken yet waits in
+ * `outq`; while it waits, frames and progress lines are dropped, and printed
+ * lines are kept (up to AQ_DISPLAY_PENDING_MAX bytes; beyond that the loop
+ * waits for the terminal rather than lose them). The run's last frame and its
+ * summary are always written, waiting for the terminal if need be.
  */
 #ifndef AQ_DISPLAY_H
 #define AQ_DISPLAY_H
@@ -32,15 +41,25 @@ typedef enum {
   AQ_PROGRESS_NONE
 } aq_progress;
 
+/* Printed lines kept while the terminal does not take output; beyond this the
+ * loop waits for the terminal. */
+#define AQ_DISPLAY_PENDING_MAX (1024 * 1024)
+
 /* The last failures of a run, for the final summary. */
 #define AQ_DISPLAY_KEPT_FAILURES 5
 
 typedef struct {
   aq_progress mode;      /* of the current run; NONE between runs */
-  int fd;                /* where the display writes: stderr */
+  int fd;                /* the display's terminal: stderr (size, isatty) */
+  int wfd;               /* where it writes during a run: its own non-blocking
+                          * descriptor of stderr's file, else fd (blocking) */
+  aq_buf outq;           /* bytes accepted, not yet taken by wfd, from outq_off */
+  size_t outq_off;
+  int out_broken;        /* wfd failed (EPIPE, EIO): output is dropped */
+  int mid_line;          /* plain/json: the text queued last has no newline yet */
   int color, utf8;
   int cols, rows;        /* terminal size, kept current by SIGWINCH */
-  int route_stdout;      /* stdout is the panel's terminal: print goes above it */
+  int route_stdout;      /* stdout is stderr's terminal or pipe: print goes through the display */
   uv_timer_t timer;
   uv_signal_t winch;
   int handles_closed;
@@ -80,7 +99,8 @@ void display_run_finished(aq_engine *E, const char *why);
 
 /* Text for the user on stream 1 (stdout) or 2 (stderr). While a tty panel is
  * shown on that terminal, whole lines go above the panel (the rest waits for
- * its newline); otherwise the text is written straight to the stream. */
+ * its newline); in plain and json modes the text is queued as it is, in order
+ * with the progress lines; otherwise it is written straight to the stream. */
 void display_output(aq_engine *E, int stream, const char *text, size_t len);
 
 /* True while print/io.write to `stream` must go through display_output. */
