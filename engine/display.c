@@ -30,6 +30,8 @@
 #define TTY_TICK_MS 100
 #define PLAIN_TICK_MS 2000
 #define JSON_TICK_MS 1000
+/* Longest limit key name kept. */
+#define KEY_NAME_MAX 200
 /* Printed lines are written at the latest when this much is pending (tty). */
 #define PENDING_LIMIT (64 * 1024)
 
@@ -209,7 +211,12 @@ static void erase_panel(aq_display *d, aq_buf *b) {
 static void update_rate(aq_engine *E, aq_display *d) {
   aq_sched *s = &E->sched;
   int64_t done = s->overall_total > 0 ? s->overall_done : s->processed + s->failed;
+  int64_t total = s->overall_total > 0 ? s->overall_total : s->enqueued;
   uint64_t now = uv_hrtime();
+  if (total != d->eta_total || d->eta_total_ns == 0) {
+    d->eta_total = total;
+    d->eta_total_ns = now;
+  }
   if (d->rate_ns == 0) {
     d->rate_ns = now;
     d->rate_done = done;
@@ -350,6 +357,8 @@ void display_run_started(aq_engine *E, aq_progress mode) {
   d->mode = mode;
   d->rate = 0;
   d->rate_ns = 0;
+  d->eta_total = 0;
+  d->eta_total_ns = 0;
   d->spin = 0;
   free_failures(d);
   update_rate(E, d);
@@ -389,6 +398,13 @@ static void flush_partials(aq_display *d) {
   }
 }
 
+static void free_key_names(aq_display *d) {
+  for (int32_t i = 0; i < d->key_names_cap; i++) free(d->key_names[i]);
+  free(d->key_names);
+  d->key_names = NULL;
+  d->key_names_cap = 0;
+}
+
 void display_run_finished(aq_engine *E, const char *why) {
   aq_display *d = &E->display;
   aq_progress mode = d->mode;
@@ -426,6 +442,7 @@ void display_run_finished(aq_engine *E, const char *why) {
    * is still queued, waiting for the terminal if need be. */
   if (!d->out.failed && d->out.len) output_push(d, d->out.data, d->out.len);
   output_close(d);
+  free_key_names(d); /* the run's keys end with it */
 }
 
 void display_close(aq_engine *E) {
@@ -449,6 +466,36 @@ void display_close(aq_engine *E) {
   buf_free(&d->outq);
   for (int s = 0; s < 3; s++) buf_free(&d->partial[s]);
   free_failures(d);
+  free_key_names(d);
+}
+
+/* --- what the figures mean --- */
+
+int display_eta_stable(aq_engine *E, int64_t done, int64_t total) {
+  aq_display *d = &E->display;
+  if (done >= total) return 1; /* nothing left */
+  return d->eta_total == total && (double)(uv_hrtime() - d->eta_total_ns) / 1e9 >= AQ_DISPLAY_ETA_STABLE_S;
+}
+
+void aq__display_key_name(aq_engine *E, int32_t key, const char *name, size_t len) {
+  aq_display *d = &E->display;
+  if (key <= 0) return;
+  if (key >= d->key_names_cap) {
+    int32_t cap = d->key_names_cap ? d->key_names_cap : 16;
+    while (cap <= key) cap *= 2;
+    char **names = realloc(d->key_names, (size_t)cap * sizeof *names);
+    if (!names) return;
+    memset(names + d->key_names_cap, 0, (size_t)(cap - d->key_names_cap) * sizeof *names);
+    d->key_names = names;
+    d->key_names_cap = cap;
+  }
+  free(d->key_names[key]);
+  d->key_names[key] = strndup(name, len < KEY_NAME_MAX ? len : KEY_NAME_MAX);
+}
+
+const char *display_key_name(aq_engine *E, int32_t key) {
+  aq_display *d = &E->display;
+  return key > 0 && key < d->key_names_cap ? d->key_names[key] : NULL;
 }
 
 /* --- output --- */

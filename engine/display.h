@@ -75,6 +75,11 @@ typedef struct {
   int final_frame;       /* the frame being rendered is the run's last one */
   unsigned spin;         /* spinner phase, one step per tick */
 
+  int64_t eta_total;     /* the overall total, unchanged since eta_total_ns: */
+  uint64_t eta_total_ns; /* the ETA is exact once it has not grown for a while */
+  char **key_names;      /* this run's limit keys by id: Item:limit_key() values */
+  int32_t key_names_cap;
+
   double rate;           /* smoothed items/s of the overall figure */
   int64_t rate_done;     /* overall done at the last rate sample */
   uint64_t rate_ns;      /* time of the last rate sample */
@@ -114,6 +119,20 @@ void display_flush(aq_engine *E);
 void display_note_failure(aq_engine *E, const char *text, size_t len);
 /* A failed attempt that will be retried: the panel's last error. */
 void display_note_error(aq_engine *E, const char *text, size_t len);
+
+/* The ETA counts as exact (no "~") once the overall total has not grown for
+ * this long. */
+#define AQ_DISPLAY_ETA_STABLE_S 3.0
+/* True when the ETA is exact: nothing left, or a total that stopped growing. */
+int display_eta_stable(aq_engine *E, int64_t done, int64_t total);
+
+/* The name of limit key `key` (its Item:limit_key() value as text), for the
+ * idle workers' "waiting for rate (name)". Called through the FFI by
+ * run_queue when it makes a key (lua/aqueue/sched.lua); kept until the run
+ * ends. Out of memory, the key stays unnamed. */
+void aq__display_key_name(aq_engine *E, int32_t key, const char *name, size_t len);
+/* The name of limit key `key`, or NULL. */
+const char *display_key_name(aq_engine *E, int32_t key);
 
 /* --- rendering (display_render.c) --- */
 /* The tty panel into d->next; returns its number of lines. */

@@ -60,6 +60,7 @@ static int fmt_rate(char *out, size_t size, double rate) {
 typedef struct {
   int64_t done, total;
   double percent, elapsed, rate, eta; /* eta < 0: unknown */
+  int eta_stable; /* the total has stopped growing: the ETA is not just an estimate */
 } overall_figures;
 
 static overall_figures overall(aq_engine *E, aq_display *d) {
@@ -76,7 +77,93 @@ static overall_figures overall(aq_engine *E, aq_display *d) {
   f.elapsed = (double)(uv_hrtime() - s->started_ns) / 1e9;
   f.rate = d->rate;
   f.eta = f.rate > 0 && f.total > f.done ? (double)(f.total - f.done) / f.rate : (f.total == f.done ? 0 : -1);
+  f.eta_stable = display_eta_stable(E, f.done, f.total);
   return f;
+}
+
+/* "4.3s", "~4.3s" while the total still grows (an estimate), "?" unknown. */
+static void fmt_eta(char *out, size_t size, const overall_figures *f) {
+  if (f->eta < 0) {
+    snprintf(out, size, "?");
+    return;
+  }
+  int n = f->eta_stable ? 0 : snprintf(out, size, "~");
+  fmt_duration(out + n, size - (size_t)n, f->eta);
+}
+
+/* Why idle workers are idle: the items that wait to start, by what they wait
+ * for. Read from the scheduler (never changed here). */
+typedef struct {
+  int64_t delayed;     /* their `delay` runs */
+  int64_t backing_off; /* a retry's backoff runs */
+  int64_t rate;        /* held by a limit key's rate */
+  int64_t per_key;     /* held by a limit key's per_key (as many running as allowed) */
+  int32_t rate_key, per_key_key; /* the key holding the most of them, 0 none */
+  int32_t rate_keys, per_key_keys; /* how many keys hold them */
+} waiting_figures;
+
+static waiting_figures waiting(aq_engine *E) {
+  aq_sched *s = &E->sched;
+  waiting_figures w;
+  memset(&w, 0, sizeof w);
+  for (int32_t i = 0; i < s->nclasses; i++) w.backing_off += s->classes[i].retrying;
+  w.delayed = (int64_t)aq_item_queue_len(&s->delayed) - s->key_wakes - w.backing_off;
+  if (w.delayed < 0) w.delayed = 0;
+  int64_t most_rate = 0, most_per_key = 0;
+  for (int32_t key = 1; key < s->nkeys; key++) {
+    const aq_limit_key *k = &s->keys[key];
+    int64_t held = (int64_t)aq_item_queue_len(&k->waiting);
+    if (held == 0) continue;
+    if (k->running >= k->per_key) {
+      w.per_key += held;
+      w.per_key_keys++;
+      if (held > most_per_key) most_per_key = held, w.per_key_key = key;
+    } else if (k->interval_ms > 0) {
+      w.rate += held;
+      w.rate_keys++;
+      if (held > most_rate) most_rate = held, w.rate_key = key;
+    } /* else its tokens are queued: they start as soon as a worker is free */
+  }
+  return w;
+}
+
+/* "(host x)" or "(host x +2 keys)": the busiest key of a kind, cut to fit. */
+static int put_key(aq_engine *E, int utf8, aq_buf *b, int32_t key, int32_t keys, int cols) {
+  const char *name = display_key_name(E, key);
+  if (!name || cols < 4) return 0;
+  char more[32] = "";
+  int more_len = keys > 1 ? snprintf(more, sizeof more, " +%d keys", keys - 1) : 0;
+  buf_puts(b, " (");
+  int w = 2 + tw_put_clipped(b, name, strlen(name), cols - 3 - more_len, utf8);
+  buf_add(b, more, (size_t)more_len);
+  buf_puts(b, ")");
+  return w + more_len + 1;
+}
+
+/* "12 delayed, 40 waiting for rate (host x), 3 backing off", cut to `cols`
+ * columns (key names as UTF-8 when `utf8`, else ASCII); nothing when no item
+ * waits for any of these. Returns the columns. */
+static int put_waiting(aq_engine *E, int utf8, aq_buf *b, const waiting_figures *w, int cols) {
+  int used = 0, parts = 0;
+  char text[96];
+  struct {
+    int64_t n;
+    const char *what;
+    int32_t key, keys;
+  } part[] = {{w->delayed, "delayed", 0, 0},
+              {w->rate, "waiting for rate", w->rate_key, w->rate_keys},
+              {w->per_key, "waiting for per_key", w->per_key_key, w->per_key_keys},
+              {w->backing_off, "backing off", 0, 0}};
+  for (size_t i = 0; i < sizeof part / sizeof *part; i++) {
+    if (part[i].n <= 0) continue;
+    int n = snprintf(text, sizeof text, "%s%lld %s", parts ? ", " : "", (long long)part[i].n, part[i].what);
+    if (used + n > cols) break;
+    buf_add(b, text, (size_t)n);
+    used += n;
+    parts++;
+    if (part[i].key) used += put_key(E, utf8, b, part[i].key, part[i].keys, cols - used);
+  }
+  return used;
 }
 
 /* What a worker is running: "Page", or "Page (after children)" for a hook. */
@@ -161,7 +248,18 @@ static void workers_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, 
   color(b, d, C_BOLD);
   buf_puts(b, " Workers");
   color(b, d, C_RESET);
-  buf_printf(b, "  %d/%d busy", busy, n);
+  char head[64];
+  int head_len = snprintf(head, sizeof head, "  %d/%d busy", busy, n);
+  buf_add(b, head, (size_t)head_len);
+  if (busy < n && !d->final_frame) { /* idle workers: what the waiting items wait for */
+    waiting_figures w = waiting(E);
+    if (w.delayed + w.backing_off + w.rate + w.per_key > 0 && cols - 8 - head_len > 10) {
+      color(b, d, C_DIM);
+      buf_puts(b, "  idle: ");
+      put_waiting(E, d->utf8, b, &w, cols - 8 - head_len - 8);
+      color(b, d, C_RESET);
+    }
+  }
   newline(b, lines);
   /* The final frame has no worker rows: every worker is idle by then, and
    * idle rows tell nothing. */
@@ -237,8 +335,7 @@ static void overall_line(aq_engine *E, aq_display *d, aq_buf *b, int cols) {
   char rate[32], elapsed[32], eta[32], right[256];
   fmt_rate(rate, sizeof rate, f.rate);
   fmt_duration(elapsed, sizeof elapsed, f.elapsed);
-  if (f.eta >= 0) fmt_duration(eta, sizeof eta, f.eta);
-  else snprintf(eta, sizeof eta, "?");
+  fmt_eta(eta, sizeof eta, &f);
   int right_len = snprintf(right, sizeof right, "  %lld/%lld  %.0f%%  %s/s  %s  ETA %s  ", (long long)f.done,
                            (long long)f.total, f.percent, rate, elapsed, eta);
   char tail[96];
@@ -344,12 +441,18 @@ void render_plain(aq_engine *E, aq_display *d, aq_buf *b) {
   char rate[32], elapsed[32], eta[32];
   fmt_rate(rate, sizeof rate, f.rate);
   fmt_duration(elapsed, sizeof elapsed, f.elapsed);
-  if (f.eta >= 0) fmt_duration(eta, sizeof eta, f.eta);
-  else snprintf(eta, sizeof eta, "?");
+  fmt_eta(eta, sizeof eta, &f);
   int64_t queued = sched_waiting(s);
   buf_printf(b, "aqueue: %s  %lld/%lld (%.0f%%)  %s items/s  ETA %s  running %lld  queued %lld  failed %lld  retried %lld",
              elapsed, (long long)f.done, (long long)f.total, f.percent, rate, eta, (long long)s->running_jobs,
              (long long)queued, (long long)s->failed, (long long)s->retried);
+  if (s->running_jobs < s->num_workers) { /* idle workers: what the waiting items wait for */
+    waiting_figures w = waiting(E);
+    if (w.delayed + w.backing_off + w.rate + w.per_key > 0) {
+      buf_puts(b, "  idle: ");
+      put_waiting(E, 1, b, &w, 1000); /* logs keep the key's text */
+    }
+  }
 }
 
 /* --- json --- */
@@ -400,6 +503,18 @@ void render_json(aq_engine *E, aq_display *d, aq_buf *b, int final, const char *
              (long long)f.total, f.percent, f.rate);
   if (f.eta >= 0) buf_printf(b, "%.1f", f.eta);
   else buf_puts(b, "null");
+  buf_printf(b, ",\"eta_stable\":%s", f.eta_stable ? "true" : "false");
+  waiting_figures w = waiting(E);
+  buf_printf(b, ",\"waiting\":{\"delayed\":%lld,\"backing_off\":%lld,\"rate\":%lld,\"per_key\":%lld,\"rate_key\":",
+             (long long)w.delayed, (long long)w.backing_off, (long long)w.rate, (long long)w.per_key);
+  const char *key = display_key_name(E, w.rate_key);
+  if (key) json_string(b, key, strlen(key));
+  else buf_puts(b, "null");
+  buf_puts(b, ",\"per_key_key\":");
+  key = display_key_name(E, w.per_key_key);
+  if (key) json_string(b, key, strlen(key));
+  else buf_puts(b, "null");
+  buf_puts(b, "}");
   int32_t busy = 0;
   for (int32_t i = 0; i < s->num_workers; i++)
     if (s->slots[i].task && s->slots[i].task->job) busy++;
