@@ -542,6 +542,11 @@ void display_output(aq_engine *E, int stream, const char *text, size_t len) {
   } else {
     buf_add(partial, text, len);
   }
+  if (partial->len >= PENDING_LIMIT) { /* a line that never ends: kept bounded, it goes above in pieces */
+    buf_add(&d->pending, partial->data, partial->len);
+    buf_puts(&d->pending, "\n");
+    buf_reset(partial);
+  }
   if (d->pending.len >= PENDING_LIMIT) draw(E, d, 0);
 }
 

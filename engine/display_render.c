@@ -14,9 +14,14 @@
  *    Last error  Page:process failed (attempt 1 of 3), retrying in 0.4 s: HTTP 503
  * A worker on a retry shows "(attempt 2/3)" after the class. "queued" counts
  * every item waiting to start (delayed, held by limits, in backoff too),
- * "retrying" those waiting out a retry's backoff.
+ * "retrying" those waiting out a retry's backoff. While workers are idle, the
+ * header says what waiting items wait for:
+ *    Workers  1/3 busy  idle: 4 delayed, 12 waiting for rate (host a), 2 backing off
+ * The ETA reads "~0:04" (an estimate) while the total has grown in the last
+ * AQ_DISPLAY_ETA_STABLE_S seconds. The run's final frame has no worker rows.
  * Every line fits in the terminal's width minus one column (so no terminal
- * wraps it), and the panel in its height minus one line.
+ * wraps it), counted in display columns (text_width.h), and the panel in its
+ * height minus one line.
  */
 #include <math.h>
 #include <stdio.h>

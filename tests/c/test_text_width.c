@@ -31,14 +31,27 @@ static int check(int cond, const char *fmt, ...) {
 
 static int width_of(const char *s) { return tw_text_width(s, strlen(s), 1); }
 
+/* s with control bytes as \xNN, for a check's description (one buffer per slot). */
+static const char *shown(const char *s, size_t len, int slot) {
+  static char out[2][512];
+  size_t n = 0;
+  for (size_t i = 0; i < len && n + 5 < sizeof out[slot]; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || c == 0x7f) n += (size_t)snprintf(out[slot] + n, sizeof out[slot] - n, "\\x%02x", c);
+    else out[slot][n++] = (char)c;
+  }
+  out[slot][n] = 0;
+  return out[slot];
+}
+
 /* Cuts s to cols columns; checks the text written and the columns returned. */
 static void check_clip(const char *s, int cols, int utf8, const char *want, int want_cols) {
   aq_buf b = {0};
   int got = tw_put_clipped(&b, s, strlen(s), cols, utf8);
   buf_add(&b, "", 0);
-  int same = b.len == strlen(want) && memcmp(b.data, want, b.len) == 0;
-  check(same && got == want_cols, "clip [%s] to %d cols (utf8 %d): [%.*s] %d cols, want [%s] %d", s, cols, utf8,
-        (int)b.len, b.data ? b.data : "", got, want, want_cols);
+  int same = b.len == strlen(want) && (b.len == 0 || memcmp(b.data, want, b.len) == 0);
+  check(same && got == want_cols, "clip [%s] to %d cols (utf8 %d): [%s] %d cols, want [%s] %d", shown(s, strlen(s), 0),
+        cols, utf8, shown(b.data ? b.data : "", b.len, 1), got, want, want_cols);
   /* Whatever was cut, what was written is valid UTF-8 and takes `got` columns. */
   if (utf8) {
     int valid = 1;
