@@ -34,7 +34,7 @@ mkdir "$D"
 tmux_run tty 100 40 -- "$FIX/display_stall.lua" "$D" "$N" 0
 tmux_wait_screen_re '^ Workers  1/2 busy' "$START_WAIT" "tty: the panel is drawn (the gate waits)"
 tmux_keys C-s # XOFF: the terminal takes no more output
-sleep 0.2
+sleep 0.5     # (the line discipline has taken the key; if not, the run ends early and the test fails)
 touch "$D/start"
 # Every job prints and changes its row: with writes that block, the first one
 # would stop the whole run here.
