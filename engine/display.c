@@ -7,9 +7,17 @@
  * one write(). The panel ends without a newline, so the cursor sits at the end
  * of its last line; to replace it we go to column 0, up panel_lines-1 lines
  * and clear to the end of the screen.
+ *
+ * Output never blocks the loop (see display.h): everything goes through
+ * output_push into `outq`, written as far as the terminal takes it. A frame is
+ * built only when `outq` is empty, so a frame cut short is finished before the
+ * next one starts, and frames are dropped while the terminal is behind;
+ * printed lines wait in `pending` (tty) or `outq` (plain, json), in order.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +30,9 @@
 #define TTY_TICK_MS 100
 #define PLAIN_TICK_MS 2000
 #define JSON_TICK_MS 1000
-/* Printed lines are written at the latest when this much is pending. */
+/* Longest limit key name kept. */
+#define KEY_NAME_MAX 200
+/* Printed lines are written at the latest when this much is pending (tty). */
 #define PENDING_LIMIT (64 * 1024)
 
 const char *const aq_progress_names[] = {"auto", "tty", "plain", "json", "none", NULL};
@@ -49,17 +59,17 @@ static void restore_cursor_at_exit(void) {
   }
 }
 
-/* Writes all of b (retrying short writes and EINTR); the display gives up on
- * a write error rather than block the engine. */
-static void write_all(int fd, const char *data, size_t len) {
+/* Writes all of data to fd, waiting for a non-blocking fd that is full: for
+ * the paths that must write (the run's last frame and summary, the cursor at
+ * exit, output while no run shows the display). Gives up on a write error. */
+static void write_wait(int fd, const char *data, size_t len) {
   while (len > 0) {
     ssize_t n = write(fd, data, len);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN) {
-        /* A non-blocking terminal that is full: wait for it rather than lose
-         * part of a frame (which would leave the cursor in the wrong place). */
-        usleep(1000);
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, -1) < 0 && errno != EINTR) return;
         continue;
       }
       return;
@@ -67,6 +77,101 @@ static void write_all(int fd, const char *data, size_t len) {
     data += n;
     len -= (size_t)n;
   }
+}
+
+/* --- output that never blocks the loop --- */
+
+/* Same file for both descriptors: the same terminal, or the same pipe. */
+static int same_stream(int a, int b) {
+  struct stat sa, sb;
+  if (fstat(a, &sa) != 0 || fstat(b, &sb) != 0) return 0;
+  if (S_ISCHR(sa.st_mode) && S_ISCHR(sb.st_mode)) return sa.st_rdev == sb.st_rdev;
+  if (S_ISFIFO(sa.st_mode) && S_ISFIFO(sb.st_mode)) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  return 0;
+}
+
+/* Opens the display's own descriptor of stderr's file, non-blocking, for the
+ * run: a full terminal or pipe then fails a write with EAGAIN instead of
+ * stopping the loop. It is a new open file description, so the O_NONBLOCK
+ * flag is ours alone: the shell, and the script's stdout (often stderr's
+ * description), never see it, and nothing has to be restored at exit. Only
+ * terminals and pipes are reopened (the files that can be full); a regular
+ * file (reopening would lose its offset) or what cannot be reopened (a
+ * socket, no /proc) is written through stderr itself. */
+static void output_open(aq_display *d) {
+  d->wfd = d->fd;
+  d->out_broken = 0;
+  d->mid_line = 0;
+  struct stat st;
+  if (fstat(d->fd, &st) != 0 || !(S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) return;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", d->fd);
+  int fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return;
+  if (!same_stream(fd, d->fd)) {
+    close(fd);
+    return;
+  }
+  d->wfd = fd;
+}
+
+static int output_waiting(const aq_display *d) { return d->outq.len > d->outq_off; }
+
+static void output_clear(aq_display *d) {
+  buf_reset(&d->outq);
+  d->outq_off = 0;
+}
+
+/* Writes as much of outq as the terminal takes now. Returns 1 when all of it
+ * is written (or dropped, once the terminal is gone), 0 when some waits. */
+static int output_flush(aq_display *d) {
+  while (d->outq_off < d->outq.len) {
+    ssize_t n = write(d->wfd, d->outq.data + d->outq_off, d->outq.len - d->outq_off);
+    if (n > 0) {
+      d->outq_off += (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    d->out_broken = 1; /* EPIPE, EIO: nobody will see more output */
+    break;
+  }
+  output_clear(d);
+  return 1;
+}
+
+/* Waits until the terminal has taken all of outq. */
+static void output_drain(aq_display *d) {
+  if (output_waiting(d) && !d->out_broken)
+    write_wait(d->wfd, d->outq.data + d->outq_off, d->outq.len - d->outq_off);
+  output_clear(d);
+}
+
+/* Queues bytes for the terminal after those already waiting, and writes what
+ * it takes now. Out of memory, it waits for the terminal instead. */
+static void output_push(aq_display *d, const char *data, size_t len) {
+  if (d->out_broken || len == 0) return;
+  if (d->outq_off > 0 && d->outq_off >= d->outq.len / 2) { /* keep the buffer from creeping */
+    memmove(d->outq.data, d->outq.data + d->outq_off, d->outq.len - d->outq_off);
+    d->outq.len -= d->outq_off;
+    d->outq_off = 0;
+  }
+  buf_add(&d->outq, data, len);
+  if (d->outq.failed) {
+    d->outq.failed = 0;
+    output_drain(d);
+    write_wait(d->wfd, data, len);
+    return;
+  }
+  output_flush(d);
+}
+
+/* The end of a run: everything queued reaches the terminal, then the run's
+ * descriptor is closed. */
+static void output_close(aq_display *d) {
+  output_drain(d);
+  if (d->wfd != d->fd) close(d->wfd);
+  d->wfd = d->fd;
 }
 
 static void query_size(aq_display *d) {
@@ -90,11 +195,7 @@ static int env_says_utf8(void) {
 }
 
 /* True when fd a and fd b are the same terminal device. */
-static int same_terminal(int a, int b) {
-  struct stat sa, sb;
-  if (!isatty(a) || !isatty(b) || fstat(a, &sa) != 0 || fstat(b, &sb) != 0) return 0;
-  return sa.st_rdev == sb.st_rdev;
-}
+static int same_terminal(int a, int b) { return isatty(a) && isatty(b) && same_stream(a, b); }
 
 /* Moves the cursor to the start of the panel and clears it from the screen. */
 static void erase_panel(aq_display *d, aq_buf *b) {
@@ -110,7 +211,12 @@ static void erase_panel(aq_display *d, aq_buf *b) {
 static void update_rate(aq_engine *E, aq_display *d) {
   aq_sched *s = &E->sched;
   int64_t done = s->overall_total > 0 ? s->overall_done : s->processed + s->failed;
+  int64_t total = s->overall_total > 0 ? s->overall_total : s->enqueued;
   uint64_t now = uv_hrtime();
+  if (total != d->eta_total || d->eta_total_ns == 0) {
+    d->eta_total = total;
+    d->eta_total_ns = now;
+  }
   if (d->rate_ns == 0) {
     d->rate_ns = now;
     d->rate_done = done;
@@ -128,8 +234,14 @@ static void update_rate(aq_engine *E, aq_display *d) {
 
 /* --- tty --- */
 
-/* Redraws the panel (re-rendered when `render`), with pending lines above. */
+/* Redraws the panel (re-rendered when `render`), with pending lines above.
+ * While the terminal has not taken the last frame, the new one is dropped
+ * (printed lines wait in pending, up to AQ_DISPLAY_PENDING_MAX bytes). */
 static void draw(aq_engine *E, aq_display *d, int render) {
+  if (!output_flush(d)) {
+    if (d->pending.len < AQ_DISPLAY_PENDING_MAX) return;
+    output_drain(d); /* lines are never dropped: wait for the terminal */
+  }
   int lines = d->panel_lines;
   if (render) {
     buf_reset(&d->next);
@@ -153,7 +265,7 @@ static void draw(aq_engine *E, aq_display *d, int render) {
    * the next erase would not know about. */
   buf_puts(&d->out, "\r");
   if (d->out.failed) return;
-  write_all(d->fd, d->out.data, d->out.len);
+  output_push(d, d->out.data, d->out.len);
   d->panel_lines = lines > 0 ? lines : d->panel_lines;
   buf_reset(&d->pending);
 }
@@ -173,7 +285,7 @@ static void on_winch(uv_signal_t *handle, int signum) {
     buf_printf(&d->out, "\033[%d;1H", d->rows);
     for (int i = 0; i < d->rows; i++) buf_puts(&d->out, "\n");
     buf_puts(&d->out, "\033[H\033[J");
-    if (!d->out.failed) write_all(d->fd, d->out.data, d->out.len);
+    if (!d->out.failed) output_push(d, d->out.data, d->out.len); /* after any frame still waiting */
     d->panel_lines = 0;
   }
   draw(E, d, 1);
@@ -190,11 +302,13 @@ static void on_tick(uv_timer_t *timer) {
     break;
   case AQ_PROGRESS_PLAIN:
   case AQ_PROGRESS_JSON:
+    /* Dropped while the terminal is behind, or inside a printed line. */
+    if (!output_flush(d) || d->mid_line) break;
     buf_reset(&d->out);
     if (d->mode == AQ_PROGRESS_PLAIN) render_plain(E, d, &d->out);
     else render_json(E, d, &d->out, 0, NULL);
     buf_puts(&d->out, "\n");
-    if (!d->out.failed) write_all(d->fd, d->out.data, d->out.len);
+    if (!d->out.failed) output_push(d, d->out.data, d->out.len);
     break;
   default:
     break;
@@ -206,8 +320,11 @@ static void on_tick(uv_timer_t *timer) {
 void display_init(aq_engine *E) {
   aq_display *d = &E->display;
   memset(d, 0, sizeof *d);
-  d->fd = STDERR_FILENO;
+  d->fd = d->wfd = STDERR_FILENO;
   d->mode = AQ_PROGRESS_NONE;
+  /* What the script prints to a pipe or a file shows up line by line, as it
+   * would on a terminal, not in blocks at exit. */
+  setvbuf(stdout, NULL, _IOLBF, 0);
   uv_timer_init(&E->loop, &d->timer);
   uv_signal_init(&E->loop, &d->winch);
   d->timer.data = d->winch.data = E;
@@ -240,26 +357,31 @@ void display_run_started(aq_engine *E, aq_progress mode) {
   d->mode = mode;
   d->rate = 0;
   d->rate_ns = 0;
+  d->eta_total = 0;
+  d->eta_total_ns = 0;
   d->spin = 0;
   free_failures(d);
   update_rate(E, d);
+  /* What stdio holds goes out before anything of the run. */
+  fflush(stdout);
+  fflush(stderr);
+  if (mode != AQ_PROGRESS_NONE) output_open(d);
   uint64_t tick = 0;
   if (mode == AQ_PROGRESS_TTY) {
     query_size(d);
     d->color = !getenv("NO_COLOR") && !dumb;
     d->utf8 = env_says_utf8();
     d->route_stdout = same_terminal(STDOUT_FILENO, d->fd);
-    fflush(stdout);
-    fflush(stderr);
-    write_all(d->fd, HIDE_CURSOR, sizeof HIDE_CURSOR - 1);
+    output_push(d, HIDE_CURSOR, sizeof HIDE_CURSOR - 1);
     d->cursor_hidden = 1;
     cursor_hidden_fd = d->fd;
     uv_signal_start(&d->winch, on_winch, SIGWINCH);
     tick = TTY_TICK_MS;
-  } else if (mode == AQ_PROGRESS_PLAIN) {
-    tick = PLAIN_TICK_MS;
-  } else if (mode == AQ_PROGRESS_JSON) {
-    tick = JSON_TICK_MS;
+  } else if (mode == AQ_PROGRESS_PLAIN || mode == AQ_PROGRESS_JSON) {
+    /* The script's stdout in order with the progress lines when both go to
+     * the same pipe or terminal. */
+    d->route_stdout = d->wfd != d->fd && same_stream(STDOUT_FILENO, d->fd);
+    tick = mode == AQ_PROGRESS_PLAIN ? PLAIN_TICK_MS : JSON_TICK_MS;
   }
   if (tick) uv_timer_start(&d->timer, on_tick, tick, tick);
   if (mode == AQ_PROGRESS_TTY) draw(E, d, 1);
@@ -276,6 +398,13 @@ static void flush_partials(aq_display *d) {
   }
 }
 
+static void free_key_names(aq_display *d) {
+  for (int32_t i = 0; i < d->key_names_cap; i++) free(d->key_names[i]);
+  free(d->key_names);
+  d->key_names = NULL;
+  d->key_names_cap = 0;
+}
+
 void display_run_finished(aq_engine *E, const char *why) {
   aq_display *d = &E->display;
   aq_progress mode = d->mode;
@@ -286,7 +415,9 @@ void display_run_finished(aq_engine *E, const char *why) {
   if (mode == AQ_PROGRESS_TTY) {
     flush_partials(d);
     buf_reset(&d->next);
+    d->final_frame = 1;
     int lines = render_panel(E, d);
+    d->final_frame = 0;
     erase_panel(d, &d->out);
     buf_add(&d->out, d->pending.data, d->pending.len);
     buf_reset(&d->pending);
@@ -299,20 +430,26 @@ void display_run_finished(aq_engine *E, const char *why) {
     buf_reset(&d->frame);
   }
   d->mode = AQ_PROGRESS_NONE; /* from here on, output goes straight out */
+  if (mode != AQ_PROGRESS_TTY && d->mid_line) buf_puts(&d->out, "\n"); /* the summary starts a line */
+  d->mid_line = 0;
   if (mode == AQ_PROGRESS_JSON) {
     render_json(E, d, &d->out, 1, why);
     buf_puts(&d->out, "\n");
   } else if (mode != AQ_PROGRESS_NONE) {
     render_summary(E, d, &d->out, why);
   }
-  if (!d->out.failed && d->out.len) write_all(d->fd, d->out.data, d->out.len);
+  /* The last frame and the summary are written whatever it takes: after what
+   * is still queued, waiting for the terminal if need be. */
+  if (!d->out.failed && d->out.len) output_push(d, d->out.data, d->out.len);
+  output_close(d);
+  free_key_names(d); /* the run's keys end with it */
 }
 
 void display_close(aq_engine *E) {
   aq_display *d = &E->display;
   if (d->mode != AQ_PROGRESS_NONE) display_run_finished(E, NULL);
   if (d->cursor_hidden) {
-    write_all(d->fd, SHOW_CURSOR, sizeof SHOW_CURSOR - 1);
+    write_wait(d->fd, SHOW_CURSOR, sizeof SHOW_CURSOR - 1);
     d->cursor_hidden = 0;
     cursor_hidden_fd = -1;
   }
@@ -326,15 +463,48 @@ void display_close(aq_engine *E) {
   buf_free(&d->raw);
   buf_free(&d->out);
   buf_free(&d->pending);
+  buf_free(&d->outq);
   for (int s = 0; s < 3; s++) buf_free(&d->partial[s]);
   free_failures(d);
+  free_key_names(d);
+}
+
+/* --- what the figures mean --- */
+
+int display_eta_stable(aq_engine *E, int64_t done, int64_t total) {
+  aq_display *d = &E->display;
+  if (done >= total) return 1; /* nothing left */
+  return d->eta_total == total && (double)(uv_hrtime() - d->eta_total_ns) / 1e9 >= AQ_DISPLAY_ETA_STABLE_S;
+}
+
+void aq__display_key_name(aq_engine *E, int32_t key, const char *name, size_t len) {
+  aq_display *d = &E->display;
+  if (key <= 0) return;
+  if (key >= d->key_names_cap) {
+    int32_t cap = d->key_names_cap ? d->key_names_cap : 16;
+    while (cap <= key) cap *= 2;
+    char **names = realloc(d->key_names, (size_t)cap * sizeof *names);
+    if (!names) return;
+    memset(names + d->key_names_cap, 0, (size_t)(cap - d->key_names_cap) * sizeof *names);
+    d->key_names = names;
+    d->key_names_cap = cap;
+  }
+  free(d->key_names[key]);
+  d->key_names[key] = strndup(name, len < KEY_NAME_MAX ? len : KEY_NAME_MAX);
+}
+
+const char *display_key_name(aq_engine *E, int32_t key) {
+  aq_display *d = &E->display;
+  return key > 0 && key < d->key_names_cap ? d->key_names[key] : NULL;
 }
 
 /* --- output --- */
 
 int display_routes(aq_engine *E, int stream) {
   aq_display *d = &E->display;
-  return d->mode == AQ_PROGRESS_TTY && (stream == 2 || (stream == 1 && d->route_stdout));
+  int shown = d->mode == AQ_PROGRESS_TTY ||
+              ((d->mode == AQ_PROGRESS_PLAIN || d->mode == AQ_PROGRESS_JSON) && d->wfd != d->fd);
+  return shown && (stream == 2 || (stream == 1 && d->route_stdout));
 }
 
 void display_output(aq_engine *E, int stream, const char *text, size_t len) {
@@ -345,8 +515,14 @@ void display_output(aq_engine *E, int stream, const char *text, size_t len) {
       fwrite(text, 1, len, stdout); /* keeps order with the script's stdout */
       fflush(stdout);
     } else {
-      write_all(STDERR_FILENO, text, len);
+      write_wait(STDERR_FILENO, text, len);
     }
+    return;
+  }
+  if (d->mode != AQ_PROGRESS_TTY) { /* plain, json: no panel to keep whole */
+    if (d->outq.len - d->outq_off >= AQ_DISPLAY_PENDING_MAX) output_drain(d); /* never lost: wait */
+    output_push(d, text, len);
+    if (len > 0) d->mid_line = text[len - 1] != '\n';
     return;
   }
   /* Whole lines go to pending; the rest waits for its newline. */
@@ -366,12 +542,18 @@ void display_output(aq_engine *E, int stream, const char *text, size_t len) {
   } else {
     buf_add(partial, text, len);
   }
+  if (partial->len >= PENDING_LIMIT) { /* a line that never ends: kept bounded, it goes above in pieces */
+    buf_add(&d->pending, partial->data, partial->len);
+    buf_puts(&d->pending, "\n");
+    buf_reset(partial);
+  }
   if (d->pending.len >= PENDING_LIMIT) draw(E, d, 0);
 }
 
 void display_flush(aq_engine *E) {
   aq_display *d = &E->display;
   if (d->mode == AQ_PROGRESS_TTY && d->pending.len > 0) draw(E, d, d->panel_lines == 0);
+  else if (d->mode != AQ_PROGRESS_NONE && output_waiting(d)) output_flush(d);
 }
 
 /* The first line of text, at most 300 bytes, as a new string (NULL when out

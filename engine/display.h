@@ -13,6 +13,15 @@
  * The display reads the scheduler's figures; it never changes them. It owns its
  * timer and SIGWINCH handles (closed by display_close) and the terminal state
  * it changes (the hidden cursor), which every exit path gives back.
+ *
+ * The display never blocks the loop on a terminal (or pipe) that does not take
+ * output (display.c, "output"): during a run it writes through a descriptor of
+ * its own, opened non-blocking on stderr's file, so stderr itself (shared with
+ * the shell) never changes mode. What the terminal has not taken yet waits in
+ * `outq`; while it waits, frames and progress lines are dropped, and printed
+ * lines are kept (up to AQ_DISPLAY_PENDING_MAX bytes; beyond that the loop
+ * waits for the terminal rather than lose them). The run's last frame and its
+ * summary are always written, waiting for the terminal if need be.
  */
 #ifndef AQ_DISPLAY_H
 #define AQ_DISPLAY_H
@@ -32,15 +41,25 @@ typedef enum {
   AQ_PROGRESS_NONE
 } aq_progress;
 
+/* Printed lines kept while the terminal does not take output; beyond this the
+ * loop waits for the terminal. */
+#define AQ_DISPLAY_PENDING_MAX (1024 * 1024)
+
 /* The last failures of a run, for the final summary. */
 #define AQ_DISPLAY_KEPT_FAILURES 5
 
 typedef struct {
   aq_progress mode;      /* of the current run; NONE between runs */
-  int fd;                /* where the display writes: stderr */
+  int fd;                /* the display's terminal: stderr (size, isatty) */
+  int wfd;               /* where it writes during a run: its own non-blocking
+                          * descriptor of stderr's file, else fd (blocking) */
+  aq_buf outq;           /* bytes accepted, not yet taken by wfd, from outq_off */
+  size_t outq_off;
+  int out_broken;        /* wfd failed (EPIPE, EIO): output is dropped */
+  int mid_line;          /* plain/json: the text queued last has no newline yet */
   int color, utf8;
   int cols, rows;        /* terminal size, kept current by SIGWINCH */
-  int route_stdout;      /* stdout is the panel's terminal: print goes above it */
+  int route_stdout;      /* stdout is stderr's terminal or pipe: print goes through the display */
   uv_timer_t timer;
   uv_signal_t winch;
   int handles_closed;
@@ -53,7 +72,13 @@ typedef struct {
   aq_buf partial[3];     /* per stream (1 stdout, 2 stderr): text before its newline */
   int panel_lines;       /* lines of the panel on screen, 0 when none */
   int cursor_hidden;
+  int final_frame;       /* the frame being rendered is the run's last one */
   unsigned spin;         /* spinner phase, one step per tick */
+
+  int64_t eta_total;     /* the overall total, unchanged since eta_total_ns: */
+  uint64_t eta_total_ns; /* the ETA is exact once it has not grown for a while */
+  char **key_names;      /* this run's limit keys by id: Item:limit_key() values */
+  int32_t key_names_cap;
 
   double rate;           /* smoothed items/s of the overall figure */
   int64_t rate_done;     /* overall done at the last rate sample */
@@ -79,7 +104,8 @@ void display_run_finished(aq_engine *E, const char *why);
 
 /* Text for the user on stream 1 (stdout) or 2 (stderr). While a tty panel is
  * shown on that terminal, whole lines go above the panel (the rest waits for
- * its newline); otherwise the text is written straight to the stream. */
+ * its newline); in plain and json modes the text is queued as it is, in order
+ * with the progress lines; otherwise it is written straight to the stream. */
 void display_output(aq_engine *E, int stream, const char *text, size_t len);
 
 /* True while print/io.write to `stream` must go through display_output. */
@@ -93,6 +119,20 @@ void display_flush(aq_engine *E);
 void display_note_failure(aq_engine *E, const char *text, size_t len);
 /* A failed attempt that will be retried: the panel's last error. */
 void display_note_error(aq_engine *E, const char *text, size_t len);
+
+/* The ETA counts as exact (no "~") once the overall total has not grown for
+ * this long. */
+#define AQ_DISPLAY_ETA_STABLE_S 3.0
+/* True when the ETA is exact: nothing left, or a total that stopped growing. */
+int display_eta_stable(aq_engine *E, int64_t done, int64_t total);
+
+/* The name of limit key `key` (its Item:limit_key() value as text), for the
+ * idle workers' "waiting for rate (name)". Called through the FFI by
+ * run_queue when it makes a key (lua/aqueue/sched.lua); kept until the run
+ * ends. Out of memory, the key stays unnamed. */
+void aq__display_key_name(aq_engine *E, int32_t key, const char *name, size_t len);
+/* The name of limit key `key`, or NULL. */
+const char *display_key_name(aq_engine *E, int32_t key);
 
 /* --- rendering (display_render.c) --- */
 /* The tty panel into d->next; returns its number of lines. */

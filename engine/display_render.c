@@ -14,46 +14,29 @@
  *    Last error  Page:process failed (attempt 1 of 3), retrying in 0.4 s: HTTP 503
  * A worker on a retry shows "(attempt 2/3)" after the class. "queued" counts
  * every item waiting to start (delayed, held by limits, in backoff too),
- * "retrying" those waiting out a retry's backoff.
+ * "retrying" those waiting out a retry's backoff. While workers are idle, the
+ * header says what waiting items wait for:
+ *    Workers  1/3 busy  idle: 4 delayed, 12 waiting for rate (host a), 2 backing off
+ * The ETA reads "~0:04" (an estimate) while the total has grown in the last
+ * AQ_DISPLAY_ETA_STABLE_S seconds. The run's final frame has no worker rows.
  * Every line fits in the terminal's width minus one column (so no terminal
- * wraps it), and the panel in its height minus one line.
+ * wraps it), counted in display columns (text_width.h), and the panel in its
+ * height minus one line.
  */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "engine.h"
+#include "text_width.h"
 
 /* --- text that fits --- */
 
-static int is_continuation(unsigned char c) { return (c & 0xc0) == 0x80; }
-
-/* Appends text clipped to `cols` columns (one per code point; control
- * characters become spaces, so a row stays one row). A clipped text ends with
- * an ellipsis. Returns the columns used. */
+/* Appends text cut to `cols` display columns (text_width.h: wide characters
+ * take two, control characters become spaces, invalid UTF-8 U+FFFD); a cut
+ * text ends with an ellipsis. Returns the columns used. */
 static int put_clipped(aq_buf *b, const char *s, size_t len, int cols, int utf8) {
-  if (cols <= 0) return 0;
-  int width = 0;
-  for (size_t i = 0; i < len; i++)
-    if (!is_continuation((unsigned char)s[i])) width++;
-  int limit = width > cols ? cols - 1 : cols; /* room for the ellipsis */
-  int used = 0;
-  for (size_t i = 0; i < len;) {
-    unsigned char c = (unsigned char)s[i];
-    size_t n = 1;
-    while (i + n < len && is_continuation((unsigned char)s[i + n])) n++;
-    if (used == limit) break;
-    if (c < 0x20 || c == 0x7f) buf_add(b, " ", 1);
-    else if (c >= 0x80 && !utf8) buf_add(b, "?", 1);
-    else buf_add(b, s + i, n);
-    used++;
-    i += n;
-  }
-  if (width > cols) {
-    buf_puts(b, utf8 ? "…" : "~");
-    used++;
-  }
-  return used;
+  return tw_put_clipped(b, s, len, cols, utf8);
 }
 
 static void put_spaces(aq_buf *b, int n) {
@@ -82,6 +65,7 @@ static int fmt_rate(char *out, size_t size, double rate) {
 typedef struct {
   int64_t done, total;
   double percent, elapsed, rate, eta; /* eta < 0: unknown */
+  int eta_stable; /* the total has stopped growing: the ETA is not just an estimate */
 } overall_figures;
 
 static overall_figures overall(aq_engine *E, aq_display *d) {
@@ -98,7 +82,93 @@ static overall_figures overall(aq_engine *E, aq_display *d) {
   f.elapsed = (double)(uv_hrtime() - s->started_ns) / 1e9;
   f.rate = d->rate;
   f.eta = f.rate > 0 && f.total > f.done ? (double)(f.total - f.done) / f.rate : (f.total == f.done ? 0 : -1);
+  f.eta_stable = display_eta_stable(E, f.done, f.total);
   return f;
+}
+
+/* "4.3s", "~4.3s" while the total still grows (an estimate), "?" unknown. */
+static void fmt_eta(char *out, size_t size, const overall_figures *f) {
+  if (f->eta < 0) {
+    snprintf(out, size, "?");
+    return;
+  }
+  int n = f->eta_stable ? 0 : snprintf(out, size, "~");
+  fmt_duration(out + n, size - (size_t)n, f->eta);
+}
+
+/* Why idle workers are idle: the items that wait to start, by what they wait
+ * for. Read from the scheduler (never changed here). */
+typedef struct {
+  int64_t delayed;     /* their `delay` runs */
+  int64_t backing_off; /* a retry's backoff runs */
+  int64_t rate;        /* held by a limit key's rate */
+  int64_t per_key;     /* held by a limit key's per_key (as many running as allowed) */
+  int32_t rate_key, per_key_key; /* the key holding the most of them, 0 none */
+  int32_t rate_keys, per_key_keys; /* how many keys hold them */
+} waiting_figures;
+
+static waiting_figures waiting(aq_engine *E) {
+  aq_sched *s = &E->sched;
+  waiting_figures w;
+  memset(&w, 0, sizeof w);
+  for (int32_t i = 0; i < s->nclasses; i++) w.backing_off += s->classes[i].retrying;
+  w.delayed = (int64_t)aq_item_queue_len(&s->delayed) - s->key_wakes - w.backing_off;
+  if (w.delayed < 0) w.delayed = 0;
+  int64_t most_rate = 0, most_per_key = 0;
+  for (int32_t key = 1; key < s->nkeys; key++) {
+    const aq_limit_key *k = &s->keys[key];
+    int64_t held = (int64_t)aq_item_queue_len(&k->waiting);
+    if (held == 0) continue;
+    if (k->running >= k->per_key) {
+      w.per_key += held;
+      w.per_key_keys++;
+      if (held > most_per_key) most_per_key = held, w.per_key_key = key;
+    } else if (k->interval_ms > 0) {
+      w.rate += held;
+      w.rate_keys++;
+      if (held > most_rate) most_rate = held, w.rate_key = key;
+    } /* else its tokens are queued: they start as soon as a worker is free */
+  }
+  return w;
+}
+
+/* "(host x)" or "(host x +2 keys)": the busiest key of a kind, cut to fit. */
+static int put_key(aq_engine *E, int utf8, aq_buf *b, int32_t key, int32_t keys, int cols) {
+  const char *name = display_key_name(E, key);
+  if (!name || cols < 4) return 0;
+  char more[32] = "";
+  int more_len = keys > 1 ? snprintf(more, sizeof more, " +%d keys", keys - 1) : 0;
+  buf_puts(b, " (");
+  int w = 2 + tw_put_clipped(b, name, strlen(name), cols - 3 - more_len, utf8);
+  buf_add(b, more, (size_t)more_len);
+  buf_puts(b, ")");
+  return w + more_len + 1;
+}
+
+/* "12 delayed, 40 waiting for rate (host x), 3 backing off", cut to `cols`
+ * columns (key names as UTF-8 when `utf8`, else ASCII); nothing when no item
+ * waits for any of these. Returns the columns. */
+static int put_waiting(aq_engine *E, int utf8, aq_buf *b, const waiting_figures *w, int cols) {
+  int used = 0, parts = 0;
+  char text[96];
+  struct {
+    int64_t n;
+    const char *what;
+    int32_t key, keys;
+  } part[] = {{w->delayed, "delayed", 0, 0},
+              {w->rate, "waiting for rate", w->rate_key, w->rate_keys},
+              {w->per_key, "waiting for per_key", w->per_key_key, w->per_key_keys},
+              {w->backing_off, "backing off", 0, 0}};
+  for (size_t i = 0; i < sizeof part / sizeof *part; i++) {
+    if (part[i].n <= 0) continue;
+    int n = snprintf(text, sizeof text, "%s%lld %s", parts ? ", " : "", (long long)part[i].n, part[i].what);
+    if (used + n > cols) break;
+    buf_add(b, text, (size_t)n);
+    used += n;
+    parts++;
+    if (part[i].key) used += put_key(E, utf8, b, part[i].key, part[i].keys, cols - used);
+  }
+  return used;
 }
 
 /* What a worker is running: "Page", or "Page (after children)" for a hook. */
@@ -183,8 +253,22 @@ static void workers_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, 
   color(b, d, C_BOLD);
   buf_puts(b, " Workers");
   color(b, d, C_RESET);
-  buf_printf(b, "  %d/%d busy", busy, n);
+  char head[64];
+  int head_len = snprintf(head, sizeof head, "  %d/%d busy", busy, n);
+  buf_add(b, head, (size_t)head_len);
+  if (busy < n && !d->final_frame) { /* idle workers: what the waiting items wait for */
+    waiting_figures w = waiting(E);
+    if (w.delayed + w.backing_off + w.rate + w.per_key > 0 && cols - 8 - head_len > 10) {
+      color(b, d, C_DIM);
+      buf_puts(b, "  idle: ");
+      put_waiting(E, d->utf8, b, &w, cols - 8 - head_len - 8);
+      color(b, d, C_RESET);
+    }
+  }
   newline(b, lines);
+  /* The final frame has no worker rows: every worker is idle by then, and
+   * idle rows tell nothing. */
+  if (d->final_frame) return;
   int id_width = snprintf(NULL, 0, "%d", n);
   int rows = n <= budget ? n : budget - 1; /* the last row says how many more */
   int shown = 0;
@@ -213,7 +297,7 @@ static void queue_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, in
   for (int32_t i = 0; i < s->nclasses; i++) {
     if (!class_visible(&s->classes[i])) continue;
     visible++;
-    int w = (int)strlen(s->classes[i].name);
+    int w = tw_text_width(s->classes[i].name, strlen(s->classes[i].name), d->utf8);
     if (w > name_width) name_width = w;
   }
   int numbers = 6 * 9 + 3; /* six columns of nine, "max queued" is wider */
@@ -256,8 +340,7 @@ static void overall_line(aq_engine *E, aq_display *d, aq_buf *b, int cols) {
   char rate[32], elapsed[32], eta[32], right[256];
   fmt_rate(rate, sizeof rate, f.rate);
   fmt_duration(elapsed, sizeof elapsed, f.elapsed);
-  if (f.eta >= 0) fmt_duration(eta, sizeof eta, f.eta);
-  else snprintf(eta, sizeof eta, "?");
+  fmt_eta(eta, sizeof eta, &f);
   int right_len = snprintf(right, sizeof right, "  %lld/%lld  %.0f%%  %s/s  %s  ETA %s  ", (long long)f.done,
                            (long long)f.total, f.percent, rate, elapsed, eta);
   char tail[96];
@@ -286,25 +369,34 @@ static void overall_line(aq_engine *E, aq_display *d, aq_buf *b, int cols) {
   if (s->failed) color(b, d, C_RESET);
 }
 
-/* Copies the panel from `in` to `out` with every line cut at `cols` columns
- * (escape sequences are kept, they take no room): whatever a section wrote,
- * no line can wrap, so the panel's line count is its row count. */
+/* Copies the panel from `in` to `out` with every line cut at `cols` display
+ * columns (escape sequences are kept, they take no room; a character is never
+ * split): whatever a section wrote, no line can wrap, so the panel's line
+ * count is its row count. */
 static void clip_lines(const aq_buf *in, aq_buf *out, int cols) {
   int width = 0;
-  for (size_t i = 0; i < in->len; i++) {
+  const unsigned char *u = (const unsigned char *)in->data;
+  for (size_t i = 0; i < in->len;) {
     char c = in->data[i];
     if (c == '\n') {
       width = 0;
       buf_add(out, &c, 1);
+      i++;
     } else if (c == '\033') {
       size_t j = i + 1;
       while (j < in->len && !((in->data[j] >= 'A' && in->data[j] <= 'Z') || (in->data[j] >= 'a' && in->data[j] <= 'z')))
         j++;
-      buf_add(out, in->data + i, (j < in->len ? j + 1 : j) - i);
+      j = j < in->len ? j + 1 : j;
+      buf_add(out, in->data + i, j - i);
       i = j;
     } else {
-      if (!is_continuation((unsigned char)c)) width++;
-      if (width <= cols) buf_add(out, &c, 1);
+      uint32_t cp;
+      size_t n = tw_decode(u + i, in->len - i, &cp);
+      int w = tw_codepoint_width(cp);
+      if (w < 0) w = 1;
+      if (width + w <= cols) buf_add(out, in->data + i, n);
+      width += w;
+      i += n;
     }
   }
 }
@@ -354,26 +446,21 @@ void render_plain(aq_engine *E, aq_display *d, aq_buf *b) {
   char rate[32], elapsed[32], eta[32];
   fmt_rate(rate, sizeof rate, f.rate);
   fmt_duration(elapsed, sizeof elapsed, f.elapsed);
-  if (f.eta >= 0) fmt_duration(eta, sizeof eta, f.eta);
-  else snprintf(eta, sizeof eta, "?");
+  fmt_eta(eta, sizeof eta, &f);
   int64_t queued = sched_waiting(s);
   buf_printf(b, "aqueue: %s  %lld/%lld (%.0f%%)  %s items/s  ETA %s  running %lld  queued %lld  failed %lld  retried %lld",
              elapsed, (long long)f.done, (long long)f.total, f.percent, rate, eta, (long long)s->running_jobs,
              (long long)queued, (long long)s->failed, (long long)s->retried);
+  if (s->running_jobs < s->num_workers) { /* idle workers: what the waiting items wait for */
+    waiting_figures w = waiting(E);
+    if (w.delayed + w.backing_off + w.rate + w.per_key > 0) {
+      buf_puts(b, "  idle: ");
+      put_waiting(E, 1, b, &w, 1000); /* logs keep the key's text */
+    }
+  }
 }
 
 /* --- json --- */
-
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_sequence(const unsigned char *s, size_t n) {
-  size_t len = s[0] < 0xc2 ? 0 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : s[0] < 0xf5 ? 4 : 0;
-  if (len == 0 || len > n) return 0;
-  for (size_t i = 1; i < len; i++)
-    if (!is_continuation(s[i])) return 0;
-  if (len == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f))) return 0; /* overlong, surrogate */
-  if (len == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))) return 0;
-  return len;
-}
 
 /* A JSON string: quotes, backslashes and control characters escaped, bytes
  * that are not valid UTF-8 replaced by U+FFFD, so every line parses. */
@@ -393,10 +480,11 @@ static void json_string(aq_buf *b, const char *s, size_t len) {
       buf_add(b, (const char *)&c, 1);
       i++;
     } else {
-      size_t n = utf8_sequence(u + i, len - i);
-      if (n) buf_add(b, s + i, n);
-      else buf_puts(b, "\\ufffd");
-      i += n ? n : 1;
+      uint32_t cp;
+      size_t n = tw_decode(u + i, len - i, &cp);
+      if (cp == 0xfffd && n == 1) buf_puts(b, "\\ufffd"); /* not valid UTF-8 */
+      else buf_add(b, s + i, n);
+      i += n;
     }
   }
   buf_puts(b, "\"");
@@ -420,6 +508,18 @@ void render_json(aq_engine *E, aq_display *d, aq_buf *b, int final, const char *
              (long long)f.total, f.percent, f.rate);
   if (f.eta >= 0) buf_printf(b, "%.1f", f.eta);
   else buf_puts(b, "null");
+  buf_printf(b, ",\"eta_stable\":%s", f.eta_stable ? "true" : "false");
+  waiting_figures w = waiting(E);
+  buf_printf(b, ",\"waiting\":{\"delayed\":%lld,\"backing_off\":%lld,\"rate\":%lld,\"per_key\":%lld,\"rate_key\":",
+             (long long)w.delayed, (long long)w.backing_off, (long long)w.rate, (long long)w.per_key);
+  const char *key = display_key_name(E, w.rate_key);
+  if (key) json_string(b, key, strlen(key));
+  else buf_puts(b, "null");
+  buf_puts(b, ",\"per_key_key\":");
+  key = display_key_name(E, w.per_key_key);
+  if (key) json_string(b, key, strlen(key));
+  else buf_puts(b, "null");
+  buf_puts(b, "}");
   int32_t busy = 0;
   for (int32_t i = 0; i < s->num_workers; i++)
     if (s->slots[i].task && s->slots[i].task->job) busy++;

@@ -95,6 +95,8 @@ local function limit_key_id(k)
     error("enqueue: out of memory", 0)
   end
   limit_key_ids[k] = id
+  local name = tostring(k)
+  C.aq__display_key_name(E, id, name, #name) -- for "waiting for rate (name)"
   return id
 end
 

@@ -27,6 +27,7 @@ void aq__sched_restore_release(struct aq_engine *E, int32_t id);
 void aq__sched_restore_attempts(struct aq_engine *E, int32_t id, int32_t attempts);
 void aq__sched_add_overall_done(struct aq_engine *E, int64_t n);
 void aq__sched_hold_open(struct aq_engine *E, int32_t parent);
+void aq__display_key_name(struct aq_engine *E, int32_t key, const char *name, size_t len);
 ]])
 
 return {

@@ -94,7 +94,7 @@ for m in progress:
     check(done + (running - 1) + queued == N, "done + running Work + queued = %d" % N, m.group(0))
     check(failed == F and retried == 0, "failed %d, retried 0" % F, m.group(0))
     check(float(m.group(5).rstrip("kM")) > 0, "a rate above 0 items/s", m.group(0))
-    check(m.group(6) == "?" or re.match(r"^(\d+(\.\d)?s|\d+:\d\d(:\d\d)?)$", m.group(6)), "an ETA", m.group(0))
+    check(m.group(6) == "?" or re.match(r"^~?(\d+(\.\d)?s|\d+:\d\d(:\d\d)?)$", m.group(6)), "an ETA ('~': an estimate)", m.group(0))
 dones = [int(m.group(2)) for m in progress]
 check(dones == sorted(dones) and dones[-1] > dones[0], "done grows", dones)
 summary_at = [i for i, l in enumerate(lines) if re.match(r"^aqueue: \d+ processed", l)]
@@ -139,7 +139,7 @@ check(all(o["type"] == "progress" for o in objs[:-1]), "type 'progress' for all 
 check(objs[-1]["type"] == "summary", "type 'summary' for the last", objs[-1]["type"])
 check(not lines[-1].startswith("aqueue: ") and lines[-1].startswith("{"), "the summary object is the last line", lines[-1])
 KEYS = {"type", "elapsed", "processed", "failed", "retried", "cancelled", "not_started", "enqueued", "duplicates", "running",
-        "queued", "overall", "rate", "eta", "workers", "classes"}
+        "queued", "overall", "rate", "eta", "eta_stable", "waiting", "workers", "classes"}
 prog = objs[:-1]
 times = [o["elapsed"] for o in prog]
 check(all(0.7 <= b - a <= 1.5 for a, b in zip(times, times[1:])) and 0.7 <= times[0] <= 1.5,

@@ -96,10 +96,15 @@ for mode in plain none; do
   s_not_contains " Workers" "--progress $mode: no panel"
   s_match '^stderr-write line$' "--progress $mode: io.stderr:write straight to the terminal"
   s_match '^aqueue: Image:process failed: .*image broken 2-1$' "--progress $mode: the traceback"
-  s_match '^unfinished-at-endtail-after run_queue processed=8 failed=1$' "--progress $mode: stdout as written"
   if [ "$mode" = plain ]; then
+    # stdout and stderr are one terminal: the display writes both, in order,
+    # and the summary starts its own line after the unfinished one.
+    s_match '^unfinished-at-end$' "--progress plain: the unfinished line, ended by the summary"
     s_match '^aqueue: 8 processed, 1 failed, 0 retried in [0-9.]+ s \([0-9]+ items/s\)$' "--progress plain: the summary"
+    s_above '^unfinished-at-end$' '^aqueue: 8 processed' "--progress plain: the unfinished line before the summary"
+    s_above '^aqueue: 8 processed' '^tail-after run_queue processed=8 failed=1$' "--progress plain: the script's later output after it"
   else
+    s_match '^unfinished-at-endtail-after run_queue processed=8 failed=1$' "--progress $mode: stdout as written"
     s_no_match '^aqueue: [0-9]+ processed' "--progress none: no summary"
     s_no_match '^  failed: ' "--progress none: no failure list"
   fi

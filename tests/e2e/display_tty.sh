@@ -4,7 +4,7 @@
 # ellipsis, colour (and NO_COLOR), UTF-8 glyphs and their ASCII fallbacks
 # (LANG=C); lines printed by the items (print, io.write, io.stdout:write,
 # io.stderr:write, error tracebacks) above the panel as whole lines; the final
-# frame, the summary and the cursor given back.
+# frame (no worker rows), the summary and the cursor given back.
 # Fixture: display_panel.lua, driven step by step through files in a folder.
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
@@ -111,7 +111,7 @@ s_match '^unfinished-at-end$' "utf8: a line left without newline at the end of t
 s_above '^unfinished-at-end$' '^ Workers' "utf8: ... above the final frame"
 s_count_is '^ Workers' 1 "utf8: one final frame on screen"
 s_match '^ Workers  0/3 busy$' "utf8: final frame: 0/3 busy"
-s_count_is '^  [123] · idle$' 3 "utf8: final frame: three idle rows '  N · idle'"
+s_count_is '^  [0-9]+ ' 0 "utf8: final frame: no worker rows (all idle by then)"
 s_match '^   Page +0 +0 +0 +3 +0 +3$' "utf8: final frame: Page 3 done"
 s_match '^   Image +0 +0 +0 +5 +1 +6$' "utf8: final frame: Image 5 done, 1 failed, max queued 6"
 s_match '^ Overall ━+  6/6  100%  [0-9.]+[kM]?/s  [0-9.:s]+  ETA [^ ]+  failed 1  retried 0$' \
@@ -151,7 +151,7 @@ touch "$D/print" "$D/finish-line" "$D/release"
 tmux_wait_exit "$QUICK" "ascii: the run ends once released"
 tmux_expect_rc 1 "ascii: an item failed"
 tmux_expect_cursor 1 "ascii: the cursor is visible again after the run"
-s_count_is '^  [123] \. idle$' 3 "ascii: final frame: three idle rows '  N . idle'"
+s_count_is '^  [0-9]+ ' 0 "ascii: final frame: no worker rows (all idle by then)"
 s_match '^ Overall #+  6/6  100%  ' "ascii: the full bar is drawn with '#'"
 s_match '^aqueue: 8 processed, 1 failed, 0 retried in [0-9.]+ s \([0-9]+ items/s\)$' "ascii: the summary line"
 s_match '^partial-start partial-end$' "ascii: printed lines whole"
