@@ -95,12 +95,14 @@ end
 -- Raises when one of instance `item`'s own fields looks like a misspelt known
 -- field (fields the engine sets, `_aq_*` and `parent`, are skipped).
 local function check_instance(item, owner, level)
-  for name in next, item do
+  local name = next(item) -- not `for name in next, item`: see state.check
+  while name ~= nil do
     if type(name) == "string" then
       local known = verdicts[name]
       if known == nil then known = check_name(name) end
       if known then error("enqueue: " .. message(owner, name, known), level + 1) end
     end
+    name = next(item, name)
   end
 end
 
