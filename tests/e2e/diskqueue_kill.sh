@@ -25,7 +25,7 @@
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 
-N=2000
+N=6000
 KILLS=15       # kills before the run that may finish
 MIN_KILLS=10   # kills that must have hit an unfinished run
 CONSUMERS=4
