@@ -85,6 +85,11 @@ void task_destroy(aq_task *t);
 /* Puts a task at the tail of the ready list and wakes the driver. */
 void task_make_ready(aq_task *t);
 
+/* The running task when L is its coroutine and may yield there (not inside a
+ * table.sort comparator, a string.gsub callback, a metamethod called from C),
+ * else NULL. aq_task_current is the raising form. */
+aq_task *task_yieldable(lua_State *L);
+
 /* The id Lua uses for a task: stable, never reused for another task. */
 double task_id(const aq_task *t);
 

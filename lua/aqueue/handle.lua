@@ -22,6 +22,10 @@ local function wait_on(list, what)
   if not me then
     error(what .. " must be called from an aqueue task, not from a coroutine the script made", 3)
   end
+  if not core.can_yield() then -- before `me` is listed: a failed wait leaves no waiter behind
+    error(what .. ": attempt to yield across C-call boundary (it waits, and cannot from a "
+      .. "table.sort comparator, a string.gsub callback, a __gc or other metamethod called from C)", 3)
+  end
   list[#list + 1] = me
   core.suspend(true)
 end
