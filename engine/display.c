@@ -9,6 +9,7 @@
  * and clear to the end of the screen.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -40,11 +41,20 @@ static const char HIDE_CURSOR[] = "\033[?25l";
 
 /* Set while the cursor is hidden, for the atexit fallback: a path that calls
  * exit() without going through the engine still gets its cursor back. */
-static int cursor_hidden_fd = -1;
+static _Atomic int cursor_hidden_fd = -1; /* atomic: also read by the watchdog thread */
 
 static void restore_cursor_at_exit(void) {
   if (cursor_hidden_fd >= 0) {
     ssize_t n = write(cursor_hidden_fd, SHOW_CURSOR, sizeof SHOW_CURSOR - 1);
+    (void)n;
+  }
+}
+
+void display_restore_terminal(void) {
+  static const char restore[] = "\033[0m\033[?25h\n";
+  int fd = cursor_hidden_fd;
+  if (fd >= 0) {
+    ssize_t n = write(fd, restore, sizeof restore - 1);
     (void)n;
   }
 }

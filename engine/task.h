@@ -67,6 +67,8 @@ struct aq_task {
   int starting;        /* woken by dispatch for a job it has not taken yet */
   uv_timer_t *timeout_timer; /* the item's `timeout`, made at first use, owned */
   double timeout_s;    /* the armed timeout, for the error message */
+  uint64_t timeout_due_ns; /* hrtime the armed timeout passes, 0 when none: the
+                        * timer cannot fire while the task runs without yielding */
   int timed_out;       /* destroyed by its timeout: the attempt failed */
   char *desc;          /* set_desc text, owned (malloc) */
   size_t desc_len, desc_cap;
