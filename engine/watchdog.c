@@ -27,6 +27,10 @@
 #define TICK_NS (100 * 1000 * 1000ull)      /* how often the watchdog looks */
 #define WARN_NS (1000 * 1000 * 1000ull)     /* a resume this long gets a warning */
 #define EXIT_GRACE_NS (1000 * 1000 * 1000ull) /* an unhandled stop signal waits this long */
+/* Only a resume this long is interrupted. A shorter one yields soon by itself,
+ * and the loop then handles the signal or fires the timeout at a point where
+ * the task chose to wait: interrupting is for code that holds the loop. */
+#define INTERRUPT_NS (200 * 1000 * 1000ull)
 /* Interpreted Lua instructions between two hook calls. At once when set: in
  * code the JIT compiled, few instructions run in the interpreter (the hook's
  * only chance). Backed off while the task cannot yield where it is. */
@@ -91,8 +95,13 @@ void watchdog_job_ending(aq_engine *E, aq_task *t) {
   check_warning(E, t, atomic_load_explicit(&w->resume_start, memory_order_relaxed), uv_hrtime());
 }
 
+/* The function running at the hook is one of aqueue's own Lua modules. */
+static int in_library(aq_watchdog *w, lua_State *L, lua_Debug *ar) {
+  if (!w->library_len || !lua_getinfo(L, "S", ar) || !ar->source) return 0;
+  return strncmp(ar->source, w->library, w->library_len) == 0;
+}
+
 static void on_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
   aq_engine *E = aq_engine_from_lua(L);
   aq_watchdog *w = &E->watchdog;
   aq_task *t = E->current;
@@ -106,14 +115,16 @@ static void on_hook(lua_State *L, lua_Debug *ar) {
   int why = AQ_INTERRUPT_NONE;
   if (t->timeout_due_ns && now >= t->timeout_due_ns) why = AQ_INTERRUPT_TIMEOUT;
   else if (atomic_load(&w->signals_seen) != atomic_load(&w->signals_handled)) why = AQ_INTERRUPT_SIGNAL;
-  if (why == AQ_INTERRUPT_NONE) {
-    clear_hook(w);
+  if (why == AQ_INTERRUPT_NONE || now - start < INTERRUPT_NS) {
+    clear_hook(w); /* the watchdog sets it again if need be */
     return;
   }
   /* Only the task's own coroutine yields into the engine, and only where it
    * may (not in a table.sort comparator, not in a coroutine the script
-   * made): elsewhere the hook stays set and tries again a little later. */
-  if (L != t->co || !lua_isyieldable(L)) {
+   * made), and not inside aqueue's own Lua library, whose state changes
+   * other tasks must never see half done: elsewhere the hook stays set and
+   * tries again a little later. */
+  if (L != t->co || !lua_isyieldable(L) || in_library(w, L, ar)) {
     uv_mutex_lock(&w->hook_mu);
     lua_sethook(w->L, on_hook, LUA_MASKCOUNT, HOOK_COUNT_BACKED_OFF);
     uv_mutex_unlock(&w->hook_mu);
@@ -210,8 +221,9 @@ static void watch(void *arg) {
     if (start && !atomic_load(&w->hook_set)) {
       uint64_t deadline = atomic_load_explicit(&w->deadline, memory_order_relaxed);
       uint64_t seq = atomic_load_explicit(&w->resume_seq, memory_order_relaxed);
-      if (unhandled || (deadline && now >= deadline) ||
-          (now - start >= WARN_NS && atomic_load(&w->warned_seq) != seq)) {
+      uint64_t ran = now - start;
+      if ((ran >= INTERRUPT_NS && (unhandled || (deadline && now >= deadline))) ||
+          (ran >= WARN_NS && atomic_load(&w->warned_seq) != seq)) {
         uv_mutex_lock(&w->hook_mu);
         lua_sethook(w->L, on_hook, LUA_MASKCOUNT, HOOK_COUNT);
         atomic_store(&w->hook_set, 1);
@@ -229,9 +241,24 @@ static void watch(void *arg) {
   uv_mutex_unlock(&w->mu);
 }
 
+/* Where aqueue's Lua modules are, as their chunk names begin: "@" and the
+ * first package.path entry (engine.c puts the library's folder first), with
+ * "/aqueue/". Left empty when package.path does not look so. */
+static void find_library(aq_watchdog *w, lua_State *L) {
+  w->library_len = 0;
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "path");
+  const char *path = lua_tostring(L, -1);
+  const char *end = path ? strstr(path, "/?.lua") : NULL;
+  if (end && (size_t)(end - path) + 10 < sizeof w->library)
+    w->library_len = (size_t)snprintf(w->library, sizeof w->library, "@%.*s/aqueue/", (int)(end - path), path);
+  lua_pop(L, 2);
+}
+
 void watchdog_start(aq_engine *E) {
   aq_watchdog *w = &E->watchdog;
   w->L = E->L;
+  find_library(w, E->L);
   if (uv_mutex_init(&w->hook_mu) != 0) goto failed;
   if (uv_mutex_init(&w->mu) != 0) goto failed_hook_mu;
   if (uv_cond_init(&w->cond) != 0) goto failed_mu;

@@ -49,6 +49,8 @@ typedef struct aq_watchdog {
   uv_thread_t thread;
   int stop;                      /* under mu */
   int running;                   /* loop: the thread was started (and must be joined) */
+  char library[4096];            /* loop: chunk-name prefix of aqueue's Lua modules */
+  size_t library_len;            /* 0: unknown */
 } aq_watchdog;
 
 enum { AQ_INTERRUPT_NONE, AQ_INTERRUPT_TIMEOUT, AQ_INTERRUPT_SIGNAL };
