@@ -68,6 +68,13 @@ describe("a wait where the task cannot yield", function()
     assert_sleeps_fully()
   end)
 
+  it("raises from an __lt metamethod that table.sort calls, and leaves no timer armed", function()
+    local mt = { __lt = function(a, b) aqueue.sleep(0.05) return a.v < b.v end }
+    local list = { setmetatable({ v = 2 }, mt), setmetatable({ v = 1 }, mt), setmetatable({ v = 3 }, mt) }
+    assert_boundary_error(pcall(table.sort, list))
+    assert_sleeps_fully()
+  end)
+
   it("raises again each time, and the task ends cleanly afterwards", function()
     for _ = 1, 20 do
       assert_boundary_error(in_sort(short_sleep))
