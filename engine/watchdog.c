@@ -63,7 +63,9 @@ static void describe_task(aq_engine *E, aq_task *t, char *out, size_t size) {
     else
       snprintf(out, size, "%s%s (worker %d)", cls, hook, (int)t->slot + 1);
   } else {
-    snprintf(out, size, "%s", t->kind == AQ_TASK_MAIN ? "the main chunk" : "a task");
+    snprintf(out, size, "%s", t->kind == AQ_TASK_MAIN    ? "the main chunk"
+                              : t->kind == AQ_TASK_SPAWN ? "a spawned task"
+                                                         : "a worker between items");
   }
 }
 
@@ -112,10 +114,9 @@ static void on_hook(lua_State *L, lua_Debug *ar) {
   }
   uint64_t now = uv_hrtime();
   check_warning(E, t, start, now);
-  int why = AQ_INTERRUPT_NONE;
-  if (t->timeout_due_ns && now >= t->timeout_due_ns) why = AQ_INTERRUPT_TIMEOUT;
-  else if (atomic_load(&w->signals_seen) != atomic_load(&w->signals_handled)) why = AQ_INTERRUPT_SIGNAL;
-  if (why == AQ_INTERRUPT_NONE || now - start < INTERRUPT_NS) {
+  int overdue = t->timeout_due_ns && now >= t->timeout_due_ns;
+  int signalled = atomic_load(&w->signals_seen) != atomic_load(&w->signals_handled);
+  if (!(overdue || signalled) || now - start < INTERRUPT_NS) {
     clear_hook(w); /* the watchdog sets it again if need be */
     return;
   }
@@ -124,13 +125,13 @@ static void on_hook(lua_State *L, lua_Debug *ar) {
    * made), and not inside aqueue's own Lua library, whose state changes
    * other tasks must never see half done: elsewhere the hook stays set and
    * tries again a little later. */
-  if (L != t->co || !lua_isyieldable(L) || in_library(w, L, ar)) {
+  if (in_library(w, L, ar)) return; /* it returns to the script's code soon */
+  if (L != t->co || !lua_isyieldable(L)) {
     uv_mutex_lock(&w->hook_mu);
     lua_sethook(w->L, on_hook, LUA_MASKCOUNT, HOOK_COUNT_BACKED_OFF);
     uv_mutex_unlock(&w->hook_mu);
     return;
   }
-  w->interrupt = why;
   clear_hook(w);
   lua_yield(L, 0); /* LuaJIT resumes a hook's yield where it stopped */
 }
@@ -143,16 +144,13 @@ void watchdog_resume_started(aq_watchdog *w, uint64_t deadline) {
   atomic_store_explicit(&w->resume_start, uv_hrtime(), memory_order_release);
 }
 
-int watchdog_resume_ended(aq_engine *E, aq_task *t) {
+void watchdog_resume_ended(aq_engine *E, aq_task *t) {
   aq_watchdog *w = &E->watchdog;
   if (atomic_load_explicit(&w->hook_set, memory_order_relaxed)) {
     check_warning(E, t, atomic_load_explicit(&w->resume_start, memory_order_relaxed), uv_hrtime());
     clear_hook(w);
   }
   atomic_store_explicit(&w->resume_start, 0, memory_order_release);
-  int why = w->interrupt;
-  w->interrupt = AQ_INTERRUPT_NONE;
-  return why;
 }
 
 void watchdog_set_deadline(aq_watchdog *w, uint64_t deadline) {

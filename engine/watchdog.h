@@ -41,7 +41,6 @@ typedef struct aq_watchdog {
   _Atomic unsigned signals_seen;    /* shared: SIGINT/SIGTERM received (the signal handler) */
   _Atomic unsigned signals_handled; /* shared: of those, handled by the loop (on_signal) */
   _Atomic int exit_status;       /* shared: 130 / 143 once a signal asks to stop at once */
-  int interrupt;                 /* loop: why the hook yielded the task (AQ_INTERRUPT_*) */
   uint64_t seq;                  /* loop: the loop thread's copy of resume_seq */
   uv_mutex_t hook_mu;            /* serializes lua_sethook between the two threads */
   uv_mutex_t mu;                 /* with cond: the watchdog's sleep, and stop */
@@ -52,8 +51,6 @@ typedef struct aq_watchdog {
   char library[4096];            /* loop: chunk-name prefix of aqueue's Lua modules */
   size_t library_len;            /* 0: unknown */
 } aq_watchdog;
-
-enum { AQ_INTERRUPT_NONE, AQ_INTERRUPT_TIMEOUT, AQ_INTERRUPT_SIGNAL };
 
 struct aq_engine;
 
@@ -66,10 +63,11 @@ void watchdog_start(struct aq_engine *E);
 void watchdog_stop(struct aq_engine *E);
 
 /* The driver, around lua_resume: `deadline` the task's timeout (hrtime, 0
- * none). resume_ended returns why the hook yielded the task, if it did. */
+ * none). A task the hook yielded comes back RUNNING (a signal: it is made
+ * ready again) or overdue (sched_job_overdue: it has timed out). */
 struct aq_task;
 void watchdog_resume_started(aq_watchdog *w, uint64_t deadline);
-int watchdog_resume_ended(struct aq_engine *E, struct aq_task *t);
+void watchdog_resume_ended(struct aq_engine *E, struct aq_task *t);
 
 /* The running task's job ends: gives the warning the hook could not give
  * while compiled code ran (one relaxed load when there is none to give). */
