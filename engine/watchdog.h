@@ -7,9 +7,12 @@
  * second, when the running item's `timeout` has passed, or when SIGINT or
  * SIGTERM arrived (its signal handler runs before libuv's), and sets a LuaJIT
  * count hook. The hook then runs on the loop thread, between two Lua
- * instructions: it prints the "without yielding" warning, and to interrupt it
- * yields the task (a preemption the task cannot catch with pcall): the engine
- * then fails a timed-out attempt as usual, or handles the signal.
+ * instructions: it prints the "without yielding" warning, and, when the
+ * resume has held the loop for 200 ms with a timeout passed or a signal
+ * waiting, interrupts it by yielding the task (a preemption that pcall cannot
+ * catch; never inside aqueue's own Lua library): the engine then fails a
+ * timed-out attempt as usual, or handles the signal and resumes the task
+ * later where it stopped.
  *
  * LuaJIT runs no hook inside a compiled trace (a tight loop). For those, the
  * engine fails an attempt whose timeout passed when it next yields or returns,
