@@ -23,7 +23,7 @@
 -- every task: the main chunk, spawned tasks and items' tasks alike.
 local core = require("aqueue.core")
 
-local current, suspend, wake, can_yield = core.current, core.suspend, core.wake, core.can_yield
+local current, suspend, wake = core.current, core.suspend, core.wake
 local type, error, tostring, setmetatable = type, error, tostring, setmetatable
 local floor, huge = math.floor, math.huge
 
@@ -90,7 +90,7 @@ local function task_of(what)
       .. "a hook or a spawned task), not from a coroutine the script created itself: "
       .. "use aqueue.spawn", 3)
   end
-  if not can_yield() then
+  if not core.can_yield() then
     error(what .. ": attempt to yield across C-call boundary (it may wait, and cannot from a "
       .. "table.sort comparator, a string.gsub callback, a __gc or other metamethod called from C)", 3)
   end
