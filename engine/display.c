@@ -9,9 +9,9 @@
  * and clear to the end of the screen.
  */
 #include <errno.h>
-#include <stdatomic.h>
 #include <math.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -43,18 +43,18 @@ static const char HIDE_CURSOR[] = "\033[?25l";
  * exit() without going through the engine still gets its cursor back. */
 static _Atomic int cursor_hidden_fd = -1; /* atomic: also read by the watchdog thread */
 
-static void restore_cursor_at_exit(void) {
-  if (cursor_hidden_fd >= 0) {
-    ssize_t n = write(cursor_hidden_fd, SHOW_CURSOR, sizeof SHOW_CURSOR - 1);
-    (void)n;
-  }
-}
-
 void display_restore_terminal(void) {
   static const char restore[] = "\033[0m\033[?25h\n";
   int fd = cursor_hidden_fd;
   if (fd >= 0) {
     ssize_t n = write(fd, restore, sizeof restore - 1);
+    (void)n;
+  }
+}
+
+static void restore_cursor_at_exit(void) {
+  if (cursor_hidden_fd >= 0) {
+    ssize_t n = write(cursor_hidden_fd, SHOW_CURSOR, sizeof SHOW_CURSOR - 1);
     (void)n;
   }
 }
