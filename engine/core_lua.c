@@ -35,15 +35,6 @@ static int l_current(lua_State *L) {
   return 1;
 }
 
-/* core.can_yield() -> true when the running task may yield where it is now:
- * false in a coroutine the script made, a table.sort comparator, a
- * string.gsub callback, a metamethod called from C. The Lua waits check it
- * before they register as waiters, so a wait that cannot happen leaves no trace. */
-static int l_can_yield(lua_State *L) {
-  lua_pushboolean(L, task_yieldable(L) != NULL);
-  return 1;
-}
-
 /* core.suspend([unslotted [, guard]]) -> the values given to core.wake. With
  * `unslotted`, a runner gives its worker slot back while it waits
  * (handle:result) and gets one again before it continues. `guard`, a
@@ -303,6 +294,15 @@ static int l_mark_failed(lua_State *L) {
 /* core.now() -> seconds on a monotonic clock (for measuring durations). */
 static int l_now(lua_State *L) {
   lua_pushnumber(L, (double)uv_hrtime() / 1e9);
+  return 1;
+}
+
+/* core.can_yield() -> true when the running task may yield where it is now:
+ * false in a coroutine the script made, a table.sort comparator, a
+ * string.gsub callback, a metamethod called from C. The Lua waits check it
+ * before they register as waiters, so a wait that cannot happen leaves no trace. */
+static int l_can_yield(lua_State *L) {
+  lua_pushboolean(L, task_yieldable(L) != NULL);
   return 1;
 }
 
