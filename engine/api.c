@@ -92,7 +92,11 @@ static void cancel_work(aq_task *task, void *data) {
 }
 
 int aq_task_work(lua_State *L, aq_work_fn work, aq_after_work_fn after, void *data) {
-  aq_task *task = aq_task_current(L);
+  aq_task *task = task_yieldable(L);
+  if (!task) {
+    after(NULL, data); /* `after` is called exactly once, also here */
+    aq_task_current(L); /* raises why */
+  }
   pool_job *job = malloc(sizeof *job);
   if (!job) {
     after(NULL, data);

@@ -360,6 +360,15 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
+/* core.can_yield() -> true when the running task may yield where it is now:
+ * false in a coroutine the script made, a table.sort comparator, a
+ * string.gsub callback, a metamethod called from C. The Lua waits check it
+ * before they register as waiters, so a wait that cannot happen leaves no trace. */
+static int l_can_yield(lua_State *L) {
+  lua_pushboolean(L, task_yieldable(L) != NULL);
+  return 1;
+}
+
 static int open_core(lua_State *L) {
   static const luaL_Reg funcs[] = {
       {"spawn", l_spawn},         {"current", l_current},     {"suspend", l_suspend},
@@ -369,7 +378,7 @@ static int open_core(lua_State *L) {
       {"exit", l_exit},           {"log", l_log},             {"defaults", l_defaults},
       {"sleep", aq_lua_sleep},    {"now", l_now},             {"mark_failed", l_mark_failed},
       {"output", l_output},       {"routes", l_routes},       {"note_failure", l_note_failure},
-      {"note_error", l_note_error},
+      {"note_error", l_note_error}, {"can_yield", l_can_yield},
       {NULL, NULL}};
   lua_newtable(L);
   luaL_register(L, NULL, funcs);

@@ -19,6 +19,7 @@
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -50,7 +51,16 @@ static const char HIDE_CURSOR[] = "\033[?25l";
 
 /* Set while the cursor is hidden, for the atexit fallback: a path that calls
  * exit() without going through the engine still gets its cursor back. */
-static int cursor_hidden_fd = -1;
+static _Atomic int cursor_hidden_fd = -1; /* atomic: also read by the watchdog thread */
+
+void display_restore_terminal(void) {
+  static const char restore[] = "\033[0m\033[?25h\n";
+  int fd = cursor_hidden_fd;
+  if (fd >= 0) {
+    ssize_t n = write(fd, restore, sizeof restore - 1);
+    (void)n;
+  }
+}
 
 static void restore_cursor_at_exit(void) {
   if (cursor_hidden_fd >= 0) {

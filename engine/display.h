@@ -96,6 +96,9 @@ extern const char *const aq_progress_names[];
 void display_init(aq_engine *E);
 /* Restores the terminal and closes the display's handles. Idempotent. */
 void display_close(aq_engine *E);
+/* Shows the cursor and resets the attributes when the panel hid it: for a
+ * process about to _exit (the watchdog). Async-signal-safe, from any thread. */
+void display_restore_terminal(void);
 
 /* A run starts/ends. `mode` may be AUTO. `why` (or NULL) says why the run
  * ended early; the final summary is printed here. */

@@ -99,11 +99,20 @@ static void resume(aq_engine *E, aq_task *t) {
   t->nresults = 0;
   t->status = AQ_TASK_RUNNING;
   E->current = t;
+  watchdog_resume_started(&E->watchdog, t->timeout_due_ns);
   int rc = lua_resume(t->co, nargs);
   E->current = NULL;
+  watchdog_resume_ended(E, t); /* the hook may have yielded it: see below */
+  if (rc == LUA_YIELD && sched_job_overdue(t)) {
+    /* Its process() ran past its timeout without yielding until now, so the
+     * timer could not fire: the attempt fails as if it had. */
+    sched_job_timed_out(t);
+    return;
+  }
   if (rc == LUA_YIELD) {
     /* aq_task_yield set WAITING, core.park PARKED, core.yield_now READY. A plain
-     * coroutine.yield() from task code leaves RUNNING: it just yields the turn. */
+     * coroutine.yield() from task code, or the watchdog's hook (a signal to
+     * handle), leaves RUNNING: it just yields the turn. */
     lua_settop(t->co, 0);
     if (t->status == AQ_TASK_RUNNING) task_make_ready(t);
     return;
@@ -165,6 +174,7 @@ static void engine_shutdown_now(aq_engine *E) {
 
 static void on_signal(uv_signal_t *handle, int signum) {
   aq_engine *E = handle->data;
+  watchdog_signal_handled(&E->watchdog);
   if (signum == SIGINT && ++E->sigint_count == 1 && sched_request_stop(E, AQ_STOP_INTERRUPTED)) {
     /* Graceful: no new items start; the task in run_wait hears "stopping". */
     E->exit_code = AQ_EXIT_INTERRUPTED;
@@ -256,6 +266,7 @@ aq_engine *engine_create(void) {
   uv_signal_start(&E->sigterm, on_signal, SIGTERM);
   uv_unref((uv_handle_t *)&E->sigint);
   uv_unref((uv_handle_t *)&E->sigterm);
+  watchdog_start(E); /* after uv_signal_start: its handler runs before libuv's */
 
   core_lua_open(E->L);
   modules_open(E->L);
@@ -409,6 +420,7 @@ static void on_walk_close(uv_handle_t *handle, void *arg) {
 }
 
 void engine_destroy(aq_engine *E) {
+  watchdog_stop(E); /* before the Lua state goes: it sets hooks on it */
   engine_shutdown_now(E);
   run_close_hooks(E);
   display_close(E);

@@ -15,6 +15,7 @@
 #include "display.h"
 #include "scheduler.h"
 #include "task.h"
+#include "watchdog.h"
 
 /* Exit statuses (SPEC section 3). */
 enum { AQ_EXIT_OK = 0, AQ_EXIT_FAILED = 1, AQ_EXIT_USAGE = 2, AQ_EXIT_INTERRUPTED = 130 };
@@ -56,6 +57,7 @@ struct aq_engine {
   int cli_fresh, cli_retry_failed; /* --fresh, --retry-failed */
   double cli_max_items, cli_max_time; /* --max-items, --max-time (win over run_queue's); 0 unset */
   uint64_t slice_deadline; /* the driver yields to the loop after this (hrtime) */
+  aq_watchdog watchdog;  /* interrupts Lua code that does not yield (watchdog.c) */
 };
 
 /* Creates the engine: loop, Lua state with the standard libraries, the

@@ -132,17 +132,36 @@ double aq__sched_retry(aq_engine *E, int32_t id, double base_s, double cap_s) {
 
 /* --- timeouts --- */
 
-static void on_job_timeout(uv_timer_t *timer) {
-  aq_task *t = timer->data;
+void sched_job_timed_out(aq_task *t) {
   aq_engine *E = t->engine;
   t->timed_out = 1;
   task_destroy(t); /* cancels what it waits on; hands the job to Lua */
   sched_dispatch(E);
 }
 
+static void on_job_timeout(uv_timer_t *timer) { sched_job_timed_out(timer->data); }
+
+int sched_job_overdue(const aq_task *t) {
+  return t->timeout_due_ns && t->job && t->job % 2 == 0 && uv_hrtime() >= t->timeout_due_ns;
+}
+
+/* The running job's process() has returned: its timeout no longer applies.
+ * Returns the timeout in seconds when it had passed (the attempt failed,
+ * though no timer could fire while the task did not yield), else 0. */
+double aq__sched_timeout_over(aq_engine *E) {
+  aq_task *t = E->current;
+  if (!t || !t->timeout_due_ns) return 0;
+  int over = uv_hrtime() >= t->timeout_due_ns;
+  sched_job_timer_stop(t);
+  return over ? t->timeout_s : 0;
+}
+
 void aq__sched_arm_timeout(aq_engine *E, double seconds) {
   aq_task *t = E->current;
   if (!t || !t->job || !(seconds > 0)) return;
+  /* The deadline itself, for when the task does not yield (watchdog.h). */
+  t->timeout_due_ns = uv_hrtime() + (seconds < 1e9 ? (uint64_t)(seconds * 1e9) : (uint64_t)1e18);
+  watchdog_set_deadline(&E->watchdog, t->timeout_due_ns);
   if (!t->timeout_timer) {
     t->timeout_timer = malloc(sizeof *t->timeout_timer);
     if (!t->timeout_timer) return; /* out of memory: the attempt runs without one */
@@ -154,6 +173,10 @@ void aq__sched_arm_timeout(aq_engine *E, double seconds) {
 }
 
 void sched_job_timer_stop(aq_task *t) {
+  if (t->timeout_due_ns) {
+    t->timeout_due_ns = 0;
+    if (t->engine->current == t) watchdog_set_deadline(&t->engine->watchdog, 0);
+  }
   if (t->timeout_timer) uv_timer_stop(t->timeout_timer);
 }
 

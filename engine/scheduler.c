@@ -434,6 +434,7 @@ int32_t aq__sched_take(aq_engine *E) {
 void sched_job_over(aq_engine *E) {
   aq_task *t = E->current;
   if (t->job) {
+    watchdog_job_ending(E, t); /* names the job while it still has it */
     sched_job_timer_stop(t);
     t->job = 0;
   }

@@ -219,6 +219,12 @@ void sched_max_time_start(aq_engine *E, double seconds);
 /* Process failed: retry after a backoff (returns its seconds) or not (-1). */
 double aq__sched_retry(aq_engine *E, int32_t id, double base_s, double cap_s);
 void aq__sched_arm_timeout(aq_engine *E, double seconds);
+/* Ends the running process()'s timeout: its seconds when it had passed, else 0. */
+double aq__sched_timeout_over(aq_engine *E);
+/* The job's process() timeout has passed (whether or not its timer fired). */
+int sched_job_overdue(const aq_task *t);
+/* Ends a task whose process() timed out; the attempt fails (sched_job_abandoned). */
+void sched_job_timed_out(aq_task *t);
 
 /* sched_limits.c: limit keys */
 int32_t aq__sched_limit_key_add(aq_engine *E, int32_t per_key, double rate);

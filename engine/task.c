@@ -149,22 +149,39 @@ aq_task *task_by_id(aq_engine *E, double id) {
 
 /* --- the public yield/resume API (aqueue.h) --- */
 
+aq_task *task_yieldable(lua_State *L) {
+  aq_task *t = aq_engine_from_lua(L)->current;
+  return t && t->co == L && lua_isyieldable(L) ? t : NULL;
+}
+
+/* Raises why L cannot yield into the engine. Does not return. */
+static int cannot_yield(lua_State *L) {
+  aq_task *t = aq_engine_from_lua(L)->current;
+  if (!t || t->co != L)
+    return luaL_error(L, "this function yields and must be called from an aqueue task; "
+                         "it was called from a coroutine the script created itself "
+                         "(run it with aqueue.spawn instead)");
+  /* LuaJIT's own words, so the message is the same whoever checks first; the
+   * rest says where that happens with aqueue. */
+  return luaL_error(L, "attempt to yield across C-call boundary (this function waits, and cannot "
+                       "from a table.sort comparator, a string.gsub callback, a __gc or other "
+                       "metamethod called from C)");
+}
+
 aq_task *aq_task_current(lua_State *L) {
-  aq_engine *E = aq_engine_from_lua(L);
-  aq_task *t = E->current;
-  if (!t || t->co != L) {
-    luaL_error(L, "this function yields and must be called from an aqueue task; "
-                  "it was called from a coroutine the script created itself "
-                  "(run it with aqueue.spawn instead)");
-    return NULL;
-  }
+  aq_task *t = task_yieldable(L);
+  if (!t) cannot_yield(L);
   return t;
 }
 
 lua_State *aq_task_state(aq_task *task) { return task->co; }
 
 int aq_task_yield(lua_State *L, aq_cancel_fn cancel, void *data) {
-  aq_task *t = aq_engine_from_lua(L)->current;
+  /* Checked before the task changes state, so a yield that cannot happen
+   * leaves the task RUNNING. What the binding armed is its own to release:
+   * aq_task_current, called first, keeps it from arming anything. */
+  aq_task *t = task_yieldable(L);
+  if (!t) return cannot_yield(L);
   t->status = AQ_TASK_WAITING;
   t->cancel = cancel;
   t->cancel_data = data;

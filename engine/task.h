@@ -67,6 +67,8 @@ struct aq_task {
   int starting;        /* woken by dispatch for a job it has not taken yet */
   uv_timer_t *timeout_timer; /* the item's `timeout`, made at first use, owned */
   double timeout_s;    /* the armed timeout, for the error message */
+  uint64_t timeout_due_ns; /* hrtime the armed timeout passes, 0 when none: the
+                        * timer cannot fire while the task runs without yielding */
   int timed_out;       /* destroyed by its timeout: the attempt failed */
   char *desc;          /* set_desc text, owned (malloc) */
   size_t desc_len, desc_cap;
@@ -84,6 +86,11 @@ void task_destroy(aq_task *t);
 
 /* Puts a task at the tail of the ready list and wakes the driver. */
 void task_make_ready(aq_task *t);
+
+/* The running task when L is its coroutine and may yield there (not inside a
+ * table.sort comparator, a string.gsub callback, a metamethod called from C),
+ * else NULL. aq_task_current is the raising form. */
+aq_task *task_yieldable(lua_State *L);
 
 /* The id Lua uses for a task: stable, never reused for another task. */
 double task_id(const aq_task *t);

@@ -91,8 +91,11 @@ AQ_EXPORT void aq_engine_stop(aq_engine *engine, int status, const char *reason)
 
 /* The task whose coroutine is L, when L is the running task. Raises a Lua error
  * (it does not return) when L is not a task that may yield into the engine:
- * for example a coroutine the script created itself. Use it at the start of
- * every yielding binding, before starting any operation. */
+ * a coroutine the script created itself, or a task that cannot yield where it
+ * is now (inside a table.sort comparator, a string.gsub callback, a __gc or
+ * other metamethod called from C: "attempt to yield across C-call boundary").
+ * Use it at the start of every yielding binding, before starting any
+ * operation, so that a yield that cannot happen leaves nothing armed. */
 AQ_EXPORT aq_task *aq_task_current(lua_State *L);
 
 /* The coroutine of a task: push resume values onto it before aq_task_resume. */
@@ -101,7 +104,9 @@ AQ_EXPORT lua_State *aq_task_state(aq_task *task);
 /* Suspends the running task until aq_task_resume. `cancel` (may be NULL when
  * there is nothing to release) is called instead if the task is cancelled while
  * it waits. Use exactly as `return aq_task_yield(L, cancel, data);` in a
- * lua_CFunction; L must be the coroutine of aq_task_current(L). */
+ * lua_CFunction; L must be the coroutine of aq_task_current(L). Raises, with
+ * the task unchanged, where aq_task_current would: what was started then is
+ * the binding's to release, which is why aq_task_current comes first. */
 AQ_EXPORT int aq_task_yield(lua_State *L, aq_cancel_fn cancel, void *data);
 
 /* Makes a waiting task runnable again. Before calling, push `nresults` values
@@ -172,8 +177,9 @@ typedef int (*aq_after_work_fn)(lua_State *L, void *data);
  * as `return aq_task_work(L, work, after, data);` in a lua_CFunction. `after`
  * is called exactly once, also when the task is cancelled (with L NULL): work
  * that has started runs to its end first (a pool thread cannot be stopped),
- * work that has not is dropped. When the pool cannot take the work, calls
- * after(NULL, data) and raises a Lua error. */
+ * work that has not is dropped. When the pool cannot take the work, or L
+ * cannot yield (see aq_task_current), calls after(NULL, data) and raises a
+ * Lua error. */
 AQ_EXPORT int aq_task_work(lua_State *L, aq_work_fn work, aq_after_work_fn after, void *data);
 
 /* Registers fn(engine, data) to run once when the engine closes: after every

@@ -193,6 +193,11 @@ function DiskQueue:task_done()
     error("DiskQueue:task_done() waits for the commit, so it must be called from an aqueue task, "
       .. "not from a coroutine the script created itself: use aqueue.spawn", 2)
   end
+  if not core.can_yield() then -- before the item is marked done
+    error("DiskQueue:task_done(): attempt to yield across C-call boundary (it waits for the commit, "
+      .. "and cannot from a table.sort comparator, a string.gsub callback, a __gc or other "
+      .. "metamethod called from C)", 2)
+  end
   local mine = self._mine[me]
   local id = mine and mine[1]
   if not id then

@@ -60,6 +60,10 @@ local function current_task(what, level)
   if not me then
     error(what .. " must be called from an aqueue task, not from a coroutine the script made", level + 1)
   end
+  if not core.can_yield() then -- before the task is listed: a failed wait leaves no waiter behind
+    error(what .. ": attempt to yield across C-call boundary (it waits, and cannot from a "
+      .. "table.sort comparator, a string.gsub callback, a __gc or other metamethod called from C)", level + 1)
+  end
   return me
 end
 

@@ -377,6 +377,16 @@ local function finish_hook(id, item, ok, err)
   end
 end
 
+-- What process() gave, unless its timeout passed meanwhile: a task that did
+-- not yield kept the timer from firing, and such an attempt fails all the same.
+local function in_time(ok, ...)
+  local over = C.aq__sched_timeout_over(E)
+  if over > 0 then
+    return false, ("timed out after %g s"):format(over)
+  end
+  return ok, ...
+end
+
 local function runner()
   while true do
     local job = C.aq__sched_take(E)
@@ -384,11 +394,12 @@ local function runner()
       local id = rshift(job, 1)
       local item = items[id]
       if band(job, 1) == 0 then
-        local timeout = item.timeout
-        if timeout then
-          C.aq__sched_arm_timeout(E, timeout)
+        if item.timeout then
+          C.aq__sched_arm_timeout(E, item.timeout)
+          finish_process(id, item, in_time(xpcall(item.process, on_error, item, enqueue, set_desc)))
+        else
+          finish_process(id, item, xpcall(item.process, on_error, item, enqueue, set_desc))
         end
-        finish_process(id, item, xpcall(item.process, on_error, item, enqueue, set_desc))
       else
         finish_hook(id, item, xpcall(item.after_children_processed, on_error, item))
       end

@@ -139,13 +139,18 @@ end
 -- Waiting.
 
 -- The running task's id; raises (blaming the caller of the method) when the
--- method was called from a coroutine the script created itself.
+-- method was called from a coroutine the script created itself, or where the
+-- task cannot yield: before the method registers anything.
 local function task_of(what)
   local me = current()
   if not me then
     error(what .. " waits, so it must be called from an aqueue task (the main chunk, process, "
       .. "a hook or a spawned task), not from a coroutine the script created itself: "
       .. "use aqueue.spawn", 3)
+  end
+  if not core.can_yield() then
+    error(what .. ": attempt to yield across C-call boundary (it may wait, and cannot from a "
+      .. "table.sort comparator, a string.gsub callback, a __gc or other metamethod called from C)", 3)
   end
   return me
 end
