@@ -65,18 +65,6 @@ static void on_suspend_timeout(uv_timer_t *timer) {
   close_suspend_timer(t, st);
 }
 
-/* Milliseconds for a timer that must not fire before `seconds` from now: the
- * loop's clock is read first (tasks may have run since the iteration began)
- * and the fraction of a millisecond it dropped is added (as aqueue.sleep). */
-static uint64_t timer_ms_from_now(uv_loop_t *loop, double seconds) {
-  uv_update_time(loop);
-  if (!(seconds > 0)) return 0;
-  double dropped_ms = (double)uv_hrtime() / 1e6 - (double)uv_now(loop);
-  if (dropped_ms < 0) dropped_ms = 0;
-  double total = ceil(seconds * 1000.0 + dropped_ms);
-  return total >= 1e15 ? (uint64_t)1e15 : (uint64_t)total;
-}
-
 /* core.suspend([unslotted [, guard [, timeout]]]) -> the values given to
  * core.wake, or core.TIMED_OUT when `timeout` seconds passed first. With
  * `unslotted`, a runner gives its worker slot back while it waits
@@ -109,7 +97,7 @@ static int l_suspend(lua_State *L) {
   uv_timer_init(loop, &st->timer);
   st->timer.data = st;
   st->task = t;
-  uv_timer_start(&st->timer, on_suspend_timeout, timer_ms_from_now(loop, timeout), 0);
+  aq_timer_start(&st->timer, on_suspend_timeout, timeout);
   return aq_task_yield(L, close_suspend_timer, st);
 }
 
