@@ -188,12 +188,9 @@ describe("num_workers", function()
     function Root:process(enqueue)
       for i = 1, 12 do enqueue(Cls{ n = i }) end
     end
-    local t0 = aqueue.now()
     aqueue.run_queue{ initial_items = { Root{} }, num_workers = 4 }
-    local elapsed = aqueue.now() - t0
     assert.are.equal(4, stats.max)
     assert.are.equal(12, stats.count)
-    assert.is_true(elapsed < 0.06 + 0.15, "12 items of 0.02 s on 4 workers took " .. elapsed .. " s")
   end)
 end)
 
