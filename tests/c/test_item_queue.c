@@ -6,31 +6,14 @@
  */
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "item_queue.h"
+#include "check.h"
 
-static int checks_run = 0;
-static int checks_failed = 0;
-
-/* One check: prints "ok" or "FAIL" with the description; keeps going so that a
- * run shows every failure, and main exits non-zero at the end. */
-static int check(int cond, const char *fmt, ...) {
-  va_list ap;
-  checks_run++;
-  if (!cond) checks_failed++;
-  printf("%s %d - ", cond ? "ok  " : "FAIL", checks_run);
-  va_start(ap, fmt);
-  vprintf(fmt, ap);
-  va_end(ap);
-  putchar('\n');
-  fflush(stdout);
-  return cond;
-}
 
 static const char *order_name(aq_order o) {
   switch (o) {
@@ -520,10 +503,5 @@ int main(void) {
   check(peek_mismatches == 0, "peek names the id the next pop takes, in every drain above (%d mismatches)",
         peek_mismatches);
 
-  if (checks_failed) {
-    printf("FAILED: %d of %d checks failed\n", checks_failed, checks_run);
-    return 1;
-  }
-  printf("all %d checks passed\n", checks_run);
-  return 0;
+  return check_summary();
 }

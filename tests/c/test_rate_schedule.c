@@ -6,26 +6,11 @@
  * burst. Prints one line per check and a count; exits 1 on a failure.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 
 #include "rate_schedule.h"
+#include "check.h"
 
-static int checks_run = 0;
-static int checks_failed = 0;
-
-static int check(int cond, const char *fmt, ...) {
-  va_list ap;
-  checks_run++;
-  if (!cond) checks_failed++;
-  printf("%s %d - ", cond ? "ok  " : "FAIL", checks_run);
-  va_start(ap, fmt);
-  vprintf(fmt, ap);
-  va_end(ap);
-  putchar('\n');
-  fflush(stdout);
-  return cond;
-}
 
 /* A key with always an item waiting, woken by a timer that counts whole
  * milliseconds (it fires at the first whole ms after the due time, plus
@@ -110,6 +95,5 @@ int main(void) {
   test_idle_saves_no_burst();
   test_catch_up_is_bounded();
   test_rates_kept();
-  printf("%d checks, %d failed\n", checks_run, checks_failed);
-  return checks_failed ? 1 : 0;
+  return check_summary();
 }

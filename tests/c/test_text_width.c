@@ -7,27 +7,12 @@
  * their character, invalid bytes replaced by U+FFFD. Prints one line per
  * check and a count; exits 1 on a failure.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "text_width.h"
+#include "check.h"
 
-static int checks_run = 0;
-static int checks_failed = 0;
-
-static int check(int cond, const char *fmt, ...) {
-  va_list ap;
-  checks_run++;
-  if (!cond) checks_failed++;
-  printf("%s %d - ", cond ? "ok  " : "FAIL", checks_run);
-  va_start(ap, fmt);
-  vprintf(fmt, ap);
-  va_end(ap);
-  putchar('\n');
-  fflush(stdout);
-  return cond;
-}
 
 static int width_of(const char *s) { return tw_text_width(s, strlen(s), 1); }
 
@@ -147,6 +132,5 @@ int main(void) {
   test_decode();
   test_widths();
   test_clip();
-  printf("%d checks, %d failed\n", checks_run, checks_failed);
-  return checks_failed ? 1 : 0;
+  return check_summary();
 }

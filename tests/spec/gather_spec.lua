@@ -7,11 +7,7 @@ local function pack(...)
   return { n = select("#", ...), ... }
 end
 
-local function raised(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert(not ok, "expected an error")
-  return err
-end
+local raised = require("tests.support.runs").error_of -- the error a call raises (it must raise)
 
 -- A function that sleeps `s` seconds, notes `name` in `log` and returns `...`.
 local function after(log, name, s, ...)

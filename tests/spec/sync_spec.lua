@@ -28,12 +28,7 @@ local function finish(h)
   return unpack(r, 1, r.n)
 end
 
--- The error a call raises (it must raise).
-local function raised(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert(not ok, "expected an error")
-  return err
-end
+local raised = require("tests.support.runs").error_of -- the error a call raises (it must raise)
 
 -- Runs fn in a coroutine the script made itself (not a task).
 local function in_plain_coroutine(fn)

@@ -16,11 +16,7 @@ local function settle()
   aqueue.sleep(0)
 end
 
-local function raised(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert(not ok, "expected an error")
-  return err
-end
+local raised = require("tests.support.runs").error_of -- the error a call raises (it must raise)
 
 local function assert_timed_out(r)
   assert.are.equal(3, r.n)
