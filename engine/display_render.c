@@ -497,12 +497,12 @@ void render_json(aq_engine *E, aq_display *d, aq_buf *b, int final, const char *
   aq_sched *s = &E->sched;
   overall_figures f = overall(E, d);
   buf_printf(b,
-             "{\"type\":\"%s\",\"elapsed\":%.3f,\"processed\":%lld,\"failed\":%lld,\"retried\":%lld,"
+             "{\"type\":\"%s\",\"elapsed\":%.3f,\"processed\":%lld,\"failed\":%lld,\"hooks_failed\":%lld,\"retried\":%lld,"
              "\"cancelled\":%lld,\"not_started\":%lld,\"enqueued\":%lld,\"duplicates\":%lld,\"running\":%lld,"
              "\"queued\":%lld,"
              "\"overall\":{\"done\":%lld,\"total\":%lld,\"percent\":%.1f},\"rate\":%.2f,\"eta\":",
              final ? "summary" : "progress", f.elapsed, (long long)s->processed, (long long)s->failed,
-             (long long)s->retried, (long long)s->cancelled,
+             (long long)s->hooks_failed, (long long)s->retried, (long long)s->cancelled,
              (long long)(s->dropped + sched_waiting(s) * final), (long long)s->enqueued, (long long)s->duplicates,
              (long long)s->running_jobs, (long long)sched_waiting(s), (long long)f.done,
              (long long)f.total, f.percent, f.rate);
@@ -548,9 +548,9 @@ void render_json(aq_engine *E, aq_display *d, aq_buf *b, int final, const char *
     json_string(b, c->name, strlen(c->name));
     buf_printf(b,
                ":{\"queued\":%lld,\"running\":%lld,\"retrying\":%lld,\"done\":%lld,\"failed\":%lld,"
-               "\"retried\":%lld,\"max_queued\":%lld}",
+               "\"hooks_failed\":%lld,\"retried\":%lld,\"max_queued\":%lld}",
                (long long)c->queued, (long long)c->running, (long long)c->retrying, (long long)c->done,
-               (long long)c->failed, (long long)c->retried, (long long)c->max_queued);
+               (long long)c->failed, (long long)c->hooks_failed, (long long)c->retried, (long long)c->max_queued);
   }
   buf_puts(b, "}");
   if (final) {

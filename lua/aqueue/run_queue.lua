@@ -308,10 +308,10 @@ local function fail_process(id, item, err)
   if wait >= 0 then
     local message = traceback.normalize(err).message
     item._aq_last_error = message
-    local text = ("%s:process failed (attempt %d of %d), retrying in %.2f s: %s"):format(item.__name,
-      attempt, item.retries + 1, wait, message)
-    core.log("aqueue: " .. text)
-    core.note_error(text)
+    local text = ("%s:process failed (attempt %d of %d), retrying in %.2f s: "):format(item.__name,
+      attempt, item.retries + 1, wait)
+    core.log("aqueue: " .. text .. item_mod.view(item) .. ": " .. message) -- names the item, as report_failure
+    core.note_error(text .. message) -- the panel's one line keeps the message
     if persisting then
       state.retrying(item, attempt)
     end

@@ -138,7 +138,7 @@ check(len(objs) >= 3, "at least 2 progress objects and the summary in a ~2.7 s r
 check(all(o["type"] == "progress" for o in objs[:-1]), "type 'progress' for all but the last", [o["type"] for o in objs])
 check(objs[-1]["type"] == "summary", "type 'summary' for the last", objs[-1]["type"])
 check(not lines[-1].startswith("aqueue: ") and lines[-1].startswith("{"), "the summary object is the last line", lines[-1])
-KEYS = {"type", "elapsed", "processed", "failed", "retried", "cancelled", "not_started", "enqueued", "duplicates", "running",
+KEYS = {"type", "elapsed", "processed", "failed", "hooks_failed", "retried", "cancelled", "not_started", "enqueued", "duplicates", "running",
         "queued", "overall", "rate", "eta", "eta_stable", "waiting", "workers", "classes"}
 prog = objs[:-1]
 times = [o["elapsed"] for o in prog]
@@ -149,7 +149,7 @@ for o in prog:
     cls, w = o["classes"], o["workers"]
     check(set(cls) == {"Note", "Work"}, "classes Note and Work", sorted(cls))
     for name, c in cls.items():
-        check(set(c) == {"queued", "running", "retrying", "done", "failed", "retried", "max_queued"}, "class fields", c)
+        check(set(c) == {"queued", "running", "retrying", "done", "failed", "hooks_failed", "retried", "max_queued"}, "class fields", c)
     wk, nt = cls["Work"], cls["Note"]
     check(wk["queued"] + wk["running"] + wk["done"] + wk["failed"] == N, "Work: queued+running+done+failed = %d" % N, wk)
     check(wk["max_queued"] == N and nt["max_queued"] == 1, "max_queued: Work %d, Note 1" % N, cls)
@@ -178,14 +178,14 @@ for o in prog:
     check([r["class"] for r in w["rows"]].count("Note") == 1, "the Note's row is there", w["rows"])
 s = objs[-1]
 check((KEYS | {"why", "errors_total", "errors"}) <= set(s), "summary: every field", sorted((KEYS | {"why", "errors_total", "errors"}) - set(s)))
-check(s["processed"] == N - F + 1 and s["failed"] == F and s["retried"] == 0 and s["cancelled"] == 0
+check(s["processed"] == N - F + 1 and s["failed"] == F and s["hooks_failed"] == 0 and s["retried"] == 0 and s["cancelled"] == 0
       and s["not_started"] == 0, "summary: %d processed, %d failed" % (N - F + 1, F), s)
 check(s["enqueued"] == N + 1 and s["running"] == 0 and s["queued"] == 0, "summary: enqueued, nothing left", s)
 check(s["overall"] == {"done": N, "total": N, "percent": 100.0}, "summary: overall 100%", s["overall"])
 check(s["workers"] == {"total": WORKERS, "busy": 0, "rows": []}, "summary: no busy worker", s["workers"])
-check(s["classes"] == {"Note": {"queued": 0, "running": 0, "retrying": 0, "done": 1, "failed": 0, "retried": 0,
+check(s["classes"] == {"Note": {"queued": 0, "running": 0, "retrying": 0, "done": 1, "failed": 0, "hooks_failed": 0, "retried": 0,
                                 "max_queued": 1},
-                       "Work": {"queued": 0, "running": 0, "retrying": 0, "done": N - F, "failed": F, "retried": 0,
+                       "Work": {"queued": 0, "running": 0, "retrying": 0, "done": N - F, "failed": F, "hooks_failed": 0, "retried": 0,
                                 "max_queued": N}},
       "summary: the classes' figures", s["classes"])
 check(s["why"] is None, "summary: why null (the run was not cut short)", s["why"])

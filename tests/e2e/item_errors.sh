@@ -84,6 +84,12 @@ expect_eq "$(value_of "$OUT" failed)" 0 "hook failure: summary.failed is 0 (no p
 expect_eq "$(value_of "$OUT" hooks_failed)" 1 "hook failure: summary.hooks_failed is 1"
 expect_match "$ERR" '^aqueue: 6 processed, 0 failed, 0 retried, 1 hook failed in [0-9.]+ s \([0-9]+ items/s\)$' \
   "hook failure: the summary line says '6 processed, 0 failed, 0 retried, 1 hook failed'"
+run "$AQUEUE_RUN" --progress json "$S" hook
+expect_rc 1 "a failed hook, --progress json"
+expect_match "$(tail -n 1 <<<"$ERR")" '^\{"type":"summary",.*"processed":6,"failed":0,"hooks_failed":1,' \
+  "hook failure: the JSON summary has processed 6, failed 0, hooks_failed 1"
+expect_match "$(tail -n 1 <<<"$ERR")" '"Parent":\{[^}]*"failed":0,"hooks_failed":1,' \
+  "hook failure: the JSON summary counts the hook on its class"
 
 # --- no failures ---
 run "$AQUEUE_RUN" "$S" ok

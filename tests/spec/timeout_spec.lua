@@ -50,11 +50,12 @@ local function root_of(name, child, out)
 end
 
 -- The "retrying in X s" waits that the retry log lines announce, in order,
--- with the attempt number and the message of each line.
+-- with the attempt number and the message of each line (after the item's
+-- short view, which names its class: these specs' items have no ":" in it).
 local function retry_lines(text, class)
   local lines = {}
   for attempt, of, wait, msg in text:gmatch("aqueue: " .. class
-      .. ":process failed %(attempt (%d+) of (%d+)%), retrying in ([%d.]+) s: ([^\n]*)") do
+      .. ":process failed %(attempt (%d+) of (%d+)%), retrying in ([%d.]+) s: " .. class .. "[^:\n]*: ([^\n]*)") do
     lines[#lines + 1] = { attempt = tonumber(attempt), of = tonumber(of), wait = tonumber(wait), msg = msg }
   end
   return lines
