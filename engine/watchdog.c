@@ -81,10 +81,18 @@ static void warn_long_resume(aq_engine *E, aq_task *t, uint64_t elapsed_ns) {
   display_flush(E); /* now: the loop may not draw again for a while */
 }
 
-/* Warns once per resume that has lasted WARN_NS. */
+/* Some other task could run if this one yielded: a run is on, or a task
+ * other than this one (and the parked runners) is alive. A script that only
+ * computes (the main chunk building its input before run_queue) keeps nothing
+ * waiting, and is not warned about. */
+static int others_could_run(aq_engine *E) {
+  return E->sched.active || E->live_tasks > E->parked.len + 1;
+}
+
+/* Warns once per resume that has lasted WARN_NS while others could run. */
 static void check_warning(aq_engine *E, aq_task *t, uint64_t start, uint64_t now) {
   aq_watchdog *w = &E->watchdog;
-  if (start && now - start >= WARN_NS && atomic_load(&w->warned_seq) != w->seq) {
+  if (start && now - start >= WARN_NS && atomic_load(&w->warned_seq) != w->seq && others_could_run(E)) {
     atomic_store(&w->warned_seq, w->seq);
     warn_long_resume(E, t, now - start);
   }

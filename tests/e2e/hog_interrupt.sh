@@ -29,6 +29,16 @@ wait_for_file() {
   pass "$3"
 }
 
+# --- the warning is for code that holds others up ---
+mkdir "$TMP/p"
+run "$AQUEUE_RUN" "$H" "$TMP/p" alone
+expect_rc 0 "alone: the main chunk computes 1.3 s with no other task"
+expect_no_match "$ERR" 'without yielding' "alone: no warning when nothing else waits"
+run "$AQUEUE_RUN" "$H" "$TMP/p" beside
+expect_rc 0 "beside: the main chunk computes 1.3 s while a spawned task sleeps"
+expect_match "$ERR" '^aqueue: the main chunk has run [0-9]+\.[0-9] s without yielding' \
+  "beside: the warning names the main chunk, which holds the sleeping task up"
+
 # --- an item's timeout interrupts its spinning process ---
 mkdir "$TMP/t"
 run "$AQUEUE_RUN" "$H" "$TMP/t" timeout
