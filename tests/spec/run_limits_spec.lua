@@ -142,12 +142,10 @@ describe("run_queue{ max_time = t }", function()
     for i = 1, 40 do items[i] = Cls{} end -- 2.4 s of work on 2 workers
     local t0 = now()
     local s = run(items, { order = "fifo", num_workers = 2, max_time = 0.3 })
-    local wall = now() - t0
     assert.are.equal("max_time", s.stopped)
     assert.is_false(s.interrupted)
     assert.is_true(s.elapsed >= 0.3, "stopped before max_time: " .. s.elapsed)
-    -- it did stop: far less than the 2.4 s the whole queue needs
-    assert.is_true(wall < 1.5, "the run took " .. wall .. " s")
+    -- it did stop: not all of the 40 items started
     assert.is_true(starts >= 2)
     assert.is_true(starts < 40)
     -- every started item finished, hook included, before run_queue returned
@@ -303,8 +301,8 @@ describe("Item.delay", function()
     run({ Cls{ name = "short", delay = 0.05 }, Cls{ name = "none", delay = 0 }, Cls{ name = "class" },
       Plain{ name = "own", delay = 0.3 } }, { num_workers = 4 })
     assert.is_true(t.short - t0 >= 0.05)
-    assert.is_true(t.short - t0 < 0.6, "the instance's delay did not replace the class's")
-    assert.is_true(t.none - t0 < 0.6, "delay = 0 on the instance did not replace the class's")
+    assert.is_true(t.short < t.own, "the instance's delay did not replace the class's")
+    assert.is_true(t.none < t.short, "delay = 0 on the instance did not replace the class's")
     assert.is_true(t.class - t0 >= 0.6)
     assert.is_true(t.own - t0 >= 0.3)
     assert.is_true(t.short < t.own and t.own < t.class)

@@ -1,9 +1,6 @@
 -- aqueue.sleep(seconds): yields the running task for at least that long.
 local aqueue = require("aqueue")
 
--- Generous upper bounds: the sanitizer build and a loaded machine are slow.
-local SLACK = 0.1
-
 local function timed(fn, ...)
   local t0 = aqueue.now()
   fn(...)
@@ -11,11 +8,14 @@ local function timed(fn, ...)
 end
 
 describe("aqueue.sleep", function()
-  it("yields for at least the time asked, and not much longer", function()
+  it("yields for at least the time asked, and ends before a longer sleep begun with it", function()
     for _, s in ipairs({ 0.001, 0.01, 0.05 }) do
+      local longer_done = false
+      local longer = aqueue.spawn(function() aqueue.sleep(s + 0.25) longer_done = true end)
       local elapsed = timed(aqueue.sleep, s)
       assert.is_true(elapsed >= s, ("sleep(%g) took only %g s"):format(s, elapsed))
-      assert.is_true(elapsed < s + SLACK, ("sleep(%g) took %g s"):format(s, elapsed))
+      assert.is_false(longer_done, ("sleep(%g) ended after a sleep(%g) begun with it"):format(s, s + 0.25))
+      longer:result()
     end
   end)
 
@@ -51,25 +51,30 @@ describe("aqueue.sleep", function()
     assert.is_true(elapsed >= 0.0004, "sleep(0.0004) took only " .. elapsed .. " s")
   end)
 
-  it("with 0 or a negative time returns promptly but lets other tasks run", function()
+  it("with 0 or a negative time returns at once but lets other tasks run", function()
     for _, s in ipairs({ 0, -1, -math.huge }) do
-      local ran = false
+      local ran, timer_done = false, false
+      local timer = aqueue.spawn(function() aqueue.sleep(0.05) timer_done = true end)
       aqueue.spawn(function() ran = true end)
-      local elapsed = timed(aqueue.sleep, s)
+      aqueue.sleep(s)
       assert.is_true(ran, "sleep(" .. s .. ") did not give the other task a turn")
-      assert.is_true(elapsed < 0.05)
+      assert.is_false(timer_done, "sleep(" .. s .. ") waited for a timer")
+      timer:result()
     end
   end)
 
   it("lets many tasks sleep at the same time", function()
-    local handles = {}
-    local t0 = aqueue.now()
+    local handles, asleep, most = {}, 0, 0
     for i = 1, 100 do
-      handles[i] = aqueue.spawn(aqueue.sleep, 0.05)
+      handles[i] = aqueue.spawn(function()
+        asleep = asleep + 1
+        most = math.max(most, asleep)
+        aqueue.sleep(0.05)
+        asleep = asleep - 1
+      end)
     end
     for i = 1, 100 do handles[i]:result() end
-    local elapsed = aqueue.now() - t0
-    assert.is_true(elapsed < 0.05 + SLACK, "100 parallel sleeps of 0.05 s took " .. elapsed .. " s")
+    assert.are.equal(100, most)
   end)
 
   it("wakes shorter sleeps first", function()
@@ -112,7 +117,13 @@ describe("aqueue.sleep", function()
 
   it("holds the worker slot of an item: items that sleep run num_workers at a time", function()
     local Napper = aqueue.Item:extend("SleepNapper")
-    function Napper:process() aqueue.sleep(0.03) end
+    local running, most_at_once = 0, 0
+    function Napper:process()
+      running = running + 1
+      most_at_once = math.max(most_at_once, running)
+      aqueue.sleep(0.03)
+      running = running - 1
+    end
     local items = {}
     for i = 1, 4 do items[i] = Napper{} end
     local t0 = aqueue.now()
@@ -120,7 +131,7 @@ describe("aqueue.sleep", function()
     local elapsed = aqueue.now() - t0
     -- two rounds of 0.03 s, not one
     assert.is_true(elapsed >= 0.05, "4 items sleeping 0.03 s on 2 workers took only " .. elapsed .. " s")
-    assert.is_true(elapsed < 0.06 + SLACK)
+    assert.are.equal(2, most_at_once)
   end)
 end)
 
@@ -136,7 +147,7 @@ describe("aqueue.now", function()
     end
     aqueue.sleep(0.02)
     local b = aqueue.now()
-    -- seconds, not milliseconds (the sleep's own precision is tested above)
-    assert.is_true(b - a >= 0.019 and b - a < 0.02 + SLACK, "0.02 s of sleep measured as " .. (b - a))
+    -- seconds, not milliseconds (that would read 20): the sleep's own precision is tested above
+    assert.is_true(b - a >= 0.019 and b - a < 1, "0.02 s of sleep measured as " .. (b - a))
   end)
 end)
