@@ -1,6 +1,9 @@
-/* main.c — aqueue-run: parse the command line, run the script on the engine. */
+/* main.c — aqueue-run: parse the command line, make the engine (core/), give
+ * it the built-in bindings (modules/), run the script. The one file that
+ * knows both floors. */
 #include <stdio.h>
 
+#include "builtin.h"
 #include "cli.h"
 #include "engine.h"
 
@@ -18,6 +21,7 @@ int main(int argc, char **argv) {
   }
   aq_engine *E = engine_create();
   if (!E) return AQ_EXIT_FAILED;
+  aq_builtin_modules_open(aq_engine_state(E));
   E->cli_workers = cli.workers;
   E->cli_order = cli.order;
   E->cli_progress = cli.progress;

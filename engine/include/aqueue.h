@@ -23,6 +23,11 @@
 #ifndef AQUEUE_H
 #define AQUEUE_H
 
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include <lua.h>
 #include <uv.h>
 
@@ -40,8 +45,10 @@ extern "C" {
 
 #if defined(__GNUC__)
 #define AQ_EXPORT __attribute__((visibility("default")))
+#define AQ_PRINTF(fmt_index, args_index) __attribute__((format(printf, fmt_index, args_index)))
 #else
 #define AQ_EXPORT
+#define AQ_PRINTF(fmt_index, args_index)
 #endif
 
 typedef struct aq_engine aq_engine; /* opaque: one per process */
@@ -188,6 +195,75 @@ AQ_EXPORT int aq_task_work(lua_State *L, aq_work_fn work, aq_after_work_fn after
  * for the whole engine (a connection pool, thread-pool Lua states). Hooks run
  * in reverse order of registration. Returns 0, or -1 when out of memory. */
 AQ_EXPORT int aq_engine_on_close(aq_engine *engine, void (*fn)(aq_engine *engine, void *data), void *data);
+
+/* --- a growable byte buffer ---
+ *
+ * For building output (a frame, a JSON line, a response body) before handing
+ * it over in one piece. Start from a zeroed aq_buf. Appends never fail loudly:
+ * when memory runs out the buffer is marked `failed`, later appends do
+ * nothing, and the owner checks `failed` once at the end. Free with
+ * aq_buf_free. */
+typedef struct {
+  char *data;
+  size_t len, cap;
+  int failed;
+} aq_buf;
+
+static inline int aq_buf_reserve(aq_buf *b, size_t more) {
+  if (b->failed) return -1;
+  if (b->len + more <= b->cap) return 0;
+  size_t cap = b->cap ? b->cap : 1024;
+  while (cap < b->len + more) cap *= 2;
+  char *d = realloc(b->data, cap);
+  if (!d) {
+    b->failed = 1;
+    return -1;
+  }
+  b->data = d;
+  b->cap = cap;
+  return 0;
+}
+
+static inline void aq_buf_add(aq_buf *b, const char *s, size_t n) {
+  if (n == 0) return; /* memcpy must not see the NULL data of an empty buffer */
+  if (aq_buf_reserve(b, n) == 0) {
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+  }
+}
+
+static inline void aq_buf_puts(aq_buf *b, const char *s) { aq_buf_add(b, s, strlen(s)); }
+
+static inline void aq_buf_printf(aq_buf *b, const char *fmt, ...) AQ_PRINTF(2, 3);
+static inline void aq_buf_printf(aq_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char small[256];
+  int n = vsnprintf(small, sizeof small, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n < sizeof small) {
+    aq_buf_add(b, small, (size_t)n);
+    return;
+  }
+  if (aq_buf_reserve(b, (size_t)n + 1) != 0) return;
+  va_start(ap, fmt);
+  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
+
+static inline void aq_buf_reset(aq_buf *b) {
+  b->len = 0;
+  b->failed = 0;
+}
+
+static inline void aq_buf_free(aq_buf *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+  b->failed = 0;
+}
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
 -- aqueue.exec: run a program and capture what it prints, without blocking the
--- loop (engine/exec.c, on uv_spawn). It yields its task until the program has
+-- loop (engine/modules/exec.c, on uv_spawn). It yields its task until the program has
 -- exited and both of its outputs have ended.
 --
 --   local res = aqueue.exec{ "convert", src, "-resize", "50%", dst,

@@ -1,5 +1,5 @@
 -- aqueue.fs: files and directories without blocking the loop. The work is done
--- by engine/fs.c on libuv's thread pool; every function yields its task.
+-- by engine/modules/fs.c on libuv's thread pool; every function yields its task.
 --
 -- I/O failures return nil, "ENAME: message: path", "ENAME" (the shape of every
 -- I/O failure; README "I/O failures" lists the codes); misuse (a path or data

@@ -36,7 +36,7 @@ return {
   _VERSION = "0.1.0",
   Item = Item,
   run_queue = run.run_queue,
-  sleep = core.sleep,
+  sleep = require("aqueue.sleep_core").sleep,
   now = core.now,
   spawn = handle.spawn,
   gather = gather.gather,

@@ -1,4 +1,4 @@
--- aqueue.sched: the scheduler's hot path (engine/scheduler.h) through the FFI.
+-- aqueue.sched: the scheduler's hot path (engine/core/scheduler.h) through the FFI.
 -- These calls are compiled by the JIT; they never call back into Lua.
 local ffi = require("ffi")
 local core = require("aqueue.core")

@@ -1,4 +1,4 @@
--- aqueue.statefile: the SQLite files of this process (engine/statedb.c), one
+-- aqueue.statefile: the SQLite files of this process (engine/modules/statedb/statedb.c), one
 -- open connection per path, shared by whoever uses it: a run's state, the
 -- stores kept in it. Files stay open until the engine exits, which commits
 -- what is left.

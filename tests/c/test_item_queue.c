@@ -1,5 +1,5 @@
 /*
- * test_item_queue.c — unit tests of aq_item_queue (engine/item_queue.h):
+ * test_item_queue.c — unit tests of aq_item_queue (engine/store/item_queue.h):
  * LIFO, FIFO (ring wraparound across growth), PRIORITY (lower first, ties in
  * push order), empty pops, randomized runs against a reference model, and
  * free/reinit. Prints one line per check and a count; exits 1 on a failure.

@@ -1,6 +1,6 @@
 /*
  * test_rate_schedule.c — unit tests of the limits.rate arithmetic
- * (engine/rate_schedule.h), on simulated clocks: starts that come late by a
+ * (engine/core/rate_schedule.h), on simulated clocks: starts that come late by a
  * timer's granularity keep the asked rate; no start is ever before its due
  * time; N starts take at least (N - 1)/r; an idle key does not save up a
  * burst. Prints one line per check and a count; exits 1 on a failure.

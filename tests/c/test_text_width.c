@@ -1,5 +1,5 @@
 /*
- * test_text_width.c — unit tests of engine/text_width.h: decoding (invalid and
+ * test_text_width.c — unit tests of engine/core/text_width.h: decoding (invalid and
  * overlong sequences, surrogates, truncated input), the width of ASCII, CJK,
  * emoji, combining marks, zero-width and control characters, and cutting a
  * text to a number of columns: never inside a UTF-8 sequence, never past the
@@ -33,7 +33,7 @@ static const char *shown(const char *s, size_t len, int slot) {
 static void check_clip(const char *s, int cols, int utf8, const char *want, int want_cols) {
   aq_buf b = {0};
   int got = tw_put_clipped(&b, s, strlen(s), cols, utf8);
-  buf_add(&b, "", 0);
+  aq_buf_add(&b, "", 0);
   int same = b.len == strlen(want) && (b.len == 0 || memcmp(b.data, want, b.len) == 0);
   check(same && got == want_cols, "clip [%s] to %d cols (utf8 %d): [%s] %d cols, want [%s] %d", shown(s, strlen(s), 0),
         cols, utf8, shown(b.data ? b.data : "", b.len, 1), got, want, want_cols);
@@ -49,7 +49,7 @@ static void check_clip(const char *s, int cols, int utf8, const char *want, int 
     check(valid, "  the cut text is valid UTF-8");
     check(tw_text_width(b.data ? b.data : "", b.len, 1) == got, "  the cut text takes the columns returned (%d)", got);
   }
-  buf_free(&b);
+  aq_buf_free(&b);
 }
 
 static void test_decode(void) {

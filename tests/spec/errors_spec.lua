@@ -1,5 +1,5 @@
 -- One shape for every I/O failure: nil, "CODE: message", "CODE", with CODE one
--- of aqueue.errors (engine/errors.c), which README's "I/O failures" table lists.
+-- of aqueue.errors (engine/core/errors.c), which README's "I/O failures" table lists.
 local aqueue = require("aqueue")
 local files = require("tests.support.files")
 local tcp = require("tests.support.tcp")

@@ -62,7 +62,7 @@ end
 -- Asserts that the i-th reading in `times` is at least (i - 1) * gap after
 -- the first: the key never started faster than its rate. (Two starts may be
 -- closer than `gap` when the first came late: the schedule keeps its due
--- times, engine/rate_schedule.h.)
+-- times, engine/core/rate_schedule.h.)
 local function assert_spaced(times, gap, what)
   for i = 2, #times do
     local d = times[i] - times[1]

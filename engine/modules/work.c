@@ -44,7 +44,7 @@
 #include <lualib.h>
 
 #include "aqueue.h"
-#include "bindings.h"
+#include "builtin.h"
 
 enum { TAG_NIL, TAG_FALSE, TAG_TRUE, TAG_NUMBER, TAG_STRING, TAG_TABLE };
 

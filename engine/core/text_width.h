@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
+#include "aqueue.h"
 
 /* Decodes the UTF-8 sequence at s (n > 0 bytes available) into *cp; returns
  * its length. A byte that does not start a valid, shortest-form sequence (or a

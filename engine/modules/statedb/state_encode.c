@@ -18,7 +18,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "buf.h"
+#include "aqueue.h"
 
 #define MAX_DEPTH 64
 
@@ -29,22 +29,22 @@ typedef struct {
 } encoder;
 
 static void add_string(aq_buf *b, const char *s, size_t len) {
-  buf_reserve(b, len + 2);
-  buf_add(b, "\"", 1);
+  aq_buf_reserve(b, len + 2);
+  aq_buf_add(b, "\"", 1);
   size_t start = 0;
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c >= 0x20 && c != '"' && c != '\\') continue;
-    buf_add(b, s + start, i - start);
+    aq_buf_add(b, s + start, i - start);
     start = i + 1;
-    if (c == '"') buf_add(b, "\\\"", 2);
-    else if (c == '\\') buf_add(b, "\\\\", 2);
-    else if (c == '\n') buf_add(b, "\\n", 2);
-    else if (c == '\t') buf_add(b, "\\t", 2);
-    else buf_printf(b, "\\u%04x", c);
+    if (c == '"') aq_buf_add(b, "\\\"", 2);
+    else if (c == '\\') aq_buf_add(b, "\\\\", 2);
+    else if (c == '\n') aq_buf_add(b, "\\n", 2);
+    else if (c == '\t') aq_buf_add(b, "\\t", 2);
+    else aq_buf_printf(b, "\\u%04x", c);
   }
-  buf_add(b, s + start, len - start);
-  buf_add(b, "\"", 1);
+  aq_buf_add(b, s + start, len - start);
+  aq_buf_add(b, "\"", 1);
 }
 
 /* Whole numbers are most numbers: written without printf's float path. */
@@ -56,7 +56,7 @@ static void add_integer(aq_buf *b, int64_t v) {
     u /= 10;
   } while (u);
   if (v < 0) *--p = '-';
-  buf_add(b, p, (size_t)(digits + sizeof digits - p));
+  aq_buf_add(b, p, (size_t)(digits + sizeof digits - p));
 }
 
 static int fail(encoder *e, const char *what) {
@@ -95,16 +95,16 @@ static int encode_table(lua_State *L, encoder *e, int idx, int depth) {
     lua_pop(L, 1);
   }
   if (count > 0 && strings == count) {
-    buf_add(&e->out, "{", 1);
+    aq_buf_add(&e->out, "{", 1);
     int first = 1;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
       size_t klen;
       const char *k = lua_tolstring(L, -2, &klen);
-      if (!first) buf_add(&e->out, ",", 1);
+      if (!first) aq_buf_add(&e->out, ",", 1);
       first = 0;
       add_string(&e->out, k, klen);
-      buf_add(&e->out, ":", 1);
+      aq_buf_add(&e->out, ":", 1);
       size_t at = path_push_key(e, k, klen);
       if (encode_value(L, e, lua_gettop(L), depth + 1) != 0) {
         lua_pop(L, 2);
@@ -113,13 +113,13 @@ static int encode_table(lua_State *L, encoder *e, int idx, int depth) {
       e->path[at] = '\0';
       lua_pop(L, 1);
     }
-    buf_add(&e->out, "}", 1);
+    aq_buf_add(&e->out, "}", 1);
     return 0;
   }
   if (count != n) return fail(e, "mixes list entries with other keys, or is a list with holes (JSON cannot hold it)");
-  buf_add(&e->out, "[", 1);
+  aq_buf_add(&e->out, "[", 1);
   for (size_t i = 1; i <= n; i++) {
-    if (i > 1) buf_add(&e->out, ",", 1);
+    if (i > 1) aq_buf_add(&e->out, ",", 1);
     lua_rawgeti(L, idx, (int)i);
     size_t at = path_push_index(e, (lua_Number)i);
     if (encode_value(L, e, lua_gettop(L), depth + 1) != 0) {
@@ -129,20 +129,20 @@ static int encode_table(lua_State *L, encoder *e, int idx, int depth) {
     e->path[at] = '\0';
     lua_pop(L, 1);
   }
-  buf_add(&e->out, "]", 1);
+  aq_buf_add(&e->out, "]", 1);
   return 0;
 }
 
 static int encode_value(lua_State *L, encoder *e, int idx, int depth) {
   switch (lua_type(L, idx)) {
     case LUA_TBOOLEAN:
-      buf_puts(&e->out, lua_toboolean(L, idx) ? "true" : "false");
+      aq_buf_puts(&e->out, lua_toboolean(L, idx) ? "true" : "false");
       return 0;
     case LUA_TNUMBER: {
       lua_Number x = lua_tonumber(L, idx);
       if (!isfinite(x)) return fail(e, "is not a finite number (JSON cannot hold it)");
       if (x == floor(x) && fabs(x) < 1e15) add_integer(&e->out, (int64_t)x);
-      else buf_printf(&e->out, "%.17g", x);
+      else aq_buf_printf(&e->out, "%.17g", x);
       return 0;
     }
     case LUA_TSTRING: {
@@ -180,9 +180,9 @@ static int encoded(lua_State *L, int rc) {
  * engine sets on items (`parent`, `_aq_*`): a pointer into a buffer reused by
  * the next call, or NULL with *problem and *field set. */
 const char *state_encode_item(lua_State *L, int idx, size_t *len, const char **problem, const char **field) {
-  buf_reset(&enc.out);
+  aq_buf_reset(&enc.out);
   enc.path[0] = '\0';
-  buf_add(&enc.out, "{", 1);
+  aq_buf_add(&enc.out, "{", 1);
   int first = 1, rc = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
@@ -198,10 +198,10 @@ const char *state_encode_item(lua_State *L, int idx, size_t *len, const char **p
       lua_pop(L, 1);
       continue;
     }
-    if (!first) buf_add(&enc.out, ",", 1);
+    if (!first) aq_buf_add(&enc.out, ",", 1);
     first = 0;
     add_string(&enc.out, k, klen);
-    buf_add(&enc.out, ":", 1);
+    aq_buf_add(&enc.out, ":", 1);
     snprintf(enc.path, sizeof enc.path, "%.*s", (int)klen, k);
     rc = encode_value(L, &enc, lua_gettop(L), 1);
     if (rc != 0) {
@@ -210,7 +210,7 @@ const char *state_encode_item(lua_State *L, int idx, size_t *len, const char **p
     }
     lua_pop(L, 1);
   }
-  buf_add(&enc.out, "}", 1);
+  aq_buf_add(&enc.out, "}", 1);
   if (enc.out.failed) luaL_error(L, "out of memory");
   if (rc != 0) {
     *problem = enc.problem;
@@ -225,7 +225,7 @@ const char *state_encode_item(lua_State *L, int idx, size_t *len, const char **p
 static int l_encode(lua_State *L) {
   luaL_checkany(L, 1);
   lua_settop(L, 1);
-  buf_reset(&enc.out);
+  aq_buf_reset(&enc.out);
   enc.path[0] = '\0';
   return encoded(L, encode_value(L, &enc, 1, 0));
 }
@@ -235,4 +235,4 @@ void state_encode_register(lua_State *L) {
   lua_setfield(L, -2, "encode");
 }
 
-void state_encode_free(void) { buf_free(&enc.out); }
+void state_encode_free(void) { aq_buf_free(&enc.out); }

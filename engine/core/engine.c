@@ -269,7 +269,6 @@ aq_engine *engine_create(void) {
   watchdog_start(E); /* after uv_signal_start: its handler runs before libuv's */
 
   core_lua_open(E->L);
-  modules_open(E->L);
   return E;
 }
 

@@ -17,7 +17,7 @@
 #include <lauxlib.h>
 
 #include "aqueue.h"
-#include "bindings.h"
+#include "errors.h"
 
 typedef struct {
   const char *code;

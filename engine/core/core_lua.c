@@ -14,6 +14,7 @@
 #include <lauxlib.h>
 
 #include "engine.h"
+#include "errors.h"
 
 static aq_engine *engine(lua_State *L) { return aq_engine_from_lua(L); }
 
@@ -364,7 +365,7 @@ static int open_core(lua_State *L) {
       {"yield_now", l_yield_now}, {"set_runner", l_set_runner}, {"run_start", l_run_start},
       {"run_wait", l_run_wait},   {"run_drop", l_run_drop},   {"run_finish", l_run_finish},
       {"exit", l_exit},           {"log", l_log},             {"defaults", l_defaults},
-      {"sleep", aq_lua_sleep},    {"now", l_now},             {"mark_failed", l_mark_failed},
+      {"now", l_now},             {"mark_failed", l_mark_failed},
       {"output", l_output},       {"routes", l_routes},       {"note_failure", l_note_failure},
       {"note_error", l_note_error}, {"can_yield", l_can_yield},
       {NULL, NULL}};
@@ -382,6 +383,8 @@ void core_lua_open(lua_State *L) {
   lua_getfield(L, -1, "preload");
   lua_pushcfunction(L, open_core);
   lua_setfield(L, -2, "aqueue.core");
+  lua_pushcfunction(L, aq_open_errors);
+  lua_setfield(L, -2, "aqueue.errors");
   lua_pop(L, 2);
   /* os.exit ends the engine cleanly instead of leaving the process mid-loop. */
   lua_getglobal(L, "os");

@@ -29,7 +29,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "buf.h"
+#include "aqueue.h"
 
 typedef struct aq_engine aq_engine;
 

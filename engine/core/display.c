@@ -128,7 +128,7 @@ static void output_open(aq_display *d) {
 static int output_waiting(const aq_display *d) { return d->outq.len > d->outq_off; }
 
 static void output_clear(aq_display *d) {
-  buf_reset(&d->outq);
+  aq_buf_reset(&d->outq);
   d->outq_off = 0;
 }
 
@@ -166,7 +166,7 @@ static void output_push(aq_display *d, const char *data, size_t len) {
     d->outq.len -= d->outq_off;
     d->outq_off = 0;
   }
-  buf_add(&d->outq, data, len);
+  aq_buf_add(&d->outq, data, len);
   if (d->outq.failed) {
     d->outq.failed = 0;
     output_drain(d);
@@ -210,9 +210,9 @@ static int same_terminal(int a, int b) { return isatty(a) && isatty(b) && same_s
 /* Moves the cursor to the start of the panel and clears it from the screen. */
 static void erase_panel(aq_display *d, aq_buf *b) {
   if (d->panel_lines == 0) return;
-  buf_puts(b, "\r");
-  if (d->panel_lines > 1) buf_printf(b, "\033[%dA", d->panel_lines - 1);
-  buf_puts(b, "\033[J");
+  aq_buf_puts(b, "\r");
+  if (d->panel_lines > 1) aq_buf_printf(b, "\033[%dA", d->panel_lines - 1);
+  aq_buf_puts(b, "\033[J");
   d->panel_lines = 0;
 }
 
@@ -254,7 +254,7 @@ static void draw(aq_engine *E, aq_display *d, int render) {
   }
   int lines = d->panel_lines;
   if (render) {
-    buf_reset(&d->next);
+    aq_buf_reset(&d->next);
     lines = render_panel(E, d);
     if (d->next.failed) return;
     if (d->pending.len == 0 && d->panel_lines > 0 && d->next.len == d->frame.len &&
@@ -266,18 +266,18 @@ static void draw(aq_engine *E, aq_display *d, int render) {
   } else if (d->pending.len == 0) {
     return;
   }
-  buf_reset(&d->out);
+  aq_buf_reset(&d->out);
   erase_panel(d, &d->out);
-  buf_add(&d->out, d->pending.data, d->pending.len);
-  buf_add(&d->out, d->frame.data, d->frame.len);
+  aq_buf_add(&d->out, d->pending.data, d->pending.len);
+  aq_buf_add(&d->out, d->frame.data, d->frame.len);
   /* The cursor waits at the start of the last line: whatever the terminal
    * echoes there (a ^C) overwrites the line instead of wrapping it onto a row
    * the next erase would not know about. */
-  buf_puts(&d->out, "\r");
+  aq_buf_puts(&d->out, "\r");
   if (d->out.failed) return;
   output_push(d, d->out.data, d->out.len);
   d->panel_lines = lines > 0 ? lines : d->panel_lines;
-  buf_reset(&d->pending);
+  aq_buf_reset(&d->pending);
 }
 
 static void on_winch(uv_signal_t *handle, int signum) {
@@ -291,10 +291,10 @@ static void on_winch(uv_signal_t *handle, int signum) {
    * scrollback (the printed lines stay there) and draw the panel from the top
    * of a clean screen. */
   if (d->panel_lines > 0) {
-    buf_reset(&d->out);
-    buf_printf(&d->out, "\033[%d;1H", d->rows);
-    for (int i = 0; i < d->rows; i++) buf_puts(&d->out, "\n");
-    buf_puts(&d->out, "\033[H\033[J");
+    aq_buf_reset(&d->out);
+    aq_buf_printf(&d->out, "\033[%d;1H", d->rows);
+    for (int i = 0; i < d->rows; i++) aq_buf_puts(&d->out, "\n");
+    aq_buf_puts(&d->out, "\033[H\033[J");
     if (!d->out.failed) output_push(d, d->out.data, d->out.len); /* after any frame still waiting */
     d->panel_lines = 0;
   }
@@ -314,10 +314,10 @@ static void on_tick(uv_timer_t *timer) {
   case AQ_PROGRESS_JSON:
     /* Dropped while the terminal is behind, or inside a printed line. */
     if (!output_flush(d) || d->mid_line) break;
-    buf_reset(&d->out);
+    aq_buf_reset(&d->out);
     if (d->mode == AQ_PROGRESS_PLAIN) render_plain(E, d, &d->out);
     else render_json(E, d, &d->out, 0, NULL);
-    buf_puts(&d->out, "\n");
+    aq_buf_puts(&d->out, "\n");
     if (!d->out.failed) output_push(d, d->out.data, d->out.len);
     break;
   default:
@@ -402,9 +402,9 @@ static void flush_partials(aq_display *d) {
   for (int s = 1; s <= 2; s++) {
     aq_buf *p = &d->partial[s];
     if (p->len == 0) continue;
-    buf_add(&d->pending, p->data, p->len);
-    buf_puts(&d->pending, "\n");
-    buf_reset(p);
+    aq_buf_add(&d->pending, p->data, p->len);
+    aq_buf_puts(&d->pending, "\n");
+    aq_buf_reset(p);
   }
 }
 
@@ -421,30 +421,30 @@ void display_run_finished(aq_engine *E, const char *why) {
   uv_timer_stop(&d->timer);
   uv_signal_stop(&d->winch);
   update_rate(E, d);
-  buf_reset(&d->out);
+  aq_buf_reset(&d->out);
   if (mode == AQ_PROGRESS_TTY) {
     flush_partials(d);
-    buf_reset(&d->next);
+    aq_buf_reset(&d->next);
     d->final_frame = 1;
     int lines = render_panel(E, d);
     d->final_frame = 0;
     erase_panel(d, &d->out);
-    buf_add(&d->out, d->pending.data, d->pending.len);
-    buf_reset(&d->pending);
-    if (lines > 0) buf_add(&d->out, d->next.data, d->next.len);
-    buf_puts(&d->out, "\n");
-    buf_puts(&d->out, SHOW_CURSOR);
+    aq_buf_add(&d->out, d->pending.data, d->pending.len);
+    aq_buf_reset(&d->pending);
+    if (lines > 0) aq_buf_add(&d->out, d->next.data, d->next.len);
+    aq_buf_puts(&d->out, "\n");
+    aq_buf_puts(&d->out, SHOW_CURSOR);
     d->cursor_hidden = 0;
     cursor_hidden_fd = -1;
     d->panel_lines = 0;
-    buf_reset(&d->frame);
+    aq_buf_reset(&d->frame);
   }
   d->mode = AQ_PROGRESS_NONE; /* from here on, output goes straight out */
-  if (mode != AQ_PROGRESS_TTY && d->mid_line) buf_puts(&d->out, "\n"); /* the summary starts a line */
+  if (mode != AQ_PROGRESS_TTY && d->mid_line) aq_buf_puts(&d->out, "\n"); /* the summary starts a line */
   d->mid_line = 0;
   if (mode == AQ_PROGRESS_JSON) {
     render_json(E, d, &d->out, 1, why);
-    buf_puts(&d->out, "\n");
+    aq_buf_puts(&d->out, "\n");
   } else if (mode != AQ_PROGRESS_NONE) {
     render_summary(E, d, &d->out, why);
   }
@@ -468,13 +468,13 @@ void display_close(aq_engine *E) {
     uv_close((uv_handle_t *)&d->timer, NULL);
     uv_close((uv_handle_t *)&d->winch, NULL);
   }
-  buf_free(&d->frame);
-  buf_free(&d->next);
-  buf_free(&d->raw);
-  buf_free(&d->out);
-  buf_free(&d->pending);
-  buf_free(&d->outq);
-  for (int s = 0; s < 3; s++) buf_free(&d->partial[s]);
+  aq_buf_free(&d->frame);
+  aq_buf_free(&d->next);
+  aq_buf_free(&d->raw);
+  aq_buf_free(&d->out);
+  aq_buf_free(&d->pending);
+  aq_buf_free(&d->outq);
+  for (int s = 0; s < 3; s++) aq_buf_free(&d->partial[s]);
   free_failures(d);
   free_key_names(d);
 }
@@ -545,17 +545,17 @@ void display_output(aq_engine *E, int stream, const char *text, size_t len) {
     }
   aq_buf *partial = &d->partial[stream];
   if (last_nl) {
-    buf_add(&d->pending, partial->data, partial->len);
-    buf_reset(partial);
-    buf_add(&d->pending, text, (size_t)(last_nl - text));
-    buf_add(partial, last_nl, (size_t)(end - last_nl));
+    aq_buf_add(&d->pending, partial->data, partial->len);
+    aq_buf_reset(partial);
+    aq_buf_add(&d->pending, text, (size_t)(last_nl - text));
+    aq_buf_add(partial, last_nl, (size_t)(end - last_nl));
   } else {
-    buf_add(partial, text, len);
+    aq_buf_add(partial, text, len);
   }
   if (partial->len >= PENDING_LIMIT) { /* a line that never ends: kept bounded, it goes above in pieces */
-    buf_add(&d->pending, partial->data, partial->len);
-    buf_puts(&d->pending, "\n");
-    buf_reset(partial);
+    aq_buf_add(&d->pending, partial->data, partial->len);
+    aq_buf_puts(&d->pending, "\n");
+    aq_buf_reset(partial);
   }
   if (d->pending.len >= PENDING_LIMIT) draw(E, d, 0);
 }

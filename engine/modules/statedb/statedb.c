@@ -14,6 +14,7 @@
  * `handed`. Only `handed`, `committed`, `write_error` and `quit` are shared;
  * they are guarded by `mu`.
  */
+#include "builtin.h"
 #include "statedb.h"
 
 #include <errno.h>
@@ -1023,6 +1024,8 @@ static int luaopen_statedb(lua_State *L) {
   return 1;
 }
 
+/* Registers the Lua module `aqueue.statedb` for require. Files still open
+ * when the engine closes are committed and closed then. */
 void statedb_register(lua_State *L) {
   /* Before SQLite initializes: no global mutex around every allocation for
    * statistics nobody reads. */

@@ -287,12 +287,12 @@ int tw_text_width(const char *s, size_t len, int utf8) {
 
 /* Appends code point cp (the bytes at s, n of them) as the display shows it. */
 static void put_char(aq_buf *b, const char *s, size_t n, uint32_t cp, int utf8) {
-  if (tw_codepoint_width(cp) < 0) buf_add(b, " ", 1);
-  else if (cp < 0x80) buf_add(b, s, 1);
+  if (tw_codepoint_width(cp) < 0) aq_buf_add(b, " ", 1);
+  else if (cp < 0x80) aq_buf_add(b, s, 1);
   else if (!utf8) {
-    if (tw_codepoint_width(cp) > 0) buf_add(b, "?", 1);
-  } else if (cp == 0xfffd && n == 1) buf_puts(b, "\xef\xbf\xbd"); /* an invalid byte, replaced */
-  else buf_add(b, s, n);
+    if (tw_codepoint_width(cp) > 0) aq_buf_add(b, "?", 1);
+  } else if (cp == 0xfffd && n == 1) aq_buf_puts(b, "\xef\xbf\xbd"); /* an invalid byte, replaced */
+  else aq_buf_add(b, s, n);
 }
 
 int tw_put_clipped(aq_buf *b, const char *s, size_t len, int cols, int utf8) {
@@ -311,7 +311,7 @@ int tw_put_clipped(aq_buf *b, const char *s, size_t len, int cols, int utf8) {
     i += n;
   }
   if (width > cols) {
-    buf_puts(b, utf8 ? "\xe2\x80\xa6" : "~");
+    aq_buf_puts(b, utf8 ? "\xe2\x80\xa6" : "~");
     used++;
   }
   return used;

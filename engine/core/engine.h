@@ -94,9 +94,5 @@ uint64_t engine_now_ms(aq_engine *E);
 
 /* Registers the Lua module `aqueue.core` in package.preload (core_lua.c). */
 void core_lua_open(lua_State *L);
-/* Registers the built-in bindings' modules in package.preload (modules.c). */
-void modules_open(lua_State *L);
-/* aqueue.sleep, used by core_lua.c (sleep.c). */
-int aq_lua_sleep(lua_State *L);
 
 #endif

@@ -43,7 +43,6 @@
 #include <lauxlib.h>
 
 #include "aqueue.h"
-#include "bindings.h"
 
 #define DEFAULT_MAX_TOTAL 100 /* connections, all hosts together */
 #define DEFAULT_MAX_HOST 16   /* connections to one host */

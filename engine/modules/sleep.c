@@ -12,6 +12,7 @@
 #include <lauxlib.h>
 
 #include "aqueue.h"
+#include "builtin.h"
 
 typedef struct {
   uv_timer_t timer;
@@ -34,7 +35,7 @@ static void cancel_sleep(aq_task *task, void *data) {
 
 /* aqueue.sleep(seconds): yields for that long (rounded up to the millisecond;
  * 0 or less gives other tasks a turn). Raises on a non-number or NaN. */
-int aq_lua_sleep(lua_State *L) {
+static int l_sleep(lua_State *L) {
   double seconds = luaL_checknumber(L, 1);
   if (isnan(seconds)) return luaL_argerror(L, 1, "seconds is NaN");
   aq_task *task = aq_task_current(L);
@@ -46,4 +47,12 @@ int aq_lua_sleep(lua_State *L) {
   req->task = task;
   aq_timer_start(&req->timer, on_timer, seconds); /* from now, never early */
   return aq_task_yield(L, cancel_sleep, req);
+}
+
+/* require("aqueue.sleep_core") -> { sleep = aqueue.sleep } */
+int aq_open_sleep(lua_State *L) {
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, l_sleep);
+  lua_setfield(L, -2, "sleep");
+  return 1;
 }

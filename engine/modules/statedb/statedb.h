@@ -36,9 +36,6 @@ enum { AQ_DB_PENDING = 0, AQ_DB_OPEN = 1, AQ_DB_FINISHED = 2 };
 /* The outcome of an item's process(). */
 enum { AQ_DB_NO_OUTCOME = 0, AQ_DB_DONE = 1, AQ_DB_FAILED = 2 };
 
-/* Registers the Lua module `aqueue.statedb` for require. Files still open
- * when the engine closes are committed and closed then. */
-void statedb_register(lua_State *L);
 
 /* state_encode.c: JSON of an item's fields (see there), statedb.encode, and
  * their buffer. */

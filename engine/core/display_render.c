@@ -40,7 +40,7 @@ static int put_clipped(aq_buf *b, const char *s, size_t len, int cols, int utf8)
 }
 
 static void put_spaces(aq_buf *b, int n) {
-  for (; n > 0; n--) buf_add(b, " ", 1);
+  for (; n > 0; n--) aq_buf_add(b, " ", 1);
 }
 
 /* "3.4s", "42s", "3:07", "1:02:03" */
@@ -138,10 +138,10 @@ static int put_key(aq_engine *E, int utf8, aq_buf *b, int32_t key, int32_t keys,
   if (!name || cols < 4) return 0;
   char more[32] = "";
   int more_len = keys > 1 ? snprintf(more, sizeof more, " +%d keys", keys - 1) : 0;
-  buf_puts(b, " (");
+  aq_buf_puts(b, " (");
   int w = 2 + tw_put_clipped(b, name, strlen(name), cols - 3 - more_len, utf8);
-  buf_add(b, more, (size_t)more_len);
-  buf_puts(b, ")");
+  aq_buf_add(b, more, (size_t)more_len);
+  aq_buf_puts(b, ")");
   return w + more_len + 1;
 }
 
@@ -163,7 +163,7 @@ static int put_waiting(aq_engine *E, int utf8, aq_buf *b, const waiting_figures 
     if (part[i].n <= 0) continue;
     int n = snprintf(text, sizeof text, "%s%lld %s", parts ? ", " : "", (long long)part[i].n, part[i].what);
     if (used + n > cols) break;
-    buf_add(b, text, (size_t)n);
+    aq_buf_add(b, text, (size_t)n);
     used += n;
     parts++;
     if (part[i].key) used += put_key(E, utf8, b, part[i].key, part[i].keys, cols - used);
@@ -194,11 +194,11 @@ static int class_visible(const aq_class_stats *c) { return c->done + c->failed +
 #define C_CYAN "\033[36m"
 
 static void color(aq_buf *b, aq_display *d, const char *code) {
-  if (d->color) buf_puts(b, code);
+  if (d->color) aq_buf_puts(b, code);
 }
 
 static void newline(aq_buf *b, int *lines) {
-  buf_puts(b, "\n");
+  aq_buf_puts(b, "\n");
   (*lines)++;
 }
 
@@ -208,18 +208,18 @@ static void worker_row(aq_engine *E, aq_display *d, aq_buf *b, int32_t slot, int
   static const char *const spin_utf8[] = {"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"};
   static const char *const spin_ascii[] = {"|", "/", "-", "\\"};
   int used = 2 + id_width + 3;
-  buf_printf(b, "  %*d ", id_width, slot + 1);
+  aq_buf_printf(b, "  %*d ", id_width, slot + 1);
   if (!t || !t->job) {
     color(b, d, C_DIM);
-    buf_puts(b, d->utf8 ? "·" : ".");
-    buf_puts(b, " idle");
+    aq_buf_puts(b, d->utf8 ? "·" : ".");
+    aq_buf_puts(b, " idle");
     color(b, d, C_RESET);
     return;
   }
   color(b, d, C_CYAN);
-  buf_puts(b, d->utf8 ? spin_utf8[(d->spin + (unsigned)slot) % 10] : spin_ascii[(d->spin + (unsigned)slot) % 4]);
+  aq_buf_puts(b, d->utf8 ? spin_utf8[(d->spin + (unsigned)slot) % 10] : spin_ascii[(d->spin + (unsigned)slot) % 4]);
   color(b, d, C_RESET);
-  buf_puts(b, " ");
+  aq_buf_puts(b, " ");
   char elapsed[32];
   int elapsed_len =
       fmt_duration(elapsed, sizeof elapsed, (double)(engine_now_ms(E) - s->slots[slot].started) / 1000.0);
@@ -238,11 +238,11 @@ static void worker_row(aq_engine *E, aq_display *d, aq_buf *b, int32_t slot, int
     }
   }
   if (t->desc_len > 0 && room - w > 3) {
-    buf_puts(b, "  ");
+    aq_buf_puts(b, "  ");
     w += 2 + put_clipped(b, t->desc, t->desc_len, room - w - 2, d->utf8);
   }
   put_spaces(b, room - w + 2);
-  buf_add(b, elapsed, (size_t)elapsed_len);
+  aq_buf_add(b, elapsed, (size_t)elapsed_len);
 }
 
 static void workers_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, int cols, int *lines) {
@@ -251,16 +251,16 @@ static void workers_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, 
   for (int32_t i = 0; i < n; i++)
     if (s->slots[i].task && s->slots[i].task->job) busy++;
   color(b, d, C_BOLD);
-  buf_puts(b, " Workers");
+  aq_buf_puts(b, " Workers");
   color(b, d, C_RESET);
   char head[64];
   int head_len = snprintf(head, sizeof head, "  %d/%d busy", busy, n);
-  buf_add(b, head, (size_t)head_len);
+  aq_buf_add(b, head, (size_t)head_len);
   if (busy < n && !d->final_frame) { /* idle workers: what the waiting items wait for */
     waiting_figures w = waiting(E);
     if (w.delayed + w.backing_off + w.rate + w.per_key > 0 && cols - 8 - head_len > 10) {
       color(b, d, C_DIM);
-      buf_puts(b, "  idle: ");
+      aq_buf_puts(b, "  idle: ");
       put_waiting(E, d->utf8, b, &w, cols - 8 - head_len - 8);
       color(b, d, C_RESET);
     }
@@ -285,7 +285,7 @@ static void workers_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, 
   if (shown < n) {
     int busy_hidden = busy > shown ? busy - shown : 0;
     color(b, d, C_DIM);
-    buf_printf(b, "  +%d more (%d busy)", n - shown, busy_hidden);
+    aq_buf_printf(b, "  +%d more (%d busy)", n - shown, busy_hidden);
     color(b, d, C_RESET);
     newline(b, lines);
   }
@@ -304,31 +304,31 @@ static void queue_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, in
   if (name_width > cols - numbers - 3) name_width = cols - numbers - 3;
   if (name_width < 5) name_width = 5;
   color(b, d, C_BOLD);
-  buf_puts(b, " Queue");
+  aq_buf_puts(b, " Queue");
   color(b, d, C_RESET);
   put_spaces(b, name_width - 3);
-  buf_puts(b, "   queued  running retrying     done   failed  max queued");
+  aq_buf_puts(b, "   queued  running retrying     done   failed  max queued");
   newline(b, lines);
   int rows = visible <= budget ? visible : budget - 1;
   int shown = 0;
   for (int32_t i = 0; i < s->nclasses && shown < rows; i++) {
     aq_class_stats *c = &s->classes[i];
     if (!class_visible(c)) continue;
-    buf_puts(b, "   ");
+    aq_buf_puts(b, "   ");
     int w = put_clipped(b, c->name, strlen(c->name), name_width, d->utf8);
     put_spaces(b, name_width - w);
-    buf_printf(b, " %8lld %8lld %8lld %8lld ", (long long)c->queued, (long long)c->running, (long long)c->retrying,
+    aq_buf_printf(b, " %8lld %8lld %8lld %8lld ", (long long)c->queued, (long long)c->running, (long long)c->retrying,
                (long long)c->done);
     if (c->failed) color(b, d, C_RED);
-    buf_printf(b, "%8lld", (long long)c->failed);
+    aq_buf_printf(b, "%8lld", (long long)c->failed);
     if (c->failed) color(b, d, C_RESET);
-    buf_printf(b, " %11lld", (long long)c->max_queued);
+    aq_buf_printf(b, " %11lld", (long long)c->max_queued);
     newline(b, lines);
     shown++;
   }
   if (shown < visible) {
     color(b, d, C_DIM);
-    buf_printf(b, "   +%d more classes", visible - shown);
+    aq_buf_printf(b, "   +%d more classes", visible - shown);
     color(b, d, C_RESET);
     newline(b, lines);
   }
@@ -346,7 +346,7 @@ static void overall_line(aq_engine *E, aq_display *d, aq_buf *b, int cols) {
   char tail[96];
   int tail_len = snprintf(tail, sizeof tail, "failed %lld  retried %lld", (long long)s->failed, (long long)s->retried);
   color(b, d, C_BOLD);
-  buf_puts(b, " Overall ");
+  aq_buf_puts(b, " Overall ");
   color(b, d, C_RESET);
   int bar = cols - 9 - right_len - tail_len;
   if (bar >= 10) {
@@ -354,18 +354,18 @@ static void overall_line(aq_engine *E, aq_display *d, aq_buf *b, int cols) {
     int filled = f.total > 0 ? (int)((double)bar * (double)f.done / (double)f.total) : 0;
     if (filled > bar) filled = bar;
     color(b, d, C_GREEN);
-    for (int i = 0; i < filled; i++) buf_puts(b, d->utf8 ? "━" : "#");
+    for (int i = 0; i < filled; i++) aq_buf_puts(b, d->utf8 ? "━" : "#");
     color(b, d, C_DIM);
-    for (int i = filled; i < bar; i++) buf_puts(b, d->utf8 ? "─" : "-");
+    for (int i = filled; i < bar; i++) aq_buf_puts(b, d->utf8 ? "─" : "-");
     color(b, d, C_RESET);
-    buf_add(b, right, (size_t)right_len);
+    aq_buf_add(b, right, (size_t)right_len);
   } else {
     /* Too narrow for a bar: the figures, then the counts while they fit. */
     int w = put_clipped(b, right + 2, (size_t)right_len - 2, cols - 9, d->utf8);
     if (cols - 9 - w < tail_len) return;
   }
   if (s->failed) color(b, d, C_RED);
-  buf_add(b, tail, (size_t)tail_len);
+  aq_buf_add(b, tail, (size_t)tail_len);
   if (s->failed) color(b, d, C_RESET);
 }
 
@@ -380,21 +380,21 @@ static void clip_lines(const aq_buf *in, aq_buf *out, int cols) {
     char c = in->data[i];
     if (c == '\n') {
       width = 0;
-      buf_add(out, &c, 1);
+      aq_buf_add(out, &c, 1);
       i++;
     } else if (c == '\033') {
       size_t j = i + 1;
       while (j < in->len && !((in->data[j] >= 'A' && in->data[j] <= 'Z') || (in->data[j] >= 'a' && in->data[j] <= 'z')))
         j++;
       j = j < in->len ? j + 1 : j;
-      buf_add(out, in->data + i, j - i);
+      aq_buf_add(out, in->data + i, j - i);
       i = j;
     } else {
       uint32_t cp;
       size_t n = tw_decode(u + i, in->len - i, &cp);
       int w = tw_codepoint_width(cp);
       if (w < 0) w = 1;
-      if (width + w <= cols) buf_add(out, in->data + i, n);
+      if (width + w <= cols) aq_buf_add(out, in->data + i, n);
       width += w;
       i += n;
     }
@@ -405,7 +405,7 @@ int render_panel(aq_engine *E, aq_display *d) {
   aq_sched *s = &E->sched;
   if (!s->active) return 0;
   aq_buf *b = &d->raw;
-  buf_reset(b);
+  aq_buf_reset(b);
   int cols = d->cols - 1;
   int height = d->rows - 1;
   if (height < 5) height = 5;
@@ -427,7 +427,7 @@ int render_panel(aq_engine *E, aq_display *d) {
   if (error_line) {
     newline(b, &lines);
     color(b, d, C_BOLD);
-    buf_puts(b, " Last error  ");
+    aq_buf_puts(b, " Last error  ");
     color(b, d, C_RESET);
     color(b, d, C_RED);
     put_clipped(b, d->last_error, strlen(d->last_error), cols - 13, d->utf8);
@@ -448,13 +448,13 @@ void render_plain(aq_engine *E, aq_display *d, aq_buf *b) {
   fmt_duration(elapsed, sizeof elapsed, f.elapsed);
   fmt_eta(eta, sizeof eta, &f);
   int64_t queued = sched_waiting(s);
-  buf_printf(b, "aqueue: %s  %lld/%lld (%.0f%%)  %s items/s  ETA %s  running %lld  queued %lld  failed %lld  retried %lld",
+  aq_buf_printf(b, "aqueue: %s  %lld/%lld (%.0f%%)  %s items/s  ETA %s  running %lld  queued %lld  failed %lld  retried %lld",
              elapsed, (long long)f.done, (long long)f.total, f.percent, rate, eta, (long long)s->running_jobs,
              (long long)queued, (long long)s->failed, (long long)s->retried);
   if (s->running_jobs < s->num_workers) { /* idle workers: what the waiting items wait for */
     waiting_figures w = waiting(E);
     if (w.delayed + w.backing_off + w.rate + w.per_key > 0) {
-      buf_puts(b, "  idle: ");
+      aq_buf_puts(b, "  idle: ");
       put_waiting(E, 1, b, &w, 1000); /* logs keep the key's text */
     }
   }
@@ -466,28 +466,28 @@ void render_plain(aq_engine *E, aq_display *d, aq_buf *b) {
  * that are not valid UTF-8 replaced by U+FFFD, so every line parses. */
 static void json_string(aq_buf *b, const char *s, size_t len) {
   const unsigned char *u = (const unsigned char *)s;
-  buf_puts(b, "\"");
+  aq_buf_puts(b, "\"");
   for (size_t i = 0; i < len;) {
     unsigned char c = u[i];
     if (c == '"' || c == '\\') {
-      buf_add(b, "\\", 1);
-      buf_add(b, (const char *)&c, 1);
+      aq_buf_add(b, "\\", 1);
+      aq_buf_add(b, (const char *)&c, 1);
       i++;
     } else if (c < 0x20 || c == 0x7f) {
-      buf_printf(b, "\\u%04x", c);
+      aq_buf_printf(b, "\\u%04x", c);
       i++;
     } else if (c < 0x80) {
-      buf_add(b, (const char *)&c, 1);
+      aq_buf_add(b, (const char *)&c, 1);
       i++;
     } else {
       uint32_t cp;
       size_t n = tw_decode(u + i, len - i, &cp);
-      if (cp == 0xfffd && n == 1) buf_puts(b, "\\ufffd"); /* not valid UTF-8 */
-      else buf_add(b, s + i, n);
+      if (cp == 0xfffd && n == 1) aq_buf_puts(b, "\\ufffd"); /* not valid UTF-8 */
+      else aq_buf_add(b, s + i, n);
       i += n;
     }
   }
-  buf_puts(b, "\"");
+  aq_buf_puts(b, "\"");
 }
 
 /* At most this many worker rows in one JSON line (the busy ones). */
@@ -496,7 +496,7 @@ static void json_string(aq_buf *b, const char *s, size_t len) {
 void render_json(aq_engine *E, aq_display *d, aq_buf *b, int final, const char *why) {
   aq_sched *s = &E->sched;
   overall_figures f = overall(E, d);
-  buf_printf(b,
+  aq_buf_printf(b,
              "{\"type\":\"%s\",\"elapsed\":%.3f,\"processed\":%lld,\"failed\":%lld,\"hooks_failed\":%lld,\"retried\":%lld,"
              "\"cancelled\":%lld,\"not_started\":%lld,\"enqueued\":%lld,\"duplicates\":%lld,\"running\":%lld,"
              "\"queued\":%lld,"
@@ -506,67 +506,67 @@ void render_json(aq_engine *E, aq_display *d, aq_buf *b, int final, const char *
              (long long)(s->dropped + sched_waiting(s) * final), (long long)s->enqueued, (long long)s->duplicates,
              (long long)s->running_jobs, (long long)sched_waiting(s), (long long)f.done,
              (long long)f.total, f.percent, f.rate);
-  if (f.eta >= 0) buf_printf(b, "%.1f", f.eta);
-  else buf_puts(b, "null");
-  buf_printf(b, ",\"eta_stable\":%s", f.eta_stable ? "true" : "false");
+  if (f.eta >= 0) aq_buf_printf(b, "%.1f", f.eta);
+  else aq_buf_puts(b, "null");
+  aq_buf_printf(b, ",\"eta_stable\":%s", f.eta_stable ? "true" : "false");
   waiting_figures w = waiting(E);
-  buf_printf(b, ",\"waiting\":{\"delayed\":%lld,\"backing_off\":%lld,\"rate\":%lld,\"per_key\":%lld,\"rate_key\":",
+  aq_buf_printf(b, ",\"waiting\":{\"delayed\":%lld,\"backing_off\":%lld,\"rate\":%lld,\"per_key\":%lld,\"rate_key\":",
              (long long)w.delayed, (long long)w.backing_off, (long long)w.rate, (long long)w.per_key);
   const char *key = display_key_name(E, w.rate_key);
   if (key) json_string(b, key, strlen(key));
-  else buf_puts(b, "null");
-  buf_puts(b, ",\"per_key_key\":");
+  else aq_buf_puts(b, "null");
+  aq_buf_puts(b, ",\"per_key_key\":");
   key = display_key_name(E, w.per_key_key);
   if (key) json_string(b, key, strlen(key));
-  else buf_puts(b, "null");
-  buf_puts(b, "}");
+  else aq_buf_puts(b, "null");
+  aq_buf_puts(b, "}");
   int32_t busy = 0;
   for (int32_t i = 0; i < s->num_workers; i++)
     if (s->slots[i].task && s->slots[i].task->job) busy++;
-  buf_printf(b, ",\"workers\":{\"total\":%d,\"busy\":%d,\"rows\":[", s->num_workers, busy);
+  aq_buf_printf(b, ",\"workers\":{\"total\":%d,\"busy\":%d,\"rows\":[", s->num_workers, busy);
   int rows = 0;
   for (int32_t i = 0; i < s->num_workers && rows < JSON_MAX_WORKER_ROWS; i++) {
     aq_task *t = s->slots[i].task;
     if (!t || !t->job) continue;
     int is_hook;
     const char *cls = job_class(E, t, &is_hook);
-    buf_printf(b, "%s{\"id\":%d,\"class\":", rows ? "," : "", i + 1);
+    aq_buf_printf(b, "%s{\"id\":%d,\"class\":", rows ? "," : "", i + 1);
     json_string(b, cls, strlen(cls));
-    buf_printf(b, ",\"hook\":%s,\"desc\":", is_hook ? "true" : "false");
+    aq_buf_printf(b, ",\"hook\":%s,\"desc\":", is_hook ? "true" : "false");
     json_string(b, t->desc ? t->desc : "", t->desc_len);
-    buf_printf(b, ",\"attempt\":%u,\"elapsed\":%.1f}", is_hook ? 1u : s->items[t->job / 2].attempts,
+    aq_buf_printf(b, ",\"attempt\":%u,\"elapsed\":%.1f}", is_hook ? 1u : s->items[t->job / 2].attempts,
                (double)(engine_now_ms(E) - s->slots[i].started) / 1000.0);
     rows++;
   }
-  buf_puts(b, "]},\"classes\":{");
+  aq_buf_puts(b, "]},\"classes\":{");
   int first = 1;
   for (int32_t i = 0; i < s->nclasses; i++) {
     aq_class_stats *c = &s->classes[i];
     if (!class_visible(c)) continue;
-    if (!first) buf_puts(b, ",");
+    if (!first) aq_buf_puts(b, ",");
     first = 0;
     json_string(b, c->name, strlen(c->name));
-    buf_printf(b,
+    aq_buf_printf(b,
                ":{\"queued\":%lld,\"running\":%lld,\"retrying\":%lld,\"done\":%lld,\"failed\":%lld,"
                "\"hooks_failed\":%lld,\"retried\":%lld,\"max_queued\":%lld}",
                (long long)c->queued, (long long)c->running, (long long)c->retrying, (long long)c->done,
                (long long)c->failed, (long long)c->hooks_failed, (long long)c->retried, (long long)c->max_queued);
   }
-  buf_puts(b, "}");
+  aq_buf_puts(b, "}");
   if (final) {
-    buf_puts(b, ",\"why\":");
+    aq_buf_puts(b, ",\"why\":");
     if (why) json_string(b, why, strlen(why));
-    else buf_puts(b, "null");
-    buf_printf(b, ",\"errors_total\":%lld,\"errors\":[", (long long)d->failures_total);
+    else aq_buf_puts(b, "null");
+    aq_buf_printf(b, ",\"errors_total\":%lld,\"errors\":[", (long long)d->failures_total);
     int64_t kept = d->failures_total < AQ_DISPLAY_KEPT_FAILURES ? d->failures_total : AQ_DISPLAY_KEPT_FAILURES;
     for (int64_t k = 0; k < kept; k++) {
       const char *text = d->failures[(d->failures_total - kept + k) % AQ_DISPLAY_KEPT_FAILURES];
-      if (k) buf_puts(b, ",");
+      if (k) aq_buf_puts(b, ",");
       json_string(b, text ? text : "", text ? strlen(text) : 0);
     }
-    buf_puts(b, "]");
+    aq_buf_puts(b, "]");
   }
-  buf_puts(b, "}");
+  aq_buf_puts(b, "}");
 }
 
 /* --- the final summary --- */
@@ -576,21 +576,21 @@ void render_summary(aq_engine *E, aq_display *d, aq_buf *b, const char *why) {
   double elapsed = (double)(uv_hrtime() - s->started_ns) / 1e9;
   int64_t finished = s->processed + s->failed;
   int64_t not_started = s->dropped + sched_waiting(s);
-  buf_printf(b, "aqueue: %lld processed, %lld failed, %lld retried", (long long)s->processed, (long long)s->failed,
+  aq_buf_printf(b, "aqueue: %lld processed, %lld failed, %lld retried", (long long)s->processed, (long long)s->failed,
              (long long)s->retried);
-  if (s->hooks_failed > 0) buf_printf(b, ", %lld hook%s failed", (long long)s->hooks_failed, s->hooks_failed == 1 ? "" : "s");
-  if (s->cancelled > 0) buf_printf(b, ", %lld cancelled", (long long)s->cancelled);
-  if (not_started > 0) buf_printf(b, ", %lld not started", (long long)not_started);
-  if (s->duplicates > 0) buf_printf(b, ", %lld duplicates skipped", (long long)s->duplicates);
-  buf_printf(b, " in %.2f s (%.0f items/s)", elapsed, elapsed > 0 ? (double)finished / elapsed : 0.0);
-  if (why) buf_printf(b, ", %s", why);
-  buf_puts(b, "\n");
+  if (s->hooks_failed > 0) aq_buf_printf(b, ", %lld hook%s failed", (long long)s->hooks_failed, s->hooks_failed == 1 ? "" : "s");
+  if (s->cancelled > 0) aq_buf_printf(b, ", %lld cancelled", (long long)s->cancelled);
+  if (not_started > 0) aq_buf_printf(b, ", %lld not started", (long long)not_started);
+  if (s->duplicates > 0) aq_buf_printf(b, ", %lld duplicates skipped", (long long)s->duplicates);
+  aq_buf_printf(b, " in %.2f s (%.0f items/s)", elapsed, elapsed > 0 ? (double)finished / elapsed : 0.0);
+  if (why) aq_buf_printf(b, ", %s", why);
+  aq_buf_puts(b, "\n");
   int64_t kept = d->failures_total < AQ_DISPLAY_KEPT_FAILURES ? d->failures_total : AQ_DISPLAY_KEPT_FAILURES;
   for (int64_t k = 0; k < kept; k++) {
     const char *text = d->failures[(d->failures_total - kept + k) % AQ_DISPLAY_KEPT_FAILURES];
-    buf_printf(b, "  failed: %s\n", text ? text : "");
+    aq_buf_printf(b, "  failed: %s\n", text ? text : "");
   }
   if (d->failures_total > kept)
-    buf_printf(b, "  ... and %lld earlier failure%s\n", (long long)(d->failures_total - kept),
+    aq_buf_printf(b, "  ... and %lld earlier failure%s\n", (long long)(d->failures_total - kept),
                d->failures_total - kept == 1 ? "" : "s");
 }

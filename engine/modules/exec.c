@@ -33,7 +33,7 @@
 #include <lauxlib.h>
 
 #include "aqueue.h"
-#include "bindings.h"
+#include "builtin.h"
 
 typedef struct {
   char *data;

@@ -32,7 +32,7 @@
 #include <lauxlib.h>
 
 #include "aqueue.h"
-#include "bindings.h"
+#include "builtin.h"
 
 typedef enum { FS_READ, FS_WRITE, FS_APPEND, FS_STAT, FS_LSTAT, FS_LIST, FS_MKDIR, FS_REMOVE, FS_RENAME } fs_op;
 
