@@ -5,6 +5,7 @@
 
 #include "builtin.h"
 #include "cli.h"
+#include "core_lua.h"
 #include "engine.h"
 
 int main(int argc, char **argv) {
@@ -21,6 +22,7 @@ int main(int argc, char **argv) {
   }
   aq_engine *E = engine_create();
   if (!E) return AQ_EXIT_FAILED;
+  core_lua_open(aq_engine_state(E));
   aq_builtin_modules_open(aq_engine_state(E));
   E->cli_workers = cli.workers;
   E->cli_order = cli.order;

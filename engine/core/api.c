@@ -1,10 +1,9 @@
 /*
  * api.c — the parts of the public C API (engine/include/aqueue.h) that are
  * not the engine's or the tasks' own: the ABI check, module registration,
- * logging and stopping for modules, timers started from now, and running
- * work on the thread pool.
+ * logging and stopping for modules, and running work on the thread pool.
+ * (aq_timer_start is timer_start.c's: the scheduler uses it too.)
  */
-#include <math.h>
 #include <stdlib.h>
 
 #include <lauxlib.h>
@@ -35,26 +34,6 @@ void aq_engine_stop(aq_engine *E, int status, const char *reason) {
   if (status != 0) E->had_failures = 1;
   if (!E->stop_reason) E->stop_reason = reason;
   engine_request_shutdown(E, status);
-}
-
-/* --- aq_timer_start --- */
-
-/* A libuv timer fires once the loop's clock (hrtime in whole milliseconds,
- * read at the start of a loop turn) reaches start + timeout, where start is
- * that clock when the timer was started. Update the clock (tasks may have run
- * since the turn began), then add the fraction of a millisecond its rounding
- * down dropped: the timer then fires no earlier than `seconds` after now. */
-int aq_timer_start(uv_timer_t *timer, uv_timer_cb cb, double seconds) {
-  uv_loop_t *loop = timer->loop;
-  uv_update_time(loop);
-  uint64_t ms = 0;
-  if (seconds > 0) {
-    double dropped_ms = (double)uv_hrtime() / 1e6 - (double)uv_now(loop);
-    if (dropped_ms < 0) dropped_ms = 0;
-    double total = ceil(seconds * 1000.0 + dropped_ms);
-    ms = total >= 1e15 ? (uint64_t)1e15 : (uint64_t)total;
-  }
-  return uv_timer_start(timer, cb, ms, 0);
 }
 
 /* --- aq_task_work --- */

@@ -13,8 +13,10 @@
 
 #include <lauxlib.h>
 
+#include "core_lua.h"
 #include "engine.h"
 #include "errors.h"
+#include "sched_timers.h"
 
 static aq_engine *engine(lua_State *L) { return aq_engine_from_lua(L); }
 
@@ -24,7 +26,7 @@ static aq_task *running(lua_State *L) { return aq_task_current(L); }
 /* core.spawn(fn, ...) -> task id. The task starts on the driver's next turn. */
 static int l_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  aq_task *t = task_create(engine(L), AQ_TASK_SPAWN, L, lua_gettop(L) - 1);
+  aq_task *t = task_create(&engine(L)->tasks, AQ_TASK_SPAWN, L, lua_gettop(L) - 1);
   if (!t) return luaL_error(L, "out of memory");
   lua_pushnumber(L, task_id(t));
   return 1;
@@ -32,9 +34,9 @@ static int l_spawn(lua_State *L) {
 
 /* core.current() -> the running task's id, or nil outside a task. */
 static int l_current(lua_State *L) {
-  aq_engine *E = engine(L);
-  if (!E->current || E->current->co != L) return 0;
-  lua_pushnumber(L, task_id(E->current));
+  aq_task *t = engine(L)->tasks.current;
+  if (!t || t->co != L) return 0;
+  lua_pushnumber(L, task_id(t));
   return 1;
 }
 
@@ -75,6 +77,7 @@ static void on_suspend_timeout(uv_timer_t *timer) {
  * waker handed over (an item, a permit) can then be passed on. The timeout's
  * timer is closed whichever way the wait ends. */
 static int l_suspend(lua_State *L) {
+  aq_engine *E = engine(L);
   aq_task *t = running(L);
   double timeout = luaL_optnumber(L, 3, -1);
   if (timeout != timeout) return luaL_argerror(L, 3, "timeout is NaN");
@@ -88,14 +91,10 @@ static int l_suspend(lua_State *L) {
     lua_pushvalue(L, 2);
     t->guard_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  if (lua_toboolean(L, 1) && t->slot >= 0) {
-    sched_release_slot(t->engine, t);
-    t->wants_slot = 1;
-  }
+  sched_task_suspends(&E->sched, t, lua_toboolean(L, 1));
   t->suspended = 1;
   if (!st) return aq_task_yield(L, NULL, NULL);
-  uv_loop_t *loop = &t->engine->loop;
-  uv_timer_init(loop, &st->timer);
+  uv_timer_init(&E->loop, &st->timer);
   st->timer.data = st;
   st->task = t;
   aq_timer_start(&st->timer, on_suspend_timeout, timeout);
@@ -105,7 +104,7 @@ static int l_suspend(lua_State *L) {
 /* core.wake(id, ...) -> true when the task was suspended and is now ready with
  * those values; false when it has ended or waits on something else. */
 static int l_wake(lua_State *L) {
-  aq_task *t = task_by_id(engine(L), luaL_checknumber(L, 1));
+  aq_task *t = task_by_id(&engine(L)->tasks, luaL_checknumber(L, 1));
   if (!t || t->status != AQ_TASK_WAITING || !t->suspended) {
     lua_pushboolean(L, 0);
     return 1;
@@ -121,8 +120,8 @@ static int l_wake(lua_State *L) {
 /* core.cancel(id) -> true when the task was running and is now ended. */
 static int l_cancel(lua_State *L) {
   aq_engine *E = engine(L);
-  aq_task *t = task_by_id(E, luaL_checknumber(L, 1));
-  if (t && t == E->current) return luaL_error(L, "a task cannot cancel itself");
+  aq_task *t = task_by_id(&E->tasks, luaL_checknumber(L, 1));
+  if (t && t == E->tasks.current) return luaL_error(L, "a task cannot cancel itself");
   if (t) task_destroy(t);
   lua_pushboolean(L, t != NULL);
   return 1;
@@ -131,32 +130,27 @@ static int l_cancel(lua_State *L) {
 /* core.park(): a runner without work waits until the scheduler has some. */
 static int l_park(lua_State *L) {
   aq_task *t = running(L);
-  sched_release_slot(t->engine, t);
-  t->status = AQ_TASK_PARKED;
-  task_list_push(&t->engine->parked, t);
-  return lua_yield(L, 0);
+  return sched_park(&engine(L)->sched, t);
 }
 
 /* core.yield_now(): back of the ready list, keeping any worker slot. */
 static int l_yield_now(lua_State *L) {
-  aq_task *t = running(L);
-  task_make_ready(t);
-  return lua_yield(L, 0);
+  return task_yield(running(L), AQ_TASK_READY);
 }
 
 /* core.set_runner(runner, timed_out): `runner` is the function every runner
  * task runs; `timed_out(id, message)` finishes a process() its timeout cut
  * short (it runs as a task of its own). */
 static int l_set_runner(lua_State *L) {
-  aq_engine *E = engine(L);
+  aq_sched *s = &engine(L)->sched;
   luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  if (E->runner_fn_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, E->runner_fn_ref);
-  if (E->timed_out_fn_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, E->timed_out_fn_ref);
+  if (s->runner_fn_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, s->runner_fn_ref);
+  if (s->timed_out_fn_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, s->timed_out_fn_ref);
   lua_pushvalue(L, 1);
-  E->runner_fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  s->runner_fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, 2);
-  E->timed_out_fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  s->timed_out_fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
 }
 
@@ -173,9 +167,10 @@ static int l_run_start(lua_State *L) {
   double max_time = luaL_optnumber(L, 5, 0);
   if (E->sched.active) return luaL_error(L, "run_queue is already running");
   if (workers < 1 || workers > 10000000) return luaL_error(L, "num_workers must be between 1 and 10000000");
-  if (sched_run_start(E, (int32_t)workers, (aq_order)order, (int64_t)max_items, max_time) != 0)
+  if (sched_run_start(&E->sched, (int32_t)workers, (aq_order)order, (int64_t)max_items) != 0)
     return luaL_error(L, "out of memory");
-  display_run_started(E, (aq_progress)progress);
+  if (max_time > 0) sched_max_time_start(&E->sched, max_time);
+  display_run_started(&E->display, (aq_progress)progress);
   return 0;
 }
 
@@ -208,7 +203,7 @@ static void collect_dropped(int32_t id, void *ud) {
 /* core.run_drop() -> the ids of the queued items taken out by a graceful stop. */
 static int l_run_drop(lua_State *L) {
   lua_newtable(L);
-  sched_drop_queued(engine(L), collect_dropped, L);
+  sched_drop_queued(&engine(L)->sched, collect_dropped, L);
   return 1;
 }
 
@@ -255,8 +250,8 @@ static int l_run_finish(lua_State *L) {
   lua_setfield(L, -2, "classes");
   static const char *const stop_texts[] = {NULL, "interrupted", "stopped: max_items reached",
                                            "stopped: max_time reached"};
-  display_run_finished(E, stop_texts[s->stop_why]);
-  sched_run_finish(E);
+  display_run_finished(&E->display, stop_texts[s->stop_why]);
+  sched_run_finish(s);
   return 1;
 }
 
@@ -271,7 +266,7 @@ static int l_exit(lua_State *L) {
   E->exit_code = code & 0xff;
   E->stop_reason = "stopped by os.exit";
   engine_request_shutdown(E, E->exit_code);
-  if (E->current && E->current->co == L) return aq_task_yield(L, NULL, NULL);
+  if (E->tasks.current && E->tasks.current->co == L) return aq_task_yield(L, NULL, NULL);
   return 0;
 }
 
@@ -310,14 +305,14 @@ static int l_output(lua_State *L) {
   int stream = (int)luaL_checkinteger(L, 1);
   size_t len;
   const char *text = luaL_checklstring(L, 2, &len);
-  display_output(engine(L), stream, text, len);
+  display_output(&engine(L)->display, stream, text, len);
   return 0;
 }
 
 /* core.routes(stream) -> true while writes to stdout (1) / stderr (2) must go
  * through core.output so they land above the panel. */
 static int l_routes(lua_State *L) {
-  lua_pushboolean(L, display_routes(engine(L), (int)luaL_checkinteger(L, 1)));
+  lua_pushboolean(L, display_routes(&engine(L)->display, (int)luaL_checkinteger(L, 1)));
   return 1;
 }
 
@@ -325,7 +320,7 @@ static int l_routes(lua_State *L) {
 static int l_note_failure(lua_State *L) {
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
-  display_note_failure(engine(L), text, len);
+  display_note_failure(&engine(L)->display, text, len);
   return 0;
 }
 
@@ -333,7 +328,7 @@ static int l_note_failure(lua_State *L) {
 static int l_note_error(lua_State *L) {
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
-  display_note_error(engine(L), text, len);
+  display_note_error(&engine(L)->display, text, len);
   return 0;
 }
 

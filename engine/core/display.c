@@ -26,7 +26,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "display.h"
+#include "display_render.h"
 
 #define TTY_TICK_MS 100
 #define PLAIN_TICK_MS 2000
@@ -218,8 +219,8 @@ static void erase_panel(aq_display *d, aq_buf *b) {
 
 /* --- figures that change with time --- */
 
-static void update_rate(aq_engine *E, aq_display *d) {
-  aq_sched *s = &E->sched;
+static void update_rate(aq_display *d) {
+  const aq_sched *s = d->sched;
   int64_t done = s->overall_total > 0 ? s->overall_done : s->processed + s->failed;
   int64_t total = s->overall_total > 0 ? s->overall_total : s->enqueued;
   uint64_t now = uv_hrtime();
@@ -247,7 +248,7 @@ static void update_rate(aq_engine *E, aq_display *d) {
 /* Redraws the panel (re-rendered when `render`), with pending lines above.
  * While the terminal has not taken the last frame, the new one is dropped
  * (printed lines wait in pending, up to AQ_DISPLAY_PENDING_MAX bytes). */
-static void draw(aq_engine *E, aq_display *d, int render) {
+static void draw(aq_display *d, int render) {
   if (!output_flush(d)) {
     if (d->pending.len < AQ_DISPLAY_PENDING_MAX) return;
     output_drain(d); /* lines are never dropped: wait for the terminal */
@@ -255,7 +256,7 @@ static void draw(aq_engine *E, aq_display *d, int render) {
   int lines = d->panel_lines;
   if (render) {
     aq_buf_reset(&d->next);
-    lines = render_panel(E, d);
+    lines = render_panel(d);
     if (d->next.failed) return;
     if (d->pending.len == 0 && d->panel_lines > 0 && d->next.len == d->frame.len &&
         memcmp(d->next.data, d->frame.data, d->frame.len) == 0)
@@ -282,8 +283,7 @@ static void draw(aq_engine *E, aq_display *d, int render) {
 
 static void on_winch(uv_signal_t *handle, int signum) {
   (void)signum;
-  aq_engine *E = handle->data;
-  aq_display *d = &E->display;
+  aq_display *d = handle->data;
   query_size(d);
   /* After a resize nobody knows how many rows the old panel takes: terminals
    * re-wrap (tmux, VTE) or cut (xterm) its lines, and quick resizes arrive as
@@ -298,25 +298,24 @@ static void on_winch(uv_signal_t *handle, int signum) {
     if (!d->out.failed) output_push(d, d->out.data, d->out.len); /* after any frame still waiting */
     d->panel_lines = 0;
   }
-  draw(E, d, 1);
+  draw(d, 1);
 }
 
 static void on_tick(uv_timer_t *timer) {
-  aq_engine *E = timer->data;
-  aq_display *d = &E->display;
-  update_rate(E, d);
+  aq_display *d = timer->data;
+  update_rate(d);
   switch (d->mode) {
   case AQ_PROGRESS_TTY:
     d->spin++;
-    draw(E, d, 1);
+    draw(d, 1);
     break;
   case AQ_PROGRESS_PLAIN:
   case AQ_PROGRESS_JSON:
     /* Dropped while the terminal is behind, or inside a printed line. */
     if (!output_flush(d) || d->mid_line) break;
     aq_buf_reset(&d->out);
-    if (d->mode == AQ_PROGRESS_PLAIN) render_plain(E, d, &d->out);
-    else render_json(E, d, &d->out, 0, NULL);
+    if (d->mode == AQ_PROGRESS_PLAIN) render_plain(d, &d->out);
+    else render_json(d, &d->out, 0, NULL);
     aq_buf_puts(&d->out, "\n");
     if (!d->out.failed) output_push(d, d->out.data, d->out.len);
     break;
@@ -327,17 +326,18 @@ static void on_tick(uv_timer_t *timer) {
 
 /* --- life --- */
 
-void display_init(aq_engine *E) {
-  aq_display *d = &E->display;
+void display_init(aq_display *d, uv_loop_t *loop, const aq_sched *sched) {
   memset(d, 0, sizeof *d);
+  d->loop = loop;
+  d->sched = sched;
   d->fd = d->wfd = STDERR_FILENO;
   d->mode = AQ_PROGRESS_NONE;
   /* What the script prints to a pipe or a file shows up line by line, as it
    * would on a terminal, not in blocks at exit. */
   setvbuf(stdout, NULL, _IOLBF, 0);
-  uv_timer_init(&E->loop, &d->timer);
-  uv_signal_init(&E->loop, &d->winch);
-  d->timer.data = d->winch.data = E;
+  uv_timer_init(loop, &d->timer);
+  uv_signal_init(loop, &d->winch);
+  d->timer.data = d->winch.data = d;
   /* Neither keeps the loop alive: a run whose tasks can never wake must
    * still end (and be reported). */
   uv_unref((uv_handle_t *)&d->timer);
@@ -359,8 +359,7 @@ static void free_failures(aq_display *d) {
   d->last_error = NULL;
 }
 
-void display_run_started(aq_engine *E, aq_progress mode) {
-  aq_display *d = &E->display;
+void display_run_started(aq_display *d, aq_progress mode) {
   const char *term = getenv("TERM");
   int dumb = term && strcmp(term, "dumb") == 0;
   if (mode == AQ_PROGRESS_AUTO) mode = isatty(d->fd) && !dumb ? AQ_PROGRESS_TTY : AQ_PROGRESS_PLAIN;
@@ -371,7 +370,7 @@ void display_run_started(aq_engine *E, aq_progress mode) {
   d->eta_total_ns = 0;
   d->spin = 0;
   free_failures(d);
-  update_rate(E, d);
+  update_rate(d);
   /* What stdio holds goes out before anything of the run. */
   fflush(stdout);
   fflush(stderr);
@@ -394,7 +393,7 @@ void display_run_started(aq_engine *E, aq_progress mode) {
     tick = mode == AQ_PROGRESS_PLAIN ? PLAIN_TICK_MS : JSON_TICK_MS;
   }
   if (tick) uv_timer_start(&d->timer, on_tick, tick, tick);
-  if (mode == AQ_PROGRESS_TTY) draw(E, d, 1);
+  if (mode == AQ_PROGRESS_TTY) draw(d, 1);
 }
 
 /* Moves unfinished lines (text without its newline yet) into pending. */
@@ -415,18 +414,17 @@ static void free_key_names(aq_display *d) {
   d->key_names_cap = 0;
 }
 
-void display_run_finished(aq_engine *E, const char *why) {
-  aq_display *d = &E->display;
+void display_run_finished(aq_display *d, const char *why) {
   aq_progress mode = d->mode;
   uv_timer_stop(&d->timer);
   uv_signal_stop(&d->winch);
-  update_rate(E, d);
+  update_rate(d);
   aq_buf_reset(&d->out);
   if (mode == AQ_PROGRESS_TTY) {
     flush_partials(d);
     aq_buf_reset(&d->next);
     d->final_frame = 1;
-    int lines = render_panel(E, d);
+    int lines = render_panel(d);
     d->final_frame = 0;
     erase_panel(d, &d->out);
     aq_buf_add(&d->out, d->pending.data, d->pending.len);
@@ -443,10 +441,10 @@ void display_run_finished(aq_engine *E, const char *why) {
   if (mode != AQ_PROGRESS_TTY && d->mid_line) aq_buf_puts(&d->out, "\n"); /* the summary starts a line */
   d->mid_line = 0;
   if (mode == AQ_PROGRESS_JSON) {
-    render_json(E, d, &d->out, 1, why);
+    render_json(d, &d->out, 1, why);
     aq_buf_puts(&d->out, "\n");
   } else if (mode != AQ_PROGRESS_NONE) {
-    render_summary(E, d, &d->out, why);
+    render_summary(d, &d->out, why);
   }
   /* The last frame and the summary are written whatever it takes: after what
    * is still queued, waiting for the terminal if need be. */
@@ -455,9 +453,8 @@ void display_run_finished(aq_engine *E, const char *why) {
   free_key_names(d); /* the run's keys end with it */
 }
 
-void display_close(aq_engine *E) {
-  aq_display *d = &E->display;
-  if (d->mode != AQ_PROGRESS_NONE) display_run_finished(E, NULL);
+void display_close(aq_display *d) {
+  if (d->mode != AQ_PROGRESS_NONE) display_run_finished(d, NULL);
   if (d->cursor_hidden) {
     write_wait(d->fd, SHOW_CURSOR, sizeof SHOW_CURSOR - 1);
     d->cursor_hidden = 0;
@@ -481,14 +478,7 @@ void display_close(aq_engine *E) {
 
 /* --- what the figures mean --- */
 
-int display_eta_stable(aq_engine *E, int64_t done, int64_t total) {
-  aq_display *d = &E->display;
-  if (done >= total) return 1; /* nothing left */
-  return d->eta_total == total && (double)(uv_hrtime() - d->eta_total_ns) / 1e9 >= AQ_DISPLAY_ETA_STABLE_S;
-}
-
-void aq__display_key_name(aq_engine *E, int32_t key, const char *name, size_t len) {
-  aq_display *d = &E->display;
+void display_set_key_name(aq_display *d, int32_t key, const char *name, size_t len) {
   if (key <= 0) return;
   if (key >= d->key_names_cap) {
     int32_t cap = d->key_names_cap ? d->key_names_cap : 16;
@@ -503,24 +493,17 @@ void aq__display_key_name(aq_engine *E, int32_t key, const char *name, size_t le
   d->key_names[key] = strndup(name, len < KEY_NAME_MAX ? len : KEY_NAME_MAX);
 }
 
-const char *display_key_name(aq_engine *E, int32_t key) {
-  aq_display *d = &E->display;
-  return key > 0 && key < d->key_names_cap ? d->key_names[key] : NULL;
-}
-
 /* --- output --- */
 
-int display_routes(aq_engine *E, int stream) {
-  aq_display *d = &E->display;
+int display_routes(aq_display *d, int stream) {
   int shown = d->mode == AQ_PROGRESS_TTY ||
               ((d->mode == AQ_PROGRESS_PLAIN || d->mode == AQ_PROGRESS_JSON) && d->wfd != d->fd);
   return shown && (stream == 2 || (stream == 1 && d->route_stdout));
 }
 
-void display_output(aq_engine *E, int stream, const char *text, size_t len) {
-  aq_display *d = &E->display;
+void display_output(aq_display *d, int stream, const char *text, size_t len) {
   if (stream != 1) stream = 2;
-  if (!display_routes(E, stream)) {
+  if (!display_routes(d, stream)) {
     if (stream == 1) {
       fwrite(text, 1, len, stdout); /* keeps order with the script's stdout */
       fflush(stdout);
@@ -557,12 +540,11 @@ void display_output(aq_engine *E, int stream, const char *text, size_t len) {
     aq_buf_puts(&d->pending, "\n");
     aq_buf_reset(partial);
   }
-  if (d->pending.len >= PENDING_LIMIT) draw(E, d, 0);
+  if (d->pending.len >= PENDING_LIMIT) draw(d, 0);
 }
 
-void display_flush(aq_engine *E) {
-  aq_display *d = &E->display;
-  if (d->mode == AQ_PROGRESS_TTY && d->pending.len > 0) draw(E, d, d->panel_lines == 0);
+void display_flush(aq_display *d) {
+  if (d->mode == AQ_PROGRESS_TTY && d->pending.len > 0) draw(d, d->panel_lines == 0);
   else if (d->mode != AQ_PROGRESS_NONE && output_waiting(d)) output_flush(d);
 }
 
@@ -575,17 +557,15 @@ static char *first_line(const char *text, size_t len) {
   return strndup(text, len);
 }
 
-void display_note_error(aq_engine *E, const char *text, size_t len) {
-  aq_display *d = &E->display;
+void display_note_error(aq_display *d, const char *text, size_t len) {
   free(d->last_error);
   d->last_error = first_line(text, len);
 }
 
-void display_note_failure(aq_engine *E, const char *text, size_t len) {
-  aq_display *d = &E->display;
+void display_note_failure(aq_display *d, const char *text, size_t len) {
   int slot = (int)(d->failures_total % AQ_DISPLAY_KEPT_FAILURES);
   free(d->failures[slot]);
   d->failures[slot] = first_line(text, len);
   d->failures_total++;
-  display_note_error(E, text, len);
+  display_note_error(d, text, len);
 }

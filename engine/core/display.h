@@ -26,125 +26,47 @@
 #ifndef AQ_DISPLAY_H
 #define AQ_DISPLAY_H
 
-#include <stdint.h>
-#include <uv.h>
-
-#include "aqueue.h"
-
-typedef struct aq_engine aq_engine;
-
-typedef enum {
-  AQ_PROGRESS_AUTO = 0, /* tty when stderr is a terminal, else plain */
-  AQ_PROGRESS_TTY,
-  AQ_PROGRESS_PLAIN,
-  AQ_PROGRESS_JSON,
-  AQ_PROGRESS_NONE
-} aq_progress;
-
-/* Printed lines kept while the terminal does not take output; beyond this the
- * loop waits for the terminal. */
-#define AQ_DISPLAY_PENDING_MAX (1024 * 1024)
-
-/* The last failures of a run, for the final summary. */
-#define AQ_DISPLAY_KEPT_FAILURES 5
-
-typedef struct {
-  aq_progress mode;      /* of the current run; NONE between runs */
-  int fd;                /* the display's terminal: stderr (size, isatty) */
-  int wfd;               /* where it writes during a run: its own non-blocking
-                          * descriptor of stderr's file, else fd (blocking) */
-  aq_buf outq;           /* bytes accepted, not yet taken by wfd, from outq_off */
-  size_t outq_off;
-  int out_broken;        /* wfd failed (EPIPE, EIO): output is dropped */
-  int mid_line;          /* plain/json: the text queued last has no newline yet */
-  int color, utf8;
-  int cols, rows;        /* terminal size, kept current by SIGWINCH */
-  int route_stdout;      /* stdout is stderr's terminal or pipe: print goes through the display */
-  uv_timer_t timer;
-  uv_signal_t winch;
-  int handles_closed;
-
-  aq_buf frame;          /* the panel as last drawn (tty) */
-  aq_buf next;           /* the panel being built */
-  aq_buf raw;            /* the panel before its lines are clipped to the width */
-  aq_buf out;            /* bytes for the next write() */
-  aq_buf pending;        /* whole lines waiting to go above the panel */
-  aq_buf partial[3];     /* per stream (1 stdout, 2 stderr): text before its newline */
-  int panel_lines;       /* lines of the panel on screen, 0 when none */
-  int cursor_hidden;
-  int final_frame;       /* the frame being rendered is the run's last one */
-  unsigned spin;         /* spinner phase, one step per tick */
-
-  int64_t eta_total;     /* the overall total, unchanged since eta_total_ns: */
-  uint64_t eta_total_ns; /* the ETA is exact once it has not grown for a while */
-  char **key_names;      /* this run's limit keys by id: Item:limit_key() values */
-  int32_t key_names_cap;
-
-  double rate;           /* smoothed items/s of the overall figure */
-  int64_t rate_done;     /* overall done at the last rate sample */
-  uint64_t rate_ns;      /* time of the last rate sample */
-
-  char *failures[AQ_DISPLAY_KEPT_FAILURES]; /* ring of "Class:phase: message" */
-  int64_t failures_total;
-  char *last_error;      /* the latest failure or failed attempt, for the panel */
-} aq_display;
+#include "display_state.h"
 
 /* Parses a --progress / run_queue{progress=} name; -1 when unknown. */
 int display_parse_mode(const char *name);
 extern const char *const aq_progress_names[];
 
-void display_init(aq_engine *E);
+/* Sets the display up on `loop`, showing the figures of `sched`. */
+void display_init(aq_display *d, uv_loop_t *loop, const aq_sched *sched);
 /* Restores the terminal and closes the display's handles. Idempotent. */
-void display_close(aq_engine *E);
+void display_close(aq_display *d);
 /* Shows the cursor and resets the attributes when the panel hid it: for a
  * process about to _exit (the watchdog). Async-signal-safe, from any thread. */
 void display_restore_terminal(void);
 
 /* A run starts/ends. `mode` may be AUTO. `why` (or NULL) says why the run
  * ended early; the final summary is printed here. */
-void display_run_started(aq_engine *E, aq_progress mode);
-void display_run_finished(aq_engine *E, const char *why);
+void display_run_started(aq_display *d, aq_progress mode);
+void display_run_finished(aq_display *d, const char *why);
 
 /* Text for the user on stream 1 (stdout) or 2 (stderr). While a tty panel is
  * shown on that terminal, whole lines go above the panel (the rest waits for
  * its newline); in plain and json modes the text is queued as it is, in order
  * with the progress lines; otherwise it is written straight to the stream. */
-void display_output(aq_engine *E, int stream, const char *text, size_t len);
+void display_output(aq_display *d, int stream, const char *text, size_t len);
 
 /* True while print/io.write to `stream` must go through display_output. */
-int display_routes(aq_engine *E, int stream);
+int display_routes(aq_display *d, int stream);
 
 /* Writes what is pending above the panel and redraws it (tty). Called by the
  * driver after running tasks, so printed lines appear at once. */
-void display_flush(aq_engine *E);
+void display_flush(aq_display *d);
 
 /* A failed item or hook, for the final summary (and the panel's last error). */
-void display_note_failure(aq_engine *E, const char *text, size_t len);
+void display_note_failure(aq_display *d, const char *text, size_t len);
 /* A failed attempt that will be retried: the panel's last error. */
-void display_note_error(aq_engine *E, const char *text, size_t len);
-
-/* The ETA counts as exact (no "~") once the overall total has not grown for
- * this long. */
-#define AQ_DISPLAY_ETA_STABLE_S 3.0
-/* True when the ETA is exact: nothing left, or a total that stopped growing. */
-int display_eta_stable(aq_engine *E, int64_t done, int64_t total);
+void display_note_error(aq_display *d, const char *text, size_t len);
 
 /* The name of limit key `key` (its Item:limit_key() value as text), for the
  * idle workers' "waiting for rate (name)". Called through the FFI by
- * run_queue when it makes a key (lua/aqueue/sched.lua); kept until the run
+ * run_queue when it makes a key (aq__display_key_name); kept until the run
  * ends. Out of memory, the key stays unnamed. */
-void aq__display_key_name(aq_engine *E, int32_t key, const char *name, size_t len);
-/* The name of limit key `key`, or NULL. */
-const char *display_key_name(aq_engine *E, int32_t key);
-
-/* --- rendering (display_render.c) --- */
-/* The tty panel into d->next; returns its number of lines. */
-int render_panel(aq_engine *E, aq_display *d);
-/* One plain progress line (no newline) into b. */
-void render_plain(aq_engine *E, aq_display *d, aq_buf *b);
-/* One JSON object (no newline) into b; `final` adds the summary figures. */
-void render_json(aq_engine *E, aq_display *d, aq_buf *b, int final, const char *why);
-/* The final summary: a line, then up to AQ_DISPLAY_KEPT_FAILURES failures. */
-void render_summary(aq_engine *E, aq_display *d, aq_buf *b, const char *why);
+void display_set_key_name(aq_display *d, int32_t key, const char *name, size_t len);
 
 #endif

@@ -27,7 +27,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine.h"
+#include "display_render.h"
 #include "text_width.h"
 
 /* --- text that fits --- */
@@ -68,8 +68,19 @@ typedef struct {
   int eta_stable; /* the total has stopped growing: the ETA is not just an estimate */
 } overall_figures;
 
-static overall_figures overall(aq_engine *E, aq_display *d) {
-  aq_sched *s = &E->sched;
+/* True when the ETA is exact: nothing left, or a total that stopped growing. */
+static int eta_stable(const aq_display *d, int64_t done, int64_t total) {
+  if (done >= total) return 1; /* nothing left */
+  return d->eta_total == total && (double)(uv_hrtime() - d->eta_total_ns) / 1e9 >= AQ_DISPLAY_ETA_STABLE_S;
+}
+
+/* The name of limit key `key`, or NULL. */
+static const char *key_name(const aq_display *d, int32_t key) {
+  return key > 0 && key < d->key_names_cap ? d->key_names[key] : NULL;
+}
+
+static overall_figures overall(aq_display *d) {
+  const aq_sched *s = d->sched;
   overall_figures f;
   if (s->overall_total > 0) { /* only the track_overall items */
     f.done = s->overall_done;
@@ -82,7 +93,7 @@ static overall_figures overall(aq_engine *E, aq_display *d) {
   f.elapsed = (double)(uv_hrtime() - s->started_ns) / 1e9;
   f.rate = d->rate;
   f.eta = f.rate > 0 && f.total > f.done ? (double)(f.total - f.done) / f.rate : (f.total == f.done ? 0 : -1);
-  f.eta_stable = display_eta_stable(E, f.done, f.total);
+  f.eta_stable = eta_stable(d, f.done, f.total);
   return f;
 }
 
@@ -107,16 +118,16 @@ typedef struct {
   int32_t rate_keys, per_key_keys; /* how many keys hold them */
 } waiting_figures;
 
-static waiting_figures waiting(aq_engine *E) {
-  aq_sched *s = &E->sched;
+static waiting_figures waiting(const aq_display *d) {
+  const aq_sched *s = d->sched;
   waiting_figures w;
   memset(&w, 0, sizeof w);
   for (int32_t i = 0; i < s->nclasses; i++) w.backing_off += s->classes[i].retrying;
-  w.delayed = (int64_t)aq_item_queue_len(&s->delayed) - s->key_wakes - w.backing_off;
+  w.delayed = (int64_t)delays_len(&s->delays) - s->key_wakes - w.backing_off;
   if (w.delayed < 0) w.delayed = 0;
   int64_t most_rate = 0, most_per_key = 0;
-  for (int32_t key = 1; key < s->nkeys; key++) {
-    const aq_limit_key *k = &s->keys[key];
+  for (int32_t key = 1; key < s->limits.nkeys; key++) {
+    const aq_limit_key *k = &s->limits.keys[key];
     int64_t held = (int64_t)aq_item_queue_len(&k->waiting);
     if (held == 0) continue;
     if (k->running >= k->per_key) {
@@ -133,8 +144,8 @@ static waiting_figures waiting(aq_engine *E) {
 }
 
 /* "(host x)" or "(host x +2 keys)": the busiest key of a kind, cut to fit. */
-static int put_key(aq_engine *E, int utf8, aq_buf *b, int32_t key, int32_t keys, int cols) {
-  const char *name = display_key_name(E, key);
+static int put_key(const aq_display *d, int utf8, aq_buf *b, int32_t key, int32_t keys, int cols) {
+  const char *name = key_name(d, key);
   if (!name || cols < 4) return 0;
   char more[32] = "";
   int more_len = keys > 1 ? snprintf(more, sizeof more, " +%d keys", keys - 1) : 0;
@@ -148,7 +159,7 @@ static int put_key(aq_engine *E, int utf8, aq_buf *b, int32_t key, int32_t keys,
 /* "12 delayed, 40 waiting for rate (host x), 3 backing off", cut to `cols`
  * columns (key names as UTF-8 when `utf8`, else ASCII); nothing when no item
  * waits for any of these. Returns the columns. */
-static int put_waiting(aq_engine *E, int utf8, aq_buf *b, const waiting_figures *w, int cols) {
+static int put_waiting(const aq_display *d, int utf8, aq_buf *b, const waiting_figures *w, int cols) {
   int used = 0, parts = 0;
   char text[96];
   struct {
@@ -166,14 +177,14 @@ static int put_waiting(aq_engine *E, int utf8, aq_buf *b, const waiting_figures 
     aq_buf_add(b, text, (size_t)n);
     used += n;
     parts++;
-    if (part[i].key) used += put_key(E, utf8, b, part[i].key, part[i].keys, cols - used);
+    if (part[i].key) used += put_key(d, utf8, b, part[i].key, part[i].keys, cols - used);
   }
   return used;
 }
 
 /* What a worker is running: "Page", or "Page (after children)" for a hook. */
-static const char *job_class(aq_engine *E, aq_task *t, int *is_hook) {
-  aq_sched *s = &E->sched;
+static const char *job_class(const aq_display *d, const aq_runner *t, int *is_hook) {
+  const aq_sched *s = d->sched;
   int32_t job = t->job;
   *is_hook = job & 1;
   int32_t id = job / 2;
@@ -202,9 +213,9 @@ static void newline(aq_buf *b, int *lines) {
   (*lines)++;
 }
 
-static void worker_row(aq_engine *E, aq_display *d, aq_buf *b, int32_t slot, int id_width, int cols) {
-  aq_sched *s = &E->sched;
-  aq_task *t = s->slots[slot].task;
+static void worker_row(aq_display *d, aq_buf *b, int32_t slot, int id_width, int cols) {
+  const aq_sched *s = d->sched;
+  const aq_runner *t = s->slots[slot].runner;
   static const char *const spin_utf8[] = {"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"};
   static const char *const spin_ascii[] = {"|", "/", "-", "\\"};
   int used = 2 + id_width + 3;
@@ -222,10 +233,10 @@ static void worker_row(aq_engine *E, aq_display *d, aq_buf *b, int32_t slot, int
   aq_buf_puts(b, " ");
   char elapsed[32];
   int elapsed_len =
-      fmt_duration(elapsed, sizeof elapsed, (double)(engine_now_ms(E) - s->slots[slot].started) / 1000.0);
+      fmt_duration(elapsed, sizeof elapsed, (double)(uv_now(d->loop) - s->slots[slot].started) / 1000.0);
   int room = cols - used - elapsed_len - 2;
   int is_hook;
-  const char *cls = job_class(E, t, &is_hook);
+  const char *cls = job_class(d, t, &is_hook);
   int w = put_clipped(b, cls, strlen(cls), room, d->utf8);
   if (is_hook) {
     w += put_clipped(b, " (after children)", 17, room - w, d->utf8);
@@ -245,11 +256,11 @@ static void worker_row(aq_engine *E, aq_display *d, aq_buf *b, int32_t slot, int
   aq_buf_add(b, elapsed, (size_t)elapsed_len);
 }
 
-static void workers_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, int cols, int *lines) {
-  aq_sched *s = &E->sched;
+static void workers_section(aq_display *d, aq_buf *b, int budget, int cols, int *lines) {
+  const aq_sched *s = d->sched;
   int32_t n = s->num_workers, busy = 0;
   for (int32_t i = 0; i < n; i++)
-    if (s->slots[i].task && s->slots[i].task->job) busy++;
+    if (s->slots[i].runner && s->slots[i].runner->job) busy++;
   color(b, d, C_BOLD);
   aq_buf_puts(b, " Workers");
   color(b, d, C_RESET);
@@ -257,11 +268,11 @@ static void workers_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, 
   int head_len = snprintf(head, sizeof head, "  %d/%d busy", busy, n);
   aq_buf_add(b, head, (size_t)head_len);
   if (busy < n && !d->final_frame) { /* idle workers: what the waiting items wait for */
-    waiting_figures w = waiting(E);
+    waiting_figures w = waiting(d);
     if (w.delayed + w.backing_off + w.rate + w.per_key > 0 && cols - 8 - head_len > 10) {
       color(b, d, C_DIM);
       aq_buf_puts(b, "  idle: ");
-      put_waiting(E, d->utf8, b, &w, cols - 8 - head_len - 8);
+      put_waiting(d, d->utf8, b, &w, cols - 8 - head_len - 8);
       color(b, d, C_RESET);
     }
   }
@@ -276,9 +287,9 @@ static void workers_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, 
    * idle ones while there is room. */
   for (int pass = 0; pass < 2 && shown < rows; pass++)
     for (int32_t i = 0; i < n && shown < rows; i++) {
-      int is_busy = s->slots[i].task && s->slots[i].task->job;
+      int is_busy = s->slots[i].runner && s->slots[i].runner->job;
       if (is_busy != (pass == 0)) continue;
-      worker_row(E, d, b, i, id_width, cols);
+      worker_row(d, b, i, id_width, cols);
       newline(b, lines);
       shown++;
     }
@@ -291,8 +302,8 @@ static void workers_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, 
   }
 }
 
-static void queue_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, int cols, int *lines) {
-  aq_sched *s = &E->sched;
+static void queue_section(aq_display *d, aq_buf *b, int budget, int cols, int *lines) {
+  const aq_sched *s = d->sched;
   int name_width = 5, visible = 0;
   for (int32_t i = 0; i < s->nclasses; i++) {
     if (!class_visible(&s->classes[i])) continue;
@@ -334,9 +345,9 @@ static void queue_section(aq_engine *E, aq_display *d, aq_buf *b, int budget, in
   }
 }
 
-static void overall_line(aq_engine *E, aq_display *d, aq_buf *b, int cols) {
-  aq_sched *s = &E->sched;
-  overall_figures f = overall(E, d);
+static void overall_line(aq_display *d, aq_buf *b, int cols) {
+  const aq_sched *s = d->sched;
+  overall_figures f = overall(d);
   char rate[32], elapsed[32], eta[32], right[256];
   fmt_rate(rate, sizeof rate, f.rate);
   fmt_duration(elapsed, sizeof elapsed, f.elapsed);
@@ -401,8 +412,8 @@ static void clip_lines(const aq_buf *in, aq_buf *out, int cols) {
   }
 }
 
-int render_panel(aq_engine *E, aq_display *d) {
-  aq_sched *s = &E->sched;
+int render_panel(aq_display *d) {
+  const aq_sched *s = d->sched;
   if (!s->active) return 0;
   aq_buf *b = &d->raw;
   aq_buf_reset(b);
@@ -421,9 +432,9 @@ int render_panel(aq_engine *E, aq_display *d) {
   if (worker_budget > height / 2) worker_budget = height / 2;
   if (worker_budget < 2) worker_budget = 2;
   int lines = 0;
-  workers_section(E, d, b, worker_budget, cols, &lines);
-  queue_section(E, d, b, class_budget, cols, &lines);
-  overall_line(E, d, b, cols);
+  workers_section(d, b, worker_budget, cols, &lines);
+  queue_section(d, b, class_budget, cols, &lines);
+  overall_line(d, b, cols);
   if (error_line) {
     newline(b, &lines);
     color(b, d, C_BOLD);
@@ -440,9 +451,9 @@ int render_panel(aq_engine *E, aq_display *d) {
 
 /* --- plain --- */
 
-void render_plain(aq_engine *E, aq_display *d, aq_buf *b) {
-  aq_sched *s = &E->sched;
-  overall_figures f = overall(E, d);
+void render_plain(aq_display *d, aq_buf *b) {
+  const aq_sched *s = d->sched;
+  overall_figures f = overall(d);
   char rate[32], elapsed[32], eta[32];
   fmt_rate(rate, sizeof rate, f.rate);
   fmt_duration(elapsed, sizeof elapsed, f.elapsed);
@@ -452,10 +463,10 @@ void render_plain(aq_engine *E, aq_display *d, aq_buf *b) {
              elapsed, (long long)f.done, (long long)f.total, f.percent, rate, eta, (long long)s->running_jobs,
              (long long)queued, (long long)s->failed, (long long)s->retried);
   if (s->running_jobs < s->num_workers) { /* idle workers: what the waiting items wait for */
-    waiting_figures w = waiting(E);
+    waiting_figures w = waiting(d);
     if (w.delayed + w.backing_off + w.rate + w.per_key > 0) {
       aq_buf_puts(b, "  idle: ");
-      put_waiting(E, 1, b, &w, 1000); /* logs keep the key's text */
+      put_waiting(d, 1, b, &w, 1000); /* logs keep the key's text */
     }
   }
 }
@@ -493,9 +504,9 @@ static void json_string(aq_buf *b, const char *s, size_t len) {
 /* At most this many worker rows in one JSON line (the busy ones). */
 #define JSON_MAX_WORKER_ROWS 1000
 
-void render_json(aq_engine *E, aq_display *d, aq_buf *b, int final, const char *why) {
-  aq_sched *s = &E->sched;
-  overall_figures f = overall(E, d);
+void render_json(aq_display *d, aq_buf *b, int final, const char *why) {
+  const aq_sched *s = d->sched;
+  overall_figures f = overall(d);
   aq_buf_printf(b,
              "{\"type\":\"%s\",\"elapsed\":%.3f,\"processed\":%lld,\"failed\":%lld,\"hooks_failed\":%lld,\"retried\":%lld,"
              "\"cancelled\":%lld,\"not_started\":%lld,\"enqueued\":%lld,\"duplicates\":%lld,\"running\":%lld,"
@@ -509,33 +520,33 @@ void render_json(aq_engine *E, aq_display *d, aq_buf *b, int final, const char *
   if (f.eta >= 0) aq_buf_printf(b, "%.1f", f.eta);
   else aq_buf_puts(b, "null");
   aq_buf_printf(b, ",\"eta_stable\":%s", f.eta_stable ? "true" : "false");
-  waiting_figures w = waiting(E);
+  waiting_figures w = waiting(d);
   aq_buf_printf(b, ",\"waiting\":{\"delayed\":%lld,\"backing_off\":%lld,\"rate\":%lld,\"per_key\":%lld,\"rate_key\":",
              (long long)w.delayed, (long long)w.backing_off, (long long)w.rate, (long long)w.per_key);
-  const char *key = display_key_name(E, w.rate_key);
+  const char *key = key_name(d, w.rate_key);
   if (key) json_string(b, key, strlen(key));
   else aq_buf_puts(b, "null");
   aq_buf_puts(b, ",\"per_key_key\":");
-  key = display_key_name(E, w.per_key_key);
+  key = key_name(d, w.per_key_key);
   if (key) json_string(b, key, strlen(key));
   else aq_buf_puts(b, "null");
   aq_buf_puts(b, "}");
   int32_t busy = 0;
   for (int32_t i = 0; i < s->num_workers; i++)
-    if (s->slots[i].task && s->slots[i].task->job) busy++;
+    if (s->slots[i].runner && s->slots[i].runner->job) busy++;
   aq_buf_printf(b, ",\"workers\":{\"total\":%d,\"busy\":%d,\"rows\":[", s->num_workers, busy);
   int rows = 0;
   for (int32_t i = 0; i < s->num_workers && rows < JSON_MAX_WORKER_ROWS; i++) {
-    aq_task *t = s->slots[i].task;
+    const aq_runner *t = s->slots[i].runner;
     if (!t || !t->job) continue;
     int is_hook;
-    const char *cls = job_class(E, t, &is_hook);
+    const char *cls = job_class(d, t, &is_hook);
     aq_buf_printf(b, "%s{\"id\":%d,\"class\":", rows ? "," : "", i + 1);
     json_string(b, cls, strlen(cls));
     aq_buf_printf(b, ",\"hook\":%s,\"desc\":", is_hook ? "true" : "false");
     json_string(b, t->desc ? t->desc : "", t->desc_len);
     aq_buf_printf(b, ",\"attempt\":%u,\"elapsed\":%.1f}", is_hook ? 1u : s->items[t->job / 2].attempts,
-               (double)(engine_now_ms(E) - s->slots[i].started) / 1000.0);
+               (double)(uv_now(d->loop) - s->slots[i].started) / 1000.0);
     rows++;
   }
   aq_buf_puts(b, "]},\"classes\":{");
@@ -571,8 +582,8 @@ void render_json(aq_engine *E, aq_display *d, aq_buf *b, int final, const char *
 
 /* --- the final summary --- */
 
-void render_summary(aq_engine *E, aq_display *d, aq_buf *b, const char *why) {
-  aq_sched *s = &E->sched;
+void render_summary(aq_display *d, aq_buf *b, const char *why) {
+  const aq_sched *s = d->sched;
   double elapsed = (double)(uv_hrtime() - s->started_ns) / 1e9;
   int64_t finished = s->processed + s->failed;
   int64_t not_started = s->dropped + sched_waiting(s);

@@ -20,6 +20,7 @@
 #include <lualib.h>
 
 #include "engine.h"
+#include "sched_timers.h"
 
 /* How long the driver may run tasks before the loop gets control back. */
 #define SLICE_NS (10 * 1000 * 1000)
@@ -39,8 +40,8 @@ uv_loop_t *aq_engine_loop(aq_engine *E) { return &E->loop; }
 uint64_t engine_now_ms(aq_engine *E) { return uv_now(&E->loop); }
 
 void engine_log(aq_engine *E, const char *text, size_t len) {
-  display_output(E, 2, text, len);
-  if (len == 0 || text[len - 1] != '\n') display_output(E, 2, "\n", 1);
+  display_output(&E->display, 2, text, len);
+  if (len == 0 || text[len - 1] != '\n') display_output(&E->display, 2, "\n", 1);
 }
 
 /* --- errors --- */
@@ -98,21 +99,21 @@ static void resume(aq_engine *E, aq_task *t) {
   int nargs = t->nresults;
   t->nresults = 0;
   t->status = AQ_TASK_RUNNING;
-  E->current = t;
-  watchdog_resume_started(&E->watchdog, t->timeout_due_ns);
+  E->tasks.current = t;
+  watchdog_resume_started(&E->watchdog, runner_deadline(t));
   int rc = lua_resume(t->co, nargs);
-  E->current = NULL;
-  watchdog_resume_ended(E, t); /* the hook may have yielded it: see below */
+  E->tasks.current = NULL;
+  watchdog_resume_ended(&E->watchdog, t); /* the hook may have yielded it: see below */
   if (rc == LUA_YIELD && sched_job_overdue(t)) {
     /* Its process() ran past its timeout without yielding until now, so the
      * timer could not fire: the attempt fails as if it had. */
-    sched_job_timed_out(t);
+    sched_job_timed_out(&E->sched, t);
     return;
   }
   if (rc == LUA_YIELD) {
-    /* aq_task_yield set WAITING, core.park PARKED, core.yield_now READY. A plain
-     * coroutine.yield() from task code, or the watchdog's hook (a signal to
-     * handle), leaves RUNNING: it just yields the turn. */
+    /* task_yield set WAITING, PARKED or READY. A plain coroutine.yield()
+     * from task code, or the watchdog's hook (a signal to handle), leaves
+     * RUNNING: it just yields the turn. */
     lua_settop(t->co, 0);
     if (t->status == AQ_TASK_RUNNING) task_make_ready(t);
     return;
@@ -136,46 +137,46 @@ static void resume(aq_engine *E, aq_task *t) {
 
 static void on_driver(uv_idle_t *handle) {
   aq_engine *E = handle->data;
-  E->slice_deadline = uv_hrtime() + SLICE_NS;
+  E->tasks.slice_deadline = uv_hrtime() + SLICE_NS;
   aq_task *t;
-  while (!E->shutdown && (t = task_list_pop(&E->ready))) {
+  while (!E->tasks.shutdown && (t = task_list_pop(&E->tasks.ready))) {
     resume(E, t);
-    sched_dispatch(E);
-    if (uv_hrtime() >= E->slice_deadline) break;
+    sched_dispatch(&E->sched);
+    if (uv_hrtime() >= E->tasks.slice_deadline) break;
   }
-  if (E->shutdown) {
+  if (E->tasks.shutdown) {
     engine_shutdown_now(E);
     return;
   }
-  if (E->ready.len == 0) uv_idle_stop(handle);
-  display_flush(E); /* what the tasks printed, above the panel */
+  if (E->tasks.ready.len == 0) uv_idle_stop(handle);
+  display_flush(&E->display); /* what the tasks printed, above the panel */
 }
 
 /* --- stopping --- */
 
 void engine_request_shutdown(aq_engine *E, int exit_code) {
   if (exit_code >= 0 && E->exit_code < 0) E->exit_code = exit_code;
-  if (E->shutdown) return;
-  E->shutdown = 1;
-  if (!E->current) engine_shutdown_now(E);
+  if (E->tasks.shutdown) return;
+  E->tasks.shutdown = 1;
+  if (!E->tasks.current) engine_shutdown_now(E);
   else if (!uv_is_active((uv_handle_t *)&E->driver)) uv_idle_start(&E->driver, on_driver);
 }
 
 /* Cancels every task. Their cancel hooks close what they had started, so the
  * loop then ends by itself once those handles are closed. */
 static void engine_shutdown_now(aq_engine *E) {
-  E->shutdown = 1;
+  E->tasks.shutdown = 1;
   uv_idle_stop(&E->driver);
-  for (uint32_t i = 0; i < E->tasks_cap; i++)
-    if (E->tasks[i]) task_destroy(E->tasks[i]);
-  sched_stop_timers(E); /* nothing will take the delayed items now */
-  if (E->sched.active && E->display.mode != AQ_PROGRESS_NONE) display_run_finished(E, E->stop_reason);
+  for (uint32_t i = 0; i < E->tasks.cap; i++)
+    if (E->tasks.all[i]) task_destroy(E->tasks.all[i]);
+  sched_stop_timers(&E->sched); /* nothing will take the delayed items now */
+  if (E->sched.active && E->display.mode != AQ_PROGRESS_NONE) display_run_finished(&E->display, E->stop_reason);
 }
 
 static void on_signal(uv_signal_t *handle, int signum) {
   aq_engine *E = handle->data;
   watchdog_signal_handled(&E->watchdog);
-  if (signum == SIGINT && ++E->sigint_count == 1 && sched_request_stop(E, AQ_STOP_INTERRUPTED)) {
+  if (signum == SIGINT && ++E->sigint_count == 1 && sched_request_stop(&E->sched, AQ_STOP_INTERRUPTED)) {
     /* Graceful: no new items start; the task in run_wait hears "stopping". */
     E->exit_code = AQ_EXIT_INTERRUPTED;
     static const char msg[] = "aqueue: interrupted: letting running items finish (Ctrl-C again to stop now)";
@@ -226,14 +227,32 @@ static void set_package_path(lua_State *L) {
   lua_pop(L, 3);
 }
 
+/* --- what the watchdog asks --- */
+
+/* Some other task could run if the running one yielded: a run is on, or a
+ * task other than it (and the parked runners) is alive. */
+static int others_could_run(void *data) {
+  aq_engine *E = data;
+  return E->sched.active || E->tasks.live > E->sched.parked.len + 1;
+}
+
+static void describe_task(void *data, aq_task *t, char *out, size_t size) {
+  aq_engine *E = data;
+  sched_describe_task(&E->sched, t, out, size);
+}
+
+static void log_now(void *data, const char *text, size_t len) {
+  aq_engine *E = data;
+  engine_log(E, text, len);
+  display_flush(&E->display);
+}
+
 aq_engine *engine_create(void) {
   aq_engine *E = calloc(1, sizeof *E);
   if (!E) return NULL;
   E->exit_code = -1;
   E->cli_order = -1;
   E->cli_progress = -1;
-  E->runner_fn_ref = LUA_NOREF;
-  E->timed_out_fn_ref = LUA_NOREF;
   int err = uv_loop_init(&E->loop);
   if (err) {
     fprintf(stderr, "aqueue-run: cannot create the event loop: %s\n", uv_strerror(err));
@@ -252,12 +271,13 @@ aq_engine *engine_create(void) {
   lua_pushlightuserdata(E->L, &engine_key);
   lua_pushlightuserdata(E->L, E);
   lua_rawset(E->L, LUA_REGISTRYINDEX);
-  sched_init(E);
-  display_init(E);
-
   uv_idle_init(&E->loop, &E->driver);
   E->driver.data = E;
   E->driver.idle_cb = on_driver;
+  tasks_init(&E->tasks, E->L, &E->driver);
+  sched_init(&E->sched, &E->tasks, &E->loop, &E->watchdog);
+  display_init(&E->display, &E->loop, &E->sched);
+
   /* Signals never keep the loop alive on their own. */
   uv_signal_init(&E->loop, &E->sigint);
   uv_signal_init(&E->loop, &E->sigterm);
@@ -266,9 +286,15 @@ aq_engine *engine_create(void) {
   uv_signal_start(&E->sigterm, on_signal, SIGTERM);
   uv_unref((uv_handle_t *)&E->sigint);
   uv_unref((uv_handle_t *)&E->sigterm);
-  watchdog_start(E); /* after uv_signal_start: its handler runs before libuv's */
-
-  core_lua_open(E->L);
+  static const aq_watchdog_hooks watchdog_hooks = {
+      .others_could_run = others_could_run,
+      .describe = describe_task,
+      .log_now = log_now,
+      .restore_terminal = display_restore_terminal,
+  };
+  aq_watchdog_hooks hooks = watchdog_hooks;
+  hooks.data = E;
+  watchdog_start(&E->watchdog, &E->tasks, &hooks); /* after uv_signal_start: its handler runs before libuv's */
   return E;
 }
 
@@ -300,8 +326,7 @@ static int start_main_task(aq_engine *E, int argc, char **argv, int first_arg) {
   int nargs = argc - first_arg;
   luaL_checkstack(E->L, nargs, "too many script arguments");
   for (int i = first_arg; i < argc; i++) lua_pushstring(E->L, argv[i]);
-  E->main_task = task_create(E, AQ_TASK_MAIN, E->L, nargs);
-  if (!E->main_task) {
+  if (!task_create(&E->tasks, AQ_TASK_MAIN, E->L, nargs)) {
     fprintf(stderr, "aqueue-run: out of memory\n");
     return AQ_EXIT_FAILED;
   }
@@ -352,8 +377,7 @@ int engine_load_tool(aq_engine *E, const char *module, const char *command) {
   }
   lua_pushstring(E->L, module);
   lua_pushstring(E->L, command);
-  E->main_task = task_create(E, AQ_TASK_MAIN, E->L, 2);
-  if (!E->main_task) {
+  if (!task_create(&E->tasks, AQ_TASK_MAIN, E->L, 2)) {
     fprintf(stderr, "aqueue-run: out of memory\n");
     return AQ_EXIT_FAILED;
   }
@@ -363,8 +387,8 @@ int engine_load_tool(aq_engine *E, const char *module, const char *command) {
 /* Returns 1 when some task still waits (and says so), 0 otherwise. */
 static int report_stuck_tasks(aq_engine *E) {
   uint32_t stuck = 0;
-  for (uint32_t i = 0; i < E->tasks_cap; i++) {
-    aq_task *t = E->tasks[i];
+  for (uint32_t i = 0; i < E->tasks.cap; i++) {
+    aq_task *t = E->tasks.all[i];
     if (t && t->status != AQ_TASK_PARKED) stuck++;
   }
   if (stuck > 0) {
@@ -380,11 +404,11 @@ static int report_stuck_tasks(aq_engine *E) {
 int engine_run(aq_engine *E) {
   uv_run(&E->loop, UV_RUN_DEFAULT);
   /* The loop ran dry. Anything still waiting can never be woken. */
-  if (!E->shutdown && report_stuck_tasks(E)) E->stop_reason = "stopped: tasks were stuck";
+  if (!E->tasks.shutdown && report_stuck_tasks(E)) E->stop_reason = "stopped: tasks were stuck";
   engine_shutdown_now(E);
   uv_run(&E->loop, UV_RUN_DEFAULT); /* close callbacks of the cancelled work */
   if (E->exit_code >= 0) return E->exit_code;
-  return E->had_failures ? AQ_EXIT_FAILED : AQ_EXIT_OK;
+  return E->had_failures || E->sched.had_failures ? AQ_EXIT_FAILED : AQ_EXIT_OK;
 }
 
 struct aq_close_hook {
@@ -419,14 +443,12 @@ static void on_walk_close(uv_handle_t *handle, void *arg) {
 }
 
 void engine_destroy(aq_engine *E) {
-  watchdog_stop(E); /* before the Lua state goes: it sets hooks on it */
+  watchdog_stop(&E->watchdog); /* before the Lua state goes: it sets hooks on it */
   engine_shutdown_now(E);
   run_close_hooks(E);
-  display_close(E);
-  sched_close(E);
-  sched_free(&E->sched);
-  if (E->runner_fn_ref != LUA_NOREF) luaL_unref(E->L, LUA_REGISTRYINDEX, E->runner_fn_ref);
-  if (E->timed_out_fn_ref != LUA_NOREF) luaL_unref(E->L, LUA_REGISTRYINDEX, E->timed_out_fn_ref);
+  display_close(&E->display);
+  sched_close(&E->sched);
+  sched_free(&E->sched); /* releases its registry refs */
   lua_close(E->L);
   /* The engine's own handles; a binding's handle left open would be a bug,
    * and closing it here keeps the loop closable. */
@@ -434,8 +456,6 @@ void engine_destroy(aq_engine *E) {
   uv_run(&E->loop, UV_RUN_DEFAULT);
   int err = uv_loop_close(&E->loop);
   if (err) fprintf(stderr, "aqueue: internal error: the event loop did not close: %s\n", uv_strerror(err));
-  free(E->tasks);
-  free(E->task_gens);
-  free(E->free_indexes);
+  tasks_free(&E->tasks);
   free(E);
 }

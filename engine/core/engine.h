@@ -1,6 +1,9 @@
 /*
- * engine.h — the engine: one libuv loop, one LuaJIT state, the task table, the
- * ready list with its resume driver, signals, and the current run's scheduler.
+ * engine.h — the engine: one libuv loop, one LuaJIT state, the task table
+ * with its resume driver, signals, and the pieces it wires together: the
+ * scheduler, the display and the watchdog. It is the top of core's process
+ * pieces; what Lua calls (core_lua.c, sched_ffi.c) and the public API
+ * (api.c) sit above it.
  *
  * One engine per process. Everything here runs on the loop thread.
  */
@@ -26,42 +29,27 @@ struct aq_engine {
   uv_idle_t driver;      /* active exactly while the ready list is not empty */
   uv_signal_t sigint, sigterm;
 
-  aq_task *current;      /* the task inside lua_resume, NULL otherwise */
-  aq_task *main_task;
-
-  aq_task **tasks;       /* index -> live task or NULL */
-  uint32_t *task_gens;   /* index -> generation of the last task there */
-  uint32_t tasks_cap;
-  uint32_t *free_indexes; /* stack of free indexes into tasks */
-  uint32_t nfree_indexes;
-  uint32_t live_tasks;   /* tasks not destroyed (parked runners included) */
-
-  aq_task_list ready;    /* READY tasks, resumed in order by the driver */
-  aq_task_list parked;   /* runners without work, reused before new ones */
-  int runner_fn_ref;     /* the Lua function every runner runs */
-  int timed_out_fn_ref;  /* the Lua function that finishes a timed-out process(id, message) */
-
-  aq_sched sched;
+  aq_tasks tasks;        /* every task, the ready list, the running one (task.h) */
+  aq_sched sched;        /* the current run's queue, and the runners (scheduler.h) */
   aq_display display;
+  aq_watchdog watchdog;  /* interrupts Lua code that does not yield (watchdog.c) */
   struct aq_close_hook *close_hooks; /* aq_engine_on_close, newest first */
 
   int sigint_count;
-  int shutdown;          /* cancel every task and leave the loop */
   int exit_code;         /* set by os.exit or a signal; -1 until then */
   const char *stop_reason; /* why the engine stopped early, for the summary */
-  int had_failures;      /* an item or hook failed, or the main task raised */
+  int had_failures;      /* the main task raised, a module or the script failed (items and hooks: sched.had_failures) */
   int32_t cli_workers;   /* -w: num_workers (wins over run_queue's); 0 unset */
   int cli_order;         /* --order: an aq_order, -1 unset */
   int cli_progress;      /* --progress: an aq_progress, -1 unset */
   const char *cli_state; /* --state FILE, NULL unset (points into argv) */
   int cli_fresh, cli_retry_failed; /* --fresh, --retry-failed */
   double cli_max_items, cli_max_time; /* --max-items, --max-time (win over run_queue's); 0 unset */
-  uint64_t slice_deadline; /* the driver yields to the loop after this (hrtime) */
-  aq_watchdog watchdog;  /* interrupts Lua code that does not yield (watchdog.c) */
 };
 
-/* Creates the engine: loop, Lua state with the standard libraries, the
- * `aqueue.core` module, signals. Returns NULL (with a message on stderr) when
+/* Creates the engine: loop, Lua state with the standard libraries, tasks,
+ * scheduler, display, watchdog, signals (the `aqueue.core` module on top of
+ * it: core_lua_open). Returns NULL (with a message on stderr) when
  * the loop or the state cannot be created. */
 aq_engine *engine_create(void);
 
@@ -91,8 +79,5 @@ void engine_log(aq_engine *E, const char *text, size_t len);
 
 /* Loop time in milliseconds (uv_now). */
 uint64_t engine_now_ms(aq_engine *E);
-
-/* Registers the Lua module `aqueue.core` in package.preload (core_lua.c). */
-void core_lua_open(lua_State *L);
 
 #endif

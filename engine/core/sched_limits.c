@@ -20,54 +20,61 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
 #include "rate_schedule.h"
+#include "sched_limits.h"
 
-/* Returns the new key's id (> 0), or -1 out of memory. per_key <= 0 means no
- * limit on running items; rate <= 0 no limit on starts. */
-int32_t aq__sched_limit_key_add(aq_engine *E, int32_t per_key, double rate) {
-  aq_sched *s = &E->sched;
-  if (s->nkeys >= s->keys_cap) { /* key 0 is never stored: nkeys starts at 1 */
-    int32_t cap = s->keys_cap ? s->keys_cap * 2 : 64;
-    aq_limit_key *keys = realloc(s->keys, (size_t)cap * sizeof *keys);
+void limits_init(aq_limits *l, aq_order order, aq_item_queue *queued, double (*now_ms)(void),
+                 int (*wake_at)(void *data, int32_t key, double due_ms), void *data) {
+  memset(l, 0, sizeof *l);
+  l->nkeys = 1; /* key 0 is "no key" */
+  l->drop_scan = 1;
+  l->order = order;
+  l->queued = queued;
+  l->now_ms = now_ms;
+  l->wake_at = wake_at;
+  l->data = data;
+}
+
+int32_t limits_key_add(aq_limits *l, int32_t per_key, double rate) {
+  if (l->nkeys >= l->keys_cap) { /* key 0 is never stored: nkeys starts at 1 */
+    int32_t cap = l->keys_cap ? l->keys_cap * 2 : 64;
+    aq_limit_key *keys = realloc(l->keys, (size_t)cap * sizeof *keys);
     if (!keys) return -1;
-    s->keys = keys;
-    s->keys_cap = cap;
+    l->keys = keys;
+    l->keys_cap = cap;
   }
-  aq_limit_key *k = &s->keys[s->nkeys];
+  aq_limit_key *k = &l->keys[l->nkeys];
   memset(k, 0, sizeof *k);
   k->per_key = per_key > 0 ? per_key : INT32_MAX;
   k->interval_ms = rate > 0 ? 1000.0 / rate : 0;
-  aq_item_queue_init(&k->waiting, s->order);
-  return s->nkeys++;
+  aq_item_queue_init(&k->waiting, l->order);
+  return l->nkeys++;
 }
 
 /* Whether the key's rate lets an item start now; if not, a wake-up is due at
  * the key's next start time. */
-static int rate_allows(aq_engine *E, int32_t key) {
-  aq_limit_key *k = &E->sched.keys[key];
-  if (k->interval_ms == 0 || aq_rate_may_start(k->next_start_ms, sched_now_ms())) return 1;
-  if (!k->wake_pending && sched_delay_key(E, key, k->next_start_ms) == 0) k->wake_pending = 1;
+static int rate_allows(aq_limits *l, int32_t key) {
+  aq_limit_key *k = &l->keys[key];
+  if (k->interval_ms == 0 || aq_rate_may_start(k->next_start_ms, l->now_ms())) return 1;
+  if (!k->wake_pending && l->wake_at(l->data, key, k->next_start_ms) == 0) k->wake_pending = 1;
   return 0;
 }
 
-static int push_token(aq_sched *s, int32_t key, double priority) {
-  if (aq_item_queue_push(&s->queued, -key, priority) != 0) return -1;
-  s->keys[key].tokens++;
-  s->tokens++;
+static int push_token(aq_limits *l, int32_t key, double priority) {
+  if (aq_item_queue_push(l->queued, -key, priority) != 0) return -1;
+  l->keys[key].tokens++;
+  l->tokens++;
   return 0;
 }
 
 /* Gives the key the tokens it can use now; `new_best`: an item just became
  * its best held one and gets a token of its own. */
-static void give_tokens(aq_engine *E, int32_t key, int new_best) {
-  aq_sched *s = &E->sched;
-  aq_limit_key *k = &s->keys[key];
+static void give_tokens(aq_limits *l, int32_t key, int new_best) {
+  aq_limit_key *k = &l->keys[key];
   int32_t best;
-  double priority = 0;
-  if (k->running >= k->per_key || !aq_item_queue_peek(&k->waiting, &best, NULL)) return;
-  if (!rate_allows(E, key)) return;
-  priority = s->items[best].priority;
+  double priority = 0; /* the best held item's: read for the priority order only */
+  if (k->running >= k->per_key || !aq_item_queue_peek(&k->waiting, &best, &priority)) return;
+  if (!rate_allows(l, key)) return;
   int64_t can_start = (int64_t)k->per_key - k->running;
   int64_t held = (int64_t)aq_item_queue_len(&k->waiting);
   int64_t want = can_start < held ? can_start : held;
@@ -76,67 +83,69 @@ static void give_tokens(aq_engine *E, int32_t key, int new_best) {
    * wake-up does not queue tokens that would mostly be dropped. */
   if (k->interval_ms > 0 && want > 1) want = 1;
   int pushed = 0;
-  while (k->tokens < want && push_token(s, key, priority) == 0) pushed = 1;
-  if (new_best && !pushed) push_token(s, key, priority);
+  while (k->tokens < want && push_token(l, key, priority) == 0) pushed = 1;
+  if (new_best && !pushed) push_token(l, key, priority);
   /* Out of memory: the key gets its tokens when one of its items ends. */
 }
 
-int limits_item_ready(aq_engine *E, int32_t id) {
-  aq_sched *s = &E->sched;
-  aq_item_rec *r = &s->items[id];
-  aq_limit_key *k = &s->keys[r->limit_key];
-  if (aq_item_queue_push(&k->waiting, id, r->priority) != 0) return -1;
-  r->state = AQ_ITEM_HELD;
-  s->held++;
+int limits_item_ready(aq_limits *l, int32_t key, int32_t id, double priority) {
+  aq_limit_key *k = &l->keys[key];
+  if (aq_item_queue_push(&k->waiting, id, priority) != 0) return -1;
+  l->held++;
   int32_t best;
   aq_item_queue_peek(&k->waiting, &best, NULL);
-  give_tokens(E, r->limit_key, best == id);
+  give_tokens(l, key, best == id);
   return 0;
 }
 
-int limits_take_token(aq_engine *E, int32_t key, int32_t *id) {
-  aq_sched *s = &E->sched;
-  aq_limit_key *k = &s->keys[key];
+int limits_take_token(aq_limits *l, int32_t key, int32_t *id) {
+  aq_limit_key *k = &l->keys[key];
   k->tokens--;
-  s->tokens--;
-  if (k->running >= k->per_key || !rate_allows(E, key) || !aq_item_queue_pop(&k->waiting, id)) return 0;
-  s->held--;
+  l->tokens--;
+  if (k->running >= k->per_key || !rate_allows(l, key) || !aq_item_queue_pop(&k->waiting, id)) return 0;
+  l->held--;
   return 1;
 }
 
-void limits_item_started(aq_engine *E, aq_item_rec *r) {
-  aq_limit_key *k = &E->sched.keys[r->limit_key];
+void limits_token_dropped(aq_limits *l, int32_t key) {
+  l->keys[key].tokens--;
+  l->tokens--;
+}
+
+void limits_item_started(aq_limits *l, int32_t key) {
+  aq_limit_key *k = &l->keys[key];
   k->running++;
   if (k->interval_ms > 0) {
-    k->next_start_ms = aq_rate_next_due(k->next_start_ms, sched_now_ms(), k->interval_ms);
-    give_tokens(E, r->limit_key, 0); /* the next one waits for next_start_ms, or catches up */
+    k->next_start_ms = aq_rate_next_due(k->next_start_ms, l->now_ms(), k->interval_ms);
+    give_tokens(l, key, 0); /* the next one waits for next_start_ms, or catches up */
   }
 }
 
-void limits_item_ended(aq_engine *E, aq_item_rec *r) {
-  E->sched.keys[r->limit_key].running--;
-  give_tokens(E, r->limit_key, 0);
+void limits_item_ended(aq_limits *l, int32_t key) {
+  l->keys[key].running--;
+  give_tokens(l, key, 0);
 }
 
-void limits_key_wake(aq_engine *E, int32_t key) {
-  E->sched.keys[key].wake_pending = 0;
-  give_tokens(E, key, 0);
+void limits_key_wake(aq_limits *l, int32_t key) {
+  l->keys[key].wake_pending = 0;
+  give_tokens(l, key, 0);
 }
 
-int limits_pop_held(aq_engine *E, int32_t *id) {
-  aq_sched *s = &E->sched;
+void limits_key_wake_dropped(aq_limits *l, int32_t key) { l->keys[key].wake_pending = 0; }
+
+int limits_pop_held(aq_limits *l, int32_t *id) {
   /* Keys are emptied one after another: the scan resumes where it stopped. */
-  for (; s->held > 0 && s->drop_scan < s->nkeys; s->drop_scan++)
-    if (aq_item_queue_pop(&s->keys[s->drop_scan].waiting, id)) {
-      s->held--;
+  for (; l->held > 0 && l->drop_scan < l->nkeys; l->drop_scan++)
+    if (aq_item_queue_pop(&l->keys[l->drop_scan].waiting, id)) {
+      l->held--;
       return 1;
     }
   return 0;
 }
 
-void limits_free(aq_sched *s) {
-  for (int32_t key = 1; key < s->nkeys; key++) aq_item_queue_free(&s->keys[key].waiting);
-  free(s->keys);
-  s->keys = NULL;
-  s->nkeys = s->keys_cap = 0;
+void limits_free(aq_limits *l) {
+  for (int32_t key = 1; key < l->nkeys; key++) aq_item_queue_free(&l->keys[key].waiting);
+  free(l->keys);
+  l->keys = NULL;
+  l->nkeys = l->keys_cap = 0;
 }

@@ -8,8 +8,8 @@
  * exactly once, so each hook runs exactly once.
  *
  * An item waits to start in one of three places: `queued` (it may start as
- * soon as a worker is free), `delayed` (its delay or retry backoff runs;
- * sched_timers.c) or its limit key's queue (sched_limits.c). Only `queued` is
+ * soon as a worker is free), `delays` (its delay or retry backoff runs;
+ * sched_delays.c) or its limit key's queue (sched_limits.c). Only `queued` is
  * taken from, so a worker never meets an item that cannot start.
  */
 #include <stdio.h>
@@ -18,32 +18,94 @@
 
 #include <lauxlib.h>
 
-#include "engine.h"
+#include "scheduler.h"
 
 /* Every so many takes the runner checks whether its time slice is over. */
 #define TAKE_CHECK_EVERY 32
 
-void sched_init(aq_engine *E) {
-  aq_sched *s = &E->sched;
+static aq_item_rec *rec(aq_sched *s, int32_t id) { return &s->items[id]; }
+
+static void sched_item_ready(aq_sched *s, int32_t id);
+static void task_ending(void *data, aq_task *t);
+static int task_woken(void *data, aq_task *t);
+
+/* --- waits for a time (sched_delays.h) and limit keys (sched_limits.h) --- */
+
+/* A `delays` entry came due: an item whose wait is over, or a key's wake-up. */
+static void delay_due(void *data, int32_t entry) {
+  aq_sched *s = data;
+  if (entry < 0) {
+    s->key_wakes--;
+    limits_key_wake(&s->limits, -entry);
+    return;
+  }
+  aq_item_rec *r = rec(s, entry);
+  if (r->attempts > 0) s->classes[r->class_id].retrying--;
+  sched_item_ready(s, entry);
+}
+
+static void delays_done(void *data) { sched_dispatch(data); }
+
+/* The limits ask to wake limit key `key` at hrtime `due_ms`. */
+static int wake_key_at(void *data, int32_t key, double due_ms) {
+  aq_sched *s = data;
+  if (delays_add(&s->delays, -key, due_ms) != 0) return -1;
+  s->key_wakes++;
+  return 0;
+}
+
+int sched_delay_item(aq_sched *s, int32_t id, double due_ms) {
+  if (delays_add(&s->delays, id, due_ms) != 0) return -1;
+  rec(s, id)->state = AQ_ITEM_DELAYED;
+  return 0;
+}
+
+/* Takes any one item out of `delays` (graceful stop). Returns 1, or 0 when
+ * none is left. */
+static int pop_delayed(aq_sched *s, int32_t *id) {
+  while (delays_pop(&s->delays, id)) {
+    if (*id > 0) return 1;
+    s->key_wakes--; /* a key's wake-up: nothing to drop */
+    limits_key_wake_dropped(&s->limits, -*id);
+  }
+  return 0;
+}
+
+/* An item of a limit key may start: its key holds it. Returns 0 or -1. */
+static int hold_item(aq_sched *s, int32_t id) {
+  aq_item_rec *r = rec(s, id);
+  if (limits_item_ready(&s->limits, r->limit_key, id, r->priority) != 0) return -1;
+  r->state = AQ_ITEM_HELD;
+  return 0;
+}
+
+/* --- life --- */
+
+void sched_init(aq_sched *s, aq_tasks *T, uv_loop_t *loop, aq_watchdog *watchdog) {
   memset(s, 0, sizeof *s);
+  s->tasks = T;
+  s->loop = loop;
+  s->watchdog = watchdog;
+  s->runner_fn_ref = s->timed_out_fn_ref = LUA_NOREF;
   aq_item_queue_init(&s->queued, AQ_ORDER_LIFO);
   aq_item_queue_init(&s->hooks, AQ_ORDER_FIFO);
-  aq_item_queue_init(&s->delayed, AQ_ORDER_PRIORITY);
-  uv_timer_init(&E->loop, &s->delay_timer);
-  uv_timer_init(&E->loop, &s->max_time_timer);
-  s->delay_timer.data = s->max_time_timer.data = E;
+  delays_init(&s->delays, loop, delay_due, delays_done, s);
+  uv_timer_init(loop, &s->max_time_timer);
+  s->max_time_timer.data = s;
   s->jitter_state = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
   if (!s->jitter_state) s->jitter_state = 1;
+  T->owner.data = s;
+  T->owner.ending = task_ending;
+  T->owner.woken = task_woken;
 }
 
-void sched_stop_timers(aq_engine *E) {
-  uv_timer_stop(&E->sched.delay_timer);
-  uv_timer_stop(&E->sched.max_time_timer);
+void sched_stop_timers(aq_sched *s) {
+  delays_stop(&s->delays);
+  uv_timer_stop(&s->max_time_timer);
 }
 
-void sched_close(aq_engine *E) {
-  aq_sched *s = &E->sched;
-  if (!uv_is_closing((uv_handle_t *)&s->delay_timer)) uv_close((uv_handle_t *)&s->delay_timer, NULL);
+void sched_close(aq_sched *s) {
+  delays_close(&s->delays);
   if (!uv_is_closing((uv_handle_t *)&s->max_time_timer)) uv_close((uv_handle_t *)&s->max_time_timer, NULL);
 }
 
@@ -55,10 +117,13 @@ void sched_free(aq_sched *s) {
   free(s->classes);
   s->classes = NULL;
   s->nclasses = s->classes_cap = 0;
+  lua_State *L = s->tasks->L;
+  if (s->runner_fn_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, s->runner_fn_ref);
+  if (s->timed_out_fn_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, s->timed_out_fn_ref);
+  s->runner_fn_ref = s->timed_out_fn_ref = LUA_NOREF;
 }
 
-int sched_run_start(aq_engine *E, int32_t num_workers, aq_order order, int64_t max_items, double max_time_s) {
-  aq_sched *s = &E->sched;
+int sched_run_start(aq_sched *s, int32_t num_workers, aq_order order, int64_t max_items) {
   s->slots = calloc((size_t)num_workers, sizeof *s->slots);
   s->free_slots = malloc((size_t)num_workers * sizeof *s->free_slots);
   if (!s->slots || !s->free_slots) {
@@ -75,10 +140,9 @@ int sched_run_start(aq_engine *E, int32_t num_workers, aq_order order, int64_t m
   s->order = order;
   aq_item_queue_init(&s->queued, order);
   aq_item_queue_init(&s->hooks, AQ_ORDER_FIFO);
-  aq_item_queue_init(&s->delayed, AQ_ORDER_PRIORITY);
-  s->nkeys = 1; /* key 0 is "no key" */
-  s->held = s->tokens = s->key_wakes = 0;
-  s->drop_scan = 1;
+  delays_restart(&s->delays);
+  limits_init(&s->limits, order, &s->queued, sched_now_ms, wake_key_at, s);
+  s->key_wakes = 0;
   s->max_items = max_items;
   s->next_id = 1;
   s->free_head = 0;
@@ -95,7 +159,6 @@ int sched_run_start(aq_engine *E, int32_t num_workers, aq_order order, int64_t m
   s->stopping = 0;
   s->stop_why = AQ_STOP_NONE;
   s->active = 1;
-  if (max_time_s > 0) sched_max_time_start(E, max_time_s);
   return 0;
 }
 
@@ -104,17 +167,17 @@ static void sched_release_run(aq_sched *s) {
   /* Runners that still hold a slot (one that yielded its turn as the run
    * ended) hold none from now on. */
   for (int32_t i = 0; s->slots && i < s->num_workers; i++)
-    if (s->slots[i].task) {
-      s->slots[i].task->slot = -1;
-      s->slots[i].task->starting = 0;
+    if (s->slots[i].runner) {
+      s->slots[i].runner->slot = -1;
+      s->slots[i].runner->starting = 0;
     }
   free(s->items);
   s->items = NULL;
   s->items_cap = 0;
   aq_item_queue_free(&s->queued);
   aq_item_queue_free(&s->hooks);
-  aq_item_queue_free(&s->delayed);
-  limits_free(s);
+  delays_clear(&s->delays);
+  limits_free(&s->limits);
   free(s->reaped);
   s->reaped = NULL;
   s->nreaped = s->reaped_cap = 0;
@@ -130,14 +193,14 @@ static void sched_release_run(aq_sched *s) {
   while ((t = task_list_pop(&s->slot_waiters))) task_make_ready(t);
 }
 
-void sched_run_finish(aq_engine *E) {
-  sched_stop_timers(E);
-  sched_release_run(&E->sched);
+void sched_run_finish(aq_sched *s) {
+  sched_stop_timers(s);
+  sched_release_run(s);
 }
 
 int64_t sched_waiting(const aq_sched *s) {
-  return (int64_t)aq_item_queue_len(&s->queued) - s->tokens + (int64_t)aq_item_queue_len(&s->delayed) -
-         s->key_wakes + s->held;
+  return (int64_t)aq_item_queue_len(&s->queued) - s->limits.tokens + (int64_t)delays_len(&s->delays) -
+         s->key_wakes + s->limits.held;
 }
 
 int sched_run_finished(const aq_sched *s) {
@@ -148,8 +211,7 @@ int sched_run_finished(const aq_sched *s) {
   return s->live_items == 0;
 }
 
-void sched_notify_waiter(aq_engine *E) {
-  aq_sched *s = &E->sched;
+void sched_notify_waiter(aq_sched *s) {
   if (!s->waiter) return;
   const char *news;
   if (s->stopping && sched_waiting(s) > 0) news = "stopping"; /* items to drop */
@@ -161,46 +223,60 @@ void sched_notify_waiter(aq_engine *E) {
   aq_task_resume(w, 1);
 }
 
-int sched_request_stop(aq_engine *E, aq_stop_why why) {
-  aq_sched *s = &E->sched;
+int sched_request_stop(aq_sched *s, aq_stop_why why) {
   if (!s->active || s->stopping) return 0;
   s->stopping = 1;
   s->stop_why = why;
-  sched_stop_timers(E);
-  sched_notify_waiter(E);
+  sched_stop_timers(s);
+  sched_notify_waiter(s);
   return 1;
 }
 
 /* --- slots --- */
 
-static void give_slot(aq_engine *E, aq_task *t) {
-  aq_sched *s = &E->sched;
+static void give_slot(aq_sched *s, aq_runner *r) {
   int32_t slot = s->free_slots[--s->nfree_slots];
-  s->slots[slot].task = t;
-  s->slots[slot].started = engine_now_ms(E);
-  t->slot = slot;
+  s->slots[slot].runner = r;
+  s->slots[slot].started = uv_now(s->loop);
+  r->slot = slot;
 }
 
-void sched_release_slot(aq_engine *E, aq_task *t) {
-  aq_sched *s = &E->sched;
-  if (t->slot < 0) return;
+static void release_slot(aq_sched *s, aq_runner *r) {
+  if (r->slot < 0) return;
   if (s->slots) {
-    s->slots[t->slot].task = NULL;
-    s->free_slots[s->nfree_slots++] = t->slot;
+    s->slots[r->slot].runner = NULL;
+    s->free_slots[s->nfree_slots++] = r->slot;
   }
-  t->slot = -1;
+  r->slot = -1;
 }
 
-void sched_slot_wanted(aq_engine *E, aq_task *t) {
-  aq_sched *s = &E->sched;
-  t->wants_slot = 0;
-  if (!s->active) { /* the run is over: nothing to hold a slot of */
-    task_make_ready(t);
-    return;
+void sched_task_suspends(aq_sched *s, aq_task *t, int unslotted) {
+  aq_runner *r = runner_of(t);
+  if (unslotted && r && r->slot >= 0) {
+    release_slot(s, r);
+    r->wants_slot = 1;
   }
+}
+
+/* A runner that waited unslotted was woken: it gets a slot before it runs
+ * (queued for one, 1), or runs now (0) when the run is over. */
+static int task_woken(void *data, aq_task *t) {
+  aq_sched *s = data;
+  aq_runner *r = runner_of(t);
+  if (!r->wants_slot) return 0;
+  r->wants_slot = 0;
+  if (!s->active) return 0; /* the run is over: nothing to hold a slot of */
   t->status = AQ_TASK_WAITING;
   task_list_push(&s->slot_waiters, t);
-  sched_dispatch(E);
+  sched_dispatch(s);
+  return 1;
+}
+
+int sched_park(aq_sched *s, aq_task *t) {
+  aq_runner *r = runner_of(t);
+  if (r) release_slot(s, r);
+  task_list_push(&s->parked, t);
+  return task_yield(t, AQ_TASK_PARKED);
 }
 
 /* Jobs not yet promised to a runner: queued ones (hooks, and items unless
@@ -210,37 +286,56 @@ static int has_unclaimed_job(const aq_sched *s) {
   return jobs > s->starting_runners;
 }
 
-/* Creates a runner task running the Lua runner function; NULL on failure. */
-static aq_task *new_runner(aq_engine *E) {
-  lua_rawgeti(E->L, LUA_REGISTRYINDEX, E->runner_fn_ref);
-  aq_task *t = task_create(E, AQ_TASK_RUNNER, E->L, 0);
-  if (!t) lua_pop(E->L, 1);
-  return t;
+/* Creates a runner task running the Lua runner function, with its record;
+ * NULL on failure. */
+static aq_runner *new_runner(aq_sched *s) {
+  aq_runner *r = runner_new(s);
+  if (!r) return NULL;
+  lua_State *L = s->tasks->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->runner_fn_ref);
+  aq_task *t = task_create(s->tasks, AQ_TASK_RUNNER, L, 0);
+  if (!t) {
+    lua_pop(L, 1);
+    runner_free(r);
+    return NULL;
+  }
+  runner_attach(r, t);
+  return r;
 }
 
-void sched_dispatch(aq_engine *E) {
-  aq_sched *s = &E->sched;
+void sched_dispatch(aq_sched *s) {
   if (!s->active) return;
   while (s->nfree_slots > 0) {
     aq_task *t = task_list_pop(&s->slot_waiters);
     if (t) {
-      give_slot(E, t);
+      give_slot(s, runner_of(t));
       task_make_ready(t);
       continue;
     }
     if (!has_unclaimed_job(s)) break;
-    t = task_list_pop(&E->parked);
-    if (t) task_make_ready(t);
-    else if (!(t = new_runner(E))) break; /* out of memory: the running workers go on */
-    give_slot(E, t);
-    t->starting = 1;
+    aq_runner *r;
+    t = task_list_pop(&s->parked);
+    if (t) {
+      task_make_ready(t);
+      r = runner_of(t);
+    } else if (!(r = new_runner(s))) {
+      break; /* out of memory: the running workers go on */
+    }
+    give_slot(s, r);
+    r->starting = 1;
     s->starting_runners++;
   }
 }
 
-/* --- item records --- */
+/* A runner woken by dispatch has reached take, or ended before it did. */
+static void runner_started(aq_sched *s, aq_runner *r) {
+  if (r->starting) {
+    r->starting = 0;
+    s->starting_runners--;
+  }
+}
 
-static aq_item_rec *rec(aq_sched *s, int32_t id) { return &s->items[id]; }
+/* --- item records --- */
 
 static int32_t new_item_id(aq_sched *s) {
   if (s->free_head) {
@@ -272,7 +367,7 @@ static void recycle_id(aq_sched *s, int32_t id) {
 }
 
 /* Frees an item record and hands its id to Lua, which releases the item table
- * (aq__sched_reap) before the id can name another item. */
+ * (sched_reap) before the id can name another item. */
 static void free_item(aq_sched *s, int32_t id) {
   release_record(s, id);
   if (s->nreaped == s->reaped_cap) {
@@ -306,10 +401,9 @@ static void close_one(aq_sched *s, int32_t id) {
   }
 }
 
-/* --- FFI hot path --- */
+/* --- the hot path --- */
 
-int32_t aq__sched_class_add(aq_engine *E, const char *name) {
-  aq_sched *s = &E->sched;
+int32_t sched_class_add(aq_sched *s, const char *name) {
   if (s->nclasses == s->classes_cap) {
     int32_t cap = s->classes_cap ? s->classes_cap * 2 : 16;
     if (cap > 65535) return -1;
@@ -326,30 +420,31 @@ int32_t aq__sched_class_add(aq_engine *E, const char *name) {
   return s->nclasses++;
 }
 
-int sched_push_queued(aq_sched *s, int32_t id) {
+/* Puts an item into `queued` (state QUEUED). Returns 0, or -1 out of memory. */
+static int push_queued(aq_sched *s, int32_t id) {
   aq_item_rec *r = rec(s, id);
   if (aq_item_queue_push(&s->queued, id, r->priority) != 0) return -1;
   r->state = AQ_ITEM_QUEUED;
   return 0;
 }
 
-void sched_item_ready(aq_engine *E, int32_t id) {
-  aq_sched *s = &E->sched;
+/* An item's wait for a time is over, it may start: into `queued`, or held
+ * by its limit key. */
+static void sched_item_ready(aq_sched *s, int32_t id) {
   aq_item_rec *r = rec(s, id);
-  int rc = r->limit_key ? limits_item_ready(E, id) : sched_push_queued(s, id);
+  int rc = r->limit_key ? hold_item(s, id) : push_queued(s, id);
   if (rc != 0) {
     /* Out of memory for a queue: the item cannot wait anywhere. It stays
      * open (its subtree cannot complete), like an abandoned job. */
     fprintf(stderr, "aqueue: out of memory: an item of class %s could not be queued\n", s->classes[r->class_id].name);
-    E->had_failures = 1;
+    s->had_failures = 1;
   }
 }
 
 /* Returns the new id (> 0), or: -1 out of memory, -2 the run is stopping,
  * -3 the parent's subtree already completed, -4 no run is active. */
-int32_t aq__sched_enqueue(aq_engine *E, int32_t parent, int32_t class_id, double priority, int32_t flags,
-                          double delay_s, int32_t limit_key, int32_t max_attempts) {
-  aq_sched *s = &E->sched;
+int32_t sched_enqueue(aq_sched *s, int32_t parent, int32_t class_id, double priority, int32_t flags,
+                      double delay_s, int32_t limit_key, int32_t max_attempts) {
   if (!s->active) return -4;
   if (s->stopping) return -2;
   if (parent) {
@@ -368,9 +463,9 @@ int32_t aq__sched_enqueue(aq_engine *E, int32_t parent, int32_t class_id, double
   r->attempts = 0;
   r->max_attempts = (uint16_t)max_attempts;
   int rc;
-  if (delay_s > 0) rc = sched_delay_item(E, id, sched_now_ms() + delay_s * 1000.0);
-  else if (limit_key) rc = limits_item_ready(E, id);
-  else rc = sched_push_queued(s, id);
+  if (delay_s > 0) rc = sched_delay_item(s, id, sched_now_ms() + delay_s * 1000.0);
+  else if (limit_key) rc = hold_item(s, id);
+  else rc = push_queued(s, id);
   if (rc != 0) {
     r->state = AQ_ITEM_FREE;
     recycle_id(s, id);
@@ -387,142 +482,146 @@ int32_t aq__sched_enqueue(aq_engine *E, int32_t parent, int32_t class_id, double
 
 /* Takes the next item that may start from `queued` into *id: an item, or the
  * held item a limit key's token starts. Returns 0 when there is none. */
-static int pop_startable(aq_engine *E, int32_t *id) {
-  aq_sched *s = &E->sched;
+static int pop_startable(aq_sched *s, int32_t *id) {
   while (aq_item_queue_pop(&s->queued, id))
-    if (*id > 0 || limits_take_token(E, -*id, id)) return 1;
+    if (*id > 0 || limits_take_token(&s->limits, -*id, id)) return 1;
   return 0;
 }
 
 /* Returns the next job for the running runner (id*2 process, id*2+1 hook),
  * 0 when there is none (the runner parks), -1 when its time slice is over (it
  * yields to the loop and asks again). */
-int32_t aq__sched_take(aq_engine *E) {
-  aq_sched *s = &E->sched;
-  aq_task *t = E->current;
-  t->job = 0;
-  sched_runner_started(s, t);
+int32_t sched_take(aq_sched *s) {
+  aq_runner *run = runner_of(s->tasks->current);
+  run->job = 0;
+  runner_started(s, run);
   /* The run is over (this runner yielded its turn past the end), or a task
    * woken from handle:result() waits for a slot: it goes first, so this
    * runner parks and gives its slot up. */
-  if (!s->active || t->slot < 0 || s->slot_waiters.len > 0) return 0;
-  if ((++s->take_count % TAKE_CHECK_EVERY) == 0 && uv_hrtime() >= E->slice_deadline) return -1;
+  if (!s->active || run->slot < 0 || s->slot_waiters.len > 0) return 0;
+  if ((++s->take_count % TAKE_CHECK_EVERY) == 0 && uv_hrtime() >= s->tasks->slice_deadline) return -1;
   int32_t id;
   int32_t job;
   if (aq_item_queue_pop(&s->hooks, &id)) {
     rec(s, id)->state = AQ_ITEM_HOOK_RUNNING;
     job = id * 2 + 1;
-  } else if (!s->stopping && pop_startable(E, &id)) {
+  } else if (!s->stopping && pop_startable(s, &id)) {
     aq_item_rec *r = rec(s, id);
     r->state = AQ_ITEM_RUNNING;
     aq_class_stats *c = &s->classes[r->class_id];
     c->queued--;
     c->running++;
-    if (r->limit_key) limits_item_started(E, r);
-    if (r->attempts++ == 0 && ++s->started == s->max_items) sched_request_stop(E, AQ_STOP_MAX_ITEMS);
+    if (r->limit_key) limits_item_started(&s->limits, r->limit_key);
+    if (r->attempts++ == 0 && ++s->started == s->max_items) sched_request_stop(s, AQ_STOP_MAX_ITEMS);
     job = id * 2;
   } else {
     return 0;
   }
   s->running_jobs++;
-  s->slots[t->slot].started = engine_now_ms(E);
-  t->desc_len = 0;
-  t->job = job;
+  s->slots[run->slot].started = uv_now(s->loop);
+  run->desc_len = 0;
+  run->job = job;
   return job;
 }
 
-void sched_job_over(aq_engine *E) {
-  aq_task *t = E->current;
-  if (t->job) {
-    watchdog_job_ending(E, t); /* names the job while it still has it */
-    sched_job_timer_stop(t);
-    t->job = 0;
+void sched_job_over(aq_sched *s) {
+  aq_task *t = s->tasks->current;
+  aq_runner *r = t ? runner_of(t) : NULL; /* a spawned task finishes a timed-out job */
+  if (r && r->job) {
+    watchdog_job_ending(s->watchdog, t); /* names the job while it still has it */
+    if (runner_timeout_stop(r)) watchdog_set_deadline(s->watchdog, 0);
+    r->job = 0;
   }
 }
 
-void aq__sched_process_done(aq_engine *E, int32_t id, int32_t ok) {
-  aq_sched *s = &E->sched;
+void sched_process_done(aq_sched *s, int32_t id, int32_t ok) {
   aq_item_rec *r = rec(s, id);
   aq_class_stats *c = &s->classes[r->class_id];
   c->running--;
-  if (r->limit_key) limits_item_ended(E, r);
+  if (r->limit_key) limits_item_ended(&s->limits, r->limit_key);
   if (ok) {
     c->done++;
     s->processed++;
   } else {
     c->failed++;
     s->failed++;
-    E->had_failures = 1;
+    s->had_failures = 1;
   }
   if (r->flags & AQ_ITEM_TRACK_OVERALL) s->overall_done++;
   r->state = AQ_ITEM_OPEN;
   s->running_jobs--;
-  sched_job_over(E);
+  sched_job_over(s);
   close_one(s, id);
-  sched_notify_waiter(E);
+  sched_notify_waiter(s);
 }
 
-void aq__sched_hook_done(aq_engine *E, int32_t id, int32_t ok) {
-  aq_sched *s = &E->sched;
+void sched_hook_done(aq_sched *s, int32_t id, int32_t ok) {
   aq_item_rec *r = rec(s, id);
   if (!ok) { /* the item's process stays processed: a hook failure is counted on its own */
     s->classes[r->class_id].hooks_failed++;
     s->hooks_failed++;
-    E->had_failures = 1;
+    s->had_failures = 1;
   }
   s->running_jobs--;
-  sched_job_over(E);
+  sched_job_over(s);
   int32_t parent = r->parent;
   free_item(s, id);
   close_one(s, parent);
-  sched_notify_waiter(E);
-}
-
-void sched_runner_started(aq_sched *s, aq_task *t) {
-  if (t->starting) {
-    t->starting = 0;
-    s->starting_runners--;
-  }
+  sched_notify_waiter(s);
 }
 
 /* A process() cut short by its timeout fails that attempt; Lua finishes it
  * (report, retry or settle) in a task of its own, as if process had raised. */
-static int hand_timeout_to_lua(aq_engine *E, aq_task *t, int32_t id) {
-  if (E->timed_out_fn_ref == LUA_NOREF) return -1;
-  lua_State *L = E->L;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, E->timed_out_fn_ref);
+static int hand_timeout_to_lua(aq_sched *s, aq_runner *run, int32_t id) {
+  if (s->timed_out_fn_ref == LUA_NOREF) return -1;
+  lua_State *L = s->tasks->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->timed_out_fn_ref);
   lua_pushinteger(L, id);
   char text[64];
-  snprintf(text, sizeof text, "timed out after %g s", t->timeout_s);
+  snprintf(text, sizeof text, "timed out after %g s", run->timeout_s);
   lua_pushstring(L, text);
-  if (!task_create(E, AQ_TASK_SPAWN, L, 2)) {
+  if (!task_create(s->tasks, AQ_TASK_SPAWN, L, 2)) {
     lua_pop(L, 3);
     return -1;
   }
   return 0;
 }
 
-void sched_job_abandoned(aq_engine *E, aq_task *t) {
-  aq_sched *s = &E->sched;
-  int32_t job = t->job;
-  t->job = 0;
+/* A runner task is destroyed while it holds a job: cancelled by a shutdown,
+ * or timed out (a failed attempt, finished by the Lua timeout handler). */
+static void job_abandoned(aq_sched *s, aq_runner *run) {
+  int32_t job = run->job;
+  run->job = 0;
   if (!s->active || !job) return;
   int32_t id = job / 2;
   aq_item_rec *r = rec(s, id);
   /* Timed out: the item stays RUNNING (and counted) until Lua finishes it. */
-  if (t->timed_out && !E->shutdown && job % 2 == 0 && hand_timeout_to_lua(E, t, id) == 0) return;
+  if (run->timed_out && !s->tasks->shutdown && job % 2 == 0 && hand_timeout_to_lua(s, run, id) == 0) return;
   if (job % 2 == 0) { /* a hook cut short is not an item: not counted */
     s->classes[r->class_id].running--;
     s->cancelled++;
   }
   s->running_jobs--;
   /* The item stays open: its subtree cannot complete in this run. */
-  sched_notify_waiter(E);
+  sched_notify_waiter(s);
+}
+
+/* A task ends (task_destroy): a runner gives back its job, its slot and its
+ * record; the task in run_wait no longer waits. */
+static void task_ending(void *data, aq_task *t) {
+  aq_sched *s = data;
+  aq_runner *r = runner_of(t);
+  if (r) {
+    runner_started(s, r);
+    if (r->job) job_abandoned(s, r);
+    if (r->slot >= 0) release_slot(s, r);
+    runner_free(r);
+  }
+  if (s->waiter == t) s->waiter = NULL;
 }
 
 /* Takes one waiting item out of the run (graceful stop). */
-static void drop_one(aq_engine *E, int32_t id, void (*dropped)(int32_t id, void *ud), void *ud) {
-  aq_sched *s = &E->sched;
+static void drop_one(aq_sched *s, int32_t id, void (*dropped)(int32_t id, void *ud), void *ud) {
   aq_item_rec *r = rec(s, id);
   aq_class_stats *c = &s->classes[r->class_id];
   c->queued--;
@@ -534,29 +633,23 @@ static void drop_one(aq_engine *E, int32_t id, void (*dropped)(int32_t id, void 
   dropped(id, ud);
 }
 
-void sched_drop_queued(aq_engine *E, void (*dropped)(int32_t id, void *ud), void *ud) {
-  aq_sched *s = &E->sched;
+void sched_drop_queued(aq_sched *s, void (*dropped)(int32_t id, void *ud), void *ud) {
   int32_t id;
   while (aq_item_queue_pop(&s->queued, &id)) {
-    if (id > 0) {
-      drop_one(E, id, dropped, ud);
-    } else { /* a limit key's token */
-      s->keys[-id].tokens--;
-      s->tokens--;
-    }
+    if (id > 0) drop_one(s, id, dropped, ud);
+    else limits_token_dropped(&s->limits, -id); /* a limit key's token */
   }
-  while (sched_pop_delayed(E, &id) || limits_pop_held(E, &id)) drop_one(E, id, dropped, ud);
-  sched_notify_waiter(E);
+  while (pop_delayed(s, &id) || limits_pop_held(&s->limits, &id)) drop_one(s, id, dropped, ud);
+  sched_notify_waiter(s);
 }
 
 /* --- resuming a run from its state file --- */
 
 /* An item whose process() finished before the restart: it is OPEN (waiting
  * for its children, then its hook) and holds itself open until
- * aq__sched_restore_release, so its children can be restored under it first.
+ * sched_restore_release, so its children can be restored under it first.
  * Returns its id, or -1 out of memory, -4 no run. */
-int32_t aq__sched_restore_open(aq_engine *E, int32_t parent, int32_t class_id, int32_t flags) {
-  aq_sched *s = &E->sched;
+int32_t sched_restore_open(aq_sched *s, int32_t parent, int32_t class_id, int32_t flags) {
   if (!s->active) return -4;
   int32_t id = new_item_id(s);
   if (id < 0) return -1;
@@ -579,72 +672,71 @@ int32_t aq__sched_restore_open(aq_engine *E, int32_t parent, int32_t class_id, i
 
 /* A child enqueued while the run stops is kept in the state file for the
  * next run: its parent stays open (no hook) as for a dropped child. */
-void aq__sched_hold_open(aq_engine *E, int32_t parent) {
-  if (parent > 0 && E->sched.active) rec(&E->sched, parent)->pending++;
+void sched_hold_open(aq_sched *s, int32_t parent) {
+  if (parent > 0 && s->active) rec(s, parent)->pending++;
 }
 
 /* The restored children of an open item are in: let its subtree close. */
-void aq__sched_restore_release(aq_engine *E, int32_t id) {
-  close_one(&E->sched, id);
-  sched_notify_waiter(E);
+void sched_restore_release(aq_sched *s, int32_t id) {
+  close_one(s, id);
+  sched_notify_waiter(s);
 }
 
 /* A restored item already used `attempts` of its attempts. */
-void aq__sched_restore_attempts(aq_engine *E, int32_t id, int32_t attempts) {
-  rec(&E->sched, id)->attempts = (uint16_t)attempts;
-}
-
-/* track_overall items finished before the restart: the overall bar counts them. */
-void aq__sched_add_overall_done(aq_engine *E, int64_t n) {
-  E->sched.overall_total += n;
-  E->sched.overall_done += n;
+void sched_restore_attempts(aq_sched *s, int32_t id, int32_t attempts) {
+  rec(s, id)->attempts = (uint16_t)attempts;
 }
 
 /* Returns a finalized id whose item table Lua should release, 0 when none. */
-int32_t aq__sched_reap(aq_engine *E) {
-  aq_sched *s = &E->sched;
+int32_t sched_reap(aq_sched *s) {
   if (s->nreaped == 0) return 0;
   int32_t id = s->reaped[--s->nreaped];
   recycle_id(s, id);
   return id;
 }
 
-int32_t aq__sched_reaped_count(aq_engine *E) { return E->sched.nreaped; }
-
 /* 1 when the process() of item `id` of this run has finished. Lua asks only
- * while the item holds the id (ids are reused only after aq__sched_reap). */
-int32_t aq__sched_item_finished(aq_engine *E, int32_t id) {
-  aq_sched *s = &E->sched;
+ * while the item holds the id (ids are reused only after sched_reap). */
+int32_t sched_item_finished(const aq_sched *s, int32_t id) {
   if (!s->active || id <= 0 || id >= s->items_cap) return 1;
-  return rec(s, id)->state < AQ_ITEM_QUEUED;
+  return s->items[id].state < AQ_ITEM_QUEUED;
 }
 
 /* The number of the attempt of item `id` that runs or ran last (1 = first). */
-int32_t aq__sched_attempt(aq_engine *E, int32_t id) {
-  aq_sched *s = &E->sched;
+int32_t sched_attempt(const aq_sched *s, int32_t id) {
   if (!s->active || id <= 0 || id >= s->items_cap) return 0;
-  return rec(s, id)->attempts;
+  return s->items[id].attempts;
 }
 
-void aq__sched_note_duplicate(aq_engine *E) { E->sched.duplicates++; }
+int32_t sched_current_job(const aq_sched *s) {
+  aq_task *t = s->tasks->current;
+  aq_runner *r = t ? runner_of(t) : NULL;
+  return r ? r->job : 0;
+}
 
-int32_t aq__sched_current_job(aq_engine *E) { return E->current ? E->current->job : 0; }
+void sched_set_desc(aq_sched *s, const char *text, size_t len) {
+  aq_task *t = s->tasks->current;
+  aq_runner *r = t ? runner_of(t) : NULL;
+  if (r) runner_set_desc(r, text, len);
+}
 
-/* 1 once a graceful stop of the run began (first Ctrl-C, max_items,
- * max_time), until the next run starts: aqueue.stopping(). */
-int32_t aq__sched_stopping(aq_engine *E) { return E->sched.stopping; }
+/* --- words --- */
 
-void aq__sched_set_desc(aq_engine *E, const char *text, size_t len) {
-  aq_task *t = E->current;
-  if (!t) return;
-  if (len + 1 > t->desc_cap) {
-    size_t cap = len + 1 < 64 ? 64 : len + 1;
-    char *d = realloc(t->desc, cap);
-    if (!d) return; /* the worker row keeps its old text */
-    t->desc = d;
-    t->desc_cap = cap;
+void sched_describe_task(const aq_sched *s, const aq_task *t, char *out, size_t size) {
+  const aq_runner *r = runner_of(t);
+  int32_t job = r ? r->job : 0;
+  int32_t id = job / 2;
+  if (job && s->active && id < s->items_cap) {
+    const char *cls = s->classes[s->items[id].class_id].name;
+    const char *hook = job & 1 ? " (after children)" : "";
+    int desc_len = r->desc_len > 60 ? 60 : (int)r->desc_len;
+    if (desc_len > 0)
+      snprintf(out, size, "%s%s: %.*s (worker %d)", cls, hook, desc_len, r->desc, (int)r->slot + 1);
+    else
+      snprintf(out, size, "%s%s (worker %d)", cls, hook, (int)r->slot + 1);
+  } else {
+    snprintf(out, size, "%s", t->kind == AQ_TASK_MAIN    ? "the main chunk"
+                              : t->kind == AQ_TASK_SPAWN ? "a spawned task"
+                                                         : "a worker between items");
   }
-  memcpy(t->desc, text, len);
-  t->desc[len] = '\0';
-  t->desc_len = len;
 }

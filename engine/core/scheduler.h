@@ -10,18 +10,29 @@
  *   hook     run item:after_children_processed()          encoded id*2+1
  * Hooks are taken before new items (they finish subtrees and free memory).
  *
- * The hot-path functions (aq__sched_*) are called from Lua through the FFI:
- * they must never call into Lua. Declarations for the FFI are in
- * lua/aqueue/sched.lua and must match these.
+ * The hot-path functions (sched_take, sched_process_done, ...) are called
+ * from Lua through the FFI, by way of the aq__sched_* entry points
+ * (sched_ffi.h): they must never call into Lua.
+ *
+ * The scheduler sits above the tasks (task.h: it creates and parks runner
+ * tasks, and hears of their ends through the task table's owner hooks), the
+ * watchdog (it tells it a job's deadline) and its own parts: limits
+ * (sched_limits.h), waits for a time (sched_delays.h) and runner records
+ * (sched_runner.h). It knows nothing of the engine that holds it.
  */
 #ifndef AQ_SCHEDULER_H
 #define AQ_SCHEDULER_H
 
 #include <stdint.h>
+#include <lua.h>
 #include <uv.h>
 
 #include "item_queue.h"
+#include "sched_delays.h"
+#include "sched_limits.h"
+#include "sched_runner.h"
 #include "task.h"
+#include "watchdog.h"
 
 enum { AQ_ITEM_TRACK_OVERALL = 1, AQ_ITEM_HAS_HOOK = 2 };
 
@@ -60,26 +71,23 @@ typedef struct {
 } aq_class_stats;
 
 typedef struct {
-  aq_task *task;    /* the runner in this slot, NULL when free */
-  uint64_t started; /* loop time (ms) the current job started */
+  aq_runner *runner; /* the runner in this slot, NULL when free */
+  uint64_t started;  /* loop time (ms) the current job started */
 } aq_slot;
-
-/* One limit key of run_queue{ limits = ... } (sched_limits.c): its items wait
- * in `waiting`; the run's `queued` holds tokens (-key) that start them. */
-typedef struct {
-  int32_t per_key;       /* most items running at once */
-  double interval_ms;    /* 1000 / rate: time between starts, 0 for no rate */
-  int32_t running;       /* started and not ended (done, failed, retried) */
-  int32_t tokens;        /* its tokens in `queued` */
-  int wake_pending;      /* a wake-up for the next start time is in `delayed` */
-  double next_start_ms;  /* hrtime (ms) the next start is due (rate_schedule.h); 0 before the first */
-  aq_item_queue waiting; /* items held back, in the run's order */
-} aq_limit_key;
 
 /* Why a run stopped before its queue was empty. */
 typedef enum { AQ_STOP_NONE, AQ_STOP_INTERRUPTED, AQ_STOP_MAX_ITEMS, AQ_STOP_MAX_TIME } aq_stop_why;
 
-typedef struct {
+typedef struct aq_sched {
+  /* what it works with (sched_init), owned by the engine */
+  aq_tasks *tasks;      /* its runners are tasks; the running one is tasks->current */
+  uv_loop_t *loop;
+  aq_watchdog *watchdog; /* told each job's deadline */
+  int runner_fn_ref;    /* the Lua function every runner runs (core.set_runner) */
+  int timed_out_fn_ref; /* the Lua function that finishes a timed-out process(id, message) */
+  aq_task_list parked;  /* runners without work, reused before new ones */
+  int had_failures;     /* an item or hook failed, in any run: the exit status is 1 */
+
   int active;       /* between run_start and run_finish */
   int stopping;     /* graceful stop: no new items start */
   aq_stop_why stop_why;
@@ -97,16 +105,10 @@ typedef struct {
 
   aq_item_queue queued; /* items (and limit keys' tokens, -key) waiting for a worker, in `order` */
   aq_item_queue hooks;  /* items whose hook is due (FIFO) */
-  aq_item_queue delayed; /* DELAYED items (and keys' rate wake-ups, -key), by due time (hrtime ms) */
-  uv_timer_t delay_timer; /* fires at the first due time in `delayed` */
-  uv_timer_t max_time_timer; /* run_queue{ max_time = } */
-
-  aq_limit_key *keys; /* index = limit key id; keys[0] unused */
-  int32_t nkeys, keys_cap;
-  int64_t held;       /* items in the keys' waiting queues */
-  int64_t tokens;     /* keys' tokens in `queued` */
-  int64_t key_wakes;  /* keys' wake-ups in `delayed` */
-  int32_t drop_scan;  /* limits_pop_held: the first key that may hold items */
+  aq_delays delays;     /* DELAYED items (and keys' rate wake-ups, -key), by due time */
+  int64_t key_wakes;    /* keys' wake-ups in `delays` */
+  aq_limits limits;     /* the run's limit keys */
+  uv_timer_t max_time_timer; /* run_queue{ max_time = } (sched_timers.c) */
 
   int32_t *reaped;    /* finalized ids Lua has not released yet */
   int32_t nreaped, reaped_cap;
@@ -124,23 +126,31 @@ typedef struct {
   int64_t hooks_failed; /* hooks that raised: not in `failed`, which counts items whose process failed */
   int64_t overall_total, overall_done;
 
-  size_t starting_runners; /* woken for a job, not yet in aq__sched_take */
+  size_t starting_runners; /* woken for a job, not yet in sched_take */
   aq_task *waiter;    /* the task in run_wait, if any */
   uint32_t take_count;
-  uint64_t jitter_state; /* xorshift state for retry backoff */
+  uint64_t jitter_state; /* retry backoff's generator (sched_backoff.h) */
 } aq_sched;
 
-/* --- loop-side API (engine.c, core_lua.c) --- */
-void sched_init(aq_engine *E);
+/* --- life and runs (engine.c, core_lua.c) --- */
+/* Sets the scheduler up on `loop` for the tasks of T (it becomes their
+ * owner: it hears of their ends and wake-ups), telling `watchdog` each job's
+ * deadline. */
+void sched_init(aq_sched *s, aq_tasks *T, uv_loop_t *loop, aq_watchdog *watchdog);
 /* Stops the scheduler's timers (the engine stops at once) / closes them. */
-void sched_stop_timers(aq_engine *E);
-void sched_close(aq_engine *E);
+void sched_stop_timers(aq_sched *s);
+void sched_close(aq_sched *s);
+/* Frees what it holds and releases its registry refs (after sched_close). */
 void sched_free(aq_sched *s);
-/* Starts a run. max_items 0 and max_time_s 0 mean no limit. Returns 0, or -1
- * out of memory. */
-int sched_run_start(aq_engine *E, int32_t num_workers, aq_order order, int64_t max_items, double max_time_s);
+/* core.set_runner: the function every runner runs, and the one that finishes
+ * a process() its timeout cut short; each at the top of the main state's
+ * stack, both popped. */
+void sched_set_runner(aq_sched *s);
+/* Starts a run. max_items 0 means no limit (max_time: sched_max_time_start).
+ * Returns 0, or -1 out of memory. */
+int sched_run_start(aq_sched *s, int32_t num_workers, aq_order order, int64_t max_items);
 /* Ends a run: frees item records, queues, limit keys and slots. */
-void sched_run_finish(aq_engine *E);
+void sched_run_finish(aq_sched *s);
 /* True when the run has nothing left to do (all finalized, or stopped and idle). */
 int sched_run_finished(const aq_sched *s);
 /* Items waiting to start: queued, delayed, held by limits, in backoff. */
@@ -148,99 +158,50 @@ int64_t sched_waiting(const aq_sched *s);
 /* Graceful stop (first Ctrl-C, max_items, max_time): no new item starts; the
  * task in run_wait hears "stopping". Returns 0 when the run was already
  * stopping or is not active. */
-int sched_request_stop(aq_engine *E, aq_stop_why why);
+int sched_request_stop(aq_sched *s, aq_stop_why why);
 /* Wakes the task in run_wait when it has something to hear. */
-void sched_notify_waiter(aq_engine *E);
+void sched_notify_waiter(aq_sched *s);
 /* Gives free slots to slot waiters, then to runners (parked ones first, new
  * ones when none is parked) while jobs are queued. Called by the driver after
  * each resume. */
-void sched_dispatch(aq_engine *E);
-/* A runner holding a slot gives it back (it parks or waits unslotted). */
-void sched_release_slot(aq_engine *E, aq_task *t);
-/* A task that waits unslotted was woken: give it a slot now or queue it. */
-void sched_slot_wanted(aq_engine *E, aq_task *t);
-/* A runner woken by dispatch has reached take, or ended before it did. */
-void sched_runner_started(aq_sched *s, aq_task *t);
-/* A runner task is destroyed while it holds a job: cancelled by a shutdown, or
- * timed out (a failed attempt, finished by the Lua timeout handler). */
-void sched_job_abandoned(aq_engine *E, aq_task *t);
+void sched_dispatch(aq_sched *s);
+/* The running task waits in core.suspend: a runner with `unslotted` gives its
+ * slot back and gets one again before it continues (sched_slot_wanted). */
+void sched_task_suspends(aq_sched *s, aq_task *t, int unslotted);
+/* core.park: the running runner, without work, gives its slot back and parks
+ * (yields: call as `return sched_park(...)`). */
+int sched_park(aq_sched *s, aq_task *t);
 /* Graceful stop: takes every waiting item out (queued, delayed, held; counted
  * as dropped) and calls `dropped(id, ud)` for each, after freeing its record. */
-void sched_drop_queued(aq_engine *E, void (*dropped)(int32_t id, void *ud), void *ud);
+void sched_drop_queued(aq_sched *s, void (*dropped)(int32_t id, void *ud), void *ud);
+/* Who task t is, for the watchdog's warning: "Page: <desc> (worker 3)", "the
+ * main chunk", "a spawned task", "a worker between items". */
+void sched_describe_task(const aq_sched *s, const aq_task *t, char *out, size_t size);
 
-/* --- FFI hot path (called from the runner loop in Lua) --- */
-int32_t aq__sched_class_add(aq_engine *E, const char *name);
-int32_t aq__sched_enqueue(aq_engine *E, int32_t parent, int32_t class_id, double priority, int32_t flags,
-                          double delay_s, int32_t limit_key, int32_t max_attempts);
-int32_t aq__sched_take(aq_engine *E);
-void aq__sched_process_done(aq_engine *E, int32_t id, int32_t ok);
-void aq__sched_hook_done(aq_engine *E, int32_t id, int32_t ok);
-int32_t aq__sched_reap(aq_engine *E);
-int32_t aq__sched_reaped_count(aq_engine *E);
-int32_t aq__sched_item_finished(aq_engine *E, int32_t id);
-int32_t aq__sched_current_job(aq_engine *E);
-int32_t aq__sched_stopping(aq_engine *E);
-void aq__sched_set_desc(aq_engine *E, const char *text, size_t len);
-void aq__sched_note_duplicate(aq_engine *E);
-int32_t aq__sched_attempt(aq_engine *E, int32_t id);
+/* --- the hot path (through the FFI: sched_ffi.h) --- */
+int32_t sched_class_add(aq_sched *s, const char *name);
+int32_t sched_enqueue(aq_sched *s, int32_t parent, int32_t class_id, double priority, int32_t flags,
+                      double delay_s, int32_t limit_key, int32_t max_attempts);
+int32_t sched_take(aq_sched *s);
+void sched_process_done(aq_sched *s, int32_t id, int32_t ok);
+void sched_hook_done(aq_sched *s, int32_t id, int32_t ok);
+int32_t sched_reap(aq_sched *s);
+int32_t sched_item_finished(const aq_sched *s, int32_t id);
+int32_t sched_attempt(const aq_sched *s, int32_t id);
+int32_t sched_current_job(const aq_sched *s);
+void sched_set_desc(aq_sched *s, const char *text, size_t len);
 /* resuming from a state file (lua/aqueue/state.lua) */
-int32_t aq__sched_restore_open(aq_engine *E, int32_t parent, int32_t class_id, int32_t flags);
-void aq__sched_restore_release(aq_engine *E, int32_t id);
-void aq__sched_restore_attempts(aq_engine *E, int32_t id, int32_t attempts);
-void aq__sched_add_overall_done(aq_engine *E, int64_t n);
-void aq__sched_hold_open(aq_engine *E, int32_t parent);
+int32_t sched_restore_open(aq_sched *s, int32_t parent, int32_t class_id, int32_t flags);
+void sched_restore_release(aq_sched *s, int32_t id);
+void sched_restore_attempts(aq_sched *s, int32_t id, int32_t attempts);
+void sched_hold_open(aq_sched *s, int32_t parent);
 
-/* --- the scheduler's inner parts (scheduler.c, sched_timers.c, sched_limits.c) --- */
-/* An item's wait for a time is over, it may start: into `queued`, or held
- * by its limit key. */
-void sched_item_ready(aq_engine *E, int32_t id);
+/* --- for the scheduler's clocks above (sched_timers.c) --- */
+/* Puts an item into `delays` (state DELAYED) until hrtime `due_ms`. Returns
+ * 0, or -1 out of memory. */
+int sched_delay_item(aq_sched *s, int32_t id, double due_ms);
 /* The job of the calling runner (if the caller is one) is over: its timeout
  * is stopped. */
-void sched_job_over(aq_engine *E);
-/* Puts an item into `queued` (state QUEUED). Returns 0, or -1 out of memory. */
-int sched_push_queued(aq_sched *s, int32_t id);
-
-/* sched_timers.c: delays and backoff, job timeouts, max_time */
-/* Puts an item into `delayed` (state DELAYED) until hrtime `due_ms`. Returns
- * 0, or -1 out of memory. */
-int sched_delay_item(aq_engine *E, int32_t id, double due_ms);
-/* Wakes limit key `key` (limits_key_wake) at hrtime `due_ms`. Returns 0 or -1. */
-int sched_delay_key(aq_engine *E, int32_t key, double due_ms);
-/* Takes any one item out of `delayed` (graceful stop). Returns 1, or 0 when
- * none is left. */
-int sched_pop_delayed(aq_engine *E, int32_t *id);
-/* The current hrtime in milliseconds. */
-double sched_now_ms(void);
-/* A job ended: stops the runner's timeout, if armed. */
-void sched_job_timer_stop(aq_task *t);
-/* The task ends: closes its timeout timer (freed by the close callback). */
-void sched_job_timer_free(aq_task *t);
-void sched_max_time_start(aq_engine *E, double seconds);
-/* Process failed: retry after a backoff (returns its seconds) or not (-1). */
-double aq__sched_retry(aq_engine *E, int32_t id, double base_s, double cap_s);
-void aq__sched_arm_timeout(aq_engine *E, double seconds);
-/* Ends the running process()'s timeout: its seconds when it had passed, else 0. */
-double aq__sched_timeout_over(aq_engine *E);
-/* The job's process() timeout has passed (whether or not its timer fired). */
-int sched_job_overdue(const aq_task *t);
-/* Ends a task whose process() timed out; the attempt fails (sched_job_abandoned). */
-void sched_job_timed_out(aq_task *t);
-
-/* sched_limits.c: limit keys */
-int32_t aq__sched_limit_key_add(aq_engine *E, int32_t per_key, double rate);
-/* An item with a limit key may start: it is held by its key. Returns 0, or -1
- * out of memory. */
-int limits_item_ready(aq_engine *E, int32_t id);
-/* A worker took a token of `key`: the held item to start into *id (1), or 0
- * when the key may not start one now. */
-int limits_take_token(aq_engine *E, int32_t key, int32_t *id);
-/* The key's rate allows its next start (its wake-up in `delayed` is due). */
-void limits_key_wake(aq_engine *E, int32_t key);
-/* An item of a limit key started / finished (done, failed, retried). */
-void limits_item_started(aq_engine *E, aq_item_rec *r);
-void limits_item_ended(aq_engine *E, aq_item_rec *r);
-/* Takes any one held item out of its key (graceful stop). Returns 1, or 0. */
-int limits_pop_held(aq_engine *E, int32_t *id);
-void limits_free(aq_sched *s);
+void sched_job_over(aq_sched *s);
 
 #endif

@@ -22,7 +22,7 @@
 
 #include <lauxlib.h>
 
-#include "engine.h"
+#include "watchdog.h"
 
 #define TICK_NS (100 * 1000 * 1000ull)      /* how often the watchdog looks */
 #define WARN_NS (1000 * 1000 * 1000ull)     /* a resume this long gets a warning */
@@ -50,59 +50,32 @@ static void clear_hook(aq_watchdog *w) {
   uv_mutex_unlock(&w->hook_mu);
 }
 
-/* "Page: <desc> (worker 3)", "the main chunk", "a spawned task". */
-static void describe_task(aq_engine *E, aq_task *t, char *out, size_t size) {
-  aq_sched *s = &E->sched;
-  int32_t id = t->job / 2;
-  if (t->job && s->active && id < s->items_cap) {
-    const char *cls = s->classes[s->items[id].class_id].name;
-    const char *hook = t->job & 1 ? " (after children)" : "";
-    int desc_len = t->desc_len > 60 ? 60 : (int)t->desc_len;
-    if (desc_len > 0)
-      snprintf(out, size, "%s%s: %.*s (worker %d)", cls, hook, desc_len, t->desc, (int)t->slot + 1);
-    else
-      snprintf(out, size, "%s%s (worker %d)", cls, hook, (int)t->slot + 1);
-  } else {
-    snprintf(out, size, "%s", t->kind == AQ_TASK_MAIN    ? "the main chunk"
-                              : t->kind == AQ_TASK_SPAWN ? "a spawned task"
-                                                         : "a worker between items");
-  }
-}
-
-static void warn_long_resume(aq_engine *E, aq_task *t, uint64_t elapsed_ns) {
+static void warn_long_resume(aq_watchdog *w, aq_task *t, uint64_t elapsed_ns) {
   char who[160], line[400];
-  describe_task(E, t, who, sizeof who);
+  w->hooks.describe(w->hooks.data, t, who, sizeof who);
   int n = snprintf(line, sizeof line,
                    "aqueue: %s has run %.1f s without yielding: nothing else runs meanwhile "
                    "(give other tasks a turn with aqueue.sleep(0), or move the work to aqueue.work)",
                    who, (double)elapsed_ns / 1e9);
   if (n > (int)sizeof line - 1) n = (int)sizeof line - 1;
-  engine_log(E, line, (size_t)n);
-  display_flush(E); /* now: the loop may not draw again for a while */
+  w->hooks.log_now(w->hooks.data, line, (size_t)n); /* now: the loop may not draw again for a while */
 }
 
-/* Some other task could run if this one yielded: a run is on, or a task
- * other than this one (and the parked runners) is alive. A script that only
- * computes (the main chunk building its input before run_queue) keeps nothing
- * waiting, and is not warned about. */
-static int others_could_run(aq_engine *E) {
-  return E->sched.active || E->live_tasks > E->parked.len + 1;
-}
-
-/* Warns once per resume that has lasted WARN_NS while others could run. */
-static void check_warning(aq_engine *E, aq_task *t, uint64_t start, uint64_t now) {
-  aq_watchdog *w = &E->watchdog;
-  if (start && now - start >= WARN_NS && atomic_load(&w->warned_seq) != w->seq && others_could_run(E)) {
+/* Warns once per resume that has lasted WARN_NS while others could run: a
+ * script that only computes (the main chunk building its input before
+ * run_queue) keeps nothing waiting, and is not warned about. */
+static void check_warning(aq_watchdog *w, aq_task *t, uint64_t start, uint64_t now) {
+  if (start && now - start >= WARN_NS && atomic_load(&w->warned_seq) != w->seq &&
+      w->hooks.others_could_run(w->hooks.data)) {
     atomic_store(&w->warned_seq, w->seq);
-    warn_long_resume(E, t, now - start);
+    warn_long_resume(w, t, now - start);
   }
 }
 
 /* The hook never ran in compiled code: warn when a job or the resume ends. */
-void watchdog_job_ending(aq_engine *E, aq_task *t) {
-  aq_watchdog *w = &E->watchdog;
+void watchdog_job_ending(aq_watchdog *w, aq_task *t) {
   if (!atomic_load_explicit(&w->hook_set, memory_order_relaxed)) return;
-  check_warning(E, t, atomic_load_explicit(&w->resume_start, memory_order_relaxed), uv_hrtime());
+  check_warning(w, t, atomic_load_explicit(&w->resume_start, memory_order_relaxed), uv_hrtime());
 }
 
 /* The function running at the hook is one of aqueue's own Lua modules. */
@@ -111,18 +84,24 @@ static int in_library(aq_watchdog *w, lua_State *L, lua_Debug *ar) {
   return strncmp(ar->source, w->library, w->library_len) == 0;
 }
 
+static char watchdog_key; /* its address keys the watchdog in the Lua registry, for the hook */
+
 static void on_hook(lua_State *L, lua_Debug *ar) {
-  aq_engine *E = aq_engine_from_lua(L);
-  aq_watchdog *w = &E->watchdog;
-  aq_task *t = E->current;
+  lua_pushlightuserdata(L, &watchdog_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  aq_watchdog *w = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  aq_task *t = w->tasks->current;
   uint64_t start = atomic_load_explicit(&w->resume_start, memory_order_relaxed);
   if (!t || !start) { /* set for a resume that has ended */
     clear_hook(w);
     return;
   }
   uint64_t now = uv_hrtime();
-  check_warning(E, t, start, now);
-  int overdue = t->timeout_due_ns && now >= t->timeout_due_ns;
+  check_warning(w, t, start, now);
+  /* the running task's timeout (its job's, set by the scheduler) */
+  uint64_t deadline = atomic_load_explicit(&w->deadline, memory_order_relaxed);
+  int overdue = deadline && now >= deadline;
   int signalled = atomic_load(&w->signals_seen) != atomic_load(&w->signals_handled);
   if (!(overdue || signalled) || now - start < INTERRUPT_NS) {
     clear_hook(w); /* the watchdog sets it again if need be */
@@ -152,10 +131,9 @@ void watchdog_resume_started(aq_watchdog *w, uint64_t deadline) {
   atomic_store_explicit(&w->resume_start, uv_hrtime(), memory_order_release);
 }
 
-void watchdog_resume_ended(aq_engine *E, aq_task *t) {
-  aq_watchdog *w = &E->watchdog;
+void watchdog_resume_ended(aq_watchdog *w, aq_task *t) {
   if (atomic_load_explicit(&w->hook_set, memory_order_relaxed)) {
-    check_warning(E, t, atomic_load_explicit(&w->resume_start, memory_order_relaxed), uv_hrtime());
+    check_warning(w, t, atomic_load_explicit(&w->resume_start, memory_order_relaxed), uv_hrtime());
     clear_hook(w);
   }
   atomic_store_explicit(&w->resume_start, 0, memory_order_release);
@@ -204,8 +182,8 @@ static int chain_handler(int signum, struct sigaction *chained) {
  * hook cannot reach (a compiled loop) holds it. Give the terminal back and end
  * the process, as kill -9 would but with the status the signal asks for. Only
  * async-signal-safe calls from here on. */
-static void exit_now(int status) {
-  display_restore_terminal();
+static void exit_now(aq_watchdog *w, int status) {
+  if (w->hooks.restore_terminal) w->hooks.restore_terminal();
   static const char msg[] = "aqueue: the running Lua code did not stop within a second "
                             "(a loop that never yields): exiting now\n";
   ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
@@ -239,7 +217,7 @@ static void watch(void *arg) {
     int status = atomic_load(&w->exit_status);
     if (status && unhandled) {
       if (!unhandled_since) unhandled_since = now;
-      else if (now - unhandled_since >= EXIT_GRACE_NS) exit_now(status);
+      else if (now - unhandled_since >= EXIT_GRACE_NS) exit_now(w, status);
     } else {
       unhandled_since = 0;
     }
@@ -261,10 +239,14 @@ static void find_library(aq_watchdog *w, lua_State *L) {
   lua_pop(L, 2);
 }
 
-void watchdog_start(aq_engine *E) {
-  aq_watchdog *w = &E->watchdog;
-  w->L = E->L;
-  find_library(w, E->L);
+void watchdog_start(aq_watchdog *w, aq_tasks *T, const aq_watchdog_hooks *hooks) {
+  w->L = T->L;
+  w->tasks = T;
+  w->hooks = *hooks;
+  lua_pushlightuserdata(w->L, &watchdog_key);
+  lua_pushlightuserdata(w->L, w);
+  lua_rawset(w->L, LUA_REGISTRYINDEX);
+  find_library(w, w->L);
   if (uv_mutex_init(&w->hook_mu) != 0) goto failed;
   if (uv_mutex_init(&w->mu) != 0) goto failed_hook_mu;
   if (uv_cond_init(&w->cond) != 0) goto failed_mu;
@@ -285,8 +267,7 @@ failed:
   fprintf(stderr, "aqueue: cannot start the watchdog thread: Lua code that never yields cannot be interrupted\n");
 }
 
-void watchdog_stop(aq_engine *E) {
-  aq_watchdog *w = &E->watchdog;
+void watchdog_stop(aq_watchdog *w) {
   if (!w->running) return;
   w->running = 0;
   /* libuv's handlers back first (they stay until its signal handles close). */

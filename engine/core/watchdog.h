@@ -24,17 +24,40 @@
  * the loop thread, except `thread`, `mu`, `cond` and `stop`, which start/stop
  * use under `mu`. The hot path (one resume) costs a clock read and three
  * relaxed stores before, one store and one load after.
+ *
+ * The watchdog knows the tasks, not what they run: who a task is, and whether
+ * others wait, it asks through aq_watchdog_hooks.
  */
 #ifndef AQ_WATCHDOG_H
 #define AQ_WATCHDOG_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <lua.h>
 #include <uv.h>
 
+#include "task.h"
+
+/* What the watchdog asks of the engine above it (set by engine.c); all are
+ * called on the loop thread, except restore_terminal. */
+typedef struct {
+  void *data;
+  /* Some other task could run if the running one yielded. */
+  int (*others_could_run)(void *data);
+  /* Names task t for the warning: "Page: <desc> (worker 3)", "the main chunk". */
+  void (*describe)(void *data, aq_task *t, char *out, size_t size);
+  /* Prints a line for the user now (the loop may not get control for a while). */
+  void (*log_now)(void *data, const char *text, size_t len);
+  /* Gives the terminal back before the process exits at once: async-signal-safe,
+   * called from the watchdog's thread. */
+  void (*restore_terminal)(void);
+} aq_watchdog_hooks;
+
 typedef struct aq_watchdog {
   lua_State *L;                 /* the main state: lua_sethook applies to all its coroutines */
+  aq_tasks *tasks;              /* loop: whose running task the hook looks at */
+  aq_watchdog_hooks hooks;
   _Atomic uint64_t resume_start; /* shared: hrtime the running resume began, 0 outside one */
   _Atomic uint64_t resume_seq;   /* shared: counts resumes, names the running one */
   _Atomic uint64_t deadline;     /* shared: hrtime the running item's timeout passes, 0 none */
@@ -55,26 +78,23 @@ typedef struct aq_watchdog {
   size_t library_len;            /* 0: unknown */
 } aq_watchdog;
 
-struct aq_engine;
-
 /* Starts the thread and chains the signal handler before libuv's (call after
- * the engine's uv_signal_start). On failure the engine runs without a watchdog
- * (and says so on stderr). */
-void watchdog_start(struct aq_engine *E);
+ * the engine's uv_signal_start), watching the tasks of T. On failure the
+ * engine runs without a watchdog (and says so on stderr). */
+void watchdog_start(aq_watchdog *w, aq_tasks *T, const aq_watchdog_hooks *hooks);
 
 /* Stops and joins the thread and takes the signal handler out. Idempotent. */
-void watchdog_stop(struct aq_engine *E);
+void watchdog_stop(aq_watchdog *w);
 
 /* The driver, around lua_resume: `deadline` the task's timeout (hrtime, 0
  * none). A task the hook yielded comes back RUNNING (a signal: it is made
  * ready again) or overdue (sched_job_overdue: it has timed out). */
-struct aq_task;
 void watchdog_resume_started(aq_watchdog *w, uint64_t deadline);
-void watchdog_resume_ended(struct aq_engine *E, struct aq_task *t);
+void watchdog_resume_ended(aq_watchdog *w, aq_task *t);
 
 /* The running task's job ends: gives the warning the hook could not give
  * while compiled code ran (one relaxed load when there is none to give). */
-void watchdog_job_ending(struct aq_engine *E, struct aq_task *t);
+void watchdog_job_ending(aq_watchdog *w, aq_task *t);
 
 /* The running item's timeout changed (armed, or its process returned). */
 void watchdog_set_deadline(aq_watchdog *w, uint64_t deadline);
