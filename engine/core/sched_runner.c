@@ -28,13 +28,6 @@ void runner_free(aq_runner *r) {
   free(r);
 }
 
-int runner_timeout_stop(aq_runner *r) {
-  int had = r->timeout_due_ns != 0;
-  r->timeout_due_ns = 0;
-  if (r->timeout_timer) uv_timer_stop(r->timeout_timer);
-  return had;
-}
-
 void runner_set_desc(aq_runner *r, const char *text, size_t len) {
   if (len + 1 > r->desc_cap) {
     size_t cap = len + 1 < 64 ? 64 : len + 1;

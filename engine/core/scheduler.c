@@ -524,7 +524,8 @@ int32_t sched_take(aq_sched *s) {
   return job;
 }
 
-void sched_job_over(aq_sched *s) {
+/* sched_job_over, inline for the hot path's process_done and hook_done. */
+static inline void job_over(aq_sched *s) {
   aq_task *t = s->tasks->current;
   aq_runner *r = t ? runner_of(t) : NULL; /* a spawned task finishes a timed-out job */
   if (r && r->job) {
@@ -533,6 +534,8 @@ void sched_job_over(aq_sched *s) {
     r->job = 0;
   }
 }
+
+void sched_job_over(aq_sched *s) { job_over(s); }
 
 void sched_process_done(aq_sched *s, int32_t id, int32_t ok) {
   aq_item_rec *r = rec(s, id);
@@ -550,7 +553,7 @@ void sched_process_done(aq_sched *s, int32_t id, int32_t ok) {
   if (r->flags & AQ_ITEM_TRACK_OVERALL) s->overall_done++;
   r->state = AQ_ITEM_OPEN;
   s->running_jobs--;
-  sched_job_over(s);
+  job_over(s);
   close_one(s, id);
   sched_notify_waiter(s);
 }
@@ -563,7 +566,7 @@ void sched_hook_done(aq_sched *s, int32_t id, int32_t ok) {
     s->had_failures = 1;
   }
   s->running_jobs--;
-  sched_job_over(s);
+  job_over(s);
   int32_t parent = r->parent;
   free_item(s, id);
   close_one(s, parent);
