@@ -4,7 +4,7 @@
  * yield), the run lifecycle used by run_queue, os.exit, and logging.
  *
  * The item hot path (enqueue, take, done) is not here: the Lua runner calls
- * the aq__sched_* functions through the FFI (scheduler.h).
+ * the aq__sched_* functions through the FFI (sched_ffi.h).
  */
 #include <math.h>
 #include <stdio.h>

@@ -166,7 +166,7 @@ void sched_notify_waiter(aq_sched *s);
  * each resume. */
 void sched_dispatch(aq_sched *s);
 /* The running task waits in core.suspend: a runner with `unslotted` gives its
- * slot back and gets one again before it continues (sched_slot_wanted). */
+ * slot back and gets one again, once woken, before it continues. */
 void sched_task_suspends(aq_sched *s, aq_task *t, int unslotted);
 /* core.park: the running runner, without work, gives its slot back and parks
  * (yields: call as `return sched_park(...)`). */
