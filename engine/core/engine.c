@@ -286,14 +286,13 @@ aq_engine *engine_create(void) {
   uv_signal_start(&E->sigterm, on_signal, SIGTERM);
   uv_unref((uv_handle_t *)&E->sigint);
   uv_unref((uv_handle_t *)&E->sigterm);
-  static const aq_watchdog_hooks watchdog_hooks = {
+  aq_watchdog_hooks hooks = {
+      .data = E,
       .others_could_run = others_could_run,
       .describe = describe_task,
       .log_now = log_now,
       .restore_terminal = display_restore_terminal,
   };
-  aq_watchdog_hooks hooks = watchdog_hooks;
-  hooks.data = E;
   watchdog_start(&E->watchdog, &E->tasks, &hooks); /* after uv_signal_start: its handler runs before libuv's */
   return E;
 }

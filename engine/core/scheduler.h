@@ -23,8 +23,8 @@
 #ifndef AQ_SCHEDULER_H
 #define AQ_SCHEDULER_H
 
+#include <stddef.h>
 #include <stdint.h>
-#include <lua.h>
 #include <uv.h>
 
 #include "item_queue.h"

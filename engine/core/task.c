@@ -1,7 +1,8 @@
 /*
- * task.c — creating, ending, suspending and waking engine tasks, and the
- * yield/resume half of the public API (aqueue.h). The resume driver itself is in
- * engine.c: it is the only caller of lua_resume.
+ * task.c — the task table: creating, ending, suspending and waking engine
+ * tasks, task_yield (the one way a task yields into the engine), and the
+ * yield/resume half of the public API (aqueue.h). The resume driver itself is
+ * in engine.c: it is the only caller of lua_resume.
  */
 #include <math.h>
 #include <stdlib.h>
