@@ -129,11 +129,7 @@ void display_note_error(aq_engine *E, const char *text, size_t len);
 /* True when the ETA is exact: nothing left, or a total that stopped growing. */
 int display_eta_stable(aq_engine *E, int64_t done, int64_t total);
 
-/* The name of limit key `key` (its Item:limit_key() value as text), for the
- * idle workers' "waiting for rate (name)". Called through the FFI by
- * run_queue when it makes a key (lua/aqueue/sched.lua); kept until the run
- * ends. Out of memory, the key stays unnamed. */
-void aq__display_key_name(aq_engine *E, int32_t key, const char *name, size_t len);
+/* aq__display_key_name, called through the FFI, is declared in core_ffi.h. */
 /* The name of limit key `key`, or NULL. */
 const char *display_key_name(aq_engine *E, int32_t key);
 

@@ -175,8 +175,8 @@ static int put_waiting(aq_engine *E, int utf8, aq_buf *b, const waiting_figures 
 static const char *job_class(aq_engine *E, aq_task *t, int *is_hook) {
   aq_sched *s = &E->sched;
   int32_t job = t->job;
-  *is_hook = job & 1;
-  int32_t id = job / 2;
+  *is_hook = !sched_job_is_process(job);
+  int32_t id = sched_job_item(job);
   if (!job || id >= s->items_cap) return "";
   return s->classes[s->items[id].class_id].name;
 }
@@ -230,7 +230,7 @@ static void worker_row(aq_engine *E, aq_display *d, aq_buf *b, int32_t slot, int
   if (is_hook) {
     w += put_clipped(b, " (after children)", 17, room - w, d->utf8);
   } else {
-    const aq_item_rec *r = &s->items[t->job / 2];
+    const aq_item_rec *r = &s->items[sched_job_item(t->job)];
     if (r->attempts > 1) {
       char attempt[48];
       int n = snprintf(attempt, sizeof attempt, " (attempt %u/%u)", r->attempts, r->max_attempts);
@@ -534,7 +534,7 @@ void render_json(aq_engine *E, aq_display *d, aq_buf *b, int final, const char *
     json_string(b, cls, strlen(cls));
     aq_buf_printf(b, ",\"hook\":%s,\"desc\":", is_hook ? "true" : "false");
     json_string(b, t->desc ? t->desc : "", t->desc_len);
-    aq_buf_printf(b, ",\"attempt\":%u,\"elapsed\":%.1f}", is_hook ? 1u : s->items[t->job / 2].attempts,
+    aq_buf_printf(b, ",\"attempt\":%u,\"elapsed\":%.1f}", is_hook ? 1u : s->items[sched_job_item(t->job)].attempts,
                (double)(engine_now_ms(E) - s->slots[i].started) / 1000.0);
     rows++;
   }

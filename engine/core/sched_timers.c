@@ -142,7 +142,7 @@ void sched_job_timed_out(aq_task *t) {
 static void on_job_timeout(uv_timer_t *timer) { sched_job_timed_out(timer->data); }
 
 int sched_job_overdue(const aq_task *t) {
-  return t->timeout_due_ns && t->job && t->job % 2 == 0 && uv_hrtime() >= t->timeout_due_ns;
+  return t->timeout_due_ns && t->job && sched_job_is_process(t->job) && uv_hrtime() >= t->timeout_due_ns;
 }
 
 /* The running job's process() has returned: its timeout no longer applies.

@@ -394,7 +394,7 @@ static int pop_startable(aq_engine *E, int32_t *id) {
   return 0;
 }
 
-/* Returns the next job for the running runner (id*2 process, id*2+1 hook),
+/* Returns the next job for the running runner (a process or a hook: AQ_JOB_*),
  * 0 when there is none (the runner parks), -1 when its time slice is over (it
  * yields to the loop and asks again). */
 int32_t aq__sched_take(aq_engine *E) {
@@ -411,7 +411,7 @@ int32_t aq__sched_take(aq_engine *E) {
   int32_t job;
   if (aq_item_queue_pop(&s->hooks, &id)) {
     rec(s, id)->state = AQ_ITEM_HOOK_RUNNING;
-    job = id * 2 + 1;
+    job = sched_job(id, AQ_JOB_HOOK);
   } else if (!s->stopping && pop_startable(E, &id)) {
     aq_item_rec *r = rec(s, id);
     r->state = AQ_ITEM_RUNNING;
@@ -420,7 +420,7 @@ int32_t aq__sched_take(aq_engine *E) {
     c->running++;
     if (r->limit_key) limits_item_started(E, r);
     if (r->attempts++ == 0 && ++s->started == s->max_items) sched_request_stop(E, AQ_STOP_MAX_ITEMS);
-    job = id * 2;
+    job = sched_job(id, AQ_JOB_PROCESS);
   } else {
     return 0;
   }
@@ -507,11 +507,11 @@ void sched_job_abandoned(aq_engine *E, aq_task *t) {
   int32_t job = t->job;
   t->job = 0;
   if (!s->active || !job) return;
-  int32_t id = job / 2;
+  int32_t id = sched_job_item(job);
   aq_item_rec *r = rec(s, id);
   /* Timed out: the item stays RUNNING (and counted) until Lua finishes it. */
-  if (t->timed_out && !E->shutdown && job % 2 == 0 && hand_timeout_to_lua(E, t, id) == 0) return;
-  if (job % 2 == 0) { /* a hook cut short is not an item: not counted */
+  if (t->timed_out && !E->shutdown && sched_job_is_process(job) && hand_timeout_to_lua(E, t, id) == 0) return;
+  if (sched_job_is_process(job)) { /* a hook cut short is not an item: not counted */
     s->classes[r->class_id].running--;
     s->cancelled++;
   }

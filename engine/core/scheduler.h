@@ -6,24 +6,43 @@
  * id it keeps the parent, how many things still keep the item's subtree open
  * (its own process plus each unfinished child), its class and state. A job is
  * one of:
- *   process  run item:process(enqueue, set_desc)          encoded id*2
- *   hook     run item:after_children_processed()          encoded id*2+1
- * Hooks are taken before new items (they finish subtrees and free memory).
+ *   process  run item:process(enqueue, set_desc)
+ *   hook     run item:after_children_processed()
+ * encoded as one number (AQ_JOB_* below). Hooks are taken before new items
+ * (they finish subtrees and free memory).
  *
  * The hot-path functions (aq__sched_*) are called from Lua through the FFI:
- * they must never call into Lua. Declarations for the FFI are in
- * lua/aqueue/sched.lua and must match these.
+ * they must never call into Lua. They are declared in core_ffi.h, the one
+ * copy both the compiler and ffi.cdef read. The constants Lua needs (item
+ * flags, the job encoding) are defined here only; aqueue.core exports them
+ * (core_lua.c) and lua/aqueue/sched.lua reads them from there.
  */
 #ifndef AQ_SCHEDULER_H
 #define AQ_SCHEDULER_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
 #include "item_queue.h"
 #include "task.h"
 
+#include "core_ffi.h"
+
+/* An item's flags (aq__sched_enqueue, aq__sched_restore_open). */
 enum { AQ_ITEM_TRACK_OVERALL = 1, AQ_ITEM_HAS_HOOK = 2 };
+
+/* A job (aq__sched_take, aq__sched_current_job) names an item and what to
+ * run for it: id << AQ_JOB_ID_SHIFT | kind, kind being AQ_JOB_PROCESS or
+ * AQ_JOB_HOOK. 0 is no job. */
+enum { AQ_JOB_PROCESS = 0, AQ_JOB_HOOK = 1, AQ_JOB_KIND_MASK = 1, AQ_JOB_ID_SHIFT = 1 };
+static inline int32_t sched_job(int32_t id, int32_t kind) { return id << AQ_JOB_ID_SHIFT | kind; }
+static inline int32_t sched_job_item(int32_t job) { return job >> AQ_JOB_ID_SHIFT; }
+static inline int sched_job_is_process(int32_t job) { return (job & AQ_JOB_KIND_MASK) == AQ_JOB_PROCESS; }
+
+/* core_ffi.h's text, for ffi.cdef: generated at build time
+ * (cmake/embed_text.cmake), exported as aqueue.core's ffi_cdef. */
+extern const char aq_core_ffi_cdef[];
 
 /* Where an item is. The first four are "finished" for handles: its process()
  * will not run again. */
@@ -168,27 +187,7 @@ void sched_job_abandoned(aq_engine *E, aq_task *t);
  * as dropped) and calls `dropped(id, ud)` for each, after freeing its record. */
 void sched_drop_queued(aq_engine *E, void (*dropped)(int32_t id, void *ud), void *ud);
 
-/* --- FFI hot path (called from the runner loop in Lua) --- */
-int32_t aq__sched_class_add(aq_engine *E, const char *name);
-int32_t aq__sched_enqueue(aq_engine *E, int32_t parent, int32_t class_id, double priority, int32_t flags,
-                          double delay_s, int32_t limit_key, int32_t max_attempts);
-int32_t aq__sched_take(aq_engine *E);
-void aq__sched_process_done(aq_engine *E, int32_t id, int32_t ok);
-void aq__sched_hook_done(aq_engine *E, int32_t id, int32_t ok);
-int32_t aq__sched_reap(aq_engine *E);
-int32_t aq__sched_reaped_count(aq_engine *E);
-int32_t aq__sched_item_finished(aq_engine *E, int32_t id);
-int32_t aq__sched_current_job(aq_engine *E);
-int32_t aq__sched_stopping(aq_engine *E);
-void aq__sched_set_desc(aq_engine *E, const char *text, size_t len);
-void aq__sched_note_duplicate(aq_engine *E);
-int32_t aq__sched_attempt(aq_engine *E, int32_t id);
-/* resuming from a state file (lua/aqueue/state.lua) */
-int32_t aq__sched_restore_open(aq_engine *E, int32_t parent, int32_t class_id, int32_t flags);
-void aq__sched_restore_release(aq_engine *E, int32_t id);
-void aq__sched_restore_attempts(aq_engine *E, int32_t id, int32_t attempts);
-void aq__sched_add_overall_done(aq_engine *E, int64_t n);
-void aq__sched_hold_open(aq_engine *E, int32_t parent);
+/* The FFI hot path (called from the runner loop in Lua) is in core_ffi.h. */
 
 /* --- the scheduler's inner parts (scheduler.c, sched_timers.c, sched_limits.c) --- */
 /* An item's wait for a time is over, it may start: into `queued`, or held
@@ -216,18 +215,12 @@ void sched_job_timer_stop(aq_task *t);
 /* The task ends: closes its timeout timer (freed by the close callback). */
 void sched_job_timer_free(aq_task *t);
 void sched_max_time_start(aq_engine *E, double seconds);
-/* Process failed: retry after a backoff (returns its seconds) or not (-1). */
-double aq__sched_retry(aq_engine *E, int32_t id, double base_s, double cap_s);
-void aq__sched_arm_timeout(aq_engine *E, double seconds);
-/* Ends the running process()'s timeout: its seconds when it had passed, else 0. */
-double aq__sched_timeout_over(aq_engine *E);
 /* The job's process() timeout has passed (whether or not its timer fired). */
 int sched_job_overdue(const aq_task *t);
 /* Ends a task whose process() timed out; the attempt fails (sched_job_abandoned). */
 void sched_job_timed_out(aq_task *t);
 
 /* sched_limits.c: limit keys */
-int32_t aq__sched_limit_key_add(aq_engine *E, int32_t per_key, double rate);
 /* An item with a limit key may start: it is held by its key. Returns 0, or -1
  * out of memory. */
 int limits_item_ready(aq_engine *E, int32_t id);

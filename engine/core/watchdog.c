@@ -53,10 +53,10 @@ static void clear_hook(aq_watchdog *w) {
 /* "Page: <desc> (worker 3)", "the main chunk", "a spawned task". */
 static void describe_task(aq_engine *E, aq_task *t, char *out, size_t size) {
   aq_sched *s = &E->sched;
-  int32_t id = t->job / 2;
+  int32_t id = sched_job_item(t->job);
   if (t->job && s->active && id < s->items_cap) {
     const char *cls = s->classes[s->items[id].class_id].name;
-    const char *hook = t->job & 1 ? " (after children)" : "";
+    const char *hook = !sched_job_is_process(t->job) ? " (after children)" : "";
     int desc_len = t->desc_len > 60 ? 60 : (int)t->desc_len;
     if (desc_len > 0)
       snprintf(out, size, "%s%s: %.*s (worker %d)", cls, hook, desc_len, t->desc, (int)t->slot + 1);
