@@ -52,7 +52,7 @@ typedef struct {
   str_ref cls, key, fields, error;
 } item_row;
 
-enum { UPDATE_ATTEMPTS, UPDATE_PROCESSED, UPDATE_FINISHED, UPDATE_PROCESSED_FINISHED };
+enum { UPDATE_ATTEMPTS, UPDATE_PROCESSED, UPDATE_FINISHED, UPDATE_PROCESSED_FINISHED, ITEM_STATEMENTS = 5 };
 typedef struct {
   int64_t pid;
   uint8_t kind, ok;
@@ -101,7 +101,7 @@ struct aq_statedb {
   struct aq_statedb *next_open; /* open_dbs */
 
   /* writer thread only */
-  sqlite3_stmt *item_stmts[5]; /* insert, then one per update kind */
+  sqlite3_stmt *item_stmts[ITEM_STATEMENTS]; /* insert, then one per update kind */
   sqlite3_stmt *stmts[AQ_DB_MAX_STATEMENTS];
   int nstmts;
 
@@ -174,15 +174,41 @@ static int arena_put(batch *b, const char *s, size_t len, str_ref *out) {
 
 /* --- the writer thread --- */
 
-static const char *const item_sql[5] = {
-    "INSERT INTO items(pid, parent, ordinal, class, key, fields, state, outcome, attempts, error) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    "UPDATE items SET attempts = ?2 WHERE pid = ?1",
-    "UPDATE items SET state = 1, outcome = ?2, attempts = ?3, error = ?4 WHERE pid = ?1",
-    "UPDATE items SET state = 2, fields = CASE outcome WHEN 1 THEN NULL ELSE fields END WHERE pid = ?1",
-    "UPDATE items SET state = 2, outcome = ?2, attempts = ?3, error = ?4, "
-    "fields = CASE ?2 WHEN 1 THEN NULL ELSE fields END WHERE pid = ?1",
-};
+/* The statements of item rows: the insert, then one per update kind
+ * (1 + UPDATE_*). States and outcomes are statedb.h's values. Returns an
+ * sqlite3_mprintf string (NULL out of memory). */
+static char *item_sql(int which) {
+  switch (which) {
+    case 0:
+      return sqlite3_mprintf("INSERT INTO items(pid, parent, ordinal, class, key, fields, state, outcome, attempts, error) "
+                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    case 1 + UPDATE_ATTEMPTS: return sqlite3_mprintf("UPDATE items SET attempts = ?2 WHERE pid = ?1");
+    case 1 + UPDATE_PROCESSED:
+      return sqlite3_mprintf("UPDATE items SET state = %d, outcome = ?2, attempts = ?3, error = ?4 WHERE pid = ?1",
+                             AQ_DB_OPEN);
+    case 1 + UPDATE_FINISHED:
+      return sqlite3_mprintf(
+          "UPDATE items SET state = %d, fields = CASE outcome WHEN %d THEN NULL ELSE fields END WHERE pid = ?1",
+          AQ_DB_FINISHED, AQ_DB_DONE);
+    default: /* 1 + UPDATE_PROCESSED_FINISHED */
+      return sqlite3_mprintf("UPDATE items SET state = %d, outcome = ?2, attempts = ?3, error = ?4, "
+                             "fields = CASE ?2 WHEN %d THEN NULL ELSE fields END WHERE pid = ?1",
+                             AQ_DB_FINISHED, AQ_DB_DONE);
+  }
+}
+
+/* Prepares the item statements once (the writer thread). */
+static int prepare_item_stmts(aq_statedb *db) {
+  for (int i = 0; i < ITEM_STATEMENTS; i++) {
+    if (db->item_stmts[i]) continue;
+    char *sql = item_sql(i);
+    if (!sql) return SQLITE_NOMEM;
+    int rc = sqlite3_prepare_v2(db->conn, sql, -1, &db->item_stmts[i], NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) return rc;
+  }
+  return SQLITE_OK;
+}
 
 static void bind_str(sqlite3_stmt *st, int i, const batch *b, str_ref s) {
   if (s.off == NO_STRING) sqlite3_bind_null(st, i);
@@ -197,9 +223,8 @@ static int step(sqlite3_stmt *st) {
 }
 
 static int commit_items(aq_statedb *db, const batch *b) {
-  for (int i = 0; i < 5; i++)
-    if (!db->item_stmts[i] && sqlite3_prepare_v2(db->conn, item_sql[i], -1, &db->item_stmts[i], NULL) != SQLITE_OK)
-      return sqlite3_errcode(db->conn);
+  int rc = prepare_item_stmts(db);
+  if (rc != SQLITE_OK) return rc;
   sqlite3_stmt *ins = db->item_stmts[0];
   for (size_t i = 0; i < b->nrows; i++) {
     const item_row *r = &b->rows[i];
@@ -214,7 +239,7 @@ static int commit_items(aq_statedb *db, const batch *b) {
     sqlite3_bind_int(ins, 8, r->outcome);
     sqlite3_bind_int(ins, 9, r->attempts);
     bind_str(ins, 10, b, r->error);
-    int rc = step(ins);
+    rc = step(ins);
     if (rc != SQLITE_OK) return rc;
   }
   for (size_t i = 0; i < b->nupdates; i++) {
@@ -228,7 +253,7 @@ static int commit_items(aq_statedb *db, const batch *b) {
       sqlite3_bind_int(st, 3, u->attempts);
       bind_str(st, 4, b, u->error);
     }
-    int rc = step(st);
+    rc = step(st);
     if (rc != SQLITE_OK) return rc;
   }
   return SQLITE_OK;
@@ -498,8 +523,8 @@ static const char *const schema_sql =
     "  class TEXT NOT NULL,"
     "  key TEXT,"                      /* Item:key(), tagged s: or n: */
     "  fields TEXT,"                   /* JSON; NULL once finished with success */
-    "  state INTEGER NOT NULL,"        /* 0 pending, 1 open, 2 finished */
-    "  outcome INTEGER NOT NULL,"      /* 0 none yet, 1 done, 2 failed */
+    "  state INTEGER NOT NULL,"        /* AQ_DB_PENDING, AQ_DB_OPEN, AQ_DB_FINISHED */
+    "  outcome INTEGER NOT NULL,"      /* AQ_DB_NO_OUTCOME, AQ_DB_DONE, AQ_DB_FAILED */
     "  attempts INTEGER NOT NULL,"
     "  error TEXT);"
     "CREATE TABLE IF NOT EXISTS store(name TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
@@ -728,7 +753,7 @@ static void db_close(aq_statedb *db) {
       *pp = db->next_open;
       break;
     }
-  for (int i = 0; i < 5; i++) sqlite3_finalize(db->item_stmts[i]);
+  for (int i = 0; i < ITEM_STATEMENTS; i++) sqlite3_finalize(db->item_stmts[i]);
   for (int i = 0; i < db->nstmts; i++) sqlite3_finalize(db->stmts[i]);
   sqlite3_close_v2(db->conn); /* freed once the last db:rows() iterator is collected */
   db->conn = NULL;
@@ -999,6 +1024,25 @@ static int l_path(lua_State *L) {
   return 1;
 }
 
+/* What lua/aqueue/state.lua (and state_tool.lua) must agree on with this
+ * module, defined once here: the FFI declarations (statedb_ffi.h's text) and
+ * the items' states and outcomes (statedb.h), for their SQL and checks. */
+static void export_ffi_contract(lua_State *L) {
+  static const struct {
+    const char *name;
+    int value;
+  } constants[] = {
+      {"STATE_PENDING", AQ_DB_PENDING}, {"STATE_OPEN", AQ_DB_OPEN},     {"STATE_FINISHED", AQ_DB_FINISHED},
+      {"OUTCOME_NONE", AQ_DB_NO_OUTCOME}, {"OUTCOME_DONE", AQ_DB_DONE}, {"OUTCOME_FAILED", AQ_DB_FAILED},
+  };
+  lua_pushstring(L, aq_statedb_ffi_cdef);
+  lua_setfield(L, -2, "ffi_cdef");
+  for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
+    lua_pushinteger(L, constants[i].value);
+    lua_setfield(L, -2, constants[i].name);
+  }
+}
+
 static int luaopen_statedb(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"close", l_close}, {"prepare", l_prepare}, {"write", l_write},     {"flush", l_flush},
@@ -1020,6 +1064,7 @@ static int luaopen_statedb(lua_State *L) {
   lua_setfield(L, -2, "open");
   lua_pushcfunction(L, l_add_item);
   lua_setfield(L, -2, "add_item");
+  export_ffi_contract(L);
   state_encode_register(L);
   return 1;
 }
