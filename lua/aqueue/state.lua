@@ -1,5 +1,5 @@
 -- aqueue.state: the run's state file (SPEC section 5), the Lua half of
--- engine/modules/statedb/statedb.c. run_queue calls in here at each step of an item's life;
+-- engine/modules/statedb/item_rows.c. run_queue calls in here at each step of an item's life;
 -- each call appends to the file's next group commit and never waits.
 --
 -- An item's row (table `items`) is written when it is enqueued (pending),

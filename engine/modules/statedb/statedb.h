@@ -13,7 +13,7 @@
  * killed (kill -9); a power failure may lose the last commits, never the file.
  *
  * Threads: everything here is called on the loop thread; only the writer
- * thread (statedb.c) touches a batch once it is handed off.
+ * thread (group_commit.c) touches a batch once it is handed off.
  */
 #ifndef AQ_STATEDB_H
 #define AQ_STATEDB_H
