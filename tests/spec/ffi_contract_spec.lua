@@ -6,7 +6,8 @@
 -- each definition against its header; these specs fail when the Lua side
 -- drifts from it: a declared function the engine does not export, a Lua file
 -- that declares or calls what the headers do not, a constant Lua decodes
--- differently from C, SQL whose values are not the engine's.
+-- differently from C, SQL whose values are not the engine's, an error code
+-- Lua names that aqueue.errors does not have.
 local ffi = require("ffi")
 local bit = require("bit")
 local aqueue = require("aqueue")
@@ -186,5 +187,19 @@ describe("the state file's values", function()
       back[#back + 1] = { pid, st, outcome }
     end
     assert.are.same({ { 2, statedb.STATE_PENDING, statedb.OUTCOME_NONE }, { 6, statedb.STATE_PENDING, statedb.OUTCOME_NONE } }, back)
+  end)
+end)
+
+describe("the error codes", function()
+  it("named in the Lua library's code are codes of aqueue.errors (engine/core/errors.c)", function()
+    local named = 0
+    for _, path in ipairs(lua_files()) do
+      local code_only = files.read(path):gsub("%-%-[^\n]*", "") -- comments may show placeholders
+      for code in code_only:gmatch("[\"'](E[%u%d_]+)[\"']") do
+        named = named + 1
+        assert.is_string(aqueue.errors[code], path .. " names " .. code .. ", which aqueue.errors does not have")
+      end
+    end
+    assert.is_true(named > 0, "the codes Lua returns itself (ETIMEDOUT...) are found")
   end)
 end)
