@@ -1,10 +1,10 @@
 /*
- * sched_ffi.c — the FFI entry points (sched_ffi.h): each finds the engine's
+ * sched_ffi.c — the FFI entry points (core_ffi.h): each finds the engine's
  * scheduler or display and hands on (a tail call: the hot path pays one
  * jump). The scheduler itself does not know the engine that holds it.
  */
 #include "engine.h"
-#include "sched_ffi.h"
+#include "core_ffi.h"
 #include "sched_timers.h"
 
 int32_t aq__sched_class_add(aq_engine *E, const char *name) { return sched_class_add(&E->sched, name); }

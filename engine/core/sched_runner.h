@@ -16,11 +16,21 @@
 
 #include "task.h"
 
+/* A job names an item and what to run for it, as one number:
+ * id << AQ_JOB_ID_SHIFT | kind, kind being AQ_JOB_PROCESS (run
+ * item:process()) or AQ_JOB_HOOK (run item:after_children_processed()).
+ * 0 is no job. Defined here only: aqueue.core exports these constants
+ * (core_lua.c) and lua/aqueue/sched.lua reads them from there. */
+enum { AQ_JOB_PROCESS = 0, AQ_JOB_HOOK = 1, AQ_JOB_KIND_MASK = 1, AQ_JOB_ID_SHIFT = 1 };
+static inline int32_t sched_job(int32_t id, int32_t kind) { return id << AQ_JOB_ID_SHIFT | kind; }
+static inline int32_t sched_job_item(int32_t job) { return job >> AQ_JOB_ID_SHIFT; }
+static inline int sched_job_is_process(int32_t job) { return (job & AQ_JOB_KIND_MASK) == AQ_JOB_PROCESS; }
+
 typedef struct {
   aq_task *task;       /* the runner task this record belongs to */
   void *sched;         /* the scheduler that owns it, for the timeout's callback */
   int32_t slot;        /* worker slot held, -1 when none */
-  int32_t job;         /* current job (scheduler.h encoding), 0 when none */
+  int32_t job;         /* current job (AQ_JOB_* encoding above), 0 when none */
   int wants_slot;      /* woken from an unslotted wait: needs a slot before it runs */
   int starting;        /* woken by dispatch for a job it has not taken yet */
   uv_timer_t *timeout_timer; /* the item's `timeout`, made at first use, owned */

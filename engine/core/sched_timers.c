@@ -51,7 +51,7 @@ static void on_job_timeout(uv_timer_t *timer) {
 
 int sched_job_overdue(const aq_task *t) {
   const aq_runner *r = runner_of(t);
-  return r && r->timeout_due_ns && r->job && r->job % 2 == 0 && uv_hrtime() >= r->timeout_due_ns;
+  return r && r->timeout_due_ns && r->job && sched_job_is_process(r->job) && uv_hrtime() >= r->timeout_due_ns;
 }
 
 /* The running job's process() has returned: its timeout no longer applies.

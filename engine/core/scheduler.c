@@ -488,7 +488,7 @@ static int pop_startable(aq_sched *s, int32_t *id) {
   return 0;
 }
 
-/* Returns the next job for the running runner (id*2 process, id*2+1 hook),
+/* Returns the next job for the running runner (a process or a hook: AQ_JOB_*),
  * 0 when there is none (the runner parks), -1 when its time slice is over (it
  * yields to the loop and asks again). */
 int32_t sched_take(aq_sched *s) {
@@ -504,7 +504,7 @@ int32_t sched_take(aq_sched *s) {
   int32_t job;
   if (aq_item_queue_pop(&s->hooks, &id)) {
     rec(s, id)->state = AQ_ITEM_HOOK_RUNNING;
-    job = id * 2 + 1;
+    job = sched_job(id, AQ_JOB_HOOK);
   } else if (!s->stopping && pop_startable(s, &id)) {
     aq_item_rec *r = rec(s, id);
     r->state = AQ_ITEM_RUNNING;
@@ -513,7 +513,7 @@ int32_t sched_take(aq_sched *s) {
     c->running++;
     if (r->limit_key) limits_item_started(&s->limits, r->limit_key);
     if (r->attempts++ == 0 && ++s->started == s->max_items) sched_request_stop(s, AQ_STOP_MAX_ITEMS);
-    job = id * 2;
+    job = sched_job(id, AQ_JOB_PROCESS);
   } else {
     return 0;
   }
@@ -596,11 +596,11 @@ static void job_abandoned(aq_sched *s, aq_runner *run) {
   int32_t job = run->job;
   run->job = 0;
   if (!s->active || !job) return;
-  int32_t id = job / 2;
+  int32_t id = sched_job_item(job);
   aq_item_rec *r = rec(s, id);
   /* Timed out: the item stays RUNNING (and counted) until Lua finishes it. */
-  if (run->timed_out && !s->tasks->shutdown && job % 2 == 0 && hand_timeout_to_lua(s, run, id) == 0) return;
-  if (job % 2 == 0) { /* a hook cut short is not an item: not counted */
+  if (run->timed_out && !s->tasks->shutdown && sched_job_is_process(job) && hand_timeout_to_lua(s, run, id) == 0) return;
+  if (sched_job_is_process(job)) { /* a hook cut short is not an item: not counted */
     s->classes[r->class_id].running--;
     s->cancelled++;
   }
@@ -728,10 +728,10 @@ void sched_set_desc(aq_sched *s, const char *text, size_t len) {
 void sched_describe_task(const aq_sched *s, const aq_task *t, char *out, size_t size) {
   const aq_runner *r = runner_of(t);
   int32_t job = r ? r->job : 0;
-  int32_t id = job / 2;
+  int32_t id = sched_job_item(job);
   if (job && s->active && id < s->items_cap) {
     const char *cls = s->classes[s->items[id].class_id].name;
-    const char *hook = job & 1 ? " (after children)" : "";
+    const char *hook = !sched_job_is_process(job) ? " (after children)" : "";
     int desc_len = r->desc_len > 60 ? 60 : (int)r->desc_len;
     if (desc_len > 0)
       snprintf(out, size, "%s%s: %.*s (worker %d)", cls, hook, desc_len, r->desc, (int)r->slot + 1);

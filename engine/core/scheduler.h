@@ -6,13 +6,15 @@
  * id it keeps the parent, how many things still keep the item's subtree open
  * (its own process plus each unfinished child), its class and state. A job is
  * one of:
- *   process  run item:process(enqueue, set_desc)          encoded id*2
- *   hook     run item:after_children_processed()          encoded id*2+1
- * Hooks are taken before new items (they finish subtrees and free memory).
+ *   process  run item:process(enqueue, set_desc)
+ *   hook     run item:after_children_processed()
+ * encoded as one number (AQ_JOB_*, sched_runner.h). Hooks are taken before new items (they finish subtrees and free memory).
  *
  * The hot-path functions (sched_take, sched_process_done, ...) are called
  * from Lua through the FFI, by way of the aq__sched_* entry points
- * (sched_ffi.h): they must never call into Lua.
+ * (core_ffi.h, the one copy both the compiler and ffi.cdef read): they must
+ * never call into Lua. The constants Lua needs (item flags, the job
+ * encoding) are defined in C only; aqueue.core exports them.
  *
  * The scheduler sits above the tasks (task.h: it creates and parks runner
  * tasks, and hears of their ends through the task table's owner hooks), the
@@ -34,6 +36,7 @@
 #include "task.h"
 #include "watchdog.h"
 
+/* An item's flags (aq__sched_enqueue, aq__sched_restore_open). */
 enum { AQ_ITEM_TRACK_OVERALL = 1, AQ_ITEM_HAS_HOOK = 2 };
 
 /* Where an item is. The first four are "finished" for handles: its process()
@@ -178,7 +181,7 @@ void sched_drop_queued(aq_sched *s, void (*dropped)(int32_t id, void *ud), void 
  * main chunk", "a spawned task", "a worker between items". */
 void sched_describe_task(const aq_sched *s, const aq_task *t, char *out, size_t size);
 
-/* --- the hot path (through the FFI: sched_ffi.h) --- */
+/* --- the hot path (through the FFI: core_ffi.h, sched_ffi.c) --- */
 int32_t sched_class_add(aq_sched *s, const char *name);
 int32_t sched_enqueue(aq_sched *s, int32_t parent, int32_t class_id, double priority, int32_t flags,
                       double delay_s, int32_t limit_key, int32_t max_attempts);

@@ -1,6 +1,6 @@
 -- aqueue.diskqueue: a durable FIFO with the aiodiskqueue interface (SPEC
 -- section 5), kept in the `queue` table of an aqueue SQLite file of its own
--- (engine/modules/statedb/statedb.c; kind "diskqueue").
+-- (engine/modules/statedb/statements.c; kind "diskqueue").
 --
 --   local dq = aqueue.diskqueue.open("jobs.db", { maxsize = 100 })
 --   dq:put(job)                     -- returns once the job is on disk

@@ -18,6 +18,8 @@ local state = require("aqueue.state")
 local field_names = require("aqueue.field_names")
 
 local C, E = sched.C, sched.E
+local JOB_ID_SHIFT, JOB_KIND_MASK, JOB_PROCESS = sched.JOB_ID_SHIFT, sched.JOB_KIND_MASK, sched.JOB_PROCESS
+local TRACK_OVERALL, HAS_HOOK = sched.TRACK_OVERALL, sched.HAS_HOOK
 local class_of = item_mod.class_of
 local new_item_handle, settle_item = handle.new_item_handle, handle.settle_item
 local rshift, band = bit.rshift, bit.band
@@ -131,8 +133,8 @@ local function sched_fields(child, cls, level)
     end
   end
   local flags = 0
-  if child.track_overall then flags = flags + sched.TRACK_OVERALL end
-  if child.after_children_processed ~= nil then flags = flags + sched.HAS_HOOK end
+  if child.track_overall then flags = flags + TRACK_OVERALL end
+  if child.after_children_processed ~= nil then flags = flags + HAS_HOOK end
   return priority, flags, delay, limit_key, retries + 1
 end
 
@@ -270,7 +272,7 @@ local function enqueue(child)
   local job = C.aq__sched_current_job(E)
   local parent = nil
   if job > 0 then
-    parent = items[rshift(job, 1)]
+    parent = items[rshift(job, JOB_ID_SHIFT)]
   end
   local h, err = enqueue_child(parent, child, 3) -- not a tail call: level 3
   return h, err                                  -- must be enqueue's caller
@@ -391,9 +393,9 @@ local function runner()
   while true do
     local job = C.aq__sched_take(E)
     if job > 0 then
-      local id = rshift(job, 1)
+      local id = rshift(job, JOB_ID_SHIFT)
       local item = items[id]
-      if band(job, 1) == 0 then
+      if band(job, JOB_KIND_MASK) == JOB_PROCESS then
         if item.timeout then
           C.aq__sched_arm_timeout(E, item.timeout)
           finish_process(id, item, in_time(xpcall(item.process, on_error, item, enqueue, set_desc)))

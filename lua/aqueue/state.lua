@@ -1,5 +1,5 @@
 -- aqueue.state: the run's state file (SPEC section 5), the Lua half of
--- engine/modules/statedb/statedb.c. run_queue calls in here at each step of an item's life;
+-- engine/modules/statedb/item_rows.c. run_queue calls in here at each step of an item's life;
 -- each call appends to the file's next group commit and never waits.
 --
 -- An item's row (table `items`) is written when it is enqueued (pending),
@@ -19,19 +19,18 @@ local statedb = require("aqueue.statedb")
 local statefile = require("aqueue.statefile")
 local keys = require("aqueue.keys")
 
-ffi.cdef([[
-struct aq_statedb;
-int aq__statedb_item_attempts(struct aq_statedb *db, int64_t pid, int32_t attempts);
-int aq__statedb_item_processed(struct aq_statedb *db, int64_t pid, int32_t ok, int32_t attempts, const char *error,
-                               size_t error_len);
-int aq__statedb_item_finished(struct aq_statedb *db, int64_t pid);
-]])
+ffi.cdef(statedb.ffi_cdef) -- engine/modules/statedb/statedb_ffi.h
 local C = ffi.C
 local encode, add_item = statedb.encode, statedb.add_item
 local type, rawget, next, huge = type, rawget, next, math.huge
 
-local PENDING, OPEN = 0, 1
-local DONE, FAILED = 1, 2
+-- An item row's state and outcome: the engine's values (statedb.h).
+local PENDING, OPEN, FINISHED = statedb.STATE_PENDING, statedb.STATE_OPEN, statedb.STATE_FINISHED
+local NO_OUTCOME, DONE, FAILED = statedb.OUTCOME_NONE, statedb.OUTCOME_DONE, statedb.OUTCOME_FAILED
+local ROW_VALUES = {
+  PENDING = PENDING, OPEN = OPEN, FINISHED = FINISHED,
+  NO_OUTCOME = NO_OUTCOME, DONE = DONE, FAILED = FAILED,
+}
 
 -- the run being persisted
 local db = nil   -- its open file (aqueue.statedb), nil when the run has none
@@ -43,6 +42,16 @@ local known = {} -- parent pid -> { [ordinal] = { class =, item = live item | fa
 local finished_here = {} -- state files whose run ended in this process
 
 local M = {}
+
+-- `text` with each $NAME of a state or outcome (PENDING, OPEN, FINISHED,
+-- NO_OUTCOME, DONE, FAILED) replaced by its value, for SQL on the items table.
+function M.sql(text)
+  return (text:gsub("%$([%u_]+)", function(name)
+    return tostring(assert(ROW_VALUES[name], name))
+  end))
+end
+M.PENDING, M.OPEN, M.FINISHED = PENDING, OPEN, FINISHED
+M.NO_OUTCOME, M.DONE, M.FAILED = NO_OUTCOME, DONE, FAILED
 
 local key_text, key_value = keys.text, keys.value
 
@@ -85,11 +94,11 @@ end
 -- as it is, e.g. one edited by hand: "item 17 has fields that are not JSON:
 -- ...", or nil when every row can be loaded. One pass over the table, reading
 -- only; run before anything is written to the file.
-local ROW_PROBLEM_SQL = [[
+local ROW_PROBLEM_SQL = M.sql([[
 SELECT pid, problem, state, outcome, attempts, ordinal, class, parent, key, fields FROM (
   SELECT pid, state, outcome, attempts, ordinal, class, parent, key, fields, CASE
-    WHEN typeof(state) <> 'integer' OR state NOT IN (0, 1, 2) THEN 'state'
-    WHEN typeof(outcome) <> 'integer' OR outcome NOT IN (0, 1, 2) THEN 'outcome'
+    WHEN typeof(state) <> 'integer' OR state NOT IN ($PENDING, $OPEN, $FINISHED) THEN 'state'
+    WHEN typeof(outcome) <> 'integer' OR outcome NOT IN ($NO_OUTCOME, $DONE, $FAILED) THEN 'outcome'
     WHEN typeof(attempts) <> 'integer' OR attempts < 0 THEN 'attempts'
     WHEN typeof(ordinal) <> 'integer' THEN 'ordinal'
     WHEN typeof(class) <> 'text' OR class = '' THEN 'class'
@@ -97,11 +106,13 @@ SELECT pid, problem, state, outcome, attempts, ordinal, class, parent, key, fiel
     WHEN parent <> 0 AND NOT EXISTS (SELECT 1 FROM items p WHERE p.pid = i.parent) THEN 'parent_missing'
     WHEN parent >= pid AND parent <> 0 THEN 'parent_after'
     WHEN key IS NOT NULL AND (typeof(key) <> 'text' OR NOT (key GLOB 's:*' OR key GLOB 'n:?*')) THEN 'key'
-    WHEN (state < 2 OR outcome = 2) AND typeof(fields) <> 'text' THEN 'fields_missing'
-    WHEN (state < 2 OR outcome = 2) AND NOT json_valid(fields) THEN 'fields_json'
-    WHEN (state < 2 OR outcome = 2) AND json_type(fields) <> 'object' THEN 'fields_object'
+    WHEN (state <> $FINISHED OR outcome = $FAILED) AND typeof(fields) <> 'text' THEN 'fields_missing'
+    WHEN (state <> $FINISHED OR outcome = $FAILED) AND NOT json_valid(fields) THEN 'fields_json'
+    WHEN (state <> $FINISHED OR outcome = $FAILED) AND json_type(fields) <> 'object' THEN 'fields_object'
   END AS problem FROM items i)
-WHERE problem IS NOT NULL ORDER BY pid LIMIT 1]]
+WHERE problem IS NOT NULL ORDER BY pid LIMIT 1]])
+local STATES_SHOWN = ("%d pending, %d open, %d finished"):format(PENDING, OPEN, FINISHED)
+local OUTCOMES_SHOWN = ("%d none yet, %d done, %d failed"):format(NO_OUTCOME, DONE, FAILED)
 
 -- A column's value as the message shows it: text quoted, shortened.
 local function shown(v)
@@ -124,9 +135,9 @@ local function find_problem(d)
   local pid, problem, st, outcome, attempts, ordinal, class, parent, key, fields = d:rows(ROW_PROBLEM_SQL)()
   if pid then
     if problem == "state" then
-      return ("item %d has an unknown state %s (0 pending, 1 open, 2 finished)"):format(pid, shown(st))
+      return ("item %d has an unknown state %s (%s)"):format(pid, shown(st), STATES_SHOWN)
     elseif problem == "outcome" then
-      return ("item %d has an unknown outcome %s (0 none yet, 1 done, 2 failed)"):format(pid, shown(outcome))
+      return ("item %d has an unknown outcome %s (%s)"):format(pid, shown(outcome), OUTCOMES_SHOWN)
     elseif problem == "attempts" then
       return ("item %d has attempts %s, not a count"):format(pid, shown(attempts))
     elseif problem == "ordinal" then
@@ -171,8 +182,10 @@ end
 
 -- Failed items become pending again, with their attempts reset. Returns how
 -- many. Their hooks and their parents' hooks, if already run, do not run again.
+local PUT_BACK_FAILED_SQL = M.sql(
+  "UPDATE items SET state = $PENDING, outcome = $NO_OUTCOME, attempts = 0, error = NULL WHERE outcome = $FAILED")
 function M.put_back_failed(d)
-  return assert(d:exec("UPDATE items SET state = 0, outcome = 0, attempts = 0, error = NULL WHERE outcome = 2"))
+  return assert(d:exec(PUT_BACK_FAILED_SQL))
 end
 
 -- The run ended: commit what it wrote (yields until then) and let go.
@@ -288,6 +301,14 @@ function M.finished(item)
   end
 end
 
+local FINISHED_COUNTS_SQL = M.sql(
+  "SELECT class, outcome, count(*) FROM items WHERE state = $FINISHED GROUP BY 1, 2")
+local UNFINISHED_CLASSES_SQL = M.sql("SELECT DISTINCT class FROM items WHERE state <> $FINISHED")
+local UNFINISHED_ROWS_SQL = M.sql("SELECT pid, parent, ordinal, class, fields, state, outcome, attempts FROM items "
+  .. "WHERE state <> $FINISHED ORDER BY pid")
+local FINISHED_CHILDREN_OF_PENDING_SQL = M.sql("SELECT pid, parent, ordinal, class, outcome, error FROM items "
+  .. "WHERE state = $FINISHED AND parent IN (SELECT pid FROM items WHERE state = $PENDING)")
+
 -- Loads the run to resume. For each unfinished row, in row order (a parent
 -- before its children), builds the item and calls
 --   restore(item, parent_item_or_nil, open, attempts)
@@ -301,7 +322,7 @@ function M.load(classes, restore, level)
     seen_keys[key_value(k)] = true
   end
   local counts = { pending = 0, open = 0, done = 0, failed = 0, tracked_done = 0 }
-  for class_name, outcome, n in db:rows("SELECT class, outcome, count(*) FROM items WHERE state = 2 GROUP BY 1, 2") do
+  for class_name, outcome, n in db:rows(FINISHED_COUNTS_SQL) do
     local cls = classes[class_name]
     if outcome == DONE then
       counts.done = counts.done + n
@@ -313,7 +334,7 @@ function M.load(classes, restore, level)
     end
   end
   local missing = {}
-  for class_name in db:rows("SELECT DISTINCT class FROM items WHERE state < 2") do
+  for class_name in db:rows(UNFINISHED_CLASSES_SQL) do
     if not classes[class_name] then
       missing[#missing + 1] = class_name
     end
@@ -325,8 +346,7 @@ function M.load(classes, restore, level)
   end
   local live = {} -- pid -> item, for the unfinished ones
   local pending_parents = {}
-  for pid, parent_pid, ordinal, class_name, fields, state, outcome, attempts in db:rows(
-    "SELECT pid, parent, ordinal, class, fields, state, outcome, attempts FROM items WHERE state < 2 ORDER BY pid") do
+  for pid, parent_pid, ordinal, class_name, fields, state, outcome, attempts in db:rows(UNFINISHED_ROWS_SQL) do
     -- check_rows found every row loadable; cjson may still refuse what
     -- SQLite's json_valid took (nesting deeper than it allows).
     local ok, decoded = pcall(cjson.decode, fields)
@@ -358,9 +378,7 @@ function M.load(classes, restore, level)
     end
     restore(item, parent, state == OPEN, attempts)
   end
-  for pid, parent_pid, ordinal, class_name, outcome, err in db:rows(
-    "SELECT pid, parent, ordinal, class, outcome, error FROM items "
-    .. "WHERE state = 2 AND parent IN (SELECT pid FROM items WHERE state = 0)") do
+  for pid, parent_pid, ordinal, class_name, outcome, err in db:rows(FINISHED_CHILDREN_OF_PENDING_SQL) do
     known[parent_pid][ordinal] = { class = class_name, item = false, error = outcome == FAILED and err or nil }
   end
   return seen_keys, counts

@@ -6,6 +6,10 @@ local statefile = require("aqueue.statefile")
 local state = require("aqueue.state")
 
 local MAX_LISTED = 50 -- failed items printed by --status
+local OPEN, FINISHED = state.OPEN, state.FINISHED
+local DONE, FAILED = state.DONE, state.FAILED
+local FAILED_ROWS_SQL = state.sql(
+  "SELECT pid, class, fields, attempts, error FROM items WHERE outcome = $FAILED ORDER BY pid LIMIT ?")
 
 local function fail(message, status)
   io.stderr:write("aqueue-run: ", message, "\n")
@@ -50,13 +54,13 @@ local function status(path)
       order[#order + 1] = class
     end
     -- an item counts once: failed or done once its process ended, else to run
-    local what = outcome == 2 and "failed" or outcome == 1 and "done" or "pending"
+    local what = outcome == FAILED and "failed" or outcome == DONE and "done" or "pending"
     c[what] = c[what] + n
     total[what] = total[what] + n
-    if st == 1 then
+    if st == OPEN then
       open_rows = open_rows + n
     end
-    if st < 2 then
+    if st ~= FINISHED then
       unfinished = unfinished + n
     end
   end
@@ -76,8 +80,7 @@ local function status(path)
   if total.failed > 0 then
     out[#out + 1] = ("failed items (%d):"):format(total.failed)
     local listed = 0
-    for pid, class, fields, attempts, err in db:rows(
-      "SELECT pid, class, fields, attempts, error FROM items WHERE outcome = 2 ORDER BY pid LIMIT ?", MAX_LISTED) do
+    for pid, class, fields, attempts, err in db:rows(FAILED_ROWS_SQL, MAX_LISTED) do
       listed = listed + 1
       local after = attempts > 1 and (" (after %d attempts)"):format(attempts) or ""
       out[#out + 1] = ("  %s #%d %s%s: %s"):format(class, pid, shorten(fields or "", 60), after,

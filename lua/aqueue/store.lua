@@ -1,6 +1,6 @@
 -- aqueue.store: a persistent key-value table (SPEC section 5; the `shelve` of
 -- the Python seed), kept in the `store` table of an aqueue SQLite file
--- (engine/modules/statedb/statedb.c).
+-- (engine/modules/statedb/statements.c).
 --
 --   local seen = aqueue.store("seen")          -- or aqueue.store("seen", "crawl.db")
 --   seen[url] = { status = 200, size = 1234 }  -- same as seen:set(url, {...})

@@ -74,7 +74,7 @@ check_run_stderr() {
 
 # What the state file holds: db_rows FILE prints "<state> <outcome> <path>"
 # for each item row of a copy of FILE (the engine's own files stay as the kill
-# left them, for its recovery). The tables are the engine's (engine/modules/statedb/statedb.c):
+# left them, for its recovery). The tables are the engine's (engine/modules/statedb/file_format.c):
 # a change there must change this test too, so a file it cannot read fails it.
 cat >"$TMP/db_rows.py" <<'PY'
 import sqlite3, sys

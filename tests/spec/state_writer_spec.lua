@@ -1,4 +1,4 @@
--- The writer thread of a state file (engine/modules/statedb/statedb.c): a process() that
+-- The writer thread of a state file (engine/modules/statedb/group_commit.c): a process() that
 -- enqueues more items than one group commit holds hands full batches to the
 -- writer while it still enqueues, and reads whether the writer is busy without
 -- taking its mutex. What it writes must all arrive. The data race this once

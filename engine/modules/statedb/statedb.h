@@ -13,7 +13,7 @@
  * killed (kill -9); a power failure may lose the last commits, never the file.
  *
  * Threads: everything here is called on the loop thread; only the writer
- * thread (statedb.c) touches a batch once it is handed off.
+ * thread (group_commit.c) touches a batch once it is handed off.
  */
 #ifndef AQ_STATEDB_H
 #define AQ_STATEDB_H
@@ -31,9 +31,12 @@ typedef struct aq_statedb aq_statedb;
 #define AQ_DB_KIND_STORE "store"
 #define AQ_DB_KIND_DISKQUEUE "diskqueue"
 
-/* Items' states in the state file. */
+/* Items' states in the state file (the items table's `state`). The only
+ * copy: the SQL of this module is built from them, and aqueue.statedb
+ * exports them (STATE_*, OUTCOME_*) for the SQL and the checks of
+ * lua/aqueue/state.lua and state_tool.lua. */
 enum { AQ_DB_PENDING = 0, AQ_DB_OPEN = 1, AQ_DB_FINISHED = 2 };
-/* The outcome of an item's process(). */
+/* The outcome of an item's process() (the items table's `outcome`). */
 enum { AQ_DB_NO_OUTCOME = 0, AQ_DB_DONE = 1, AQ_DB_FAILED = 2 };
 
 
@@ -43,15 +46,10 @@ const char *state_encode_item(lua_State *L, int idx, size_t *len, const char **p
 void state_encode_register(lua_State *L);
 void state_encode_free(void);
 
-/* --- FFI hot path (lua/aqueue/state.lua): the item rows of a state file. A
- * new row is added by statedb.add_item (a Lua C function: it reads the item
- * table). Each returns 0, or -1 out of memory or when the file failed. --- */
-/* A retry of item pid was scheduled: `attempts` so far. */
-int aq__statedb_item_attempts(aq_statedb *db, int64_t pid, int32_t attempts);
-/* process() of item pid finished: ok, or failed with `error`. */
-int aq__statedb_item_processed(aq_statedb *db, int64_t pid, int32_t ok, int32_t attempts, const char *error,
-                               size_t error_len);
-/* Item pid and its subtree are finished (its hook, if any, ran). */
-int aq__statedb_item_finished(aq_statedb *db, int64_t pid);
+/* The FFI hot path (lua/aqueue/state.lua): the item rows of a state file. */
+#include "statedb_ffi.h"
+/* statedb_ffi.h's text, for ffi.cdef: generated at build time
+ * (cmake/embed_text.cmake), exported as aqueue.statedb's ffi_cdef. */
+extern const char aq_statedb_ffi_cdef[];
 
 #endif
