@@ -1,7 +1,7 @@
 -- aqueue.run_queue: run_queue{...}, enqueue, and the runner loop.
 --
--- Items are Lua tables; the C scheduler knows them by id. `items[id]` keeps an
--- item alive from enqueue until the scheduler finalizes it (its process and all
+-- Items are Lua tables; the C scheduler knows them by id. The run's `items[id]`
+-- keeps an item alive from enqueue until the scheduler finalizes it (its process and all
 -- of its subtree, hook included, are done) and hands the id back through
 -- aq__sched_reap.
 --
