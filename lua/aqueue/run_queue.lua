@@ -187,7 +187,7 @@ end
 -- makes the items, so it shows on the first ones.
 local CHECK_ALL_FIRST, CHECK_EVERY = 1000, 1024
 
--- Step 1 of enqueue: `child` is an item that can be enqueued under `parent`
+-- enqueue, first: `child` is an item that can be enqueued under `parent`
 -- (nil for a root item). Returns its class and the parent's id (0 for none).
 -- `instances_seen` counts the instances checked for misspelt fields.
 local function check_item(instances_seen, parent, child, level)
@@ -229,7 +229,7 @@ local function handle_of_known(child, same, err)
   return new_item_handle(child)
 end
 
--- Step 2 of enqueue, with a state file: the child's ordinal under its parent,
+-- enqueue, with a state file: the child's ordinal under its parent,
 -- and, when the parent runs again after a restart and had enqueued this child
 -- before, the handle to that one instead.
 local function recall_known_child(parent, child, cls, level)
@@ -244,7 +244,7 @@ local function recall_known_child(parent, child, cls, level)
   return ordinal, nil
 end
 
--- Step 3 of enqueue: the child's key() in `run` (nil without one), and true
+-- enqueue's dedup: the child's key() in `run` (nil without one), and true
 -- when an item of that key was enqueued already.
 local function dedup_key(run, child, level)
   local key_fn = child.key
@@ -262,24 +262,19 @@ end
 -- The state file's row of a new item (its parent's row comes first).
 local function persist_new_item(child, parent, key, ordinal, cls)
   local pid, parent_pid, key_text = state.new_row(child, parent, key)
-  state.add_item(state.db(), child, pid, parent_pid, ordinal, cls.__name, key_text) -- last: see state.new_row
+  state.add_item(state.db(), child, pid, parent_pid, ordinal, cls.__name, key_text)
 end
 
--- Step 4 of enqueue: the scheduler takes the child. Returns its id, or nil
--- when the queue is stopping (with a state file, the child is kept for the
--- next run, under its parent). Raises for an item the scheduler refuses.
-local function schedule(run, parent, parent_id, child, cls, key, ordinal, level)
-  local priority, flags, delay, limit_key, max_attempts = sched_fields(run, child, cls, level + 1)
-  local id = C.aq__sched_enqueue(E, parent_id, cls.__aq_class_id, priority, flags, delay, limit_key, max_attempts)
-  if id > 0 then
-    return id
-  end
+-- enqueue, when the scheduler did not take the child (`id` <= 0):
+-- returns when the queue is stopping (with a state file, the child is kept
+-- for the next run, under its parent); raises for what the scheduler refuses.
+local function stopped_or_refused(run, id, parent, parent_id, child, cls, key, ordinal, level)
   if id == -2 then
     if run.persisting then
       C.aq__sched_hold_open(E, parent_id)
       persist_new_item(child, parent, key, ordinal, cls)
     end
-    return nil
+    return
   elseif id == -3 then
     error(("enqueue: cannot add a child to a %s item whose subtree already completed")
       :format(parent.__name), level)
@@ -287,9 +282,9 @@ local function schedule(run, parent, parent_id, child, cls, key, ordinal, level)
   error("enqueue: " .. ENQUEUE_ERRORS[id], level)
 end
 
--- Step 5 of enqueue: `run` keeps the child (id `id`) until it is reaped.
--- Returns its handle.
-local function record(run, parent, child, id, key, ordinal, cls)
+-- enqueue, last, once the scheduler took the child (id `id`): `run` keeps
+-- it until it is reaped. Returns its handle.
+local function record(run, parent, child, id, key)
   if key ~= nil then
     run.seen_keys[key] = true
   end
@@ -298,11 +293,7 @@ local function record(run, parent, child, id, key, ordinal, cls)
   if parent ~= nil then
     child.parent = parent
   end
-  local h = new_item_handle(child)
-  if run.persisting then
-    persist_new_item(child, parent, key, ordinal, cls)
-  end
-  return h
+  return new_item_handle(child)
 end
 
 -- Enqueues `child` under `parent` (nil for a root item) in `run`. Returns a
@@ -315,8 +306,9 @@ local function enqueue_child(run, parent, child, level, initial)
     count_turn(run)
   end
   local cls, parent_id = check_item(run.instances_seen, parent, child, level + 1)
-  local ordinal
-  if run.persisting then
+  local priority, flags, delay, limit_key, max_attempts = sched_fields(run, child, cls, level + 1)
+  local persisting, ordinal = run.persisting, nil
+  if persisting then
     local known
     ordinal, known = recall_known_child(parent, child, cls, level + 1)
     if known then
@@ -327,11 +319,16 @@ local function enqueue_child(run, parent, child, level, initial)
   if duplicate then
     return nil, "duplicate"
   end
-  local id = schedule(run, parent, parent_id, child, cls, key, ordinal, level + 1)
-  if not id then
+  local id = C.aq__sched_enqueue(E, parent_id, cls.__aq_class_id, priority, flags, delay, limit_key, max_attempts)
+  if id <= 0 then
+    stopped_or_refused(run, id, parent, parent_id, child, cls, key, ordinal, level + 1)
     return nil, "stopped"
   end
-  return record(run, parent, child, id, key, ordinal, cls)
+  local h = record(run, parent, child, id, key)
+  if persisting then
+    persist_new_item(child, parent, key, ordinal, cls) -- last: see state.new_row
+  end
+  return h
 end
 
 -- Enqueues in the run in progress (Item:enqueue and process's `enqueue`).
@@ -349,13 +346,18 @@ end
 -- The `enqueue` given to process: a child of the item this task is
 -- processing (a root item when called from a task that processes none).
 local function enqueue(child)
+  local run = active
+  if run == nil then
+    local h, err = enqueue_in_active_run(nil, child, 3) -- raises: no run
+    return h, err
+  end
   local job = C.aq__sched_current_job(E)
   local parent = nil
   if job > 0 then
-    parent = active.items[rshift(job, 1)]
+    parent = run.items[rshift(job, 1)]
   end
-  local h, err = enqueue_in_active_run(parent, child, 3) -- not a tail call: level 3
-  return h, err                                          -- must be enqueue's caller
+  local h, err = enqueue_child(run, parent, child, 3) -- not a tail call: level 3
+  return h, err                                       -- must be enqueue's caller
 end
 
 local function set_desc(text)
