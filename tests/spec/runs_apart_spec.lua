@@ -68,7 +68,7 @@ describe("two runs in one script", function()
     function Limited:process()
       inside = inside + 1
       if inside > most then most = inside end
-      aqueue.sleep(0.01)
+      aqueue.sleep(0.05) -- long enough for every item the limit lets in to be inside at once
       inside = inside - 1
     end
     local function batch(n)
