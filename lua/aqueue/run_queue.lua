@@ -31,8 +31,9 @@ local MAX_RETRIES = 65534 -- attempts are counted in 16 bits
 ---------------------------------------------------------------------------
 -- the run object
 --
--- Everything one run_queue call keeps lives in its run object, made by
--- new_run and dropped when the call returns: a second run_queue (after the
+-- Everything one run_queue call keeps lives in its run object (its fields,
+-- and the upvalues of its enqueue_child), made by new_run and dropped when
+-- the call returns: a second run_queue (after the
 -- first, from the same task or another) starts from nothing. The engine runs
 -- one queue at a time (core.run_start refuses a second), and what it calls
 -- back without saying which run (the runner tasks, process's `enqueue`,
@@ -40,7 +41,7 @@ local MAX_RETRIES = 65534 -- attempts are counted in 16 bits
 
 local active = nil -- the run in progress; nil between runs
 
-local function new_run(limits, persisting)
+local function new_run_state(limits, persisting)
   return {
     items = {},          -- id -> item table, from enqueue until the scheduler reaps the id
     errors = {},         -- final failures, for the summary (MAX_KEPT_ERRORS at most)
@@ -49,9 +50,7 @@ local function new_run(limits, persisting)
     limits = limits,     -- run_queue{ limits = } (checked), nil for none
     limit_key_ids = {},  -- Item:limit_key() value -> the scheduler's key id
     persisting = persisting, -- the run has a state file (aqueue.state)
-    instances_seen = {}, -- class -> instances enqueued (misspelt-field checks)
-    turn_job = -1,       -- the job whose enqueues count_turn counts
-    turn_count = 0,
+    enqueue_child = nil, -- (parent, child, level, initial): see make_enqueue_child
   }
 end
 
@@ -120,8 +119,9 @@ local function limit_key_id(run, k)
 end
 
 -- The scheduler's view of item `child` of class `cls`, its fields checked:
--- priority, flags, delay, limit key id, attempts allowed. Raises at `level`.
-local function sched_fields(run, child, cls, level)
+-- priority, flags, delay, limit key id (in `run`, whose checked `limits` may
+-- be nil), attempts allowed. Raises at `level`.
+local function sched_fields(run, limits, child, cls, level)
   local priority = child.priority
   if type(priority) ~= "number" then
     error(("enqueue: %s.priority must be a number, got %s"):format(cls.__name, type(priority)), level)
@@ -140,7 +140,7 @@ local function sched_fields(run, child, cls, level)
     error(("enqueue: %s.timeout must be more than 0 seconds (nil for none)"):format(cls.__name), level)
   end
   local limit_key = 0
-  if run.limits then
+  if limits then
     local fn = child.limit_key
     if fn ~= nil then
       local k = call_key_method(child, "limit_key", fn, level)
@@ -164,19 +164,22 @@ end
 local TURN_EVERY = 4096
 local isyieldable, current_task, yield_now = coroutine.isyieldable, core.current, core.yield_now
 
-local function count_turn(run)
-  local job = C.aq__sched_current_job(E)
-  if job ~= run.turn_job then
-    run.turn_job, run.turn_count = job, 0
-  end
-  local count = run.turn_count + 1
-  if count < TURN_EVERY then
-    run.turn_count = count
-    return
-  end
-  run.turn_count = 0
-  if isyieldable() and current_task() then
-    yield_now()
+-- A run's count of enqueues between turns: a function to call at each
+-- enqueue, which gives the turn when it is due.
+local function new_turn_counter()
+  local turn_job, turn_count = -1, 0 -- the job whose enqueues are counted, and how many so far
+  return function()
+    local job = C.aq__sched_current_job(E)
+    if job ~= turn_job then
+      turn_job, turn_count = job, 0
+    end
+    turn_count = turn_count + 1
+    if turn_count >= TURN_EVERY then
+      turn_count = 0
+      if isyieldable() and current_task() then
+        yield_now()
+      end
+    end
   end
 end
 
@@ -283,12 +286,12 @@ local function stopped_or_refused(run, id, parent, parent_id, child, cls, key, o
 end
 
 -- enqueue, last, once the scheduler took the child (id `id`): `run` keeps
--- it until it is reaped. Returns its handle.
-local function record(run, parent, child, id, key)
+-- it (in `items`, its run.items) until it is reaped. Returns its handle.
+local function record(run, items, parent, child, id, key)
   if key ~= nil then
     run.seen_keys[key] = true
   end
-  run.items[id] = child
+  items[id] = child
   child._aq_id = id
   if parent ~= nil then
     child.parent = parent
@@ -296,39 +299,53 @@ local function record(run, parent, child, id, key)
   return new_item_handle(child)
 end
 
--- Enqueues `child` under `parent` (nil for a root item) in `run`. Returns a
--- handle, or nil, "stopped" when the queue is stopping, or nil, "duplicate"
--- when an item with the same key() was enqueued in this run. Misuse raises at
--- `level`. `initial`: run_queue's own initial items, all queued before any
--- starts (no turns).
-local function enqueue_child(run, parent, child, level, initial)
-  if not initial then
-    count_turn(run)
-  end
-  local cls, parent_id = check_item(run.instances_seen, parent, child, level + 1)
-  local priority, flags, delay, limit_key, max_attempts = sched_fields(run, child, cls, level + 1)
-  local persisting, ordinal = run.persisting, nil
-  if persisting then
-    local known
-    ordinal, known = recall_known_child(parent, child, cls, level + 1)
-    if known then
-      return known
+-- `run`'s enqueue_child(parent, child, level, initial): enqueues `child`
+-- under `parent` (nil for a root item). Returns a handle, or nil, "stopped"
+-- when the queue is stopping, or nil, "duplicate" when an item with the same
+-- key() was enqueued in this run. Misuse raises at `level`. `initial`:
+-- run_queue's own initial items, all queued before any starts (no turns).
+-- A closure per run: what it reads on every enqueue are its upvalues, which
+-- the JIT compiles as constants of the run.
+local function make_enqueue_child(run)
+  local items, limits, persisting = run.items, run.limits, run.persisting
+  local instances_seen = {} -- class -> instances enqueued (misspelt-field checks)
+  local count_turn = new_turn_counter()
+  return function(parent, child, level, initial)
+    if not initial then
+      count_turn()
     end
+    local cls, parent_id = check_item(instances_seen, parent, child, level + 1)
+    local priority, flags, delay, limit_key, max_attempts = sched_fields(run, limits, child, cls, level + 1)
+    local ordinal = nil
+    if persisting then
+      local known
+      ordinal, known = recall_known_child(parent, child, cls, level + 1)
+      if known then
+        return known
+      end
+    end
+    local key, duplicate = dedup_key(run, child, level + 1)
+    if duplicate then
+      return nil, "duplicate"
+    end
+    local id = C.aq__sched_enqueue(E, parent_id, cls.__aq_class_id, priority, flags, delay, limit_key, max_attempts)
+    if id <= 0 then
+      stopped_or_refused(run, id, parent, parent_id, child, cls, key, ordinal, level + 1)
+      return nil, "stopped"
+    end
+    local h = record(run, items, parent, child, id, key)
+    if persisting then
+      persist_new_item(child, parent, key, ordinal, cls) -- last: see state.new_row
+    end
+    return h
   end
-  local key, duplicate = dedup_key(run, child, level + 1)
-  if duplicate then
-    return nil, "duplicate"
-  end
-  local id = C.aq__sched_enqueue(E, parent_id, cls.__aq_class_id, priority, flags, delay, limit_key, max_attempts)
-  if id <= 0 then
-    stopped_or_refused(run, id, parent, parent_id, child, cls, key, ordinal, level + 1)
-    return nil, "stopped"
-  end
-  local h = record(run, parent, child, id, key)
-  if persisting then
-    persist_new_item(child, parent, key, ordinal, cls) -- last: see state.new_row
-  end
-  return h
+end
+
+-- A new run: its state, and its enqueue.
+local function new_run(limits, persisting)
+  local run = new_run_state(limits, persisting)
+  run.enqueue_child = make_enqueue_child(run)
+  return run
 end
 
 -- Enqueues in the run in progress (Item:enqueue and process's `enqueue`).
@@ -339,7 +356,7 @@ local function enqueue_in_active_run(parent, child, level)
     check_item({}, parent, child, level + 1)
     error("enqueue: " .. ENQUEUE_ERRORS[-4], level)
   end
-  local h, err = enqueue_child(run, parent, child, level + 1) -- not a tail call: levels
+  local h, err = run.enqueue_child(parent, child, level + 1) -- not a tail call: levels
   return h, err
 end
 
@@ -356,8 +373,8 @@ local function enqueue(child)
   if job > 0 then
     parent = run.items[rshift(job, 1)]
   end
-  local h, err = enqueue_child(run, parent, child, 3) -- not a tail call: level 3
-  return h, err                                       -- must be enqueue's caller
+  local h, err = run.enqueue_child(parent, child, 3) -- not a tail call: level 3
+  return h, err                                    -- must be enqueue's caller
 end
 
 local function set_desc(text)
@@ -678,7 +695,7 @@ local function resume(run)
   local function restore(item, parent, open, attempts)
     local cls = getmetatable(item)
     local parent_id = parent and rawget(parent, "_aq_id") or 0
-    local priority, flags, delay, limit_key, max_attempts = sched_fields(run, item, cls, 3)
+    local priority, flags, delay, limit_key, max_attempts = sched_fields(run, run.limits, item, cls, 3)
     local id
     if open then
       id = C.aq__sched_restore_open(E, parent_id, cls.__aq_class_id, flags)
@@ -741,7 +758,7 @@ local function run_queue(opts)
       say_resumed(state_file, resumed)
     else
       for i = 1, #initial do
-        enqueue_child(run, nil, initial[i], 4, true)
+        run.enqueue_child(nil, initial[i], 4, true)
       end
     end
   end)
