@@ -5,7 +5,7 @@
 --   --         body = "...", url = "http://127.0.0.1:8080/", elapsed = 0.001 }
 --
 -- The transfers run on libcurl's multi interface inside the engine's event loop
--- (engine/modules/http.c, the module aqueue.http_core). This file checks the arguments,
+-- (engine/modules/http/, the module aqueue.http_core). This file checks the arguments,
 -- raising on misuse with a message that points at the caller, and normalizes
 -- them for the C side. Transfer failures come back as nil, err, code (README
 -- "I/O failures": ECONNREFUSED, ETIMEDOUT, EAI_NONAME, ECERT, ...).

@@ -1,7 +1,7 @@
 -- aqueue.run_queue: run_queue{...}, enqueue, and the runner loop.
 --
--- Items are Lua tables; the C scheduler knows them by id. `items[id]` keeps an
--- item alive from enqueue until the scheduler finalizes it (its process and all
+-- Items are Lua tables; the C scheduler knows them by id. The run's `items[id]`
+-- keeps an item alive from enqueue until the scheduler finalizes it (its process and all
 -- of its subtree, hook included, are done) and hands the id back through
 -- aq__sched_reap.
 --
@@ -27,17 +27,34 @@ local xpcall, type, tostring = xpcall, type, tostring
 local floor, huge = math.floor, math.huge
 local on_error = traceback.capture
 
--- the current run
-local items = {}          -- id -> item table
-local errors = {}         -- final failures, for the summary
 local MAX_KEPT_ERRORS = 1000
-local errors_dropped = 0
-local seen_keys = {}      -- Item:key() values enqueued (dedup)
-local limits = nil        -- run_queue{ limits = } (checked), nil for none
-local limit_key_ids = {}  -- Item:limit_key() value -> the scheduler's key id
-local persisting = false -- the run has a state file (aqueue.state)
-
 local MAX_RETRIES = 65534 -- attempts are counted in 16 bits
+
+---------------------------------------------------------------------------
+-- the run object
+--
+-- Everything one run_queue call keeps lives in its run object (its fields,
+-- and the upvalues of its enqueue_child), made by new_run and dropped when
+-- the call returns: a second run_queue (after the
+-- first, from the same task or another) starts from nothing. The engine runs
+-- one queue at a time (core.run_start refuses a second), and what it calls
+-- back without saying which run (the runner tasks, process's `enqueue`,
+-- Item:enqueue, timed_out) reaches the run through `active`.
+
+local active = nil -- the run in progress; nil between runs
+
+local function new_run_state(limits, persisting)
+  return {
+    items = {},          -- id -> item table, from enqueue until the scheduler reaps the id
+    errors = {},         -- final failures, for the summary (MAX_KEPT_ERRORS at most)
+    errors_dropped = 0,  -- final failures past those
+    seen_keys = {},      -- Item:key() values enqueued (dedup)
+    limits = limits,     -- run_queue{ limits = } (checked), nil for none
+    limit_key_ids = {},  -- Item:limit_key() value -> the scheduler's key id
+    persisting = persisting, -- the run has a state file (aqueue.state)
+    enqueue_child = nil, -- (parent, child, level, initial): see make_enqueue_child
+  }
+end
 
 ---------------------------------------------------------------------------
 -- enqueue
@@ -83,12 +100,13 @@ local function call_key_method(item, name, fn, level)
   return k
 end
 
--- The scheduler's id of limit key `k`, made at first use with its limits.
-local function limit_key_id(k)
-  local id = limit_key_ids[k]
+-- The scheduler's id of limit key `k` in `run`, made at first use with its limits.
+local function limit_key_id(run, k)
+  local id = run.limit_key_ids[k]
   if id then
     return id
   end
+  local limits = run.limits
   local own = limits.keys[k] -- a key's own limits override the common ones
   local per_key = own and own.per_key or limits.per_key
   local rate = own and own.rate or limits.rate
@@ -96,15 +114,16 @@ local function limit_key_id(k)
   if id < 0 then
     error("enqueue: out of memory", 0)
   end
-  limit_key_ids[k] = id
+  run.limit_key_ids[k] = id
   local name = tostring(k)
   C.aq__display_key_name(E, id, name, #name) -- for "waiting for rate (name)"
   return id
 end
 
 -- The scheduler's view of item `child` of class `cls`, its fields checked:
--- priority, flags, delay, limit key id, attempts allowed. Raises at `level`.
-local function sched_fields(child, cls, level)
+-- priority, flags, delay, limit key id (in `run`, whose checked `limits` may
+-- be nil), attempts allowed. Raises at `level`.
+local function sched_fields(run, limits, child, cls, level)
   local priority = child.priority
   if type(priority) ~= "number" then
     error(("enqueue: %s.priority must be a number, got %s"):format(cls.__name, type(priority)), level)
@@ -128,7 +147,7 @@ local function sched_fields(child, cls, level)
     if fn ~= nil then
       local k = call_key_method(child, "limit_key", fn, level)
       if k ~= nil then
-        limit_key = limit_key_id(k)
+        limit_key = limit_key_id(run, k)
       end
     end
   end
@@ -138,17 +157,6 @@ local function sched_fields(child, cls, level)
   return priority, flags, delay, limit_key, retries + 1
 end
 
--- The item a re-running parent enqueues again (state file): a handle to the
--- child it enqueued before the restart, live or finished (`same` false).
-local function handle_of_known(child, same, err)
-  if same then
-    return new_item_handle(same)
-  end
-  child._aq_id = false
-  child._aq_error = err
-  return new_item_handle(child)
-end
-
 -- A loop that enqueues millions of children would hold the loop thread (no
 -- display, no Ctrl-C) until it ends: every TURN_EVERY enqueues from the same
 -- job, enqueue gives other tasks and the loop a turn (the driver's time slice
@@ -156,19 +164,23 @@ end
 -- yield: from a coroutine the script made itself, or through a C call (a
 -- table.sort comparator), it goes on without the turn.
 local TURN_EVERY = 4096
-local turn_job, turn_count = -1, 0
 local isyieldable, current_task, yield_now = coroutine.isyieldable, core.current, core.yield_now
 
-local function count_turn()
-  local job = C.aq__sched_current_job(E)
-  if job ~= turn_job then
-    turn_job, turn_count = job, 0
-  end
-  turn_count = turn_count + 1
-  if turn_count >= TURN_EVERY then
-    turn_count = 0
-    if isyieldable() and current_task() then
-      yield_now()
+-- A run's count of enqueues between turns: a function to call at each
+-- enqueue, which gives the turn when it is due.
+local function new_turn_counter()
+  local turn_job, turn_count = -1, 0 -- the job whose enqueues are counted, and how many so far
+  return function()
+    local job = C.aq__sched_current_job(E)
+    if job ~= turn_job then
+      turn_job, turn_count = job, 0
+    end
+    turn_count = turn_count + 1
+    if turn_count >= TURN_EVERY then
+      turn_count = 0
+      if isyieldable() and current_task() then
+        yield_now()
+      end
     end
   end
 end
@@ -179,17 +191,11 @@ end
 -- million no-op items 8 % slower; a misspelling comes from the code that
 -- makes the items, so it shows on the first ones.
 local CHECK_ALL_FIRST, CHECK_EVERY = 1000, 1024
-local instances_seen = setmetatable({}, { __mode = "k" }) -- class -> instances enqueued
 
--- Enqueues `child` under `parent` (nil for a root item). Returns a handle, or
--- nil, "stopped" when the queue is stopping, or nil, "duplicate" when an item
--- with the same key() was enqueued in this run. Misuse raises at `level`.
--- `initial`: run_queue's own initial items, all queued before any starts (no
--- turns).
-local function enqueue_child(parent, child, level, initial)
-  if not initial then
-    count_turn()
-  end
+-- enqueue, first: `child` is an item that can be enqueued under `parent`
+-- (nil for a root item). Returns its class and the parent's id (0 for none).
+-- `instances_seen` counts the instances checked for misspelt fields.
+local function check_item(instances_seen, parent, child, level)
   local cls = class_of(child)
   if not cls then
     error("enqueue: expected an item (an instance of an aqueue.Item class), got " .. describe(child), level)
@@ -214,68 +220,163 @@ local function enqueue_child(parent, child, level, initial)
         parent_id == false and "finished (its subtree already completed)" or "not enqueued"), level)
     end
   end
-  local priority, flags, delay, limit_key, max_attempts = sched_fields(child, cls, level + 1)
-  local ordinal
-  if persisting then
-    state.check(child, cls.__name, level + 1)
-    ordinal = state.next_ordinal(parent)
-    if parent ~= nil then
-      local same, err = state.known_child(parent, ordinal, cls.__name)
-      if same ~= nil then
-        return handle_of_known(child, same, err)
-      end
+  return cls, parent_id
+end
+
+-- The item a re-running parent enqueues again (state file): a handle to the
+-- child it enqueued before the restart, live or finished (`same` false).
+local function handle_of_known(child, same, err)
+  if same then
+    return new_item_handle(same)
+  end
+  child._aq_id = false
+  child._aq_error = err
+  return new_item_handle(child)
+end
+
+-- enqueue, with a state file: the child's ordinal under its parent,
+-- and, when the parent runs again after a restart and had enqueued this child
+-- before, the handle to that one instead.
+local function recall_known_child(parent, child, cls, level)
+  state.check(child, cls.__name, level + 1)
+  local ordinal = state.next_ordinal(parent)
+  if parent ~= nil then
+    local same, err = state.known_child(parent, ordinal, cls.__name)
+    if same ~= nil then
+      return ordinal, handle_of_known(child, same, err)
     end
   end
-  local dedup_key = nil
+  return ordinal, nil
+end
+
+-- enqueue's dedup: the child's key() in `run` (nil without one), and true
+-- when an item of that key was enqueued already.
+local function dedup_key(run, child, level)
   local key_fn = child.key
-  if key_fn ~= nil then
-    dedup_key = call_key_method(child, "key", key_fn, level)
-    if dedup_key ~= nil and seen_keys[dedup_key] then
-      C.aq__sched_note_duplicate(E)
-      return nil, "duplicate"
-    end
+  if key_fn == nil then
+    return nil, false
   end
-  local id = C.aq__sched_enqueue(E, parent_id, cls.__aq_class_id, priority, flags, delay, limit_key, max_attempts)
-  if id <= 0 then
-    if id == -2 then
-      if persisting then -- kept for the next run, under its parent
-        C.aq__sched_hold_open(E, parent_id)
-        local pid, parent_pid, key_text = state.new_row(child, parent, dedup_key)
-        state.add_item(state.db(), child, pid, parent_pid, ordinal, cls.__name, key_text)
-      end
-      return nil, "stopped"
-    elseif id == -3 then
-      error(("enqueue: cannot add a child to a %s item whose subtree already completed")
-        :format(parent.__name), level)
-    end
-    error("enqueue: " .. ENQUEUE_ERRORS[id], level)
+  local key = call_key_method(child, "key", key_fn, level)
+  if key ~= nil and run.seen_keys[key] then
+    C.aq__sched_note_duplicate(E)
+    return key, true
   end
-  if dedup_key ~= nil then
-    seen_keys[dedup_key] = true
+  return key, false
+end
+
+-- The state file's row of a new item (its parent's row comes first).
+local function persist_new_item(child, parent, key, ordinal, cls)
+  local pid, parent_pid, key_text = state.new_row(child, parent, key)
+  state.add_item(state.db(), child, pid, parent_pid, ordinal, cls.__name, key_text)
+end
+
+-- enqueue, when the scheduler did not take the child (`id` <= 0):
+-- returns when the queue is stopping (with a state file, the child is kept
+-- for the next run, under its parent); raises for what the scheduler refuses.
+local function stopped_or_refused(run, id, parent, parent_id, child, cls, key, ordinal, level)
+  if id == -2 then
+    if run.persisting then
+      C.aq__sched_hold_open(E, parent_id)
+      persist_new_item(child, parent, key, ordinal, cls)
+    end
+    return
+  elseif id == -3 then
+    error(("enqueue: cannot add a child to a %s item whose subtree already completed")
+      :format(parent.__name), level)
+  end
+  error("enqueue: " .. ENQUEUE_ERRORS[id], level)
+end
+
+-- enqueue, last, once the scheduler took the child (id `id`): `run` keeps
+-- it (in `items`, its run.items) until it is reaped. Returns its handle.
+local function record(run, items, parent, child, id, key)
+  if key ~= nil then
+    run.seen_keys[key] = true
   end
   items[id] = child
   child._aq_id = id
   if parent ~= nil then
     child.parent = parent
   end
-  local h = new_item_handle(child)
-  if persisting then
-    local pid, parent_pid, key_text = state.new_row(child, parent, dedup_key)
-    state.add_item(state.db(), child, pid, parent_pid, ordinal, cls.__name, key_text) -- last: see state.new_row
+  return new_item_handle(child)
+end
+
+-- `run`'s enqueue_child(parent, child, level, initial): enqueues `child`
+-- under `parent` (nil for a root item). Returns a handle, or nil, "stopped"
+-- when the queue is stopping, or nil, "duplicate" when an item with the same
+-- key() was enqueued in this run. Misuse raises at `level`. `initial`:
+-- run_queue's own initial items, all queued before any starts (no turns).
+-- A closure per run: what it reads on every enqueue are its upvalues, which
+-- the JIT compiles as constants of the run.
+local function make_enqueue_child(run)
+  local items, limits, persisting = run.items, run.limits, run.persisting
+  local instances_seen = {} -- class -> instances enqueued (misspelt-field checks)
+  local count_turn = new_turn_counter()
+  return function(parent, child, level, initial)
+    if not initial then
+      count_turn()
+    end
+    local cls, parent_id = check_item(instances_seen, parent, child, level + 1)
+    local priority, flags, delay, limit_key, max_attempts = sched_fields(run, limits, child, cls, level + 1)
+    local ordinal = nil
+    if persisting then
+      local known
+      ordinal, known = recall_known_child(parent, child, cls, level + 1)
+      if known then
+        return known
+      end
+    end
+    local key, duplicate = dedup_key(run, child, level + 1)
+    if duplicate then
+      return nil, "duplicate"
+    end
+    local id = C.aq__sched_enqueue(E, parent_id, cls.__aq_class_id, priority, flags, delay, limit_key, max_attempts)
+    if id <= 0 then
+      stopped_or_refused(run, id, parent, parent_id, child, cls, key, ordinal, level + 1)
+      return nil, "stopped"
+    end
+    local h = record(run, items, parent, child, id, key)
+    if persisting then
+      persist_new_item(child, parent, key, ordinal, cls) -- last: see state.new_row
+    end
+    return h
   end
-  return h
+end
+
+-- A new run: its state, and its enqueue.
+local function new_run(limits, persisting)
+  local run = new_run_state(limits, persisting)
+  run.enqueue_child = make_enqueue_child(run)
+  return run
+end
+
+-- Enqueues in the run in progress (Item:enqueue and process's `enqueue`).
+-- With no run, the item's own mistakes are reported first, as in a run.
+local function enqueue_in_active_run(parent, child, level)
+  local run = active
+  if run == nil then
+    check_item({}, parent, child, level + 1)
+    error("enqueue: " .. ENQUEUE_ERRORS[-4], level)
+  end
+  local h, err = run.enqueue_child(parent, child, level + 1) -- not a tail call: levels
+  return h, err
 end
 
 -- The `enqueue` given to process: a child of the item this task is
 -- processing (a root item when called from a task that processes none).
 local function enqueue(child)
+  local run = active
+  if run == nil then
+    local h, err = enqueue_in_active_run(nil, child, 3) -- raises: no run
+    return h, err
+  end
   local job = C.aq__sched_current_job(E)
   local parent = nil
   if job > 0 then
-    parent = items[rshift(job, JOB_ID_SHIFT)]
+    parent = run.items[rshift(job, JOB_ID_SHIFT)]
   end
-  local h, err = enqueue_child(parent, child, 3) -- not a tail call: level 3
-  return h, err                                  -- must be enqueue's caller
+  local h, err = run.enqueue_child(parent, child, 3) -- not a tail call: level 3
+  return h, err                                    -- must be enqueue's caller
 end
 
 local function set_desc(text)
@@ -286,25 +387,26 @@ end
 ---------------------------------------------------------------------------
 -- failures
 
--- A final failure: printed with its traceback, kept for the summary.
+-- A final failure: printed with its traceback, kept for the run's summary.
 -- Returns the message.
-local function report_failure(item, phase, err, attempts)
+local function report_failure(run, item, phase, err, attempts)
   local class = item.__name
   err = traceback.normalize(err)
   local after = attempts and attempts > 1 and (" (after %d attempts)"):format(attempts) or ""
   core.log(("aqueue: %s:%s failed%s: %s: %s"):format(class, phase, after, item_mod.view(item), err.traceback))
   core.note_failure(("%s:%s: %s%s"):format(class, phase, err.message, after))
+  local errors = run.errors
   if #errors < MAX_KEPT_ERRORS then
     errors[#errors + 1] = { class = class, phase = phase, error = err.message, item = item, attempts = attempts }
   else
-    errors_dropped = errors_dropped + 1
+    run.errors_dropped = run.errors_dropped + 1
   end
   return err.message
 end
 
 -- process() of item `id` failed (raised, or timed out): retry it after a
 -- backoff while it has retries left, else it has failed for good.
-local function fail_process(id, item, err)
+local function fail_process(run, id, item, err)
   local attempt = C.aq__sched_attempt(E, id)
   local wait = C.aq__sched_retry(E, id, item.retry_backoff, item.retry_backoff_max)
   if wait >= 0 then
@@ -314,16 +416,16 @@ local function fail_process(id, item, err)
       attempt, item.retries + 1, wait)
     core.log("aqueue: " .. text .. item_mod.view(item) .. ": " .. message) -- names the item, as report_failure
     core.note_error(text .. message) -- the panel's one line keeps the message
-    if persisting then
+    if run.persisting then
       state.retrying(item, attempt)
     end
     item.attempt = attempt + 1 -- what the retry's process sees as self.attempt
     return
   end
   item._aq_last_error = nil
-  local message = report_failure(item, "process", err, attempt)
+  local message = report_failure(run, item, "process", err, attempt)
   settle_item(item, id, false, message)
-  if persisting then
+  if run.persisting then
     state.processed(item, false, attempt, message)
   end
   C.aq__sched_process_done(E, id, 0)
@@ -336,7 +438,8 @@ end
 -- job: a loop inside the per-item path would keep the JIT from compiling the
 -- runner loop. Ids are not reused before they are reaped, so waiting is safe.
 local REAP_BATCH = 64
-local function reap()
+local function reap(run)
+  local items = run.items
   while true do
     local id = C.aq__sched_reap(E)
     if id == 0 then
@@ -345,37 +448,37 @@ local function reap()
     local item = items[id]
     item._aq_id = false -- finished: no more children
     items[id] = nil
-    if persisting then
+    if run.persisting then
       state.finished(item)
     end
   end
 end
 
-local function finish_process(id, item, ok, ...)
+local function finish_process(run, id, item, ok, ...)
   if ok then
     settle_item(item, id, true, ...)
-    if persisting then
+    if run.persisting then
       state.processed(item, true, C.aq__sched_attempt(E, id))
     end
     C.aq__sched_process_done(E, id, 1)
   else
-    fail_process(id, item, (...))
+    fail_process(run, id, item, (...))
   end
   if C.aq__sched_reaped_count(E) >= REAP_BATCH then
-    reap()
+    reap(run)
   end
 end
 
-local function finish_hook(id, item, ok, err)
+local function finish_hook(run, id, item, ok, err)
   if not ok then
-    report_failure(item, "after_children_processed", err)
+    report_failure(run, item, "after_children_processed", err)
   end
-  if persisting then
+  if run.persisting then
     state.finished(item) -- the hook ran: it will not run again
   end
   C.aq__sched_hook_done(E, id, ok and 1 or 0)
   if C.aq__sched_reaped_count(E) >= REAP_BATCH then
-    reap()
+    reap(run)
   end
 end
 
@@ -389,36 +492,55 @@ local function in_time(ok, ...)
   return ok, ...
 end
 
-local function runner()
+-- Runs `run`'s jobs until the scheduler has none for this runner: returns 0
+-- (nothing to take: park) or -1 (its time slice is over: yield).
+local function serve(run)
+  local items = run.items
   while true do
     local job = C.aq__sched_take(E)
-    if job > 0 then
-      local id = rshift(job, JOB_ID_SHIFT)
-      local item = items[id]
-      if band(job, JOB_KIND_MASK) == JOB_PROCESS then
-        if item.timeout then
-          C.aq__sched_arm_timeout(E, item.timeout)
-          finish_process(id, item, in_time(xpcall(item.process, on_error, item, enqueue, set_desc)))
-        else
-          finish_process(id, item, xpcall(item.process, on_error, item, enqueue, set_desc))
-        end
+    if job <= 0 then
+      return job
+    end
+    local id = rshift(job, JOB_ID_SHIFT)
+    local item = items[id]
+    if band(job, JOB_KIND_MASK) == JOB_PROCESS then
+      if item.timeout then
+        C.aq__sched_arm_timeout(E, item.timeout)
+        finish_process(run, id, item, in_time(xpcall(item.process, on_error, item, enqueue, set_desc)))
       else
-        finish_hook(id, item, xpcall(item.after_children_processed, on_error, item))
+        finish_process(run, id, item, xpcall(item.process, on_error, item, enqueue, set_desc))
       end
-    elseif job == 0 then
-      reap()
+    else
+      finish_hook(run, id, item, xpcall(item.after_children_processed, on_error, item))
+    end
+  end
+end
+
+-- Every runner task runs this. A runner outlives runs (parked runners are
+-- woken for the next one), so it looks up the run in progress each time it
+-- comes back.
+local function runner()
+  while true do
+    local run = active
+    local job = run and serve(run) or 0
+    if job == 0 then
+      if run then
+        reap(run)
+      end
       core.park()
     else
       core.yield_now()
     end
   end
 end
+
 -- The timeout of item `id`'s process() expired: its runner task is gone (what
 -- it waited on is cancelled), and this runs as a task of its own.
 local function timed_out(id, message)
-  fail_process(id, items[id], message)
+  local run = active
+  fail_process(run, id, run.items[id], message)
   if C.aq__sched_reaped_count(E) >= REAP_BATCH then
-    reap()
+    reap(run)
   end
 end
 
@@ -551,8 +673,9 @@ local function check_options(opts)
   return initial, num_workers, order, progress, check_limits(opts.limits), max_items or 0, max_time or 0, state_file
 end
 
--- Settles the handles of items a graceful stop took out of the queue.
-local function drop_queued()
+-- Settles the handles of items a graceful stop took out of `run`'s queue.
+local function drop_queued(run)
+  local items = run.items
   local ids = core.run_drop()
   for i = 1, #ids do
     local id = ids[i]
@@ -567,14 +690,14 @@ local function drop_queued()
   end
 end
 
--- Puts a resumed run's unfinished items back into the scheduler (see
--- state.load). Returns the counts of what the state file held.
-local function resume()
+-- Puts a resumed run's unfinished items back into the scheduler and into
+-- `run` (see state.load). Returns the counts of what the state file held.
+local function resume(run)
   local opened = {}
   local function restore(item, parent, open, attempts)
     local cls = getmetatable(item)
     local parent_id = parent and rawget(parent, "_aq_id") or 0
-    local priority, flags, delay, limit_key, max_attempts = sched_fields(item, cls, 3)
+    local priority, flags, delay, limit_key, max_attempts = sched_fields(run, run.limits, item, cls, 3)
     local id
     if open then
       id = C.aq__sched_restore_open(E, parent_id, cls.__aq_class_id, flags)
@@ -589,7 +712,7 @@ local function resume()
     if id <= 0 then
       error("run_queue: out of memory while resuming", 0)
     end
-    items[id] = item
+    run.items[id] = item
     item._aq_id = id
   end
   local keys, counts = state.load(item_mod.classes, restore, 3)
@@ -597,7 +720,7 @@ local function resume()
     C.aq__sched_restore_release(E, opened[i])
   end
   C.aq__sched_add_overall_done(E, counts.tracked_done)
-  seen_keys = keys
+  run.seen_keys = keys
   return counts
 end
 
@@ -611,55 +734,54 @@ local function say_resumed(file, c)
   end
 end
 
+-- Ends `run`: its items that are left can no longer take children, and the
+-- engine's callbacks no longer reach it.
+local function close_run(run)
+  for _, item in pairs(run.items) do
+    item._aq_id = false
+  end
+  active = nil
+end
+
 local function run_queue(opts)
   local initial, num_workers, order, progress, run_limits, max_items, max_time, state_file = check_options(opts)
   local resuming = false
   if state_file then
     local _, _, _, _, fresh, retry_failed = core.defaults()
     resuming = state.start(state_file, fresh, retry_failed, 2)
-    persisting = true
   end
-  core.run_start(num_workers, order, progress, max_items, max_time)
-  errors, errors_dropped = {}, 0
-  seen_keys, limits, limit_key_ids = {}, run_limits, {}
+  core.run_start(num_workers, order, progress, max_items, max_time) -- raises while another run is active
+  local run = new_run(run_limits, state_file ~= nil)
+  active = run
   local resumed = nil
   local ok, err = pcall(function()
     if resuming then
-      resumed = resume()
+      resumed = resume(run)
       say_resumed(state_file, resumed)
     else
       for i = 1, #initial do
-        enqueue_child(nil, initial[i], 4, true)
+        run.enqueue_child(nil, initial[i], 4, true)
       end
     end
   end)
   if not ok then -- an invalid initial item, or a run that cannot resume: nothing has started yet
     core.run_finish()
-    for _, item in pairs(items) do
-      item._aq_id = false
-    end
-    items = {}
-    if persisting then
-      persisting = false
+    close_run(run)
+    if run.persisting then
       state.abandon()
     end
     error(err, 0)
   end
   while core.run_wait() == "stopping" do
-    drop_queued()
+    drop_queued(run)
   end
-  reap()
+  reap(run)
   local summary = core.run_finish()
-  for _, item in pairs(items) do
-    item._aq_id = false
-  end
-  items = {}
-  seen_keys, limits, limit_key_ids = {}, nil, {}
+  close_run(run)
   handle.reset_item_waiters()
-  summary.errors = errors
-  summary.errors_not_kept = errors_dropped
-  if persisting then
-    persisting = false
+  summary.errors = run.errors
+  summary.errors_not_kept = run.errors_dropped
+  if run.persisting then
     summary.state = state_file
     summary.resumed = resumed
     local committed, why = state.finish()
@@ -670,8 +792,14 @@ local function run_queue(opts)
   return summary
 end
 
+-- Item:enqueue(child) (aqueue/init.lua): enqueue_child(self, child, 3).
+local function enqueue_in_run(parent, child, level)
+  local h, err = enqueue_in_active_run(parent, child, level + 1) -- not a tail call: levels
+  return h, err
+end
+
 return {
   run_queue = run_queue,
-  enqueue_child = enqueue_child,
+  enqueue_child = enqueue_in_run,
   set_desc = set_desc,
 }

@@ -1,4 +1,4 @@
--- aqueue.work(fn, ...): CPU work on the libuv thread pool (engine/modules/work.c).
+-- aqueue.work(fn, ...): CPU work on the libuv thread pool (engine/modules/work/).
 --
 -- fn(...) runs on a pool thread in that thread's own Lua state, so fn must not
 -- have upvalues (pass what it needs as arguments), and its arguments and

@@ -1,0 +1,208 @@
+/*
+ * http.h — the private header of aqueue.http_core (HTTP(S) on libcurl's
+ * multi-socket API, driven by the engine's libuv loop). Built as a loadable
+ * module on the public API only (aqueue.h) and libcurl.
+ *
+ * The files, one job each:
+ *   http_module.c    the Lua functions: request(), configure(), luaopen
+ *   http_options.c   reading and checking request()'s options table
+ *   http_multi.c     the curl multi handle on libuv: sockets, timer, finished
+ *                    transfers, the pool of easy handles, the per-engine state
+ *   http_request.c   one request's life: its easy handle, start, the body
+ *                    callback, the deadline, cancel, the end
+ *   http_output.c    the output= file: "<path>.part" written through uv_fs,
+ *                    renamed into place or removed
+ *   http_response.c  what the task resumes with: the response table
+ *   http_errors.c    or the failure: nil, "CODE: message", "CODE"
+ *
+ * Ownership: l_request allocates the request; it belongs to http_request.c
+ * until http_request_free(). Exactly one of the end of the transfer (the task
+ * resumes with the response or nil, err, code) or the engine's cancel (the
+ * task is gone) ends the task's part. After a cancel the request may outlive
+ * the task while a uv_fs request is in flight (those cannot be recalled): the
+ * fs callback then closes and removes the part file and frees it.
+ *
+ * Threads: everything runs on the loop thread. (curl runs getaddrinfo on a
+ * thread of its own for host names that are neither IP literals nor
+ * "localhost"; it signals the loop through a socket.)
+ */
+#ifndef AQ_HTTP_H
+#define AQ_HTTP_H
+
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <lua.h>
+
+#include "aqueue.h"
+
+#define HTTP_DEFAULT_MAX_TOTAL 100 /* connections, all hosts together */
+#define HTTP_DEFAULT_MAX_HOST 16   /* connections to one host */
+#define HTTP_EASY_POOL 64          /* idle easy handles kept for the next requests */
+
+/* --- the multi handle and its libuv driver (http_multi.c) --- */
+
+typedef struct http_sock http_sock;
+
+typedef struct {
+  CURLM *multi;
+  uv_loop_t *loop;
+  uv_timer_t timer;     /* curl's timeout */
+  uv_async_t keepalive; /* referenced while transfers run, never sent */
+  http_sock **socks;    /* by fd: every poll handle made, watching or parked */
+  size_t socks_len;
+  int active;  /* transfers in the multi */
+  int closing; /* handles of the struct still closing */
+  CURL *pool[HTTP_EASY_POOL];
+  int npool;
+} http_multi;
+
+/* The module's per-engine state: a Lua userdata in the registry, so it lives
+ * until lua_close, which comes after the engine's close hook. */
+typedef struct {
+  http_multi *m; /* NULL until first used, and again once the engine closed it */
+  int closed;
+  long max_total, max_host;
+} http_state;
+
+/* The module's state for the engine running L, created on first use. Raises
+ * when out of memory. */
+http_state *http_state_get(lua_State *L);
+
+/* The multi handle of the engine, created on first use. Raises on failure
+ * (also once the engine is closing). */
+http_multi *http_multi_get(lua_State *L, http_state *st);
+
+/* Applies st's connection caps to the multi. */
+void http_multi_set_limits(http_multi *m, const http_state *st);
+
+/* Starts the transfer of `easy` (whose CURLINFO_PRIVATE is its http_req).
+ * While transfers run, and only then, the loop stays alive. Returns CURLM_OK
+ * or curl's error. */
+CURLMcode http_multi_add(http_multi *m, CURL *easy);
+void http_multi_remove(http_multi *m, CURL *easy);
+
+/* An easy handle for a new request: an idle one from the pool, or a new one
+ * (NULL when out of memory). */
+CURL *http_easy_take(http_multi *m);
+/* Takes back the easy handle of a request that ran to the end: reset (its
+ * caches and connections stay) and kept for the next, or cleaned up. */
+void http_easy_give_back(http_multi *m, CURL *easy);
+
+/* --- one request (http_request.c) --- */
+
+/* request()'s options, as read from its table (http_options.c). The strings
+ * belong to the Lua values, kept on the stack until the request is set up. */
+typedef struct {
+  const char *method;
+  const char *url;
+  size_t url_len;
+  int headers_idx; /* stack index of the list of "Name: value" strings, 0 for none */
+  size_t nheaders;
+  const char *body; /* NULL for none */
+  size_t body_len;
+  double timeout; /* seconds, 0 for none */
+  int follow_redirects;
+  const char *output; /* NULL: the body goes to memory */
+  size_t output_len;
+} http_options;
+
+typedef struct {
+  CURL *easy;
+  http_multi *m;
+  uv_loop_t *loop;
+  aq_task *task; /* NULL once resumed or cancelled */
+  struct curl_slist *headers;
+  char *url;            /* a copy, for error messages */
+  uv_timer_t *deadline; /* with a timeout, until the transfer is over */
+  double timeout;       /* seconds, 0 for none */
+  uint64_t start_ns;
+  char errbuf[CURL_ERROR_SIZE]; /* this request's alone: a pooled easy handle must not show an earlier request's words */
+  CURLcode code;      /* the transfer's outcome, once done */
+  unsigned in_multi : 1;
+  unsigned done : 1;      /* the transfer is over (or never started) */
+  unsigned cancelled : 1; /* the task is gone */
+  unsigned paused : 1;    /* the body callback asked curl to pause */
+  aq_buf body;            /* the response body, without output */
+  /* With output (http_output.c): */
+  char *path, *part; /* NULL without output */
+  uv_fs_t fs;
+  unsigned fs_busy : 1;     /* fs is in flight */
+  unsigned part_exists : 1; /* the part file was created and not removed/renamed */
+  uv_file fd;               /* -1 when not open */
+  aq_buf pending;           /* received, not yet handed to a write */
+  aq_buf inflight;          /* being written, from inflight_off */
+  size_t inflight_off;
+  int64_t offset;      /* of the next write in the file */
+  int fs_error;        /* the first libuv error of the output file, or 0 */
+  const char *fs_what; /* what failed: "open", "write", ... */
+} http_req;
+
+/* Reads and checks request()'s options table at index 1 into o, leaving its
+ * values on the stack. Raises on misuse. */
+void http_options_read(lua_State *L, http_options *o);
+
+/* Outcomes of http_request_new. */
+enum { HTTP_NEW_OK = 0, HTTP_NEW_NO_MEMORY = -1, HTTP_NEW_BAD_URL = -2 };
+
+/* Makes the request of options o, its easy handle set up. Returns
+ * HTTP_NEW_OK with *out set, or an error (nothing is left allocated then). */
+int http_request_new(lua_State *L, http_multi *m, const http_options *o, http_req **out);
+
+/* Starts the request: opens the output file (the transfer starts once it is
+ * open), or adds the transfer. Returns 0, or a libuv error (with output) or a
+ * CURLMcode: then the request is to be freed and nothing started. */
+int http_request_start(http_req *r);
+
+/* The running task waits for the response (use as `return ...`). */
+int http_request_wait(lua_State *L, http_req *r, aq_task *task);
+
+/* Frees the request; its easy handle goes back to the pool when it ran to the
+ * end (a cancelled request has none left). */
+void http_request_free(http_req *r);
+
+/* curl ended the transfer with `code` (http_multi.c's collect_done): the
+ * request takes it out of the multi and moves on. */
+void http_request_transfer_over(http_req *r, CURLcode code);
+
+/* Adds the transfer to the multi once the output file is open. Returns 0; or
+ * -1 after marking the request done with an error (the caller then advances
+ * it). */
+int http_request_start_transfer(http_req *r);
+
+/* Moves the request on after any event: a write or other fs step done, the
+ * transfer done, the task cancelled. Ends with the task resumed and the
+ * request freed once nothing is in flight. */
+void http_request_advance(http_req *r);
+
+/* --- the output file (http_output.c) --- */
+
+#define HTTP_SINK_HIGH (1024 * 1024) /* bytes waiting for the output file before pausing */
+
+/* Opens "<path>.part" (the transfer starts when it is open). Returns 0 or a
+ * libuv error. */
+int http_output_open(http_req *r);
+
+/* Takes the body bytes curl hands over: kept for the next write, or refused
+ * (CURL_WRITEFUNC_PAUSE) while HTTP_SINK_HIGH bytes wait. Returns what the
+ * write callback returns. */
+size_t http_output_take(http_req *r, char *data, size_t n);
+
+/* Moves the file on (writes while the transfer runs; then close, rename into
+ * place or remove). Returns 1 while the request must wait (a file operation
+ * in flight, or the transfer still running), 0 once the file is settled. */
+int http_output_advance(http_req *r);
+
+/* --- the outcome (http_response.c, http_errors.c) --- */
+
+/* Resumes r->task with the response table, or with nil, err, code. */
+void http_response_resume(http_req *r);
+
+/* Resumes the task with nil, "CODE: description: url (curl's words)", CODE. */
+void http_resume_curl_failure(http_req *r, aq_task *task);
+
+/* Resumes the task with the output file's failure: "ENOSPC: cannot write
+ * output file x.part: no space left on device". */
+void http_resume_fs_failure(http_req *r, aq_task *task);
+
+#endif

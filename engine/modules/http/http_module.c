@@ -1,0 +1,89 @@
+/*
+ * http_module.c — aqueue.http_core, the Lua side: request() and
+ * configure(). This folder is built as its own loadable module (see
+ * CMakeLists.txt), so libcurl is loaded only by scripts that use HTTP; the
+ * files and who owns what: http.h.
+ */
+#include <dlfcn.h>
+#include <math.h>
+
+#include <lauxlib.h>
+
+#include "http.h"
+
+/* request{ method =, url =, headers = { "Name: value", ... }, body =, timeout =,
+ * follow_redirects =, output = } (checked and normalized by aqueue.http):
+ * yields until the response is in, then returns { status, headers, body, url,
+ * elapsed } (no body with output), or nil, err, code. Raises on misuse. */
+static int l_request(lua_State *L) {
+  aq_task *task = aq_task_current(L);
+  int top = lua_gettop(L);
+  http_options o;
+  http_options_read(L, &o);
+  http_multi *m = http_multi_get(L, http_state_get(L));
+  http_req *r;
+  int rc = http_request_new(L, m, &o, &r);
+  if (rc == HTTP_NEW_NO_MEMORY) return luaL_error(L, "aqueue.http: out of memory");
+  if (rc == HTTP_NEW_BAD_URL) {
+    lua_settop(L, top);
+    return aq_push_failure(L, "EINVAL", "%s: %s (%s)", aq_error_text("EINVAL"), o.url,
+                           curl_easy_strerror(CURLE_URL_MALFORMAT));
+  }
+  int err = http_request_start(r);
+  if (err != 0) {
+    http_request_free(r);
+    lua_settop(L, top);
+    if (o.output)
+      return aq_push_failure(L, uv_err_name(err), "cannot open output file %s: %s", o.output, uv_strerror(err));
+    const char *code = err == CURLM_OUT_OF_MEMORY ? "ENOMEM" : AQ_EHTTP;
+    return aq_push_failure(L, code, "%s: %s (%s)", aq_error_text(code), o.url, curl_multi_strerror((CURLMcode)err));
+  }
+  lua_settop(L, top);
+  return http_request_wait(L, r, task);
+}
+
+/* configure(max_total, max_host): sets the connection caps (nil keeps one;
+ * 0 means no limit); returns both as they now are. */
+static int l_configure(lua_State *L) {
+  http_state *st = http_state_get(L);
+  for (int i = 1; i <= 2; i++) {
+    if (lua_isnoneornil(L, i)) continue;
+    lua_Number n = luaL_checknumber(L, i);
+    if (!(n >= 0 && n <= 1e9) || n != floor(n))
+      return luaL_argerror(L, i, "a whole number from 0 (no limit) to 1e9 expected");
+    if (i == 1) st->max_total = (long)n;
+    else st->max_host = (long)n;
+  }
+  if (st->m) http_multi_set_limits(st->m, st);
+  lua_pushinteger(L, st->max_total);
+  lua_pushinteger(L, st->max_host);
+  return 2;
+}
+
+/* require("aqueue.http_core"). */
+AQ_EXPORT int luaopen_aqueue_http_core(lua_State *L);
+
+/* Keeps this module (and libcurl with the libraries it pulls in) loaded until
+ * the process ends: Lua unloads C modules when the state closes, and
+ * unloading TLS and Kerberos libraries after curl_global_cleanup leaves what
+ * they allocated once at load time looking leaked. */
+static void pin_module(void) {
+  Dl_info info;
+  if (dladdr((void *)luaopen_aqueue_http_core, &info) && info.dli_fname)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+AQ_EXPORT int luaopen_aqueue_http_core(lua_State *L) {
+  AQ_MODULE_CHECK(L, "aqueue.http_core");
+  pin_module();
+  static const luaL_Reg functions[] = {
+      {"request", l_request},
+      {"configure", l_configure},
+      {NULL, NULL},
+  };
+  lua_newtable(L);
+  luaL_register(L, NULL, functions);
+  lua_pushstring(L, curl_version());
+  lua_setfield(L, -2, "curl_version");
+  return 1;
+}

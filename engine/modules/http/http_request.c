@@ -1,0 +1,236 @@
+/*
+ * http_request.c — one request's life: made from request()'s options (its
+ * easy handle set up), started, fed by curl's body callback, ended by curl,
+ * by its deadline or by the engine's cancel, and freed once nothing of it is
+ * in flight (see the ownership note in http.h).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+#define MAX_REDIRECTS 20
+#define DEADLINE_GRACE_MS 20 /* the deadline timer lets curl's own timeout go first */
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define USER_AGENT                                                                        \
+  "aqueue/" STR(AQUEUE_VERSION_MAJOR) "." STR(AQUEUE_VERSION_MINOR) "." STR(AQUEUE_VERSION_PATCH)
+
+static void on_deadline_closed(uv_handle_t *handle) { free(handle); }
+
+static void deadline_close(http_req *r) {
+  if (!r->deadline) return;
+  uv_close((uv_handle_t *)r->deadline, on_deadline_closed);
+  r->deadline = NULL;
+}
+
+void http_request_free(http_req *r) {
+  if (r->easy) http_easy_give_back(r->m, r->easy);
+  deadline_close(r);
+  curl_slist_free_all(r->headers);
+  free(r->url);
+  aq_buf_free(&r->body);
+  aq_buf_free(&r->pending);
+  aq_buf_free(&r->inflight);
+  free(r->path);
+  free(r->part);
+  free(r);
+}
+
+/* Takes the transfer out of the multi; its deadline is no longer needed. */
+static void stop_transfer(http_req *r) {
+  http_multi_remove(r->m, r->easy);
+  r->in_multi = 0;
+  deadline_close(r);
+}
+
+void http_request_transfer_over(http_req *r, CURLcode code) {
+  stop_transfer(r);
+  r->done = 1;
+  r->code = code;
+  http_request_advance(r);
+}
+
+/* Adds the transfer to the multi. Returns CURLM_OK or curl's error. */
+static CURLMcode add_transfer(http_req *r) {
+  CURLMcode rc = http_multi_add(r->m, r->easy);
+  if (rc == CURLM_OK) r->in_multi = 1;
+  return rc;
+}
+
+int http_request_start_transfer(http_req *r) {
+  CURLMcode rc = add_transfer(r);
+  if (rc == CURLM_OK) return 0;
+  r->done = 1;
+  r->code = CURLE_FAILED_INIT;
+  snprintf(r->errbuf, sizeof r->errbuf, "%s", curl_multi_strerror(rc));
+  return -1;
+}
+
+/* The request's timeout passed and curl has not ended the transfer: curl 7.88
+ * does not time out a transfer that waits for a free connection (over the
+ * max_connections / max_per_host caps). End it here, as curl would. */
+static void on_deadline(uv_timer_t *timer) {
+  http_req *r = timer->data;
+  if (!r->in_multi) return;
+  curl_off_t connect = 0, lookup = 0;
+  curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME_T, &connect);
+  curl_easy_getinfo(r->easy, CURLINFO_NAMELOOKUP_TIME_T, &lookup);
+  stop_transfer(r);
+  r->done = 1;
+  r->code = CURLE_OPERATION_TIMEDOUT;
+  snprintf(r->errbuf, sizeof r->errbuf, "Operation timed out after %llu milliseconds%s",
+           (unsigned long long)((uv_hrtime() - r->start_ns) / 1000000),
+           connect == 0 && lookup == 0 ? " waiting for a free connection" : "");
+  http_request_advance(r);
+}
+
+void http_request_advance(http_req *r) {
+  if (r->fs_busy) return;
+  if (r->path && http_output_advance(r)) return;
+  if (!r->cancelled) http_response_resume(r);
+  http_request_free(r);
+}
+
+/* The engine cancelled the task: stop the transfer; the request is freed now,
+ * or by the fs callback when a file operation is in flight. */
+static void cancel_request(aq_task *task, void *data) {
+  (void)task;
+  http_req *r = data;
+  r->task = NULL;
+  r->cancelled = 1;
+  if (r->in_multi) stop_transfer(r);
+  deadline_close(r);
+  /* The easy handle goes now: the request may outlive the engine's curl (a
+   * file operation in flight), and curl_global_cleanup may come first. */
+  curl_easy_cleanup(r->easy);
+  r->easy = NULL;
+  http_request_advance(r);
+}
+
+/* CURLOPT_WRITEFUNCTION: the body, to memory or to the output file. */
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp) {
+  http_req *r = userp;
+  size_t n = size * nmemb;
+  if (r->path) return http_output_take(r, data, n);
+  aq_buf_add(&r->body, data, n);
+  return r->body.failed ? 0 : n; /* 0: curl fails the transfer (ENOMEM) */
+}
+
+static void set_method(CURL *easy, const char *method, const char *body, size_t body_len) {
+  if (!body && strcmp(method, "GET") == 0) {
+    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+    return;
+  }
+  if (!body && strcmp(method, "HEAD") == 0) {
+    curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+    return;
+  }
+  if (body || strcmp(method, "POST") == 0) {
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, body ? body : "");
+  }
+  if (strcmp(method, "POST") != 0) curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
+}
+
+/* Copies what the request keeps of its options: the URL (for messages), the
+ * header list, the output paths. Returns 0, or -1 when out of memory. */
+static int copy_options(lua_State *L, http_req *r, const http_options *o) {
+  r->url = malloc(o->url_len + 1);
+  if (!r->url) return -1;
+  memcpy(r->url, o->url, o->url_len + 1);
+  for (size_t i = 1; i <= o->nheaders; i++) {
+    lua_rawgeti(L, o->headers_idx, (int)i);
+    struct curl_slist *list = curl_slist_append(r->headers, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (!list) return -1;
+    r->headers = list;
+  }
+  if (o->output) {
+    r->path = strdup(o->output);
+    r->part = malloc(o->output_len + sizeof ".part");
+    if (!r->path || !r->part) return -1;
+    memcpy(r->part, o->output, o->output_len);
+    memcpy(r->part + o->output_len, ".part", sizeof ".part");
+  }
+  return 0;
+}
+
+/* The deadline timer of a request with a timeout (started when the task
+ * waits). Returns 0, or -1 when out of memory. */
+static int make_deadline(http_req *r) {
+  r->deadline = malloc(sizeof *r->deadline);
+  if (!r->deadline) return -1;
+  uv_timer_init(r->loop, r->deadline);
+  r->deadline->data = r;
+  uv_unref((uv_handle_t *)r->deadline);
+  return 0;
+}
+
+/* Sets the easy handle's options for request r. Returns HTTP_NEW_OK, or
+ * HTTP_NEW_NO_MEMORY, or HTTP_NEW_BAD_URL when curl refuses the URL. */
+static int set_up_easy(http_req *r, const http_options *o) {
+  CURL *easy = r->easy;
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)r);
+  r->errbuf[0] = '\0'; /* curl writes it only when the transfer fails */
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, r->errbuf);
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075700
+  /* Removing a transfer whose name is still being resolved must not wait for
+   * curl's resolver thread: it finishes and frees itself on its own. */
+  curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);
+#endif
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, ""); /* every decoding curl has */
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, o->follow_redirects ? 1L : 0L);
+  curl_easy_setopt(easy, CURLOPT_MAXREDIRS, (long)MAX_REDIRECTS);
+  curl_easy_setopt(easy, CURLOPT_USERAGENT, USER_AGENT);
+  if (o->timeout > 0) {
+    double ms = ceil(o->timeout * 1000.0);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, ms >= 1e12 ? (long)1e12 : (long)ms);
+    if (make_deadline(r) != 0) return HTTP_NEW_NO_MEMORY;
+  }
+  if (r->headers) curl_easy_setopt(easy, CURLOPT_HTTPHEADER, r->headers);
+  set_method(easy, o->method, o->body, o->body_len);
+  if (strlen(o->url) != o->url_len || curl_easy_setopt(easy, CURLOPT_URL, o->url) != CURLE_OK)
+    return HTTP_NEW_BAD_URL;
+  return HTTP_NEW_OK;
+}
+
+int http_request_new(lua_State *L, http_multi *m, const http_options *o, http_req **out) {
+  *out = NULL;
+  http_req *r = calloc(1, sizeof *r);
+  if (!r) return HTTP_NEW_NO_MEMORY;
+  r->m = m;
+  r->loop = m->loop;
+  r->fd = -1;
+  r->fs.data = r;
+  r->timeout = o->timeout;
+  r->start_ns = uv_hrtime();
+  r->easy = http_easy_take(m);
+  int rc = HTTP_NEW_NO_MEMORY;
+  if (r->easy && copy_options(L, r, o) == 0) rc = set_up_easy(r, o);
+  if (rc != HTTP_NEW_OK) {
+    http_request_free(r);
+    return rc;
+  }
+  *out = r;
+  return HTTP_NEW_OK;
+}
+
+int http_request_start(http_req *r) {
+  if (r->path) return http_output_open(r);
+  return (int)add_transfer(r);
+}
+
+int http_request_wait(lua_State *L, http_req *r, aq_task *task) {
+  r->task = task;
+  if (r->deadline) aq_timer_start(r->deadline, on_deadline, r->timeout + DEADLINE_GRACE_MS / 1000.0);
+  return aq_task_yield(L, cancel_request, r);
+}
