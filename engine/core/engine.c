@@ -20,6 +20,7 @@
 #include <lualib.h>
 
 #include "engine.h"
+#include "open_handles.h"
 
 /* How long the driver may run tasks before the loop gets control back. */
 #define SLICE_NS (10 * 1000 * 1000)
@@ -413,29 +414,29 @@ static void run_close_hooks(aq_engine *E) {
   uv_run(&E->loop, UV_RUN_DEFAULT); /* the close callbacks of what they closed */
 }
 
-static void on_walk_close(uv_handle_t *handle, void *arg) {
-  (void)arg;
-  if (!uv_is_closing(handle)) uv_close(handle, NULL);
+/* The handles engine_create opened. */
+static void close_engine_handles(aq_engine *E) {
+  uv_close((uv_handle_t *)&E->driver, NULL);
+  uv_close((uv_handle_t *)&E->sigint, NULL);
+  uv_close((uv_handle_t *)&E->sigterm, NULL);
 }
 
-void engine_destroy(aq_engine *E) {
+int engine_destroy(aq_engine *E, int status) {
   watchdog_stop(E); /* before the Lua state goes: it sets hooks on it */
   engine_shutdown_now(E);
   run_close_hooks(E);
   display_close(E);
   sched_close(E);
   sched_free(&E->sched);
+  close_engine_handles(E);
   if (E->runner_fn_ref != LUA_NOREF) luaL_unref(E->L, LUA_REGISTRYINDEX, E->runner_fn_ref);
   if (E->timed_out_fn_ref != LUA_NOREF) luaL_unref(E->L, LUA_REGISTRYINDEX, E->timed_out_fn_ref);
-  lua_close(E->L);
-  /* The engine's own handles; a binding's handle left open would be a bug,
-   * and closing it here keeps the loop closable. */
-  uv_walk(&E->loop, on_walk_close, NULL);
-  uv_run(&E->loop, UV_RUN_DEFAULT);
-  int err = uv_loop_close(&E->loop);
-  if (err) fprintf(stderr, "aqueue: internal error: the event loop did not close: %s\n", uv_strerror(err));
+  lua_close(E->L); /* the bindings' __gc close what their userdata held */
+  /* Every owner has closed what it opened; anything else is a leak, reported. */
+  int problems = open_handles_close_loop(&E->loop);
   free(E->tasks);
   free(E->task_gens);
   free(E->free_indexes);
   free(E);
+  return problems > 0 && open_handles_strict() ? AQ_EXIT_LEFT_OPEN : status;
 }
