@@ -75,6 +75,7 @@ int sched_run_start(aq_engine *E, int32_t num_workers, aq_order order, int64_t m
   s->order = order;
   aq_item_queue_init(&s->queued, order);
   aq_item_queue_init(&s->hooks, AQ_ORDER_FIFO);
+  s->hooks_to_come = 0;
   aq_item_queue_init(&s->delayed, AQ_ORDER_PRIORITY);
   s->nkeys = 1; /* key 0 is "no key" */
   s->held = s->tokens = s->key_wakes = 0;
@@ -218,6 +219,19 @@ static aq_task *new_runner(aq_engine *E) {
   return t;
 }
 
+/* Out of memory for a new runner: the running workers take the job in
+ * time. With none running, nothing would ever take it: the engine stops
+ * (a state file keeps the queue for the next run). */
+static void no_runner(aq_engine *E) {
+  aq_sched *s = &E->sched;
+  if (s->nfree_slots < s->num_workers) return;
+  static const char msg[] = "aqueue: out of memory: cannot start a worker";
+  engine_log(E, msg, sizeof msg - 1);
+  E->stop_reason = "stopped: out of memory";
+  E->had_failures = 1;
+  engine_request_shutdown(E, AQ_EXIT_FAILED);
+}
+
 void sched_dispatch(aq_engine *E) {
   aq_sched *s = &E->sched;
   if (!s->active) return;
@@ -231,7 +245,10 @@ void sched_dispatch(aq_engine *E) {
     if (!has_unclaimed_job(s)) break;
     t = task_list_pop(&E->parked);
     if (t) task_make_ready(t);
-    else if (!(t = new_runner(E))) break; /* out of memory: the running workers go on */
+    else if (!(t = new_runner(E))) {
+      no_runner(E);
+      break;
+    }
     give_slot(E, t);
     t->starting = 1;
     s->starting_runners++;
@@ -250,6 +267,12 @@ static int32_t new_item_id(aq_sched *s) {
   }
   if (s->next_id >= s->items_cap) {
     int32_t cap = s->items_cap ? s->items_cap * 2 : 1024;
+    /* `reaped` grows with the records: an id is there at most once, so
+     * free_item always finds room (a lost id would never be released). */
+    int32_t *reaped = realloc(s->reaped, (size_t)cap * sizeof *reaped);
+    if (!reaped) return -1;
+    s->reaped = reaped;
+    s->reaped_cap = cap;
     aq_item_rec *items = realloc(s->items, (size_t)cap * sizeof *items);
     if (!items) return -1;
     memset(items + s->items_cap, 0, (size_t)(cap - s->items_cap) * sizeof *items);
@@ -275,18 +298,7 @@ static void recycle_id(aq_sched *s, int32_t id) {
  * (aq__sched_reap) before the id can name another item. */
 static void free_item(aq_sched *s, int32_t id) {
   release_record(s, id);
-  if (s->nreaped == s->reaped_cap) {
-    int32_t cap = s->reaped_cap ? s->reaped_cap * 2 : 64;
-    int32_t *r = realloc(s->reaped, (size_t)cap * sizeof *r);
-    if (!r) {
-      /* Lua keeps the item table until the id is reused or the run ends. */
-      recycle_id(s, id);
-      return;
-    }
-    s->reaped = r;
-    s->reaped_cap = cap;
-  }
-  s->reaped[s->nreaped++] = id;
+  s->reaped[s->nreaped++] = id; /* room reserved by new_item_id */
 }
 
 /* One open thing of `id` finished: walk up while subtrees complete. */
@@ -296,9 +308,9 @@ static void close_one(aq_sched *s, int32_t id) {
     if (--r->pending > 0) return;
     if (r->flags & AQ_ITEM_HAS_HOOK) {
       r->state = AQ_ITEM_HOOK_QUEUED;
-      if (aq_item_queue_push(&s->hooks, id, 0) == 0) return;
-      /* out of memory for the hook queue: the hook cannot run; finalize */
-      fprintf(stderr, "aqueue: out of memory: after_children_processed of item %d skipped\n", id);
+      s->hooks_to_come--;
+      aq_item_queue_push(&s->hooks, id, 0); /* cannot fail: room was reserved */
+      return;
     }
     int32_t parent = r->parent;
     free_item(s, id);
@@ -308,11 +320,12 @@ static void close_one(aq_sched *s, int32_t id) {
 
 /* --- FFI hot path --- */
 
+/* Returns the new class id, or -1 out of memory, -2 too many classes. */
 int32_t aq__sched_class_add(aq_engine *E, const char *name) {
   aq_sched *s = &E->sched;
   if (s->nclasses == s->classes_cap) {
     int32_t cap = s->classes_cap ? s->classes_cap * 2 : 16;
-    if (cap > 65535) return -1;
+    if (cap > 65535) return -2;
     aq_class_stats *c = realloc(s->classes, (size_t)cap * sizeof *c);
     if (!c) return -1;
     s->classes = c;
@@ -345,6 +358,20 @@ void sched_item_ready(aq_engine *E, int32_t id) {
   }
 }
 
+/* An item with a hook (flags) is coming: reserves its place in `hooks`, so
+ * that its hook cannot be lost for want of memory when it is due. Returns 0,
+ * or -1 out of memory. Undone by hook_unreserve. */
+static int hook_reserve(aq_sched *s, int32_t flags) {
+  if (!(flags & AQ_ITEM_HAS_HOOK)) return 0;
+  if (aq_item_queue_reserve(&s->hooks, aq_item_queue_len(&s->hooks) + (size_t)s->hooks_to_come + 1) != 0) return -1;
+  s->hooks_to_come++;
+  return 0;
+}
+
+static void hook_unreserve(aq_sched *s, int32_t flags) {
+  if (flags & AQ_ITEM_HAS_HOOK) s->hooks_to_come--;
+}
+
 /* Returns the new id (> 0), or: -1 out of memory, -2 the run is stopping,
  * -3 the parent's subtree already completed, -4 no run is active. */
 int32_t aq__sched_enqueue(aq_engine *E, int32_t parent, int32_t class_id, double priority, int32_t flags,
@@ -356,8 +383,12 @@ int32_t aq__sched_enqueue(aq_engine *E, int32_t parent, int32_t class_id, double
     uint8_t st = rec(s, parent)->state;
     if (st == AQ_ITEM_FREE || st == AQ_ITEM_HOOK_QUEUED || st == AQ_ITEM_HOOK_RUNNING) return -3;
   }
+  if (hook_reserve(s, flags) != 0) return -1;
   int32_t id = new_item_id(s);
-  if (id < 0) return -1;
+  if (id < 0) {
+    hook_unreserve(s, flags);
+    return -1;
+  }
   aq_item_rec *r = rec(s, id);
   r->priority = priority;
   r->parent = parent;
@@ -374,6 +405,7 @@ int32_t aq__sched_enqueue(aq_engine *E, int32_t parent, int32_t class_id, double
   if (rc != 0) {
     r->state = AQ_ITEM_FREE;
     recycle_id(s, id);
+    hook_unreserve(s, flags);
     return -1;
   }
   if (parent) rec(s, parent)->pending++;
@@ -558,8 +590,12 @@ void sched_drop_queued(aq_engine *E, void (*dropped)(int32_t id, void *ud), void
 int32_t aq__sched_restore_open(aq_engine *E, int32_t parent, int32_t class_id, int32_t flags) {
   aq_sched *s = &E->sched;
   if (!s->active) return -4;
+  if (hook_reserve(s, flags) != 0) return -1;
   int32_t id = new_item_id(s);
-  if (id < 0) return -1;
+  if (id < 0) {
+    hook_unreserve(s, flags);
+    return -1;
+  }
   aq_item_rec *r = rec(s, id);
   memset(r, 0, sizeof *r);
   r->parent = parent;

@@ -97,6 +97,8 @@ typedef struct {
 
   aq_item_queue queued; /* items (and limit keys' tokens, -key) waiting for a worker, in `order` */
   aq_item_queue hooks;  /* items whose hook is due (FIFO) */
+  int64_t hooks_to_come; /* items with a hook not yet in `hooks`: `hooks` has room
+                            reserved for them all, so a due hook always finds a place */
   aq_item_queue delayed; /* DELAYED items (and keys' rate wake-ups, -key), by due time (hrtime ms) */
   uv_timer_t delay_timer; /* fires at the first due time in `delayed` */
   uv_timer_t max_time_timer; /* run_queue{ max_time = } */
