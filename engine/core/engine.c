@@ -229,7 +229,10 @@ static void set_package_path(lua_State *L) {
 
 aq_engine *engine_create(void) {
   aq_engine *E = calloc(1, sizeof *E);
-  if (!E) return NULL;
+  if (!E) {
+    fprintf(stderr, "aqueue-run: out of memory\n");
+    return NULL;
+  }
   E->exit_code = -1;
   E->cli_order = -1;
   E->cli_progress = -1;
