@@ -385,6 +385,14 @@ static int usable(aq_statedb *db) { return db && db->open && !db->failed; }
 
 /* --- FFI hot path: item rows --- */
 
+/* A write that memory refused: the file can no longer follow the run, so the
+ * run stops as for a failed commit (what was committed is kept, and a rerun
+ * resumes from there). Returns -1. */
+static int write_lost(aq_statedb *db) {
+  report_write_error(db, "out of memory");
+  return -1;
+}
+
 /* A new item row. pid must be one more than the last one added. Strings are
  * copied; key may be NULL. Returns 0, or -1 out of memory or when the file
  * failed. */
@@ -394,7 +402,7 @@ static int item_add(aq_statedb *db, int64_t pid, int64_t parent, int32_t ordinal
   batch *b = db->cur;
   if (b->nrows == 0) b->first_pid = pid;
   else if (pid != b->first_pid + (int64_t)b->nrows) return -1;
-  if (grow((void **)&b->rows, &b->rows_cap, b->nrows + 1, sizeof *b->rows) != 0) return -1;
+  if (grow((void **)&b->rows, &b->rows_cap, b->nrows + 1, sizeof *b->rows) != 0) return write_lost(db);
   item_row *r = &b->rows[b->nrows];
   r->parent = parent;
   r->ordinal = ordinal;
@@ -404,7 +412,7 @@ static int item_add(aq_statedb *db, int64_t pid, int64_t parent, int32_t ordinal
   r->error.off = NO_STRING;
   if (arena_put(b, cls, cls_len, &r->cls) || arena_put(b, key, key_len, &r->key) ||
       arena_put(b, fields, fields_len, &r->fields))
-    return -1;
+    return write_lost(db);
   b->nrows++;
   written(db);
   return 0;
@@ -445,7 +453,7 @@ int aq__statedb_item_attempts(aq_statedb *db, int64_t pid, int32_t attempts) {
     return 0;
   }
   item_update *u = new_update(db, pid, UPDATE_ATTEMPTS);
-  if (!u) return -1;
+  if (!u) return write_lost(db);
   u->attempts = attempts;
   written(db);
   return 0;
@@ -459,15 +467,15 @@ int aq__statedb_item_processed(aq_statedb *db, int64_t pid, int32_t ok, int32_t 
     r->state = AQ_DB_OPEN;
     r->outcome = ok ? AQ_DB_DONE : AQ_DB_FAILED;
     r->attempts = attempts;
-    return arena_put(db->cur, error, error_len, &r->error);
+    return arena_put(db->cur, error, error_len, &r->error) == 0 ? 0 : write_lost(db);
   }
   item_update *u = new_update(db, pid, UPDATE_PROCESSED);
-  if (!u) return -1;
+  if (!u) return write_lost(db);
   u->ok = ok != 0;
   u->attempts = attempts;
   int rc = arena_put(db->cur, error, error_len, &u->error);
   written(db);
-  return rc;
+  return rc == 0 ? 0 : write_lost(db);
 }
 
 int aq__statedb_item_finished(aq_statedb *db, int64_t pid) {
@@ -482,7 +490,7 @@ int aq__statedb_item_finished(aq_statedb *db, int64_t pid) {
     u->kind = UPDATE_PROCESSED_FINISHED;
     return 0;
   }
-  if (!new_update(db, pid, UPDATE_FINISHED)) return -1;
+  if (!new_update(db, pid, UPDATE_FINISHED)) return write_lost(db);
   written(db);
   return 0;
 }
@@ -636,6 +644,12 @@ static int l_open(lua_State *L) {
   aq_engine *E = aq_engine_from_lua(L);
   for (aq_statedb *o = open_dbs; o; o = o->next_open)
     if (strcmp(o->path, path) == 0) return luaL_error(L, "%s is already open in this process", path);
+  /* First: without the hook, an open file would never be closed at exit
+   * (its handles left in the loop, its last batch not committed). */
+  if (!close_hook_set) {
+    if (aq_engine_on_close(E, close_all, NULL) != 0) return luaL_error(L, "out of memory");
+    close_hook_set = 1;
+  }
   struct stat st;
   if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
     lua_pushnil(L);
@@ -701,7 +715,6 @@ static int l_open(lua_State *L) {
   db->open = 1;
   db->next_open = open_dbs;
   open_dbs = db;
-  if (!close_hook_set && aq_engine_on_close(E, close_all, NULL) == 0) close_hook_set = 1;
   return 1;
 }
 
