@@ -451,7 +451,7 @@ static int pool_call(lua_State *L) {
   if (lua_pcall(L, (int)nargs, LUA_MULTRET, 0) != 0) {
     req->error_code = AQ_EWORK; /* fn raised */
     req->error = error_message(L);
-    if (!req->error) return luaL_error(L, "not enough memory");
+    if (!req->error) return luaL_error(L, "out of memory");
     return 0;
   }
   int n = lua_gettop(L);
@@ -466,13 +466,13 @@ static int pool_call(lua_State *L) {
       lua_pushfstring(L, "aqueue.work: %s", msg);
       req->error_code = AQ_EWORK; /* a result cannot cross */
       req->error = error_message(L);
-      if (!req->error) return luaL_error(L, "not enough memory");
+      if (!req->error) return luaL_error(L, "out of memory");
       return 0;
     }
   }
   if (req->out.oom) {
     wbuf_free(&req->out);
-    return luaL_error(L, "aqueue.work: not enough memory for fn's results");
+    return luaL_error(L, "aqueue.work: out of memory for fn's results");
   }
   return 0;
 }
@@ -539,7 +539,7 @@ static void after_work(uv_work_t *work, int status) {
   } else if (req->error) {
     aq_task_resume_failure(task, req->error_code, "%s", req->error);
   } else if (!req->out.data) {
-    aq_task_resume_failure(task, "ENOMEM", "aqueue.work: not enough memory");
+    aq_task_resume_failure(task, "ENOMEM", "aqueue.work: out of memory");
   } else {
     /* Rebuild the results in a spare coroutine under lua_pcall, so running
      * out of memory there is an error rather than a panic; then move them. */
@@ -641,7 +641,7 @@ static int l_work(lua_State *L) {
   const char *bc = lua_tolstring(L, -1, &bclen);
 
   work_req *req = calloc(1, sizeof *req);
-  if (!req) return luaL_error(L, "aqueue.work: not enough memory");
+  if (!req) return luaL_error(L, "aqueue.work: out of memory");
   req->mod = mod;
   req->task = task;
   req->work.data = req;
@@ -659,7 +659,7 @@ static int l_work(lua_State *L) {
   }
   if (req->in.oom) {
     req_free(req);
-    return luaL_error(L, "aqueue.work: not enough memory for the arguments");
+    return luaL_error(L, "aqueue.work: out of memory for the arguments");
   }
   lua_pop(L, 1); /* the bytecode */
   int err = uv_queue_work(aq_engine_loop(aq_engine_from_lua(L)), &req->work, run_in_pool, after_work);
@@ -722,13 +722,13 @@ int aq_open_work(lua_State *L) {
 
   lua_newtable(L); /* the module */
   work_module *mod = malloc(sizeof *mod);
-  if (!mod) return luaL_error(L, "aqueue.work: not enough memory");
+  if (!mod) return luaL_error(L, "aqueue.work: out of memory");
   mod->decoder = decoder;
   mod->decoder_ref = decoder_ref;
   mod->decode_fn_ref = decode_fn_ref;
   if (aq_engine_on_close(E, close_module, mod) != 0) {
     free(mod);
-    return luaL_error(L, "aqueue.work: not enough memory");
+    return luaL_error(L, "aqueue.work: out of memory");
   }
   lua_pushlightuserdata(L, mod);
   lua_newtable(L); /* fn -> bytecode, weak keys */
