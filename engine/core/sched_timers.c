@@ -156,20 +156,21 @@ double aq__sched_timeout_over(aq_engine *E) {
   return over ? t->timeout_s : 0;
 }
 
-void aq__sched_arm_timeout(aq_engine *E, double seconds) {
+int32_t aq__sched_arm_timeout(aq_engine *E, double seconds) {
   aq_task *t = E->current;
-  if (!t || !t->job || !(seconds > 0)) return;
-  /* The deadline itself, for when the task does not yield (watchdog.h). */
-  t->timeout_due_ns = uv_hrtime() + (seconds < 1e9 ? (uint64_t)(seconds * 1e9) : (uint64_t)1e18);
-  watchdog_set_deadline(&E->watchdog, t->timeout_due_ns);
+  if (!t || !t->job || !(seconds > 0)) return 0;
   if (!t->timeout_timer) {
     t->timeout_timer = malloc(sizeof *t->timeout_timer);
-    if (!t->timeout_timer) return; /* out of memory: the attempt runs without one */
+    if (!t->timeout_timer) return -1; /* the attempt fails: it would run without its timeout */
     uv_timer_init(&E->loop, t->timeout_timer);
     t->timeout_timer->data = t;
   }
+  /* The deadline itself, for when the task does not yield (watchdog.h). */
+  t->timeout_due_ns = uv_hrtime() + (seconds < 1e9 ? (uint64_t)(seconds * 1e9) : (uint64_t)1e18);
+  watchdog_set_deadline(&E->watchdog, t->timeout_due_ns);
   t->timeout_s = seconds;
   aq_timer_start(t->timeout_timer, on_job_timeout, seconds);
+  return 0;
 }
 
 void sched_job_timer_stop(aq_task *t) {

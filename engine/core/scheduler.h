@@ -220,7 +220,9 @@ void sched_job_timer_free(aq_task *t);
 void sched_max_time_start(aq_engine *E, double seconds);
 /* Process failed: retry after a backoff (returns its seconds) or not (-1). */
 double aq__sched_retry(aq_engine *E, int32_t id, double base_s, double cap_s);
-void aq__sched_arm_timeout(aq_engine *E, double seconds);
+/* Arms the running process()'s timeout. Returns 0, or -1 out of memory (the
+ * attempt must then fail: nothing would end it). */
+int32_t aq__sched_arm_timeout(aq_engine *E, double seconds);
 /* Ends the running process()'s timeout: its seconds when it had passed, else 0. */
 double aq__sched_timeout_over(aq_engine *E);
 /* The job's process() timeout has passed (whether or not its timer fired). */

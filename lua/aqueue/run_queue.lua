@@ -395,8 +395,11 @@ local function runner()
       local item = items[id]
       if band(job, 1) == 0 then
         if item.timeout then
-          C.aq__sched_arm_timeout(E, item.timeout)
-          finish_process(id, item, in_time(xpcall(item.process, on_error, item, enqueue, set_desc)))
+          if C.aq__sched_arm_timeout(E, item.timeout) ~= 0 then
+            finish_process(id, item, false, "out of memory (for the timeout's timer)")
+          else
+            finish_process(id, item, in_time(xpcall(item.process, on_error, item, enqueue, set_desc)))
+          end
         else
           finish_process(id, item, xpcall(item.process, on_error, item, enqueue, set_desc))
         end

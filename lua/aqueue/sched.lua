@@ -20,7 +20,7 @@ void aq__sched_set_desc(struct aq_engine *E, const char *text, size_t len);
 void aq__sched_note_duplicate(struct aq_engine *E);
 int32_t aq__sched_attempt(struct aq_engine *E, int32_t id);
 double aq__sched_retry(struct aq_engine *E, int32_t id, double base_s, double cap_s);
-void aq__sched_arm_timeout(struct aq_engine *E, double seconds);
+int32_t aq__sched_arm_timeout(struct aq_engine *E, double seconds);
 double aq__sched_timeout_over(struct aq_engine *E);
 int32_t aq__sched_limit_key_add(struct aq_engine *E, int32_t per_key, double rate);
 int32_t aq__sched_restore_open(struct aq_engine *E, int32_t parent, int32_t class_id, int32_t flags);
