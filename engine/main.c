@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
   else if (cli.script_index) status = engine_load_script(E, argv[cli.script_index], NULL, argc, argv, cli.script_index);
   else status = engine_load_tool(E, "aqueue.state_tool", cli.status ? "status" : "retry_failed");
   if (status == 0) status = engine_run(E);
-  engine_destroy(E);
+  status = engine_destroy(E, status);
   fflush(stdout);
   return status;
 }

@@ -36,7 +36,9 @@ int32_t aq__sched_attempt(struct aq_engine *E, int32_t id);
 /* --- retries and timeouts (sched_timers.c) --- */
 /* Process failed: retry after a backoff (returns its seconds) or not (-1). */
 double aq__sched_retry(struct aq_engine *E, int32_t id, double base_s, double cap_s);
-void aq__sched_arm_timeout(struct aq_engine *E, double seconds);
+/* Arms the running process()'s timeout. Returns 0, or -1 out of memory (the
+ * attempt must then fail: nothing would end it). */
+int32_t aq__sched_arm_timeout(struct aq_engine *E, double seconds);
 /* Ends the running process()'s timeout: its seconds when it had passed, else 0. */
 double aq__sched_timeout_over(struct aq_engine *E);
 

@@ -20,6 +20,7 @@
 #include <lualib.h>
 
 #include "engine.h"
+#include "open_handles.h"
 #include "sched_timers.h"
 
 /* How long the driver may run tasks before the loop gets control back. */
@@ -247,9 +248,26 @@ static void log_now(void *data, const char *text, size_t len) {
   display_flush(&E->display);
 }
 
+/* --- what the scheduler asks --- */
+
+/* No worker can be started and none runs: nothing would take the queued
+ * jobs, so the engine stops (a state file keeps the queue for a rerun). */
+static void sched_out_of_memory(void *data, const char *what) {
+  aq_engine *E = data;
+  char line[200];
+  int n = snprintf(line, sizeof line, "aqueue: out of memory: %s", what);
+  engine_log(E, line, n < 0 ? 0 : (size_t)n >= sizeof line ? sizeof line - 1 : (size_t)n);
+  E->stop_reason = "stopped: out of memory";
+  E->had_failures = 1;
+  engine_request_shutdown(E, AQ_EXIT_FAILED);
+}
+
 aq_engine *engine_create(void) {
   aq_engine *E = calloc(1, sizeof *E);
-  if (!E) return NULL;
+  if (!E) {
+    fprintf(stderr, "aqueue-run: out of memory\n");
+    return NULL;
+  }
   E->exit_code = -1;
   E->cli_order = -1;
   E->cli_progress = -1;
@@ -276,6 +294,8 @@ aq_engine *engine_create(void) {
   E->driver.idle_cb = on_driver;
   tasks_init(&E->tasks, E->L, &E->driver);
   sched_init(&E->sched, &E->tasks, &E->loop, &E->watchdog);
+  E->sched.out_of_memory = sched_out_of_memory;
+  E->sched.owner_data = E;
   display_init(&E->display, &E->loop, &E->sched);
 
   /* Signals never keep the loop alive on their own. */
@@ -436,25 +456,25 @@ static void run_close_hooks(aq_engine *E) {
   uv_run(&E->loop, UV_RUN_DEFAULT); /* the close callbacks of what they closed */
 }
 
-static void on_walk_close(uv_handle_t *handle, void *arg) {
-  (void)arg;
-  if (!uv_is_closing(handle)) uv_close(handle, NULL);
+/* The handles engine_create opened. */
+static void close_engine_handles(aq_engine *E) {
+  uv_close((uv_handle_t *)&E->driver, NULL);
+  uv_close((uv_handle_t *)&E->sigint, NULL);
+  uv_close((uv_handle_t *)&E->sigterm, NULL);
 }
 
-void engine_destroy(aq_engine *E) {
+int engine_destroy(aq_engine *E, int status) {
   watchdog_stop(&E->watchdog); /* before the Lua state goes: it sets hooks on it */
   engine_shutdown_now(E);
   run_close_hooks(E);
   display_close(&E->display);
   sched_close(&E->sched);
   sched_free(&E->sched); /* releases its registry refs */
-  lua_close(E->L);
-  /* The engine's own handles; a binding's handle left open would be a bug,
-   * and closing it here keeps the loop closable. */
-  uv_walk(&E->loop, on_walk_close, NULL);
-  uv_run(&E->loop, UV_RUN_DEFAULT);
-  int err = uv_loop_close(&E->loop);
-  if (err) fprintf(stderr, "aqueue: internal error: the event loop did not close: %s\n", uv_strerror(err));
+  close_engine_handles(E);
+  lua_close(E->L); /* the bindings' __gc close what their userdata held */
+  /* Every owner has closed what it opened; anything else is a leak, reported. */
+  int problems = open_handles_close_loop(&E->loop);
   tasks_free(&E->tasks);
   free(E);
+  return problems > 0 && open_handles_strict() ? AQ_EXIT_LEFT_OPEN : status;
 }

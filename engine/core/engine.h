@@ -67,8 +67,11 @@ int engine_load_tool(aq_engine *E, const char *module, const char *command);
 /* Runs the loop until every task has ended; returns the exit status. */
 int engine_run(aq_engine *E);
 
-/* Cancels what is left, closes every handle, the Lua state and the loop. */
-void engine_destroy(aq_engine *E);
+/* Cancels what is left, closes the engine's handles, the Lua state and the
+ * loop, and frees the engine. A handle some owner left open is reported and
+ * closed (open_handles.h). Returns `status`, or AQ_EXIT_LEFT_OPEN in strict
+ * close when the loop did not close cleanly. */
+int engine_destroy(aq_engine *E, int status);
 
 /* Asks for an immediate stop (second Ctrl-C, os.exit, a fatal error): every task
  * is cancelled when the driver next gets control. */

@@ -42,7 +42,7 @@ double aq__sched_retry(aq_engine *E, int32_t id, double base_s, double cap_s) {
   return sched_retry(&E->sched, id, base_s, cap_s);
 }
 
-void aq__sched_arm_timeout(aq_engine *E, double seconds) { sched_arm_timeout(&E->sched, seconds); }
+int32_t aq__sched_arm_timeout(aq_engine *E, double seconds) { return sched_arm_timeout(&E->sched, seconds); }
 
 double aq__sched_timeout_over(aq_engine *E) { return sched_timeout_over(&E->sched); }
 

@@ -66,21 +66,22 @@ double sched_timeout_over(aq_sched *s) {
   return over ? r->timeout_s : 0;
 }
 
-void sched_arm_timeout(aq_sched *s, double seconds) {
+int32_t sched_arm_timeout(aq_sched *s, double seconds) {
   aq_task *t = s->tasks->current;
   aq_runner *r = t ? runner_of(t) : NULL;
-  if (!r || !r->job || !(seconds > 0)) return;
-  /* The deadline itself, for when the task does not yield (watchdog.h). */
-  r->timeout_due_ns = uv_hrtime() + (seconds < 1e9 ? (uint64_t)(seconds * 1e9) : (uint64_t)1e18);
-  watchdog_set_deadline(s->watchdog, r->timeout_due_ns);
+  if (!r || !r->job || !(seconds > 0)) return 0;
   if (!r->timeout_timer) {
     r->timeout_timer = malloc(sizeof *r->timeout_timer);
-    if (!r->timeout_timer) return; /* out of memory: the attempt runs without one */
+    if (!r->timeout_timer) return -1; /* the attempt fails: it would run without its timeout */
     uv_timer_init(s->loop, r->timeout_timer);
     r->timeout_timer->data = r;
   }
+  /* The deadline itself, for when the task does not yield (watchdog.h). */
+  r->timeout_due_ns = uv_hrtime() + (seconds < 1e9 ? (uint64_t)(seconds * 1e9) : (uint64_t)1e18);
+  watchdog_set_deadline(s->watchdog, r->timeout_due_ns);
   r->timeout_s = seconds;
   aq_timer_start(r->timeout_timer, on_job_timeout, seconds);
+  return 0;
 }
 
 /* --- max_time --- */

@@ -10,7 +10,8 @@
 
 /* Process failed: retry after a backoff (returns its seconds) or not (-1). */
 double sched_retry(aq_sched *s, int32_t id, double base_s, double cap_s);
-void sched_arm_timeout(aq_sched *s, double seconds);
+/* Arms the running process()'s timeout. Returns 0, or -1 out of memory. */
+int32_t sched_arm_timeout(aq_sched *s, double seconds);
 /* Ends the running process()'s timeout: its seconds when it had passed, else 0. */
 double sched_timeout_over(aq_sched *s);
 /* The job's process() timeout has passed (whether or not its timer fired). */

@@ -140,6 +140,7 @@ int sched_run_start(aq_sched *s, int32_t num_workers, aq_order order, int64_t ma
   s->order = order;
   aq_item_queue_init(&s->queued, order);
   aq_item_queue_init(&s->hooks, AQ_ORDER_FIFO);
+  s->hooks_to_come = 0;
   delays_restart(&s->delays);
   limits_init(&s->limits, order, &s->queued, sched_now_ms, wake_key_at, s);
   s->key_wakes = 0;
@@ -303,6 +304,14 @@ static aq_runner *new_runner(aq_sched *s) {
   return r;
 }
 
+/* Out of memory for a new runner: the running workers take the job in
+ * time. With none running, nothing would ever take it: the owner stops the
+ * engine (a state file keeps the queue for the next run). */
+static void no_runner(aq_sched *s) {
+  if (s->nfree_slots < s->num_workers) return;
+  if (s->out_of_memory) s->out_of_memory(s->owner_data, "cannot start a worker");
+}
+
 void sched_dispatch(aq_sched *s) {
   if (!s->active) return;
   while (s->nfree_slots > 0) {
@@ -319,7 +328,8 @@ void sched_dispatch(aq_sched *s) {
       task_make_ready(t);
       r = runner_of(t);
     } else if (!(r = new_runner(s))) {
-      break; /* out of memory: the running workers go on */
+      no_runner(s);
+      break;
     }
     give_slot(s, r);
     r->starting = 1;
@@ -345,6 +355,12 @@ static int32_t new_item_id(aq_sched *s) {
   }
   if (s->next_id >= s->items_cap) {
     int32_t cap = s->items_cap ? s->items_cap * 2 : 1024;
+    /* `reaped` grows with the records: an id is there at most once, so
+     * free_item always finds room (a lost id would never be released). */
+    int32_t *reaped = realloc(s->reaped, (size_t)cap * sizeof *reaped);
+    if (!reaped) return -1;
+    s->reaped = reaped;
+    s->reaped_cap = cap;
     aq_item_rec *items = realloc(s->items, (size_t)cap * sizeof *items);
     if (!items) return -1;
     memset(items + s->items_cap, 0, (size_t)(cap - s->items_cap) * sizeof *items);
@@ -370,18 +386,7 @@ static void recycle_id(aq_sched *s, int32_t id) {
  * (sched_reap) before the id can name another item. */
 static void free_item(aq_sched *s, int32_t id) {
   release_record(s, id);
-  if (s->nreaped == s->reaped_cap) {
-    int32_t cap = s->reaped_cap ? s->reaped_cap * 2 : 64;
-    int32_t *r = realloc(s->reaped, (size_t)cap * sizeof *r);
-    if (!r) {
-      /* Lua keeps the item table until the id is reused or the run ends. */
-      recycle_id(s, id);
-      return;
-    }
-    s->reaped = r;
-    s->reaped_cap = cap;
-  }
-  s->reaped[s->nreaped++] = id;
+  s->reaped[s->nreaped++] = id; /* room reserved by new_item_id */
 }
 
 /* One open thing of `id` finished: walk up while subtrees complete. */
@@ -391,9 +396,9 @@ static void close_one(aq_sched *s, int32_t id) {
     if (--r->pending > 0) return;
     if (r->flags & AQ_ITEM_HAS_HOOK) {
       r->state = AQ_ITEM_HOOK_QUEUED;
-      if (aq_item_queue_push(&s->hooks, id, 0) == 0) return;
-      /* out of memory for the hook queue: the hook cannot run; finalize */
-      fprintf(stderr, "aqueue: out of memory: after_children_processed of item %d skipped\n", id);
+      s->hooks_to_come--;
+      aq_item_queue_push(&s->hooks, id, 0); /* cannot fail: room was reserved */
+      return;
     }
     int32_t parent = r->parent;
     free_item(s, id);
@@ -403,10 +408,11 @@ static void close_one(aq_sched *s, int32_t id) {
 
 /* --- the hot path --- */
 
+/* Returns the new class id, or -1 out of memory, -2 too many classes. */
 int32_t sched_class_add(aq_sched *s, const char *name) {
   if (s->nclasses == s->classes_cap) {
     int32_t cap = s->classes_cap ? s->classes_cap * 2 : 16;
-    if (cap > 65535) return -1;
+    if (cap > 65535) return -2;
     aq_class_stats *c = realloc(s->classes, (size_t)cap * sizeof *c);
     if (!c) return -1;
     s->classes = c;
@@ -441,6 +447,20 @@ static void sched_item_ready(aq_sched *s, int32_t id) {
   }
 }
 
+/* An item with a hook (flags) is coming: reserves its place in `hooks`, so
+ * that its hook cannot be lost for want of memory when it is due. Returns 0,
+ * or -1 out of memory. Undone by hook_unreserve. */
+static int hook_reserve(aq_sched *s, int32_t flags) {
+  if (!(flags & AQ_ITEM_HAS_HOOK)) return 0;
+  if (aq_item_queue_reserve(&s->hooks, aq_item_queue_len(&s->hooks) + (size_t)s->hooks_to_come + 1) != 0) return -1;
+  s->hooks_to_come++;
+  return 0;
+}
+
+static void hook_unreserve(aq_sched *s, int32_t flags) {
+  if (flags & AQ_ITEM_HAS_HOOK) s->hooks_to_come--;
+}
+
 /* Returns the new id (> 0), or: -1 out of memory, -2 the run is stopping,
  * -3 the parent's subtree already completed, -4 no run is active. */
 int32_t sched_enqueue(aq_sched *s, int32_t parent, int32_t class_id, double priority, int32_t flags,
@@ -451,8 +471,12 @@ int32_t sched_enqueue(aq_sched *s, int32_t parent, int32_t class_id, double prio
     uint8_t st = rec(s, parent)->state;
     if (st == AQ_ITEM_FREE || st == AQ_ITEM_HOOK_QUEUED || st == AQ_ITEM_HOOK_RUNNING) return -3;
   }
+  if (hook_reserve(s, flags) != 0) return -1;
   int32_t id = new_item_id(s);
-  if (id < 0) return -1;
+  if (id < 0) {
+    hook_unreserve(s, flags);
+    return -1;
+  }
   aq_item_rec *r = rec(s, id);
   r->priority = priority;
   r->parent = parent;
@@ -469,6 +493,7 @@ int32_t sched_enqueue(aq_sched *s, int32_t parent, int32_t class_id, double prio
   if (rc != 0) {
     r->state = AQ_ITEM_FREE;
     recycle_id(s, id);
+    hook_unreserve(s, flags);
     return -1;
   }
   if (parent) rec(s, parent)->pending++;
@@ -654,8 +679,12 @@ void sched_drop_queued(aq_sched *s, void (*dropped)(int32_t id, void *ud), void 
  * Returns its id, or -1 out of memory, -4 no run. */
 int32_t sched_restore_open(aq_sched *s, int32_t parent, int32_t class_id, int32_t flags) {
   if (!s->active) return -4;
+  if (hook_reserve(s, flags) != 0) return -1;
   int32_t id = new_item_id(s);
-  if (id < 0) return -1;
+  if (id < 0) {
+    hook_unreserve(s, flags);
+    return -1;
+  }
   aq_item_rec *r = rec(s, id);
   memset(r, 0, sizeof *r);
   r->parent = parent;

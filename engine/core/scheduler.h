@@ -90,6 +90,10 @@ typedef struct aq_sched {
   int timed_out_fn_ref; /* the Lua function that finishes a timed-out process(id, message) */
   aq_task_list parked;  /* runners without work, reused before new ones */
   int had_failures;     /* an item or hook failed, in any run: the exit status is 1 */
+  /* Called when the run cannot go on for want of memory (no worker can be
+   * started and none runs): the owner stops the engine. Set by the owner. */
+  void (*out_of_memory)(void *data, const char *what);
+  void *owner_data;
 
   int active;       /* between run_start and run_finish */
   int stopping;     /* graceful stop: no new items start */
@@ -108,6 +112,8 @@ typedef struct aq_sched {
 
   aq_item_queue queued; /* items (and limit keys' tokens, -key) waiting for a worker, in `order` */
   aq_item_queue hooks;  /* items whose hook is due (FIFO) */
+  int64_t hooks_to_come; /* items with a hook not yet in `hooks`: `hooks` has room
+                            reserved for them all, so a due hook always finds a place */
   aq_delays delays;     /* DELAYED items (and keys' rate wake-ups, -key), by due time */
   int64_t key_wakes;    /* keys' wake-ups in `delays` */
   aq_limits limits;     /* the run's limit keys */

@@ -76,6 +76,12 @@ static int32_t heap_pop(aq_item_queue *q) {
   return top;
 }
 
+int aq_item_queue_reserve(aq_item_queue *q, size_t n) {
+  while (q->cap < n)
+    if (grow(q) != 0) return -1;
+  return 0;
+}
+
 int aq_item_queue_push(aq_item_queue *q, int32_t id, double priority) {
   if (q->len == q->cap && grow(q) != 0) return -1;
   switch (q->order) {

@@ -44,6 +44,10 @@ void aq_item_queue_free(aq_item_queue *q);
  * runs out (the queue is then unchanged). */
 int aq_item_queue_push(aq_item_queue *q, int32_t id, double priority);
 
+/* Makes room for n ids in all, so that pushes up to that length cannot fail.
+ * Returns 0, or -1 when memory runs out (the queue is then unchanged). */
+int aq_item_queue_reserve(aq_item_queue *q, size_t n);
+
 /* Takes the next id into *id. Returns 1, or 0 when the queue is empty. */
 int aq_item_queue_pop(aq_item_queue *q, int32_t *id);
 

@@ -100,7 +100,7 @@ function Item:extend(name)
   end
   local id = C.aq__sched_class_add(E, name)
   if id < 0 then
-    error("too many item classes", 2)
+    error(id == -1 and "out of memory" or "too many item classes", 2)
   end
   local cls = {
     __name = name,

@@ -505,8 +505,11 @@ local function serve(run)
     local item = items[id]
     if band(job, JOB_KIND_MASK) == JOB_PROCESS then
       if item.timeout then
-        C.aq__sched_arm_timeout(E, item.timeout)
-        finish_process(run, id, item, in_time(xpcall(item.process, on_error, item, enqueue, set_desc)))
+        if C.aq__sched_arm_timeout(E, item.timeout) ~= 0 then
+          finish_process(run, id, item, false, "out of memory (for the timeout's timer)")
+        else
+          finish_process(run, id, item, in_time(xpcall(item.process, on_error, item, enqueue, set_desc)))
+        end
       else
         finish_process(run, id, item, xpcall(item.process, on_error, item, enqueue, set_desc))
       end

@@ -482,8 +482,41 @@ static void test_free_reinit(void) {
   aq_item_queue_free(&q);
 }
 
+/* --- reserve: room taken in advance, pushes then keep the order --- */
+
+static void test_reserve(void) {
+  aq_order orders[] = {AQ_ORDER_LIFO, AQ_ORDER_FIFO, AQ_ORDER_PRIORITY};
+  for (size_t k = 0; k < 3; k++) {
+    aq_order o = orders[k];
+    aq_item_queue q;
+    aq_item_queue_init(&q, o);
+    int32_t id;
+    /* a FIFO whose ring has wrapped: reserving must keep the oldest first */
+    for (int32_t i = 1; i <= 60; i++) aq_item_queue_push(&q, i, 1.0);
+    for (int i = 0; i < 50; i++) aq_item_queue_pop(&q, &id);
+    for (int32_t i = 61; i <= 100; i++) aq_item_queue_push(&q, i, 1.0);
+    size_t cap_before = q.cap;
+    check(aq_item_queue_reserve(&q, 1000) == 0 && q.cap >= 1000, "%s: reserve(1000) makes room for 1000",
+          order_name(o));
+    check(aq_item_queue_reserve(&q, 10) == 0 && q.cap >= 1000 && cap_before < 1000,
+          "%s: reserve below the capacity changes nothing", order_name(o));
+    size_t cap = q.cap;
+    for (int32_t i = 101; i <= 1050; i++) aq_item_queue_push(&q, i, 1.0);
+    check(q.cap == cap, "%s: pushes up to the reserved length do not grow the buffer", order_name(o));
+    int bad = 0;
+    for (int32_t n = 0; n < 1000; n++) {
+      /* LIFO kept 1..10 under 61..1050; the others hold 51..1050 oldest first */
+      int32_t want = o != AQ_ORDER_LIFO ? 51 + n : n < 990 ? 1050 - n : 1000 - n;
+      if (aq_item_queue_pop(&q, &id) != 1 || id != want) bad++;
+    }
+    check(bad == 0 && aq_item_queue_len(&q) == 0, "%s: every id comes back, in the queue's order", order_name(o));
+    aq_item_queue_free(&q);
+  }
+}
+
 int main(void) {
   test_empty();
+  test_reserve();
   test_lifo();
   test_fifo_basic();
   test_fifo_wraparound();

@@ -95,7 +95,7 @@ void group_commit_flush_sync(aq_statedb *db) {
   uv_mutex_unlock(&db->mu);
 }
 
-static void report_write_error(aq_statedb *db, const char *err) {
+void group_commit_report_error(aq_statedb *db, const char *err) {
   if (db->failed) return;
   db->failed = 1;
   char line[1024];
@@ -127,7 +127,7 @@ void group_commit_wake_waiters(aq_statedb *db) {
     }
   }
   if (!db->waiters) uv_unref((uv_handle_t *)&db->async); /* nothing waits: the loop may end */
-  if (err) report_write_error(db, err);
+  if (err) group_commit_report_error(db, err);
 }
 
 void group_commit_on_committed(uv_async_t *async) {

@@ -99,6 +99,14 @@ void item_rows_finalize(aq_statedb *db) {
 
 static int usable(aq_statedb *db) { return db && db->open && !db->failed; }
 
+/* A write that memory refused: the file can no longer follow the run, so the
+ * run stops as for a failed commit (what was committed is kept, and a rerun
+ * resumes from there). Returns -1. */
+static int write_lost(aq_statedb *db) {
+  group_commit_report_error(db, "out of memory");
+  return -1;
+}
+
 /* A new item row. pid must be one more than the last one added. Strings are
  * copied; key may be NULL. Returns 0, or -1 out of memory or when the file
  * failed. */
@@ -108,7 +116,7 @@ static int item_add(aq_statedb *db, int64_t pid, int64_t parent, int32_t ordinal
   batch *b = db->cur;
   if (b->nrows == 0) b->first_pid = pid;
   else if (pid != b->first_pid + (int64_t)b->nrows) return -1;
-  if (grow((void **)&b->rows, &b->rows_cap, b->nrows + 1, sizeof *b->rows) != 0) return -1;
+  if (grow((void **)&b->rows, &b->rows_cap, b->nrows + 1, sizeof *b->rows) != 0) return write_lost(db);
   item_row *r = &b->rows[b->nrows];
   r->parent = parent;
   r->ordinal = ordinal;
@@ -118,7 +126,7 @@ static int item_add(aq_statedb *db, int64_t pid, int64_t parent, int32_t ordinal
   r->error.off = NO_STRING;
   if (arena_put(b, cls, cls_len, &r->cls) || arena_put(b, key, key_len, &r->key) ||
       arena_put(b, fields, fields_len, &r->fields))
-    return -1;
+    return write_lost(db);
   b->nrows++;
   written(db);
   return 0;
@@ -159,7 +167,7 @@ int aq__statedb_item_attempts(aq_statedb *db, int64_t pid, int32_t attempts) {
     return 0;
   }
   item_update *u = new_update(db, pid, UPDATE_ATTEMPTS);
-  if (!u) return -1;
+  if (!u) return write_lost(db);
   u->attempts = attempts;
   written(db);
   return 0;
@@ -173,15 +181,15 @@ int aq__statedb_item_processed(aq_statedb *db, int64_t pid, int32_t ok, int32_t 
     r->state = AQ_DB_OPEN;
     r->outcome = ok ? AQ_DB_DONE : AQ_DB_FAILED;
     r->attempts = attempts;
-    return arena_put(db->cur, error, error_len, &r->error);
+    return arena_put(db->cur, error, error_len, &r->error) == 0 ? 0 : write_lost(db);
   }
   item_update *u = new_update(db, pid, UPDATE_PROCESSED);
-  if (!u) return -1;
+  if (!u) return write_lost(db);
   u->ok = ok != 0;
   u->attempts = attempts;
   int rc = arena_put(db->cur, error, error_len, &u->error);
   written(db);
-  return rc;
+  return rc == 0 ? 0 : write_lost(db);
 }
 
 int aq__statedb_item_finished(aq_statedb *db, int64_t pid) {
@@ -196,7 +204,7 @@ int aq__statedb_item_finished(aq_statedb *db, int64_t pid) {
     u->kind = UPDATE_PROCESSED_FINISHED;
     return 0;
   }
-  if (!new_update(db, pid, UPDATE_FINISHED)) return -1;
+  if (!new_update(db, pid, UPDATE_FINISHED)) return write_lost(db);
   written(db);
   return 0;
 }

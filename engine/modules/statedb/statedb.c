@@ -44,6 +44,12 @@ static int l_open(lua_State *L) {
   aq_engine *E = aq_engine_from_lua(L);
   for (aq_statedb *o = open_dbs; o; o = o->next_open)
     if (strcmp(o->path, path) == 0) return luaL_error(L, "%s is already open in this process", path);
+  /* First: without the hook, an open file would never be closed at exit
+   * (its handles left in the loop, its last batch not committed). */
+  if (!close_hook_set) {
+    if (aq_engine_on_close(E, close_all, NULL) != 0) return luaL_error(L, "out of memory");
+    close_hook_set = 1;
+  }
   sqlite3 *conn;
   char *problem = file_format_open(path, kind, &conn);
   if (problem) {
@@ -89,7 +95,6 @@ static int l_open(lua_State *L) {
   db->open = 1;
   db->next_open = open_dbs;
   open_dbs = db;
-  if (!close_hook_set && aq_engine_on_close(E, close_all, NULL) == 0) close_hook_set = 1;
   return 1;
 }
 

@@ -170,6 +170,9 @@ void group_commit_wait_idle(aq_statedb *db);
 void group_commit_flush_sync(aq_statedb *db);
 /* Resumes the tasks whose writes are committed (or failed). */
 void group_commit_wake_waiters(aq_statedb *db);
+/* The file cannot follow the run (a failed commit, or a write memory
+ * refused): logs it once and stops the engine; what was committed is kept. */
+void group_commit_report_error(aq_statedb *db, const char *err);
 /* db:flush() */
 int group_commit_l_flush(lua_State *L);
 /* Runs a statement of a batch's transaction, then resets it for its next

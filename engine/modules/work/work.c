@@ -93,7 +93,7 @@ static int after_work(lua_State *co, void *data) {
   int nresults = 0;
   if (co) {
     if (req->call.error) nresults = aq_push_failure(co, req->call.error_code, "%s", req->call.error);
-    else if (!req->call.out.data) nresults = aq_push_failure(co, "ENOMEM", "aqueue.work: not enough memory");
+    else if (!req->call.out.data) nresults = aq_push_failure(co, "ENOMEM", "aqueue.work: out of memory");
     else nresults = push_results(co, req);
   }
   req_free(req);
@@ -181,7 +181,7 @@ static void encode_input(lua_State *L, work_req *req, int nargs) {
   }
   if (in->failed) {
     req_free(req);
-    luaL_error(L, "aqueue.work: not enough memory for the arguments");
+    luaL_error(L, "aqueue.work: out of memory for the arguments");
   }
 }
 
@@ -195,7 +195,7 @@ static int l_work(lua_State *L) {
   push_bytecode(L);
   luaL_checkstack(L, WORK_ENCODE_STACK, "aqueue.work: no stack left");
   work_req *req = calloc(1, sizeof *req);
-  if (!req) return luaL_error(L, "aqueue.work: not enough memory");
+  if (!req) return luaL_error(L, "aqueue.work: out of memory");
   req->mod = lua_touserdata(L, lua_upvalueindex(1));
   encode_input(L, req, nargs);
   lua_pop(L, 1); /* the bytecode */
@@ -246,13 +246,13 @@ int aq_open_work(lua_State *L) {
 
   lua_newtable(L); /* the module */
   work_module *mod = malloc(sizeof *mod);
-  if (!mod) return luaL_error(L, "aqueue.work: not enough memory");
+  if (!mod) return luaL_error(L, "aqueue.work: out of memory");
   mod->decoder = decoder;
   mod->decoder_ref = decoder_ref;
   mod->decode_fn_ref = decode_fn_ref;
   if (aq_engine_on_close(E, close_module, mod) != 0) {
     free(mod);
-    return luaL_error(L, "aqueue.work: not enough memory");
+    return luaL_error(L, "aqueue.work: out of memory");
   }
   lua_pushlightuserdata(L, mod);
   lua_newtable(L); /* fn -> bytecode, weak keys */

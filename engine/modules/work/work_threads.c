@@ -126,7 +126,7 @@ static void push_function(lua_State *L, worker *w, const char *bc, size_t len) {
 static int fail_call(lua_State *L, work_call *call) {
   call->error_code = AQ_EWORK;
   call->error = error_message(L);
-  if (!call->error) return luaL_error(L, "not enough memory");
+  if (!call->error) return luaL_error(L, "out of memory");
   return 0;
 }
 
@@ -147,7 +147,7 @@ static int encode_results(lua_State *L, work_call *call) {
   }
   if (call->out.failed) {
     aq_buf_free(&call->out);
-    return luaL_error(L, "aqueue.work: not enough memory for fn's results");
+    return luaL_error(L, "aqueue.work: out of memory for fn's results");
   }
   return 0;
 }

@@ -1,0 +1,92 @@
+# Allocation-failure injection (engine/core/alloc_fail.c, aqueue-run-asan
+# only): a small representative run (alloc_fail.lua: items with children, a
+# hook, a retry, timers, a limit key, fs, exec and work calls, the plain
+# display, --state) is counted, then run once for each N = 1..total with the
+# Nth allocation of the engine's own C code failing. Each run must end (no
+# hang), with no crash and no ASan/UBSan report, and either succeed as the
+# normal run does or fail with an "out of memory" message (a binding's I/O
+# failure: "ENOMEM: not enough memory") and status 1; a
+# rerun without the failure (--retry-failed) then completes the run in the
+# state file: every item and the hook done, each item counted once.
+# shellcheck source=e2e/lib/common.sh
+source "$(dirname "$0")/e2e/lib/common.sh"
+
+R="$FIX/alloc_fail.lua"
+RUN_TIMEOUT=60
+WORKERS="${AQUEUE_ALLOC_FAIL_JOBS:-4}" # runs at once: each mostly waits (timers, commits, the pool)
+
+# --- the count: a run without failures ---
+mkdir "$TMP/count"
+AQUEUE_FAIL_ALLOC=count run "$AQUEUE_RUN" --progress plain --state "$TMP/count/state" "$R" "$TMP/count"
+expect_rc 0 "count: the run succeeds"
+TOTAL="$(printf '%s\n' "$ERR" | sed -n 's/^aqueue: allocations: //p')"
+expect_match "$TOTAL" '^[0-9]+$' "count: the number of allocations is printed"
+LOG="$(sort "$TMP/count/log")"
+EXPECTED_LOG="$(printf '%s\n' "done Leaf 1" "done Leaf 2" "done Leaf 3" "done Root 0" "hook 0")"
+expect_eq "$LOG" "$EXPECTED_LOG" "count: every item and the hook ran once"
+if [ "$TOTAL" -lt 50 ]; then
+  fail "count: only $TOTAL allocations; the run does not reach the engine's C code"
+fi
+echo "# $TOTAL allocations: $TOTAL runs"
+
+# One run with allocation N failing, then the rerun; prints "N ok", or
+# "N FAIL why" with the outputs in $TMP/N/.
+one_run() {
+  local n="$1" dir="$TMP/$1" rc err
+  mkdir "$dir"
+  AQUEUE_FAIL_ALLOC="$n" timeout -k 5 "$RUN_TIMEOUT" "$AQUEUE_RUN" --progress plain \
+    --state "$dir/state" "$R" "$dir" </dev/null >"$dir/out" 2>"$dir/err"
+  rc=$?
+  err="$(cat "$dir/err")"
+  case "$err" in
+  *"ERROR: AddressSanitizer"* | *"ERROR: LeakSanitizer"* | *"runtime error"*)
+    echo "$n FAIL a sanitizer report (status $rc)"; return ;;
+  *"handle left open at exit"*)
+    echo "$n FAIL a handle left open (status $rc)"; return ;;
+  esac
+  if [ "$rc" -ne 0 ]; then
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then echo "$n FAIL no end within ${RUN_TIMEOUT}s"; return; fi
+    if [ "$rc" -ne 1 ]; then echo "$n FAIL status $rc (1 expected)"; return; fi
+    case "$err" in
+    *"out of memory"* | *"ENOMEM: not enough memory"*) ;; # a binding's I/O failure says ENOMEM
+    *) echo "$n FAIL status 1 without an \"out of memory\" message"; return ;;
+    esac
+  elif [ "$(sort "$dir/log")" != "$EXPECTED_LOG" ]; then
+    echo "$n FAIL succeeded without running every item and the hook once"; return
+  fi
+  # A failed run: the rerun (failed items put back) completes it.
+  if [ "$rc" -ne 0 ]; then
+    timeout -k 5 "$RUN_TIMEOUT" "$AQUEUE_RUN" --progress none --retry-failed \
+      --state "$dir/state" "$R" "$dir" </dev/null >"$dir/out2" 2>"$dir/err2"
+    rc=$?
+    if [ "$rc" -ne 0 ]; then echo "$n FAIL the rerun: status $rc"; return; fi
+  fi
+  # The state file holds a complete run, each item counted once (a run then
+  # does nothing), and every item and the hook were done in one run or the other.
+  timeout -k 5 "$RUN_TIMEOUT" "$AQUEUE_RUN" --progress none --state "$dir/state" "$R" "$dir" \
+    </dev/null >"$dir/out3" 2>"$dir/err3"
+  if ! grep -q "is complete (4 done, 0 failed): nothing to do" "$dir/err3"; then
+    echo "$n FAIL the state file is not complete: $(head -1 "$dir/err3")"; return
+  fi
+  local line
+  for line in "done Leaf 1" "done Leaf 2" "done Leaf 3" "done Root 0" "hook 0"; do
+    if ! grep -qx "$line" "$dir/log"; then echo "$n FAIL [$line] never logged"; return; fi
+  done
+  echo "$n ok"
+  rm -rf "$dir"
+}
+export -f one_run
+export AQUEUE_RUN R TMP RUN_TIMEOUT EXPECTED_LOG
+
+RESULTS="$(seq 1 "$TOTAL" | xargs -P "$WORKERS" -I{} bash -c 'one_run {}')"
+FAILED="$(printf '%s\n' "$RESULTS" | grep ' FAIL ' | sort -n)"
+OK_COUNT="$(printf '%s\n' "$RESULTS" | grep -c ' ok$')"
+if [ -n "$FAILED" ]; then
+  printf '%s\n' "$FAILED" | head -20 >&2
+  first="$(printf '%s\n' "$FAILED" | head -1 | cut -d' ' -f1)"
+  echo "--- run $first: stderr ---" >&2
+  sed 's/^/  | /' "$TMP/$first/err" | head -60 >&2
+  [ -f "$TMP/$first/err2" ] && { echo "--- its rerun: stderr ---" >&2; sed 's/^/  | /' "$TMP/$first/err2" | head -30 >&2; }
+fi
+expect_eq "$OK_COUNT" "$TOTAL" "every one of the $TOTAL runs with a failed allocation ended cleanly"
+finish
