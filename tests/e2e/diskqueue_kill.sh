@@ -63,7 +63,7 @@ while [ "$finished" -eq 0 ]; do
     [ "$RC" -eq 137 ] || fail "run $runs: expected to be killed (status 137), got status $RC"
     kills=$((kills + 1))
   else
-    wait_bg 30 "run $runs ends by itself"
+    wait_bg "$RUN_TIMEOUT" "run $runs ends by itself"
     expect_rc 0 "run $runs: exit status"
     expect_match "$OUT" '^FINISHED$' "run $runs: every item put was marked done"
     expect_no_match "$ERR" 'ERROR: (Address|Leak)Sanitizer|runtime error:|stack traceback' \

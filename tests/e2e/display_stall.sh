@@ -14,8 +14,6 @@ source "$(dirname "$0")/lib/common.sh"
 # shellcheck source=lib/tmux.sh
 source "$(dirname "$0")/lib/tmux.sh"
 
-START_WAIT=15
-QUICK=5
 N=20
 
 wait_lines() { # file, count, seconds, description

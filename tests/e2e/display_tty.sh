@@ -14,8 +14,6 @@ source "$(dirname "$0")/lib/tmux.sh"
 P="$FIX/display_panel.lua"
 COLS=100
 ROWS=40
-START_WAIT=15 # seconds to reach the first marker (ASan start-up is slower)
-QUICK=5
 
 SPIN_UTF8='(⠋|⠙|⠹|⠸|⠼|⠴|⠦|⠧|⠇|⠏)'
 SPIN_ASCII='(\||/|-|\\)'

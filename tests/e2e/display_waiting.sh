@@ -14,9 +14,7 @@ source "$(dirname "$0")/lib/common.sh"
 # shellcheck source=lib/tmux.sh
 source "$(dirname "$0")/lib/tmux.sh"
 
-START_WAIT=15
-QUICK=5
-STABLE_WAIT=15 # the ETA is exact 3 s after the total last grew
+STABLE_WAIT=30 # the ETA is exact 3 s after the total last grew (a limit, as START_WAIT)
 IDLE='idle: 4 delayed, 4 waiting for rate (host a), 2 waiting for per_key (host b), 3 backing off'
 
 # json_lines FILE FROM PY_EXPR: the index (from 0) of the first progress line

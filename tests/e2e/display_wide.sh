@@ -12,8 +12,6 @@ source "$(dirname "$0")/lib/common.sh"
 # shellcheck source=lib/tmux.sh
 source "$(dirname "$0")/lib/tmux.sh"
 
-START_WAIT=15
-QUICK=5
 
 # The display columns of each line on stdin, one number per line (wcwidth's
 # rules: East Asian Wide/Fullwidth 2, combining and format characters 0).

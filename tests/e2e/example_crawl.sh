@@ -39,7 +39,7 @@ pass "25 requests at 40/s took $secs s (>= 0.6 s)"
 # retried), and the example stops nginx afterwards. With --state, running it
 # again finishes the crawl without fetching twice.
 start_bg slow setsid "$AQUEUE_RUN" --progress plain --state "$TMP/slow.state" "$S" --pages 2000 --workers 4 --delay 0.05 --out "$TMP/slow"
-wait_for_text "$TMP/slow.out" "nginx pid" 10 "the slow crawl started its server"
+wait_for_text "$TMP/slow.out" "nginx pid" "$START_WAIT" "the slow crawl started its server"
 expect_eq "$(ps -o pgid= -p "$BG_PID" | tr -d ' ')" "$BG_PID" "the run leads its own process group"
 pid=$(sed -n 's/.*(nginx pid \([0-9]*\)).*/\1/p' "$TMP/slow.out")
 [ "$(ps -o pgid= -p "$pid" | tr -d ' ')" != "$BG_PID" ] || fail "nginx (pid $pid) is in the run's process group"

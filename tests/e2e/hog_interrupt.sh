@@ -13,8 +13,6 @@ source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/tmux.sh"
 
 H="$FIX/hog.lua"
-START_WAIT=15
-QUICK=8 # seconds within which a stop must end the process (ASan on a busy machine)
 SAN_RE='ERROR: [A-Za-z]+Sanitizer|runtime error:|internal error'
 LAST_RESORT='did not stop within a second'
 

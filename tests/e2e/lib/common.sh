@@ -33,8 +33,15 @@ TMP="$(mktemp -d "${TMPDIR:-/tmp}/aqueue-e2e-$TEST_NAME.XXXXXX")"
 CHECKS=0
 SKIPS=0
 BG_PIDS=""
-# How long one run may take before it counts as hung (ASan runs are slower).
-RUN_TIMEOUT="${AQUEUE_E2E_TIMEOUT:-20}"
+# Limits of the waits for a condition (a marker, a line, a screen, the end of
+# a run). Only a failing test reaches one, so they are generous, for a loaded
+# 2-core machine running the ASan build; a passing test waits only as long as
+# the condition takes. What a test must show happens "at once" (a signal ends
+# the run, a timeout cuts a wait) is measured against a wait of 30 s or more,
+# or one that never ends (a fixture waiting for a control file).
+RUN_TIMEOUT="${AQUEUE_E2E_TIMEOUT:-60}" # one whole run, before it counts as hung
+START_WAIT=30 # a run's first marker (ASan start-up is slower)
+QUICK=20      # what follows at once from what the test did (a signal, a key, a file)
 
 cleanup() {
   local pid
