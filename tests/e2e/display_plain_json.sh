@@ -16,9 +16,6 @@
 source "$(dirname "$0")/lib/common.sh"
 
 S="$FIX/display_steady.lua"
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY="$(command -v python3)"
-[ -n "$PY" ] || fail "python3 is needed to parse the plain and json output"
 
 # py_checks WHAT FILE ARGS... <<'PY' code PY: runs the python code with the
 # file's lines in `lines` and ARGS in `args`; the code calls check(cond,

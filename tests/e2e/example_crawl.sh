@@ -28,7 +28,7 @@ run "$AQUEUE_RUN" --progress plain "$S" --pages 20 --workers 8 --delay 0 --rate 
 expect_rc 0 "a crawl with --rate"
 secs=$(printf '%s\n' "$OUT" | sed -n 's/^crawled 21 pages and saved 4 images to .* in \([0-9.]*\) s.*/\1/p')
 [ -n "$secs" ] || fail "the rated crawl did not report 21 pages and 4 images: $OUT"
-python3 -c "import sys; sys.exit(0 if float('$secs') >= 0.6 else 1)" ||
+"$PY" -c "import sys; sys.exit(0 if float('$secs') >= 0.6 else 1)" ||
   fail "25 requests at 40/s took $secs s: less than the 0.6 s the rate allows"
 pass "25 requests at 40/s took $secs s (>= 0.6 s)"
 

@@ -18,9 +18,6 @@ source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/tmux.sh"
 
 R="$FIX/retry_stop.lua"
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY="$(command -v python3)"
-[ -n "$PY" ] || fail "python3 is needed to parse the json output"
 
 # ======================= SIGINT during a backoff wait =======================
 mkdir "$TMP/stop"

@@ -132,7 +132,7 @@ expect_rc 1 "foreign: refused"
 expect_contains "$ERR" "$TMP/text.state is not an aqueue state file" "foreign: says what it is"
 cmp -s "$TMP/text.state" "$TMP/text.orig" && pass "foreign: left untouched" || fail "foreign: the file changed"
 
-python3 - "$TMP/other.db" <<'PY'
+"$PY" - "$TMP/other.db" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1]); c.execute("create table t(a)"); c.execute("insert into t values (1)"); c.commit()
 PY
@@ -143,7 +143,7 @@ expect_contains "$ERR" "is a database of another program" "other program's datab
 cmp -s "$TMP/other.db" "$TMP/other.orig" && pass "other database: untouched" || fail "other database: changed"
 
 cp "$TMP/many.state" "$TMP/newer.state"
-python3 - "$TMP/newer.state" <<'PY'
+"$PY" - "$TMP/newer.state" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1]); c.execute("pragma journal_mode = delete"); c.execute("pragma user_version = 99"); c.close()
 PY
@@ -154,7 +154,7 @@ expect_contains "$ERR" "written by a newer aqueue (file format 99" "newer: says 
 cmp -s "$TMP/newer.state" "$TMP/newer.orig" && pass "newer: untouched" || fail "newer: changed"
 
 head -c 3000 "$TMP/newer.orig" >"$TMP/cut.state"
-python3 - "$TMP/cut.state" <<'PY'
+"$PY" - "$TMP/cut.state" <<'PY'
 import sys
 # back to the current format, so only the damage is left to find
 b = bytearray(open(sys.argv[1], "rb").read()); b[60:64] = (1).to_bytes(4, "big"); open(sys.argv[1], "wb").write(b)

@@ -116,7 +116,7 @@ aqueue.run_queue{ initial_items = items }
 LUA
 run "$TOOL_RUN" --progress none --state "$D" "$TMP/many.lua"
 expect_rc 1 "a run of 3000 failed items (the file to damage)"
-python3 - "$D" <<'PY'
+"$PY" - "$D" <<'PY'
 import os, sys
 path = sys.argv[1]
 size = os.path.getsize(path)

@@ -45,6 +45,11 @@ RUN_TIMEOUT="${AQUEUE_E2E_TIMEOUT:-60}" # one whole run, before it counts as hun
 # a test is there to check the runs under test, and an ASan start-up (leak
 # check included) costs five times as much.
 TOOL_RUN="${AQUEUE_TOOL_RUN:-$AQUEUE_RUN}"
+# The Debian python3 (scripts/lib/setup.sh installs it) for the checks
+# written in Python, not whatever python3 comes first on PATH: a version
+# manager's shim there costs a second a call on a loaded machine.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY="$(command -v python3)"
 START_WAIT=30 # a run's first marker (ASan start-up is slower)
 QUICK=20      # what follows at once from what the test did (a signal, a key, a file)
 
