@@ -19,7 +19,7 @@ S="$TMP/tree.state"
 LOG="$TMP/tree.log"
 start_bg hang "$AQUEUE_RUN" --progress none --state "$S" "$R" hang "$LOG"
 wait_for_text "$LOG" "parent children done" "$START_WAIT" "resume: the parent's children finished"
-sleep 0.3 # > the 50 ms group commit: the children's completion is committed
+wait_for_text "$LOG" "committed" "$QUICK" "resume: the children's completion is committed"
 kill -KILL "$BG_PID"
 wait "$BG_PID" 2>/dev/null
 expect_eq "$(count_lines "$(cat "$LOG")" '^child ')" 3 "resume: 3 children ran before the kill"
@@ -74,7 +74,7 @@ S="$TMP/keys.state"
 LOG="$TMP/keys.log"
 start_bg keys "$AQUEUE_RUN" --progress none --state "$S" "$R" keys "$LOG"
 wait_for_text "$LOG" "keyed a" "$START_WAIT" "keys: the keyed item ran"
-sleep 0.3 # committed
+wait_for_text "$LOG" "committed" "$QUICK" "keys: the keyed item's completion is committed"
 kill -KILL "$BG_PID"
 wait "$BG_PID" 2>/dev/null
 run "$AQUEUE_RUN" --progress none --state "$S" "$R" keys_again "$LOG"
