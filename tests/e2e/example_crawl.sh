@@ -46,7 +46,7 @@ pid=$(sed -n 's/.*(nginx pid \([0-9]*\)).*/\1/p' "$TMP/slow.out")
 pass "nginx (pid $pid) runs in a process group of its own"
 sleep 0.5
 kill -INT -- "-$BG_PID"
-wait_bg 15 "the interrupted crawl ended"
+wait_bg "$QUICK" "the interrupted crawl ended"
 expect_rc 130 "an interrupted crawl exits 130"
 expect_match "$ERR" '^aqueue: [0-9]+ processed, 0 failed, 0 retried, .*interrupted$' \
   "the summary says it was interrupted, with nothing failed or retried"
