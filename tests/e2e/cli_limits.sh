@@ -29,13 +29,14 @@ limits_case 5 1 max_items "--max-items 5, the script gives max_items = 1: the co
 limits_case 2 4 max_items "no --max-items, the script gives max_items = 2" "$L" 6 0.01 2 -
 
 # --- --max-time: the run stops after S seconds; the running item finishes ---
-# The first item sleeps 1.5 s: the stop comes while it runs, the other four never start.
-limits_case 1 4 max_time "--max-time 0.2" --max-time 0.2 "$L" 5 1.5 - -
+# The first item sleeps 0.5 s: the stop comes while it runs (its 0.2 s timer is
+# due before the sleep's, on any machine), the other four never start.
+limits_case 1 4 max_time "--max-time 0.2" --max-time 0.2 "$L" 5 0.5 - -
 expect_eq "$(value_of "$OUT" stopping_seen)" true "--max-time 0.2: the running item saw aqueue.stopping() true"
 limits_case 1 4 max_time "--max-time=0.2, the script gives max_time = 3600: the command line wins" \
-  --max-time=0.2 "$L" 5 1.5 - 3600
+  --max-time=0.2 "$L" 5 0.5 - 3600
 limits_case 1 4 max_time "--max-time with --max-items, the time comes first" \
-  --max-time 0.2 --max-items 4 "$L" 5 1.5 - -
+  --max-time 0.2 --max-items 4 "$L" 5 0.5 - -
 
 # --- bad values: exit 2, a message naming the option and the value ---
 bad_usage() { # description, args...

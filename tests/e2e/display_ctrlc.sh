@@ -15,8 +15,6 @@ source "$(dirname "$0")/lib/tmux.sh"
 X="$FIX/display_exit.lua"
 COLS=90
 ROWS=30
-START_WAIT=15
-QUICK=5
 
 start_waiting() { # name
   mkdir "$TMP/$1"

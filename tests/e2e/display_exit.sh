@@ -13,8 +13,6 @@ source "$(dirname "$0")/lib/tmux.sh"
 X="$FIX/display_exit.lua"
 COLS=90
 ROWS=30
-START_WAIT=15
-QUICK=5
 
 # The end screen of every way: cursor back, one final frame, the summary.
 # $1: the session name, $2: a regex the summary line must match.

@@ -2,8 +2,9 @@
 # is recorded (tmux pipe-pane) during a ~1.5 s run of many short items (the
 # figures change all the time): every redraw erases the previous frame with
 # "ESC[J", so their count is the number of frames after the first. At most
-# 10 redraws a second (plus the final frame), and yet regular redraws while
-# the run goes on. The cursor is hidden once at the start and shown after the
+# 10 redraws a second (plus the final frame): the frame timer's own bound,
+# which a slow machine only lowers; and yet regular redraws while the run goes
+# on. The cursor is hidden once at the start and shown after the
 # last frame.
 # Fixture: display_busy.lua.
 # shellcheck source=lib/common.sh
@@ -11,7 +12,6 @@ source "$(dirname "$0")/lib/common.sh"
 # shellcheck source=lib/tmux.sh
 source "$(dirname "$0")/lib/tmux.sh"
 
-START_WAIT=15
 REC="$TMP/pane.bytes"
 ESC=$'\033'
 
@@ -31,7 +31,10 @@ secs="$(printf '%s\n' "$SCREEN" | sed -n -E 's/^aqueue: 150 processed.* in ([0-9
 erases="$(grep -ao "$ESC\\[J" "$REC" | wc -l)"
 hides="$(grep -ao "$ESC\\[?25l" "$REC" | wc -l)"
 most="$(awk -v s="$secs" 'BEGIN { printf "%d", s * 10 + 2 }')"  # ticks, the final frame, one spare
-least="$(awk -v s="$secs" 'BEGIN { printf "%d", s * 10 / 2 }')" # at least 5 a second
+# At least 2 a second: a floor, generous for a loaded 2-core machine (a frame
+# the loop is late for is dropped, not drawn later); no redraws at all while
+# the run goes on would show 0 here, or 1.
+least="$(awk -v s="$secs" 'BEGIN { printf "%d", s * 2 }')"
 echo "# $erases redraws in $secs s (allowed $least..$most)"
 [ "$erases" -le "$most" ] || tfail "the panel was redrawn $erases times in $secs s: more than 10 a second (at most $most)"
 pass "at most 10 redraws a second ($erases in $secs s)"

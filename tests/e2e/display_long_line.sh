@@ -9,15 +9,15 @@ source "$(dirname "$0")/lib/tmux.sh"
 D="$TMP/d"
 mkdir "$D"
 tmux_run long 100 30 -- "$FIX/display_long_line.lua" "$D"
-tmux_wait_file "$D/written" 15 "70000 bytes written without a newline"
-tmux_wait_screen_re '^x{500,}$' 5 "the long line is shown above the panel before its newline"
+tmux_wait_file "$D/written" "$START_WAIT" "70000 bytes written without a newline"
+tmux_wait_screen_re '^x{500,}$' "$QUICK" "the long line is shown above the panel before its newline"
 # The 70000 bytes fill the pty faster than tmux drains it, so the frame that
 # carries them may be cut short (frames are dropped, never waited for): the
 # panel comes back with a later frame.
-tmux_wait_screen_re '^ Workers ' 5 "the panel is drawn again below the line"
+tmux_wait_screen_re '^ Workers ' "$QUICK" "the panel is drawn again below the line"
 s_count_is '^ Workers ' 1 "one panel on screen"
 touch "$D/release"
-tmux_wait_exit 5 "the run ends"
+tmux_wait_exit "$QUICK" "the run ends"
 tmux_expect_rc 0 "exit status"
 s_match '^x*END$' "the rest of the line follows"
 tmux_kill_run

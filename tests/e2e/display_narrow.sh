@@ -10,8 +10,6 @@ source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/tmux.sh"
 
 M="$FIX/display_many.lua"
-START_WAIT=15
-QUICK=5
 
 # --- 40x24 from the start ---
 D="$TMP/start"

@@ -16,9 +16,6 @@
 source "$(dirname "$0")/lib/common.sh"
 
 S="$FIX/display_steady.lua"
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY="$(command -v python3)"
-[ -n "$PY" ] || fail "python3 is needed to parse the plain and json output"
 
 # py_checks WHAT FILE ARGS... <<'PY' code PY: runs the python code with the
 # file's lines in `lines` and ARGS in `args`; the code calls check(cond,
@@ -57,6 +54,10 @@ PYEOF
   done <<<"$result"
 }
 
+# The json run (~2.7 s, below) goes on in the background while the plain one
+# runs: both mostly sleep.
+start_bg json "$AQUEUE_RUN" --progress json "$S" 12 0.9 3 7
+
 # ======================= plain, ~4.5 s =======================
 # 25 Work items, the first 7 fail at once, the other 18 take 0.5 s each on
 # the 2 workers the Note leaves: about 4.5 s, so progress lines at 2 s and 4 s.
@@ -83,7 +84,9 @@ for l in lines:
 check(len(progress) >= 2, "at least 2 progress lines in a ~4.5 s run", len(progress))
 times = [secs(m.group(1)) for m in progress]
 gaps = [b - a for a, b in zip(times, times[1:])]
-check(all(1.5 <= g <= 2.6 for g in gaps) and 1.5 <= times[0] <= 2.6, "a progress line every 2 s", times)
+# every 2 s, not every 1 or 4: the upper bound leaves a loaded 2-core machine
+# 1.5 s to be late (a line comes from a timer, never early)
+check(all(1.5 <= g <= 3.5 for g in gaps) and 1.5 <= times[0] <= 3.5, "a progress line every 2 s", times)
 for m in progress:
     done, total, pct = int(m.group(2)), int(m.group(3)), int(m.group(4))
     running, queued, failed, retried = (int(m.group(i)) for i in (7, 8, 9, 10))
@@ -103,7 +106,7 @@ tail = lines[summary_at[0]:]
 m = re.match(r"^aqueue: 19 processed, 7 failed, 0 retried in ([0-9.]+) s \((\d+) items/s\)$", tail[0])
 check(m is not None, "summary: 19 processed, 7 failed, 0 retried in X s (R items/s)", tail[0])
 secs_total, rate = float(m.group(1)), int(m.group(2))
-check(4.0 <= secs_total <= 10, "summary: the run took about 4.5 s", secs_total)
+check(4.0 <= secs_total <= 60, "summary: the run took about 4.5 s (at least 4; at most 60 even when loaded)", secs_total)
 check(abs(rate - 26 / secs_total) <= 1, "summary: items/s = finished items / seconds", tail[0])
 want = ["  failed: Work:process: ", "work failed 3", "work failed 4", "work failed 5", "work failed 6", "work failed 7"]
 check(len(tail) == 7, "summary: the line, 5 failures, the count of the earlier ones, nothing else", tail)
@@ -115,11 +118,10 @@ check(other == tail, "nothing else on stderr (tracebacks, progress lines, the su
 PY
 
 # ======================= json, ~2.7 s =======================
-# 12 Work items, 7 fail at once, 5 take 0.9 s each on 2 workers.
-run "$AQUEUE_RUN" --progress json "$S" 12 0.9 3 7
+# 12 Work items, 7 fail at once, 5 take 0.9 s each on 2 workers (started above).
+wait_bg "$RUN_TIMEOUT" "json: the run ends"
 expect_rc 1 "json: items failed"
 expect_match "$OUT" '^after run_queue processed=6 failed=7$' "json: the fixture's own figures"
-printf '%s\n' "$ERR" >"$TMP/json.err"
 py_checks json "$TMP/json.err" 12 3 7 <<'PY'
 N, WORKERS, F = (int(a) for a in args)
 NOTE_DESC = 'quote " backslash \\ newline \n tab \t bell \x07 \u00e9 end'
@@ -142,7 +144,9 @@ KEYS = {"type", "elapsed", "processed", "failed", "hooks_failed", "retried", "ca
         "queued", "overall", "rate", "eta", "eta_stable", "waiting", "workers", "classes"}
 prog = objs[:-1]
 times = [o["elapsed"] for o in prog]
-check(all(0.7 <= b - a <= 1.5 for a, b in zip(times, times[1:])) and 0.7 <= times[0] <= 1.5,
+# every second, not every 2: the upper bound leaves a loaded 2-core machine
+# 0.9 s to be late (an object comes from a timer, never early)
+check(all(0.7 <= b - a <= 1.9 for a, b in zip(times, times[1:])) and 0.7 <= times[0] <= 1.9,
       "a progress object every second", times)
 for o in prog:
     check(KEYS <= set(o), "every field", sorted(KEYS - set(o)))

@@ -16,8 +16,6 @@ source "$(dirname "$0")/lib/tmux.sh"
 P="$FIX/display_panel.lua"
 COLS=100
 ROWS=40
-START_WAIT=15
-QUICK=5
 ESC=$'\033'
 
 # What display_panel.lua writes to stdout, byte for byte, when it is not the

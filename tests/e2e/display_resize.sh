@@ -11,8 +11,6 @@ source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/tmux.sh"
 
 M="$FIX/display_many.lua"
-START_WAIT=15
-QUICK=5
 SPIN='(⠋|⠙|⠹|⠸|⠼|⠴|⠦|⠧|⠇|⠏)'
 BUSY_ROW="^  [ 1-9][0-9] $SPIN Job  busy item [0-9]+ =+…  [0-9.:s]+\$"
 IDLE_ROW='^  [ 1-9][0-9] · idle$'

@@ -14,8 +14,6 @@ source "$(dirname "$0")/lib/common.sh"
 # shellcheck source=lib/tmux.sh
 source "$(dirname "$0")/lib/tmux.sh"
 
-START_WAIT=15
-QUICK=5
 N=20
 
 wait_lines() { # file, count, seconds, description
@@ -72,7 +70,7 @@ LAST_CMD="$AQUEUE_RUN --progress json display_stall.lua $D $N 200000 2>fifo"
     "$AQUEUE_RUN" --progress json "$FIX/display_stall.lua" "$D" "$N" 200000 >"$TMP/out.txt"
     echo $? >"$TMP/rc"
     # The shell's stderr (the same open file as aqueue-run's): still blocking?
-    python3 -c 'import fcntl, os; print(1 if fcntl.fcntl(2, fcntl.F_GETFL) & os.O_NONBLOCK else 0)' >"$TMP/nonblock"
+    "$PY" -c 'import fcntl, os; print(1 if fcntl.fcntl(2, fcntl.F_GETFL) & os.O_NONBLOCK else 0)' >"$TMP/nonblock"
   } 2>"$TMP/fifo"
 ) &
 BG_PIDS="$BG_PIDS $!"

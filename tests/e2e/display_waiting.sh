@@ -14,33 +14,16 @@ source "$(dirname "$0")/lib/common.sh"
 # shellcheck source=lib/tmux.sh
 source "$(dirname "$0")/lib/tmux.sh"
 
-START_WAIT=15
-QUICK=5
-STABLE_WAIT=15 # the ETA is exact 3 s after the total last grew
+STABLE_WAIT=30 # the ETA is exact 3 s after the total last grew (a limit, as START_WAIT)
 IDLE='idle: 4 delayed, 4 waiting for rate (host a), 2 waiting for per_key (host b), 3 backing off'
 
-# json_lines FILE FROM PY_EXPR: the index (from 0) of the first progress line
-# at or after FROM for which PY_EXPR (over the object `o`) holds, or -1.
+# json_line FILE FROM LUA_EXPR: the index (from 0) of the first progress line
+# at or after FROM for which LUA_EXPR (over the object `o`) holds, or -1.
 json_line() {
-  python3 - "$1" "$2" "$3" <<'PY'
-import json, sys
-path, start, expr = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-n = -1
-with open(path, encoding="utf-8", errors="replace") as f:
-    lines = [l for l in f if l.startswith('{"type":"progress"')]
-for i, l in enumerate(lines):
-    try:
-        o = json.loads(l)
-    except ValueError:
-        continue
-    if i >= start and eval(expr):
-        n = i
-        break
-print(n)
-PY
+  "$TOOL_RUN" "$FIX/json_line.lua" "$1" "$2" "$3"
 }
 
-# wait_json FILE FROM PY_EXPR SECONDS DESCRIPTION: waits for such a line; sets LINE_AT.
+# wait_json FILE FROM LUA_EXPR SECONDS DESCRIPTION: waits for such a line; sets LINE_AT.
 wait_json() {
   local deadline=$((SECONDS + $4))
   while :; do
@@ -57,17 +40,29 @@ wait_json() {
 
 progress_count() { grep -c '^{"type":"progress"' "$1"; }
 
+# The three runs (json, plain, tty) each wait 3 s for an exact ETA: they run
+# side by side, each in its own directory. The tty's first screen is checked
+# first, while its ETA is still an estimate.
+mkdir "$TMP/json" "$TMP/plain" "$TMP/tty"
+start_bg json "$AQUEUE_RUN" --progress json "$FIX/display_waiting.lua" "$TMP/json"
+JSON_PID="$BG_PID"
+start_bg plain "$AQUEUE_RUN" --progress plain "$FIX/display_waiting.lua" "$TMP/plain"
+PLAIN_PID="$BG_PID"
+tmux_run tty 160 30 -- "$FIX/display_waiting.lua" "$TMP/tty"
+tmux_wait_file "$TMP/tty/ready" "$START_WAIT" "tty: the Flaky items have failed (ready)"
+tmux_wait_screen " Workers  2/4 busy  $IDLE" "$QUICK" "tty: the reasons after the Workers header"
+tmux_wait_screen_re '^ Overall .*  ETA ~[0-9]' "$QUICK" "tty: an estimated ETA ('~') at first"
+
 # ======================= json =======================
 D="$TMP/json"
-mkdir "$D"
-start_bg json "$AQUEUE_RUN" --progress json "$FIX/display_waiting.lua" "$D"
+BG_NAME=json BG_PID="$JSON_PID"
 E="$TMP/json.err"
 wait_for_text "$E" '{"type":"progress"' "$START_WAIT" "json: a progress line"
-wait_json "$E" 0 'o["eta_stable"] is False' 1 "json: the first progress line: eta_stable false (the total has just grown)"
+wait_json "$E" 0 'o.eta_stable == false' 1 "json: the first progress line: eta_stable false (the total has just grown)"
 expect_eq "$LINE_AT" 0 "json: ... and it is the first line"
-wait_json "$E" 0 'o["waiting"] == {"delayed": 4, "backing_off": 3, "rate": 4, "per_key": 2, "rate_key": "host a", "per_key_key": "host b"} and o["workers"]["busy"] == 2' \
+wait_json "$E" 0 'same(o.waiting, { delayed = 4, backing_off = 3, rate = 4, per_key = 2, rate_key = "host a", per_key_key = "host b" }) and o.workers.busy == 2' \
   "$START_WAIT" "json: waiting: 4 delayed, 3 backing off, 4 for the rate of host a, 2 for per_key of host b"
-wait_json "$E" 0 'o["eta_stable"] is True and o["overall"]["total"] == 16' "$STABLE_WAIT" \
+wait_json "$E" 0 'o.eta_stable == true and o.overall.total == 16' "$STABLE_WAIT" \
   "json: eta_stable true once the total has not grown for a while"
 touch "$D/grow"
 deadline=$((SECONDS + QUICK))
@@ -75,12 +70,12 @@ while [ ! -e "$D/grown" ]; do
   [ "$SECONDS" -ge "$deadline" ] && fail "json: grown did not appear"
   sleep 0.02
 done
-wait_json "$E" 0 'o["overall"]["total"] == 17' "$QUICK" "json: the new item counts in the total"
+wait_json "$E" 0 'o.overall.total == 17' "$QUICK" "json: the new item counts in the total"
 first17="$LINE_AT"
-wait_json "$E" "$first17" 'True' 1 "json: (the line that first shows it)"
-expect_eq "$(json_line "$E" "$first17" 'o["eta_stable"] is False')" "$first17" \
+wait_json "$E" "$first17" 'true' 1 "json: (the line that first shows it)"
+expect_eq "$(json_line "$E" "$first17" 'o.eta_stable == false')" "$first17" \
   "json: eta_stable false again on the line where the total grew"
-expect_eq "$(json_line "$E" "$first17" 'o["waiting"]["delayed"] == 5')" "$first17" "json: 5 delayed now"
+expect_eq "$(json_line "$E" "$first17" 'o.waiting.delayed == 5')" "$first17" "json: 5 delayed now"
 touch "$D/release"
 kill -INT "$BG_PID"
 wait_bg "$QUICK" "json: the run stops on SIGINT"
@@ -90,8 +85,7 @@ expect_match "$(tail -1 "$E")" '^\{"type":"summary",.*"eta_stable":(true|false),
 
 # ======================= plain =======================
 D="$TMP/plain"
-mkdir "$D"
-start_bg plain "$AQUEUE_RUN" --progress plain "$FIX/display_waiting.lua" "$D"
+BG_NAME=plain BG_PID="$PLAIN_PID"
 E="$TMP/plain.err"
 wait_for_text "$E" "aqueue: " "$START_WAIT" "plain: a progress line"
 wait_for_text "$E" "$IDLE" "$START_WAIT" "plain: the idle workers' reasons"
@@ -110,11 +104,6 @@ expect_rc 130 "plain: interrupted"
 
 # ======================= tty =======================
 D="$TMP/tty"
-mkdir "$D"
-tmux_run tty 160 30 -- "$FIX/display_waiting.lua" "$D"
-tmux_wait_file "$D/ready" "$START_WAIT" "tty: the Flaky items have failed (ready)"
-tmux_wait_screen " Workers  2/4 busy  $IDLE" "$QUICK" "tty: the reasons after the Workers header"
-tmux_wait_screen_re '^ Overall .*  ETA ~[0-9]' "$QUICK" "tty: an estimated ETA ('~') at first"
 tmux_wait_screen_re '^ Overall .*  ETA [0-9]' "$STABLE_WAIT" "tty: an exact ETA once the total has not grown for a while"
 tmux_resize 60 30
 tmux_wait_screen_re '^ Workers  2/4 busy  idle: 4 delayed, 4 waiting for r' "$QUICK" "tty, 60 columns: the reasons, cut"

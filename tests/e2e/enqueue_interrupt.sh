@@ -8,7 +8,7 @@
 source "$(dirname "$0")/lib/common.sh"
 
 start_bg forever "$AQUEUE_RUN" "$FIX/enqueue_forever.lua"
-wait_for_text "$TMP/forever.out" READY 30 "the producer is enqueueing (READY)"
+wait_for_text "$TMP/forever.out" READY "$START_WAIT" "the producer is enqueueing (READY)"
 kill -INT "$BG_PID"
 wait_bg 60 "the run ends after the Ctrl-C"
 expect_rc 130 "interrupted"

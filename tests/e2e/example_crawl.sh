@@ -28,7 +28,7 @@ run "$AQUEUE_RUN" --progress plain "$S" --pages 20 --workers 8 --delay 0 --rate 
 expect_rc 0 "a crawl with --rate"
 secs=$(printf '%s\n' "$OUT" | sed -n 's/^crawled 21 pages and saved 4 images to .* in \([0-9.]*\) s.*/\1/p')
 [ -n "$secs" ] || fail "the rated crawl did not report 21 pages and 4 images: $OUT"
-python3 -c "import sys; sys.exit(0 if float('$secs') >= 0.6 else 1)" ||
+"$PY" -c "import sys; sys.exit(0 if float('$secs') >= 0.6 else 1)" ||
   fail "25 requests at 40/s took $secs s: less than the 0.6 s the rate allows"
 pass "25 requests at 40/s took $secs s (>= 0.6 s)"
 
@@ -39,14 +39,14 @@ pass "25 requests at 40/s took $secs s (>= 0.6 s)"
 # retried), and the example stops nginx afterwards. With --state, running it
 # again finishes the crawl without fetching twice.
 start_bg slow setsid "$AQUEUE_RUN" --progress plain --state "$TMP/slow.state" "$S" --pages 2000 --workers 4 --delay 0.05 --out "$TMP/slow"
-wait_for_text "$TMP/slow.out" "nginx pid" 10 "the slow crawl started its server"
+wait_for_text "$TMP/slow.out" "nginx pid" "$START_WAIT" "the slow crawl started its server"
 expect_eq "$(ps -o pgid= -p "$BG_PID" | tr -d ' ')" "$BG_PID" "the run leads its own process group"
 pid=$(sed -n 's/.*(nginx pid \([0-9]*\)).*/\1/p' "$TMP/slow.out")
 [ "$(ps -o pgid= -p "$pid" | tr -d ' ')" != "$BG_PID" ] || fail "nginx (pid $pid) is in the run's process group"
 pass "nginx (pid $pid) runs in a process group of its own"
 sleep 0.5
 kill -INT -- "-$BG_PID"
-wait_bg 15 "the interrupted crawl ended"
+wait_bg "$QUICK" "the interrupted crawl ended"
 expect_rc 130 "an interrupted crawl exits 130"
 expect_match "$ERR" '^aqueue: [0-9]+ processed, 0 failed, 0 retried, .*interrupted$' \
   "the summary says it was interrupted, with nothing failed or retried"

@@ -40,10 +40,8 @@ exit_case in_spawn 5 5
 exit_case in_item 7 7
 exit_case in_item 0 0
 exit_case in_hook 9 9
-# an exit inside an item does not wait for the other running items (they sleep 2 s)
-run "$AQUEUE_RUN" "$S" in_item 4
-expect_rc 4 "os.exit(4) in an item, timed"
-[ "$ELAPSED_MS" -lt 1800 ] || fail "os.exit in an item: expected the process to end at once, it took ${ELAPSED_MS} ms (other items sleep 2 s)"
-pass "os.exit in an item ends the process at once (${ELAPSED_MS} ms)"
+# (An exit inside an item does not wait for the other running items: they
+# sleep 2 s, then print "NOT REACHED: a sleeper finished", which the "nothing
+# after" check of in_item above would have seen. An order, not a time bound.)
 
 finish

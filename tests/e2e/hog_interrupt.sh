@@ -13,8 +13,6 @@ source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/tmux.sh"
 
 H="$FIX/hog.lua"
-START_WAIT=15
-QUICK=8 # seconds within which a stop must end the process (ASan on a busy machine)
 SAN_RE='ERROR: [A-Za-z]+Sanitizer|runtime error:|internal error'
 LAST_RESORT='did not stop within a second'
 
@@ -29,19 +27,30 @@ wait_for_file() {
   pass "$3"
 }
 
+# The three runs below spin for a set wall time (1.3 s, 1.3 s, 0.5 + 2 s): they
+# run side by side, and each is checked once it ended.
+mkdir "$TMP/p" "$TMP/t"
+start_bg alone "$AQUEUE_RUN" "$H" "$TMP/p" alone
+ALONE_PID="$BG_PID"
+start_bg beside "$AQUEUE_RUN" "$H" "$TMP/p" beside
+BESIDE_PID="$BG_PID"
+start_bg timeout "$AQUEUE_RUN" "$H" "$TMP/t" timeout
+TIMEOUT_PID="$BG_PID"
+
 # --- the warning is for code that holds others up ---
-mkdir "$TMP/p"
-run "$AQUEUE_RUN" "$H" "$TMP/p" alone
+BG_NAME=alone BG_PID="$ALONE_PID"
+wait_bg "$RUN_TIMEOUT" "alone: the run ends"
 expect_rc 0 "alone: the main chunk computes 1.3 s with no other task"
 expect_no_match "$ERR" 'without yielding' "alone: no warning when nothing else waits"
-run "$AQUEUE_RUN" "$H" "$TMP/p" beside
+BG_NAME=beside BG_PID="$BESIDE_PID"
+wait_bg "$RUN_TIMEOUT" "beside: the run ends"
 expect_rc 0 "beside: the main chunk computes 1.3 s while a spawned task sleeps"
 expect_match "$ERR" '^aqueue: the main chunk has run [0-9]+\.[0-9] s without yielding' \
   "beside: the warning names the main chunk, which holds the sleeping task up"
 
 # --- an item's timeout interrupts its spinning process ---
-mkdir "$TMP/t"
-run "$AQUEUE_RUN" "$H" "$TMP/t" timeout
+BG_NAME=timeout BG_PID="$TIMEOUT_PID"
+wait_bg "$RUN_TIMEOUT" "timeout: the run ends"
 expect_rc 1 "timeout: items failed"
 expect_match "$OUT" '^after run_queue processed=2 failed=2$' "timeout: both spinning attempts failed, both Quick items were processed"
 expect_eq "$(count_lines "$ERR" '^aqueue: Slow:process failed: Slow{how="[a-z]*"}: timed out after 0\.5 s$')" 2 \

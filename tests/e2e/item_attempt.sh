@@ -9,9 +9,9 @@ F="$FIX/attempt.lua"
 S="$TMP/attempt.state"
 LOG="$TMP/attempt.log"
 start_bg first "$AQUEUE_RUN" --progress none --state "$S" "$F" first "$LOG"
-wait_for_text "$LOG" "attempt 1" 15 "the first attempt ran"
-wait_for_text "$TMP/first.err" "retrying in" 15 "the first attempt failed and a retry is scheduled"
-sleep 0.3 # > the 50 ms group commit: the failed attempt is committed
+wait_for_text "$LOG" "attempt 1" "$START_WAIT" "the first attempt ran"
+wait_for_text "$TMP/first.err" "retrying in" "$QUICK" "the first attempt failed and a retry is scheduled"
+wait_for_text "$LOG" "committed" "$QUICK" "the failed attempt is committed to the state file"
 kill -KILL "$BG_PID"
 wait "$BG_PID" 2>/dev/null
 

@@ -5,8 +5,6 @@
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 
-START_WAIT=15
-QUICK=5
 
 # wait_content FILE TEXT SECONDS DESCRIPTION: waits until FILE holds exactly
 # TEXT (the script waits meanwhile: block buffering never gets there).

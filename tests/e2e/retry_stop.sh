@@ -18,16 +18,11 @@ source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/tmux.sh"
 
 R="$FIX/retry_stop.lua"
-READY_WAIT=15 # seconds to reach the first marker (ASan start-up is slower)
-QUICK=5       # seconds within which a signal must end the process
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY="$(command -v python3)"
-[ -n "$PY" ] || fail "python3 is needed to parse the json output"
 
 # ======================= SIGINT during a backoff wait =======================
 mkdir "$TMP/stop"
 start_bg stop "$AQUEUE_RUN" "$R" stop "$TMP/stop"
-wait_for_text "$TMP/stop.err" "retrying in" "$READY_WAIT" "stop: the first attempt failed and waits to be retried"
+wait_for_text "$TMP/stop.err" "retrying in" "$START_WAIT" "stop: the first attempt failed and waits to be retried"
 bg_output
 expect_match "$ERR" '^aqueue: Flaky:process failed \(attempt 1 of 4\), retrying in [0-9]+\.[0-9]{2} s: .*flaky failure$' \
   "stop: the retry line names the class, the attempt, the wait and the message"
@@ -56,7 +51,7 @@ echo "  (stop: exit ${stop_ms} ms after the SIGINT)"
 D="$TMP/tty"
 mkdir "$D"
 tmux_run tty 120 30 -- "$R" panel "$D"
-tmux_wait_file "$D/second" "$READY_WAIT" "tty: RetryPanel's second attempt runs (second)"
+tmux_wait_file "$D/second" "$START_WAIT" "tty: RetryPanel's second attempt runs (second)"
 tmux_wait_screen_re '^  [0-9] .+ RetryPanel \(attempt 2/3\)  second try +[0-9.:s]+$' "$QUICK" \
   "tty: the worker row shows 'RetryPanel (attempt 2/3)' and the set_desc text"
 s_match '^ Queue +queued +running +retrying +done +failed +max queued$' "tty: the Queue header has a retrying column"
@@ -83,7 +78,7 @@ tmux_kill_run
 # ======================= json progress on a retry =======================
 mkdir "$TMP/json"
 start_bg json "$AQUEUE_RUN" --progress json "$R" panel "$TMP/json"
-wait_for_text "$TMP/json.err" '"attempt":2' "$READY_WAIT" "json: a progress line while the retried attempt runs"
+wait_for_text "$TMP/json.err" '"attempt":2' "$START_WAIT" "json: a progress line while the retried attempt runs"
 touch "$TMP/json/release"
 wait_for_text "$TMP/json.out" "retry panel done" "$QUICK" "json: RetryPanel finished"
 kill -INT "$BG_PID"

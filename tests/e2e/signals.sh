@@ -8,13 +8,11 @@
 source "$(dirname "$0")/lib/common.sh"
 
 I="$FIX/interrupt.lua"
-READY_WAIT=15    # seconds to reach READY (ASan start-up is slower)
-QUICK=5          # seconds within which a signal must end the process
 
 # --- first SIGINT: graceful stop ---
 mkdir "$TMP/g"
 start_bg graceful "$AQUEUE_RUN" "$I" "$TMP/g"
-wait_for_text "$TMP/graceful.out" READY "$READY_WAIT" "graceful: the queue is running (READY)"
+wait_for_text "$TMP/graceful.out" READY "$START_WAIT" "graceful: the queue is running (READY)"
 kill -INT "$BG_PID"
 wait_for_text "$TMP/graceful.err" "interrupted: letting running items finish" "$QUICK" \
   "graceful: the first SIGINT prints 'interrupted: letting running items finish'"
@@ -43,7 +41,7 @@ expect_no_match "$ERR" 'ERROR: (Address|Leak)Sanitizer|runtime error:|internal e
 # --- first SIGINT while a parent and its child both run: both hooks run ---
 mkdir "$TMP/tree"
 start_bg tree "$AQUEUE_RUN" "$FIX/interrupt_tree.lua" "$TMP/tree"
-wait_for_text "$TMP/tree.out" READY "$READY_WAIT" "tree: parent and child are running (READY)"
+wait_for_text "$TMP/tree.out" READY "$START_WAIT" "tree: parent and child are running (READY)"
 kill -INT "$BG_PID"
 wait_for_text "$TMP/tree.err" "interrupted: letting running items finish" "$QUICK" "tree: the SIGINT was heard"
 touch "$TMP/tree/release"
@@ -56,7 +54,7 @@ expect_match "$OUT" '^after run_queue interrupted=true processed=2$' "tree: run_
 # --- second SIGINT: cancel at once ---
 mkdir "$TMP/c"
 start_bg twice "$AQUEUE_RUN" "$I" "$TMP/c"
-wait_for_text "$TMP/twice.out" READY "$READY_WAIT" "twice: the queue is running (READY)"
+wait_for_text "$TMP/twice.out" READY "$START_WAIT" "twice: the queue is running (READY)"
 kill -INT "$BG_PID"
 wait_for_text "$TMP/twice.err" "interrupted: letting running items finish" "$QUICK" "twice: the first SIGINT was heard"
 kill -INT "$BG_PID"
@@ -75,7 +73,7 @@ for sig in INT TERM; do
   [ "$sig" = TERM ] && want=143
   for mode in idle after_run; do
     start_bg "idle_${sig}_$mode" "$AQUEUE_RUN" "$FIX/idle.lua" "$mode"
-    wait_for_text "$TMP/idle_${sig}_$mode.out" READY "$READY_WAIT" "SIG$sig $mode: the script is sleeping (READY)"
+    wait_for_text "$TMP/idle_${sig}_$mode.out" READY "$START_WAIT" "SIG$sig $mode: the script is sleeping (READY)"
     kill -"$sig" "$BG_PID"
     wait_bg "$QUICK" "SIG$sig $mode: the process ends at once"
     expect_rc "$want" "SIG$sig with no queue running ($mode)"
@@ -88,7 +86,7 @@ done
 # --- output printed before a signal is not lost (stdout fully buffered into a file) ---
 for sig in INT TERM; do
   start_bg "buffered_$sig" "$AQUEUE_RUN" "$FIX/idle.lua" buffered
-  wait_for_text "$TMP/buffered_$sig.err" READY "$READY_WAIT" "SIG$sig buffered: the script is sleeping (READY)"
+  wait_for_text "$TMP/buffered_$sig.err" READY "$START_WAIT" "SIG$sig buffered: the script is sleeping (READY)"
   kill -"$sig" "$BG_PID"
   wait_bg "$QUICK" "SIG$sig buffered: the process ends at once"
   expect_eq "$OUT" "printed before the signal" "SIG$sig: a line printed (buffered) before the signal reaches stdout"
@@ -97,7 +95,7 @@ done
 # --- SIGTERM on a running queue ---
 mkdir "$TMP/t"
 start_bg term "$AQUEUE_RUN" "$I" "$TMP/t"
-wait_for_text "$TMP/term.out" READY "$READY_WAIT" "SIGTERM: the queue is running (READY)"
+wait_for_text "$TMP/term.out" READY "$START_WAIT" "SIGTERM: the queue is running (READY)"
 kill -TERM "$BG_PID"
 wait_bg "$QUICK" "SIGTERM: the process ends at once (items never released)"
 expect_rc 143 "SIGTERM on a running queue (128 + 15)"

@@ -30,9 +30,6 @@ MIN_KILLS=10      # kills that must land while the run is unfinished
 MAX_EXTRA_KILLS=8 # kills after those, until a run happens to finish first
 EXPECTED_ITEMS=20421
 SAN_RE='ERROR: (Address|Leak)Sanitizer|runtime error:|internal error|stack traceback|panic'
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY="$(command -v python3)"
-[ -n "$PY" ] || fail "python3 is needed to check the side log"
 
 # Kill delays are drawn from [50, 400] ms, scaled by SLOW_PCT for the ASan runner
 # (its start-up and its loading of a resumed run are 2-3x slower; the leaves'

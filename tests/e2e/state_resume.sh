@@ -13,14 +13,13 @@
 source "$(dirname "$0")/lib/common.sh"
 
 R="$FIX/state_resume.lua"
-READY_WAIT=15
 
 # ============================ resume after kill -9 ============================
 S="$TMP/tree.state"
 LOG="$TMP/tree.log"
 start_bg hang "$AQUEUE_RUN" --progress none --state "$S" "$R" hang "$LOG"
-wait_for_text "$LOG" "parent children done" "$READY_WAIT" "resume: the parent's children finished"
-sleep 0.3 # > the 50 ms group commit: the children's completion is committed
+wait_for_text "$LOG" "parent children done" "$START_WAIT" "resume: the parent's children finished"
+wait_for_text "$LOG" "committed" "$QUICK" "resume: the children's completion is committed"
 kill -KILL "$BG_PID"
 wait "$BG_PID" 2>/dev/null
 expect_eq "$(count_lines "$(cat "$LOG")" '^child ')" 3 "resume: 3 children ran before the kill"
@@ -74,8 +73,8 @@ expect_eq "$(sort -u "$TMP/exit.log" | wc -l) $(wc -l <"$TMP/exit.log")" "10 10"
 S="$TMP/keys.state"
 LOG="$TMP/keys.log"
 start_bg keys "$AQUEUE_RUN" --progress none --state "$S" "$R" keys "$LOG"
-wait_for_text "$LOG" "keyed a" "$READY_WAIT" "keys: the keyed item ran"
-sleep 0.3 # committed
+wait_for_text "$LOG" "keyed a" "$START_WAIT" "keys: the keyed item ran"
+wait_for_text "$LOG" "committed" "$QUICK" "keys: the keyed item's completion is committed"
 kill -KILL "$BG_PID"
 wait "$BG_PID" 2>/dev/null
 run "$AQUEUE_RUN" --progress none --state "$S" "$R" keys_again "$LOG"
@@ -87,9 +86,9 @@ expect_eq "$(count_lines "$(cat "$LOG")" '^keyed a$')" 1 "keys: the keyed item r
 S="$TMP/many.state"
 LOG="$TMP/many.log"
 start_bg many "$AQUEUE_RUN" --progress none --state "$S" "$R" many "$LOG"
-wait_for_text "$LOG" "slow 5" "$READY_WAIT" "ctrl-c: items are running"
+wait_for_text "$LOG" "slow 5" "$START_WAIT" "ctrl-c: items are running"
 kill -INT "$BG_PID"
-wait_bg 10 "ctrl-c: the run stops"
+wait_bg "$QUICK" "ctrl-c: the run stops"
 expect_eq "$RC" 130 "ctrl-c: exit 130"
 first=$(count_lines "$(cat "$LOG")" '^slow ')
 
@@ -133,7 +132,7 @@ expect_rc 1 "foreign: refused"
 expect_contains "$ERR" "$TMP/text.state is not an aqueue state file" "foreign: says what it is"
 cmp -s "$TMP/text.state" "$TMP/text.orig" && pass "foreign: left untouched" || fail "foreign: the file changed"
 
-python3 - "$TMP/other.db" <<'PY'
+"$PY" - "$TMP/other.db" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1]); c.execute("create table t(a)"); c.execute("insert into t values (1)"); c.commit()
 PY
@@ -144,7 +143,7 @@ expect_contains "$ERR" "is a database of another program" "other program's datab
 cmp -s "$TMP/other.db" "$TMP/other.orig" && pass "other database: untouched" || fail "other database: changed"
 
 cp "$TMP/many.state" "$TMP/newer.state"
-python3 - "$TMP/newer.state" <<'PY'
+"$PY" - "$TMP/newer.state" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1]); c.execute("pragma journal_mode = delete"); c.execute("pragma user_version = 99"); c.close()
 PY
@@ -155,7 +154,7 @@ expect_contains "$ERR" "written by a newer aqueue (file format 99" "newer: says 
 cmp -s "$TMP/newer.state" "$TMP/newer.orig" && pass "newer: untouched" || fail "newer: changed"
 
 head -c 3000 "$TMP/newer.orig" >"$TMP/cut.state"
-python3 - "$TMP/cut.state" <<'PY'
+"$PY" - "$TMP/cut.state" <<'PY'
 import sys
 # back to the current format, so only the damage is left to find
 b = bytearray(open(sys.argv[1], "rb").read()); b[60:64] = (1).to_bytes(4, "big"); open(sys.argv[1], "wb").write(b)
@@ -168,7 +167,7 @@ cmp -s "$TMP/cut.state" "$TMP/cut.orig" && pass "damaged: untouched" || fail "da
 
 # ================================ a file in use ================================
 start_bg inuse "$AQUEUE_RUN" --progress none --state "$TMP/inuse.state" "$R" hang "$TMP/inuse.log"
-wait_for_text "$TMP/inuse.log" "parent children done" "$READY_WAIT" "in use: the first run holds the file"
+wait_for_text "$TMP/inuse.log" "parent children done" "$START_WAIT" "in use: the first run holds the file"
 run "$AQUEUE_RUN" --progress none --state "$TMP/inuse.state" "$R" finish "$TMP/inuse.log"
 expect_rc 1 "in use: a second run is refused"
 expect_contains "$ERR" "$TMP/inuse.state is in use by another process" "in use: says so"

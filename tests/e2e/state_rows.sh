@@ -21,9 +21,8 @@ S="$TMP/edited.state"
 edited() {
   rm -f "$S" "$S-wal" "$S-shm"
   cp "$BASE" "$S"
-  run "$AQUEUE_RUN" "$EDIT" "$S" "$@"
+  run "$TOOL_RUN" "$EDIT" "$S" "$@"
   expect_rc 0 "edit: $*"
-  run "$AQUEUE_RUN" "$EDIT" "$S"
   BEFORE_ROWS="$OUT"
   cp "$S" "$TMP/before.state"
 }
@@ -37,7 +36,7 @@ changed_bytes() {
 
 unchanged() { # description
   expect_empty "$(changed_bytes)" "$1: the file is left as it was, byte for byte (but the change counter)"
-  run "$AQUEUE_RUN" "$EDIT" "$S"
+  run "$TOOL_RUN" "$EDIT" "$S"
   expect_eq "$OUT" "$BEFORE_ROWS" "$1: its rows are as they were"
 }
 
@@ -115,9 +114,9 @@ local items = {}
 for i = 1, 3000 do items[i] = Big{ n = i, text = ("x"):rep(50) } end
 aqueue.run_queue{ initial_items = items }
 LUA
-run "$AQUEUE_RUN" --progress none --state "$D" "$TMP/many.lua"
+run "$TOOL_RUN" --progress none --state "$D" "$TMP/many.lua"
 expect_rc 1 "a run of 3000 failed items (the file to damage)"
-python3 - "$D" <<'PY'
+"$PY" - "$D" <<'PY'
 import os, sys
 path = sys.argv[1]
 size = os.path.getsize(path)

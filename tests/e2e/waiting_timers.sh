@@ -6,18 +6,16 @@
 source "$(dirname "$0")/lib/common.sh"
 
 F="$FIX/waiting_timers.lua"
-READY_WAIT=15 # seconds to reach READY (ASan start-up is slower)
-QUICK=5       # seconds within which a signal must end the process
 
 start_bg term "$AQUEUE_RUN" --progress plain "$F"
-wait_for_text "$TMP/term.out" READY "$READY_WAIT" "term: the sleeper runs (READY)"
+wait_for_text "$TMP/term.out" READY "$START_WAIT" "term: the sleeper runs (READY)"
 kill -TERM "$BG_PID"
 wait_bg "$QUICK" "term: SIGTERM ends the process although items wait for timers"
 expect_rc 143 "term: terminated"
 expect_match "$ERR" '^aqueue: .*, terminated$' "term: the summary says terminated"
 
 start_bg twice "$AQUEUE_RUN" --progress plain "$F"
-wait_for_text "$TMP/twice.out" READY "$READY_WAIT" "twice: the sleeper runs (READY)"
+wait_for_text "$TMP/twice.out" READY "$START_WAIT" "twice: the sleeper runs (READY)"
 kill -INT "$BG_PID"
 wait_for_text "$TMP/twice.err" "interrupted: letting running items finish" "$QUICK" "twice: the first SIGINT is heard"
 kill -INT "$BG_PID"

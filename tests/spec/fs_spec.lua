@@ -53,7 +53,7 @@ describe("aqueue.fs.read", function()
   end)
 
   it("reads a large file completely", function()
-    local data = binary(24 * 1024 * 1024 + 7)
+    local data = binary(4 * 1024 * 1024 + 7) -- 64 times the smallest read, not a round size
     files.write(dir .. "/big", data)
     local got = fs.read(dir .. "/big")
     assert.are.equal(#data, #got)
@@ -152,7 +152,7 @@ describe("aqueue.fs.write", function()
   end)
 
   it("writes a large string completely", function()
-    local data = binary(24 * 1024 * 1024 + 7)
+    local data = binary(4 * 1024 * 1024 + 7) -- 64 times the smallest read, not a round size
     assert.is_true(fs.write(dir .. "/big", data))
     assert.is_true(files.read(dir .. "/big") == data)
   end)

@@ -5,6 +5,7 @@
 -- key, in every order.
 local aqueue = require("aqueue")
 local capture_stderr = require("tests.support.capture").stderr
+local longer_wait = require("tests.support.longer_wait")
 
 local now = aqueue.now
 
@@ -117,12 +118,12 @@ end)
 describe("limits.rate", function()
   it("spaces the starts of a key at least 1/rate apart", function()
     local P, st = probe_class("LimRate")
-    local t0 = now()
+    local spacing = longer_wait.start(1 / 20)
     local s = run(add({}, P, 6, "a"), { num_workers = 6, limits = { rate = 20 } })
     assert.are.equal(6, s.processed)
     assert_spaced(st.starts.a, 1 / 20, "key a at 20/s")
-    -- the first start is not held back
-    assert.is_true(st.starts.a[1] - t0 < 0.05 * 5, "the first start waited")
+    -- the first start is not held back: it comes before a 1/rate wait begun with the run ends
+    assert.is_true(st.starts.a[1] < spacing.ended_at, "the first start waited")
   end)
 
   it("limits each key on its own: keys do not share one rate", function()
@@ -172,7 +173,11 @@ describe("items of other keys are never stuck behind a limited key", function()
           slow_inside = slow_inside + 1
           slow_max = math.max(slow_max, slow_inside)
           slow_starts[#slow_starts + 1] = now()
-          aqueue.sleep(0.4)
+          -- holds its key until the 40 other items have ended (not a time
+          -- that a loaded machine could outlast); were they stuck behind
+          -- this key, they would not end, and it gives up after a while
+          local deadline = now() + 20
+          while #fast_ends < 40 and now() < deadline do aqueue.sleep(0.01) end
           slow_inside = slow_inside - 1
         else
           aqueue.sleep(0.01)
@@ -197,8 +202,8 @@ describe("items of other keys are never stuck behind a limited key", function()
       assert.are.equal(3, #slow_starts)
       assert.are.equal(40, #fast_ends)
       table.sort(slow_starts)
-      -- the slow key needs >= 0.8 s to drain; every other item had finished
-      -- before its second item could even start
+      -- every other item had finished before the slow key's second item could
+      -- even start
       local last_fast = max_of(fast_ends)
       assert.is_true(last_fast < slow_starts[2], ("the last fast item ended %.3f s after the slow key's second start")
         :format(last_fast - slow_starts[2]))
@@ -404,12 +409,13 @@ describe("limits with delay", function()
   it("a delayed item does not hold its key's slot while it waits, and is limited once due", function()
     local P, st = probe_class("LimDelay")
     local t0 = now()
+    local due = longer_wait.start(0.2) -- ends when the delayed item is due
     run({ P{ lk = "k", name = "delayed", delay = 0.2 }, P{ lk = "k", name = "now", wait = 0.35 } },
       { order = "fifo", num_workers = 2, limits = { per_key = 1 } })
     assert.are.same({ "now", "delayed" }, st.log)
     assert.are.equal(1, st.max.k)
     -- "now" started without waiting for the delayed item's 0.2 s
-    assert.is_true(st.starts.k[1] - t0 < 0.2, "an item waited behind a delayed item of its key")
+    assert.is_true(st.starts.k[1] < due.ended_at, "an item waited behind a delayed item of its key")
     -- the delayed item was due at 0.2 s but waited for the slot
     assert.is_true(st.starts.k[2] - t0 >= 0.2)
     assert.is_true(st.starts.k[2] >= st.ends.k[1])

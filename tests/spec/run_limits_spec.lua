@@ -3,6 +3,7 @@
 -- Ctrl-C; an item's `delay` holds it back (without holding a worker).
 local aqueue = require("aqueue")
 local capture_stderr = require("tests.support.capture").stderr
+local longer_wait = require("tests.support.longer_wait")
 
 local now = aqueue.now
 
@@ -116,13 +117,14 @@ describe("run_queue{ max_items = n }", function()
     for i = 1, 4 do items[#items + 1] = Cls{ lk = "k" } end     -- 3 held by per_key
     for i = 1, 3 do items[#items + 1] = Cls{ delay = 10 } end   -- waiting out a delay
     items[#items + 1] = Cls{}
-    local t0 = now()
+    local delays = longer_wait.start(10)
     local s = run(items, { order = "fifo", num_workers = 4, max_items = 2, limits = { per_key = 1 } })
     assert.are.equal(2, count)
     assert.are.equal(6, s.not_started)
     assert.are.equal("max_items", s.stopped)
     -- the delayed items were dropped, not waited for
-    assert.is_true(now() - t0 < 5, "the run waited for delayed items")
+    assert.is_false(delays:ended(), "the run waited for delayed items")
+    delays:stop()
   end)
 end)
 
@@ -195,9 +197,10 @@ describe("run_queue{ max_time = t }", function()
     local Cls = aqueue.Item:extend("RlTimeDelayed")
     local ran = 0
     function Cls:process() ran = ran + 1 end
-    local t0 = now()
+    local delays = longer_wait.start(30)
     local s = run({ Cls{}, Cls{ delay = 30 }, Cls{ delay = 30 } }, { max_time = 0.1 })
-    assert.is_true(now() - t0 < 5, "the run waited for delayed items")
+    assert.is_false(delays:ended(), "the run waited for delayed items")
+    delays:stop()
     assert.are.equal(1, ran)
     assert.are.equal(2, s.not_started)
     assert.are.equal("max_time", s.stopped)
@@ -206,10 +209,11 @@ describe("run_queue{ max_time = t }", function()
   it("does not stop a run that ends before t", function()
     local Cls = aqueue.Item:extend("RlTimeShort")
     function Cls:process() aqueue.sleep(0.01) end
-    local s = run({ Cls{}, Cls{} }, { max_time = 5 })
+    -- (a max_time far over the run's 0.01 s, even on a loaded machine)
+    local s = run({ Cls{}, Cls{} }, { max_time = 60 })
     assert.are.equal(2, s.processed)
     assert.is_nil(s.stopped)
-    assert.is_true(s.elapsed < 5)
+    assert.is_true(s.elapsed < 60)
   end)
 end)
 
@@ -319,10 +323,11 @@ describe("Item.delay", function()
     local items = { Cls{ name = "delayed", delay = 0.3 } }
     for i = 1, 5 do items[#items + 1] = Cls{ name = "o" .. i } end
     local t0 = now()
+    local due = longer_wait.start(0.3) -- ends when the delayed item is due
     local s = run(items, { order = "fifo", num_workers = 1 })
     assert.are.equal(6, s.processed)
     assert.are.same({ "o1", "o2", "o3", "o4", "o5", "delayed" }, log)
-    assert.is_true(t.o1 - t0 < 0.3, "the first other item waited for the delayed one")
+    assert.is_true(t.o1 < due.ended_at, "the first other item waited for the delayed one")
     assert.is_true(t.delayed - t0 >= 0.3)
   end)
 

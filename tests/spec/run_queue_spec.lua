@@ -384,15 +384,14 @@ describe("run_queue", function()
     assert.are.equal(3, summary.processed)
   end)
 
-  it("processes many items quickly", function()
+  -- (how quickly: scripts/bench, not a wall-clock bound here)
+  it("processes 20000 items enqueued by one item", function()
     local Cls = noop_class("RqMany")
     local Root = aqueue.Item:extend("RqManyRoot")
     function Root:process(enqueue)
       for i = 1, 20000 do enqueue(Cls{ n = i }) end
     end
-    local t0 = aqueue.now()
     local summary = aqueue.run_queue{ initial_items = { Root{} }, num_workers = 100 }
     assert.are.equal(20001, summary.processed)
-    assert.is_true(aqueue.now() - t0 < 3)
   end)
 end)

@@ -33,8 +33,25 @@ TMP="$(mktemp -d "${TMPDIR:-/tmp}/aqueue-e2e-$TEST_NAME.XXXXXX")"
 CHECKS=0
 SKIPS=0
 BG_PIDS=""
-# How long one run may take before it counts as hung (ASan runs are slower).
-RUN_TIMEOUT="${AQUEUE_E2E_TIMEOUT:-20}"
+# Limits of the waits for a condition (a marker, a line, a screen, the end of
+# a run). Only a failing test reaches one, so they are generous, for a loaded
+# 2-core machine running the ASan build; a passing test waits only as long as
+# the condition takes. What a test must show happens "at once" (a signal ends
+# the run, a timeout cuts a wait) is measured against a wait of 30 s or more,
+# or one that never ends (a fixture waiting for a control file).
+RUN_TIMEOUT="${AQUEUE_E2E_TIMEOUT:-60}" # one whole run, before it counts as hung
+# The aqueue-run for the tests' own tools (fixtures that prepare or inspect
+# files, not the runs under test): always the plain build, as the ASan twin of
+# a test is there to check the runs under test, and an ASan start-up (leak
+# check included) costs five times as much.
+TOOL_RUN="${AQUEUE_TOOL_RUN:-$AQUEUE_RUN}"
+# The Debian python3 (scripts/lib/setup.sh installs it) for the checks
+# written in Python, not whatever python3 comes first on PATH: a version
+# manager's shim there costs a second a call on a loaded machine.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY="$(command -v python3)"
+START_WAIT=30 # a run's first marker (ASan start-up is slower)
+QUICK=20      # what follows at once from what the test did (a signal, a key, a file)
 
 cleanup() {
   local pid
@@ -58,7 +75,9 @@ _show_last_run() {
   fi
 }
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# (EPOCHREALTIME, bash 5: no date process per reading; the polling loops read
+# the clock often)
+now_ms() { local us=${EPOCHREALTIME/[.,]/}; echo $((us / 1000)); }
 
 fail() {
   echo "FAIL [$TEST_NAME]: $*" >&2
@@ -90,17 +109,23 @@ finish() {
 # ELAPSED_MS. A run killed for taking too long fails the test.
 run() {
   LAST_CMD="$(printf '%q ' "$@")${RUN_CWD:+ (in $RUN_CWD)}"
-  local rc start
-  start=$(now_ms)
-  (
-    if [ -n "${RUN_CWD:-}" ]; then cd "$RUN_CWD" || exit 125; fi
-    exec timeout -k 5 "$RUN_TIMEOUT" "$@" </dev/null >"$TMP/.out" 2>"$TMP/.err"
-  )
+  local rc start=${EPOCHREALTIME/[.,]/}
+  # (no subshell and no cat without RUN_CWD: a process less per run, and the
+  # suite makes many runs)
+  if [ -n "${RUN_CWD:-}" ]; then
+    (
+      cd "$RUN_CWD" || exit 125
+      exec timeout -k 5 "$RUN_TIMEOUT" "$@" </dev/null >"$TMP/.out" 2>"$TMP/.err"
+    )
+  else
+    timeout -k 5 "$RUN_TIMEOUT" "$@" </dev/null >"$TMP/.out" 2>"$TMP/.err"
+  fi
   rc=$?
-  ELAPSED_MS=$(($(now_ms) - start))
+  local end=${EPOCHREALTIME/[.,]/}
+  ELAPSED_MS=$(((end - start) / 1000))
   RC=$rc
-  OUT="$(cat "$TMP/.out")"
-  ERR="$(cat "$TMP/.err")"
+  OUT="$(<"$TMP/.out")"
+  ERR="$(<"$TMP/.err")"
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     fail "the run did not end within ${RUN_TIMEOUT}s (killed by timeout, status $rc)"
   fi
