@@ -14,7 +14,7 @@ local sched = require("aqueue.sched")
 local item_mod = require("aqueue.item")
 local handle = require("aqueue.handle")
 local traceback = require("aqueue.traceback")
-local state = require("aqueue.state")
+local queue_backend = require("aqueue.queue_backend")
 local field_names = require("aqueue.field_names")
 
 local C, E = sched.C, sched.E
@@ -43,15 +43,14 @@ local MAX_RETRIES = 65534 -- attempts are counted in 16 bits
 
 local active = nil -- the run in progress; nil between runs
 
-local function new_run_state(limits, persisting)
+local function new_run_state(limits, backend)
   return {
     items = {},          -- id -> item table, from enqueue until the scheduler reaps the id
     errors = {},         -- final failures, for the summary (MAX_KEPT_ERRORS at most)
     errors_dropped = 0,  -- final failures past those
-    seen_keys = {},      -- Item:key() values enqueued (dedup)
     limits = limits,     -- run_queue{ limits = } (checked), nil for none
     limit_key_ids = {},  -- Item:limit_key() value -> the scheduler's key id
-    persisting = persisting, -- the run has a state file (aqueue.state)
+    backend = backend,   -- where the queue is kept (aqueue.queue_backend)
     enqueue_child = nil, -- (parent, child, level, initial): see make_enqueue_child
   }
 end
@@ -234,50 +233,28 @@ local function handle_of_known(child, same, err)
   return new_item_handle(child)
 end
 
--- enqueue, with a state file: the child's ordinal under its parent,
--- and, when the parent runs again after a restart and had enqueued this child
--- before, the handle to that one instead.
-local function recall_known_child(parent, child, cls, level)
-  state.check(child, cls.__name, level + 1)
-  local ordinal = state.next_ordinal(parent)
-  if parent ~= nil then
-    local same, err = state.known_child(parent, ordinal, cls.__name)
-    if same ~= nil then
-      return ordinal, handle_of_known(child, same, err)
-    end
-  end
-  return ordinal, nil
-end
-
--- enqueue's dedup: the child's key() in `run` (nil without one), and true
--- when an item of that key was enqueued already.
-local function dedup_key(run, child, level)
+-- enqueue's dedup: the child's key() (nil without one), and true when the
+-- backend saw an item of that key before.
+local function dedup_key(backend, child, level)
   local key_fn = child.key
   if key_fn == nil then
     return nil, false
   end
   local key = call_key_method(child, "key", key_fn, level)
-  if key ~= nil and run.seen_keys[key] then
+  if key ~= nil and backend:seen(key) then
     C.aq__sched_note_duplicate(E)
     return key, true
   end
   return key, false
 end
 
--- The state file's row of a new item (its parent's row comes first).
-local function persist_new_item(child, parent, key, ordinal, cls)
-  local pid, parent_pid, key_text = state.new_row(child, parent, key)
-  state.add_item(state.db(), child, pid, parent_pid, ordinal, cls.__name, key_text)
-end
-
 -- enqueue, when the scheduler did not take the child (`id` <= 0):
--- returns when the queue is stopping (with a state file, the child is kept
--- for the next run, under its parent); raises for what the scheduler refuses.
-local function stopped_or_refused(run, id, parent, parent_id, child, cls, key, ordinal, level)
+-- returns when the queue is stopping (a durable backend keeps the child for
+-- the next run, under its parent); raises for what the scheduler refuses.
+local function stopped_or_refused(backend, id, parent, parent_id, child, key, ticket, level)
   if id == -2 then
-    if run.persisting then
-      C.aq__sched_hold_open(E, parent_id)
-      persist_new_item(child, parent, key, ordinal, cls)
+    if backend:held(child, parent, key, ticket) then
+      C.aq__sched_hold_open(E, parent_id) -- the parent's subtree waits for the kept child
     end
     return
   elseif id == -3 then
@@ -287,12 +264,9 @@ local function stopped_or_refused(run, id, parent, parent_id, child, cls, key, o
   error("enqueue: " .. ENQUEUE_ERRORS[id], level)
 end
 
--- enqueue, last, once the scheduler took the child (id `id`): `run` keeps
--- it (in `items`, its run.items) until it is reaped. Returns its handle.
-local function record(run, items, parent, child, id, key)
-  if key ~= nil then
-    run.seen_keys[key] = true
-  end
+-- enqueue, once the scheduler took the child (id `id`): the run keeps it
+-- (in `items`, its run.items) until it is reaped. Returns its handle.
+local function record(items, parent, child, id)
   items[id] = child
   child._aq_id = id
   if parent ~= nil then
@@ -309,7 +283,8 @@ end
 -- A closure per run: what it reads on every enqueue are its upvalues, which
 -- the JIT compiles as constants of the run.
 local function make_enqueue_child(run)
-  local items, limits, persisting = run.items, run.limits, run.persisting
+  local items, limits, backend = run.items, run.limits, run.backend
+  local admit, enqueued = backend.admit, backend.enqueued -- looked up once, not at each enqueue
   local instances_seen = {} -- class -> instances enqueued (misspelt-field checks)
   local count_turn = new_turn_counter()
   return function(parent, child, level, initial)
@@ -318,34 +293,28 @@ local function make_enqueue_child(run)
     end
     local cls, parent_id = check_item(instances_seen, parent, child, level + 1)
     local priority, flags, delay, limit_key, max_attempts = sched_fields(run, limits, child, cls, level + 1)
-    local ordinal = nil
-    if persisting then
-      local known
-      ordinal, known = recall_known_child(parent, child, cls, level + 1)
-      if known then
-        return known
-      end
+    local known, ticket = admit(backend, parent, child, cls.__name, level + 1)
+    if known ~= nil then -- a re-running parent's child, enqueued before (ticket: its error)
+      return handle_of_known(child, known, ticket)
     end
-    local key, duplicate = dedup_key(run, child, level + 1)
+    local key, duplicate = dedup_key(backend, child, level + 1)
     if duplicate then
       return nil, "duplicate"
     end
     local id = C.aq__sched_enqueue(E, parent_id, cls.__aq_class_id, priority, flags, delay, limit_key, max_attempts)
     if id <= 0 then
-      stopped_or_refused(run, id, parent, parent_id, child, cls, key, ordinal, level + 1)
+      stopped_or_refused(backend, id, parent, parent_id, child, key, ticket, level + 1)
       return nil, "stopped"
     end
-    local h = record(run, items, parent, child, id, key)
-    if persisting then
-      persist_new_item(child, parent, key, ordinal, cls) -- last: see state.new_row
-    end
+    local h = record(items, parent, child, id)
+    enqueued(backend, child, parent, key, ticket) -- last: a state file's write ends the JIT's trace
     return h
   end
 end
 
 -- A new run: its state, and its enqueue.
-local function new_run(limits, persisting)
-  local run = new_run_state(limits, persisting)
+local function new_run(limits, backend)
+  local run = new_run_state(limits, backend)
   run.enqueue_child = make_enqueue_child(run)
   return run
 end
@@ -416,18 +385,14 @@ local function fail_process(run, id, item, err)
       attempt, item.retries + 1, wait)
     core.log("aqueue: " .. text .. item_mod.view(item) .. ": " .. message) -- names the item, as report_failure
     core.note_error(text .. message) -- the panel's one line keeps the message
-    if run.persisting then
-      state.retrying(item, attempt)
-    end
+    run.backend:retrying(item, attempt)
     item.attempt = attempt + 1 -- what the retry's process sees as self.attempt
     return
   end
   item._aq_last_error = nil
   local message = report_failure(run, item, "process", err, attempt)
   settle_item(item, id, false, message)
-  if run.persisting then
-    state.processed(item, false, attempt, message)
-  end
+  run.backend:processed(item, false, attempt, message)
   C.aq__sched_process_done(E, id, 0)
 end
 
@@ -439,7 +404,7 @@ end
 -- runner loop. Ids are not reused before they are reaped, so waiting is safe.
 local REAP_BATCH = 64
 local function reap(run)
-  local items = run.items
+  local items, backend = run.items, run.backend
   while true do
     local id = C.aq__sched_reap(E)
     if id == 0 then
@@ -448,18 +413,14 @@ local function reap(run)
     local item = items[id]
     item._aq_id = false -- finished: no more children
     items[id] = nil
-    if run.persisting then
-      state.finished(item)
-    end
+    backend:finished(item)
   end
 end
 
 local function finish_process(run, id, item, ok, ...)
   if ok then
     settle_item(item, id, true, ...)
-    if run.persisting then
-      state.processed(item, true, C.aq__sched_attempt(E, id))
-    end
+    run.backend:processed(item, true, C.aq__sched_attempt(E, id))
     C.aq__sched_process_done(E, id, 1)
   else
     fail_process(run, id, item, (...))
@@ -473,9 +434,7 @@ local function finish_hook(run, id, item, ok, err)
   if not ok then
     report_failure(run, item, "after_children_processed", err)
   end
-  if run.persisting then
-    state.finished(item) -- the hook ran: it will not run again
-  end
+  run.backend:hook_ran(item)
   C.aq__sched_hook_done(E, id, ok and 1 or 0)
   if C.aq__sched_reaped_count(E) >= REAP_BATCH then
     reap(run)
@@ -693,8 +652,9 @@ local function drop_queued(run)
   end
 end
 
--- Puts a resumed run's unfinished items back into the scheduler and into
--- `run` (see state.load). Returns the counts of what the state file held.
+-- Puts the unfinished items the run's backend holds back into the scheduler
+-- and into `run` (queue_backend: resume). Returns the counts of what it held,
+-- or nil when it held no run.
 local function resume(run)
   local opened = {}
   local function restore(item, parent, open, attempts)
@@ -718,12 +678,14 @@ local function resume(run)
     run.items[id] = item
     item._aq_id = id
   end
-  local keys, counts = state.load(item_mod.classes, restore, 3)
+  local counts = run.backend:resume(item_mod.classes, restore, 3)
+  if counts == nil then
+    return nil
+  end
   for i = 1, #opened do
     C.aq__sched_restore_release(E, opened[i])
   end
   C.aq__sched_add_overall_done(E, counts.tracked_done)
-  run.seen_keys = keys
   return counts
 end
 
@@ -748,18 +710,19 @@ end
 
 local function run_queue(opts)
   local initial, num_workers, order, progress, run_limits, max_items, max_time, state_file = check_options(opts)
-  local resuming = false
-  if state_file then
-    local _, _, _, _, fresh, retry_failed = core.defaults()
-    resuming = state.start(state_file, fresh, retry_failed, 2)
+  local _, _, _, _, fresh, retry_failed = core.defaults()
+  local backend = queue_backend.open(state_file, { fresh = fresh, retry_failed = retry_failed }, 2)
+  local ok, err = pcall(core.run_start, num_workers, order, progress, max_items, max_time)
+  if not ok then -- another run is active
+    backend:abandon()
+    error(err, 2)
   end
-  core.run_start(num_workers, order, progress, max_items, max_time) -- raises while another run is active
-  local run = new_run(run_limits, state_file ~= nil)
+  local run = new_run(run_limits, backend)
   active = run
   local resumed = nil
-  local ok, err = pcall(function()
-    if resuming then
-      resumed = resume(run)
+  ok, err = pcall(function()
+    resumed = resume(run)
+    if resumed then
       say_resumed(state_file, resumed)
     else
       for i = 1, #initial do
@@ -770,9 +733,7 @@ local function run_queue(opts)
   if not ok then -- an invalid initial item, or a run that cannot resume: nothing has started yet
     core.run_finish()
     close_run(run)
-    if run.persisting then
-      state.abandon()
-    end
+    backend:abandon()
     error(err, 0)
   end
   while core.run_wait() == "stopping" do
@@ -784,14 +745,15 @@ local function run_queue(opts)
   handle.reset_item_waiters()
   summary.errors = run.errors
   summary.errors_not_kept = run.errors_dropped
-  if run.persisting then
+  if backend.durable then
     summary.state = state_file
     summary.resumed = resumed
-    local committed, why = state.finish()
-    if not committed then
-      error("run_queue: " .. why, 2)
-    end
   end
+  local committed, why = backend:finish()
+  if not committed then
+    error("run_queue: " .. why, 2)
+  end
+  summary.backend, summary.counters = backend.name, backend:counters(summary)
   return summary
 end
 

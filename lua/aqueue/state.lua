@@ -188,14 +188,28 @@ function M.put_back_failed(d)
   return assert(d:exec(PUT_BACK_FAILED_SQL))
 end
 
+-- The file's figures: items done and failed for good, and items left to run.
+local COUNTS_SQL = M.sql("SELECT count(CASE WHEN state <> $PENDING AND outcome = $DONE THEN 1 END), "
+  .. "count(CASE WHEN state <> $PENDING AND outcome = $FAILED THEN 1 END), "
+  .. "count(CASE WHEN state = $PENDING THEN 1 END) FROM items")
+local function counts_of(d)
+  local done, failed, pending = d:rows(COUNTS_SQL)()
+  return { done = done, failed = failed, pending = pending }
+end
+
 -- The run ended: commit what it wrote (yields until then) and let go.
--- Returns true, or nil and why the file could not be written.
+-- Returns true and the file's figures ({ done, failed, pending }), or nil
+-- and why the file could not be written.
 function M.finish()
   local d = db
   finished_here[path] = true
   db, ptr, path, known = nil, nil, nil, {}
   statefile.set_active_state(nil)
-  return d:flush()
+  local ok, why = d:flush()
+  if not ok then
+    return nil, why
+  end
+  return true, nil, counts_of(d)
 end
 
 -- The run could not start (a class is missing...): let go, writing nothing.

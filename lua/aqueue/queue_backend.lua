@@ -1,0 +1,89 @@
+-- aqueue.queue_backend: the seam between the scheduler and where a run's
+-- queue is kept. run_queue talks to the queue only through a backend object,
+-- one per run_queue call, made by open() below:
+--
+--   memory   (aqueue.backends.memory)  the default: the queue lives in this
+--            process and ends with it
+--   sqlite   (aqueue.backends.sqlite)  --state FILE: every step is also
+--            written to the state file, and a rerun resumes from it
+--
+-- A backend is the queue's record of truth: which items exist (enqueue, with
+-- key() dedup), what became of each (processed: done or failed, retried),
+-- which subtrees are finished, the counters, and what a new run resumes.
+-- Running the items (worker slots, order, limits, delays, timeouts) is the
+-- engine's scheduler's job, whatever the backend.
+--
+-- The interface. Every method is called on the loop thread from the task that
+-- does the step, and must not yield unless it says so. `item` is the item
+-- table; `parent` its parent's (nil for a root item).
+--
+--   b.name                         "memory" | "sqlite"
+--   b.durable                      true when the queue outlives the process
+--   b.local_queue                  true when the items to run are the ones
+--                                  enqueued in this process (see claim)
+--
+--   b:resume(classes, restore, level) -> counts | nil
+--       Before the run: hands every unfinished item it holds to
+--       restore(item, parent, open, attempts), parents before children
+--       (open: processed, waiting for its subtree). Returns the counts of
+--       what it held ({ pending, open, done, failed, tracked_done }), or nil
+--       when there was no run to resume. Raises at `level` when it cannot.
+--   b:admit(parent, child, class_name, level) -> known_item, err | nil, ticket
+--       First step of enqueue, once the item is checked: raises at `level`
+--       when the backend cannot keep it (a state file needs JSON fields).
+--       Returns the same item enqueued before (a re-running parent's
+--       child: the live item, or false and its error when it finished), or
+--       nil and a ticket that the later steps of this enqueue pass back.
+--   b:seen(key) -> true when an item with this key() was enqueued before
+--   b:enqueued(child, parent, key, ticket)
+--       The scheduler took the item: record it (and its key, for seen).
+--   b:held(child, parent, key, ticket) -> kept
+--       The run is stopping and the item was not taken: a durable backend
+--       keeps it for the next run (true: its parent's subtree stays open),
+--       a memory one lets it go (false).
+--   b:retrying(item, attempt)      process() failed; it will run again
+--   b:processed(item, ok, attempt, err)
+--                                  process() is over for good: done or failed
+--   b:hook_ran(item)               its after_children_processed ran (or
+--                                  raised): it must never run again
+--   b:finished(item)               the item's subtree is finished (its hook,
+--                                  if any, ran): it will never run again;
+--                                  called once per item
+--   b:finish() -> true | nil, why  the run ended: make it durable (may yield)
+--   b:counters(summary) -> { done, failed, pending }
+--       After finish: the whole run's figures as the queue holds them (a
+--       resumed run's include what earlier processes did): items done and
+--       failed for good, and items left to run (pending) for a later run.
+--       `summary` is this process's (run_queue's): a backend whose queue was
+--       the scheduler's gives its figures.
+--   b:abandon()                    the run could not start: write nothing
+--
+-- A remote queue (Redis: several processes share one run) is a backend with
+-- local_queue false: what enqueue records goes to the shared store, and the
+-- scheduler asks it for work with
+--   b:claim(n, deliver)
+--       up to n items for this process's free workers, handed over by
+--       calling deliver(item, parent, attempts) for each, now or later (from
+--       the loop, when the store answers); a batch of claims is one round
+--       trip, and the scheduler asks again as its workers free up.
+-- The local backends never get claim: their items are the scheduler's from
+-- the moment they are enqueued, which is the fast path of one process.
+local M = {}
+
+-- The methods every backend has (the backend spec checks each one).
+M.METHODS = {
+  "resume", "admit", "seen", "enqueued", "held", "retrying", "processed", "hook_ran", "finished",
+  "finish", "counters", "abandon",
+}
+
+-- The backend of a run: sqlite when `state_file` is given (opts: fresh,
+-- retry_failed), else memory. Raises at `level` when the state file cannot
+-- be used (it is left as it was).
+function M.open(state_file, opts, level)
+  if state_file then
+    return require("aqueue.backends.sqlite").open(state_file, opts, level + 1)
+  end
+  return require("aqueue.backends.memory").open()
+end
+
+return M
