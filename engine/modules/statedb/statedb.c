@@ -30,12 +30,6 @@ static int close_hook_set; /* close_all is registered with the engine */
 static void on_handle_closed(uv_handle_t *h);
 static void close_all(aq_engine *E, void *data);
 
-aq_statedb *statedb_check(lua_State *L) {
-  aq_statedb *db = luaL_checkudata(L, 1, DB_MT);
-  if (!db->open) luaL_error(L, "%s %s is closed", db->kind, db->path);
-  return db;
-}
-
 /* statedb.open(path, kind) -> db, or nil, message (the file is left as it was). */
 static int l_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
@@ -121,8 +115,7 @@ static void db_close(aq_statedb *db) {
       *pp = db->next_open;
       break;
     }
-  item_rows_finalize(db);
-  statements_finalize(db);
+  batch_commit_finalize(db);
   sqlite3_close_v2(db->conn); /* freed once the last db:rows() iterator is collected */
   db->conn = NULL;
   batch_free(&db->batches[0]);
