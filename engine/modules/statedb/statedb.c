@@ -27,8 +27,27 @@
 static aq_statedb *open_dbs;
 static int close_hook_set; /* close_all is registered with the engine */
 
-static void on_handle_closed(uv_handle_t *h);
 static void close_all(aq_engine *E, void *data);
+
+/* --- what a db's threads share, and its handles --- */
+
+static void on_handle_closed(uv_handle_t *h) {
+  aq_statedb *db = h->data;
+  if (--db->closing_handles > 0) return;
+  luaL_unref(aq_engine_state(db->E), LUA_REGISTRYINDEX, db->ref);
+}
+
+/* Destroys what l_open made for the two threads to meet (the writer thread
+ * is not running) and closes the handles; the last close callback drops the
+ * registry's reference to the db. */
+static void release_sync_and_handles(aq_statedb *db) {
+  uv_mutex_destroy(&db->mu);
+  uv_cond_destroy(&db->work);
+  uv_cond_destroy(&db->done);
+  db->closing_handles = 2;
+  uv_close((uv_handle_t *)&db->async, on_handle_closed);
+  uv_close((uv_handle_t *)&db->timer, on_handle_closed);
+}
 
 /* statedb.open(path, kind) -> db, or nil, message (the file is left as it was). */
 static int l_open(lua_State *L) {
@@ -78,12 +97,7 @@ static int l_open(lua_State *L) {
   db->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* dropped when the handles are closed */
   if (uv_thread_create(&db->thread, group_commit_writer, db) != 0) {
     sqlite3_close(conn);
-    uv_mutex_destroy(&db->mu);
-    uv_cond_destroy(&db->work);
-    uv_cond_destroy(&db->done);
-    db->closing_handles = 2;
-    uv_close((uv_handle_t *)&db->async, on_handle_closed);
-    uv_close((uv_handle_t *)&db->timer, on_handle_closed);
+    release_sync_and_handles(db);
     return luaL_error(L, "cannot start the writer thread of %s", path);
   }
   db->open = 1;
@@ -93,12 +107,6 @@ static int l_open(lua_State *L) {
 }
 
 /* --- closing --- */
-
-static void on_handle_closed(uv_handle_t *h) {
-  aq_statedb *db = h->data;
-  if (--db->closing_handles > 0) return;
-  luaL_unref(aq_engine_state(db->E), LUA_REGISTRYINDEX, db->ref);
-}
 
 static void db_close(aq_statedb *db) {
   if (!db->open) return;
@@ -122,12 +130,7 @@ static void db_close(aq_statedb *db) {
   batch_free(&db->batches[1]);
   free(db->write_error);
   db->write_error = NULL;
-  uv_mutex_destroy(&db->mu);
-  uv_cond_destroy(&db->work);
-  uv_cond_destroy(&db->done);
-  db->closing_handles = 2;
-  uv_close((uv_handle_t *)&db->async, on_handle_closed);
-  uv_close((uv_handle_t *)&db->timer, on_handle_closed);
+  release_sync_and_handles(db);
 }
 
 /* The engine closes (after its tasks were cancelled): commit and close all. */
