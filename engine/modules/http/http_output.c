@@ -7,7 +7,7 @@
  * a partial body (and a file that was already there is kept).
  *
  * One uv_fs_t per request (r->fs, r->fs_busy while in flight); every fs step
- * ends in on_fs, which hands the request back to http_request_advance.
+ * ends in on_fs, which hands the request back to its owner (r->output_step).
  */
 #include <fcntl.h>
 #include <string.h>
@@ -78,7 +78,6 @@ static void on_fs(uv_fs_t *fs) {
     } else {
       r->fd = (uv_file)result;
       r->part_exists = 1;
-      if (!r->cancelled && http_request_start_transfer(r) == 0) return;
     }
     break;
   case UV_FS_WRITE:
@@ -104,10 +103,11 @@ static void on_fs(uv_fs_t *fs) {
   default:
     break;
   }
-  http_request_advance(r);
+  r->output_step(r);
 }
 
-int http_output_open(http_req *r) {
+int http_output_open(http_req *r, http_output_cb step) {
+  r->output_step = step;
   int err = uv_fs_open(r->loop, &r->fs, r->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666, on_fs);
   if (err == 0) r->fs_busy = 1;
   return err;
