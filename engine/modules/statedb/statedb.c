@@ -172,20 +172,12 @@ static int l_path(lua_State *L) {
 /* What lua/aqueue/state.lua (and state_tool.lua) must agree on with this
  * module, defined once here: the FFI declarations (statedb_ffi.h's text) and
  * the items' states and outcomes (statedb.h), for their SQL and checks. */
-static void export_ffi_contract(lua_State *L) {
-  static const struct {
-    const char *name;
-    int value;
-  } constants[] = {
+static void export_statedb_contract(lua_State *L) {
+  static const aq_constant constants[] = {
       {"STATE_PENDING", AQ_DB_PENDING}, {"STATE_OPEN", AQ_DB_OPEN},     {"STATE_FINISHED", AQ_DB_FINISHED},
       {"OUTCOME_NONE", AQ_DB_NO_OUTCOME}, {"OUTCOME_DONE", AQ_DB_DONE}, {"OUTCOME_FAILED", AQ_DB_FAILED},
   };
-  lua_pushstring(L, aq_statedb_ffi_cdef);
-  lua_setfield(L, -2, "ffi_cdef");
-  for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
-    lua_pushinteger(L, constants[i].value);
-    lua_setfield(L, -2, constants[i].name);
-  }
+  aq_export_ffi_contract(L, aq_statedb_ffi_cdef, constants, sizeof constants / sizeof constants[0]);
 }
 
 static int luaopen_statedb(lua_State *L) {
@@ -212,7 +204,7 @@ static int luaopen_statedb(lua_State *L) {
   lua_setfield(L, -2, "open");
   lua_pushcfunction(L, item_rows_l_add);
   lua_setfield(L, -2, "add_item");
-  export_ffi_contract(L);
+  export_statedb_contract(L);
   state_encode_register(L);
   return 1;
 }
