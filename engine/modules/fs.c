@@ -72,7 +72,7 @@ static const char *type_name(uint64_t mode) {
   return "other";
 }
 
-static void set_number(lua_State *L, const char *key, double value) {
+static void set_stat_field(lua_State *L, const char *key, double value) {
   lua_pushnumber(L, value);
   lua_setfield(L, -2, key);
 }
@@ -83,30 +83,30 @@ static void push_stat(lua_State *L, const uv_stat_t *st) {
   lua_createtable(L, 0, 12);
   lua_pushstring(L, type_name(st->st_mode));
   lua_setfield(L, -2, "type");
-  set_number(L, "size", (double)st->st_size);
-  set_number(L, "mode", (double)(st->st_mode & 07777)); /* permission bits; the kind is `type` */
-  set_number(L, "mtime", seconds(st->st_mtim));
-  set_number(L, "atime", seconds(st->st_atim));
-  set_number(L, "ctime", seconds(st->st_ctim));
-  set_number(L, "uid", (double)st->st_uid);
-  set_number(L, "gid", (double)st->st_gid);
-  set_number(L, "nlink", (double)st->st_nlink);
-  set_number(L, "ino", (double)st->st_ino);
-  set_number(L, "dev", (double)st->st_dev);
-  set_number(L, "blocks", (double)st->st_blocks);
+  set_stat_field(L, "size", (double)st->st_size);
+  set_stat_field(L, "mode", (double)(st->st_mode & 07777)); /* permission bits; the kind is `type` */
+  set_stat_field(L, "mtime", seconds(st->st_mtim));
+  set_stat_field(L, "atime", seconds(st->st_atim));
+  set_stat_field(L, "ctime", seconds(st->st_ctim));
+  set_stat_field(L, "uid", (double)st->st_uid);
+  set_stat_field(L, "gid", (double)st->st_gid);
+  set_stat_field(L, "nlink", (double)st->st_nlink);
+  set_stat_field(L, "ino", (double)st->st_ino);
+  set_stat_field(L, "dev", (double)st->st_dev);
+  set_stat_field(L, "blocks", (double)st->st_blocks);
 }
 
 /* Pushes nil, "ENAME: message: path", "ENAME" (aq_push_failure's shape),
  * with the path (both paths for rename) so that a log line says which file. */
-static int push_failure(lua_State *L, const fs_call *c) {
+static int push_fs_failure(lua_State *L, const fs_call *c) {
   if (c->path2)
     return aq_push_failure(L, uv_err_name(c->err), "%s: %s -> %s", uv_strerror(c->err), c->path, c->path2);
   return aq_push_failure(L, uv_err_name(c->err), "%s: %s", uv_strerror(c->err), c->path);
 }
 
 /* Pushes the operation's results onto L and returns how many. */
-static int push_results(lua_State *L, fs_call *c) {
-  if (c->err < 0) return push_failure(L, c);
+static int push_fs_results(lua_State *L, fs_call *c) {
+  if (c->err < 0) return push_fs_failure(L, c);
   switch (c->op) {
   case FS_READ:
     lua_pushlstring(L, c->data ? c->data : "", c->len);
@@ -128,7 +128,7 @@ static int push_results(lua_State *L, fs_call *c) {
 static void complete(fs_call *c) {
   if (c->task) {
     aq_task *task = c->task;
-    aq_task_resume(task, push_results(aq_task_state(task), c));
+    aq_task_resume(task, push_fs_results(aq_task_state(task), c));
   }
   fs_call_free(c);
 }
@@ -403,7 +403,7 @@ static int started(lua_State *L, fs_call *c, int r) {
   if (r < 0) {
     c->err = r;
     c->task = NULL;
-    int n = push_results(L, c);
+    int n = push_fs_results(L, c);
     fs_call_free(c);
     return n;
   }

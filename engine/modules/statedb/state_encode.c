@@ -59,7 +59,8 @@ static void add_integer(aq_buf *b, int64_t v) {
   aq_buf_add(b, p, (size_t)(digits + sizeof digits - p));
 }
 
-static int fail(encoder *e, const char *what) {
+/* The value cannot be saved: keeps why (for the message). Returns -1. */
+static int refuse(encoder *e, const char *what) {
   snprintf(e->problem, sizeof e->problem, "%s", what);
   return -1;
 }
@@ -81,10 +82,10 @@ static int encode_value(lua_State *L, encoder *e, int idx, int depth);
 
 /* The table at idx: a list 1..n, or a table with string keys only. */
 static int encode_table(lua_State *L, encoder *e, int idx, int depth) {
-  if (depth > MAX_DEPTH) return fail(e, "nests too deeply (a table that contains itself?)");
+  if (depth > MAX_DEPTH) return refuse(e, "nests too deeply (a table that contains itself?)");
   if (lua_getmetatable(L, idx)) {
     lua_pop(L, 1);
-    return fail(e, "is an object with a metatable (only plain tables can be saved)");
+    return refuse(e, "is an object with a metatable (only plain tables can be saved)");
   }
   size_t n = lua_objlen(L, idx);
   size_t count = 0, strings = 0;
@@ -116,7 +117,7 @@ static int encode_table(lua_State *L, encoder *e, int idx, int depth) {
     aq_buf_add(&e->out, "}", 1);
     return 0;
   }
-  if (count != n) return fail(e, "mixes list entries with other keys, or is a list with holes (JSON cannot hold it)");
+  if (count != n) return refuse(e, "mixes list entries with other keys, or is a list with holes (JSON cannot hold it)");
   aq_buf_add(&e->out, "[", 1);
   for (size_t i = 1; i <= n; i++) {
     if (i > 1) aq_buf_add(&e->out, ",", 1);
@@ -140,7 +141,7 @@ static int encode_value(lua_State *L, encoder *e, int idx, int depth) {
       return 0;
     case LUA_TNUMBER: {
       lua_Number x = lua_tonumber(L, idx);
-      if (!isfinite(x)) return fail(e, "is not a finite number (JSON cannot hold it)");
+      if (!isfinite(x)) return refuse(e, "is not a finite number (JSON cannot hold it)");
       if (x == floor(x) && fabs(x) < 1e15) add_integer(&e->out, (int64_t)x);
       else aq_buf_printf(&e->out, "%.17g", x);
       return 0;
@@ -157,7 +158,7 @@ static int encode_value(lua_State *L, encoder *e, int idx, int depth) {
     default: {
       char what[64];
       snprintf(what, sizeof what, "is a %s", luaL_typename(L, idx));
-      return fail(e, what);
+      return refuse(e, what);
     }
   }
 }
@@ -189,7 +190,7 @@ const char *state_encode_item(lua_State *L, int idx, size_t *len, const char **p
     if (lua_type(L, -2) != LUA_TSTRING) {
       lua_pop(L, 2);
       snprintf(enc.path, sizeof enc.path, "?");
-      rc = fail(&enc, "an item's fields must have string names");
+      rc = refuse(&enc, "an item's fields must have string names");
       break;
     }
     size_t klen;
