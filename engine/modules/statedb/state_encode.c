@@ -80,6 +80,17 @@ static size_t path_push_index(encoder *e, lua_Number n) {
 
 static int encode_value(lua_State *L, encoder *e, int idx, int depth);
 
+/* Encodes the value on top of the stack, a field of a table at `depth`
+ * whose name path_push_* appended to the path at `at`, and pops it. On
+ * success the name is taken off the path again; on failure the path names
+ * the field that cannot be saved. Returns 0 or -1. */
+static int encode_field(lua_State *L, encoder *e, size_t at, int depth) {
+  int rc = encode_value(L, e, lua_gettop(L), depth + 1);
+  lua_pop(L, 1);
+  if (rc == 0) e->path[at] = '\0';
+  return rc;
+}
+
 /* The table at idx: a list 1..n, or a table with string keys only. */
 static int encode_table(lua_State *L, encoder *e, int idx, int depth) {
   if (depth > MAX_DEPTH) return refuse(e, "nests too deeply (a table that contains itself?)");
@@ -106,13 +117,10 @@ static int encode_table(lua_State *L, encoder *e, int idx, int depth) {
       first = 0;
       add_string(&e->out, k, klen);
       aq_buf_add(&e->out, ":", 1);
-      size_t at = path_push_key(e, k, klen);
-      if (encode_value(L, e, lua_gettop(L), depth + 1) != 0) {
-        lua_pop(L, 2);
+      if (encode_field(L, e, path_push_key(e, k, klen), depth) != 0) {
+        lua_pop(L, 1); /* the key: lua_next stops here */
         return -1;
       }
-      e->path[at] = '\0';
-      lua_pop(L, 1);
     }
     aq_buf_add(&e->out, "}", 1);
     return 0;
@@ -122,13 +130,7 @@ static int encode_table(lua_State *L, encoder *e, int idx, int depth) {
   for (size_t i = 1; i <= n; i++) {
     if (i > 1) aq_buf_add(&e->out, ",", 1);
     lua_rawgeti(L, idx, (int)i);
-    size_t at = path_push_index(e, (lua_Number)i);
-    if (encode_value(L, e, lua_gettop(L), depth + 1) != 0) {
-      lua_pop(L, 1);
-      return -1;
-    }
-    e->path[at] = '\0';
-    lua_pop(L, 1);
+    if (encode_field(L, e, path_push_index(e, (lua_Number)i), depth) != 0) return -1;
   }
   aq_buf_add(&e->out, "]", 1);
   return 0;
