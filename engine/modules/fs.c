@@ -164,13 +164,27 @@ static void fail(fs_call *c, int err) {
   finish(c);
 }
 
-/* Ends the operation when the task is gone (cancelled: just close and free)
- * or the step failed. Returns 1 when it did, 0 to go on. */
-static int ended(fs_call *c, ssize_t result) {
+/* The end of a step of read, write or append: cleans the request up for the
+ * next step and sets *result to the step's. Returns the call to go on with,
+ * or NULL when the operation ended here (the call is then finished): the task
+ * is gone (cancelled: just close and free) or the step failed. */
+static fs_call *step_done(uv_fs_t *req, ssize_t *result) {
+  fs_call *c = req->data;
+  *result = req->result;
+  uv_fs_req_cleanup(req);
   if (!c->task) finish(c);
-  else if (result < 0) fail(c, (int)result);
-  else return 0;
-  return 1;
+  else if (*result < 0) fail(c, (int)*result);
+  else return c;
+  return NULL;
+}
+
+/* The open of read, write or append is done: step_done, the file (when it
+ * opened) being the call's from now on, for finish to close. */
+static fs_call *open_done(uv_fs_t *req) {
+  fs_call *c = req->data;
+  if (req->result >= 0) c->fd = (uv_file)req->result;
+  ssize_t result;
+  return step_done(req, &result);
 }
 
 /* The length of one read or write: uv_buf_t holds an unsigned int, and Linux
@@ -182,10 +196,9 @@ static unsigned int chunk(size_t n) { return n > 0x40000000 ? 0x40000000u : (uns
 static void read_next(fs_call *c);
 
 static void on_read(uv_fs_t *req) {
-  fs_call *c = req->data;
-  ssize_t n = req->result;
-  uv_fs_req_cleanup(req);
-  if (ended(c, n)) return;
+  ssize_t n;
+  fs_call *c = step_done(req, &n);
+  if (!c) return;
   if (n == 0) { /* end of file: the data is complete */
     finish(c);
     return;
@@ -213,11 +226,10 @@ static void read_next(fs_call *c) {
 }
 
 static void on_read_fstat(uv_fs_t *req) {
-  fs_call *c = req->data;
-  ssize_t result = req->result;
   uint64_t size = req->statbuf.st_size;
-  uv_fs_req_cleanup(req);
-  if (ended(c, result)) return;
+  ssize_t result;
+  fs_call *c = step_done(req, &result);
+  if (!c) return;
   size_t cap = size < READ_MIN_CHUNK ? READ_MIN_CHUNK : (size_t)size + 1;
   if ((uint64_t)cap <= size) { /* larger than memory can hold */
     fail(c, UV_ENOMEM);
@@ -233,11 +245,8 @@ static void on_read_fstat(uv_fs_t *req) {
 }
 
 static void on_read_open(uv_fs_t *req) {
-  fs_call *c = req->data;
-  ssize_t result = req->result;
-  uv_fs_req_cleanup(req);
-  if (result >= 0) c->fd = (uv_file)result;
-  if (ended(c, result)) return;
+  fs_call *c = open_done(req);
+  if (!c) return;
   int r = uv_fs_fstat(req->loop, req, c->fd, on_read_fstat);
   if (r < 0) fail(c, r);
 }
@@ -247,10 +256,9 @@ static void on_read_open(uv_fs_t *req) {
 static void write_next(fs_call *c);
 
 static void on_write(uv_fs_t *req) {
-  fs_call *c = req->data;
-  ssize_t n = req->result;
-  uv_fs_req_cleanup(req);
-  if (ended(c, n)) return;
+  ssize_t n;
+  fs_call *c = step_done(req, &n);
+  if (!c) return;
   c->done += (size_t)n;
   write_next(c);
 }
@@ -268,11 +276,8 @@ static void write_next(fs_call *c) {
 }
 
 static void on_write_open(uv_fs_t *req) {
-  fs_call *c = req->data;
-  ssize_t result = req->result;
-  uv_fs_req_cleanup(req);
-  if (result >= 0) c->fd = (uv_file)result;
-  if (ended(c, result)) return;
+  fs_call *c = open_done(req);
+  if (!c) return;
   write_next(c);
 }
 
