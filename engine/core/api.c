@@ -1,7 +1,7 @@
 /*
  * api.c — the parts of the public C API (engine/include/aqueue.h) that are
- * not the engine's or the tasks' own: the ABI check, module registration,
- * logging and stopping for modules, and running work on the thread pool.
+ * not the engine's or the tasks' own: the ABI check, module registration and
+ * FFI contracts, logging and stopping for modules, and running work on the thread pool.
  * (aq_timer_start is timer_start.c's: the scheduler uses it too.)
  */
 #include <stdlib.h>
@@ -24,6 +24,15 @@ void aq_register_module(lua_State *L, const char *name, lua_CFunction open) {
   lua_pushcfunction(L, open);
   lua_setfield(L, -2, name);
   lua_pop(L, 2);
+}
+
+void aq_export_ffi_contract(lua_State *L, const char *cdef, const aq_constant *constants, size_t n) {
+  lua_pushstring(L, cdef);
+  lua_setfield(L, -2, "ffi_cdef");
+  for (size_t i = 0; i < n; i++) {
+    lua_pushinteger(L, constants[i].value);
+    lua_setfield(L, -2, constants[i].name);
+  }
 }
 
 lua_State *aq_engine_state(aq_engine *E) { return E->L; }

@@ -360,21 +360,13 @@ extern const char aq_core_ffi_cdef[];
 /* What lua/aqueue/sched.lua must agree on with the scheduler, defined once
  * in C: the FFI declarations (core_ffi.h's text) and the constants of the
  * hot path (scheduler.h, sched_runner.h), read once into Lua locals. */
-static void export_ffi_contract(lua_State *L) {
-  static const struct {
-    const char *name;
-    int value;
-  } constants[] = {
+static void export_sched_contract(lua_State *L) {
+  static const aq_constant constants[] = {
       {"ITEM_TRACK_OVERALL", AQ_ITEM_TRACK_OVERALL}, {"ITEM_HAS_HOOK", AQ_ITEM_HAS_HOOK},
       {"JOB_PROCESS", AQ_JOB_PROCESS},               {"JOB_HOOK", AQ_JOB_HOOK},
       {"JOB_KIND_MASK", AQ_JOB_KIND_MASK},           {"JOB_ID_SHIFT", AQ_JOB_ID_SHIFT},
   };
-  lua_pushstring(L, aq_core_ffi_cdef);
-  lua_setfield(L, -2, "ffi_cdef");
-  for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
-    lua_pushinteger(L, constants[i].value);
-    lua_setfield(L, -2, constants[i].name);
-  }
+  aq_export_ffi_contract(L, aq_core_ffi_cdef, constants, sizeof constants / sizeof constants[0]);
 }
 
 static int open_core(lua_State *L) {
@@ -394,7 +386,7 @@ static int open_core(lua_State *L) {
   lua_setfield(L, -2, "engine");
   lua_pushlightuserdata(L, &timed_out_marker);
   lua_setfield(L, -2, "TIMED_OUT");
-  export_ffi_contract(L);
+  export_sched_contract(L);
   return 1;
 }
 

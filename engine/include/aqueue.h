@@ -73,6 +73,20 @@ AQ_EXPORT void aq_abi_check(lua_State *L, int module_abi, const char *module_nam
  * into a program rather than loaded from a .so. */
 AQ_EXPORT void aq_register_module(lua_State *L, const char *name, lua_CFunction open);
 
+/* A named number a module hands to its Lua side (aq_export_ffi_contract). */
+typedef struct {
+  const char *name;
+  int value;
+} aq_constant;
+
+/* For a module whose Lua side calls its C functions through LuaJIT's FFI:
+ * sets what both sides must agree on in the table at the top of L's stack
+ * (the module's table, in its luaopen_ function): `ffi_cdef` = cdef, the
+ * declarations for ffi.cdef (best the text of the header the C side is
+ * compiled against, embedded at build time, so they cannot differ), and each
+ * of the n constants under its name. The strings are copied. */
+AQ_EXPORT void aq_export_ffi_contract(lua_State *L, const char *cdef, const aq_constant *constants, size_t n);
+
 /* --- the engine --- */
 
 /* The engine that runs the Lua state L (a task's coroutine or the main state).

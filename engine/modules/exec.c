@@ -91,7 +91,7 @@ static void kill_child(exec_call *x) {
 
 /* --- the answer --- */
 
-static int push_results(lua_State *L, exec_call *x) {
+static int push_exec_results(lua_State *L, exec_call *x) {
   if (x->timed_out)
     return aq_push_failure(L, "ETIMEDOUT", "killed after a timeout of %f s: %s", x->timeout, x->name);
   if (x->read_err)
@@ -117,7 +117,7 @@ static void maybe_complete(exec_call *x) {
   if (!x->task || !x->exited || (x->streams_open > 0 && !x->timed_out)) return;
   aq_task *task = x->task;
   x->task = NULL;
-  aq_task_resume(task, push_results(aq_task_state(task), x));
+  aq_task_resume(task, push_exec_results(aq_task_state(task), x));
   close_io(x);
 }
 
@@ -150,7 +150,7 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init(b->data + b->len, (unsigned int)(b->cap - b->len));
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+static void on_child_output(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   exec_call *x = stream->data;
   if (nread > 0) {
@@ -284,8 +284,8 @@ static int spawn(uv_loop_t *loop, exec_call *x, const char **argv, char **env, c
 /* The child runs: capture its outputs, feed its stdin, arm the timeout. */
 static void start_io(uv_loop_t *loop, exec_call *x) {
   x->streams_open = 2;
-  int r = uv_read_start((uv_stream_t *)&x->out, on_alloc, on_read);
-  if (r == 0) r = uv_read_start((uv_stream_t *)&x->err, on_alloc, on_read);
+  int r = uv_read_start((uv_stream_t *)&x->out, on_alloc, on_child_output);
+  if (r == 0) r = uv_read_start((uv_stream_t *)&x->err, on_alloc, on_child_output);
   if (r != 0) { /* cannot capture: kill it, and report once it is reaped */
     x->read_err = r;
     x->streams_open = 0;

@@ -72,7 +72,7 @@ static const char *type_name(uint64_t mode) {
   return "other";
 }
 
-static void set_number(lua_State *L, const char *key, double value) {
+static void set_stat_field(lua_State *L, const char *key, double value) {
   lua_pushnumber(L, value);
   lua_setfield(L, -2, key);
 }
@@ -83,30 +83,30 @@ static void push_stat(lua_State *L, const uv_stat_t *st) {
   lua_createtable(L, 0, 12);
   lua_pushstring(L, type_name(st->st_mode));
   lua_setfield(L, -2, "type");
-  set_number(L, "size", (double)st->st_size);
-  set_number(L, "mode", (double)(st->st_mode & 07777)); /* permission bits; the kind is `type` */
-  set_number(L, "mtime", seconds(st->st_mtim));
-  set_number(L, "atime", seconds(st->st_atim));
-  set_number(L, "ctime", seconds(st->st_ctim));
-  set_number(L, "uid", (double)st->st_uid);
-  set_number(L, "gid", (double)st->st_gid);
-  set_number(L, "nlink", (double)st->st_nlink);
-  set_number(L, "ino", (double)st->st_ino);
-  set_number(L, "dev", (double)st->st_dev);
-  set_number(L, "blocks", (double)st->st_blocks);
+  set_stat_field(L, "size", (double)st->st_size);
+  set_stat_field(L, "mode", (double)(st->st_mode & 07777)); /* permission bits; the kind is `type` */
+  set_stat_field(L, "mtime", seconds(st->st_mtim));
+  set_stat_field(L, "atime", seconds(st->st_atim));
+  set_stat_field(L, "ctime", seconds(st->st_ctim));
+  set_stat_field(L, "uid", (double)st->st_uid);
+  set_stat_field(L, "gid", (double)st->st_gid);
+  set_stat_field(L, "nlink", (double)st->st_nlink);
+  set_stat_field(L, "ino", (double)st->st_ino);
+  set_stat_field(L, "dev", (double)st->st_dev);
+  set_stat_field(L, "blocks", (double)st->st_blocks);
 }
 
 /* Pushes nil, "ENAME: message: path", "ENAME" (aq_push_failure's shape),
  * with the path (both paths for rename) so that a log line says which file. */
-static int push_failure(lua_State *L, const fs_call *c) {
+static int push_fs_failure(lua_State *L, const fs_call *c) {
   if (c->path2)
     return aq_push_failure(L, uv_err_name(c->err), "%s: %s -> %s", uv_strerror(c->err), c->path, c->path2);
   return aq_push_failure(L, uv_err_name(c->err), "%s: %s", uv_strerror(c->err), c->path);
 }
 
 /* Pushes the operation's results onto L and returns how many. */
-static int push_results(lua_State *L, fs_call *c) {
-  if (c->err < 0) return push_failure(L, c);
+static int push_fs_results(lua_State *L, fs_call *c) {
+  if (c->err < 0) return push_fs_failure(L, c);
   switch (c->op) {
   case FS_READ:
     lua_pushlstring(L, c->data ? c->data : "", c->len);
@@ -128,7 +128,7 @@ static int push_results(lua_State *L, fs_call *c) {
 static void complete(fs_call *c) {
   if (c->task) {
     aq_task *task = c->task;
-    aq_task_resume(task, push_results(aq_task_state(task), c));
+    aq_task_resume(task, push_fs_results(aq_task_state(task), c));
   }
   fs_call_free(c);
 }
@@ -164,13 +164,27 @@ static void fail(fs_call *c, int err) {
   finish(c);
 }
 
-/* Ends the operation when the task is gone (cancelled: just close and free)
- * or the step failed. Returns 1 when it did, 0 to go on. */
-static int ended(fs_call *c, ssize_t result) {
+/* The end of a step of read, write or append: cleans the request up for the
+ * next step and sets *result to the step's. Returns the call to go on with,
+ * or NULL when the operation ended here (the call is then finished): the task
+ * is gone (cancelled: just close and free) or the step failed. */
+static fs_call *step_done(uv_fs_t *req, ssize_t *result) {
+  fs_call *c = req->data;
+  *result = req->result;
+  uv_fs_req_cleanup(req);
   if (!c->task) finish(c);
-  else if (result < 0) fail(c, (int)result);
-  else return 0;
-  return 1;
+  else if (*result < 0) fail(c, (int)*result);
+  else return c;
+  return NULL;
+}
+
+/* The open of read, write or append is done: step_done, the file (when it
+ * opened) being the call's from now on, for finish to close. */
+static fs_call *open_done(uv_fs_t *req) {
+  fs_call *c = req->data;
+  if (req->result >= 0) c->fd = (uv_file)req->result;
+  ssize_t result;
+  return step_done(req, &result);
 }
 
 /* The length of one read or write: uv_buf_t holds an unsigned int, and Linux
@@ -182,10 +196,9 @@ static unsigned int chunk(size_t n) { return n > 0x40000000 ? 0x40000000u : (uns
 static void read_next(fs_call *c);
 
 static void on_read(uv_fs_t *req) {
-  fs_call *c = req->data;
-  ssize_t n = req->result;
-  uv_fs_req_cleanup(req);
-  if (ended(c, n)) return;
+  ssize_t n;
+  fs_call *c = step_done(req, &n);
+  if (!c) return;
   if (n == 0) { /* end of file: the data is complete */
     finish(c);
     return;
@@ -213,11 +226,10 @@ static void read_next(fs_call *c) {
 }
 
 static void on_read_fstat(uv_fs_t *req) {
-  fs_call *c = req->data;
-  ssize_t result = req->result;
   uint64_t size = req->statbuf.st_size;
-  uv_fs_req_cleanup(req);
-  if (ended(c, result)) return;
+  ssize_t result;
+  fs_call *c = step_done(req, &result);
+  if (!c) return;
   size_t cap = size < READ_MIN_CHUNK ? READ_MIN_CHUNK : (size_t)size + 1;
   if ((uint64_t)cap <= size) { /* larger than memory can hold */
     fail(c, UV_ENOMEM);
@@ -233,11 +245,8 @@ static void on_read_fstat(uv_fs_t *req) {
 }
 
 static void on_read_open(uv_fs_t *req) {
-  fs_call *c = req->data;
-  ssize_t result = req->result;
-  uv_fs_req_cleanup(req);
-  if (result >= 0) c->fd = (uv_file)result;
-  if (ended(c, result)) return;
+  fs_call *c = open_done(req);
+  if (!c) return;
   int r = uv_fs_fstat(req->loop, req, c->fd, on_read_fstat);
   if (r < 0) fail(c, r);
 }
@@ -247,10 +256,9 @@ static void on_read_open(uv_fs_t *req) {
 static void write_next(fs_call *c);
 
 static void on_write(uv_fs_t *req) {
-  fs_call *c = req->data;
-  ssize_t n = req->result;
-  uv_fs_req_cleanup(req);
-  if (ended(c, n)) return;
+  ssize_t n;
+  fs_call *c = step_done(req, &n);
+  if (!c) return;
   c->done += (size_t)n;
   write_next(c);
 }
@@ -268,11 +276,8 @@ static void write_next(fs_call *c) {
 }
 
 static void on_write_open(uv_fs_t *req) {
-  fs_call *c = req->data;
-  ssize_t result = req->result;
-  uv_fs_req_cleanup(req);
-  if (result >= 0) c->fd = (uv_file)result;
-  if (ended(c, result)) return;
+  fs_call *c = open_done(req);
+  if (!c) return;
   write_next(c);
 }
 
@@ -403,7 +408,7 @@ static int started(lua_State *L, fs_call *c, int r) {
   if (r < 0) {
     c->err = r;
     c->task = NULL;
-    int n = push_results(L, c);
+    int n = push_fs_results(L, c);
     fs_call_free(c);
     return n;
   }

@@ -3,8 +3,9 @@
  * for the others. It uses only the public API of aqueue.h.
  *
  * Ownership: the sleep_req (and its uv timer) belongs to this file from
- * l_sleep until the timer's close callback frees it. Exactly one of on_timer
- * (the task resumes) or cancel_sleep (the task was cancelled) starts the close.
+ * l_sleep until the timer's close callback frees it. Exactly one of
+ * on_sleep_over (the task resumes) or cancel_sleep (the task was cancelled)
+ * starts the close.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -19,18 +20,18 @@ typedef struct {
   aq_task *task;
 } sleep_req;
 
-static void on_closed(uv_handle_t *handle) { free(handle->data); }
+static void on_sleep_closed(uv_handle_t *handle) { free(handle->data); }
 
-static void on_timer(uv_timer_t *timer) {
+static void on_sleep_over(uv_timer_t *timer) {
   sleep_req *req = timer->data;
   aq_task_resume(req->task, 0);
-  uv_close((uv_handle_t *)timer, on_closed);
+  uv_close((uv_handle_t *)timer, on_sleep_closed);
 }
 
 static void cancel_sleep(aq_task *task, void *data) {
   (void)task;
   sleep_req *req = data;
-  uv_close((uv_handle_t *)&req->timer, on_closed); /* closing also stops it */
+  uv_close((uv_handle_t *)&req->timer, on_sleep_closed); /* closing also stops it */
 }
 
 /* aqueue.sleep(seconds): yields for that long (rounded up to the millisecond;
@@ -45,7 +46,7 @@ static int l_sleep(lua_State *L) {
   uv_timer_init(loop, &req->timer);
   req->timer.data = req;
   req->task = task;
-  aq_timer_start(&req->timer, on_timer, seconds); /* from now, never early */
+  aq_timer_start(&req->timer, on_sleep_over, seconds); /* from now, never early */
   return aq_task_yield(L, cancel_sleep, req);
 }
 

@@ -15,6 +15,12 @@
  *   http_response.c  what the task resumes with: the response table
  *   http_errors.c    or the failure: nil, "CODE: message", "CODE"
  *
+ * Layers: http_module.c on top; http_request.c drives a request and calls
+ * http_output.c, http_multi.c, http_response.c and http_errors.c, none of
+ * which calls it back by name: the multi ends a transfer through the
+ * callback of its http_transfer, the output file reports each step through
+ * the callback given to http_output_open (as libuv calls its users back).
+ *
  * Ownership: l_request allocates the request; it belongs to http_request.c
  * until http_request_free(). Exactly one of the end of the transfer (the task
  * resumes with the response or nil, err, code) or the engine's cancel (the
@@ -76,7 +82,17 @@ http_multi *http_multi_get(lua_State *L, http_state *st);
 /* Applies st's connection caps to the multi. */
 void http_multi_set_limits(http_multi *m, const http_state *st);
 
-/* Starts the transfer of `easy` (whose CURLINFO_PRIVATE is its http_req).
+/* What the multi knows of a transfer: its easy handle's CURLOPT_PRIVATE
+ * points here, and when curl ends the transfer the multi calls
+ * over(data, curl's outcome) (from a libuv callback, never from inside
+ * http_multi_add or http_multi_remove). Owned by whoever added the transfer. */
+typedef void (*http_transfer_over_cb)(void *data, CURLcode code);
+typedef struct {
+  http_transfer_over_cb over;
+  void *data;
+} http_transfer;
+
+/* Starts the transfer of `easy` (whose CURLINFO_PRIVATE is its http_transfer).
  * While transfers run, and only then, the loop stays alive. Returns CURLM_OK
  * or curl's error. */
 CURLMcode http_multi_add(http_multi *m, CURL *easy);
@@ -107,8 +123,15 @@ typedef struct {
   size_t output_len;
 } http_options;
 
-typedef struct {
+typedef struct http_req http_req;
+
+/* Called by http_output.c when a step of the output file (open, write,
+ * close, rename, remove) is done. */
+typedef void (*http_output_cb)(http_req *r);
+
+struct http_req {
   CURL *easy;
+  http_transfer transfer; /* what the multi calls back when curl ends it */
   http_multi *m;
   uv_loop_t *loop;
   aq_task *task; /* NULL once resumed or cancelled */
@@ -127,6 +150,7 @@ typedef struct {
   /* With output (http_output.c): */
   char *path, *part; /* NULL without output */
   uv_fs_t fs;
+  http_output_cb output_step; /* called after every file operation */
   unsigned fs_busy : 1;     /* fs is in flight */
   unsigned part_exists : 1; /* the part file was created and not removed/renamed */
   uv_file fd;               /* -1 when not open */
@@ -136,7 +160,7 @@ typedef struct {
   int64_t offset;      /* of the next write in the file */
   int fs_error;        /* the first libuv error of the output file, or 0 */
   const char *fs_what; /* what failed: "open", "write", ... */
-} http_req;
+};
 
 /* Reads and checks request()'s options table at index 1 into o, leaving its
  * values on the stack. Raises on misuse. */
@@ -161,27 +185,14 @@ int http_request_wait(lua_State *L, http_req *r, aq_task *task);
  * end (a cancelled request has none left). */
 void http_request_free(http_req *r);
 
-/* curl ended the transfer with `code` (http_multi.c's collect_done): the
- * request takes it out of the multi and moves on. */
-void http_request_transfer_over(http_req *r, CURLcode code);
-
-/* Adds the transfer to the multi once the output file is open. Returns 0; or
- * -1 after marking the request done with an error (the caller then advances
- * it). */
-int http_request_start_transfer(http_req *r);
-
-/* Moves the request on after any event: a write or other fs step done, the
- * transfer done, the task cancelled. Ends with the task resumed and the
- * request freed once nothing is in flight. */
-void http_request_advance(http_req *r);
-
 /* --- the output file (http_output.c) --- */
 
 #define HTTP_SINK_HIGH (1024 * 1024) /* bytes waiting for the output file before pausing */
 
-/* Opens "<path>.part" (the transfer starts when it is open). Returns 0 or a
- * libuv error. */
-int http_output_open(http_req *r);
+/* Opens "<path>.part"; step(r) is called when it is open (or failed to
+ * open), and again after every later file operation. Returns 0, or a libuv
+ * error (step is then never called). */
+int http_output_open(http_req *r, http_output_cb step);
 
 /* Takes the body bytes curl hands over: kept for the next write, or refused
  * (CURL_WRITEFUNC_PAUSE) while HTTP_SINK_HIGH bytes wait. Returns what the

@@ -35,7 +35,7 @@ struct http_sock {
 
 static char state_key; /* its address is the registry key of the http_state */
 
-/* Hands every finished transfer to its request. */
+/* Hands every finished transfer to its owner. */
 static void collect_done(http_multi *m) {
   CURLMsg *msg;
   int left;
@@ -44,7 +44,8 @@ static void collect_done(http_multi *m) {
     CURLcode code = msg->data.result; /* msg dies with the removal */
     char *priv = NULL;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-    http_request_transfer_over((http_req *)priv, code);
+    http_transfer *t = (http_transfer *)priv;
+    t->over(t->data, code);
   }
 }
 

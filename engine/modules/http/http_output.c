@@ -7,7 +7,7 @@
  * a partial body (and a file that was already there is kept).
  *
  * One uv_fs_t per request (r->fs, r->fs_busy while in flight); every fs step
- * ends in on_fs, which hands the request back to http_request_advance.
+ * ends in on_fs, which hands the request back to its owner (r->output_step).
  */
 #include <fcntl.h>
 #include <string.h>
@@ -27,7 +27,7 @@ static int has_unwritten(const http_req *r) {
 }
 
 /* Hands the next received bytes to a write, when there are some. */
-static void write_next(http_req *r) {
+static void write_received(http_req *r) {
   if (r->inflight_off == r->inflight.len) {
     if (r->pending.len == 0) return;
     aq_buf t = r->inflight; /* swap: the emptied buffer receives the next bytes */
@@ -78,7 +78,6 @@ static void on_fs(uv_fs_t *fs) {
     } else {
       r->fd = (uv_file)result;
       r->part_exists = 1;
-      if (!r->cancelled && http_request_start_transfer(r) == 0) return;
     }
     break;
   case UV_FS_WRITE:
@@ -104,10 +103,11 @@ static void on_fs(uv_fs_t *fs) {
   default:
     break;
   }
-  http_request_advance(r);
+  r->output_step(r);
 }
 
-int http_output_open(http_req *r) {
+int http_output_open(http_req *r, http_output_cb step) {
+  r->output_step = step;
   int err = uv_fs_open(r->loop, &r->fs, r->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666, on_fs);
   if (err == 0) r->fs_busy = 1;
   return err;
@@ -121,7 +121,7 @@ size_t http_output_take(http_req *r, char *data, size_t n) {
   }
   aq_buf_add(&r->pending, data, n);
   if (r->pending.failed) return 0;
-  if (!r->fs_busy) write_next(r);
+  if (!r->fs_busy) write_received(r);
   return n;
 }
 
@@ -131,7 +131,7 @@ size_t http_output_take(http_req *r, char *data, size_t n) {
 static int settle(http_req *r) {
   int ok = !r->cancelled && r->code == CURLE_OK && !r->fs_error;
   if (ok && has_unwritten(r)) {
-    write_next(r);
+    write_received(r);
     if (r->fs_busy) return 1;
   }
   if (r->fd >= 0) {
@@ -153,7 +153,7 @@ static int settle(http_req *r) {
 int http_output_advance(http_req *r) {
   if (r->done || r->cancelled) return settle(r);
   /* the transfer runs */
-  if (!r->fs_error && has_unwritten(r)) write_next(r);
+  if (!r->fs_error && has_unwritten(r)) write_received(r);
   if (r->paused && (r->fs_error || r->pending.len < HTTP_SINK_HIGH)) {
     r->paused = 0;
     curl_easy_pause(r->easy, CURLPAUSE_CONT); /* may call on_body at once */

@@ -47,11 +47,16 @@ static void stop_transfer(http_req *r) {
   deadline_close(r);
 }
 
-void http_request_transfer_over(http_req *r, CURLcode code) {
+static void advance(http_req *r);
+
+/* curl ended the transfer with `code` (the multi's http_transfer callback):
+ * the request takes it out of the multi and moves on. */
+static void on_transfer_over(void *data, CURLcode code) {
+  http_req *r = data;
   stop_transfer(r);
   r->done = 1;
   r->code = code;
-  http_request_advance(r);
+  advance(r);
 }
 
 /* Adds the transfer to the multi. Returns CURLM_OK or curl's error. */
@@ -61,7 +66,10 @@ static CURLMcode add_transfer(http_req *r) {
   return rc;
 }
 
-int http_request_start_transfer(http_req *r) {
+/* Adds the transfer to the multi once the output file is open. Returns 0; or
+ * -1 after marking the request done with an error (the caller then advances
+ * it). */
+static int start_transfer(http_req *r) {
   CURLMcode rc = add_transfer(r);
   if (rc == CURLM_OK) return 0;
   r->done = 1;
@@ -85,10 +93,13 @@ static void on_deadline(uv_timer_t *timer) {
   snprintf(r->errbuf, sizeof r->errbuf, "Operation timed out after %llu milliseconds%s",
            (unsigned long long)((uv_hrtime() - r->start_ns) / 1000000),
            connect == 0 && lookup == 0 ? " waiting for a free connection" : "");
-  http_request_advance(r);
+  advance(r);
 }
 
-void http_request_advance(http_req *r) {
+/* Moves the request on after any event: a write or other fs step done, the
+ * transfer done, the task cancelled. Ends with the task resumed and the
+ * request freed once nothing is in flight. */
+static void advance(http_req *r) {
   if (r->fs_busy) return;
   if (r->path && http_output_advance(r)) return;
   if (!r->cancelled) http_response_resume(r);
@@ -108,7 +119,7 @@ static void cancel_request(aq_task *task, void *data) {
    * file operation in flight), and curl_global_cleanup may come first. */
   curl_easy_cleanup(r->easy);
   r->easy = NULL;
-  http_request_advance(r);
+  advance(r);
 }
 
 /* CURLOPT_WRITEFUNCTION: the body, to memory or to the output file. */
@@ -174,7 +185,7 @@ static int make_deadline(http_req *r) {
  * HTTP_NEW_NO_MEMORY, or HTTP_NEW_BAD_URL when curl refuses the URL. */
 static int set_up_easy(http_req *r, const http_options *o) {
   CURL *easy = r->easy;
-  curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)r);
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)&r->transfer);
   r->errbuf[0] = '\0'; /* curl writes it only when the transfer fails */
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, r->errbuf);
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
@@ -208,6 +219,8 @@ int http_request_new(lua_State *L, http_multi *m, const http_options *o, http_re
   http_req *r = calloc(1, sizeof *r);
   if (!r) return HTTP_NEW_NO_MEMORY;
   r->m = m;
+  r->transfer.over = on_transfer_over;
+  r->transfer.data = r;
   r->loop = m->loop;
   r->fd = -1;
   r->fs.data = r;
@@ -224,8 +237,17 @@ int http_request_new(lua_State *L, http_multi *m, const http_options *o, http_re
   return HTTP_NEW_OK;
 }
 
+/* A step of the output file is done. The file just opened (nothing else
+ * happened yet: no transfer, not over, not cancelled) starts the transfer;
+ * any other step moves the request on. */
+static void on_output_step(http_req *r) {
+  int file_just_opened = r->fd >= 0 && !r->in_multi && !r->done && !r->cancelled;
+  if (file_just_opened && start_transfer(r) == 0) return;
+  advance(r);
+}
+
 int http_request_start(http_req *r) {
-  if (r->path) return http_output_open(r);
+  if (r->path) return http_output_open(r, on_output_step);
   return (int)add_transfer(r);
 }
 

@@ -27,7 +27,7 @@ int arena_put(batch *b, const char *s, size_t len, str_ref *out) {
     return 0;
   }
   if (len >= UINT32_MAX || b->used + len >= UINT32_MAX) return -1;
-  if (grow((void **)&b->arena, &b->arena_cap, b->used + len + 1, 1) != 0) return -1;
+  if (db_grow((void **)&b->arena, &b->arena_cap, b->used + len + 1, 1) != 0) return -1;
   memcpy(b->arena + b->used, s, len);
   out->off = (uint32_t)b->used;
   out->len = (uint32_t)len;

@@ -4,7 +4,8 @@
  * the writer is idle (at once when it is big, else on a timer of
  * AQ_DB_COMMIT_MS); the writer commits it as one transaction and tells the
  * loop (an async handle), which resumes the tasks waiting in db:flush() and
- * hands off what gathered meanwhile. A failed commit stops the engine; what
+ * hands off what gathered meanwhile. What a commit writes is
+ * batch_commit.c's. A failed commit stops the engine; what
  * was committed before is kept.
  */
 #include <stdio.h>
@@ -17,27 +18,6 @@
 
 /* --- the writer thread --- */
 
-int statement_step(sqlite3_stmt *st) {
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
-  return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
-}
-
-/* Commits one batch as one transaction. Returns NULL, or an error message to free. */
-static char *commit_batch(aq_statedb *db, const batch *b) {
-  int rc = sqlite3_exec(db->conn, "BEGIN", NULL, NULL, NULL);
-  if (rc == SQLITE_OK) rc = item_rows_commit(db, b);
-  if (rc == SQLITE_OK) rc = statements_commit(db, b);
-  if (rc == SQLITE_OK) rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
-  if (rc == SQLITE_OK) return NULL;
-  char *msg = sqlite3_mprintf("%s", sqlite3_errmsg(db->conn));
-  sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
-  char *copy = strdup(msg ? msg : "out of memory");
-  sqlite3_free(msg);
-  return copy ? copy : strdup("out of memory");
-}
-
 void group_commit_writer(void *arg) {
   aq_statedb *db = arg;
   uv_mutex_lock(&db->mu);
@@ -47,7 +27,7 @@ void group_commit_writer(void *arg) {
     batch *b = db->handed;
     int failed = db->write_error != NULL;
     uv_mutex_unlock(&db->mu);
-    char *err = failed ? NULL : commit_batch(db, b);
+    char *err = failed ? NULL : batch_commit(db, b);
     uv_mutex_lock(&db->mu);
     if (err && !db->write_error) db->write_error = err;
     else free(err);

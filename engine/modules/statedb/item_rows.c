@@ -5,97 +5,13 @@
  * steps through the FFI (statedb_ffi.h), all on the loop thread and into the
  * current batch. A step of an item whose row or last update is still in the
  * batch is merged into it; the writer thread then writes rows and updates
- * with the statements below. States and outcomes are statedb.h's values.
+ * (batch_commit.c). States and outcomes are statedb.h's values.
  */
 #include <string.h>
 
 #include <lauxlib.h>
 
 #include "statedb_private.h"
-
-/* --- the writer thread --- */
-
-/* The statements of item rows: the insert, then one per update kind
- * (1 + UPDATE_*). States and outcomes are statedb.h's values. Returns an
- * sqlite3_mprintf string (NULL out of memory). */
-static char *item_sql(int which) {
-  switch (which) {
-    case 0:
-      return sqlite3_mprintf("INSERT INTO items(pid, parent, ordinal, class, key, fields, state, outcome, attempts, error) "
-                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
-    case 1 + UPDATE_ATTEMPTS: return sqlite3_mprintf("UPDATE items SET attempts = ?2 WHERE pid = ?1");
-    case 1 + UPDATE_PROCESSED:
-      return sqlite3_mprintf("UPDATE items SET state = %d, outcome = ?2, attempts = ?3, error = ?4 WHERE pid = ?1",
-                             AQ_DB_OPEN);
-    case 1 + UPDATE_FINISHED:
-      return sqlite3_mprintf(
-          "UPDATE items SET state = %d, fields = CASE outcome WHEN %d THEN NULL ELSE fields END WHERE pid = ?1",
-          AQ_DB_FINISHED, AQ_DB_DONE);
-    default: /* 1 + UPDATE_PROCESSED_FINISHED */
-      return sqlite3_mprintf("UPDATE items SET state = %d, outcome = ?2, attempts = ?3, error = ?4, "
-                             "fields = CASE ?2 WHEN %d THEN NULL ELSE fields END WHERE pid = ?1",
-                             AQ_DB_FINISHED, AQ_DB_DONE);
-  }
-}
-
-/* Prepares the item statements once (the writer thread). */
-static int prepare_item_stmts(aq_statedb *db) {
-  for (int i = 0; i < ITEM_STATEMENTS; i++) {
-    if (db->item_stmts[i]) continue;
-    char *sql = item_sql(i);
-    if (!sql) return SQLITE_NOMEM;
-    int rc = sqlite3_prepare_v2(db->conn, sql, -1, &db->item_stmts[i], NULL);
-    sqlite3_free(sql);
-    if (rc != SQLITE_OK) return rc;
-  }
-  return SQLITE_OK;
-}
-
-int item_rows_commit(aq_statedb *db, const batch *b) {
-  int rc = prepare_item_stmts(db);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_stmt *ins = db->item_stmts[0];
-  for (size_t i = 0; i < b->nrows; i++) {
-    const item_row *r = &b->rows[i];
-    sqlite3_bind_int64(ins, 1, b->first_pid + (int64_t)i);
-    sqlite3_bind_int64(ins, 2, r->parent);
-    sqlite3_bind_int(ins, 3, r->ordinal);
-    batch_bind_str(ins, 4, b, r->cls);
-    batch_bind_str(ins, 5, b, r->key);
-    if (r->state == AQ_DB_FINISHED && r->outcome == AQ_DB_DONE) sqlite3_bind_null(ins, 6);
-    else batch_bind_str(ins, 6, b, r->fields);
-    sqlite3_bind_int(ins, 7, r->state);
-    sqlite3_bind_int(ins, 8, r->outcome);
-    sqlite3_bind_int(ins, 9, r->attempts);
-    batch_bind_str(ins, 10, b, r->error);
-    rc = statement_step(ins);
-    if (rc != SQLITE_OK) return rc;
-  }
-  for (size_t i = 0; i < b->nupdates; i++) {
-    const item_update *u = &b->updates[i];
-    sqlite3_stmt *st = db->item_stmts[1 + u->kind];
-    sqlite3_bind_int64(st, 1, u->pid);
-    if (u->kind == UPDATE_ATTEMPTS) {
-      sqlite3_bind_int(st, 2, u->attempts);
-    } else if (u->kind == UPDATE_PROCESSED || u->kind == UPDATE_PROCESSED_FINISHED) {
-      sqlite3_bind_int(st, 2, u->ok ? AQ_DB_DONE : AQ_DB_FAILED);
-      sqlite3_bind_int(st, 3, u->attempts);
-      batch_bind_str(st, 4, b, u->error);
-    }
-    rc = statement_step(st);
-    if (rc != SQLITE_OK) return rc;
-  }
-  return SQLITE_OK;
-}
-
-void item_rows_finalize(aq_statedb *db) {
-  for (int i = 0; i < ITEM_STATEMENTS; i++) {
-    sqlite3_finalize(db->item_stmts[i]);
-    db->item_stmts[i] = NULL;
-  }
-}
-
-/* --- the loop thread --- */
 
 static int usable(aq_statedb *db) { return db && db->open && !db->failed; }
 
@@ -116,7 +32,7 @@ static int item_add(aq_statedb *db, int64_t pid, int64_t parent, int32_t ordinal
   batch *b = db->cur;
   if (b->nrows == 0) b->first_pid = pid;
   else if (pid != b->first_pid + (int64_t)b->nrows) return -1;
-  if (grow((void **)&b->rows, &b->rows_cap, b->nrows + 1, sizeof *b->rows) != 0) return write_lost(db);
+  if (db_grow((void **)&b->rows, &b->rows_cap, b->nrows + 1, sizeof *b->rows) != 0) return write_lost(db);
   item_row *r = &b->rows[b->nrows];
   r->parent = parent;
   r->ordinal = ordinal;
@@ -149,7 +65,7 @@ static item_update *recent_update(batch *b, int64_t pid) {
  * must not touch it. */
 static item_update *new_update(aq_statedb *db, int64_t pid, int kind) {
   batch *b = db->cur;
-  if (grow((void **)&b->updates, &b->updates_cap, b->nupdates + 1, sizeof *b->updates) != 0) return NULL;
+  if (db_grow((void **)&b->updates, &b->updates_cap, b->nupdates + 1, sizeof *b->updates) != 0) return NULL;
   b->recent[(uint64_t)pid % AQ_DB_MERGE_SLOTS] = (uint32_t)b->nupdates;
   item_update *u = &b->updates[b->nupdates++];
   memset(u, 0, sizeof *u);

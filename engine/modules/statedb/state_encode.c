@@ -59,7 +59,8 @@ static void add_integer(aq_buf *b, int64_t v) {
   aq_buf_add(b, p, (size_t)(digits + sizeof digits - p));
 }
 
-static int fail(encoder *e, const char *what) {
+/* The value cannot be saved: keeps why (for the message). Returns -1. */
+static int refuse(encoder *e, const char *what) {
   snprintf(e->problem, sizeof e->problem, "%s", what);
   return -1;
 }
@@ -79,12 +80,23 @@ static size_t path_push_index(encoder *e, lua_Number n) {
 
 static int encode_value(lua_State *L, encoder *e, int idx, int depth);
 
+/* Encodes the value on top of the stack, a field of a table at `depth`
+ * whose name path_push_* appended to the path at `at`, and pops it. On
+ * success the name is taken off the path again; on failure the path names
+ * the field that cannot be saved. Returns 0 or -1. */
+static int encode_field(lua_State *L, encoder *e, size_t at, int depth) {
+  int rc = encode_value(L, e, lua_gettop(L), depth + 1);
+  lua_pop(L, 1);
+  if (rc == 0) e->path[at] = '\0';
+  return rc;
+}
+
 /* The table at idx: a list 1..n, or a table with string keys only. */
 static int encode_table(lua_State *L, encoder *e, int idx, int depth) {
-  if (depth > MAX_DEPTH) return fail(e, "nests too deeply (a table that contains itself?)");
+  if (depth > MAX_DEPTH) return refuse(e, "nests too deeply (a table that contains itself?)");
   if (lua_getmetatable(L, idx)) {
     lua_pop(L, 1);
-    return fail(e, "is an object with a metatable (only plain tables can be saved)");
+    return refuse(e, "is an object with a metatable (only plain tables can be saved)");
   }
   size_t n = lua_objlen(L, idx);
   size_t count = 0, strings = 0;
@@ -105,29 +117,20 @@ static int encode_table(lua_State *L, encoder *e, int idx, int depth) {
       first = 0;
       add_string(&e->out, k, klen);
       aq_buf_add(&e->out, ":", 1);
-      size_t at = path_push_key(e, k, klen);
-      if (encode_value(L, e, lua_gettop(L), depth + 1) != 0) {
-        lua_pop(L, 2);
+      if (encode_field(L, e, path_push_key(e, k, klen), depth) != 0) {
+        lua_pop(L, 1); /* the key: lua_next stops here */
         return -1;
       }
-      e->path[at] = '\0';
-      lua_pop(L, 1);
     }
     aq_buf_add(&e->out, "}", 1);
     return 0;
   }
-  if (count != n) return fail(e, "mixes list entries with other keys, or is a list with holes (JSON cannot hold it)");
+  if (count != n) return refuse(e, "mixes list entries with other keys, or is a list with holes (JSON cannot hold it)");
   aq_buf_add(&e->out, "[", 1);
   for (size_t i = 1; i <= n; i++) {
     if (i > 1) aq_buf_add(&e->out, ",", 1);
     lua_rawgeti(L, idx, (int)i);
-    size_t at = path_push_index(e, (lua_Number)i);
-    if (encode_value(L, e, lua_gettop(L), depth + 1) != 0) {
-      lua_pop(L, 1);
-      return -1;
-    }
-    e->path[at] = '\0';
-    lua_pop(L, 1);
+    if (encode_field(L, e, path_push_index(e, (lua_Number)i), depth) != 0) return -1;
   }
   aq_buf_add(&e->out, "]", 1);
   return 0;
@@ -140,7 +143,7 @@ static int encode_value(lua_State *L, encoder *e, int idx, int depth) {
       return 0;
     case LUA_TNUMBER: {
       lua_Number x = lua_tonumber(L, idx);
-      if (!isfinite(x)) return fail(e, "is not a finite number (JSON cannot hold it)");
+      if (!isfinite(x)) return refuse(e, "is not a finite number (JSON cannot hold it)");
       if (x == floor(x) && fabs(x) < 1e15) add_integer(&e->out, (int64_t)x);
       else aq_buf_printf(&e->out, "%.17g", x);
       return 0;
@@ -157,7 +160,7 @@ static int encode_value(lua_State *L, encoder *e, int idx, int depth) {
     default: {
       char what[64];
       snprintf(what, sizeof what, "is a %s", luaL_typename(L, idx));
-      return fail(e, what);
+      return refuse(e, what);
     }
   }
 }
@@ -189,7 +192,7 @@ const char *state_encode_item(lua_State *L, int idx, size_t *len, const char **p
     if (lua_type(L, -2) != LUA_TSTRING) {
       lua_pop(L, 2);
       snprintf(enc.path, sizeof enc.path, "?");
-      rc = fail(&enc, "an item's fields must have string names");
+      rc = refuse(&enc, "an item's fields must have string names");
       break;
     }
     size_t klen;

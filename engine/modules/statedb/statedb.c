@@ -27,13 +27,26 @@
 static aq_statedb *open_dbs;
 static int close_hook_set; /* close_all is registered with the engine */
 
-static void on_handle_closed(uv_handle_t *h);
 static void close_all(aq_engine *E, void *data);
 
-aq_statedb *statedb_check(lua_State *L) {
-  aq_statedb *db = luaL_checkudata(L, 1, DB_MT);
-  if (!db->open) luaL_error(L, "%s %s is closed", db->kind, db->path);
-  return db;
+/* --- what a db's threads share, and its handles --- */
+
+static void on_handle_closed(uv_handle_t *h) {
+  aq_statedb *db = h->data;
+  if (--db->closing_handles > 0) return;
+  luaL_unref(aq_engine_state(db->E), LUA_REGISTRYINDEX, db->ref);
+}
+
+/* Destroys what l_open made for the two threads to meet (the writer thread
+ * is not running) and closes the handles; the last close callback drops the
+ * registry's reference to the db. */
+static void release_sync_and_handles(aq_statedb *db) {
+  uv_mutex_destroy(&db->mu);
+  uv_cond_destroy(&db->work);
+  uv_cond_destroy(&db->done);
+  db->closing_handles = 2;
+  uv_close((uv_handle_t *)&db->async, on_handle_closed);
+  uv_close((uv_handle_t *)&db->timer, on_handle_closed);
 }
 
 /* statedb.open(path, kind) -> db, or nil, message (the file is left as it was). */
@@ -84,12 +97,7 @@ static int l_open(lua_State *L) {
   db->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* dropped when the handles are closed */
   if (uv_thread_create(&db->thread, group_commit_writer, db) != 0) {
     sqlite3_close(conn);
-    uv_mutex_destroy(&db->mu);
-    uv_cond_destroy(&db->work);
-    uv_cond_destroy(&db->done);
-    db->closing_handles = 2;
-    uv_close((uv_handle_t *)&db->async, on_handle_closed);
-    uv_close((uv_handle_t *)&db->timer, on_handle_closed);
+    release_sync_and_handles(db);
     return luaL_error(L, "cannot start the writer thread of %s", path);
   }
   db->open = 1;
@@ -99,12 +107,6 @@ static int l_open(lua_State *L) {
 }
 
 /* --- closing --- */
-
-static void on_handle_closed(uv_handle_t *h) {
-  aq_statedb *db = h->data;
-  if (--db->closing_handles > 0) return;
-  luaL_unref(aq_engine_state(db->E), LUA_REGISTRYINDEX, db->ref);
-}
 
 static void db_close(aq_statedb *db) {
   if (!db->open) return;
@@ -121,20 +123,14 @@ static void db_close(aq_statedb *db) {
       *pp = db->next_open;
       break;
     }
-  item_rows_finalize(db);
-  statements_finalize(db);
+  batch_commit_finalize(db);
   sqlite3_close_v2(db->conn); /* freed once the last db:rows() iterator is collected */
   db->conn = NULL;
   batch_free(&db->batches[0]);
   batch_free(&db->batches[1]);
   free(db->write_error);
   db->write_error = NULL;
-  uv_mutex_destroy(&db->mu);
-  uv_cond_destroy(&db->work);
-  uv_cond_destroy(&db->done);
-  db->closing_handles = 2;
-  uv_close((uv_handle_t *)&db->async, on_handle_closed);
-  uv_close((uv_handle_t *)&db->timer, on_handle_closed);
+  release_sync_and_handles(db);
 }
 
 /* The engine closes (after its tasks were cancelled): commit and close all. */
@@ -176,20 +172,12 @@ static int l_path(lua_State *L) {
 /* What lua/aqueue/state.lua (and state_tool.lua) must agree on with this
  * module, defined once here: the FFI declarations (statedb_ffi.h's text) and
  * the items' states and outcomes (statedb.h), for their SQL and checks. */
-static void export_ffi_contract(lua_State *L) {
-  static const struct {
-    const char *name;
-    int value;
-  } constants[] = {
+static void export_statedb_contract(lua_State *L) {
+  static const aq_constant constants[] = {
       {"STATE_PENDING", AQ_DB_PENDING}, {"STATE_OPEN", AQ_DB_OPEN},     {"STATE_FINISHED", AQ_DB_FINISHED},
       {"OUTCOME_NONE", AQ_DB_NO_OUTCOME}, {"OUTCOME_DONE", AQ_DB_DONE}, {"OUTCOME_FAILED", AQ_DB_FAILED},
   };
-  lua_pushstring(L, aq_statedb_ffi_cdef);
-  lua_setfield(L, -2, "ffi_cdef");
-  for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
-    lua_pushinteger(L, constants[i].value);
-    lua_setfield(L, -2, constants[i].name);
-  }
+  aq_export_ffi_contract(L, aq_statedb_ffi_cdef, constants, sizeof constants / sizeof constants[0]);
 }
 
 static int luaopen_statedb(lua_State *L) {
@@ -216,7 +204,7 @@ static int luaopen_statedb(lua_State *L) {
   lua_setfield(L, -2, "open");
   lua_pushcfunction(L, item_rows_l_add);
   lua_setfield(L, -2, "add_item");
-  export_ffi_contract(L);
+  export_statedb_contract(L);
   state_encode_register(L);
   return 1;
 }

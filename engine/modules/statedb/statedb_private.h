@@ -1,13 +1,16 @@
 /*
  * statedb_private.h — the parts of aqueue.statedb (statedb.h) and what each
- * file of this folder offers the others. One file per job:
- *   statedb.c        a file's life: open, close, the Lua module
- *   file_format.c    what an aqueue SQLite file is: checks before use, schema
+ * file of this folder offers the others. One file per job, in layers: a file
+ * calls only the files listed before it (state_encode.c and file_format.c
+ * stand alone).
  *   db_batch.c       batches: the writes the loop thread gathers
+ *   batch_commit.c   the SQL the writer thread runs for a batch
  *   group_commit.c   the writer thread, hand-offs, db:flush()
  *   item_rows.c      the items table of a state file (run_queue's steps)
  *   statements.c     writes through db:prepare() statements (stores, disk queues)
  *   reading.c        db:rows() and db:exec(), synchronous
+ *   file_format.c    what an aqueue SQLite file is: checks before use, schema
+ *   statedb.c        a file's life: open, close, the Lua module (on top)
  *
  * Threads: two batches take turns: the loop thread fills `cur` while the
  * writer commits `handed`. Only `handed`, `committed`, `write_error` and
@@ -20,6 +23,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include <lauxlib.h>
 #include <lua.h>
 #include <sqlite3.h>
 #include <uv.h>
@@ -121,9 +125,13 @@ struct aq_statedb {
   int closing_handles;
 };
 
-/* --- statedb.c --- */
-/* The open db at argument 1, raising when it is not one or is closed. */
-aq_statedb *statedb_check(lua_State *L);
+/* The open db at argument 1, raising when it is not one or is closed. For
+ * every method of a db, whichever file it is written in. */
+static inline aq_statedb *statedb_check(lua_State *L) {
+  aq_statedb *db = luaL_checkudata(L, 1, DB_MT);
+  if (!db->open) luaL_error(L, "%s %s is closed", db->kind, db->path);
+  return db;
+}
 
 /* --- file_format.c --- */
 /* Opens `path` as an aqueue file of `kind` for this process, making it one
@@ -143,7 +151,7 @@ static inline int batch_empty(const batch *b) { return b->nrows == 0 && b->nupda
 
 /* Makes room for `need` elements of `size` in *p. Returns 0, or -1 out of
  * memory. Inline: each write of the hot path calls it. */
-static inline int grow(void **p, size_t *cap, size_t need, size_t size) {
+static inline int db_grow(void **p, size_t *cap, size_t need, size_t size) {
   if (need <= *cap) return 0;
   size_t n = *cap ? *cap * 2 : 256;
   while (n < need) n *= 2;
@@ -153,6 +161,14 @@ static inline int grow(void **p, size_t *cap, size_t need, size_t size) {
   *cap = n;
   return 0;
 }
+
+/* --- batch_commit.c --- */
+/* Commits one batch as one transaction (the writer thread). Returns NULL, or
+ * an error message to free. */
+char *batch_commit(aq_statedb *db, const batch *b);
+/* Finalizes the item statements and the db:prepare() ones (at close, the
+ * writer thread stopped). */
+void batch_commit_finalize(aq_statedb *db);
 
 /* --- group_commit.c --- */
 /* The writer thread's body (uv_thread_create). */
@@ -175,9 +191,6 @@ void group_commit_wake_waiters(aq_statedb *db);
 void group_commit_report_error(aq_statedb *db, const char *err);
 /* db:flush() */
 int group_commit_l_flush(lua_State *L);
-/* Runs a statement of a batch's transaction, then resets it for its next
- * use. Returns SQLITE_OK or the error. */
-int statement_step(sqlite3_stmt *st);
 
 /* The loop thread appended to `cur`: make sure it gets committed. A big
  * batch goes to an idle writer at once: a process() that enqueues a million
@@ -192,16 +205,10 @@ static inline void written(aq_statedb *db) {
 }
 
 /* --- item_rows.c --- */
-/* Writes a batch's item rows and updates (the writer thread, in its transaction). */
-int item_rows_commit(aq_statedb *db, const batch *b);
-void item_rows_finalize(aq_statedb *db);
 /* statedb.add_item */
 int item_rows_l_add(lua_State *L);
 
 /* --- statements.c --- */
-/* Runs a batch's writes through db:prepare() statements (the writer thread). */
-int statements_commit(aq_statedb *db, const batch *b);
-void statements_finalize(aq_statedb *db);
 int statements_l_prepare(lua_State *L);
 int statements_l_write(lua_State *L);
 

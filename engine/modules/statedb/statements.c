@@ -2,7 +2,8 @@
  * statements.c — writes through statements a Lua module prepared on its file
  * (db:prepare, db:write): the store's and the disk queue's rows
  * (lua/aqueue/store.lua, diskqueue.lua). A write goes into the current batch
- * with its arguments; the writer thread runs it in the batch's transaction.
+ * with its arguments; the writer thread runs it in the batch's transaction
+ * (batch_commit.c).
  */
 #include <lauxlib.h>
 
@@ -35,7 +36,7 @@ int statements_l_write(lua_State *L) {
     return 2;
   }
   batch *b = db->cur;
-  if (grow((void **)&b->ops, &b->ops_cap, b->nops + 1, sizeof *b->ops) != 0) return luaL_error(L, "out of memory");
+  if (db_grow((void **)&b->ops, &b->ops_cap, b->nops + 1, sizeof *b->ops) != 0) return luaL_error(L, "out of memory");
   generic_op *op = &b->ops[b->nops];
   op->stmt = stmt;
   op->nargs = nargs;
@@ -57,24 +58,4 @@ int statements_l_write(lua_State *L) {
   written(db);
   lua_pushboolean(L, 1);
   return 1;
-}
-
-int statements_commit(aq_statedb *db, const batch *b) {
-  for (size_t i = 0; i < b->nops; i++) {
-    const generic_op *op = &b->ops[i];
-    sqlite3_stmt *st = db->stmts[op->stmt];
-    for (int a = 0; a < op->nargs; a++) {
-      if (op->args[a].type == ARG_INT) sqlite3_bind_int64(st, a + 1, op->args[a].i);
-      else if (op->args[a].type == ARG_TEXT) batch_bind_str(st, a + 1, b, op->args[a].s);
-      else sqlite3_bind_null(st, a + 1);
-    }
-    int rc = statement_step(st);
-    if (rc != SQLITE_OK) return rc;
-  }
-  return SQLITE_OK;
-}
-
-void statements_finalize(aq_statedb *db) {
-  for (int i = 0; i < db->nstmts; i++) sqlite3_finalize(db->stmts[i]);
-  db->nstmts = 0;
 }

@@ -49,7 +49,7 @@ static void prepend_key(work_encoder *e, int k) {
 
 /* Encodes the table at idx: its array part 1..#t by index, then every other
  * pair. Returns 0, or -1 with e->what / e->where set. */
-static int encode_table(work_encoder *e, int idx) {
+static int work_encode_table(work_encoder *e, int idx) {
   lua_State *L = e->L;
   const void *self = lua_topointer(L, idx);
   for (int i = 0; i < e->depth; i++) {
@@ -128,7 +128,7 @@ int work_encode_value(work_encoder *e, int idx) {
     aq_buf_add(e->out, s, len);
     return 0;
   }
-  case LUA_TTABLE: return encode_table(e, idx);
+  case LUA_TTABLE: return work_encode_table(e, idx);
   default: {
     const char *type = lua_typename(L, lua_type(L, idx));
     snprintf(e->what, sizeof e->what, "a %s", type);
