@@ -24,6 +24,9 @@
 #define TAKE_CHECK_EVERY 32
 
 static aq_item_rec *rec(aq_sched *s, int32_t id) { return &s->items[id]; }
+/* An item's priority: what the queues order by in the priority order (the
+ * other orders ignore it, and keep none). */
+static double priority_of(const aq_sched *s, int32_t id) { return s->priorities ? s->priorities[id] : 0; }
 
 static void sched_item_ready(aq_sched *s, int32_t id);
 static void task_ending(void *data, aq_task *t);
@@ -74,7 +77,7 @@ static int pop_delayed(aq_sched *s, int32_t *id) {
 /* An item of a limit key may start: its key holds it. Returns 0 or -1. */
 static int hold_item(aq_sched *s, int32_t id) {
   aq_item_rec *r = rec(s, id);
-  if (limits_item_ready(&s->limits, r->limit_key, id, r->priority) != 0) return -1;
+  if (limits_item_ready(&s->limits, r->limit_key, id, priority_of(s, id)) != 0) return -1;
   r->state = AQ_ITEM_HELD;
   return 0;
 }
@@ -174,6 +177,8 @@ static void sched_release_run(aq_sched *s) {
     }
   free(s->items);
   s->items = NULL;
+  free(s->priorities);
+  s->priorities = NULL;
   s->items_cap = 0;
   aq_item_queue_free(&s->queued);
   aq_item_queue_free(&s->hooks);
@@ -365,6 +370,11 @@ static int32_t new_item_id(aq_sched *s) {
     if (!items) return -1;
     memset(items + s->items_cap, 0, (size_t)(cap - s->items_cap) * sizeof *items);
     s->items = items;
+    if (s->order == AQ_ORDER_PRIORITY) {
+      double *priorities = realloc(s->priorities, (size_t)cap * sizeof *priorities);
+      if (!priorities) return -1;
+      s->priorities = priorities;
+    }
     s->items_cap = cap;
   }
   return s->next_id++;
@@ -429,7 +439,7 @@ int32_t sched_class_add(aq_sched *s, const char *name) {
 /* Puts an item into `queued` (state QUEUED). Returns 0, or -1 out of memory. */
 static int push_queued(aq_sched *s, int32_t id) {
   aq_item_rec *r = rec(s, id);
-  if (aq_item_queue_push(&s->queued, id, r->priority) != 0) return -1;
+  if (aq_item_queue_push(&s->queued, id, priority_of(s, id)) != 0) return -1;
   r->state = AQ_ITEM_QUEUED;
   return 0;
 }
@@ -478,7 +488,7 @@ int32_t sched_enqueue(aq_sched *s, int32_t parent, int32_t class_id, double prio
     return -1;
   }
   aq_item_rec *r = rec(s, id);
-  r->priority = priority;
+  if (s->priorities) s->priorities[id] = priority;
   r->parent = parent;
   r->pending = 1;
   r->limit_key = limit_key;

@@ -52,8 +52,9 @@ typedef enum {
   AQ_ITEM_HELD           /* in its limit key's `waiting` until one of its tokens comes up */
 } aq_item_state;
 
+/* One per id, 20 bytes: a million queued items cost 20 MB here. The
+ * priority, read in the priority order only, is kept apart (priorities). */
 typedef struct {
-  double priority;  /* order = "priority": lower first */
   int32_t parent;   /* parent id, 0 for a root item; next free id while FREE */
   int32_t pending;  /* own process (until done) + unfinished children */
   int32_t limit_key; /* index into the run's limit keys, 0 for none */
@@ -104,6 +105,7 @@ typedef struct aq_sched {
   int64_t max_items; /* stop once this many items have started; 0 for no limit */
 
   aq_item_rec *items; /* index = id; items[0] unused */
+  double *priorities; /* order = "priority" only (else NULL): index = id, lower first */
   int32_t items_cap;
   int32_t free_head;  /* first free id, 0 when none */
   int32_t next_id;    /* lowest id never used */

@@ -114,28 +114,31 @@ local function wait_one(h)
 end
 
 ---------------------------------------------------------------------------
--- Item handles: { item }. While the item is in its run, `item._aq_id` is its
--- id and the scheduler says whether its process has finished; once the item
--- is released (or its run is over) `_aq_id` is false. The outcome lives on the
--- item (`_aq_results`, `_aq_error`), and only when there is one to keep.
+-- Item handles: { item, id }, `id` being the item's id in its run (false for
+-- an item known finished). While the run in progress still holds the item
+-- under that id (run_items, given by run_queue), the scheduler says whether
+-- its process has finished; once the item is released (or its run is over)
+-- it has. The outcome lives on the item (`_aq_results`, `_aq_error`), and
+-- only when there is one to keep.
 
 local ItemHandle = {}
 ItemHandle.__index = ItemHandle
 
 local item_waiters = {} -- item id -> list of waiting task ids
+local run_items = {}    -- the run in progress's id -> item (run_queue's run.items), {} between runs
 
-local function new_item_handle(item)
-  return setmetatable({ item }, ItemHandle)
+local function new_item_handle(item, id)
+  return setmetatable({ item, id }, ItemHandle)
 end
 
 -- True when the item's process() will not run again (its outcome is known).
 function ItemHandle:_finished()
-  local id = rawget(self[1], "_aq_id")
-  return not id or C.aq__sched_item_finished(E, id) ~= 0
+  local id = self[2]
+  return not id or run_items[id] ~= self[1] or C.aq__sched_item_finished(E, id) ~= 0
 end
 
 function ItemHandle:_waiter_list()
-  local id = rawget(self[1], "_aq_id")
+  local id = self[2]
   local list = item_waiters[id]
   if not list then
     list = {}
@@ -279,5 +282,9 @@ return {
   spawn = spawn,
   reset_item_waiters = function()
     item_waiters = {}
+  end,
+  -- run_queue: the items of the run in progress (nil when it ends)
+  set_run_items = function(items)
+    run_items = items or {}
   end,
 }

@@ -191,10 +191,51 @@ end
 -- makes the items, so it shows on the first ones.
 local CHECK_ALL_FIRST, CHECK_EVERY = 1000, 1024
 
+-- Where an item's id lives. A million queued items are a million Lua tables,
+-- so the engine adds as few fields to them as it can: every field past the
+-- user's own doubles the table's hash part. A child carries only `parent`
+-- (public, SPEC section 2); a root item carries `_aq_id` (its id, false once
+-- finished), as does an item whose id had to be searched for once. The id of
+-- the item a runner is processing comes from its job; handles keep the id
+-- they were made with.
+
+-- True when `item` was enqueued, in this run or an earlier one.
+local function was_enqueued(item)
+  return rawget(item, "_aq_id") ~= nil or rawget(item, "parent") ~= nil
+end
+
+-- The id of `item` in `run` while it is there (enqueued, not yet reaped), else nil.
+local function id_of(run, item)
+  local items = run.items
+  local id = rawget(item, "_aq_id")
+  if id ~= nil then
+    return id and items[id] == item and id or nil -- a dropped item keeps a stale id
+  end
+  local job = C.aq__sched_current_job(E)
+  if job > 0 then
+    id = rshift(job, JOB_ID_SHIFT)
+    if items[id] == item then
+      return id -- the item whose process or hook runs: the usual parent
+    end
+  end
+  if rawget(item, "parent") == nil then
+    return nil -- never enqueued
+  end
+  -- A child named from elsewhere (another task, another item): searched for
+  -- once, then kept on it (reap sets it false).
+  for other_id, other in pairs(items) do
+    if other == item then
+      item._aq_id = other_id
+      return other_id
+    end
+  end
+  return nil
+end
+
 -- enqueue, first: `child` is an item that can be enqueued under `parent`
 -- (nil for a root item). Returns its class and the parent's id (0 for none).
 -- `instances_seen` counts the instances checked for misspelt fields.
-local function check_item(instances_seen, parent, child, level)
+local function check_item(run, instances_seen, parent, child, level)
   local cls = class_of(child)
   if not cls then
     error("enqueue: expected an item (an instance of an aqueue.Item class), got " .. describe(child), level)
@@ -203,7 +244,7 @@ local function check_item(instances_seen, parent, child, level)
     error(("enqueue: %s has no process method (define function %s:process(enqueue, set_desc))")
       :format(cls.__name, cls.__name), level)
   end
-  if rawget(child, "_aq_id") ~= nil then
+  if was_enqueued(child) then
     error("enqueue: this " .. cls.__name .. " item was already enqueued; make a new one", level)
   end
   local seen = (instances_seen[cls] or 0) + 1
@@ -213,10 +254,10 @@ local function check_item(instances_seen, parent, child, level)
   end
   local parent_id = 0
   if parent ~= nil then
-    parent_id = rawget(parent, "_aq_id")
+    parent_id = run and id_of(run, parent)
     if not parent_id then
       error(("enqueue: cannot add a child to a %s item that is %s"):format(parent.__name,
-        parent_id == false and "finished (its subtree already completed)" or "not enqueued"), level)
+        was_enqueued(parent) and "finished (its subtree already completed)" or "not enqueued"), level)
     end
   end
   return cls, parent_id
@@ -226,11 +267,11 @@ end
 -- child it enqueued before the restart, live or finished (`same` false).
 local function handle_of_known(child, same, err)
   if same then
-    return new_item_handle(same)
+    return new_item_handle(same, rawget(same, "_aq_id")) -- restored items keep their id (resume)
   end
   child._aq_id = false
   child._aq_error = err
-  return new_item_handle(child)
+  return new_item_handle(child, false)
 end
 
 -- enqueue's dedup: the child's key() (nil without one), and true when the
@@ -268,11 +309,12 @@ end
 -- (in `items`, its run.items) until it is reaped. Returns its handle.
 local function record(items, parent, child, id)
   items[id] = child
-  child._aq_id = id
   if parent ~= nil then
-    child.parent = parent
+    child.parent = parent -- its only engine field (see was_enqueued)
+  else
+    child._aq_id = id
   end
-  return new_item_handle(child)
+  return new_item_handle(child, id)
 end
 
 -- `run`'s enqueue_child(parent, child, level, initial): enqueues `child`
@@ -291,7 +333,7 @@ local function make_enqueue_child(run)
     if not initial then
       count_turn()
     end
-    local cls, parent_id = check_item(instances_seen, parent, child, level + 1)
+    local cls, parent_id = check_item(run, instances_seen, parent, child, level + 1)
     local priority, flags, delay, limit_key, max_attempts = sched_fields(run, limits, child, cls, level + 1)
     local known, ticket = admit(backend, parent, child, cls.__name, level + 1)
     if known ~= nil then -- a re-running parent's child, enqueued before (ticket: its error)
@@ -324,7 +366,7 @@ end
 local function enqueue_in_active_run(parent, child, level)
   local run = active
   if run == nil then
-    check_item({}, parent, child, level + 1)
+    check_item(nil, {}, parent, child, level + 1)
     error("enqueue: " .. ENQUEUE_ERRORS[-4], level)
   end
   local h, err = run.enqueue_child(parent, child, level + 1) -- not a tail call: levels
@@ -411,7 +453,9 @@ local function reap(run)
       return
     end
     local item = items[id]
-    item._aq_id = false -- finished: no more children
+    if rawget(item, "_aq_id") then
+      item._aq_id = false -- finished: no more children (a child without it: was_enqueued)
+    end
     items[id] = nil
     backend:finished(item)
   end
@@ -608,7 +652,7 @@ local function check_options(opts)
   local seen = {}
   for i = 1, #initial do
     local cls = class_of(initial[i])
-    if seen[initial[i]] or (cls and rawget(initial[i], "_aq_id") ~= nil) then
+    if seen[initial[i]] or (cls and was_enqueued(initial[i])) then
       error(("run_queue: initial_items[%d] was already enqueued; make a new item"):format(i), 3)
     end
     seen[initial[i]] = true
@@ -703,8 +747,11 @@ end
 -- engine's callbacks no longer reach it.
 local function close_run(run)
   for _, item in pairs(run.items) do
-    item._aq_id = false
+    if rawget(item, "_aq_id") then
+      item._aq_id = false
+    end
   end
+  handle.set_run_items(nil)
   active = nil
 end
 
@@ -719,6 +766,7 @@ local function run_queue(opts)
   end
   local run = new_run(run_limits, backend)
   active = run
+  handle.set_run_items(run.items)
   local resumed = nil
   ok, err = pcall(function()
     resumed = resume(run)
