@@ -69,58 +69,86 @@ check_run_stderr() {
   fi
 }
 
-# What the state file holds: db_rows FILE prints "<state> <outcome> <path>"
-# for each item row of a copy of FILE (the engine's own files stay as the kill
-# left them, for its recovery). The tables are the engine's (engine/modules/statedb/file_format.c):
-# a change there must change this test too, so a file it cannot read fails it.
+# What the state file holds: db_rows.py COPY OUT [COPY OUT ...] writes to
+# each OUT "<state> <outcome> <path>" for each item row of the state file
+# COPY, a copy of the engine's (whose own files stay as the kill left them,
+# for its recovery). One Python process reads all the copies at the end: one
+# per kill would cost a start-up each. The tables are the engine's
+# (engine/modules/statedb/file_format.c): a change there must change this test
+# too, so a file it cannot read fails it.
 cat >"$TMP/db_rows.py" <<'PY'
 import sqlite3, sys
 # items(pid, parent, ordinal, state, outcome): state 0 pending, 1 processed
 # (waiting for its children and hook), 2 finished; outcome 1 done, 2 failed.
 # A row's path: its ordinal among its parent's enqueues, down from the root
 # (parent 0, ordinal 1): the fixture's paths are those positions.
-con = sqlite3.connect(sys.argv[1])
-# A kill during start-up, after SQLite created the file and before the engine
-# committed its tables, leaves a file with no table at all: nothing committed.
-# A file with tables but not these still fails (a change of the engine's).
-if con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
-    sys.exit(0)
-rows = con.execute("SELECT pid, parent, ordinal, state, outcome FROM items").fetchall()
-by_pid = {r[0]: r for r in rows}
-paths = {}
-def path_of(pid):
-    if pid not in paths:
-        _, parent, ordinal, _, _ = by_pid[pid]
-        if parent == 0:
-            p = "root" if ordinal == 1 else "root#%d" % ordinal
-        elif parent in by_pid:
-            up = path_of(parent)
-            p = str(ordinal) if up == "root" else "%s.%d" % (up, ordinal)
-        else:
-            p = "orphan-of-%d.%d" % (parent, ordinal)
-        paths[pid] = p
-    return paths[pid]
-for pid, parent, ordinal, state, outcome in rows:
-    print(state, outcome, path_of(pid))
+def rows_of(db_path, out):
+    con = sqlite3.connect(db_path)
+    # A kill during start-up, after SQLite created the file and before the engine
+    # committed its tables, leaves a file with no table at all: nothing committed.
+    # A file with tables but not these still fails (a change of the engine's).
+    if con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+        return
+    rows = con.execute("SELECT pid, parent, ordinal, state, outcome FROM items").fetchall()
+    by_pid = {r[0]: r for r in rows}
+    paths = {}
+    def path_of(pid):
+        if pid not in paths:
+            _, parent, ordinal, _, _ = by_pid[pid]
+            if parent == 0:
+                p = "root" if ordinal == 1 else "root#%d" % ordinal
+            elif parent in by_pid:
+                up = path_of(parent)
+                p = str(ordinal) if up == "root" else "%s.%d" % (up, ordinal)
+            else:
+                p = "orphan-of-%d.%d" % (parent, ordinal)
+            paths[pid] = p
+        return paths[pid]
+    for pid, parent, ordinal, state, outcome in rows:
+        out.write("%d %d %s\n" % (state, outcome, path_of(pid)))
+args = sys.argv[1:]
+for db_path, out_path in zip(args[0::2], args[1::2]):
+    with open(out_path, "w") as out:
+        try:
+            rows_of(db_path, out)
+        except Exception as e:
+            sys.exit("%s: %s" % (db_path, e))
 PY
-db_rows() { # state file, output file
-  local copy="$TMP/dbcopy"
-  rm -rf "$copy" && mkdir "$copy" || return 1
-  cp "$1" "$copy/db" || return 1
-  if [ -f "$1-wal" ]; then cp "$1-wal" "$copy/db-wal" || return 1; fi
-  "$PY" "$TMP/db_rows.py" "$copy/db" >"$2" 2>"$2.err"
+# copy_state FILE DIR : a copy of the state file (and its WAL) as DIR/db.
+copy_state() {
+  mkdir -p "$2" && cp "$1" "$2/db" || return 1
+  if [ -f "$1-wal" ]; then cp "$1-wal" "$2/db-wal" || return 1; fi
 }
 
 # At each kill: the paths of the items whose completion was committed (they
 # must never run again) and the side log's length then, in $SNAPS/<kill>:
 # its first line the log position, then "<state> <outcome> <path>" lines.
+# At the kill, the state file is copied and the log's length noted in
+# $COPIES/<kill>/; read_snapshots makes $SNAPS from them (and the rows of the
+# complete run, FINAL_ROWS, from a copy of the final state file).
 SNAPS="$TMP/snaps"
-mkdir "$SNAPS"
+COPIES="$TMP/copies"
+FINAL_ROWS="$TMP/final_rows"
+mkdir "$SNAPS" "$COPIES"
 snapshot() {
   [ -f "$STATE" ] || return 0
-  db_rows "$STATE" "$TMP/rows" || fail "the state file cannot be read as this test knows it: $(tail -1 "$TMP/rows.err")"
-  { wc -l 2>/dev/null <"$LOG" || echo 0; } >"$SNAPS/$kills"
-  cat "$TMP/rows" >>"$SNAPS/$kills"
+  copy_state "$STATE" "$COPIES/$kills" || fail "cannot copy the state file after kill $kills"
+  { wc -l 2>/dev/null <"$LOG" || echo 0; } >"$COPIES/$kills/pos"
+}
+read_snapshots() {
+  local dir k args=()
+  copy_state "$STATE" "$COPIES/final" || fail "cannot copy the final state file"
+  for dir in "$COPIES"/*/; do
+    args+=("$dir/db" "$dir/rows")
+  done
+  "$PY" "$TMP/db_rows.py" "${args[@]}" 2>"$TMP/rows.err" ||
+    fail "a state file cannot be read as this test knows it: $(tail -1 "$TMP/rows.err")"
+  for dir in "$COPIES"/*/; do
+    k="$(basename "$dir")"
+    [ "$k" = final ] && continue
+    cat "$dir/pos" "$dir/rows" >"$SNAPS/$k"
+  done
+  cp "$COPIES/final/rows" "$FINAL_ROWS"
 }
 
 # One run killed after DELAY_MS (unless it ends first). Sets KILLED (1 when
@@ -245,8 +273,8 @@ echo "# $kills kills, $runs processes, ${TOTAL_MS} ms in all"
 # own P line) = 2000 items: 4x the commit interval, for a slow commit on a
 # loaded 2-core machine. Per kill: 2050. (Measured: ~150-300 per kill.)
 DUP_PER_KILL=$((50 + MAX_RATE * 200 / 1000))
-db_rows "$STATE" "$TMP/final_rows" || fail "the state file cannot be read as this test knows it: $(tail -1 "$TMP/final_rows.err")"
-result="$("$PY" - "$LOG" "$STATE" "$kills" "$DUP_PER_KILL" "$SNAPS" "$TMP/final_rows" <<'PY'
+read_snapshots
+result="$("$PY" - "$LOG" "$STATE" "$kills" "$DUP_PER_KILL" "$SNAPS" "$FINAL_ROWS" <<'PY'
 import os, sys, sqlite3
 log_path, state_path, kills, dup_per_kill = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 snaps_dir, final_rows = sys.argv[5], sys.argv[6]
