@@ -471,6 +471,26 @@ static void hook_unreserve(aq_sched *s, int32_t flags) {
   if (flags & AQ_ITEM_HAS_HOOK) s->hooks_to_come--;
 }
 
+/* A record for a new item under `parent` (0: none) whose own process is
+ * still to come, its hook counted in hooks_to_come. The caller gives it a
+ * state. Returns its id, or -1 out of memory (nothing changed). */
+static int32_t new_item(aq_sched *s, int32_t parent, int32_t class_id, int32_t flags, int32_t max_attempts) {
+  if (hook_reserve(s, flags) != 0) return -1;
+  int32_t id = new_item_id(s);
+  if (id < 0) {
+    hook_unreserve(s, flags);
+    return -1;
+  }
+  aq_item_rec *r = rec(s, id);
+  *r = (aq_item_rec){.parent = parent,
+                     .pending = 1,
+                     .class_id = (uint16_t)class_id,
+                     .flags = (uint8_t)flags,
+                     .state = AQ_ITEM_FREE,
+                     .max_attempts = (uint16_t)max_attempts};
+  return id;
+}
+
 /* Returns the new id (> 0), or: -1 out of memory, -2 the run is stopping,
  * -3 the parent's subtree already completed, -4 no run is active. */
 int32_t sched_enqueue(aq_sched *s, int32_t parent, int32_t class_id, double priority, int32_t flags,
@@ -481,21 +501,11 @@ int32_t sched_enqueue(aq_sched *s, int32_t parent, int32_t class_id, double prio
     uint8_t st = rec(s, parent)->state;
     if (st == AQ_ITEM_FREE || st == AQ_ITEM_HOOK_QUEUED || st == AQ_ITEM_HOOK_RUNNING) return -3;
   }
-  if (hook_reserve(s, flags) != 0) return -1;
-  int32_t id = new_item_id(s);
-  if (id < 0) {
-    hook_unreserve(s, flags);
-    return -1;
-  }
+  int32_t id = new_item(s, parent, class_id, flags, max_attempts);
+  if (id < 0) return -1;
   aq_item_rec *r = rec(s, id);
   if (s->priorities) s->priorities[id] = priority;
-  r->parent = parent;
-  r->pending = 1;
   r->limit_key = limit_key;
-  r->class_id = (uint16_t)class_id;
-  r->flags = (uint8_t)flags;
-  r->attempts = 0;
-  r->max_attempts = (uint16_t)max_attempts;
   int rc;
   if (delay_s > 0) rc = sched_delay_item(s, id, sched_now_ms() + delay_s * 1000.0);
   else if (limit_key) rc = hold_item(s, id);
@@ -689,20 +699,9 @@ void sched_drop_queued(aq_sched *s, void (*dropped)(int32_t id, void *ud), void 
  * Returns its id, or -1 out of memory, -4 no run. */
 int32_t sched_restore_open(aq_sched *s, int32_t parent, int32_t class_id, int32_t flags) {
   if (!s->active) return -4;
-  if (hook_reserve(s, flags) != 0) return -1;
-  int32_t id = new_item_id(s);
-  if (id < 0) {
-    hook_unreserve(s, flags);
-    return -1;
-  }
-  aq_item_rec *r = rec(s, id);
-  memset(r, 0, sizeof *r);
-  r->parent = parent;
-  r->pending = 1;
-  r->class_id = (uint16_t)class_id;
-  r->flags = (uint8_t)flags;
-  r->state = AQ_ITEM_OPEN;
-  r->max_attempts = 1;
+  int32_t id = new_item(s, parent, class_id, flags, 1);
+  if (id < 0) return -1;
+  rec(s, id)->state = AQ_ITEM_OPEN;
   if (parent) rec(s, parent)->pending++;
   s->live_items++;
   if (flags & AQ_ITEM_TRACK_OVERALL) {

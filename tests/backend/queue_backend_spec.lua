@@ -165,6 +165,45 @@ describe("the " .. BACKEND .. " queue backend", function()
     end
   end)
 
+  -- Two parents name the same keyed child after the run began to stop
+  -- (max_items): a durable backend keeps one copy for the next run, which
+  -- processes it once; a memory one keeps none.
+  it("keeps one copy of a key named twice while the run stops", function()
+    local script = [[
+      local aqueue = require("aqueue")
+      local Image = aqueue.Item:extend("BackendImage")
+      function Image:key() return self.url end
+      function Image:process() print("fetched " .. self.url) end
+      local Page = aqueue.Item:extend("BackendStoppingPage")
+      function Page:process(enqueue)
+        if self.wait and arg[2] == "first" then
+          aqueue.sleep(0.2) -- the run stops meanwhile
+          print("enqueue: " .. tostring(select(2, enqueue(Image{ url = "/logo" }))))
+        end
+      end
+      local s = aqueue.run_queue{ initial_items = { Page{}, Page{ wait = true }, Page{ wait = true } },
+        num_workers = 3, progress = "none", order = "fifo",
+        state = arg[1] ~= "" and arg[1] or nil, max_items = arg[2] == "first" and 3 or nil }
+      print(("processed %d pending %d"):format(s.processed, s.counters.pending))
+    ]]
+    local state = new_state() or ""
+    local first = child.ok(dir, script, state, "first")
+    -- the third start stops the run (max_items); the two waiting Pages
+    -- enqueue the image while it stops: a durable backend keeps the first
+    -- and knows the second for a duplicate
+    if BACKEND == "memory" then
+      assert.are.equal("enqueue: stopped\nenqueue: stopped\nprocessed 3 pending 0\n", first)
+    else
+      assert.are.equal("enqueue: stopped\nenqueue: duplicate\nprocessed 3 pending 1\n", first)
+    end
+    local second = child.ok(dir, script, state, "second")
+    if BACKEND == "memory" then
+      assert.are.equal("processed 3 pending 0\n", second)
+    else
+      assert.are.equal("fetched /logo\nprocessed 1 pending 0\n", second)
+    end
+  end)
+
   it("starts a second run of one script from nothing but what it keeps", function()
     local Once = aqueue.Item:extend("BackendOnce")
     function Once:key()

@@ -57,8 +57,13 @@ function Sqlite:enqueued(child, parent, key, ordinal)
   write_row(child, parent, key, ordinal)
 end
 
--- Kept for the next run, under its parent.
+-- Kept for the next run, under its parent. Its key counts as seen from now
+-- on: another parent that names the same key while the run stops must not
+-- keep a second copy (the next run would process both).
 function Sqlite:held(child, parent, key, ordinal)
+  if key ~= nil then
+    self.seen_keys[key] = true
+  end
   write_row(child, parent, key, ordinal)
   return true
 end
