@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "statedb_private.h"
+#include "batch_commit.h"
+#include "db_state.h"
 
 /* Runs a statement of a batch's transaction, then resets it for its next
  * use. Returns SQLITE_OK or the error. */

@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "statedb_private.h"
+#include "db_batch.h"
 
 void batch_reset(batch *b) {
   b->nrows = b->nupdates = b->nops = b->used = 0;

@@ -11,7 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "statedb_private.h"
+#include "file_format.h"
+#include "db_state.h"
 
 #define AQ_DB_FORMAT 1           /* PRAGMA user_version of the files this engine writes */
 #define AQ_DB_APP_ID 0x61717565  /* PRAGMA application_id: "aque" */

@@ -14,7 +14,9 @@
 
 #include <lauxlib.h>
 
-#include "statedb_private.h"
+#include "group_commit.h"
+#include "batch_commit.h"
+#include "db_state.h"
 
 /* --- the writer thread --- */
 

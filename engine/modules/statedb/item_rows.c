@@ -11,7 +11,9 @@
 
 #include <lauxlib.h>
 
-#include "statedb_private.h"
+#include "item_rows.h"
+#include "group_commit.h"
+#include "db_state.h"
 
 static int usable(aq_statedb *db) { return db && db->open && !db->failed; }
 

@@ -6,7 +6,9 @@
  */
 #include <lauxlib.h>
 
-#include "statedb_private.h"
+#include "reading.h"
+#include "group_commit.h"
+#include "db_state.h"
 
 #define ROWS_MT "aqueue.statedb.rows"
 

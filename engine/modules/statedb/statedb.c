@@ -3,7 +3,7 @@
  * Lua module: opening (file_format.c checks and sets up the file), the
  * writer thread and handles it gets (group_commit.c), closing, and the
  * module's functions and methods, each written in the file of its job (see
- * statedb_private.h).
+ * db_state.h).
  *
  * Ownership: a db is a Lua userdata. While the file is open the registry holds
  * a reference to it (it cannot be collected) and `open_dbs` lists it; db:close()
@@ -21,7 +21,13 @@
 
 #include <lauxlib.h>
 
-#include "statedb_private.h"
+#include "batch_commit.h"
+#include "db_state.h"
+#include "file_format.h"
+#include "group_commit.h"
+#include "item_rows.h"
+#include "reading.h"
+#include "statements.h"
 
 /* The files open in this process (one engine per process). */
 static aq_statedb *open_dbs;

@@ -7,7 +7,9 @@
  */
 #include <lauxlib.h>
 
-#include "statedb_private.h"
+#include "statements.h"
+#include "group_commit.h"
+#include "db_state.h"
 
 /* db:prepare(sql) -> a statement number for db:write. */
 int statements_l_prepare(lua_State *L) {
