@@ -62,6 +62,7 @@ int32_t items_new_id_grown(aq_items *x) {
       items_free(x);
       return -1;
     }
+    x->has_side_arrays = x->with_priorities;
   } else if (grow_array((void **)&x->recs, sizeof *x->recs, cap) != 0 ||
              grow_reaped(x, cap) != 0 ||
              grow_array((void **)&x->priorities, sizeof *x->priorities, cap) != 0 ||
@@ -81,6 +82,7 @@ int items_make_limit_keys(aq_items *x) {
   int32_t *keys = calloc((size_t)x->cap, sizeof *keys);
   if (!keys) return -1;
   x->limit_keys = keys;
+  x->has_side_arrays = 1;
   return 0;
 }
 
@@ -92,5 +94,15 @@ int items_make_attempts(aq_items *x) {
   for (int32_t id = 1; id < x->next_id; id++)
     a[id] = (aq_item_attempts){.started = (uint16_t)items_attempts(x, id), .allowed = 1};
   x->attempts = a;
+  x->has_side_arrays = 1;
+  return 0;
+}
+
+int items_set_side_entries(aq_items *x, int32_t id, double priority, int32_t limit_key, int32_t max_attempts) {
+  if (x->priorities) x->priorities[id] = priority;
+  if (limit_key && !x->limit_keys && items_make_limit_keys(x) != 0) return -1;
+  if (x->limit_keys) x->limit_keys[id] = limit_key;
+  if (max_attempts != 1 && !x->attempts && items_make_attempts(x) != 0) return -1;
+  if (x->attempts) x->attempts[id] = (aq_item_attempts){.started = 0, .allowed = (uint16_t)max_attempts};
   return 0;
 }

@@ -72,6 +72,7 @@ typedef struct {
   int32_t next_id;   /* lowest id never used */
   int32_t free_head; /* first free id, 0 when none; a free record's parent links the next */
   int with_priorities;
+  int has_side_arrays; /* any of priorities, limit_keys, attempts: a new item has entries to set */
 } aq_items;
 
 /* Makes an empty table for a run (with a priority per item when
@@ -96,9 +97,9 @@ static inline int32_t items_new_id(aq_items *x) {
   return items_new_id_grown(x);
 }
 
-/* Makes id free at once (an item that never came to be, or was dropped). */
+/* Makes id free at once (an item that never came to be, or was dropped):
+ * its record must be FREE. */
 static inline void items_recycle_id(aq_items *x, int32_t id) {
-  x->recs[id].state = AQ_ITEM_FREE;
   x->recs[id].parent = x->free_head;
   x->free_head = id;
 }
@@ -126,11 +127,16 @@ static inline double items_priority(const aq_items *x, int32_t id) { return x->p
 
 static inline int32_t items_limit_key(const aq_items *x, int32_t id) { return x->limit_keys ? x->limit_keys[id] : 0; }
 
+/* The states in which an item's process has started (or, restored open, ran
+ * before the restart), as bits: FREE, OPEN, HOOK_QUEUED, HOOK_RUNNING, RUNNING. */
+#define AQ_ITEM_STARTED_STATES                                                                          \
+  ((1u << AQ_ITEM_FREE) | (1u << AQ_ITEM_OPEN) | (1u << AQ_ITEM_HOOK_QUEUED) | (1u << AQ_ITEM_HOOK_RUNNING) | \
+   (1u << AQ_ITEM_RUNNING))
+
 /* Process() calls of item `id` started so far. */
 static inline int32_t items_attempts(const aq_items *x, int32_t id) {
   if (x->attempts) return x->attempts[id].started;
-  uint8_t st = x->recs[id].state;
-  return st == AQ_ITEM_RUNNING || st < AQ_ITEM_QUEUED;
+  return (AQ_ITEM_STARTED_STATES >> x->recs[id].state) & 1;
 }
 
 /* Process() calls item `id` may have (1 + retries). */
@@ -143,16 +149,17 @@ static inline int items_attempt_starts(aq_items *x, int32_t id) {
   return x->attempts ? x->attempts[id].started++ == 0 : 1;
 }
 
-/* Gives a new item (its record set) its limit key and attempts allowed, none
- * started, making the side arrays it needs. Returns 0, or -1 out of memory
- * (the side entries of `id` unset; a side array made stays, with defaults). */
+/* items_set_extras when an entry is to be set (sched_items.c). */
+int items_set_side_entries(aq_items *x, int32_t id, double priority, int32_t limit_key, int32_t max_attempts);
+
+/* Gives a new item (its record set) its priority, limit key and attempts
+ * allowed, none started, making the side arrays it needs. Returns 0, or -1
+ * out of memory (the side entries of `id` unset; a side array made stays,
+ * with defaults). */
 static inline int items_set_extras(aq_items *x, int32_t id, double priority, int32_t limit_key, int32_t max_attempts) {
-  if (x->priorities) x->priorities[id] = priority;
-  if (limit_key && !x->limit_keys && items_make_limit_keys(x) != 0) return -1;
-  if (x->limit_keys) x->limit_keys[id] = limit_key;
-  if (max_attempts != 1 && !x->attempts && items_make_attempts(x) != 0) return -1;
-  if (x->attempts) x->attempts[id] = (aq_item_attempts){.started = 0, .allowed = (uint16_t)max_attempts};
-  return 0;
+  /* the hot path: a plain item in a run without side arrays has nothing to set */
+  if (!x->has_side_arrays && limit_key == 0 && max_attempts == 1) return 0;
+  return items_set_side_entries(x, id, priority, limit_key, max_attempts);
 }
 
 /* A restored item already used `n` attempts. Returns 0, or -1 out of memory

@@ -466,6 +466,7 @@ int32_t sched_enqueue(aq_sched *s, int32_t parent, int32_t class_id, double prio
   else if (limit_key) rc = hold_item(s, id);
   else rc = push_queued(s, id);
   if (rc != 0) {
+    rec(s, id)->state = AQ_ITEM_FREE;
     items_recycle_id(&s->items, id);
     hook_unreserve(s, flags);
     return -1;
