@@ -546,7 +546,8 @@ void render_json(aq_display *d, aq_buf *b, int final, const char *why) {
     json_string(b, cls, strlen(cls));
     aq_buf_printf(b, ",\"hook\":%s,\"desc\":", is_hook ? "true" : "false");
     json_string(b, t->desc ? t->desc : "", t->desc_len);
-    aq_buf_printf(b, ",\"attempt\":%u,\"elapsed\":%.1f}", is_hook ? 1u : (unsigned)items_attempts(&s->items, sched_job_item(t->job)),
+    int attempt = is_hook ? 1 : (int)items_attempts(&s->items, sched_job_item(t->job));
+    aq_buf_printf(b, ",\"attempt\":%d,\"elapsed\":%.1f}", attempt,
                (double)(uv_now(d->loop) - s->slots[i].started) / 1000.0);
     rows++;
   }

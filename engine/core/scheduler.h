@@ -5,8 +5,7 @@
  * Items live in Lua (tables); the scheduler knows them by id (1..). For each
  * id it keeps the parent, how many things still keep the item's subtree open
  * (its own process plus each unfinished child), its class and state, in the
- * item records (sched_items.h). A job is
- * one of:
+ * item records (sched_items.h). A job is one of:
  *   process  run item:process(enqueue, set_desc)
  *   hook     run item:after_children_processed()
  * encoded as one number (AQ_JOB_*, sched_runner.h). Hooks are taken before new items (they finish subtrees and free memory).
