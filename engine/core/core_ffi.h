@@ -53,6 +53,6 @@ void aq__display_key_name(struct aq_engine *E, int32_t key, const char *name, si
 /* --- resuming from a state file (lua/aqueue/state.lua, run_queue.lua) --- */
 int32_t aq__sched_restore_open(struct aq_engine *E, int32_t parent, int32_t class_id, int32_t flags);
 void aq__sched_restore_release(struct aq_engine *E, int32_t id);
-void aq__sched_restore_attempts(struct aq_engine *E, int32_t id, int32_t attempts);
+int32_t aq__sched_restore_attempts(struct aq_engine *E, int32_t id, int32_t attempts);
 void aq__sched_add_overall_done(struct aq_engine *E, int64_t n);
 void aq__sched_hold_open(struct aq_engine *E, int32_t parent);

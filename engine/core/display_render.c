@@ -188,8 +188,8 @@ static const char *job_class(const aq_display *d, const aq_runner *t, int *is_ho
   int32_t job = t->job;
   *is_hook = !sched_job_is_process(job);
   int32_t id = sched_job_item(job);
-  if (!job || id >= s->items_cap) return "";
-  return s->classes[s->items[id].class_id].name;
+  if (!job || id >= s->items.next_id) return "";
+  return s->classes[s->items.recs[id].class_id].name;
 }
 
 /* A class had items in this run (the same rule as run_queue's summary). */
@@ -241,10 +241,11 @@ static void worker_row(aq_display *d, aq_buf *b, int32_t slot, int id_width, int
   if (is_hook) {
     w += put_clipped(b, " (after children)", 17, room - w, d->utf8);
   } else {
-    const aq_item_rec *r = &s->items[sched_job_item(t->job)];
-    if (r->attempts > 1) {
+    int32_t id = sched_job_item(t->job);
+    if (items_attempts(&s->items, id) > 1) {
       char attempt[48];
-      int n = snprintf(attempt, sizeof attempt, " (attempt %u/%u)", r->attempts, r->max_attempts);
+      int n = snprintf(attempt, sizeof attempt, " (attempt %d/%d)", (int)items_attempts(&s->items, id),
+                       (int)items_max_attempts(&s->items, id));
       w += put_clipped(b, attempt, (size_t)n, room - w, d->utf8);
     }
   }
@@ -545,7 +546,8 @@ void render_json(aq_display *d, aq_buf *b, int final, const char *why) {
     json_string(b, cls, strlen(cls));
     aq_buf_printf(b, ",\"hook\":%s,\"desc\":", is_hook ? "true" : "false");
     json_string(b, t->desc ? t->desc : "", t->desc_len);
-    aq_buf_printf(b, ",\"attempt\":%u,\"elapsed\":%.1f}", is_hook ? 1u : s->items[sched_job_item(t->job)].attempts,
+    int attempt = is_hook ? 1 : (int)items_attempts(&s->items, sched_job_item(t->job));
+    aq_buf_printf(b, ",\"attempt\":%d,\"elapsed\":%.1f}", attempt,
                (double)(uv_now(d->loop) - s->slots[i].started) / 1000.0);
     rows++;
   }

@@ -22,7 +22,7 @@ void aq__sched_hook_done(aq_engine *E, int32_t id, int32_t ok) { sched_hook_done
 
 int32_t aq__sched_reap(aq_engine *E) { return sched_reap(&E->sched); }
 
-int32_t aq__sched_reaped_count(aq_engine *E) { return E->sched.nreaped; }
+int32_t aq__sched_reaped_count(aq_engine *E) { return E->sched.items.nreaped; }
 
 int32_t aq__sched_item_finished(aq_engine *E, int32_t id) { return sched_item_finished(&E->sched, id); }
 
@@ -56,8 +56,8 @@ int32_t aq__sched_restore_open(aq_engine *E, int32_t parent, int32_t class_id, i
 
 void aq__sched_restore_release(aq_engine *E, int32_t id) { sched_restore_release(&E->sched, id); }
 
-void aq__sched_restore_attempts(aq_engine *E, int32_t id, int32_t attempts) {
-  sched_restore_attempts(&E->sched, id, attempts);
+int32_t aq__sched_restore_attempts(aq_engine *E, int32_t id, int32_t attempts) {
+  return sched_restore_attempts(&E->sched, id, attempts);
 }
 
 /* track_overall items finished before the restart: the overall bar counts them. */

@@ -18,10 +18,10 @@
 /* --- retries --- */
 
 double sched_retry(aq_sched *s, int32_t id, double base_s, double cap_s) {
-  aq_item_rec *r = &s->items[id];
-  if (r->attempts >= r->max_attempts) return -1;
-  double wait_s = aq_backoff_ceiling_s(base_s, cap_s, r->attempts) * aq_backoff_jitter(&s->jitter_state);
-  aq_class_stats *c = &s->classes[r->class_id];
+  int32_t attempts = items_attempts(&s->items, id);
+  if (attempts >= items_max_attempts(&s->items, id)) return -1;
+  double wait_s = aq_backoff_ceiling_s(base_s, cap_s, attempts) * aq_backoff_jitter(&s->jitter_state);
+  aq_class_stats *c = &s->classes[s->items.recs[id].class_id];
   if (sched_delay_item(s, id, sched_now_ms() + wait_s * 1000.0) != 0) return -1;
   c->running--;
   c->queued++;
@@ -29,7 +29,8 @@ double sched_retry(aq_sched *s, int32_t id, double base_s, double cap_s) {
   c->retried++;
   s->retried++;
   s->running_jobs--;
-  if (r->limit_key) limits_item_ended(&s->limits, r->limit_key);
+  int32_t key = items_limit_key(&s->items, id);
+  if (key) limits_item_ended(&s->limits, key);
   sched_job_over(s);
   /* A graceful stop drops the item with the other waiting ones. */
   if (s->stopping) sched_notify_waiter(s);

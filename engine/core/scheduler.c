@@ -23,10 +23,10 @@
 /* Every so many takes the runner checks whether its time slice is over. */
 #define TAKE_CHECK_EVERY 32
 
-static aq_item_rec *rec(aq_sched *s, int32_t id) { return &s->items[id]; }
+static aq_item_rec *rec(aq_sched *s, int32_t id) { return &s->items.recs[id]; }
 /* An item's priority: what the queues order by in the priority order (the
  * other orders ignore it, and keep none). */
-static double priority_of(const aq_sched *s, int32_t id) { return s->priorities ? s->priorities[id] : 0; }
+static double priority_of(const aq_sched *s, int32_t id) { return items_priority(&s->items, id); }
 
 static void sched_item_ready(aq_sched *s, int32_t id);
 static void task_ending(void *data, aq_task *t);
@@ -42,8 +42,7 @@ static void delay_due(void *data, int32_t entry) {
     limits_key_wake(&s->limits, -entry);
     return;
   }
-  aq_item_rec *r = rec(s, entry);
-  if (r->attempts > 0) s->classes[r->class_id].retrying--;
+  if (items_attempts(&s->items, entry) > 0) s->classes[rec(s, entry)->class_id].retrying--;
   sched_item_ready(s, entry);
 }
 
@@ -76,9 +75,8 @@ static int pop_delayed(aq_sched *s, int32_t *id) {
 
 /* An item of a limit key may start: its key holds it. Returns 0 or -1. */
 static int hold_item(aq_sched *s, int32_t id) {
-  aq_item_rec *r = rec(s, id);
-  if (limits_item_ready(&s->limits, r->limit_key, id, priority_of(s, id)) != 0) return -1;
-  r->state = AQ_ITEM_HELD;
+  if (limits_item_ready(&s->limits, items_limit_key(&s->items, id), id, priority_of(s, id)) != 0) return -1;
+  rec(s, id)->state = AQ_ITEM_HELD;
   return 0;
 }
 
@@ -148,8 +146,7 @@ int sched_run_start(aq_sched *s, int32_t num_workers, aq_order order, int64_t ma
   limits_init(&s->limits, order, &s->queued, sched_now_ms, wake_key_at, s);
   s->key_wakes = 0;
   s->max_items = max_items;
-  s->next_id = 1;
-  s->free_head = 0;
+  items_init(&s->items, order == AQ_ORDER_PRIORITY);
   s->live_items = s->running_jobs = 0;
   s->processed = s->failed = s->retried = s->enqueued = s->dropped = s->cancelled = 0;
   s->duplicates = s->started = s->hooks_failed = 0;
@@ -175,18 +172,11 @@ static void sched_release_run(aq_sched *s) {
       s->slots[i].runner->slot = -1;
       s->slots[i].runner->starting = 0;
     }
-  free(s->items);
-  s->items = NULL;
-  free(s->priorities);
-  s->priorities = NULL;
-  s->items_cap = 0;
+  items_free(&s->items);
   aq_item_queue_free(&s->queued);
   aq_item_queue_free(&s->hooks);
   delays_clear(&s->delays);
   limits_free(&s->limits);
-  free(s->reaped);
-  s->reaped = NULL;
-  s->nreaped = s->reaped_cap = 0;
   free(s->slots);
   free(s->free_slots);
   s->slots = NULL;
@@ -352,51 +342,18 @@ static void runner_started(aq_sched *s, aq_runner *r) {
 
 /* --- item records --- */
 
-static int32_t new_item_id(aq_sched *s) {
-  if (s->free_head) {
-    int32_t id = s->free_head;
-    s->free_head = s->items[id].parent;
-    return id;
-  }
-  if (s->next_id >= s->items_cap) {
-    int32_t cap = s->items_cap ? s->items_cap * 2 : 1024;
-    /* `reaped` grows with the records: an id is there at most once, so
-     * free_item always finds room (a lost id would never be released). */
-    int32_t *reaped = realloc(s->reaped, (size_t)cap * sizeof *reaped);
-    if (!reaped) return -1;
-    s->reaped = reaped;
-    s->reaped_cap = cap;
-    aq_item_rec *items = realloc(s->items, (size_t)cap * sizeof *items);
-    if (!items) return -1;
-    memset(items + s->items_cap, 0, (size_t)(cap - s->items_cap) * sizeof *items);
-    s->items = items;
-    if (s->order == AQ_ORDER_PRIORITY) {
-      double *priorities = realloc(s->priorities, (size_t)cap * sizeof *priorities);
-      if (!priorities) return -1;
-      s->priorities = priorities;
-    }
-    s->items_cap = cap;
-  }
-  return s->next_id++;
-}
-
-/* Frees an item record. Its id is reused only after recycle_id. */
+/* Frees an item record. Its id is reused only after items_recycle_id. */
 static void release_record(aq_sched *s, int32_t id) {
   aq_item_rec *r = rec(s, id);
   r->state = AQ_ITEM_FREE;
   s->live_items--;
 }
 
-static void recycle_id(aq_sched *s, int32_t id) {
-  s->items[id].parent = s->free_head;
-  s->free_head = id;
-}
-
 /* Frees an item record and hands its id to Lua, which releases the item table
  * (sched_reap) before the id can name another item. */
 static void free_item(aq_sched *s, int32_t id) {
   release_record(s, id);
-  s->reaped[s->nreaped++] = id; /* room reserved by new_item_id */
+  items_reaped_push(&s->items, id);
 }
 
 /* One open thing of `id` finished: walk up while subtrees complete. */
@@ -447,12 +404,12 @@ static int push_queued(aq_sched *s, int32_t id) {
 /* An item's wait for a time is over, it may start: into `queued`, or held
  * by its limit key. */
 static void sched_item_ready(aq_sched *s, int32_t id) {
-  aq_item_rec *r = rec(s, id);
-  int rc = r->limit_key ? hold_item(s, id) : push_queued(s, id);
+  int rc = items_limit_key(&s->items, id) ? hold_item(s, id) : push_queued(s, id);
   if (rc != 0) {
     /* Out of memory for a queue: the item cannot wait anywhere. It stays
      * open (its subtree cannot complete), like an abandoned job. */
-    fprintf(stderr, "aqueue: out of memory: an item of class %s could not be queued\n", s->classes[r->class_id].name);
+    fprintf(stderr, "aqueue: out of memory: an item of class %s could not be queued\n",
+            s->classes[rec(s, id)->class_id].name);
     s->had_failures = 1;
   }
 }
@@ -474,20 +431,21 @@ static void hook_unreserve(aq_sched *s, int32_t flags) {
 /* A record for a new item under `parent` (0: none) whose own process is
  * still to come, its hook counted in hooks_to_come. The caller gives it a
  * state. Returns its id, or -1 out of memory (nothing changed). */
-static int32_t new_item(aq_sched *s, int32_t parent, int32_t class_id, int32_t flags, int32_t max_attempts) {
+static int32_t new_item(aq_sched *s, int32_t parent, int32_t class_id, int32_t flags, double priority,
+                        int32_t limit_key, int32_t max_attempts) {
   if (hook_reserve(s, flags) != 0) return -1;
-  int32_t id = new_item_id(s);
+  int32_t id = items_new_id(&s->items);
   if (id < 0) {
     hook_unreserve(s, flags);
     return -1;
   }
-  aq_item_rec *r = rec(s, id);
-  *r = (aq_item_rec){.parent = parent,
-                     .pending = 1,
-                     .class_id = (uint16_t)class_id,
-                     .flags = (uint8_t)flags,
-                     .state = AQ_ITEM_FREE,
-                     .max_attempts = (uint16_t)max_attempts};
+  *rec(s, id) = (aq_item_rec){
+      .parent = parent, .pending = 1, .class_id = (uint16_t)class_id, .flags = (uint8_t)flags, .state = AQ_ITEM_FREE};
+  if (items_set_extras(&s->items, id, priority, limit_key, max_attempts) != 0) {
+    items_recycle_id(&s->items, id);
+    hook_unreserve(s, flags);
+    return -1;
+  }
   return id;
 }
 
@@ -501,18 +459,15 @@ int32_t sched_enqueue(aq_sched *s, int32_t parent, int32_t class_id, double prio
     uint8_t st = rec(s, parent)->state;
     if (st == AQ_ITEM_FREE || st == AQ_ITEM_HOOK_QUEUED || st == AQ_ITEM_HOOK_RUNNING) return -3;
   }
-  int32_t id = new_item(s, parent, class_id, flags, max_attempts);
+  int32_t id = new_item(s, parent, class_id, flags, priority, limit_key, max_attempts);
   if (id < 0) return -1;
-  aq_item_rec *r = rec(s, id);
-  if (s->priorities) s->priorities[id] = priority;
-  r->limit_key = limit_key;
   int rc;
   if (delay_s > 0) rc = sched_delay_item(s, id, sched_now_ms() + delay_s * 1000.0);
   else if (limit_key) rc = hold_item(s, id);
   else rc = push_queued(s, id);
   if (rc != 0) {
-    r->state = AQ_ITEM_FREE;
-    recycle_id(s, id);
+    rec(s, id)->state = AQ_ITEM_FREE;
+    items_recycle_id(&s->items, id);
     hook_unreserve(s, flags);
     return -1;
   }
@@ -556,8 +511,9 @@ int32_t sched_take(aq_sched *s) {
     aq_class_stats *c = &s->classes[r->class_id];
     c->queued--;
     c->running++;
-    if (r->limit_key) limits_item_started(&s->limits, r->limit_key);
-    if (r->attempts++ == 0 && ++s->started == s->max_items) sched_request_stop(s, AQ_STOP_MAX_ITEMS);
+    int32_t key = items_limit_key(&s->items, id);
+    if (key) limits_item_started(&s->limits, key);
+    if (items_attempt_starts(&s->items, id) && ++s->started == s->max_items) sched_request_stop(s, AQ_STOP_MAX_ITEMS);
     job = sched_job(id, AQ_JOB_PROCESS);
   } else {
     return 0;
@@ -586,7 +542,8 @@ void sched_process_done(aq_sched *s, int32_t id, int32_t ok) {
   aq_item_rec *r = rec(s, id);
   aq_class_stats *c = &s->classes[r->class_id];
   c->running--;
-  if (r->limit_key) limits_item_ended(&s->limits, r->limit_key);
+  int32_t key = items_limit_key(&s->items, id);
+  if (key) limits_item_ended(&s->limits, key);
   if (ok) {
     c->done++;
     s->processed++;
@@ -673,11 +630,11 @@ static void drop_one(aq_sched *s, int32_t id, void (*dropped)(int32_t id, void *
   aq_item_rec *r = rec(s, id);
   aq_class_stats *c = &s->classes[r->class_id];
   c->queued--;
-  if (r->state == AQ_ITEM_DELAYED && r->attempts > 0) c->retrying--;
+  if (r->state == AQ_ITEM_DELAYED && items_attempts(&s->items, id) > 0) c->retrying--;
   s->dropped++;
   /* Its parent stays open: that subtree did not finish in this run. */
   release_record(s, id);
-  recycle_id(s, id);
+  items_recycle_id(&s->items, id);
   dropped(id, ud);
 }
 
@@ -699,7 +656,7 @@ void sched_drop_queued(aq_sched *s, void (*dropped)(int32_t id, void *ud), void 
  * Returns its id, or -1 out of memory, -4 no run. */
 int32_t sched_restore_open(aq_sched *s, int32_t parent, int32_t class_id, int32_t flags) {
   if (!s->active) return -4;
-  int32_t id = new_item(s, parent, class_id, flags, 1);
+  int32_t id = new_item(s, parent, class_id, flags, 0, 0, 1);
   if (id < 0) return -1;
   rec(s, id)->state = AQ_ITEM_OPEN;
   if (parent) rec(s, parent)->pending++;
@@ -723,30 +680,29 @@ void sched_restore_release(aq_sched *s, int32_t id) {
   sched_notify_waiter(s);
 }
 
-/* A restored item already used `attempts` of its attempts. */
-void sched_restore_attempts(aq_sched *s, int32_t id, int32_t attempts) {
-  rec(s, id)->attempts = (uint16_t)attempts;
+/* A restored item already used `attempts` of its attempts. Returns 0, or -1
+ * out of memory (nothing changed). */
+int32_t sched_restore_attempts(aq_sched *s, int32_t id, int32_t attempts) {
+  return items_set_attempts(&s->items, id, attempts);
 }
 
 /* Returns a finalized id whose item table Lua should release, 0 when none. */
 int32_t sched_reap(aq_sched *s) {
-  if (s->nreaped == 0) return 0;
-  int32_t id = s->reaped[--s->nreaped];
-  recycle_id(s, id);
-  return id;
+  int32_t id;
+  return items_reaped_pop(&s->items, &id) ? id : 0;
 }
 
 /* 1 when the process() of item `id` of this run has finished. Lua asks only
  * while the item holds the id (ids are reused only after sched_reap). */
 int32_t sched_item_finished(const aq_sched *s, int32_t id) {
-  if (!s->active || id <= 0 || id >= s->items_cap) return 1;
-  return s->items[id].state < AQ_ITEM_QUEUED;
+  if (!s->active || id <= 0 || id >= s->items.next_id) return 1;
+  return s->items.recs[id].state < AQ_ITEM_QUEUED;
 }
 
 /* The number of the attempt of item `id` that runs or ran last (1 = first). */
 int32_t sched_attempt(const aq_sched *s, int32_t id) {
-  if (!s->active || id <= 0 || id >= s->items_cap) return 0;
-  return s->items[id].attempts;
+  if (!s->active || id <= 0 || id >= s->items.next_id) return 0;
+  return items_attempts(&s->items, id);
 }
 
 int32_t sched_current_job(const aq_sched *s) {
@@ -767,8 +723,8 @@ void sched_describe_task(const aq_sched *s, const aq_task *t, char *out, size_t 
   const aq_runner *r = runner_of(t);
   int32_t job = r ? r->job : 0;
   int32_t id = sched_job_item(job);
-  if (job && s->active && id < s->items_cap) {
-    const char *cls = s->classes[s->items[id].class_id].name;
+  if (job && s->active && id < s->items.next_id) {
+    const char *cls = s->classes[s->items.recs[id].class_id].name;
     const char *hook = !sched_job_is_process(job) ? " (after children)" : "";
     int desc_len = r->desc_len > 60 ? 60 : (int)r->desc_len;
     if (desc_len > 0)

@@ -4,8 +4,8 @@
  *
  * Items live in Lua (tables); the scheduler knows them by id (1..). For each
  * id it keeps the parent, how many things still keep the item's subtree open
- * (its own process plus each unfinished child), its class and state. A job is
- * one of:
+ * (its own process plus each unfinished child), its class and state, in the
+ * item records (sched_items.h). A job is one of:
  *   process  run item:process(enqueue, set_desc)
  *   hook     run item:after_children_processed()
  * encoded as one number (AQ_JOB_*, sched_runner.h). Hooks are taken before new items (they finish subtrees and free memory).
@@ -18,9 +18,9 @@
  *
  * The scheduler sits above the tasks (task.h: it creates and parks runner
  * tasks, and hears of their ends through the task table's owner hooks), the
- * watchdog (it tells it a job's deadline) and its own parts: limits
- * (sched_limits.h), waits for a time (sched_delays.h) and runner records
- * (sched_runner.h). It knows nothing of the engine that holds it.
+ * watchdog (it tells it a job's deadline) and its own parts: item records
+ * (sched_items.h), limits (sched_limits.h), waits for a time (sched_delays.h)
+ * and runner records (sched_runner.h). It knows nothing of the engine that holds it.
  */
 #ifndef AQ_SCHEDULER_H
 #define AQ_SCHEDULER_H
@@ -31,39 +31,11 @@
 
 #include "item_queue.h"
 #include "sched_delays.h"
+#include "sched_items.h"
 #include "sched_limits.h"
 #include "sched_runner.h"
 #include "task.h"
 #include "watchdog.h"
-
-/* An item's flags (aq__sched_enqueue, aq__sched_restore_open). */
-enum { AQ_ITEM_TRACK_OVERALL = 1, AQ_ITEM_HAS_HOOK = 2 };
-
-/* Where an item is. The first four are "finished" for handles: its process()
- * will not run again. */
-typedef enum {
-  AQ_ITEM_FREE,
-  AQ_ITEM_OPEN,          /* process() finished; children still open */
-  AQ_ITEM_HOOK_QUEUED,
-  AQ_ITEM_HOOK_RUNNING,
-  AQ_ITEM_QUEUED,        /* in `queued`: may start as soon as a worker is free */
-  AQ_ITEM_RUNNING,       /* process() running */
-  AQ_ITEM_DELAYED,       /* in `delayed`: its delay or retry backoff runs */
-  AQ_ITEM_HELD           /* in its limit key's `waiting` until one of its tokens comes up */
-} aq_item_state;
-
-/* One per id, 20 bytes: a million queued items cost 20 MB here. The
- * priority, read in the priority order only, is kept apart (priorities). */
-typedef struct {
-  int32_t parent;   /* parent id, 0 for a root item; next free id while FREE */
-  int32_t pending;  /* own process (until done) + unfinished children */
-  int32_t limit_key; /* index into the run's limit keys, 0 for none */
-  uint16_t class_id;
-  uint8_t flags;
-  uint8_t state;
-  uint16_t attempts;     /* process() calls started so far */
-  uint16_t max_attempts; /* 1 + retries */
-} aq_item_rec;
 
 typedef struct {
   char *name;
@@ -104,11 +76,7 @@ typedef struct aq_sched {
   uint64_t started_ns;
   int64_t max_items; /* stop once this many items have started; 0 for no limit */
 
-  aq_item_rec *items; /* index = id; items[0] unused */
-  double *priorities; /* order = "priority" only (else NULL): index = id, lower first */
-  int32_t items_cap;
-  int32_t free_head;  /* first free id, 0 when none */
-  int32_t next_id;    /* lowest id never used */
+  aq_items items;      /* the records of this run's items, by id (sched_items.h) */
   int64_t live_items; /* enqueued and not yet finalized */
   int64_t running_jobs;
 
@@ -120,9 +88,6 @@ typedef struct aq_sched {
   int64_t key_wakes;    /* keys' wake-ups in `delays` */
   aq_limits limits;     /* the run's limit keys */
   uv_timer_t max_time_timer; /* run_queue{ max_time = } (sched_timers.c) */
-
-  int32_t *reaped;    /* finalized ids Lua has not released yet */
-  int32_t nreaped, reaped_cap;
 
   aq_slot *slots;
   int32_t *free_slots; /* stack of free slot indexes */
@@ -204,7 +169,7 @@ void sched_set_desc(aq_sched *s, const char *text, size_t len);
 /* resuming from a state file (lua/aqueue/state.lua) */
 int32_t sched_restore_open(aq_sched *s, int32_t parent, int32_t class_id, int32_t flags);
 void sched_restore_release(aq_sched *s, int32_t id);
-void sched_restore_attempts(aq_sched *s, int32_t id, int32_t attempts);
+int32_t sched_restore_attempts(aq_sched *s, int32_t id, int32_t attempts);
 void sched_hold_open(aq_sched *s, int32_t parent);
 
 /* --- for the scheduler's clocks above (sched_timers.c) --- */

@@ -15,20 +15,24 @@ void aq_item_queue_free(aq_item_queue *q) {
   aq_item_queue_init(q, q->order);
 }
 
-/* Doubles the buffer; for the ring, unwraps it so the oldest id is at 0. */
+/* Doubles the buffer in place (realloc: a large buffer is remapped, not
+ * copied, and old and new never take memory at once). A ring that wraps past
+ * its end is then unwrapped: its wrapped front part, the newest ids, moves
+ * from the start of the buffer to just after the old end, where the doubled
+ * buffer always has room for it. */
 static int grow(aq_item_queue *q) {
-  size_t cap = q->cap ? q->cap * 2 : 64;
+  size_t old_cap = q->cap;
+  size_t cap = old_cap ? old_cap * 2 : 64;
   if (q->order == AQ_ORDER_PRIORITY) {
     aq_heap_entry *heap = realloc(q->heap, cap * sizeof *heap);
     if (!heap) return -1;
     q->heap = heap;
   } else {
-    int32_t *ids = malloc(cap * sizeof *ids);
+    int32_t *ids = realloc(q->ids, cap * sizeof *ids);
     if (!ids) return -1;
-    for (size_t i = 0; i < q->len; i++) ids[i] = q->ids[(q->head + i) % q->cap] /* len > 0 implies cap > 0 */;
-    free(q->ids);
     q->ids = ids;
-    q->head = 0;
+    if (q->order == AQ_ORDER_FIFO && q->head + q->len > old_cap)
+      memcpy(ids + old_cap, ids, (q->head + q->len - old_cap) * sizeof *ids);
   }
   q->cap = cap;
   return 0;

@@ -711,16 +711,18 @@ local function resume(run)
       opened[#opened + 1] = id
     else
       id = C.aq__sched_enqueue(E, parent_id, cls.__aq_class_id, priority, flags, delay, limit_key, max_attempts)
-      if id > 0 and attempts > 0 then
-        C.aq__sched_restore_attempts(E, id, attempts)
-        item.attempt = attempts + 1 -- self.attempt of its next run
-      end
     end
     if id <= 0 then
       error("run_queue: out of memory while resuming", 0)
     end
     run.items[id] = item
     item._aq_id = id
+    if not open and attempts > 0 then
+      if C.aq__sched_restore_attempts(E, id, attempts) ~= 0 then
+        error("run_queue: out of memory while resuming", 0)
+      end
+      item.attempt = attempts + 1 -- self.attempt of its next run
+    end
   end
   local counts = run.backend:resume(item_mod.classes, restore, 3)
   if counts == nil then
