@@ -52,6 +52,15 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY="$(command -v python3)"
 START_WAIT=30 # a run's first marker (ASan start-up is slower)
 QUICK=20      # what follows at once from what the test did (a signal, a key, a file)
+# The engine's test knobs (engine/core/test_knobs.h, README "Development"),
+# for the runs that need a timed event of the display or the watchdog to
+# happen, not its real timing: env "${FAST_DISPLAY[@]}" "$AQUEUE_RUN" ...
+# (tmux_run takes them as they are). The real timings keep their own test:
+# the ETA's 3 s display_waiting.sh (tty), the 2 s / 1 s progress lines
+# display_plain_json.sh, the watchdog's 1 s hog_interrupt.sh (the runs
+# without FAST_WATCHDOG).
+FAST_DISPLAY=(AQUEUE_TEST_ETA_STABLE_MS=300 AQUEUE_TEST_PLAIN_TICK_MS=100 AQUEUE_TEST_JSON_TICK_MS=100)
+FAST_WATCHDOG=(AQUEUE_TEST_NO_YIELD_WARN_MS=300 AQUEUE_TEST_EXIT_GRACE_MS=300)
 
 cleanup() {
   local pid
