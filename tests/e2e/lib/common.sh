@@ -206,6 +206,7 @@ SUMMARY_RE='^aqueue: [0-9]+ processed, [0-9]+ failed, [0-9]+ retried(, [0-9]+ ca
 
 # start_bg NAME CMD ARGS... : starts CMD in the background with stdout and
 # stderr in $TMP/NAME.out and $TMP/NAME.err; sets BG_PID.
+declare -A BG_PID_OF=() BG_CMD_OF=() # NAME -> pid, command: for runs started side by side
 start_bg() {
   local name="$1"
   shift
@@ -214,6 +215,16 @@ start_bg() {
   BG_PID=$!
   BG_PIDS="$BG_PIDS $BG_PID"
   BG_NAME="$name"
+  BG_PID_OF[$name]=$BG_PID
+  BG_CMD_OF[$name]=$LAST_CMD
+}
+
+# use_bg NAME : makes the run started as NAME the current background run
+# (several runs that mostly wait go side by side, then are checked in turn).
+use_bg() {
+  BG_NAME="$1"
+  BG_PID="${BG_PID_OF[$1]}"
+  LAST_CMD="${BG_CMD_OF[$1]}"
 }
 
 # Loads the background run's output into OUT and ERR (for messages and checks).
