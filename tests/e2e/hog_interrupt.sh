@@ -6,9 +6,9 @@
 # after SIGTERM or a second Ctrl-C the watchdog gives the terminal back (cursor
 # shown) and exits with the signal's status within about a second. The panel
 # warns, naming the item, when one has held the loop for a second.
-# The runs in the background and "term jit" keep the real second; the two
-# Ctrl-C runs only need the warning and the last resort to happen, and get
-# them after 0.3 s (FAST_WATCHDOG).
+# The runs "beside", "timeout" and "term jit" keep the real second; "alone"
+# and the two Ctrl-C runs only need the warning and the last resort to
+# happen or not, and get them after 0.3 s (FAST_WATCHDOG).
 # Fixture: hog.lua.
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
@@ -30,10 +30,10 @@ wait_for_file() {
   pass "$3"
 }
 
-# The three runs below spin for a set wall time (1.3 s, 1.3 s, 0.5 + 2 s): they
+# The three runs below spin for a set wall time (0.6 s, 1.3 s, 0.5 + 2 s): they
 # run side by side, and each is checked once it ended.
 mkdir "$TMP/p" "$TMP/t"
-start_bg alone "$AQUEUE_RUN" "$H" "$TMP/p" alone
+start_bg alone env "${FAST_WATCHDOG[@]}" "$AQUEUE_RUN" "$H" "$TMP/p" alone 0.6 # (warned after 0.3 s if at all)
 ALONE_PID="$BG_PID"
 start_bg beside "$AQUEUE_RUN" "$H" "$TMP/p" beside
 BESIDE_PID="$BG_PID"
@@ -43,7 +43,7 @@ TIMEOUT_PID="$BG_PID"
 # --- the warning is for code that holds others up ---
 BG_NAME=alone BG_PID="$ALONE_PID"
 wait_bg "$RUN_TIMEOUT" "alone: the run ends"
-expect_rc 0 "alone: the main chunk computes 1.3 s with no other task"
+expect_rc 0 "alone: the main chunk computes 0.6 s (twice the warning's time) with no other task"
 expect_no_match "$ERR" 'without yielding' "alone: no warning when nothing else waits"
 BG_NAME=beside BG_PID="$BESIDE_PID"
 wait_bg "$RUN_TIMEOUT" "beside: the run ends"
