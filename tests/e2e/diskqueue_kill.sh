@@ -27,9 +27,7 @@
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 
-N=3000         # about 3 * N log lines in all: 9000, the kills take at most
-               # KILLS * STEP = 3000 of them (and what a run writes while its
-               # kill comes), so the runs killed are never near the end
+N=6000         # about 3 * N log lines in all
 KILLS=15       # kills before the run that may finish, each of an unfinished run
 STEP=200       # a run is killed after 1..STEP more log lines (and the lines written
                # while the kill comes): far less than the work in all
