@@ -22,7 +22,7 @@
 #define AQ_TEST_ETA_STABLE_MS "AQUEUE_TEST_ETA_STABLE_MS"   /* display: the ETA exact after (3000) */
 #define AQ_TEST_PLAIN_TICK_MS "AQUEUE_TEST_PLAIN_TICK_MS"   /* display: a plain progress line every (2000) */
 #define AQ_TEST_JSON_TICK_MS "AQUEUE_TEST_JSON_TICK_MS"     /* display: a json progress line every (1000) */
-#define AQ_TEST_WARN_MS "AQUEUE_TEST_NO_YIELD_WARN_MS"      /* watchdog: the "without yielding" warning after (1000) */
+#define AQ_TEST_NO_YIELD_WARN_MS "AQUEUE_TEST_NO_YIELD_WARN_MS" /* watchdog: the "without yielding" warning after (1000) */
 #define AQ_TEST_EXIT_GRACE_MS "AQUEUE_TEST_EXIT_GRACE_MS"   /* watchdog: the last resort after (1000) */
 
 /* The knob `name` in milliseconds: its value when it is a whole number from 1

@@ -244,7 +244,7 @@ void watchdog_start(aq_watchdog *w, aq_tasks *T, const aq_watchdog_hooks *hooks)
   w->L = T->L;
   w->tasks = T;
   w->hooks = *hooks;
-  w->warn_ns = aq__test_knob_ms(AQ_TEST_WARN_MS, WARN_MS) * 1000000;
+  w->warn_ns = aq__test_knob_ms(AQ_TEST_NO_YIELD_WARN_MS, WARN_MS) * 1000000;
   w->exit_grace_ns = aq__test_knob_ms(AQ_TEST_EXIT_GRACE_MS, EXIT_GRACE_MS) * 1000000;
   lua_pushlightuserdata(w->L, &watchdog_key);
   lua_pushlightuserdata(w->L, w);
