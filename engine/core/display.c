@@ -28,10 +28,9 @@
 
 #include "display.h"
 #include "display_render.h"
+#include "test_knobs.h"
 
 #define TTY_TICK_MS 100
-#define PLAIN_TICK_MS 2000
-#define JSON_TICK_MS 1000
 /* Longest limit key name kept. */
 #define KEY_NAME_MAX 200
 /* Printed lines are written at the latest when this much is pending (tty). */
@@ -332,6 +331,9 @@ void display_init(aq_display *d, uv_loop_t *loop, const aq_sched *sched) {
   d->sched = sched;
   d->fd = d->wfd = STDERR_FILENO;
   d->mode = AQ_PROGRESS_NONE;
+  d->eta_stable_ns = aq__test_knob_ms(AQ_TEST_ETA_STABLE_MS, AQ_DISPLAY_ETA_STABLE_MS) * 1000000;
+  d->plain_tick_ms = aq__test_knob_ms(AQ_TEST_PLAIN_TICK_MS, AQ_DISPLAY_PLAIN_TICK_MS);
+  d->json_tick_ms = aq__test_knob_ms(AQ_TEST_JSON_TICK_MS, AQ_DISPLAY_JSON_TICK_MS);
   /* What the script prints to a pipe or a file shows up line by line, as it
    * would on a terminal, not in blocks at exit. */
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -390,7 +392,7 @@ void display_run_started(aq_display *d, aq_progress mode) {
     /* The script's stdout in order with the progress lines when both go to
      * the same pipe or terminal. */
     d->route_stdout = d->wfd != d->fd && same_stream(STDOUT_FILENO, d->fd);
-    tick = mode == AQ_PROGRESS_PLAIN ? PLAIN_TICK_MS : JSON_TICK_MS;
+    tick = mode == AQ_PROGRESS_PLAIN ? d->plain_tick_ms : d->json_tick_ms;
   }
   if (tick) uv_timer_start(&d->timer, on_tick, tick, tick);
   if (mode == AQ_PROGRESS_TTY) draw(d, 1);

@@ -18,7 +18,7 @@
  * header says what waiting items wait for:
  *    Workers  1/3 busy  idle: 4 delayed, 12 waiting for rate (host a), 2 backing off
  * The ETA reads "~0:04" (an estimate) while the total has grown in the last
- * AQ_DISPLAY_ETA_STABLE_S seconds. The run's final frame has no worker rows.
+ * 3 s (AQ_DISPLAY_ETA_STABLE_MS). The run's final frame has no worker rows.
  * Every line fits in the terminal's width minus one column (so no terminal
  * wraps it), counted in display columns (text_width.h), and the panel in its
  * height minus one line.
@@ -71,7 +71,7 @@ typedef struct {
 /* True when the ETA is exact: nothing left, or a total that stopped growing. */
 static int eta_stable(const aq_display *d, int64_t done, int64_t total) {
   if (done >= total) return 1; /* nothing left */
-  return d->eta_total == total && (double)(uv_hrtime() - d->eta_total_ns) / 1e9 >= AQ_DISPLAY_ETA_STABLE_S;
+  return d->eta_total == total && uv_hrtime() - d->eta_total_ns >= d->eta_stable_ns;
 }
 
 /* The name of limit key `key`, or NULL. */

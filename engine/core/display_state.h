@@ -58,7 +58,10 @@ typedef struct {
   unsigned spin;         /* spinner phase, one step per tick */
 
   int64_t eta_total;     /* the overall total, unchanged since eta_total_ns: */
-  uint64_t eta_total_ns; /* the ETA is exact once it has not grown for a while */
+  uint64_t eta_total_ns; /* the ETA is exact once it has not grown for eta_stable_ns */
+  uint64_t eta_stable_ns;  /* AQ_DISPLAY_ETA_STABLE_MS, or its test knob (test_knobs.h) */
+  uint64_t plain_tick_ms;  /* the plain / json progress line's period: the */
+  uint64_t json_tick_ms;   /* defaults below, or their test knobs */
   char **key_names;      /* this run's limit keys by id: Item:limit_key() values (display_set_key_name) */
   int32_t key_names_cap;
 
@@ -73,6 +76,9 @@ typedef struct {
 
 /* The ETA counts as exact (no "~") once the overall total has not grown for
  * this long. */
-#define AQ_DISPLAY_ETA_STABLE_S 3.0
+#define AQ_DISPLAY_ETA_STABLE_MS 3000
+/* How often a plain or json progress line is written. */
+#define AQ_DISPLAY_PLAIN_TICK_MS 2000
+#define AQ_DISPLAY_JSON_TICK_MS 1000
 
 #endif

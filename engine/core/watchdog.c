@@ -22,11 +22,12 @@
 
 #include <lauxlib.h>
 
+#include "test_knobs.h"
 #include "watchdog.h"
 
-#define TICK_NS (100 * 1000 * 1000ull)      /* how often the watchdog looks */
-#define WARN_NS (1000 * 1000 * 1000ull)     /* a resume this long gets a warning */
-#define EXIT_GRACE_NS (1000 * 1000 * 1000ull) /* an unhandled stop signal waits this long */
+#define TICK_NS (100 * 1000 * 1000ull) /* how often the watchdog looks */
+#define WARN_MS 1000                   /* a resume this long gets a warning (w->warn_ns) */
+#define EXIT_GRACE_MS 1000             /* an unhandled stop signal waits this long (w->exit_grace_ns) */
 /* Only a resume this long is interrupted. A shorter one yields soon by itself,
  * and the loop then handles the signal or fires the timeout at a point where
  * the task chose to wait: interrupting is for code that holds the loop. */
@@ -61,11 +62,11 @@ static void warn_long_resume(aq_watchdog *w, aq_task *t, uint64_t elapsed_ns) {
   w->hooks.log_now(w->hooks.data, line, (size_t)n); /* now: the loop may not draw again for a while */
 }
 
-/* Warns once per resume that has lasted WARN_NS while others could run: a
+/* Warns once per resume that has lasted warn_ns while others could run: a
  * script that only computes (the main chunk building its input before
  * run_queue) keeps nothing waiting, and is not warned about. */
 static void check_warning(aq_watchdog *w, aq_task *t, uint64_t start, uint64_t now) {
-  if (start && now - start >= WARN_NS && atomic_load(&w->warned_seq) != w->seq &&
+  if (start && now - start >= w->warn_ns && atomic_load(&w->warned_seq) != w->seq &&
       w->hooks.others_could_run(w->hooks.data)) {
     atomic_store(&w->warned_seq, w->seq);
     warn_long_resume(w, t, now - start);
@@ -178,7 +179,7 @@ static int chain_handler(int signum, struct sigaction *chained) {
 
 /* --- the watchdog thread --- */
 
-/* The loop has not handled a stop signal for EXIT_GRACE_NS: Lua code that the
+/* The loop has not handled a stop signal for exit_grace_ns: Lua code that the
  * hook cannot reach (a compiled loop) holds it. Give the terminal back and end
  * the process, as kill -9 would but with the status the signal asks for. Only
  * async-signal-safe calls from here on. */
@@ -207,7 +208,7 @@ static void watch(void *arg) {
       uint64_t seq = atomic_load_explicit(&w->resume_seq, memory_order_relaxed);
       uint64_t ran = now - start;
       if ((ran >= INTERRUPT_NS && (unhandled || (deadline && now >= deadline))) ||
-          (ran >= WARN_NS && atomic_load(&w->warned_seq) != seq)) {
+          (ran >= w->warn_ns && atomic_load(&w->warned_seq) != seq)) {
         uv_mutex_lock(&w->hook_mu);
         lua_sethook(w->L, on_hook, LUA_MASKCOUNT, HOOK_COUNT);
         atomic_store(&w->hook_set, 1);
@@ -217,7 +218,7 @@ static void watch(void *arg) {
     int status = atomic_load(&w->exit_status);
     if (status && unhandled) {
       if (!unhandled_since) unhandled_since = now;
-      else if (now - unhandled_since >= EXIT_GRACE_NS) exit_now(w, status);
+      else if (now - unhandled_since >= w->exit_grace_ns) exit_now(w, status);
     } else {
       unhandled_since = 0;
     }
@@ -243,6 +244,8 @@ void watchdog_start(aq_watchdog *w, aq_tasks *T, const aq_watchdog_hooks *hooks)
   w->L = T->L;
   w->tasks = T;
   w->hooks = *hooks;
+  w->warn_ns = aq__test_knob_ms(AQ_TEST_NO_YIELD_WARN_MS, WARN_MS) * 1000000;
+  w->exit_grace_ns = aq__test_knob_ms(AQ_TEST_EXIT_GRACE_MS, EXIT_GRACE_MS) * 1000000;
   lua_pushlightuserdata(w->L, &watchdog_key);
   lua_pushlightuserdata(w->L, w);
   lua_rawset(w->L, LUA_REGISTRYINDEX);

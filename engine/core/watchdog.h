@@ -76,6 +76,8 @@ typedef struct aq_watchdog {
   int running;                   /* loop: the thread was started (and must be joined) */
   char library[4096];            /* loop: chunk-name prefix of aqueue's Lua modules */
   size_t library_len;            /* 0: unknown */
+  uint64_t warn_ns;              /* set before the thread starts, then read-only: the */
+  uint64_t exit_grace_ns;        /* defaults of watchdog.c, or their test knobs (test_knobs.h) */
 } aq_watchdog;
 
 /* Starts the thread and chains the signal handler before libuv's (call after

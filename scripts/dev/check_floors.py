@@ -45,17 +45,21 @@ def read_objects(build):
                 or name == "aqueue_http_core":
             objects += [o for o in target.rglob("*.o") if "/engine/" in str(o)]
     defined, called = {}, collections.defaultdict(set)
-    for obj in objects:
-        src = source_of(obj)
-        if src is None:
-            continue
-        out = subprocess.run(["nm", str(obj)], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            fields = line.split()
-            if len(fields) == 3 and fields[1] in "TDBR":
-                defined[fields[2]] = src
-            elif len(fields) == 2 and fields[0] == "U":
-                called[src].add(fields[1])
+    sources = {str(obj): source_of(obj) for obj in objects}
+    sources = {obj: src for obj, src in sources.items() if src is not None}
+    if not sources:
+        return set(), {}
+    # One nm for all the objects (-A: each line starts "object:"): nm's start-up
+    # costs more than reading an object.
+    out = subprocess.run(["nm", "-A", *sources], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        obj, _, symbol = line.partition(":")
+        src = sources[obj]
+        fields = symbol.split()
+        if len(fields) == 3 and fields[1] in "TDBR":
+            defined[fields[2]] = src
+        elif len(fields) == 2 and fields[0] == "U":
+            called[src].add(fields[1])
     edges = collections.defaultdict(lambda: collections.defaultdict(set))
     for src, names in called.items():
         for n in names:

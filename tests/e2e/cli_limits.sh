@@ -6,9 +6,12 @@ source "$(dirname "$0")/lib/common.sh"
 
 L="$FIX/cli_limits.lua"
 limits_case() { # processed, not_started, stopped, description, aqueue-run options... -- script args
+  run "$AQUEUE_RUN" "${@:5}"
+  limits_expect "$@"
+}
+# The checks of limits_case on the run's RC and OUT.
+limits_expect() { # processed, not_started, stopped, description
   local processed="$1" not_started="$2" stopped="$3" what="$4"
-  shift 4
-  run "$AQUEUE_RUN" "$@"
   expect_rc 0 "$what"
   expect_eq "$(value_of "$OUT" processed)" "$processed" "$what: $processed items processed"
   expect_eq "$(value_of "$OUT" not_started)" "$not_started" "$what: $not_started items not started"
@@ -30,13 +33,21 @@ limits_case 2 4 max_items "no --max-items, the script gives max_items = 2" "$L" 
 
 # --- --max-time: the run stops after S seconds; the running item finishes ---
 # The first item sleeps 0.5 s: the stop comes while it runs (its 0.2 s timer is
-# due before the sleep's, on any machine), the other four never start.
-limits_case 1 4 max_time "--max-time 0.2" --max-time 0.2 "$L" 5 0.5 - -
+# due before the sleep's, on any machine), the other four never start. (The
+# three runs mostly wait: they go side by side.)
+start_bg time1 "$AQUEUE_RUN" --max-time 0.2 "$L" 5 0.5 - -
+start_bg time2 "$AQUEUE_RUN" --max-time=0.2 "$L" 5 0.5 - 3600
+start_bg time3 "$AQUEUE_RUN" --max-time 0.2 --max-items 4 "$L" 5 0.5 - -
+use_bg time1
+wait_bg "$RUN_TIMEOUT" "--max-time 0.2: the run ends"
+limits_expect 1 4 max_time "--max-time 0.2"
 expect_eq "$(value_of "$OUT" stopping_seen)" true "--max-time 0.2: the running item saw aqueue.stopping() true"
-limits_case 1 4 max_time "--max-time=0.2, the script gives max_time = 3600: the command line wins" \
-  --max-time=0.2 "$L" 5 0.5 - 3600
-limits_case 1 4 max_time "--max-time with --max-items, the time comes first" \
-  --max-time 0.2 --max-items 4 "$L" 5 0.5 - -
+use_bg time2
+wait_bg "$RUN_TIMEOUT" "--max-time=0.2 with the script's max_time: the run ends"
+limits_expect 1 4 max_time "--max-time=0.2, the script gives max_time = 3600: the command line wins"
+use_bg time3
+wait_bg "$RUN_TIMEOUT" "--max-time with --max-items: the run ends"
+limits_expect 1 4 max_time "--max-time with --max-items, the time comes first"
 
 # --- bad values: exit 2, a message naming the option and the value ---
 bad_usage() { # description, args...

@@ -16,16 +16,23 @@ X="$FIX/display_exit.lua"
 COLS=90
 ROWS=30
 
-start_waiting() { # name
-  mkdir "$TMP/$1"
-  tmux_run "$1" "$COLS" "$ROWS" -- "$X" "$TMP/$1" wait
+# The two runs start side by side (each waits for the test); the checks take
+# one after the other.
+for name in once twice; do
+  mkdir "$TMP/$name"
+  tmux_run "$name" "$COLS" "$ROWS" -- "$X" "$TMP/$name" wait
+done
+
+# Makes run NAME the current one and waits until its three items run.
+use_waiting() { # name
+  tmux_use "$1"
   tmux_wait_file "$TMP/$1/ready" "$START_WAIT" "$1: three items run and wait (ready)"
   tmux_wait_screen_re '^ Workers  3/3 busy$' "$QUICK" "$1: the panel shows 3/3 busy"
   tmux_expect_cursor 0 "$1: the cursor is hidden while the panel is shown"
 }
 
 # --- Ctrl-C once: graceful ---
-start_waiting once
+use_waiting once
 tmux_keys C-c
 tmux_wait_screen "interrupted: letting running items finish" "$QUICK" "once: the first Ctrl-C is acknowledged"
 sleep 0.3 # a few more frames
@@ -50,7 +57,7 @@ s_match '^after run_queue interrupted=true processed=3$' "once: the script went 
 tmux_kill_run
 
 # --- Ctrl-C twice ---
-start_waiting twice
+use_waiting twice
 tmux_keys C-c
 tmux_wait_screen "interrupted: letting running items finish" "$QUICK" "twice: the first Ctrl-C is acknowledged"
 tmux_keys C-c

@@ -27,18 +27,22 @@ check_end() {
   s_panel_fits $((COLS - 1)) "$what: the final frame fits in width-1 columns"
 }
 
-# Starts the "wait" way and waits until its three items run.
-start_waiting() { # name
-  mkdir "$TMP/$1"
-  tmux_run "$1" "$COLS" "$ROWS" -- "$X" "$TMP/$1" wait
+# The four runs start side by side: two end by themselves, two wait for the
+# test (sigterm runs the "wait" way); the checks take one run after the other.
+for way in main_error item_error os_exit sigterm; do
+  mkdir "$TMP/$way"
+  tmux_run "$way" "$COLS" "$ROWS" -- "$X" "$TMP/$way" "$([ "$way" = sigterm ] && echo wait || echo "$way")"
+done
+
+# Waits until the three items of the "wait" way run.
+wait_waiting() { # name
   tmux_wait_file "$TMP/$1/ready" "$START_WAIT" "$1: three items run and wait (ready)"
   tmux_wait_screen_re '^ Workers  3/3 busy$' "$QUICK" "$1: the panel shows 3/3 busy"
   tmux_expect_cursor 0 "$1: the cursor is hidden while the panel is shown"
 }
 
 # --- an error in the main chunk after run_queue ---
-mkdir "$TMP/main_error"
-tmux_run main_error "$COLS" "$ROWS" -- "$X" "$TMP/main_error" main_error
+tmux_use main_error
 tmux_wait_exit "$START_WAIT" "main_error: the run ends"
 tmux_expect_rc 1 "main_error: the script raised"
 check_end main_error '^aqueue: 3 processed, 0 failed, 0 retried in [0-9.]+ s \([0-9]+ items/s\)$'
@@ -49,8 +53,7 @@ s_above '^aqueue: 3 processed' 'main chunk raised after run_queue$' "main_error:
 tmux_kill_run
 
 # --- an error inside an item ---
-mkdir "$TMP/item_error"
-tmux_run item_error "$COLS" "$ROWS" -- "$X" "$TMP/item_error" item_error
+tmux_use item_error
 tmux_wait_exit "$START_WAIT" "item_error: the run ends"
 tmux_expect_rc 1 "item_error: an item failed"
 check_end item_error '^aqueue: 2 processed, 1 failed, 0 retried in [0-9.]+ s \([0-9]+ items/s\)$'
@@ -60,7 +63,8 @@ s_match '^  failed: Waiter:process: .*item 1 raised$' "item_error: the summary n
 tmux_kill_run
 
 # --- SIGTERM ---
-start_waiting sigterm
+tmux_use sigterm
+wait_waiting sigterm
 pid="$(tmux_pid)"
 [ -n "$pid" ] || tfail "sigterm: cannot find the pid of aqueue-run"
 kill -TERM "$pid"
@@ -70,8 +74,7 @@ check_end sigterm '^aqueue: 0 processed, 0 failed, 0 retried, 3 cancelled, 2 not
 tmux_kill_run
 
 # --- os.exit inside an item ---
-mkdir "$TMP/os_exit"
-tmux_run os_exit "$COLS" "$ROWS" -- "$X" "$TMP/os_exit" os_exit
+tmux_use os_exit
 tmux_wait_file "$TMP/os_exit/ready" "$START_WAIT" "os_exit: the items run (ready)"
 tmux_wait_screen_re '^  [0-9] (⠋|⠙|⠹|⠸|⠼|⠴|⠦|⠧|⠇|⠏) Exiter  about to call os\.exit ' "$QUICK" \
   "os_exit: the Exiter's row is on the panel"

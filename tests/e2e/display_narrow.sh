@@ -11,10 +11,14 @@ source "$(dirname "$0")/lib/tmux.sh"
 
 M="$FIX/display_many.lua"
 
+# The two runs start side by side (each waits for its control files); the
+# checks take one after the other.
+mkdir "$TMP/start" "$TMP/resized"
+tmux_run resized 100 24 -- "$M" "$TMP/resized" 6 4
+tmux_run start 40 24 -- "$M" "$TMP/start" 6 4
+
 # --- 40x24 from the start ---
 D="$TMP/start"
-mkdir "$D"
-tmux_run start 40 24 -- "$M" "$D" 6 4
 tmux_wait_file "$D/ready" "$START_WAIT" "40x24: the 4 items run (ready)"
 tmux_wait_screen_re '^ Workers  4/6 busy$' "$QUICK" "40x24: the panel shows 4/6 busy"
 sleep 0.5 # five more frames
@@ -32,8 +36,7 @@ tmux_kill_run
 
 # --- 100x24, then 40x24 ---
 D="$TMP/resized"
-mkdir "$D"
-tmux_run resized 100 24 -- "$M" "$D" 6 4
+tmux_use resized
 tmux_wait_file "$D/ready" "$START_WAIT" "100 -> 40: the 4 items run (ready)"
 tmux_wait_screen_re '^ Workers  4/6 busy$' "$QUICK" "100 -> 40: the panel shows 4/6 busy"
 tmux_resize 40 24

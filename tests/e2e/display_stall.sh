@@ -26,6 +26,32 @@ wait_lines() { # file, count, seconds, description
   pass "$4"
 }
 
+# ================ a pipe nobody reads for a while: the start ================
+# (The run waits for its reader while the tty part runs: the two go side by
+# side, and the pipe's checks come after the tty's.)
+D="$TMP/pipe"
+mkdir "$D"
+touch "$D/start"
+mkfifo "$TMP/fifo"
+# The reader opens the fifo at once, and reads only once "go" exists.
+(
+  exec 3<"$TMP/fifo"
+  while [ ! -e "$TMP/go" ]; do sleep 0.05; done
+  cat <&3 >"$TMP/err.txt"
+) &
+BG_PIDS="$BG_PIDS $!"
+reader=$!
+PIPE_CMD="$AQUEUE_RUN --progress json display_stall.lua $D $N 200000 2>fifo"
+(
+  {
+    "$AQUEUE_RUN" --progress json "$FIX/display_stall.lua" "$D" "$N" 200000 >"$TMP/out.txt"
+    echo $? >"$TMP/rc"
+    # The shell's stderr (the same open file as aqueue-run's): still blocking?
+    "$PY" -c 'import fcntl, os; print(1 if fcntl.fcntl(2, fcntl.F_GETFL) & os.O_NONBLOCK else 0)' >"$TMP/nonblock"
+  } 2>"$TMP/fifo"
+) &
+BG_PIDS="$BG_PIDS $!"
+
 # ======================= a stopped terminal =======================
 D="$TMP/tty"
 mkdir "$D"
@@ -53,27 +79,7 @@ tmux_kill_run
 
 # ======================= a pipe nobody reads for a while =======================
 D="$TMP/pipe"
-mkdir "$D"
-touch "$D/start"
-mkfifo "$TMP/fifo"
-# The reader opens the fifo at once, and reads only once "go" exists.
-(
-  exec 3<"$TMP/fifo"
-  while [ ! -e "$TMP/go" ]; do sleep 0.05; done
-  cat <&3 >"$TMP/err.txt"
-) &
-BG_PIDS="$BG_PIDS $!"
-reader=$!
-LAST_CMD="$AQUEUE_RUN --progress json display_stall.lua $D $N 200000 2>fifo"
-(
-  {
-    "$AQUEUE_RUN" --progress json "$FIX/display_stall.lua" "$D" "$N" 200000 >"$TMP/out.txt"
-    echo $? >"$TMP/rc"
-    # The shell's stderr (the same open file as aqueue-run's): still blocking?
-    "$PY" -c 'import fcntl, os; print(1 if fcntl.fcntl(2, fcntl.F_GETFL) & os.O_NONBLOCK else 0)' >"$TMP/nonblock"
-  } 2>"$TMP/fifo"
-) &
-BG_PIDS="$BG_PIDS $!"
+LAST_CMD="$PIPE_CMD"
 wait_lines "$D/progress" "$N" 20 "pipe: all $N jobs ran while nobody read stderr (200 KB waiting)"
 [ ! -e "$TMP/rc" ] || fail "pipe: aqueue-run ended before its summary could be written"
 pass "pipe: aqueue-run waits to write the rest and its summary"

@@ -21,10 +21,15 @@ ELAPSED='[0-9]+(\.[0-9])?s|[0-9]+:[0-9]{2}'
 ESC=$'\033'
 SGR="($ESC\\[[0-9;]*m)*" # tmux may add more attribute changes (e.g. the background)
 
+# The two runs start side by side (each goes on step by step through its
+# folder's files); the checks take one after the other.
+mkdir "$TMP/utf8" "$TMP/ascii"
+tmux_run utf8 "$COLS" "$ROWS" LANG=C.UTF-8 -- "$P" "$TMP/utf8"
+tmux_run ascii "$COLS" "$ROWS" LANG=C NO_COLOR=1 -- "$P" "$TMP/ascii"
+
 # ======================= UTF-8, colour =======================
 D="$TMP/utf8"
-mkdir "$D"
-tmux_run utf8 "$COLS" "$ROWS" LANG=C.UTF-8 -- "$P" "$D"
+tmux_use utf8
 tmux_wait_file "$D/ready" "$START_WAIT" "utf8: the three pages run (ready)"
 tmux_wait_screen_re '^   Image +6 +0 +0 +0 +0 +6$' "$QUICK" "utf8: the panel shows the queued Image children"
 tmux_expect_cursor 0 "utf8: the cursor is hidden while the panel is shown"
@@ -136,8 +141,7 @@ tmux_kill_run
 
 # ======================= LANG=C, NO_COLOR =======================
 D="$TMP/ascii"
-mkdir "$D"
-tmux_run ascii "$COLS" "$ROWS" LANG=C NO_COLOR=1 -- "$P" "$D"
+tmux_use ascii
 tmux_wait_file "$D/ready" "$START_WAIT" "ascii: the three pages run (ready)"
 tmux_wait_screen_re '^   Image +6 +0 +0 +0 +0 +6$' "$QUICK" "ascii: the panel shows the queued Image children"
 s_match '^ Workers  3/3 busy$' "ascii: header"

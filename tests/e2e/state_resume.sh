@@ -99,14 +99,14 @@ expect_contains "$ERR" "its items are of class Slow, which this script does not 
 run "$AQUEUE_RUN" --state "$S" --status
 expect_contains "$OUT" "unfinished: $((40 - first)) to run" "missing class: the run is kept"
 
-run "$AQUEUE_RUN" --progress none --state "$S" "$R" many "$LOG"
+run "$AQUEUE_RUN" --progress none --state "$S" "$R" many_quick "$LOG"
 expect_rc 0 "ctrl-c: the rerun succeeds"
 expect_contains "$OUT" "processed=$((40 - first)) failed=0 resumed=true" "ctrl-c: the rerun ran the rest"
 expect_eq "$(sort "$LOG" | uniq -d | wc -l)" 0 "ctrl-c: no item ran twice"
 expect_eq "$(sort -u "$LOG" | wc -l)" 40 "ctrl-c: every item ran"
 
 # ===================== status, retry-failed, fresh, usage =====================
-run "$AQUEUE_RUN" --state "$S" --fresh --progress none "$R" many "$TMP/fresh.log"
+run "$AQUEUE_RUN" --state "$S" --fresh --progress none "$R" many_quick "$TMP/fresh.log"
 expect_rc 0 "fresh: succeeds"
 expect_eq "$(wc -l <"$TMP/fresh.log")" 40 "fresh: the run started anew"
 

@@ -4,13 +4,22 @@
 source "$(dirname "$0")/lib/common.sh"
 
 # --- workers: the most items seen running at once ---
+# (Each run mostly sleeps, 20 items of 50 ms on its workers: the runs go side
+# by side, and are checked once all have started.)
 W="$FIX/workers.lua"
+CASE_WANT=() CASE_WHAT=() # by case, in the order started (the run: "w<case>")
 workers_case() { # expected max running, description, aqueue-run options... (then the script's num_workers)
   local want="$1" what="$2"
   shift 2
   local script_workers="${*: -1}"
   set -- "${@:1:$(($# - 1))}"
-  run "$AQUEUE_RUN" "$@" "$W" 20 "$script_workers"
+  start_bg "w${#CASE_WANT[@]}" "$AQUEUE_RUN" "$@" "$W" 20 "$script_workers"
+  CASE_WANT+=("$want") CASE_WHAT+=("$what")
+}
+check_workers_case() { # case number (from 0)
+  local want="${CASE_WANT[$1]}" what="${CASE_WHAT[$1]}"
+  use_bg "w$1"
+  wait_bg "$RUN_TIMEOUT" "$what: the run ends"
   expect_rc 0 "$what"
   expect_eq "$(value_of "$OUT" processed)" 20 "$what: all 20 items processed"
   expect_eq "$(value_of "$OUT" max_running)" "$want" "$what: at most $want items ran at once, and $want did"
@@ -25,6 +34,7 @@ workers_case 20 "-w 30 with 20 items (more workers than items: all at once)" -w 
 workers_case 9 "-w 9, the script gives num_workers = 4: the command line wins" -w 9 4
 workers_case 2 "--workers=2, the script gives num_workers = 6: the command line wins" --workers=2 6
 workers_case 6 "no -w, the script gives num_workers = 6" 6
+for n in "${!CASE_WANT[@]}"; do check_workers_case "$n"; done
 
 # --- order: the start order with one worker ---
 O="$FIX/order.lua"

@@ -5,6 +5,10 @@
 local aqueue = require("aqueue")
 
 local BOUNDARY = "attempt to yield across C%-call boundary"
+-- How long the checks below wait after a failed call: three times the waits
+-- those calls ask for (0.05 s), so anything they left armed would wake the
+-- task before its end, and a wait that lasts its whole time shows nothing was.
+local SETTLE = 0.15
 
 -- Calls `wait` from inside a table.sort comparator, under pcall.
 local function in_sort(wait)
@@ -40,9 +44,9 @@ end
 -- left armed by the failed call would wake it early).
 local function assert_sleeps_fully()
   local t0 = aqueue.now()
-  aqueue.sleep(0.3)
+  aqueue.sleep(SETTLE)
   local elapsed = aqueue.now() - t0
-  assert.is_true(elapsed >= 0.3, ("sleep(0.3) after the failed call took only %.3f s"):format(elapsed))
+  assert.is_true(elapsed >= SETTLE, ("sleep(%g) after the failed call took only %.3f s"):format(SETTLE, elapsed))
 end
 
 local function assert_boundary_error(ok, err)
@@ -86,26 +90,26 @@ describe("a wait where the task cannot yield", function()
     local h = aqueue.spawn(function()
       local ok, err = in_sort(short_sleep)
       local t0 = aqueue.now()
-      aqueue.sleep(0.3)
+      aqueue.sleep(SETTLE)
       return ok, tostring(err), aqueue.now() - t0
     end)
     local ok, err, elapsed = h:result()
     assert_boundary_error(ok, err)
-    assert.is_true(elapsed >= 0.3)
+    assert.is_true(elapsed >= SETTLE)
 
     local Page = aqueue.Item:extend("BoundaryPage")
     local seen = {}
     function Page:process()
       local ok2, err2 = in_sort(short_sleep)
       local t0 = aqueue.now()
-      aqueue.sleep(0.3)
+      aqueue.sleep(SETTLE)
       seen[#seen + 1] = { ok2, tostring(err2), aqueue.now() - t0 }
     end
     local stats = aqueue.run_queue({ initial_items = { Page({}) }, progress = "none" })
     assert.are.equal(1, stats.processed)
     assert.are.equal(0, stats.failed)
     assert_boundary_error(seen[1][1], seen[1][2])
-    assert.is_true(seen[1][3] >= 0.3)
+    assert.is_true(seen[1][3] >= SETTLE)
   end)
 
   describe("for every binding that waits, from a table.sort comparator", function()
@@ -131,12 +135,12 @@ describe("a wait where the task cannot yield", function()
       -- A getter left listed would take the next put's value and wake this
       -- task from whatever it waits on then.
       aqueue.spawn(function()
-        aqueue.sleep(0.3)
+        aqueue.sleep(SETTLE)
         q:put("second")
       end)
       local t0 = aqueue.now()
       assert.are.equal("second", q:get())
-      assert.is_true(aqueue.now() - t0 >= 0.3)
+      assert.is_true(aqueue.now() - t0 >= SETTLE)
     end)
 
     it("Event:wait raises and leaves no waiter that set() would wake", function()
@@ -145,12 +149,12 @@ describe("a wait where the task cannot yield", function()
       local q = aqueue.Queue()
       aqueue.spawn(function()
         ev:set() -- would wake this task, waiting in q:get(), if it were still listed
-        aqueue.sleep(0.3)
+        aqueue.sleep(SETTLE)
         q:put("late")
       end)
       local t0 = aqueue.now()
       assert.are.equal("late", q:get())
-      assert.is_true(aqueue.now() - t0 >= 0.3)
+      assert.is_true(aqueue.now() - t0 >= SETTLE)
     end)
 
     it("handle:result raises and leaves no waiter that the task's end would wake", function()
@@ -160,8 +164,8 @@ describe("a wait where the task cannot yield", function()
       end)
       assert_boundary_error(in_sort(function() h:result() end))
       local t0 = aqueue.now()
-      aqueue.sleep(0.3) -- h ends meanwhile: a stale waiter entry would wake this sleep
-      assert.is_true(aqueue.now() - t0 >= 0.3)
+      aqueue.sleep(SETTLE) -- h ends meanwhile: a stale waiter entry would wake this sleep
+      assert.is_true(aqueue.now() - t0 >= SETTLE)
       assert.are.equal("done", h:result())
     end)
   end)

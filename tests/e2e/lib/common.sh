@@ -52,6 +52,17 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY="$(command -v python3)"
 START_WAIT=30 # a run's first marker (ASan start-up is slower)
 QUICK=20      # what follows at once from what the test did (a signal, a key, a file)
+# The engine's test knobs (engine/core/test_knobs.h, README "Development"),
+# for the runs that need a timed event of the display or the watchdog to
+# happen, not its real timing: env "${FAST_DISPLAY[@]}" "$AQUEUE_RUN" ...
+# (tmux_run takes them as they are). The real timings keep their own test:
+# the ETA's 3 s display_waiting.sh (tty), the 2 s / 1 s progress lines
+# display_plain_json.sh, the watchdog's 1 s hog_interrupt.sh (the runs
+# without FAST_WATCHDOG).
+# (The ETA's time stays ten ticks long: a line delayed by a loaded machine
+# does not skip the estimates.)
+FAST_DISPLAY=(AQUEUE_TEST_ETA_STABLE_MS=1000 AQUEUE_TEST_PLAIN_TICK_MS=100 AQUEUE_TEST_JSON_TICK_MS=100)
+FAST_WATCHDOG=(AQUEUE_TEST_NO_YIELD_WARN_MS=300 AQUEUE_TEST_EXIT_GRACE_MS=300)
 
 cleanup() {
   local pid
@@ -197,6 +208,7 @@ SUMMARY_RE='^aqueue: [0-9]+ processed, [0-9]+ failed, [0-9]+ retried(, [0-9]+ ca
 
 # start_bg NAME CMD ARGS... : starts CMD in the background with stdout and
 # stderr in $TMP/NAME.out and $TMP/NAME.err; sets BG_PID.
+declare -A BG_PID_OF=() BG_CMD_OF=() # NAME -> pid, command: for runs started side by side
 start_bg() {
   local name="$1"
   shift
@@ -205,6 +217,16 @@ start_bg() {
   BG_PID=$!
   BG_PIDS="$BG_PIDS $BG_PID"
   BG_NAME="$name"
+  BG_PID_OF[$name]=$BG_PID
+  BG_CMD_OF[$name]=$LAST_CMD
+}
+
+# use_bg NAME : makes the run started as NAME the current background run
+# (several runs that mostly wait go side by side, then are checked in turn).
+use_bg() {
+  BG_NAME="$1"
+  BG_PID="${BG_PID_OF[$1]}"
+  LAST_CMD="${BG_CMD_OF[$1]}"
 }
 
 # Loads the background run's output into OUT and ERR (for messages and checks).

@@ -105,6 +105,12 @@ tmux_run() {
   if [ -z "${TMUX_NO_GO:-}" ]; then tmux_go; fi
 }
 
+# tmux_use NAME: makes the run started earlier as NAME the current one again
+# (runs that wait for their control files can start side by side).
+tmux_use() {
+  PANE="$1"
+}
+
 # Lets the current run start (tmux_run does it, unless TMUX_NO_GO is set:
 # then call tmux_go after setting the pane up).
 tmux_go() {
