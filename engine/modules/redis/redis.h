@@ -17,10 +17,12 @@
  *                     to their task, per-command deadlines, cancel
  *   redis_reply.c     a reply as Lua values
  *
- * Layers: redis_module.c on top; redis_client.c drives a client and calls
- * redis_conn.c and redis_commands.c; redis_conn.c reports the end of a
- * connection attempt to redis_client.c (redis_client_connected,
- * redis_client_attempt_failed, redis_client_conn_ended).
+ * Layers, each calling only those below it (scripts/dev/check_floors.py):
+ * redis_module.c, redis_client.c, redis_conn.c, redis_commands.c,
+ * redis_reply.c. The lower files report to the client through its events
+ * (redis_client_events, set by redis_client.c), as libuv calls its users
+ * back: a connection attempt failed or ended, the handshake succeeded, a
+ * command timed out (the connection must go), a resource was released.
  *
  * Ownership: a client is malloc'd by connect() and pointed at by its Lua
  * userdata (as luv does), so its handles can finish closing after the
@@ -56,6 +58,20 @@
 #define REDIS_ERROR_MAX 400
 
 typedef struct redis_client redis_client;
+
+/* What the lower files tell the client (redis_client.c implements them). */
+typedef struct {
+  /* The handshake succeeded: the connection is usable. */
+  void (*connected)(redis_client *c);
+  /* A connection attempt failed (DNS, connect, handshake, its deadline). */
+  void (*attempt_failed)(redis_client *c, const char *code, const char *text);
+  /* hiredis cleaned the connection up (c->conn is NULL now), for this reason. */
+  void (*conn_ended)(redis_client *c, const char *code, const char *text);
+  /* A command got no reply in time: the connection must be dropped. */
+  void (*drop)(redis_client *c, const char *code, const char *text);
+  /* Something the client waited for before it may be freed is done. */
+  void (*released)(redis_client *c);
+} redis_client_events;
 typedef struct redis_conn redis_conn;
 typedef struct redis_op redis_op;
 
@@ -69,7 +85,7 @@ typedef enum {
 typedef enum {
   REDIS_OP_CALL,      /* call(): one reply, resumes its task with it */
   REDIS_OP_PIPELINE,  /* pipeline(): n replies, resumes its task with their list */
-  REDIS_OP_HANDSHAKE, /* AUTH/SELECT/PING of a new connection: ends in redis_client_connected or _attempt_failed */
+  REDIS_OP_HANDSHAKE, /* AUTH/SELECT/PING of a new connection: ends in the client's connected or attempt_failed event */
 } redis_op_kind;
 
 struct redis_op {
@@ -112,6 +128,7 @@ typedef struct {
 struct redis_client {
   redis_client *prev, *next; /* in the engine's list of open clients */
   redis_client_list *list;   /* that list, NULL once unlinked */
+  const redis_client_events *ev;
   aq_engine *engine;
   uv_loop_t *loop;
   lua_State *main; /* for registry references */
@@ -161,25 +178,6 @@ struct redis_client {
  * memory. Raises on misuse, before allocating anything. */
 redis_client *redis_client_new(lua_State *L, int opts, redis_client_list *list);
 
-/* A task starts or stops waiting on the client: the loop stays alive while
- * some task waits. */
-void redis_client_wait_begin(redis_client *c);
-void redis_client_wait_end(redis_client *c);
-
-/* The connection's handshake succeeded: commands waiting are sent, connect()
- * returns. */
-void redis_client_connected(redis_client *c);
-
-/* A connection attempt failed (DNS, connect, handshake, its deadline): code
- * and message say why. connect() fails with them; later, the client retries
- * after its backoff (or closes without reconnect). Drops the connection. */
-void redis_client_attempt_failed(redis_client *c, const char *code, const char *fmt, ...) AQ_PRINTF(3, 4);
-
-/* The connection ended (hiredis cleaned it up; c->conn is NULL), for the
- * reason code and text. An established one is made again (or the client
- * closes without reconnect); a failed attempt was handled already. */
-void redis_client_conn_ended(redis_client *c, const char *code, const char *text);
-
 /* Closes the client: commands waiting fail, the connection is dropped, its
  * handles are closed. Idempotent. */
 void redis_client_close(redis_client *c);
@@ -188,19 +186,12 @@ void redis_client_close(redis_client *c);
  * closed. */
 void redis_client_release(redis_client *c);
 
-/* Frees the client when nothing holds it any more (called after each of its
- * handles closes). */
-void redis_client_maybe_free(redis_client *c);
-
-/* Arms the client's deadline timer for its earliest command, unless it runs
- * (it then fires no later: a new command's deadline is never earlier). */
-void redis_client_arm_deadline(redis_client *c);
 
 /* --- a connection (redis_conn.c) --- */
 
 /* Starts a connection attempt: resolves the host, connects, sends the
- * handshake. Its outcome comes back through redis_client_connected or
- * redis_client_attempt_failed. */
+ * handshake. Its outcome comes back through the client's events
+ * (connected, attempt_failed). */
 void redis_conn_start(redis_client *c);
 
 /* Drops the client's connection (if any): hiredis fails the commands sent
@@ -208,9 +199,6 @@ void redis_conn_start(redis_client *c);
  * connection had failed already), then cleans up. Safe inside a reply
  * callback (hiredis then frees the context when the callback returns). */
 void redis_conn_drop(redis_client *c, const char *code, const char *text);
-
-/* The code and text of why the connection `ac` ended, for its commands. */
-void redis_conn_failure(redis_client *c, const redisAsyncContext *ac, const char **code, const char **text);
 
 /* The libuv side of a hiredis context (the adapter): returns 0, or a libuv
  * error. */
@@ -245,11 +233,19 @@ void redis_ops_send_waiting(redis_client *c);
  * gives up). */
 void redis_ops_fail_waiting(redis_client *c, const char *code, const char *text);
 
-/* The deadline timer fired: fails the commands whose time is up. */
-void redis_ops_expire(redis_client *c);
+/* A task starts or stops waiting on the client: the loop stays alive while
+ * some task waits (its keepalive handle is referenced). */
+void redis_wait_begin(redis_client *c);
+void redis_wait_end(redis_client *c);
 
-/* The earliest deadline of the client's commands, or 0 for none. */
-uint64_t redis_ops_next_deadline(const redis_client *c);
+/* Arms the client's deadline timer for its earliest command, unless it runs
+ * (it then fires no later: a new command's deadline is never earlier). When
+ * it fires, the commands whose time is up fail with ETIMEDOUT. */
+void redis_ops_arm_deadline(redis_client *c);
+
+/* Why the connection of `ac` ended, for its commands: the reason recorded
+ * first (a refused connect, a drop), else what hiredis saw (ECONNRESET). */
+void redis_lost_reason(redis_client *c, const redisAsyncContext *ac, const char **code, const char **text);
 
 /* The yielding end of call() and pipeline(). */
 int redis_op_wait(lua_State *L, redis_op *op, aq_task *task);

@@ -77,11 +77,18 @@ static void on_backoff(uv_timer_t *timer) {
   if (c->state != CLIENT_CLOSED) redis_conn_start(c);
 }
 
-static void on_deadline(uv_timer_t *timer) {
-  redis_client *c = timer->data;
-  redis_ops_expire(c);
-  redis_client_arm_deadline(c);
-}
+static void connected(redis_client *c);
+static void attempt_failed(redis_client *c, const char *code, const char *text);
+static void conn_ended(redis_client *c, const char *code, const char *text);
+static void maybe_free(redis_client *c);
+
+static const redis_client_events EVENTS = {
+    .connected = connected,
+    .attempt_failed = attempt_failed,
+    .conn_ended = conn_ended,
+    .drop = redis_conn_drop,
+    .released = maybe_free,
+};
 
 redis_client *redis_client_new(lua_State *L, int opts, redis_client_list *list) {
   size_t name_len, host_len = 0, path_len = 0, pw_len = 0;
@@ -121,6 +128,7 @@ redis_client *redis_client_new(lua_State *L, int opts, redis_client_list *list) 
   c->loop = aq_engine_loop(c->engine);
   c->main = aq_engine_state(c->engine);
   c->connect_ref = LUA_NOREF;
+  c->ev = &EVENTS;
   c->state = CLIENT_CONNECTING;
   /* The three handles never keep the loop alive by themselves: keepalive is
    * referenced while a task waits. */
@@ -135,24 +143,6 @@ redis_client *redis_client_new(lua_State *L, int opts, redis_client_list *list) 
   list_add(list, c);
   aq_timer_start(&c->backoff_timer, on_backoff, 0);
   return c;
-}
-
-/* --- waiting tasks --- */
-
-void redis_client_wait_begin(redis_client *c) {
-  if (c->waiters++ == 0) uv_ref((uv_handle_t *)&c->keepalive);
-}
-
-void redis_client_wait_end(redis_client *c) {
-  if (--c->waiters == 0) uv_unref((uv_handle_t *)&c->keepalive);
-}
-
-void redis_client_arm_deadline(redis_client *c) {
-  if (c->closing || uv_is_active((uv_handle_t *)&c->deadline_timer)) return;
-  uint64_t next = redis_ops_next_deadline(c);
-  if (next == 0) return;
-  uint64_t now = uv_hrtime();
-  aq_timer_start(&c->deadline_timer, on_deadline, next > now ? (double)(next - now) / 1e9 : 0);
 }
 
 /* --- the connection's outcomes --- */
@@ -170,10 +160,10 @@ static void end_connect(redis_client *c, const char *code) {
   }
   luaL_unref(c->main, LUA_REGISTRYINDEX, c->connect_ref);
   c->connect_ref = LUA_NOREF;
-  redis_client_wait_end(c);
+  redis_wait_end(c);
 }
 
-void redis_client_connected(redis_client *c) {
+static void connected(redis_client *c) {
   c->state = CLIENT_CONNECTED;
   c->ever_connected = 1;
   c->backoff = c->backoff_min;
@@ -189,13 +179,12 @@ static void retry_later(redis_client *c) {
   c->backoff = fmin(c->backoff * 2, c->backoff_max);
 }
 
-void redis_client_attempt_failed(redis_client *c, const char *code, const char *fmt, ...) {
+/* A connection attempt failed: connect() fails with code and text; later,
+ * the client retries after its backoff (or closes without reconnect). */
+static void attempt_failed(redis_client *c, const char *code, const char *text) {
   if (c->state == CLIENT_CLOSED) return;
   snprintf(c->last_code, sizeof c->last_code, "%s", code);
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(c->last_error, sizeof c->last_error, fmt, ap);
-  va_end(ap);
+  snprintf(c->last_error, sizeof c->last_error, "%s", text);
   redis_conn_drop(c, c->last_code, c->last_error);
   if (c->connect_task) {
     /* The first connection: the caller decides what to do. */
@@ -208,7 +197,9 @@ void redis_client_attempt_failed(redis_client *c, const char *code, const char *
   }
 }
 
-void redis_client_conn_ended(redis_client *c, const char *code, const char *text) {
+/* An established connection is made again (or the client closes without
+ * reconnect); a failed attempt was handled already. */
+static void conn_ended(redis_client *c, const char *code, const char *text) {
   if (c->state == CLIENT_CONNECTED) {
     /* An established connection: its commands failed (ECONNRESET); the
      * next ones wait for a new one. */
@@ -218,7 +209,7 @@ void redis_client_conn_ended(redis_client *c, const char *code, const char *text
     if (c->reconnect) retry_later(c);
     else redis_client_close(c);
   }
-  redis_client_maybe_free(c);
+  maybe_free(c);
 }
 
 /* --- the end --- */
@@ -226,7 +217,7 @@ void redis_client_conn_ended(redis_client *c, const char *code, const char *text
 static void on_handle_closed(uv_handle_t *handle) {
   redis_client *c = handle->data;
   c->handles_open--;
-  redis_client_maybe_free(c);
+  maybe_free(c);
 }
 
 void redis_client_close(redis_client *c) {
@@ -247,7 +238,8 @@ void redis_client_close(redis_client *c) {
   uv_close((uv_handle_t *)&c->keepalive, on_handle_closed);
 }
 
-void redis_client_maybe_free(redis_client *c) {
+/* Frees the client when nothing holds it any more. */
+static void maybe_free(redis_client *c) {
   if (c->handles_open > 0 || c->resolving || c->conn) return;
   list_remove(c);
   if (c->userdata_alive) return;
@@ -258,5 +250,5 @@ void redis_client_maybe_free(redis_client *c) {
 void redis_client_release(redis_client *c) {
   c->userdata_alive = 0;
   redis_client_close(c);
-  redis_client_maybe_free(c);
+  maybe_free(c);
 }

@@ -131,14 +131,14 @@ void redis_op_free(redis_op *op) {
 static void op_release_task(redis_op *op) {
   if (!op->task) return;
   op->task = NULL;
-  redis_client_wait_end(op->client);
+  redis_wait_end(op->client);
 }
 
 static void op_fail(redis_op *op, const char *code, const char *text) {
   if (op->over) return;
   op->over = 1;
   if (op->kind == REDIS_OP_HANDSHAKE) {
-    redis_client_attempt_failed(op->client, code, "%s", text);
+    op->client->ev->attempt_failed(op->client, code, text);
     return;
   }
   if (!op->task) return;
@@ -160,7 +160,7 @@ static void handshake_reply(redis_op *op, const redisReply *r, int index) {
   }
   if (index == op->expected) {
     op->over = 1;
-    redis_client_connected(op->client);
+    op->client->ev->connected(op->client);
   }
 }
 
@@ -200,7 +200,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
   int index = ++op->received;
   if (!reply) {
     const char *code, *text;
-    redis_conn_failure(c, ac, &code, &text);
+    redis_lost_reason(c, ac, &code, &text);
     op_fail(op, code, text);
   } else if (!op->over) {
     switch (op->kind) {
@@ -247,7 +247,7 @@ int redis_op_submit(redis_op *op, const char *wire, size_t len) {
     if (op->commands.failed) return -1;
     wait_push(c, op);
   }
-  redis_client_arm_deadline(c);
+  redis_ops_arm_deadline(c);
   return 0;
 }
 
@@ -277,14 +277,15 @@ void redis_ops_fail_waiting(redis_client *c, const char *code, const char *text)
 
 /* --- deadlines --- */
 
-uint64_t redis_ops_next_deadline(const redis_client *c) {
+static uint64_t next_deadline(const redis_client *c) {
   uint64_t d = 0;
   if (c->sent_head) d = c->sent_head->deadline;
   if (c->wait_head && (d == 0 || c->wait_head->deadline < d)) d = c->wait_head->deadline;
   return d;
 }
 
-void redis_ops_expire(redis_client *c) {
+/* Fails the commands whose time is up. */
+static void expire(redis_client *c) {
   uint64_t now = uv_hrtime();
   char text[REDIS_ERROR_MAX];
   while (c->wait_head && c->wait_head->deadline <= now) {
@@ -307,11 +308,46 @@ void redis_ops_expire(redis_client *c) {
     op_fail(head, "ETIMEDOUT", text);
     snprintf(text, sizeof text, "connection to %s dropped: an earlier command got no reply within %g s", c->name,
              c->timeout);
-    redis_conn_drop(c, "ECONNRESET", text);
+    c->ev->drop(c, "ECONNRESET", text);
   }
 }
 
+static void on_deadline(uv_timer_t *timer) {
+  redis_client *c = timer->data;
+  expire(c);
+  redis_ops_arm_deadline(c);
+}
+
+void redis_ops_arm_deadline(redis_client *c) {
+  if (c->closing || uv_is_active((uv_handle_t *)&c->deadline_timer)) return;
+  uint64_t next = next_deadline(c);
+  if (next == 0) return;
+  uint64_t now = uv_hrtime();
+  aq_timer_start(&c->deadline_timer, on_deadline, next > now ? (double)(next - now) / 1e9 : 0);
+}
+
+/* --- why a connection ended --- */
+
+void redis_lost_reason(redis_client *c, const redisAsyncContext *ac, const char **code, const char **text) {
+  redis_conn *conn = ac->data;
+  if (!conn->code[0]) {
+    snprintf(conn->code, sizeof conn->code, "ECONNRESET");
+    snprintf(conn->text, sizeof conn->text, "connection to %s lost: %s", c->name,
+             ac->errstr && ac->errstr[0] ? ac->errstr : "closed");
+  }
+  *code = conn->code;
+  *text = conn->text;
+}
+
 /* --- waiting --- */
+
+void redis_wait_begin(redis_client *c) {
+  if (c->waiters++ == 0) uv_ref((uv_handle_t *)&c->keepalive);
+}
+
+void redis_wait_end(redis_client *c) {
+  if (--c->waiters == 0) uv_unref((uv_handle_t *)&c->keepalive);
+}
 
 static void on_cancel(aq_task *task, void *data) {
   (void)task;
@@ -332,6 +368,6 @@ static void on_cancel(aq_task *task, void *data) {
 
 int redis_op_wait(lua_State *L, redis_op *op, aq_task *task) {
   op->task = task;
-  redis_client_wait_begin(op->client);
+  redis_wait_begin(op->client);
   return aq_task_yield(L, on_cancel, op);
 }

@@ -69,14 +69,14 @@ static void on_conn_closed(uv_handle_t *handle) { free(handle->data); }
 static void cleanup(void *data) {
   redis_conn *conn = data;
   redis_client *c = conn->client;
-  const char *code, *text;
-  if (c) redis_conn_failure(c, conn->ac, &code, &text);
+  const char *code = NULL, *text = NULL;
+  if (c) redis_lost_reason(c, conn->ac, &code, &text);
   conn->ac = NULL;
   conn->client = NULL;
   uv_close((uv_handle_t *)&conn->poll, on_conn_closed);
   if (!c) return;
   c->conn = NULL;
-  redis_client_conn_ended(c, code, text);
+  c->ev->conn_ended(c, code, text);
 }
 
 int redis_adapter_attach(redis_conn *conn, uv_loop_t *loop) {
@@ -85,7 +85,7 @@ int redis_adapter_attach(redis_conn *conn, uv_loop_t *loop) {
   if (err) return err;
   conn->poll.data = conn;
   /* An idle connection does not keep the loop alive: waiting tasks do
-   * (redis_client_wait_begin). */
+   * (redis_wait_begin). */
   uv_unref((uv_handle_t *)&conn->poll);
   ac->ev.data = conn;
   ac->ev.addRead = add_read;
@@ -114,17 +114,6 @@ static void on_connect(const redisAsyncContext *ac, int status) {
            aq_error_text(conn->code) ? aq_error_text(conn->code) : ac->errstr);
 }
 
-void redis_conn_failure(redis_client *c, const redisAsyncContext *ac, const char **code, const char **text) {
-  redis_conn *conn = ac->data;
-  if (!conn->code[0]) {
-    snprintf(conn->code, sizeof conn->code, "ECONNRESET");
-    snprintf(conn->text, sizeof conn->text, "connection to %s lost: %s", c->name,
-             ac->errstr && ac->errstr[0] ? ac->errstr : "closed");
-  }
-  *code = conn->code;
-  *text = conn->text;
-}
-
 void redis_conn_drop(redis_client *c, const char *code, const char *text) {
   redis_conn *conn = c->conn;
   if (!conn || !conn->ac || conn->dropping) return;
@@ -139,6 +128,16 @@ void redis_conn_drop(redis_client *c, const char *code, const char *text) {
 }
 
 /* --- a connection attempt --- */
+
+static void fail_attempt(redis_client *c, const char *code, const char *fmt, ...) AQ_PRINTF(3, 4);
+static void fail_attempt(redis_client *c, const char *code, const char *fmt, ...) {
+  char text[REDIS_ERROR_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  c->ev->attempt_failed(c, code, text);
+}
 
 static void send_handshake(redis_client *c) {
   aq_buf *b = &c->scratch;
@@ -167,7 +166,7 @@ static void send_handshake(redis_client *c) {
   redis_op *op = b->failed ? NULL : redis_op_new(c, REDIS_OP_HANDSHAKE, n);
   if (!op) {
     aq_buf_reset(b);
-    redis_client_attempt_failed(c, "ENOMEM", "out of memory connecting to %s", c->name);
+    fail_attempt(c, "ENOMEM", "out of memory connecting to %s", c->name);
     return;
   }
   op->has_auth = has_auth;
@@ -175,7 +174,7 @@ static void send_handshake(redis_client *c) {
   aq_buf_reset(b);
   if (rc != 0) {
     redis_op_free(op);
-    redis_client_attempt_failed(c, "ENOMEM", "out of memory connecting to %s", c->name);
+    fail_attempt(c, "ENOMEM", "out of memory connecting to %s", c->name);
   }
 }
 
@@ -185,7 +184,7 @@ static void open_context(redis_client *c, const char *ip) {
   redisAsyncContext *ac = ip ? redisAsyncConnect(ip, c->port) : redisAsyncConnectUnix(c->path);
   int err = errno;
   if (!ac) {
-    redis_client_attempt_failed(c, "ENOMEM", "out of memory connecting to %s", c->name);
+    fail_attempt(c, "ENOMEM", "out of memory connecting to %s", c->name);
     return;
   }
   if (ac->err) {
@@ -195,7 +194,7 @@ static void open_context(redis_client *c, const char *ip) {
     char why[128];
     snprintf(why, sizeof why, "%s", aq_error_text(code) ? aq_error_text(code) : ac->errstr);
     redisAsyncFree(ac);
-    redis_client_attempt_failed(c, code, "cannot connect to %s: %s", c->name, why);
+    fail_attempt(c, code, "cannot connect to %s: %s", c->name, why);
     return;
   }
   redis_conn *conn = calloc(1, sizeof *conn);
@@ -203,7 +202,7 @@ static void open_context(redis_client *c, const char *ip) {
   if (uerr != 0) {
     free(conn);
     redisAsyncFree(ac);
-    redis_client_attempt_failed(c, uv_err_name(uerr), "cannot watch the connection to %s: %s", c->name,
+    fail_attempt(c, uv_err_name(uerr), "cannot watch the connection to %s: %s", c->name,
                                 uv_strerror(uerr));
     return;
   }
@@ -219,11 +218,11 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
   c->resolving = 0;
   if (c->state == CLIENT_CLOSED || status == UV_ECANCELED) {
     uv_freeaddrinfo(res);
-    redis_client_maybe_free(c);
+    c->ev->released(c);
     return;
   }
   if (status < 0) {
-    redis_client_attempt_failed(c, uv_err_name(status), "cannot resolve the host of %s: %s", c->name,
+    fail_attempt(c, uv_err_name(status), "cannot resolve the host of %s: %s", c->name,
                                 uv_strerror(status));
     return;
   }
@@ -256,7 +255,7 @@ void redis_conn_start(redis_client *c) {
   c->resolve.data = c;
   int err = uv_getaddrinfo(c->loop, &c->resolve, on_resolved, c->host, port, &hints);
   if (err) {
-    redis_client_attempt_failed(c, uv_err_name(err), "cannot resolve the host of %s: %s", c->name, uv_strerror(err));
+    fail_attempt(c, uv_err_name(err), "cannot resolve the host of %s: %s", c->name, uv_strerror(err));
     return;
   }
   c->resolving = 1;

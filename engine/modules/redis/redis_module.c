@@ -57,7 +57,7 @@ static void on_connect_cancel(aq_task *task, void *data) {
   c->connect_task = NULL;
   luaL_unref(c->main, LUA_REGISTRYINDEX, c->connect_ref);
   c->connect_ref = LUA_NOREF;
-  redis_client_wait_end(c);
+  redis_wait_end(c);
   redis_client_close(c);
 }
 
@@ -79,7 +79,7 @@ static int l_connect(lua_State *L) {
   c->userdata_alive = 1;
   c->connect_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   c->connect_task = task;
-  redis_client_wait_begin(c);
+  redis_wait_begin(c);
   return aq_task_yield(L, on_connect_cancel, c);
 }
 
