@@ -167,11 +167,11 @@ local function install_methods(methods)
       if not sha then return nil, err, code end
       script.sha = sha
     end
-    local argv = { "EVALSHA", script.sha, keys and #keys or 0 }
+    local argv = { "evalsha", script.sha, keys and #keys or 0 }
     local n = append(argv, append(argv, 3, keys, "keys"), args, "args")
     local res, err, code = self:call(unpack(argv, 1, n))
-    if err and code == "EREDIS" and err:find("NOSCRIPT", 1, true) then
-      argv[1], argv[2] = "EVAL", script.text
+    if err and code == core.EREDIS and err:find("NOSCRIPT", 1, true) then
+      argv[1], argv[2] = "eval", script.text
       return self:call(unpack(argv, 1, n))
     end
     return res, err, code

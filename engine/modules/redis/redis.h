@@ -156,6 +156,10 @@ struct redis_client {
   int closing;               /* redis_client_close ran */
   int userdata_alive;
   int waiters; /* tasks waiting on this client (ops and connect) */
+  /* While a task waits, the client's userdata (a registry reference): a
+   * client nobody else holds, as in connect(url):call(...), must not be
+   * collected (and closed) under its waiting task. LUA_NOREF otherwise. */
+  int self_ref;
   /* connect(): the task waiting for the first connection, and the client's
    * userdata it returns (a registry reference, LUA_NOREF without). */
   aq_task *connect_task;
@@ -234,7 +238,8 @@ void redis_ops_send_waiting(redis_client *c);
 void redis_ops_fail_waiting(redis_client *c, const char *code, const char *text);
 
 /* A task starts or stops waiting on the client: the loop stays alive while
- * some task waits (its keepalive handle is referenced). */
+ * some task waits (its keepalive handle is referenced). The last to stop
+ * releases self_ref. */
 void redis_wait_begin(redis_client *c);
 void redis_wait_end(redis_client *c);
 

@@ -127,7 +127,7 @@ redis_client *redis_client_new(lua_State *L, int opts, redis_client_list *list) 
   c->engine = aq_engine_from_lua(L);
   c->loop = aq_engine_loop(c->engine);
   c->main = aq_engine_state(c->engine);
-  c->connect_ref = LUA_NOREF;
+  c->connect_ref = c->self_ref = LUA_NOREF;
   c->ev = &EVENTS;
   c->state = CLIENT_CONNECTING;
   /* The three handles never keep the loop alive by themselves: keepalive is

@@ -346,7 +346,10 @@ void redis_wait_begin(redis_client *c) {
 }
 
 void redis_wait_end(redis_client *c) {
-  if (--c->waiters == 0) uv_unref((uv_handle_t *)&c->keepalive);
+  if (--c->waiters > 0) return;
+  uv_unref((uv_handle_t *)&c->keepalive);
+  luaL_unref(c->main, LUA_REGISTRYINDEX, c->self_ref);
+  c->self_ref = LUA_NOREF;
 }
 
 static void on_cancel(aq_task *task, void *data) {

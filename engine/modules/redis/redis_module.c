@@ -85,6 +85,16 @@ static int l_connect(lua_State *L) {
 
 /* --- the client's methods --- */
 
+/* The calling task waits on the client at index 1: the client stays alive
+ * meanwhile (self_ref, released by the last waiter). */
+static int wait_for(lua_State *L, redis_client *c, redis_op *op, aq_task *task) {
+  if (c->self_ref == LUA_NOREF) {
+    lua_pushvalue(L, 1);
+    c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  return redis_op_wait(L, op, task);
+}
+
 static int closed_failure(lua_State *L, redis_client *c) {
   return aq_push_failure(L, "ENOTCONN", "the client of %s is closed", c->name);
 }
@@ -104,7 +114,7 @@ static int l_call(lua_State *L) {
     return luaL_error(L, "aqueue.redis: out of memory");
   }
   aq_buf_reset(&c->scratch);
-  return redis_op_wait(L, op, task);
+  return wait_for(L, c, op, task);
 }
 
 /* client:pipeline{ { name, args... }, ... }: sends them all at once, yields
@@ -144,7 +154,7 @@ static int l_pipeline(lua_State *L) {
     return luaL_error(L, "aqueue.redis: out of memory");
   }
   aq_buf_reset(&c->scratch);
-  return redis_op_wait(L, op, task);
+  return wait_for(L, c, op, task);
 }
 
 /* client:state() -> "connected", "connecting" or "closed". */
@@ -194,6 +204,11 @@ AQ_EXPORT int luaopen_aqueue_redis_core(lua_State *L) {
   lua_remove(L, -2);
   lua_pushcfunction(L, l_connect);
   lua_setfield(L, -2, "connect");
+  /* The module's own failure codes, for the Lua side to compare with. */
+  lua_pushliteral(L, REDIS_EREDIS);
+  lua_setfield(L, -2, "EREDIS");
+  lua_pushliteral(L, REDIS_EAUTH);
+  lua_setfield(L, -2, "EAUTH");
   lua_pushfstring(L, "%d.%d.%d", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
   lua_setfield(L, -2, "hiredis_version");
   return 1;
