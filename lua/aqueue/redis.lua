@@ -42,7 +42,7 @@ end
 --   unix:///path/to/socket
 function M.parse_url(url)
   if type(url) ~= "string" then
-    error("aqueue.redis.connect: the URL must be a string, got " .. type(url), 3)
+    error("aqueue.redis: the URL must be a string, got " .. type(url), 2)
   end
   local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
   scheme = scheme and scheme:lower()
@@ -99,27 +99,28 @@ local OPTIONS = {
   db = "number",          -- instead of the URL's
 }
 
--- connect(url [, opts]) -> client, or nil, err, code. Yields until the
--- server answered the handshake (AUTH, SELECT, PING). The first connection
--- is not retried: ECONNREFUSED, EAI_NONAME (unknown host), ETIMEDOUT, EAUTH
--- (wrong or missing password), EINVAL (a bad URL), EPROTONOSUPPORT (rediss://).
-function M.connect(url, opts)
+-- The target and options of connect as the C module's table, or nil, err,
+-- code (a bad URL). Raises on misuse.
+local function connect_options(url, opts)
+  if type(url) ~= "string" then
+    error("aqueue.redis.connect: the URL must be a string, got " .. type(url), 3)
+  end
   local target, err, code = M.parse_url(url)
   if not target then return nil, err, code end
   if opts ~= nil then
     if type(opts) ~= "table" then
-      error("aqueue.redis.connect: options must be a table, got " .. type(opts), 2)
+      error("aqueue.redis.connect: options must be a table, got " .. type(opts), 3)
     end
     for k, v in pairs(opts) do
       local want = OPTIONS[k]
-      if not want then error(format("aqueue.redis.connect: unknown option '%s'", tostring(k)), 2) end
+      if not want then error(format("aqueue.redis.connect: unknown option '%s'", tostring(k)), 3) end
       if type(v) ~= want then
-        error(format("aqueue.redis.connect: option %s must be a %s, got %s", k, want, type(v)), 2)
+        error(format("aqueue.redis.connect: option %s must be a %s, got %s", k, want, type(v)), 3)
       end
       target[k] = v
     end
   end
-  return core.connect(target)
+  return target
 end
 
 -- --- server-side scripts ---
@@ -140,7 +141,7 @@ end
 local function append(args, n, list, what)
   if list == nil then return n end
   if type(list) ~= "table" then
-    error(format("aqueue.redis: run_script's %s must be a list, got %s", what, type(list)), 4)
+    error(format("aqueue.redis: run_script's %s must be a list, got %s", what, type(list)), 3)
   end
   for i = 1, #list do
     args[n + i] = list[i]
@@ -178,16 +179,21 @@ local function install_methods(methods)
   end
 end
 
--- The script helpers join the C methods when the C module is loaded, on
--- the first connect.
+-- connect(url [, opts]) -> client, or nil, err, code. Yields until the
+-- server answered the handshake (AUTH, SELECT, PING). The first connection
+-- is not retried: ECONNREFUSED, EAI_NONAME (unknown host), ETIMEDOUT, EAUTH
+-- (wrong or missing password), EINVAL (a bad URL), EPROTONOSUPPORT (rediss://).
+-- The first call loads the C module and adds the script helpers to the
+-- client's methods.
 local installed = false
-local connect = M.connect
 function M.connect(url, opts)
+  local target, err, code = connect_options(url, opts)
+  if not target then return nil, err, code end
   if not installed then
     install_methods(core.client_methods)
     installed = true
   end
-  return connect(url, opts)
+  return core.connect(target)
 end
 
 return M

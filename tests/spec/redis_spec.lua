@@ -268,6 +268,10 @@ describe("aqueue.redis scripts", function()
     assert.are.equal("5", client:run_script(script, { "scripted" }, { 3 }))
     assert.are.same({ 1 }, client:call("SCRIPT", "EXISTS", script.sha)) -- back in the cache
     assert.are.equal("6", client:run_script(script, { "scripted" }, { 1 }))
+    assert.has_error(function() client:run_script(script, "scripted", {}) end,
+      "aqueue.redis: run_script's keys must be a list, got string")
+    assert.has_error(function() client:run_script(script.text, {}, {}) end,
+      "aqueue.redis: run_script expects a script made by aqueue.redis.script(text)")
   end)
 
   it("returns the script's error as nil, err, EREDIS", function()
