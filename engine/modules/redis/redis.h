@@ -108,7 +108,6 @@ struct redis_op {
  * up the context. */
 struct redis_conn {
   uv_poll_t poll;
-  int poll_open; /* poll was initialized (and must be closed) */
   int events;    /* UV_READABLE | UV_WRITABLE that hiredis asked for */
   redisAsyncContext *ac; /* NULL once hiredis cleaned up */
   redis_client *client;  /* NULL once detached */
@@ -144,7 +143,6 @@ struct redis_client {
   int reconnect;      /* reconnect after a drop */
   double backoff_min, backoff_max, backoff;
   redis_state state;
-  int ever_connected;
   /* The connection, or NULL between attempts. */
   redis_conn *conn;
   uv_getaddrinfo_t resolve;

@@ -165,7 +165,6 @@ static void end_connect(redis_client *c, const char *code) {
 
 static void connected(redis_client *c) {
   c->state = CLIENT_CONNECTED;
-  c->ever_connected = 1;
   c->backoff = c->backoff_min;
   c->last_code[0] = c->last_error[0] = '\0';
   end_connect(c, NULL);

@@ -206,7 +206,6 @@ static void open_context(redis_client *c, const char *ip) {
                                 uv_strerror(uerr));
     return;
   }
-  conn->poll_open = 1;
   ac->data = conn;
   redisAsyncSetConnectCallback(ac, on_connect);
   c->conn = conn;
