@@ -14,7 +14,8 @@
  *                     the handshake (AUTH, SELECT, PING)
  *   redis_commands.c  commands: their wire format, the queue of commands sent
  *                     and of those waiting for a connection, replies handed
- *                     to their task, per-command deadlines, cancel
+ *                     to their task, per-command deadlines, cancel, and the
+ *                     waiting tasks that keep the loop (and the client) alive
  *   redis_reply.c     a reply as Lua values
  *
  * Layers, each calling only those below it (scripts/dev/check_floors.py):
