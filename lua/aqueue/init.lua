@@ -46,6 +46,7 @@ return {
   json = require("cjson"),
   errors = require("aqueue.errors"),       -- code -> description of every I/O failure code
   http = http,
+  redis = require("aqueue.redis"),         -- aqueue.redis.connect(url [, opts]): loads hiredis on first use
   fs = fs,
   exec = exec.exec,
   work = work.work,
