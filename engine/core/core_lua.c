@@ -365,6 +365,8 @@ static void export_sched_contract(lua_State *L) {
       {"ITEM_TRACK_OVERALL", AQ_ITEM_TRACK_OVERALL}, {"ITEM_HAS_HOOK", AQ_ITEM_HAS_HOOK},
       {"JOB_PROCESS", AQ_JOB_PROCESS},               {"JOB_HOOK", AQ_JOB_HOOK},
       {"JOB_KIND_MASK", AQ_JOB_KIND_MASK},           {"JOB_ID_SHIFT", AQ_JOB_ID_SHIFT},
+      {"ENQUEUE_NO_MEMORY", AQ_ENQUEUE_NO_MEMORY},   {"ENQUEUE_STOPPING", AQ_ENQUEUE_STOPPING},
+      {"ENQUEUE_SUBTREE_DONE", AQ_ENQUEUE_SUBTREE_DONE}, {"ENQUEUE_NO_RUN", AQ_ENQUEUE_NO_RUN},
   };
   aq_export_ffi_contract(L, aq_core_ffi_cdef, constants, sizeof constants / sizeof constants[0]);
 }

@@ -449,18 +449,17 @@ static int32_t new_item(aq_sched *s, int32_t parent, int32_t class_id, int32_t f
   return id;
 }
 
-/* Returns the new id (> 0), or: -1 out of memory, -2 the run is stopping,
- * -3 the parent's subtree already completed, -4 no run is active. */
+/* Returns the new id (> 0), or why it took none (AQ_ENQUEUE_*). */
 int32_t sched_enqueue(aq_sched *s, int32_t parent, int32_t class_id, double priority, int32_t flags,
                       double delay_s, int32_t limit_key, int32_t max_attempts) {
-  if (!s->active) return -4;
-  if (s->stopping) return -2;
+  if (!s->active) return AQ_ENQUEUE_NO_RUN;
+  if (s->stopping) return AQ_ENQUEUE_STOPPING;
   if (parent) {
     uint8_t st = rec(s, parent)->state;
-    if (st == AQ_ITEM_FREE || st == AQ_ITEM_HOOK_QUEUED || st == AQ_ITEM_HOOK_RUNNING) return -3;
+    if (st == AQ_ITEM_FREE || st == AQ_ITEM_HOOK_QUEUED || st == AQ_ITEM_HOOK_RUNNING) return AQ_ENQUEUE_SUBTREE_DONE;
   }
   int32_t id = new_item(s, parent, class_id, flags, priority, limit_key, max_attempts);
-  if (id < 0) return -1;
+  if (id < 0) return AQ_ENQUEUE_NO_MEMORY;
   int rc;
   if (delay_s > 0) rc = sched_delay_item(s, id, sched_now_ms() + delay_s * 1000.0);
   else if (limit_key) rc = hold_item(s, id);
@@ -469,7 +468,7 @@ int32_t sched_enqueue(aq_sched *s, int32_t parent, int32_t class_id, double prio
     rec(s, id)->state = AQ_ITEM_FREE;
     items_recycle_id(&s->items, id);
     hook_unreserve(s, flags);
-    return -1;
+    return AQ_ENQUEUE_NO_MEMORY;
   }
   if (parent) rec(s, parent)->pending++;
   s->live_items++;
@@ -653,11 +652,11 @@ void sched_drop_queued(aq_sched *s, void (*dropped)(int32_t id, void *ud), void 
 /* An item whose process() finished before the restart: it is OPEN (waiting
  * for its children, then its hook) and holds itself open until
  * sched_restore_release, so its children can be restored under it first.
- * Returns its id, or -1 out of memory, -4 no run. */
+ * Returns its id, or AQ_ENQUEUE_NO_MEMORY / AQ_ENQUEUE_NO_RUN. */
 int32_t sched_restore_open(aq_sched *s, int32_t parent, int32_t class_id, int32_t flags) {
-  if (!s->active) return -4;
+  if (!s->active) return AQ_ENQUEUE_NO_RUN;
   int32_t id = new_item(s, parent, class_id, flags, 0, 0, 1);
-  if (id < 0) return -1;
+  if (id < 0) return AQ_ENQUEUE_NO_MEMORY;
   rec(s, id)->state = AQ_ITEM_OPEN;
   if (parent) rec(s, parent)->pending++;
   s->live_items++;

@@ -156,6 +156,14 @@ void sched_describe_task(const aq_sched *s, const aq_task *t, char *out, size_t 
 
 /* --- the hot path (through the FFI: core_ffi.h, sched_ffi.c) --- */
 int32_t sched_class_add(aq_sched *s, const char *name);
+/* Why sched_enqueue (or sched_restore_open) took no item: it returns one of
+ * these instead of an id (> 0). Lua reads them as aqueue.sched.ENQUEUE_*. */
+enum {
+  AQ_ENQUEUE_NO_MEMORY = -1,
+  AQ_ENQUEUE_STOPPING = -2,    /* the run is stopping: a durable backend keeps the child */
+  AQ_ENQUEUE_SUBTREE_DONE = -3, /* the parent's subtree already completed */
+  AQ_ENQUEUE_NO_RUN = -4,
+};
 int32_t sched_enqueue(aq_sched *s, int32_t parent, int32_t class_id, double priority, int32_t flags,
                       double delay_s, int32_t limit_key, int32_t max_attempts);
 int32_t sched_take(aq_sched *s);

@@ -20,6 +20,7 @@ local field_names = require("aqueue.field_names")
 local C, E = sched.C, sched.E
 local JOB_ID_SHIFT, JOB_KIND_MASK, JOB_PROCESS = sched.JOB_ID_SHIFT, sched.JOB_KIND_MASK, sched.JOB_PROCESS
 local TRACK_OVERALL, HAS_HOOK = sched.TRACK_OVERALL, sched.HAS_HOOK
+local ENQUEUE_STOPPING, ENQUEUE_SUBTREE_DONE = sched.ENQUEUE_STOPPING, sched.ENQUEUE_SUBTREE_DONE
 local class_of = item_mod.class_of
 local new_item_handle, settle_item = handle.new_item_handle, handle.settle_item
 local rshift, band = bit.rshift, bit.band
@@ -66,8 +67,8 @@ local function describe(value)
 end
 
 local ENQUEUE_ERRORS = {
-  [-1] = "out of memory",
-  [-4] = "no queue is running: give initial items to aqueue.run_queue{ initial_items = ... }",
+  [sched.ENQUEUE_NO_MEMORY] = "out of memory",
+  [sched.ENQUEUE_NO_RUN] = "no queue is running: give initial items to aqueue.run_queue{ initial_items = ... }",
 }
 
 -- Checks an item's scheduling field: a number >= min (nil allowed when
@@ -293,12 +294,12 @@ end
 -- returns when the queue is stopping (a durable backend keeps the child for
 -- the next run, under its parent); raises for what the scheduler refuses.
 local function stopped_or_refused(backend, id, parent, parent_id, child, key, ticket, level)
-  if id == -2 then
+  if id == ENQUEUE_STOPPING then
     if backend:held(child, parent, key, ticket) then
       C.aq__sched_hold_open(E, parent_id) -- the parent's subtree waits for the kept child
     end
     return
-  elseif id == -3 then
+  elseif id == ENQUEUE_SUBTREE_DONE then
     error(("enqueue: cannot add a child to a %s item whose subtree already completed")
       :format(parent.__name), level)
   end
@@ -367,7 +368,7 @@ local function enqueue_in_active_run(parent, child, level)
   local run = active
   if run == nil then
     check_item(nil, {}, parent, child, level + 1)
-    error("enqueue: " .. ENQUEUE_ERRORS[-4], level)
+    error("enqueue: " .. ENQUEUE_ERRORS[sched.ENQUEUE_NO_RUN], level)
   end
   local h, err = run.enqueue_child(parent, child, level + 1) -- not a tail call: levels
   return h, err

@@ -19,4 +19,9 @@ return {
   JOB_KIND_MASK = core.JOB_KIND_MASK,
   JOB_PROCESS = core.JOB_PROCESS,
   JOB_HOOK = core.JOB_HOOK,
+  -- why aq__sched_enqueue / aq__sched_restore_open took no item (AQ_ENQUEUE_*)
+  ENQUEUE_NO_MEMORY = core.ENQUEUE_NO_MEMORY,
+  ENQUEUE_STOPPING = core.ENQUEUE_STOPPING,
+  ENQUEUE_SUBTREE_DONE = core.ENQUEUE_SUBTREE_DONE,
+  ENQUEUE_NO_RUN = core.ENQUEUE_NO_RUN,
 }
