@@ -33,7 +33,7 @@ static const error_code codes[] = {
     UV_CODE(EISDIR), UV_CODE(ENOTEMPTY), UV_CODE(ENOSPC), UV_CODE(EROFS), UV_CODE(EXDEV),
     UV_CODE(ELOOP), UV_CODE(ENAMETOOLONG), UV_CODE(EMFILE), UV_CODE(EIO), UV_CODE(ENOMEM),
     /* the network (http) and time limits (http, exec) */
-    UV_CODE(ECONNREFUSED), UV_CODE(ECONNRESET), UV_CODE(EHOSTUNREACH), UV_CODE(ENETUNREACH),
+    UV_CODE(ECONNREFUSED), UV_CODE(ECONNRESET), UV_CODE(ENOTCONN), UV_CODE(EHOSTUNREACH), UV_CODE(ENETUNREACH),
     UV_CODE(ETIMEDOUT), UV_CODE(EAI_NONAME), UV_CODE(EPROTONOSUPPORT), UV_CODE(EPROTO),
     UV_CODE(EINVAL),
     /* aqueue's own */
@@ -42,6 +42,8 @@ static const error_code codes[] = {
     {AQ_EREDIRECTS, 0, "too many redirects"},
     {AQ_EHTTP, 0, "HTTP transfer failed"},
     {AQ_EWORK, 0, "the work function failed"},
+    {AQ_EREDIS, 0, "the Redis server answered with an error"},
+    {AQ_EAUTH, 0, "the Redis server refused the password"},
 };
 
 #define NCODES (sizeof codes / sizeof codes[0])

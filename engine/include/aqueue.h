@@ -154,6 +154,8 @@ AQ_EXPORT void aq_task_resume_error(aq_task *task, const char *message);
 #define AQ_EREDIRECTS "EREDIRECTS" /* HTTP: too many redirects */
 #define AQ_EHTTP "EHTTP"         /* HTTP: a transfer failure with no better code */
 #define AQ_EWORK "EWORK"         /* aqueue.work: fn raised, or its results cannot cross */
+#define AQ_EREDIS "EREDIS"       /* aqueue.redis: the server answered with an error reply */
+#define AQ_EAUTH "EAUTH"         /* aqueue.redis: the server refused the password */
 
 /* The description of a code of the built-in bindings ("connection refused"),
  * or NULL for a code they never return. The string is static. */

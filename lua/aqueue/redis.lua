@@ -171,7 +171,7 @@ local function install_methods(methods)
     local argv = { "evalsha", script.sha, keys and #keys or 0 }
     local n = append(argv, append(argv, 3, keys, "keys"), args, "args")
     local res, err, code = self:call(unpack(argv, 1, n))
-    if err and code == core.EREDIS and err:find("NOSCRIPT", 1, true) then
+    if err and code == "EREDIS" and err:find("NOSCRIPT", 1, true) then
       argv[1], argv[2] = "eval", script.text
       return self:call(unpack(argv, 1, n))
     end

@@ -51,10 +51,6 @@
 #include "aqueue.h"
 
 #define REDIS_CLIENT_MT "aqueue.redis.client"
-/* A Redis error reply, as the third value of a failed call. */
-#define REDIS_EREDIS "EREDIS"
-/* The server refused the password (or asked for one). */
-#define REDIS_EAUTH "EAUTH"
 /* The longest error message kept (longer ones are cut). */
 #define REDIS_ERROR_MAX 400
 

@@ -155,7 +155,7 @@ static void handshake_reply(redis_op *op, const redisReply *r, int index) {
     char text[REDIS_ERROR_MAX];
     snprintf(text, sizeof text, "%s %s: %.*s", auth ? "authentication failed on" : "the server refused the connection on",
              op->client->name, (int)(r->len < 200 ? r->len : 200), r->str);
-    op_fail(op, auth ? REDIS_EAUTH : REDIS_EREDIS, text);
+    op_fail(op, auth ? AQ_EAUTH : AQ_EREDIS, text);
     return;
   }
   if (index == op->expected) {
@@ -169,7 +169,7 @@ static void call_reply(redis_op *op, const redisReply *r) {
   if (!op->task) return;
   lua_State *L = aq_task_state(op->task);
   if (r->type == REDIS_REPLY_ERROR) {
-    aq_task_resume_failure(op->task, REDIS_EREDIS, "%s", r->str);
+    aq_task_resume_failure(op->task, AQ_EREDIS, "%s", r->str);
   } else {
     redis_push_reply(L, r, 0);
     aq_task_resume(op->task, 1);

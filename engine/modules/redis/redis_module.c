@@ -204,11 +204,6 @@ AQ_EXPORT int luaopen_aqueue_redis_core(lua_State *L) {
   lua_remove(L, -2);
   lua_pushcfunction(L, l_connect);
   lua_setfield(L, -2, "connect");
-  /* The module's own failure codes, for the Lua side to compare with. */
-  lua_pushliteral(L, REDIS_EREDIS);
-  lua_setfield(L, -2, "EREDIS");
-  lua_pushliteral(L, REDIS_EAUTH);
-  lua_setfield(L, -2, "EAUTH");
   lua_pushfstring(L, "%d.%d.%d", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
   lua_setfield(L, -2, "hiredis_version");
   return 1;
