@@ -25,10 +25,13 @@ print("processed", s.processed)
 print(package.searchpath("aqueue.http_core", package.cpath))
 local res, err = aqueue.http.get("http://127.0.0.1:1/")
 print("http", res, err ~= nil)
+print(package.searchpath("aqueue.redis_core", package.cpath))
+local client, _, code = aqueue.redis.connect("redis://127.0.0.1:1")
+print("redis", client, code)
 LUA
 out=$(cd "$tmp" && env -u LUA_PATH -u LUA_PATH_5_1 "$tmp/moved/bin/aqueue-run" where.lua 2>/dev/null)
 case "$out" in
-  "$tmp/moved/bin/../share/aqueue/lua/aqueue/init.lua"*"processed	2"*"$tmp/moved/bin/../lib/"*"aqueue/modules/aqueue/http_core.so"*"http	nil	true"*)
+  "$tmp/moved/bin/../share/aqueue/lua/aqueue/init.lua"*"processed	2"*"$tmp/moved/bin/../lib/"*"aqueue/modules/aqueue/http_core.so"*"http	nil	true"*"$tmp/moved/bin/../lib/"*"aqueue/modules/aqueue/redis_core.so"*"redis	nil	ECONNREFUSED"*)
     echo "ok: installed aqueue-run uses $tmp/moved/share/aqueue/lua and its modules folder" ;;
   *) echo "FAIL: unexpected output from the installed aqueue-run:"; echo "$out"; exit 1 ;;
 esac
