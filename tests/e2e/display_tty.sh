@@ -68,7 +68,7 @@ s_panel_fits $((COLS - 1)) "utf8: every panel line fits in width-1 columns"
 before="$(printf '%s\n' "$SCREEN" | grep '^  1 ')"
 deadline=$(($(now_ms) + QUICK * 1000))
 while :; do
-  sleep 0.05
+  nap 0.05
   tmux_screen
   after="$(printf '%s\n' "$SCREEN" | grep '^  1 ')"
   [ "$before" != "$after" ] && break

@@ -137,7 +137,7 @@ tmux_wait_screen() {
     tmux_screen
     case "$SCREEN" in *"$text"*) break ;; esac
     [ "$(now_ms)" -ge "$deadline" ] && tfail "$what: [$text] did not appear on screen within ${secs}s"
-    sleep 0.05
+    nap 0.05
   done
   pass "$what"
 }
@@ -151,7 +151,7 @@ tmux_wait_screen_re() {
     tmux_screen
     printf '%s\n' "$SCREEN" | u8grep -Eq -- "$re" && break
     [ "$(now_ms)" -ge "$deadline" ] && tfail "$what: no line matching /$re/ appeared on screen within ${secs}s"
-    sleep 0.05
+    nap 0.05
   done
   pass "$what"
 }
@@ -168,7 +168,7 @@ tmux_wait_file() {
       tfail "$what: the run ended (status $RC) before $(basename "$file") appeared"
     fi
     [ "$(now_ms)" -ge "$deadline" ] && tfail "$what: $(basename "$file") did not appear within ${secs}s"
-    sleep 0.02
+    nap 0.02
   done
   pass "$what"
 }
@@ -196,10 +196,10 @@ tmux_wait_exit() {
   local deadline=$(($(now_ms) + secs * 1000))
   while [ ! -e "$TMP/$PANE.rc" ]; do
     [ "$(now_ms)" -ge "$deadline" ] && tfail "$what: aqueue-run still running after ${secs}s"
-    sleep 0.02
+    nap 0.02
   done
   RC="$(cat "$TMP/$PANE.rc")"
-  sleep 0.1 # the last bytes through the pty into tmux
+  nap 0.1 # the last bytes through the pty into tmux
   san_check "$what"
   tmux_screen
   pass "$what"
