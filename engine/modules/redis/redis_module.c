@@ -99,6 +99,24 @@ static int closed_failure(lua_State *L, redis_client *c) {
   return aq_push_failure(L, "ENOTCONN", "the client of %s is closed", c->name);
 }
 
+/* Sends the commands formatted in c->scratch as one operation expecting
+ * `replies` replies (a pipeline collects them in a list), and yields the
+ * task until they are in. */
+static int send_and_wait(lua_State *L, redis_client *c, aq_task *task, redis_op_kind kind, int replies) {
+  redis_op *op = c->scratch.failed ? NULL : redis_op_new(c, kind, replies);
+  if (op && kind == REDIS_OP_PIPELINE) {
+    lua_createtable(L, replies, 0);
+    op->results_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  if (!op || redis_op_submit(op, c->scratch.data, c->scratch.len) != 0) {
+    if (op) redis_op_free(op);
+    aq_buf_reset(&c->scratch);
+    return luaL_error(L, "aqueue.redis: out of memory");
+  }
+  aq_buf_reset(&c->scratch);
+  return wait_for(L, c, op, task);
+}
+
 /* client:call(name, args...): yields until the reply; returns it (nil for a
  * nil reply), or nil, err, code. */
 static int l_call(lua_State *L) {
@@ -107,14 +125,7 @@ static int l_call(lua_State *L) {
   if (c->state == CLIENT_CLOSED) return closed_failure(L, c);
   aq_buf_reset(&c->scratch);
   redis_format_command(L, &c->scratch, 2, lua_gettop(L));
-  redis_op *op = c->scratch.failed ? NULL : redis_op_new(c, REDIS_OP_CALL, 1);
-  if (!op || redis_op_submit(op, c->scratch.data, c->scratch.len) != 0) {
-    if (op) redis_op_free(op);
-    aq_buf_reset(&c->scratch);
-    return luaL_error(L, "aqueue.redis: out of memory");
-  }
-  aq_buf_reset(&c->scratch);
-  return wait_for(L, c, op, task);
+  return send_and_wait(L, c, task, REDIS_OP_CALL, 1);
 }
 
 /* client:pipeline{ { name, args... }, ... }: sends them all at once, yields
@@ -143,18 +154,7 @@ static int l_pipeline(lua_State *L) {
     redis_format_command(L, &c->scratch, cmd + 1, cmd + argc);
     lua_settop(L, cmd - 1);
   }
-  redis_op *op = c->scratch.failed ? NULL : redis_op_new(c, REDIS_OP_PIPELINE, n);
-  if (op) {
-    lua_createtable(L, n, 0);
-    op->results_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  }
-  if (!op || redis_op_submit(op, c->scratch.data, c->scratch.len) != 0) {
-    if (op) redis_op_free(op);
-    aq_buf_reset(&c->scratch);
-    return luaL_error(L, "aqueue.redis: out of memory");
-  }
-  aq_buf_reset(&c->scratch);
-  return wait_for(L, c, op, task);
+  return send_and_wait(L, c, task, REDIS_OP_PIPELINE, n);
 }
 
 /* client:state() -> "connected", "connecting" or "closed". */
