@@ -24,24 +24,10 @@ static void on_engine_close(aq_engine *engine, void *data) {
   }
 }
 
-/* The engine's list of clients (a userdata in the registry, so it lives until
- * lua_close, after the close hook), made on first use. */
+/* The engine's list of clients (aq_module_state: it lives until lua_close,
+ * after the close hook), made on first use. */
 static redis_client_list *client_list(lua_State *L) {
-  lua_pushlightuserdata(L, &list_key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
-  redis_client_list *list = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  if (list) return list;
-  list = lua_newuserdata(L, sizeof *list);
-  list->head = NULL;
-  if (aq_engine_on_close(aq_engine_from_lua(L), on_engine_close, list) != 0) {
-    luaL_error(L, "aqueue.redis: out of memory");
-    return NULL;
-  }
-  lua_pushlightuserdata(L, &list_key);
-  lua_insert(L, -2);
-  lua_rawset(L, LUA_REGISTRYINDEX);
-  return list;
+  return aq_module_state(L, &list_key, sizeof(redis_client_list), on_engine_close);
 }
 
 static redis_client *check_client(lua_State *L) {
