@@ -17,9 +17,9 @@ source "$(dirname "$0")/lib/tmux.sh"
 N=20
 
 wait_lines() { # file, count, seconds, description
-  local deadline=$(($(now_ms) + $3 * 1000))
+  local deadline=$(($((${EPOCHREALTIME/[.,]/} / 1000)) + $3 * 1000))
   while [ "$( (cat "$1" 2>/dev/null || true) | wc -l)" -lt "$2" ]; do
-    [ "$(now_ms)" -ge "$deadline" ] &&
+    [ "$((${EPOCHREALTIME/[.,]/} / 1000))" -ge "$deadline" ] &&
       tfail "$4: $(basename "$1") has $( (cat "$1" 2>/dev/null || true) | wc -l) lines, not $2, after $3 s"
     nap 0.05
   done
@@ -84,9 +84,9 @@ wait_lines "$D/progress" "$N" 20 "pipe: all $N jobs ran while nobody read stderr
 [ ! -e "$TMP/rc" ] || fail "pipe: aqueue-run ended before its summary could be written"
 pass "pipe: aqueue-run waits to write the rest and its summary"
 touch "$TMP/go"
-deadline=$(($(now_ms) + 20000))
+deadline=$(($((${EPOCHREALTIME/[.,]/} / 1000)) + 20000))
 while [ ! -e "$TMP/nonblock" ] || kill -0 "$reader" 2>/dev/null; do
-  [ "$(now_ms)" -ge "$deadline" ] && fail "pipe: the run did not end after the reader read"
+  [ "$((${EPOCHREALTIME/[.,]/} / 1000))" -ge "$deadline" ] && fail "pipe: the run did not end after the reader read"
   nap 0.05
 done
 RC="$(cat "$TMP/rc")"

@@ -101,9 +101,8 @@ _show_last_run() {
   fi
 }
 
-# (EPOCHREALTIME, bash 5: no date process per reading; the polling loops read
-# the clock often)
-now_ms() { local us=${EPOCHREALTIME/[.,]/}; echo $((us / 1000)); }
+# The clock in milliseconds is $((${EPOCHREALTIME/[.,]/} / 1000)) (bash 5):
+# no date process and no subshell per reading; the polling loops read it often.
 
 fail() {
   echo "FAIL [$TEST_NAME]: $*" >&2
@@ -186,15 +185,15 @@ expect_not_contains() { # haystack, needle, description
 }
 
 expect_match() { # text, extended regex (one line must match), description
-  if ! printf '%s\n' "$1" | grep -Eq -- "$2"; then
+  if ! grep -Eq -- "$2" <<<"$1"; then
     fail "$3: expected a line matching /$2/"
   fi
   pass "$3"
 }
 
 expect_no_match() { # text, extended regex, description
-  if printf '%s\n' "$1" | grep -Eq -- "$2"; then
-    fail "$3: expected no line matching /$2/, found: $(printf '%s\n' "$1" | grep -E -- "$2" | head -3)"
+  if grep -Eq -- "$2" <<<"$1"; then
+    fail "$3: expected no line matching /$2/, found: $(grep -E -- "$2" <<<"$1" | head -3)"
   fi
   pass "$3"
 }
@@ -208,12 +207,12 @@ expect_empty() { # text, description
 
 # The number of lines of text matching an extended regex.
 count_lines() { # text, regex
-  printf '%s\n' "$1" | grep -Ec -- "$2"
+  grep -Ec -- "$2" <<<"$1"
 }
 
 # The value of "key=value" on a line of text (the first such line).
 value_of() { # text, key
-  printf '%s\n' "$1" | sed -n "s/^$2=//p" | head -1
+  sed -n "s/^$2=//p;T;q" <<<"$1"
 }
 
 # The summary line aqueue prints at the end of run_queue.
