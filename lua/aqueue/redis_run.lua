@@ -273,7 +273,7 @@ function Run:close()
   if self.closed then return true end
   self.closed = true
   if self.client:state() == "closed" then return true end
-  local res, err, code = self.client:call("ZREM", self.keys[14], self.process_id)
+  local res, err, code = self.client:call("ZREM", self.key.procs, self.process_id)
   if not res then return nil, err, code end
   return true
 end
@@ -301,13 +301,13 @@ function M.open(client, name, opts)
     local ok, err, code = M.drop(client, name)
     if not ok then return nil, err, code end
   end
-  local keys, types = {}, {}
-  for i, key in ipairs(prelude.KEY_NAMES) do
-    keys[i] = prefix .. key
-    types[i] = prelude.KEY_TYPES[key] or "list|zset"
+  local keys, key, types = {}, {}, {}
+  for i, k in ipairs(prelude.KEY_NAMES) do
+    keys[i], key[k] = prefix .. k, prefix .. k
+    types[i] = prelude.KEY_TYPES[k] or "list|zset"
   end
   local run = setmetatable({
-    client = client, name = name, keys = keys, order = order, process_id = 0,
+    client = client, name = name, keys = keys, key = key, order = order, process_id = 0,
     lease = opts.lease or 15, heartbeat_interval = opts.heartbeat or 1,
   }, Run)
   local res, err, code = run:call(scripts.open, {

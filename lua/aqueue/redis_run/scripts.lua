@@ -40,7 +40,7 @@ else
     return { 0, fmt('run written by format version %s; this aqueue reads version %s', tostring(m[2]), version) }
   elseif m[3] ~= classes then
     return { 0, fmt("the run's item classes are %s; this script's are %s",
-      string.gsub(tostring(m[3]), '\n', ', '), (string.gsub(classes, '\n', ', '))) }
+      (string.gsub(tostring(m[3]), '\n', ', ')), (string.gsub(classes, '\n', ', '))) }
   elseif m[4] ~= ORDER then
     return { 0, fmt("the run's order is %s; this script's is %s", tostring(m[4]), ORDER) }
   end
@@ -96,14 +96,17 @@ local function blocked(key)
   return nil
 end
 -- A token bucket with a burst of 1: the next start is due one interval after
--- this one was due, and a key idle for long saves up no burst.
+-- this one was due, so a start that came a little late (less than half an
+-- interval, at most 10 ms) is made up; a key idle for longer saves up no
+-- burst: its next start is due one interval from now.
 local function key_started(key)
   call('HINCRBY', K_KRUN, key, 1)
   local _, r = limits_of(key)
   if r > 0 then
     local interval = 1 / r
     local due = tonumber(call('HGET', K_KNEXT, key) or 0)
-    call('HSET', K_KNEXT, key, time_text(math.max(due, NOW - math.min(interval / 2, 0.01)) + interval))
+    if due < NOW - math.min(interval / 2, 0.01) then due = NOW end
+    call('HSET', K_KNEXT, key, time_text(due + interval))
   end
 end
 
@@ -267,7 +270,7 @@ return { requeued, failed, 0 }
 -- to the front of their queue, their attempt not counted. Returns how many.
 BODIES.release = [==[
 local released = 0
-for i = 3, #ARGV, 2 do
+for i = #ARGV - 1, 3, -2 do -- the last first, so the first is at the front again
   local id, token = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   local r = load(id)
   if r and r[TOK] == token and (r[ST] == 'R' or r[ST] == 'h') then
