@@ -14,6 +14,10 @@
 -- below) that a script loads once, changes in place and writes back once at
 -- the end (flush), however many steps of the script touched it. Counter
 -- moves are summed the same way and written as one HINCRBY per counter.
+-- A script pays about as much for each redis.call as for what the command
+-- does, so per-item commands are gathered too: records are read with one
+-- HMGET per batch, the ready queue is pushed and popped many at a time, and
+-- the leases and job sets that a script releases are updated once.
 local M = {}
 
 -- The run's fixed keys, after the prefix aq:{run}: (the index is KEYS[i]).
@@ -74,6 +78,18 @@ local function load(id)
   return r
 end
 local function touch(id) DIRTY[id] = true end
+-- Reads the records of ids (numbers) not read yet, in one HMGET.
+local function load_many(ids)
+  local missing = {}
+  for _, id in ipairs(ids) do
+    if RECS[id] == nil then missing[#missing + 1] = id end
+  end
+  if #missing == 0 then return end
+  local packed = call('HMGET', K_ITEMS, unpack(missing))
+  for i, id in ipairs(missing) do
+    if packed[i] then RECS[id] = cmsgpack.unpack(packed[i]) end
+  end
+end
 
 local DELTA = {}
 local function add(what, by) DELTA[what] = (DELTA[what] or 0) + by end
@@ -94,8 +110,28 @@ local function next_number(field)
   return n
 end
 
+-- Commands gathered until the end of the script (or until a pop needs the
+-- ready queue): pushes to the ready queue, lease and job set removals.
+local READY_BACK, READY_FRONT, UNLEASED, UNJOBBED = {}, {}, {}, {}
+local function flush_ready()
+  if #READY_BACK > 0 then
+    if ORDER == 'priority' then call('ZADD', K_READY, unpack(READY_BACK))
+    elseif ORDER == 'lifo' then call('LPUSH', K_READY, unpack(READY_BACK))
+    else call('RPUSH', K_READY, unpack(READY_BACK)) end
+    READY_BACK = {}
+  end
+  if #READY_FRONT > 0 then
+    -- (the front pushes come last first: the first ends at the head)
+    call('LPUSH', K_READY, unpack(READY_FRONT))
+    READY_FRONT = {}
+  end
+end
+
 -- Writes what the script changed: records, counters, id and token counters.
 local function flush()
+  flush_ready()
+  if #UNLEASED > 0 then call('ZREM', K_LEASES, unpack(UNLEASED)) end
+  for owner, ids in pairs(UNJOBBED) do call('SREM', jobs_key(owner), unpack(ids)) end
   local args, n = { 'HSET', K_ITEMS }, 2
   for id in pairs(DIRTY) do
     args[n + 1], args[n + 2], n = id, cmsgpack.pack(RECS[id]), n + 2
@@ -110,22 +146,29 @@ end
 
 -- The ready queue: lifo and fifo are a list, priority a zset whose members
 -- are fixed-width hex ids, so equal priorities come out in enqueue order.
+-- front: a released job, which goes back to the head of its queue.
 local function ready_push(id, r, front)
   if ORDER == 'priority' then
-    call('ZADD', K_READY, r[PRIO], fmt('%012x', id))
-  elseif ORDER == 'lifo' or front then
-    call('LPUSH', K_READY, id)
+    READY_BACK[#READY_BACK + 1] = r[PRIO]
+    READY_BACK[#READY_BACK + 1] = fmt('%012x', id)
+  elseif front and ORDER == 'fifo' then
+    table.insert(READY_FRONT, 1, id)
   else
-    call('RPUSH', K_READY, id)
+    READY_BACK[#READY_BACK + 1] = id
   end
 end
-local function ready_pop()
+-- Up to n ids from the head of the ready queue, their records read.
+local function ready_pop(n)
+  flush_ready()
+  local ids = {}
   if ORDER == 'priority' then
-    local z = call('ZPOPMIN', K_READY)
-    return z[1] and tonumber(z[1], 16)
+    local z = call('ZPOPMIN', K_READY, n)
+    for i = 1, #z, 2 do ids[#ids + 1] = tonumber(z[i], 16) end
+  else
+    for i, v in ipairs(call('LPOP', K_READY, n) or {}) do ids[i] = tonumber(v) end
   end
-  local v = call('LPOP', K_READY)
-  return v and tonumber(v)
+  load_many(ids)
+  return ids
 end
 
 -- A job of limit key `key` no longer runs: a key with held items is looked at
@@ -137,8 +180,13 @@ end
 
 -- The job `id` (record r, running: R or h) leaves its lease.
 local function unlease(id, r)
-  call('ZREM', K_LEASES, id)
-  call('SREM', jobs_key(r[OWNER]), id)
+  UNLEASED[#UNLEASED + 1] = id
+  local owned = UNJOBBED[r[OWNER]]
+  if not owned then
+    owned = {}
+    UNJOBBED[r[OWNER]] = owned
+  end
+  owned[#owned + 1] = id
   count(r, 'running', -1)
   if r[ST] == 'R' and r[LKEY] ~= '' then key_ended(string.sub(r[LKEY], 2)) end
 end

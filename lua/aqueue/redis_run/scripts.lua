@@ -120,19 +120,18 @@ local function start(id, r, kind)
   jobs[#jobs + 1] = { id, kind, r[CLASS], r[FIELDS], r[PARENT], r[ATT], r[TOK], r[MAXA] }
 end
 
-while #jobs < n do
-  local id = call('LPOP', K_HOOKS)
-  if not id then break end
-  id = tonumber(id)
-  start(id, load(id), 'hook')
-end
+local hooks = call('LPOP', K_HOOKS, n) or {}
+for i, id in ipairs(hooks) do hooks[i] = tonumber(id) end
+load_many(hooks)
+for _, id in ipairs(hooks) do start(id, RECS[id], 'hook') end
 
 local due = call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'LIMIT', 0, 1000)
 if #due > 0 then
   call('ZREM', K_DELAYED, unpack(due))
+  for i, id in ipairs(due) do due[i] = tonumber(id) end
+  load_many(due)
   for _, id in ipairs(due) do
-    id = tonumber(id)
-    local r = load(id)
+    local r = RECS[id]
     ready_push(id, r, false)
     count(r, 'delayed', -1)
     count(r, 'queued', 1)
@@ -162,22 +161,24 @@ end
 
 local scanned = 0
 while #jobs < n and scanned < MAX_SCAN do
-  local id = ready_pop()
-  if not id then break end
-  scanned = scanned + 1
-  local r = load(id)
-  if r[LKEY] == '' then
-    start(id, r, 'process')
-  else
-    local key = string.sub(r[LKEY], 2)
-    local held = held_key(key)
-    local b = call('EXISTS', held) == 1 and 'held' or blocked(key)
-    if not b then
+  local ids = ready_pop(math.min(n - #jobs, MAX_SCAN - scanned))
+  if #ids == 0 then break end
+  scanned = scanned + #ids
+  for _, id in ipairs(ids) do
+    local r = RECS[id]
+    if r[LKEY] == '' then
       start(id, r, 'process')
-      key_started(key)
     else
-      call('RPUSH', held, id) -- behind the key's earlier items
-      if b ~= 'held' and b ~= 'n' then call('ZADD', K_WAKE, b, key) end
+      local key = string.sub(r[LKEY], 2)
+      local held = held_key(key)
+      local b = call('EXISTS', held) == 1 and 'held' or blocked(key)
+      if not b then
+        start(id, r, 'process')
+        key_started(key)
+      else
+        call('RPUSH', held, id) -- behind the key's earlier items
+        if b ~= 'held' and b ~= 'n' then call('ZADD', K_WAKE, b, key) end
+      end
     end
   end
 end
@@ -198,6 +199,13 @@ return jobs
 -- result { 1, child ids or false... } when recorded, { 0 } for a stale token.
 BODIES.complete = [==[
 local replies, i = {}, 4
+local ids = {}
+for _ = 1, tonumber(ARGV[3]) do
+  ids[#ids + 1] = tonumber(ARGV[i])
+  i = i + 7 + tonumber(ARGV[i + 6]) * ENTRY_ARGS
+end
+load_many(ids)
+i = 4
 for k = 1, tonumber(ARGV[3]) do
   local id, token, outcome = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2]
   local result, err, retry_delay, nchildren = ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
@@ -270,7 +278,7 @@ return { requeued, failed, 0 }
 -- to the front of their queue, their attempt not counted. Returns how many.
 BODIES.release = [==[
 local released = 0
-for i = #ARGV - 1, 3, -2 do -- the last first, so the first is at the front again
+for i = 3, #ARGV, 2 do
   local id, token = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   local r = load(id)
   if r and r[TOK] == token and (r[ST] == 'R' or r[ST] == 'h') then
