@@ -119,10 +119,11 @@ function Run:claim(n)
   }, 5)
   if not res then return nil, err, code end
   local jobs = {}
-  for i, j in ipairs(res) do
-    jobs[i] = {
-      id = j[1], kind = KIND[j[2]], class = j[3], fields = j[4], parent = j[5] ~= 0 and j[5] or nil,
-      attempt = j[6], token = j[7], max_attempts = j[8],
+  for i = 1, #res, 8 do
+    jobs[#jobs + 1] = {
+      id = res[i], kind = KIND[res[i + 1]], class = res[i + 2], fields = res[i + 3],
+      parent = res[i + 4] ~= 0 and res[i + 4] or nil, attempt = res[i + 5], token = res[i + 6],
+      max_attempts = res[i + 7],
     }
   end
   return jobs

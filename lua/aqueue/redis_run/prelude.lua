@@ -66,6 +66,14 @@ local function jobs_key(pid) return PREFIX .. 'jobs:' .. pid end
 local CLASS, FIELDS, PARENT, ST, ATT, TOK, PEND, HOOK, LKEY, MAXA, PRIO, LOST, RES, ERR, OUT, OWNER =
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
 
+-- call(command, key, list...) in chunks of 1000 arguments (Lua's unpack
+-- has a limit; an even size keeps field-value pairs together).
+local function call_many(command, key, list)
+  for i = 1, #list, 1000 do
+    call(command, key, unpack(list, i, math.min(i + 999, #list)))
+  end
+end
+
 local RECS, DIRTY = {}, {}
 local function load(id)
   local r = RECS[id]
@@ -84,10 +92,12 @@ local function load_many(ids)
   for _, id in ipairs(ids) do
     if RECS[id] == nil then missing[#missing + 1] = id end
   end
-  if #missing == 0 then return end
-  local packed = call('HMGET', K_ITEMS, unpack(missing))
-  for i, id in ipairs(missing) do
-    if packed[i] then RECS[id] = cmsgpack.unpack(packed[i]) end
+  for i = 1, #missing, 1000 do
+    local last = math.min(i + 999, #missing)
+    local packed = call('HMGET', K_ITEMS, unpack(missing, i, last))
+    for j = i, last do
+      if packed[j - i + 1] then RECS[missing[j]] = cmsgpack.unpack(packed[j - i + 1]) end
+    end
   end
 end
 
@@ -110,19 +120,20 @@ local function next_number(field)
   return n
 end
 
+-- key() values: SEEN holds those known to be taken (enqueued before, or
+-- earlier in this script), NEW_KEYS those this script adds.
+local SEEN, NEW_KEYS = {}, {}
+
 -- Commands gathered until the end of the script (or until a pop needs the
 -- ready queue): pushes to the ready queue, lease and job set removals.
 local READY_BACK, READY_FRONT, UNLEASED, UNJOBBED = {}, {}, {}, {}
 local function flush_ready()
   if #READY_BACK > 0 then
-    if ORDER == 'priority' then call('ZADD', K_READY, unpack(READY_BACK))
-    elseif ORDER == 'lifo' then call('LPUSH', K_READY, unpack(READY_BACK))
-    else call('RPUSH', K_READY, unpack(READY_BACK)) end
+    call_many(ORDER == 'priority' and 'ZADD' or ORDER == 'lifo' and 'LPUSH' or 'RPUSH', K_READY, READY_BACK)
     READY_BACK = {}
   end
   if #READY_FRONT > 0 then
-    -- (the front pushes come last first: the first ends at the head)
-    call('LPUSH', K_READY, unpack(READY_FRONT))
+    call_many('LPUSH', K_READY, READY_FRONT) -- (last first: the first ends at the head)
     READY_FRONT = {}
   end
 end
@@ -130,14 +141,15 @@ end
 -- Writes what the script changed: records, counters, id and token counters.
 local function flush()
   flush_ready()
-  if #UNLEASED > 0 then call('ZREM', K_LEASES, unpack(UNLEASED)) end
-  for owner, ids in pairs(UNJOBBED) do call('SREM', jobs_key(owner), unpack(ids)) end
-  local args, n = { 'HSET', K_ITEMS }, 2
+  call_many('ZREM', K_LEASES, UNLEASED)
+  for owner, ids in pairs(UNJOBBED) do call_many('SREM', jobs_key(owner), ids) end
+  call_many('SADD', K_KEYS, NEW_KEYS)
+  local records = {}
   for id in pairs(DIRTY) do
-    args[n + 1], args[n + 2], n = id, cmsgpack.pack(RECS[id]), n + 2
-    if n >= 1000 then call(unpack(args, 1, n)); n = 2 end
+    records[#records + 1] = id
+    records[#records + 1] = cmsgpack.pack(RECS[id])
   end
-  if n > 2 then call(unpack(args, 1, n)) end
+  call_many('HSET', K_ITEMS, records)
   for what, by in pairs(DELTA) do
     if by ~= 0 then call('HINCRBY', K_COUNTS, what, by) end
   end
@@ -265,13 +277,35 @@ local function parent_error(parent)
   return nil
 end
 
+-- Learns with one SMISMEMBER which keys of the entries at ARGV indices
+-- `at` were enqueued before; enqueue_at needs it for its entry.
+local function know_keys(at)
+  local keys = {}
+  for _, i in ipairs(at) do
+    local key = ARGV[i + 3]
+    if key ~= '' then keys[#keys + 1] = string.sub(key, 2) end
+  end
+  for i = 1, #keys, 1000 do
+    local last = math.min(i + 999, #keys)
+    local known = call('SMISMEMBER', K_KEYS, unpack(keys, i, last))
+    for j = i, last do
+      if known[j - i + 1] == 1 then SEEN[keys[j]] = true end
+    end
+  end
+end
+
 -- Enqueues the entry at ARGV[i] under `parent` (0: a root): its id, or false
 -- for a duplicate key.
 local function enqueue_at(i, parent)
   local key = ARGV[i + 3]
-  if key ~= '' and call('SADD', K_KEYS, string.sub(key, 2)) == 0 then
-    add('duplicates', 1)
-    return false
+  if key ~= '' then
+    key = string.sub(key, 2)
+    if SEEN[key] then
+      add('duplicates', 1)
+      return false
+    end
+    SEEN[key] = true
+    NEW_KEYS[#NEW_KEYS + 1] = key
   end
   local id = next_number('next_id')
   local r = { ARGV[i + 1], ARGV[i + 2], parent, 'Q', 0, 0, 0, ARGV[i + 8] == '1' and 1 or 0,

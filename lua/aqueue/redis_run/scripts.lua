@@ -55,10 +55,13 @@ return { first, pid, limits }
 -- per entry; a missing or finished parent refuses the whole batch before
 -- anything is written.
 BODIES.enqueue = [==[
+local at = {}
 for i = 3, #ARGV, ENTRY_ARGS do
   local err = parent_error(tonumber(ARGV[i]) or 0)
   if err then return { err = 'EAQRUN ' .. err } end
+  at[#at + 1] = i
 end
+know_keys(at)
 local ids = {}
 for i = 3, #ARGV, ENTRY_ARGS do
   ids[#ids + 1] = enqueue_at(i, tonumber(ARGV[i]) or 0)
@@ -71,13 +74,16 @@ return ids
 -- Up to n jobs: due hooks first, then the held items of limit keys that may
 -- start again, then the ready queue (due delayed items join it first). A
 -- job of a limit key that may not start yet waits in the key's held list.
--- Returns { id, kind, class, fields, parent, attempt, token, max_attempts }
--- per job.
+-- Returns id, kind, class, fields, parent, attempt, token, max_attempts of
+-- each job, one after the other in one flat list (a list of lists costs the
+-- server more to send). A lease's expiry is in whole milliseconds: an
+-- integer is cheaper to write than a float, in the zset and in the AOF.
 BODIES.claim = [==[
 local n, lease, per_key, rate = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local overrides = ARGV[7] ~= '' and cjson.decode(ARGV[7]) or nil
 local MAX_SCAN = 4096 -- ready items looked at per claim (held ones move out of the way)
-local jobs, leased = {}, { 'ZADD', K_LEASES }
+local jobs, ids, leased = {}, {}, {}
+local expiry = math.floor((NOW + lease) * 1000)
 
 local function limits_of(key)
   local o = overrides and overrides[key]
@@ -114,10 +120,13 @@ local function start(id, r, kind)
   if kind == 'process' then r[ST], r[ATT] = 'R', r[ATT] + 1 else r[ST] = 'h' end
   r[TOK], r[OWNER] = next_number('next_token'), PID
   touch(id)
-  leased[#leased + 1], leased[#leased + 2] = NOW + lease, id
+  leased[#leased + 1], leased[#leased + 2] = expiry, id
+  ids[#ids + 1] = id
   count(r, 'queued', -1)
   count(r, 'running', 1)
-  jobs[#jobs + 1] = { id, kind, r[CLASS], r[FIELDS], r[PARENT], r[ATT], r[TOK], r[MAXA] }
+  local j = #jobs
+  jobs[j + 1], jobs[j + 2], jobs[j + 3], jobs[j + 4] = id, kind, r[CLASS], r[FIELDS]
+  jobs[j + 5], jobs[j + 6], jobs[j + 7], jobs[j + 8] = r[PARENT], r[ATT], r[TOK], r[MAXA]
 end
 
 local hooks = call('LPOP', K_HOOKS, n) or {}
@@ -140,7 +149,7 @@ end
 
 for _, key in ipairs(call('ZRANGEBYSCORE', K_WAKE, '-inf', NOW, 'LIMIT', 0, 100)) do
   local held = held_key(key)
-  while #jobs < n and not blocked(key) do
+  while #ids < n and not blocked(key) do
     local id = call('LPOP', held)
     if not id then break end
     id = tonumber(id)
@@ -160,8 +169,8 @@ for _, key in ipairs(call('ZRANGEBYSCORE', K_WAKE, '-inf', NOW, 'LIMIT', 0, 100)
 end
 
 local scanned = 0
-while #jobs < n and scanned < MAX_SCAN do
-  local ids = ready_pop(math.min(n - #jobs, MAX_SCAN - scanned))
+while #ids < n and scanned < MAX_SCAN do
+  local ids = ready_pop(math.min(n - #ids, MAX_SCAN - scanned))
   if #ids == 0 then break end
   scanned = scanned + #ids
   for _, id in ipairs(ids) do
@@ -183,11 +192,9 @@ while #jobs < n and scanned < MAX_SCAN do
   end
 end
 
-if #jobs > 0 then
-  call(unpack(leased))
-  local ids = {}
-  for i, job in ipairs(jobs) do ids[i] = job[1] end
-  call('SADD', jobs_key(PID), unpack(ids))
+if #ids > 0 then
+  call_many('ZADD', K_LEASES, leased)
+  call_many('SADD', jobs_key(PID), ids)
 end
 call('ZADD', K_PROCS, NOW, PID)
 flush()
@@ -199,12 +206,15 @@ return jobs
 -- result { 1, child ids or false... } when recorded, { 0 } for a stale token.
 BODIES.complete = [==[
 local replies, i = {}, 4
-local ids = {}
+local ids, children = {}, {}
 for _ = 1, tonumber(ARGV[3]) do
   ids[#ids + 1] = tonumber(ARGV[i])
-  i = i + 7 + tonumber(ARGV[i + 6]) * ENTRY_ARGS
+  local next_result = i + 7 + tonumber(ARGV[i + 6]) * ENTRY_ARGS
+  for c = i + 7, next_result - 1, ENTRY_ARGS do children[#children + 1] = c end
+  i = next_result
 end
 load_many(ids)
+know_keys(children) -- (a stale result's children are looked up, never added)
 i = 4
 for k = 1, tonumber(ARGV[3]) do
   local id, token, outcome = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2]
@@ -242,9 +252,9 @@ return replies
 BODIES.heartbeat = [==[
 call('ZADD', K_PROCS, NOW, PID)
 local ids = call('SMEMBERS', jobs_key(PID))
-local args = { 'ZADD', K_LEASES, 'XX' }
-for _, id in ipairs(ids) do args[#args + 1], args[#args + 2] = NOW + tonumber(ARGV[3]), id end
-if #ids > 0 then call(unpack(args)) end
+local renewed, expiry = {}, math.floor((NOW + tonumber(ARGV[3])) * 1000)
+for _, id in ipairs(ids) do renewed[#renewed + 1], renewed[#renewed + 2] = expiry, id end
+call_many('ZADD', K_LEASES, renewed) -- (every id holds a lease: the set and the zset change together)
 return #ids
 ]==]
 
@@ -256,7 +266,7 @@ BODIES.reap = [==[
 if not call('SET', K_REAPER, PID, 'NX', 'PX', ARGV[3]) then return { 0, 0, 1 } end
 local stall_limit = tonumber(ARGV[4])
 local requeued, failed = 0, 0
-for _, id in ipairs(call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW, 'LIMIT', 0, 1000)) do
+for _, id in ipairs(call('ZRANGEBYSCORE', K_LEASES, '-inf', math.floor(NOW * 1000), 'LIMIT', 0, 1000)) do
   id = tonumber(id)
   local r = load(id)
   unlease(id, r)
