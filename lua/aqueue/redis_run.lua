@@ -16,10 +16,11 @@
 --                  limit_key =, max_attempts =, has_hook = } ... }  --> { id or false ... }
 --   run:claim(n)     --> { { id, kind = "process"|"hook", class, fields, parent,
 --                            attempt, token, max_attempts } ... }
---   run:complete{ { id, token, outcome = "done"|"failed"|"retry"|"hook_done",
---                   result =, error =, retry_delay =, children = { entries } } ... }
+--   run:complete({ { id, token, outcome = "done"|"failed"|"retry"|"hook_done",
+--                    result =, error =, retry_delay =, children = { entries } } ... } [, n])
 --                    --> per result: the children's ids (or false: duplicate),
---                        or false when the token was stale and nothing was recorded
+--                        or false when the token was stale and nothing was recorded;
+--                        with n, the jobs of a claim(n) made by the same script too
 --   run:heartbeat()  --> how many leases were renewed
 --   run:reap()       --> requeued, failed ("stalled"), or 0, 0, true when another reap ran lately
 --   run:release{ job... }  --> how many claimed jobs went back unstarted
@@ -84,7 +85,7 @@ end
 
 -- Appends an entry's arguments (prelude's ENTRY_ARGS) to args; returns n.
 local function put_entry(args, n, e, parent)
-  check(type(e) == "table" and type(e.class) == "string" and type(e.fields) == "string", 4,
+  check(type(e) == "table" and type(e.class) == "string" and type(e.fields) == "string", 3,
     "an entry needs class and fields (strings)")
   args[n + 1] = parent and tostring(parent) or ""
   args[n + 2] = e.class
@@ -110,14 +111,17 @@ end
 
 local KIND = { process = "process", hook = "hook" }
 
--- claim(n) -> up to n jobs due now.
-function Run:claim(n)
-  check(type(n) == "number" and n >= 1, 2, "claim needs a number of jobs >= 1")
-  local limits = self.limits
-  local res, err, code = self:call(scripts.claim, {
-    n, self.lease, limits.per_key or 0, limits.rate or 0, limits.keys and cjson.encode(limits.keys) or "",
-  }, 5)
-  if not res then return nil, err, code end
+-- The claim scripts' first arguments (prelude's ARGV[3..7]).
+local CLAIM_ARGS = 5
+local function claim_args(run, n)
+  check(type(n) == "number" and n >= 1, 3, "claim needs a number of jobs >= 1")
+  local limits = run.limits
+  if limits.keys and not run.limit_keys_json then run.limit_keys_json = cjson.encode(limits.keys) end
+  return { n, run.lease, limits.per_key or 0, limits.rate or 0, run.limit_keys_json or "" }
+end
+
+-- The claim script's flat reply as job tables.
+local function jobs_of(res)
   local jobs = {}
   for i = 1, #res, 8 do
     jobs[#jobs + 1] = {
@@ -129,13 +133,21 @@ function Run:claim(n)
   return jobs
 end
 
+-- claim(n) -> up to n jobs due now.
+function Run:claim(n)
+  local res, err, code = self:call(scripts.claim, claim_args(self, n), CLAIM_ARGS)
+  if not res then return nil, err, code end
+  return jobs_of(res)
+end
+
 local OUTCOMES = { done = true, failed = true, retry = true, hook_done = true }
 
--- complete(results) -> per result the children's ids, or false (stale token).
-function Run:complete(results)
-  local args, n = { #results }, 1
+-- Appends complete's arguments for results to args (from n + 1); returns n.
+local function put_results(args, n, results)
+  args[n + 1] = #results
+  n = n + 1
   for _, r in ipairs(results) do
-    check(OUTCOMES[r.outcome], 2, "unknown outcome %s", tostring(r.outcome))
+    check(OUTCOMES[r.outcome], 3, "unknown outcome %s", tostring(r.outcome))
     local children = r.children or {}
     args[n + 1], args[n + 2], args[n + 3] = r.id, r.token, r.outcome
     args[n + 4], args[n + 5] = r.result or "", r.error or ""
@@ -143,8 +155,11 @@ function Run:complete(results)
     n = n + 7
     for _, c in ipairs(children) do n = put_entry(args, n, c, nil) end
   end
-  local res, err, code = self:call(scripts.complete, args, n)
-  if not res then return nil, err, code end
+  return n
+end
+
+-- The complete script's reply: per result the children's ids, or false.
+local function replies_of(res)
   local replies = {}
   for i, reply in ipairs(res) do
     if reply[1] == 1 then
@@ -156,6 +171,22 @@ function Run:complete(results)
     end
   end
   return replies
+end
+
+-- complete(results [, claim_n]) -> per result the children's ids, or false
+-- (stale token: nothing of it was recorded). With claim_n, the same script
+-- then claims up to claim_n jobs: returns replies, jobs.
+function Run:complete(results, claim_n)
+  if claim_n then
+    local args = claim_args(self, claim_n)
+    local res, err, code = self:call(scripts.complete_claim, args, put_results(args, CLAIM_ARGS, results))
+    if not res then return nil, err, code end
+    return replies_of(res[1]), jobs_of(res[2])
+  end
+  local args = {}
+  local res, err, code = self:call(scripts.complete, args, put_results(args, 0, results))
+  if not res then return nil, err, code end
+  return replies_of(res)
 end
 
 -- release(jobs) -> how many of these claimed jobs (tables with id and token)

@@ -1,7 +1,7 @@
 -- The shared run's data layer benchmark (info only: the targets of issue 15
 -- are for whole processes, which the Redis backend will measure): items/s
 -- through enqueue -> claim -> complete of aqueue.redis_run, batches of
--- `batch`, from 1, 2 and 4 tasks each with its own client (a process each, for
+-- `batch` (complete and the next claim in one script), from 1, 2 and 4 tasks each with its own client (a process each, for
 -- the run), against one private redis-server (appendfsync everysec, like a
 -- throughput-minded deployment). Next to them, the server's own ceiling for
 -- the same script calls:
@@ -46,18 +46,19 @@ local function open(url, name, fresh)
   return assert(redis_run.open(client, name, { classes = { "Page" }, fresh = fresh, order = "fifo" })), client
 end
 
--- Claims and completes (done) up to `batch` jobs; returns how many.
-local function work(run)
-  local jobs = assert(run:claim(batch))
+-- Completes `jobs` (done) and claims up to `batch` more in the same script,
+-- as a busy process does: returns the new jobs.
+local function work(run, jobs)
   local results = {}
   for i, j in ipairs(jobs) do results[i] = { id = j.id, token = j.token, outcome = "done" } end
-  if #results > 0 then assert(run:complete(results)) end
-  return #jobs
+  local _, claimed = run:complete(results, batch)
+  return assert(claimed)
 end
 
 -- `items` items through enqueue -> claim -> complete from `tasks` tasks:
--- items/s. Each task enqueues its share a batch at a time, claiming and
--- completing a batch after each, then works until nothing is left.
+-- items/s. Each task enqueues its share a batch at a time, completing its
+-- last batch and claiming the next after each, then works until nothing is
+-- left: two round trips per batch.
 local function cycle_rate(server, tasks)
   local name = "bench-" .. tasks
   local runs_of = {}
@@ -67,12 +68,12 @@ local function cycle_rate(server, tasks)
   local handles = {}
   for t = 1, tasks do
     handles[t] = aqueue.spawn(function()
-      local run = runs_of[t][1]
+      local run, jobs = runs_of[t][1], {}
       for _ = 1, per_task do
         assert(run:enqueue(BATCH))
-        work(run)
+        jobs = work(run, jobs)
       end
-      while work(run) > 0 do end
+      repeat jobs = work(run, jobs) until #jobs == 0
       return true
     end)
   end
@@ -139,11 +140,12 @@ local function memory_per_item(server)
   local run, client = open(server.url, "bench-memory", true)
   local n = math.ceil(items / batch) * batch
   assert(run:enqueue(BATCH)) -- the run's keys exist: what follows is per item
-  while work(run) > 0 do end
+  local jobs = {}
+  repeat jobs = work(run, jobs) until #jobs == 0
   local before = info_number(client, "memory", "used_memory")
   for _ = 1, n / batch do assert(run:enqueue(BATCH)) end
   local queued = info_number(client, "memory", "used_memory")
-  while work(run) > 0 do end
+  repeat jobs = work(run, jobs) until #jobs == 0
   local finished = info_number(client, "memory", "used_memory")
   assert(run:drop())
   client:close()

@@ -316,6 +316,28 @@ describe("aqueue.redis_run", function()
       assert.is_true(assert(run:counters()).finished)
     end)
 
+    it("claims the next jobs in the same script, after the completions", function()
+      local run = process("complete-claim", { order = "fifo", limits = { per_key = 1 } })
+      assert(run:enqueue{ page{ has_hook = true, limit_key = "h" }, page{ limit_key = "h" } })
+      local root = assert(run:claim(5))
+      assert.are.same({ 1 }, ids_of(root))
+      -- Completing 1 frees h's slot for 2, and its child 3 is queued behind it.
+      local replies, jobs = run:complete({ { id = 1, token = root[1].token, outcome = "done",
+        children = { page() } } }, 5)
+      assert.are.same({ { 3 } }, replies)
+      assert.are.same({ 2, 3 }, ids_of(jobs))
+      local results = {}
+      for i, j in ipairs(jobs) do results[i] = { id = j.id, token = j.token, outcome = "done" } end
+      replies, jobs = run:complete(results, 5)
+      assert.are.same({ {}, {} }, replies)
+      assert.are.same({ { 1, "hook" } }, { { jobs[1].id, jobs[1].kind } })
+      assert.are.equal(1, #jobs)
+      replies, jobs = run:complete({ { id = 1, token = jobs[1].token, outcome = "hook_done" } }, 5)
+      assert.are.same({ {} }, replies)
+      assert.are.same({}, jobs)
+      assert.is_true(assert(run:counters()).finished)
+    end)
+
     it("puts a retry back in the delayed set and counts its attempt", function()
       local run = process("retry")
       assert(run:enqueue{ page() })

@@ -70,7 +70,8 @@ flush()
 return ids
 ]==]
 
--- claim: ARGV n, lease, per_key, rate, per-key limits (JSON or '').
+-- claim: ARGV n, lease, per_key, rate, per-key limits (JSON or ''), from
+-- ARGV[CLAIM_AT].
 -- Up to n jobs: due hooks first, then the held items of limit keys that may
 -- start again, then the ready queue (due delayed items join it first). A
 -- job of a limit key that may not start yet waits in the key's held list.
@@ -78,9 +79,10 @@ return ids
 -- each job, one after the other in one flat list (a list of lists costs the
 -- server more to send). A lease's expiry is in whole milliseconds: an
 -- integer is cheaper to write than a float, in the zset and in the AOF.
-BODIES.claim = [==[
-local n, lease, per_key, rate = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local overrides = ARGV[7] ~= '' and cjson.decode(ARGV[7]) or nil
+local CLAIM_STEP = [==[
+local n, lease = tonumber(ARGV[CLAIM_AT]), tonumber(ARGV[CLAIM_AT + 1])
+local per_key, rate = tonumber(ARGV[CLAIM_AT + 2]), tonumber(ARGV[CLAIM_AT + 3])
+local overrides = ARGV[CLAIM_AT + 4] ~= '' and cjson.decode(ARGV[CLAIM_AT + 4]) or nil
 local MAX_SCAN = 4096 -- ready items looked at per claim (held ones move out of the way)
 local jobs, ids, leased = {}, {}, {}
 local expiry = math.floor((NOW + lease) * 1000)
@@ -170,10 +172,10 @@ end
 
 local scanned = 0
 while #ids < n and scanned < MAX_SCAN do
-  local ids = ready_pop(math.min(n - #ids, MAX_SCAN - scanned))
-  if #ids == 0 then break end
-  scanned = scanned + #ids
-  for _, id in ipairs(ids) do
+  local popped = ready_pop(math.min(n - #ids, MAX_SCAN - scanned))
+  if #popped == 0 then break end
+  scanned = scanned + #popped
+  for _, id in ipairs(popped) do
     local r = RECS[id]
     if r[LKEY] == '' then
       start(id, r, 'process')
@@ -197,26 +199,26 @@ if #ids > 0 then
   call_many('SADD', jobs_key(PID), ids)
 end
 call('ZADD', K_PROCS, NOW, PID)
-flush()
-return jobs
 ]==]
+BODIES.claim = 'local CLAIM_AT = 3\n' .. CLAIM_STEP .. 'flush()\nreturn jobs\n'
 
--- complete: ARGV count, then per result: id, token, outcome, result, error,
--- retry_delay, number of children, the children's entries. Returns per
+-- complete: from ARGV[COMPLETE_AT], the number of results, then per result:
+-- id, token, outcome, result, error, retry_delay, number of children, the
+-- children's entries. Returns per
 -- result { 1, child ids or false... } when recorded, { 0 } for a stale token.
-BODIES.complete = [==[
-local replies, i = {}, 4
-local ids, children = {}, {}
-for _ = 1, tonumber(ARGV[3]) do
-  ids[#ids + 1] = tonumber(ARGV[i])
+local COMPLETE_STEP = [==[
+local replies, i = {}, COMPLETE_AT + 1
+local completed, children = {}, {}
+for _ = 1, tonumber(ARGV[COMPLETE_AT]) do
+  completed[#completed + 1] = tonumber(ARGV[i])
   local next_result = i + 7 + tonumber(ARGV[i + 6]) * ENTRY_ARGS
   for c = i + 7, next_result - 1, ENTRY_ARGS do children[#children + 1] = c end
   i = next_result
 end
-load_many(ids)
+load_many(completed)
 know_keys(children) -- (a stale result's children are looked up, never added)
-i = 4
-for k = 1, tonumber(ARGV[3]) do
+i = COMPLETE_AT + 1
+for k = 1, tonumber(ARGV[COMPLETE_AT]) do
   local id, token, outcome = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2]
   local result, err, retry_delay, nchildren = ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
   local children_at = i + 7
@@ -243,9 +245,15 @@ for k = 1, tonumber(ARGV[3]) do
     replies[k] = reply
   end
 end
-flush()
-return replies
 ]==]
+BODIES.complete = 'local COMPLETE_AT = 3\n' .. COMPLETE_STEP .. 'flush()\nreturn replies\n'
+
+-- complete_claim: complete's arguments from ARGV[8], after claim's. The
+-- completions first (they free limit slots and queue hooks), then a claim:
+-- a busy process gets its next jobs with the same round trip. Returns
+-- { complete's replies, claim's jobs }.
+BODIES.complete_claim = 'local CLAIM_AT, COMPLETE_AT = 3, 8\n' .. COMPLETE_STEP .. CLAIM_STEP
+  .. 'flush()\nreturn { replies, jobs }\n'
 
 -- heartbeat: ARGV lease. Renews this process's sign of life and the lease of
 -- every job it holds. Returns how many.
