@@ -68,10 +68,12 @@ local function failed(err, code)
   return nil, err, code
 end
 
-function Run:call(script, args, n)
-  local argv = { self.order, self.process_id }
+-- Runs one of the run's scripts with args[1..n] after the order and the
+-- process number: its reply, or nil, err, code.
+local function call_script(run, script, args, n)
+  local argv = { run.order, run.process_id }
   for i = 1, n do argv[i + 2] = args[i] end
-  local res, err, code = self.client:run_script(script, self.keys, argv)
+  local res, err, code = run.client:run_script(script, run.keys, argv)
   if res == nil and err then return failed(err, code) end
   return res
 end
@@ -104,7 +106,7 @@ function Run:enqueue(entries)
   local args, n = {}, 0
   for _, e in ipairs(entries) do n = put_entry(args, n, e, e.parent) end
   if n == 0 then return {} end
-  return self:call(scripts.enqueue, args, n)
+  return call_script(self, scripts.enqueue, args, n)
 end
 
 -- --- claim and complete ---
@@ -135,7 +137,7 @@ end
 
 -- claim(n) -> up to n jobs due now.
 function Run:claim(n)
-  local res, err, code = self:call(scripts.claim, claim_args(self, n), CLAIM_ARGS)
+  local res, err, code = call_script(self, scripts.claim, claim_args(self, n), CLAIM_ARGS)
   if not res then return nil, err, code end
   return jobs_of(res)
 end
@@ -179,12 +181,12 @@ end
 function Run:complete(results, claim_n)
   if claim_n then
     local args = claim_args(self, claim_n)
-    local res, err, code = self:call(scripts.complete_claim, args, put_results(args, CLAIM_ARGS, results))
+    local res, err, code = call_script(self, scripts.complete_claim, args, put_results(args, CLAIM_ARGS, results))
     if not res then return nil, err, code end
     return replies_of(res[1]), jobs_of(res[2])
   end
   local args = {}
-  local res, err, code = self:call(scripts.complete, args, put_results(args, 0, results))
+  local res, err, code = call_script(self, scripts.complete, args, put_results(args, 0, results))
   if not res then return nil, err, code end
   return replies_of(res)
 end
@@ -197,20 +199,20 @@ function Run:release(jobs)
     args[n + 1], args[n + 2], n = j.id, j.token, n + 2
   end
   if n == 0 then return 0 end
-  return self:call(scripts.release, args, n)
+  return call_script(self, scripts.release, args, n)
 end
 
 -- --- leases ---
 
 function Run:heartbeat()
-  return self:call(scripts.heartbeat, { self.lease }, 1)
+  return call_script(self, scripts.heartbeat, { self.lease }, 1)
 end
 
 -- reap() -> requeued, failed; or 0, 0, true when a reap ran within the last
 -- heartbeat (of any process).
 function Run:reap()
   local guard_ms = math.max(1, math.floor(self.heartbeat_interval * 1000))
-  local res, err, code = self:call(scripts.reap, { guard_ms, M.STALL_LIMIT }, 2)
+  local res, err, code = call_script(self, scripts.reap, { guard_ms, M.STALL_LIMIT }, 2)
   if not res then return nil, err, code end
   return res[1], res[2], res[3] == 1 or nil
 end
@@ -248,7 +250,7 @@ end
 -- processes_alive, per_class = { [class] = { queued, delayed, running, done,
 -- failed } }, finished }. queued and running count hook jobs too.
 function Run:counters()
-  local res, err, code = self:call(scripts.counters, { self.lease }, 1)
+  local res, err, code = call_script(self, scripts.counters, { self.lease }, 1)
   if not res then return nil, err, code end
   return counters_of(res[1], res[2])
 end
@@ -256,7 +258,7 @@ end
 -- status([cap]) -> { counters, failed = { { id, class, error } ... } (the
 -- first cap), failed_total, processes = { { id, age } ... } }.
 function Run:status(cap)
-  local res, err, code = self:call(scripts.status, { self.lease, cap or M.STATUS_CAP }, 2)
+  local res, err, code = call_script(self, scripts.status, { self.lease, cap or M.STATUS_CAP }, 2)
   if not res then return nil, err, code end
   local failed_items, processes = {}, {}
   for i, f in ipairs(res[3]) do failed_items[i] = { id = f[1], class = f[2], error = f[3] } end
@@ -268,7 +270,7 @@ end
 -- result(id) -> state ("queued" | "running" | "done" | "failed"), result
 -- JSON (nil when none), error (nil when none); nil for an unknown id.
 function Run:result(id)
-  local res, err, code = self:call(scripts.result, { id }, 1)
+  local res, err, code = call_script(self, scripts.result, { id }, 1)
   if not res then return nil, err, code end
   if not res[1] then return nil end
   local result, why = res[2], res[3]
@@ -342,7 +344,7 @@ function M.open(client, name, opts)
     client = client, name = name, keys = keys, key = key, order = order, process_id = 0,
     lease = opts.lease or 15, heartbeat_interval = opts.heartbeat or 1,
   }, Run)
-  local res, err, code = run:call(scripts.open, {
+  local res, err, code = call_script(run, scripts.open, {
     M.FORMAT, M.VERSION, table.concat(classes, "\n"), cjson.encode(opts.limits or {}), cjson.encode(types),
   }, 5)
   if not res then return nil, err, code end
