@@ -1,9 +1,12 @@
 -- The shared run's data layer benchmark (info only: the targets of issue 15
 -- are for whole processes, which the Redis backend will measure): items/s
 -- through enqueue -> claim -> complete of aqueue.redis_run, batches of
--- `batch` (complete and the next claim in one script), from 1, 2 and 4 tasks each with its own client (a process each, for
--- the run), against one private redis-server (appendfsync everysec, like a
--- throughput-minded deployment). Next to them, the server's own ceiling for
+-- `batch` (complete and the next claim in one script), from 1, 2 and 4 tasks
+-- each with its own client (a process each, for the run), against one
+-- private redis-server (appendfsync everysec, like a throughput-minded
+-- deployment); and 2 tasks again against a server with appendfsync always
+-- (kill -9 of Redis loses nothing; its directory is in /tmp, so what an fsync
+-- costs depends on what /tmp is). Next to them, the server's own ceiling for
 -- the same script calls:
 --   * server_per_s: 1 / the server's time per item inside those scripts
 --     (INFO commandstats: the usec of EVALSHA and EVAL over the measured runs
@@ -153,10 +156,11 @@ local function memory_per_item(server)
 end
 
 local server = redis_server.start{ appendfsync = "everysec" }
+local durable = redis_server.start{ appendfsync = "always" } -- every write on disk before its reply
 local figures = {}
 local ok, err = pcall(function()
   local admin = assert(aqueue.redis.connect(server.url))
-  local rates = { [1] = {}, [2] = {}, [4] = {}, server = {}, enqueue = {}, claim = {} }
+  local rates = { [1] = {}, [2] = {}, [4] = {}, server = {}, enqueue = {}, claim = {}, always = {} }
   figures.queued_bytes, figures.finished_bytes = memory_per_item(server)
   cycle_rate(server, 1) -- warm-up
   for _ = 1, runs do
@@ -166,20 +170,23 @@ local ok, err = pcall(function()
       -- (open, counters and the runs' creation are in the figure too: a few calls)
       table.insert(rates.server, items / (script_usec(admin) / 1e6))
     end
+    table.insert(rates.always, cycle_rate(durable, 2))
     local enqueue, claim = reference_rates(server)
     table.insert(rates.enqueue, enqueue)
     table.insert(rates.claim, claim)
   end
   for _, tasks in ipairs({ 1, 2, 4 }) do figures["tasks" .. tasks .. "_per_s"] = median(rates[tasks]) end
   figures.server_per_s = median(rates.server)
+  figures.always2_per_s = median(rates.always)
   figures.bench_enqueue_per_s = median(rates.enqueue)
   figures.bench_claim_per_s = median(rates.claim)
   admin:close()
 end)
 server:stop()
+durable:stop()
 assert(ok, err)
 print(("redis_run items=%d batch=%d tasks1_per_s=%.0f tasks2_per_s=%.0f tasks4_per_s=%.0f server_per_s=%.0f"
-  .. " ratio2=%.3f bench_enqueue_per_s=%.0f bench_claim_per_s=%.0f queued_bytes=%.0f finished_bytes=%.0f")
+  .. " ratio2=%.3f always2_per_s=%.0f bench_enqueue_per_s=%.0f bench_claim_per_s=%.0f queued_bytes=%.0f finished_bytes=%.0f")
   :format(items, batch, figures.tasks1_per_s, figures.tasks2_per_s, figures.tasks4_per_s, figures.server_per_s,
-    figures.tasks2_per_s / figures.server_per_s, figures.bench_enqueue_per_s, figures.bench_claim_per_s,
+    figures.tasks2_per_s / figures.server_per_s, figures.always2_per_s, figures.bench_enqueue_per_s, figures.bench_claim_per_s,
     figures.queued_bytes, figures.finished_bytes))
