@@ -160,6 +160,23 @@ describe("aqueue.redis_run", function()
       assert.are.same({ 1 }, assert(a:enqueue{ page{ key = "first" } }))
     end)
 
+    it("takes children of a running parent (enqueued before its process() returns), and none of a finished one", function()
+      local run = process("streamed", { order = "fifo" })
+      assert(run:enqueue{ page() })
+      local root = assert(run:claim(1))[1]
+      assert.are.same({ 2 }, assert(run:enqueue{ page{ parent = 1 } }))
+      assert.are.same({}, done(run, root))
+      assert.are.equal(1, assert(run:counters()).waiting) -- the root waits for its child
+      local child = assert(run:claim(1))[1]
+      assert.are.same({ 2, 1 }, { child.id, child.parent })
+      done(run, child)
+      assert.is_true(assert(run:counters()).finished)
+      local ids, err, code = run:enqueue{ page{ parent = 1 } }
+      assert.is_nil(ids)
+      assert.are.equal("EAQRUN", code)
+      assert.matches("item 1's subtree is finished", err, 1, true)
+    end)
+
     it("hands out jobs in lifo, fifo and priority order", function()
       local function order_of(order, entries)
         local run = process("order-" .. order, { order = order })
