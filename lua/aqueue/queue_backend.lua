@@ -72,9 +72,14 @@ local M = {}
 
 -- The methods every backend has (the backend spec checks each one).
 M.METHODS = {
-  "resume", "admit", "seen", "enqueued", "held", "retrying", "processed", "hook_ran", "finished",
+  "resume", "admit", "seen", "held", "retrying", "processed", "hook_ran", "finished",
   "finish", "counters", "abandon",
 }
+
+-- The methods of a local backend (local_queue true) besides, and those of a
+-- remote one.
+M.LOCAL_METHODS = { "enqueued" }
+M.REMOTE_METHODS = { "start", "enqueue", "claim", "release" }
 
 -- The backend of a run: sqlite when `state_file` is given (opts: fresh,
 -- retry_failed), else memory. Raises at `level` when the state file cannot

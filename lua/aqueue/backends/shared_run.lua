@@ -1,0 +1,298 @@
+-- aqueue.backends.shared_run: a remote queue backend (local_queue false;
+-- aqueue.queue_backend has the interface) over a run shared by several
+-- processes, reached through an object with the API of aqueue.redis_run:
+--   run.first, run:enqueue(entries), run:claim(n) -> jobs,
+--   run:complete(results), run:heartbeat(), run:reap(), run:release(list),
+--   run:counters(), run:close()
+-- (a job: { id, kind = "process" | "hook", class, fields, parent, attempt,
+-- token }). aqueue.backends.redis gives it a redis_run; the tests give it an
+-- in-process one (tests/support/local_remote_backend.lua).
+--
+-- Nothing here costs a round trip per item: enqueues and completions are
+-- buffered and sent in batches by a flusher task (every FLUSH_S, or at once
+-- when a batch is full; children travel with their parent's completion),
+-- claims are one call for many jobs, and a ticker task renews this process's
+-- lease (heartbeat), runs the reaper every REAP_EVERY heartbeats and reads
+-- the run's counters for the display. Each of these runs in a task of its
+-- own: the run's calls may yield, the scheduler's steps that reach the
+-- backend must not.
+local cjson = require("cjson")
+local core = require("aqueue.core")
+local item_mod = require("aqueue.item")
+local handle = require("aqueue.handle")
+local sleep = require("aqueue.sleep_core").sleep
+
+local M = {}
+
+local FLUSH_S = 0.005 -- the longest a completion waits for its batch
+local BATCH = 128     -- completions sent at once
+local POLL_S = 0.05   -- an empty claim is answered after this wait: the next claim follows it
+local TICK_S = 0.25   -- the counters are read 4 times a second
+local HEARTBEAT_TICKS = 4
+local REAP_EVERY = 5  -- heartbeats between two reaper steps
+
+local Shared = {}
+Shared.__index = Shared
+
+-- An item's own fields as JSON (not the engine's: parent, attempt, _aq_*).
+local function encode_fields(item)
+  local fields = {}
+  for k, v in pairs(item) do
+    if type(k) ~= "string" or (k ~= "parent" and k ~= "attempt" and k:sub(1, 4) ~= "_aq_") then
+      fields[k] = v
+    end
+  end
+  return cjson.encode(fields)
+end
+
+-- The item of a claimed job: its class's instance made from its fields.
+local function decode_item(job)
+  local cls = item_mod.classes[job.class]
+  if not cls then
+    error(("the shared run holds an item of class %s, which this script does not define"):format(
+      tostring(job.class)), 0)
+  end
+  return setmetatable(cjson.decode(job.fields), cls)
+end
+
+-- Runs fn(self) in a task of its own; an error is logged, not raised (a
+-- failed step is retried by the next one: the store keeps what it missed).
+local function spawn_step(self, what, fn, ...)
+  return handle.spawn(function(...)
+    local ok, err = pcall(fn, ...)
+    if not ok then
+      core.log(("aqueue: %s: %s"):format(what, tostring(err)))
+    end
+  end, self, ...)
+end
+
+-- `run` (a redis_run, or an object with its API); `fields`: name, durable.
+function M.new(run, fields)
+  local b = setmetatable(fields, Shared)
+  b.run = run
+  b.local_queue = false
+  b.first = run.first
+  b.jobs = {}      -- item in hand -> its job ({ id, token, kind })
+  b.children = {}  -- item in hand -> the entries of the children its process enqueued
+  b.roots = {}     -- entries enqueued outside any item, for the next batch
+  b.results = {}   -- completions for the next batch
+  b.seen_keys = {} -- key() values this process enqueued
+  b.claims = 0     -- claims out
+  b.stopped = false
+  b.figures = nil  -- the last counters read
+  b.flusher, b.ticker = nil, nil -- their task handles, from start to finish
+  return b
+end
+
+-- Sends what is buffered: the enqueues outside any item, then the completions.
+function Shared:flush()
+  if #self.roots > 0 then
+    local roots = self.roots
+    self.roots = {}
+    assert(self.run:enqueue(roots))
+  end
+  while #self.results > 0 do
+    local results = self.results
+    if #results > BATCH then
+      self.results = { unpack(results, BATCH + 1) }
+      results[BATCH + 1] = nil
+      for i = BATCH + 2, #results do
+        results[i] = nil
+      end
+    else
+      self.results = {}
+    end
+    assert(self.run:complete(results))
+  end
+end
+
+local function flusher(self)
+  while not self.stopped do
+    if #self.roots > 0 or #self.results > 0 then
+      self:flush()
+    else
+      sleep(FLUSH_S)
+    end
+  end
+end
+
+local function ticker(self)
+  local ticks = 0
+  while not self.stopped do
+    local figures = self.run:counters()
+    if figures then
+      self.figures = figures
+      if self.on_counters then
+        self.on_counters(figures)
+      end
+    end
+    ticks = ticks + 1
+    if ticks % HEARTBEAT_TICKS == 0 then
+      self.run:heartbeat()
+      if ticks % (HEARTBEAT_TICKS * REAP_EVERY) == 0 then
+        self.run:reap()
+      end
+    end
+    sleep(TICK_S)
+  end
+end
+
+-- Nothing is restored into this process: claims bring the work.
+function Shared:resume()
+  return nil
+end
+
+-- The run starts here: the flusher and the ticker begin.
+function Shared:start()
+  self.flusher = spawn_step(self, "sending completions", flusher)
+  self.ticker = spawn_step(self, "heartbeat", ticker)
+end
+
+function Shared:admit()
+  return nil, nil
+end
+
+function Shared:seen(key)
+  return self.seen_keys[key] == true
+end
+
+function Shared:enqueue(child, parent, entry)
+  if entry.key ~= nil then
+    self.seen_keys[entry.key] = true
+  end
+  entry.fields = encode_fields(child)
+  if parent == nil then
+    self.roots[#self.roots + 1] = entry
+    return
+  end
+  local job = self.jobs[parent]
+  if job == nil or job.kind ~= "process" then
+    error(("enqueue: cannot add a child to a %s item whose subtree already completed"):format(parent.__name), 0)
+  end
+  entry.parent = job.id
+  local list = self.children[parent]
+  if list then
+    list[#list + 1] = entry
+  else
+    self.children[parent] = { entry }
+  end
+end
+
+function Shared:claim(n, deliver)
+  self.claims = self.claims + 1
+  spawn_step(self, "claiming", function()
+    self:flush() -- the store sees what this process did before it answers
+    local jobs = assert(self.run:claim(n))
+    local delivered, finished = {}, false
+    for i = 1, #jobs do
+      local job = jobs[i]
+      local item = decode_item(job)
+      self.jobs[item] = job
+      delivered[i] = { item = item, hook = job.kind == "hook", attempt = job.attempt }
+    end
+    if #jobs == 0 then
+      local figures = self.run:counters()
+      finished = figures and figures.finished
+      if not finished then
+        sleep(POLL_S)
+      end
+    end
+    self.claims = self.claims - 1
+    if not deliver(delivered, finished) and #delivered > 0 then
+      local items = {}
+      for i = 1, #delivered do
+        items[i] = delivered[i].item
+      end
+      self:release(items)
+    end
+  end)
+end
+
+-- A completion of item `item`'s job, for the next batch.
+function Shared:complete(item, result)
+  local job = self.jobs[item]
+  self.jobs[item] = nil
+  result.id, result.token = job.id, job.token
+  result.children = self.children[item]
+  self.children[item] = nil
+  self.results[#self.results + 1] = result
+end
+
+function Shared:processed(item, ok, _, err, value)
+  local result
+  if value ~= nil then
+    local encoded, text = pcall(cjson.encode, value)
+    result = encoded and text or nil
+  end
+  self:complete(item, { outcome = ok and "done" or "failed", error = err, result = result })
+end
+
+function Shared:retrying(item, _, wait)
+  self:complete(item, { outcome = "retry", retry_delay = wait, error = rawget(item, "_aq_last_error") })
+end
+
+function Shared:hook_ran(item)
+  self:complete(item, { outcome = "hook_done" })
+end
+
+function Shared:finished() end
+
+function Shared:held()
+  return false
+end
+
+-- Claimed jobs that did not start go back to the store at once.
+function Shared:release(items)
+  local list = {}
+  for i = 1, #items do
+    local job = self.jobs[items[i]]
+    self.jobs[items[i]] = nil
+    list[i] = { id = job.id, token = job.token }
+  end
+  spawn_step(self, "releasing", function()
+    self.run:release(list)
+  end)
+end
+
+-- The run is over for this process: its last completions go out, its tasks
+-- stop, and the run's figures are read once more.
+function Shared:finish()
+  self:stop_tasks()
+  while self.claims > 0 do
+    sleep(FLUSH_S) -- an answer on its way is handed back (deliver refuses it)
+  end
+  local ok, err = pcall(self.flush, self)
+  if not ok then
+    return nil, tostring(err)
+  end
+  self.figures = self.run:counters() or self.figures
+  return true
+end
+
+function Shared:counters()
+  local f = self.figures or {}
+  return { done = f.done or 0, failed = f.failed or 0,
+    pending = (f.queued or 0) + (f.delayed or 0) + (f.running or 0) }
+end
+
+-- The flusher ends after its batch in flight (its completions must not be
+-- lost); the ticker's steps can be cut short.
+function Shared:stop_tasks()
+  self.stopped = true
+  if self.ticker then
+    self.ticker:cancel()
+    self.flusher:result()
+    self.ticker, self.flusher = nil, nil
+  end
+end
+
+function Shared:abandon()
+  self:stop_tasks()
+end
+
+function Shared:close()
+  self.stopped = true
+  self.run:close()
+end
+
+return M
