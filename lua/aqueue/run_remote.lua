@@ -150,6 +150,7 @@ local function make_enqueue_child(run, parts)
     end
     local cls = parts.check_item(run, instances_seen, parent, child, level + 1)
     local priority, flags, delay, _, max_attempts = parts.sched_fields(run, nil, child, cls, level + 1)
+    backend:admit(parent, child, cls.__name, level + 1)
     local limit_key = nil
     if limits and child.limit_key ~= nil then
       limit_key = parts.call_key_method(child, "limit_key", child.limit_key, level + 1)

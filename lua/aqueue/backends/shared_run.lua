@@ -20,6 +20,7 @@ local cjson = require("cjson")
 local core = require("aqueue.core")
 local item_mod = require("aqueue.item")
 local handle = require("aqueue.handle")
+local state = require("aqueue.state")
 local sleep = require("aqueue.sleep_core").sleep
 
 local M = {}
@@ -148,7 +149,9 @@ function Shared:start()
   self.ticker = spawn_step(self, "heartbeat", ticker)
 end
 
-function Shared:admit()
+-- The item's fields must be JSON: another process makes the item from them.
+function Shared:admit(_, child, class_name, level)
+  state.check(child, class_name, level + 1, "a shared run")
   return nil, nil
 end
 
