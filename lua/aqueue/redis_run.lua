@@ -1,0 +1,324 @@
+-- aqueue.redis_run: a run shared by many processes, kept in Redis (SPEC
+-- section 10; README "The shared run's data in Redis"). This is the data
+-- layer: each method is one server-side script (aqueue.redis_run.scripts)
+-- run with EVALSHA, one round trip whatever the size of its batch.
+--
+--   local run, err, code = redis_run.open(client, "crawl-1", {
+--     classes = { "Page", "Site" },   -- the script's item classes (required)
+--     fresh = false,                  -- drop the run's keys first
+--     lease = 15, heartbeat = 1,      -- seconds
+--     order = "lifo",                 -- | "fifo" | "priority"
+--     limits = { per_key = 2, rate = 100, keys = { [key] = { per_key =, rate = } } },
+--   })
+--   run.first        true for the process that created the run
+--   run.process_id   this process's number in the run
+--   run:enqueue{ { parent =, class =, fields = json, key =, priority =, delay =,
+--                  limit_key =, max_attempts =, has_hook = } ... }  --> { id or false ... }
+--   run:claim(n)     --> { { id, kind = "process"|"hook", class, fields, parent,
+--                            attempt, token, max_attempts } ... }
+--   run:complete{ { id, token, outcome = "done"|"failed"|"retry"|"hook_done",
+--                   result =, error =, retry_delay =, children = { entries } } ... }
+--                    --> per result: the children's ids (or false: duplicate),
+--                        or false when the token was stale and nothing was recorded
+--   run:heartbeat()  --> how many leases were renewed
+--   run:reap()       --> requeued, failed ("stalled"), or 0, 0, true when another reap ran lately
+--   run:release{ job... }  --> how many claimed jobs went back unstarted
+--   run:counters(), run:status([cap]), run:result(id), run:drop(), run:close()
+--
+-- Failures are nil, err, code: the client's (ECONNRESET, ETIMEDOUT, ...) and
+-- EAQRUN for a run that cannot be used (a key of the run holding foreign
+-- data, another format version, another set of classes or order, a missing
+-- parent). Misuse (a bad option, an entry without class) raises.
+-- The run's limits are the ones of the process that created it; a joining
+-- process uses them whatever its own (run.limits).
+local cjson = require("cjson")
+local prelude = require("aqueue.redis_run.prelude")
+local scripts = require("aqueue.redis_run.scripts")
+
+local type, tonumber, tostring, error, ipairs, pairs, format =
+  type, tonumber, tostring, error, ipairs, pairs, string.format
+
+local M = {}
+
+M.FORMAT = "aqueue-run"
+M.VERSION = "1" -- bumped when a key's layout or a record's changes
+M.STALL_LIMIT = 3 -- lost leases before an item fails with "stalled"
+M.STATUS_CAP = 20 -- failed items status() lists
+
+local ORDERS = { lifo = true, fifo = true, priority = true }
+
+local Run = {}
+Run.__index = Run
+
+local function check(cond, level, fmt, ...)
+  if not cond then error("aqueue.redis_run: " .. format(fmt, ...), level + 1) end
+end
+
+local function key_prefix(name)
+  check(type(name) == "string" and name ~= "" and not name:find("[{}]"), 3,
+    "the run name must be a non-empty string without braces, got %s", tostring(name))
+  return "aq:{" .. name .. "}:"
+end
+
+-- A script's failure: EAQRUN when the script refused, else the client's.
+local function failed(err, code)
+  local why = code == "EREDIS" and err:match("^EREDIS: EAQRUN (.*)$")
+  if why then return nil, "EAQRUN: " .. why, "EAQRUN" end
+  return nil, err, code
+end
+
+function Run:call(script, args, n)
+  local argv = { self.order, self.process_id }
+  for i = 1, n do argv[i + 2] = args[i] end
+  local res, err, code = self.client:run_script(script, self.keys, argv)
+  if res == nil and err then return failed(err, code) end
+  return res
+end
+
+-- --- enqueue ---
+
+local function text_or_empty(v, prefix)
+  if v == nil then return "" end
+  return prefix .. tostring(v)
+end
+
+-- Appends an entry's arguments (prelude's ENTRY_ARGS) to args; returns n.
+local function put_entry(args, n, e, parent)
+  check(type(e) == "table" and type(e.class) == "string" and type(e.fields) == "string", 4,
+    "an entry needs class and fields (strings)")
+  args[n + 1] = parent and tostring(parent) or ""
+  args[n + 2] = e.class
+  args[n + 3] = e.fields
+  args[n + 4] = text_or_empty(e.key, "k")
+  args[n + 5] = e.priority or 0
+  args[n + 6] = e.delay or 0
+  args[n + 7] = text_or_empty(e.limit_key, "k")
+  args[n + 8] = e.max_attempts or 1
+  args[n + 9] = e.has_hook and "1" or "0"
+  return n + 9
+end
+
+-- enqueue(entries) -> { id or false (a duplicate key) ... }
+function Run:enqueue(entries)
+  local args, n = {}, 0
+  for _, e in ipairs(entries) do n = put_entry(args, n, e, e.parent) end
+  if n == 0 then return {} end
+  return self:call(scripts.enqueue, args, n)
+end
+
+-- --- claim and complete ---
+
+local KIND = { process = "process", hook = "hook" }
+
+-- claim(n) -> up to n jobs due now.
+function Run:claim(n)
+  check(type(n) == "number" and n >= 1, 2, "claim needs a number of jobs >= 1")
+  local limits = self.limits
+  local res, err, code = self:call(scripts.claim, {
+    n, self.lease, limits.per_key or 0, limits.rate or 0, limits.keys and cjson.encode(limits.keys) or "",
+  }, 5)
+  if not res then return nil, err, code end
+  local jobs = {}
+  for i, j in ipairs(res) do
+    jobs[i] = {
+      id = j[1], kind = KIND[j[2]], class = j[3], fields = j[4], parent = j[5] ~= 0 and j[5] or nil,
+      attempt = j[6], token = j[7], max_attempts = j[8],
+    }
+  end
+  return jobs
+end
+
+local OUTCOMES = { done = true, failed = true, retry = true, hook_done = true }
+
+-- complete(results) -> per result the children's ids, or false (stale token).
+function Run:complete(results)
+  local args, n = { #results }, 1
+  for _, r in ipairs(results) do
+    check(OUTCOMES[r.outcome], 2, "unknown outcome %s", tostring(r.outcome))
+    local children = r.children or {}
+    args[n + 1], args[n + 2], args[n + 3] = r.id, r.token, r.outcome
+    args[n + 4], args[n + 5] = r.result or "", r.error or ""
+    args[n + 6], args[n + 7] = r.retry_delay or 0, #children
+    n = n + 7
+    for _, c in ipairs(children) do n = put_entry(args, n, c, nil) end
+  end
+  local res, err, code = self:call(scripts.complete, args, n)
+  if not res then return nil, err, code end
+  local replies = {}
+  for i, reply in ipairs(res) do
+    if reply[1] == 1 then
+      local ids = {}
+      for k = 2, #reply do ids[k - 1] = reply[k] end
+      replies[i] = ids
+    else
+      replies[i] = false
+    end
+  end
+  return replies
+end
+
+-- release(jobs) -> how many of these claimed jobs (tables with id and token)
+-- went back to their queue unstarted.
+function Run:release(jobs)
+  local args, n = {}, 0
+  for _, j in ipairs(jobs) do
+    args[n + 1], args[n + 2], n = j.id, j.token, n + 2
+  end
+  if n == 0 then return 0 end
+  return self:call(scripts.release, args, n)
+end
+
+-- --- leases ---
+
+function Run:heartbeat()
+  return self:call(scripts.heartbeat, { self.lease }, 1)
+end
+
+-- reap() -> requeued, failed; or 0, 0, true when a reap ran within the last
+-- heartbeat (of any process).
+function Run:reap()
+  local guard_ms = math.max(1, math.floor(self.heartbeat_interval * 1000))
+  local res, err, code = self:call(scripts.reap, { guard_ms, M.STALL_LIMIT }, 2)
+  if not res then return nil, err, code end
+  return res[1], res[2], res[3] == 1 or nil
+end
+
+-- --- what the run holds ---
+
+local COUNTERS = { "queued", "delayed", "running", "done", "failed", "waiting", "enqueued", "duplicates",
+  "retried", "hooks_done", "hooks_failed" }
+local CLASS_COUNTERS = { "queued", "delayed", "running", "done", "failed" }
+
+local function counters_of(flat, alive)
+  local c = { processes_alive = alive, per_class = {} }
+  for _, what in ipairs(COUNTERS) do c[what] = 0 end
+  for i = 1, #flat, 2 do
+    local field, v = flat[i], tonumber(flat[i + 1])
+    local class, what = field:match("^c:(.*):([^:]+)$")
+    if class then
+      local pc = c.per_class[class]
+      if not pc then
+        pc = {}
+        for _, w in ipairs(CLASS_COUNTERS) do pc[w] = 0 end
+        c.per_class[class] = pc
+      end
+      pc[what] = v
+    else
+      c[field] = v
+    end
+  end
+  c.finished = c.queued == 0 and c.delayed == 0 and c.running == 0 and c.waiting == 0
+  return c
+end
+
+-- counters() -> { queued, delayed, running, done, failed, waiting (processed,
+-- subtree open), enqueued, duplicates, retried, hooks_done, hooks_failed,
+-- processes_alive, per_class = { [class] = { queued, delayed, running, done,
+-- failed } }, finished }. queued and running count hook jobs too.
+function Run:counters()
+  local res, err, code = self:call(scripts.counters, { self.lease }, 1)
+  if not res then return nil, err, code end
+  return counters_of(res[1], res[2])
+end
+
+-- status([cap]) -> { counters, failed = { { id, class, error } ... } (the
+-- first cap), failed_total, processes = { { id, age } ... } }.
+function Run:status(cap)
+  local res, err, code = self:call(scripts.status, { self.lease, cap or M.STATUS_CAP }, 2)
+  if not res then return nil, err, code end
+  local failed_items, processes = {}, {}
+  for i, f in ipairs(res[3]) do failed_items[i] = { id = f[1], class = f[2], error = f[3] } end
+  for i, p in ipairs(res[5]) do processes[i] = { id = p[1], age = tonumber(p[2]) } end
+  return { counters = counters_of(res[1], res[2]), failed = failed_items, failed_total = res[4],
+    processes = processes }
+end
+
+-- result(id) -> state ("queued" | "running" | "done" | "failed"), result
+-- JSON (nil when none), error (nil when none); nil for an unknown id.
+function Run:result(id)
+  local res, err, code = self:call(scripts.result, { id }, 1)
+  if not res then return nil, err, code end
+  if not res[1] then return nil end
+  local result, why = res[2], res[3]
+  return res[1], result ~= "" and result or nil, why ~= "" and why or nil
+end
+
+-- --- life ---
+
+-- drop(client, name) -> how many keys were deleted: every key of the run.
+function M.drop(client, name)
+  local pattern = key_prefix(name):gsub("[%*%?%[%]\\]", "\\%0") .. "*"
+  local cursor, deleted = "0", 0
+  repeat
+    local res, err, code = client:call("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+    if not res then return nil, err, code end
+    cursor = res[1]
+    if #res[2] > 0 then
+      local n
+      n, err, code = client:call("UNLINK", unpack(res[2]))
+      if not n then return nil, err, code end
+      deleted = deleted + n
+    end
+  until cursor == "0"
+  return deleted
+end
+
+function Run:drop()
+  return M.drop(self.client, self.name)
+end
+
+-- close(): this process leaves the run (its jobs stay leased until they are
+-- completed, released or reaped).
+function Run:close()
+  if self.closed then return true end
+  self.closed = true
+  if self.client:state() == "closed" then return true end
+  local res, err, code = self.client:call("ZREM", self.key.procs, self.process_id)
+  if not res then return nil, err, code end
+  return true
+end
+
+local OPTIONS = {
+  classes = "table", fresh = "boolean", lease = "number", heartbeat = "number", order = "string",
+  limits = "table",
+}
+
+-- open(client, name, opts) -> run, or nil, err, code.
+function M.open(client, name, opts)
+  local prefix = key_prefix(name)
+  check(type(opts) == "table" and type(opts.classes) == "table" and #opts.classes > 0, 2,
+    "open needs opts.classes, the list of the script's item classes")
+  for k, v in pairs(opts) do
+    check(OPTIONS[k] == type(v), 2, "option %s: expected %s, got %s", tostring(k), tostring(OPTIONS[k]), type(v))
+  end
+  local order = opts.order or "lifo"
+  check(ORDERS[order], 2, "unknown order %s", order)
+  local classes = {}
+  for i, c in ipairs(opts.classes) do classes[i] = tostring(c) end
+  table.sort(classes)
+
+  if opts.fresh then
+    local ok, err, code = M.drop(client, name)
+    if not ok then return nil, err, code end
+  end
+  local keys, key, types = {}, {}, {}
+  for i, k in ipairs(prelude.KEY_NAMES) do
+    keys[i], key[k] = prefix .. k, prefix .. k
+    types[i] = prelude.KEY_TYPES[k] or "list|zset"
+  end
+  local run = setmetatable({
+    client = client, name = name, keys = keys, key = key, order = order, process_id = 0,
+    lease = opts.lease or 15, heartbeat_interval = opts.heartbeat or 1,
+  }, Run)
+  local res, err, code = run:call(scripts.open, {
+    M.FORMAT, M.VERSION, table.concat(classes, "\n"), cjson.encode(opts.limits or {}), cjson.encode(types),
+  }, 5)
+  if not res then return nil, err, code end
+  if res[1] == 0 and type(res[2]) == "string" then
+    return nil, format("EAQRUN: run %s: %s", name, res[2]), "EAQRUN"
+  end
+  run.first, run.process_id, run.limits = res[1] == 1, res[2], cjson.decode(res[3])
+  return run
+end
+
+return M

@@ -1,0 +1,251 @@
+-- aqueue.redis_run.prelude: the server-side helpers every script of a shared
+-- run starts with (README "The shared run's data in Redis"). This is Lua that
+-- runs inside Redis 7 (Lua 5.1 with cjson and cmsgpack), not in aqueue-run:
+-- aqueue.redis_run.scripts glues it before each script's body.
+--
+-- KEYS are the run's fixed keys, in the order of KEY_NAMES below; the keys
+-- made inside a script (a limit key's held list, a process's job set) carry
+-- the same prefix, hence the same hash tag `{run}`, so every key a script
+-- touches is in the run's cluster slot even when it is not in KEYS.
+-- ARGV[1] is the run's order, ARGV[2] the calling process's number; each
+-- script's own arguments follow.
+--
+-- An item is one field of the `items` hash: a MessagePack array (indices
+-- below) that a script loads once, changes in place and writes back once at
+-- the end (flush), however many steps of the script touched it. Counter
+-- moves are summed the same way and written as one HINCRBY per counter.
+local M = {}
+
+-- The run's fixed keys, after the prefix aq:{run}: (the index is KEYS[i]).
+M.KEY_NAMES = {
+  "meta",    -- hash: format, version, classes, order, limits, created, next_id, next_token, next_pid
+  "items",   -- hash: id -> the item's record (MessagePack)
+  "keys",    -- set: every key() enqueued in the run (dedup)
+  "ready",   -- list (lifo, fifo: ids) or zset (priority: score priority, member the id in hex)
+  "hooks",   -- list: ids whose after_children_processed is due
+  "delayed", -- zset: id -> due time (delay, retry backoff)
+  "leases",  -- zset: id -> lease expiry of a claimed job
+  "counts",  -- hash: the run's counters, and per class "c:<class>:<what>"
+  "krun",    -- hash: limit key -> jobs of that key running
+  "knext",   -- hash: limit key -> when the key's next start is due (limits.rate)
+  "wake",    -- zset: limit key with held items -> when to look at it again
+  "procs",   -- zset: process number -> its last sign of life
+  "failed",  -- list: ids of the items that failed, in order
+  "reaper",  -- string: the reaper's guard (SET NX PX)
+}
+
+-- What open expects each fixed key to be when it exists ("ready" depends on
+-- the order); anything else is foreign data.
+M.KEY_TYPES = {
+  meta = "hash", items = "hash", keys = "set", hooks = "list", delayed = "zset",
+  leases = "zset", counts = "hash", krun = "hash", knext = "hash", wake = "zset", procs = "zset",
+  failed = "list", reaper = "string",
+}
+
+M.TEXT = [==[
+local K_META, K_ITEMS, K_KEYS, K_READY, K_HOOKS, K_DELAYED, K_LEASES, K_COUNTS,
+  K_KRUN, K_KNEXT, K_WAKE, K_PROCS, K_FAILED, K_REAPER = unpack(KEYS)
+local PREFIX = string.sub(K_META, 1, -5)
+local ORDER, PID = ARGV[1], ARGV[2]
+local tonumber, call, fmt = tonumber, redis.call, string.format
+
+local clock = call('TIME')
+local NOW = tonumber(clock[1]) + tonumber(clock[2]) / 1e6
+local function time_text(t) return fmt('%.6f', t) end
+
+local function held_key(limit_key) return PREFIX .. 'held:' .. limit_key end
+local function jobs_key(pid) return PREFIX .. 'jobs:' .. pid end
+
+-- An item's record. ST: Q queued (ready, held or delayed), R running,
+-- P processed with its subtree open, H hook queued, h hook running, G hook
+-- over with children still open, F subtree finished. LKEY is '' or 'k'..key.
+local CLASS, FIELDS, PARENT, ST, ATT, TOK, PEND, HOOK, LKEY, MAXA, PRIO, LOST, RES, ERR, OUT, OWNER =
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
+
+local RECS, DIRTY = {}, {}
+local function load(id)
+  local r = RECS[id]
+  if r == nil then
+    local packed = call('HGET', K_ITEMS, id)
+    if not packed then return nil end
+    r = cmsgpack.unpack(packed)
+    RECS[id] = r
+  end
+  return r
+end
+local function touch(id) DIRTY[id] = true end
+
+local DELTA = {}
+local function add(what, by) DELTA[what] = (DELTA[what] or 0) + by end
+-- A counter of the run and of the item's class.
+local function count(r, what, by)
+  add(what, by)
+  add('c:' .. r[CLASS] .. ':' .. what, by)
+end
+
+local META_NEXT = {}
+local function meta_number(field)
+  if META_NEXT[field] == nil then META_NEXT[field] = tonumber(call('HGET', K_META, field) or 0) end
+  return META_NEXT[field]
+end
+local function next_number(field)
+  local n = meta_number(field) + 1
+  META_NEXT[field] = n
+  return n
+end
+
+-- Writes what the script changed: records, counters, id and token counters.
+local function flush()
+  local args, n = { 'HSET', K_ITEMS }, 2
+  for id in pairs(DIRTY) do
+    args[n + 1], args[n + 2], n = id, cmsgpack.pack(RECS[id]), n + 2
+    if n >= 1000 then call(unpack(args, 1, n)); n = 2 end
+  end
+  if n > 2 then call(unpack(args, 1, n)) end
+  for what, by in pairs(DELTA) do
+    if by ~= 0 then call('HINCRBY', K_COUNTS, what, by) end
+  end
+  for field, v in pairs(META_NEXT) do call('HSET', K_META, field, v) end
+end
+
+-- The ready queue: lifo and fifo are a list, priority a zset whose members
+-- are fixed-width hex ids, so equal priorities come out in enqueue order.
+local function ready_push(id, r, front)
+  if ORDER == 'priority' then
+    call('ZADD', K_READY, r[PRIO], fmt('%012x', id))
+  elseif ORDER == 'lifo' or front then
+    call('LPUSH', K_READY, id)
+  else
+    call('RPUSH', K_READY, id)
+  end
+end
+local function ready_pop()
+  if ORDER == 'priority' then
+    local z = call('ZPOPMIN', K_READY)
+    return z[1] and tonumber(z[1], 16)
+  end
+  local v = call('LPOP', K_READY)
+  return v and tonumber(v)
+end
+
+-- A job of limit key `key` no longer runs: a key with held items is looked at
+-- by the next claim.
+local function key_ended(key)
+  if call('HINCRBY', K_KRUN, key, -1) <= 0 then call('HDEL', K_KRUN, key) end
+  if call('EXISTS', held_key(key)) == 1 then call('ZADD', K_WAKE, NOW, key) end
+end
+
+-- The job `id` (record r, running: R or h) leaves its lease.
+local function unlease(id, r)
+  call('ZREM', K_LEASES, id)
+  call('SREM', jobs_key(r[OWNER]), id)
+  count(r, 'running', -1)
+  if r[ST] == 'R' and r[LKEY] ~= '' then key_ended(string.sub(r[LKEY], 2)) end
+end
+
+-- Puts a job that was running back in its queue (a lost lease, a release).
+local function requeue(id, r, front)
+  if r[ST] == 'R' then
+    r[ST] = 'Q'
+    ready_push(id, r, front)
+  else
+    r[ST] = 'H'
+    if front then call('LPUSH', K_HOOKS, id) else call('RPUSH', K_HOOKS, id) end
+  end
+  count(r, 'queued', 1)
+  touch(id)
+end
+
+-- Item `id` was processed, or its hook ran: walks up the tree while subtrees
+-- finish. An item whose subtree (children included) is over queues its hook,
+-- once; without a hook, or after it, the item is finished and its parent has
+-- one open child less.
+local function settle(id)
+  while id ~= 0 do
+    local r = load(id)
+    if r[PEND] > 0 then return end
+    if r[ST] == 'P' and r[HOOK] == 1 then
+      r[ST], r[LOST] = 'H', 0
+      call('RPUSH', K_HOOKS, id)
+      count(r, 'queued', 1)
+      touch(id)
+      return
+    elseif r[ST] ~= 'P' and r[ST] ~= 'G' then
+      return
+    end
+    r[ST] = 'F'
+    add('waiting', -1)
+    if r[OUT] == 'done' then r[FIELDS] = '' end -- kept for failed items only (--retry-failed)
+    touch(id)
+    local parent = r[PARENT]
+    if parent ~= 0 then
+      local pr = load(parent)
+      pr[PEND] = pr[PEND] - 1
+      touch(parent)
+    end
+    id = parent
+  end
+end
+
+-- process() is over for good for item `id`: done or failed.
+local function processed(id, r, outcome, result, err)
+  r[ST], r[OUT], r[RES], r[ERR] = 'P', outcome, result, err
+  add('waiting', 1)
+  count(r, outcome, 1)
+  if outcome == 'failed' then call('RPUSH', K_FAILED, id) end
+  touch(id)
+  settle(id)
+end
+
+-- The hook of item `id` is over (hook_failed: it raised).
+local function hook_over(id, r, hook_failed)
+  r[ST] = 'G'
+  add(hook_failed and 'hooks_failed' or 'hooks_done', 1)
+  touch(id)
+  settle(id)
+end
+
+-- Enqueue entries: 9 arguments each, from ARGV[i]: parent ('' or id), class,
+-- fields, key ('' or 'k'..key), priority, delay, limit key ('' or 'k'..key),
+-- max_attempts, has_hook ('1' or '0').
+local ENTRY_ARGS = 9
+local function parent_error(parent)
+  if parent == 0 then return nil end
+  local pr = load(parent)
+  if not pr then return 'no item ' .. parent .. ' in this run' end
+  if pr[ST] == 'F' then return 'item ' .. parent .. "'s subtree is finished" end
+  return nil
+end
+
+-- Enqueues the entry at ARGV[i] under `parent` (0: a root): its id, or false
+-- for a duplicate key.
+local function enqueue_at(i, parent)
+  local key = ARGV[i + 3]
+  if key ~= '' and call('SADD', K_KEYS, string.sub(key, 2)) == 0 then
+    add('duplicates', 1)
+    return false
+  end
+  local id = next_number('next_id')
+  local r = { ARGV[i + 1], ARGV[i + 2], parent, 'Q', 0, 0, 0, ARGV[i + 8] == '1' and 1 or 0,
+    ARGV[i + 6], tonumber(ARGV[i + 7]), tonumber(ARGV[i + 4]), 0, '', '', '', '0' }
+  RECS[id] = r
+  touch(id)
+  if parent ~= 0 then
+    local pr = load(parent)
+    pr[PEND] = pr[PEND] + 1
+    touch(parent)
+  end
+  local delay = tonumber(ARGV[i + 5])
+  if delay > 0 then
+    call('ZADD', K_DELAYED, NOW + delay, id)
+    count(r, 'delayed', 1)
+  else
+    ready_push(id, r, false)
+    count(r, 'queued', 1)
+  end
+  add('enqueued', 1)
+  return id
+end
+]==]
+
+return M

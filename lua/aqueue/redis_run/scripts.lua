@@ -1,0 +1,320 @@
+-- aqueue.redis_run.scripts: the atomic steps of a shared run, as Redis
+-- server-side scripts (each one EVALSHA, whatever the size of its batch).
+-- Each body runs after aqueue.redis_run.prelude (its helpers, KEYS, ARGV[1]
+-- = the order, ARGV[2] = the process number); its own arguments start at
+-- ARGV[3]. aqueue.redis_run calls them; README "The shared run's data in
+-- Redis" says what each does.
+local redis = require("aqueue.redis")
+local prelude = require("aqueue.redis_run.prelude")
+
+local BODIES = {}
+
+-- open: ARGV format, version, classes, limits (JSON), key types (JSON).
+-- Creates the run's meta or checks it; registers the process. Returns
+-- { first (1/0), process number, the run's limits JSON } or { 0, why } when
+-- the run cannot be joined.
+BODIES.open = [==[
+local format, version, classes, limits, types = ARGV[3], ARGV[4], ARGV[5], ARGV[6], cjson.decode(ARGV[7])
+for i, key in ipairs(KEYS) do
+  local t = call('TYPE', key).ok
+  local want = types[i] -- 'list|zset' for the ready queue: the order is checked below
+  if t ~= 'none' and not string.find('|' .. want .. '|', '|' .. t .. '|', 1, true) then
+    return { 0, fmt('key %s holds a %s, not the %s of an aqueue run', key, t, want) }
+  end
+end
+local first = 0
+if call('EXISTS', K_META) == 0 then
+  for i = 2, #KEYS do
+    if call('EXISTS', KEYS[i]) == 1 then
+      return { 0, fmt('key %s exists but %s does not: not an aqueue run', KEYS[i], K_META) }
+    end
+  end
+  call('HSET', K_META, 'format', format, 'version', version, 'classes', classes, 'order', ORDER,
+    'limits', limits, 'created', time_text(NOW))
+  first = 1
+else
+  local m = call('HMGET', K_META, 'format', 'version', 'classes', 'order', 'limits')
+  if m[1] ~= format then
+    return { 0, fmt('key %s is not the meta of an aqueue run (no format marker)', K_META) }
+  elseif m[2] ~= version then
+    return { 0, fmt('run written by format version %s; this aqueue reads version %s', tostring(m[2]), version) }
+  elseif m[3] ~= classes then
+    return { 0, fmt("the run's item classes are %s; this script's are %s",
+      (string.gsub(tostring(m[3]), '\n', ', ')), (string.gsub(classes, '\n', ', '))) }
+  elseif m[4] ~= ORDER then
+    return { 0, fmt("the run's order is %s; this script's is %s", tostring(m[4]), ORDER) }
+  end
+  limits = m[5]
+end
+local pid = call('HINCRBY', K_META, 'next_pid', 1)
+call('ZADD', K_PROCS, NOW, pid)
+return { first, pid, limits }
+]==]
+
+-- enqueue: ARGV entries (prelude's ENTRY_ARGS each). Returns one id or false
+-- per entry; a missing or finished parent refuses the whole batch before
+-- anything is written.
+BODIES.enqueue = [==[
+for i = 3, #ARGV, ENTRY_ARGS do
+  local err = parent_error(tonumber(ARGV[i]) or 0)
+  if err then return { err = 'EAQRUN ' .. err } end
+end
+local ids = {}
+for i = 3, #ARGV, ENTRY_ARGS do
+  ids[#ids + 1] = enqueue_at(i, tonumber(ARGV[i]) or 0)
+end
+flush()
+return ids
+]==]
+
+-- claim: ARGV n, lease, per_key, rate, per-key limits (JSON or '').
+-- Up to n jobs: due hooks first, then the held items of limit keys that may
+-- start again, then the ready queue (due delayed items join it first). A
+-- job of a limit key that may not start yet waits in the key's held list.
+-- Returns { id, kind, class, fields, parent, attempt, token, max_attempts }
+-- per job.
+BODIES.claim = [==[
+local n, lease, per_key, rate = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local overrides = ARGV[7] ~= '' and cjson.decode(ARGV[7]) or nil
+local MAX_SCAN = 4096 -- ready items looked at per claim (held ones move out of the way)
+local jobs, leased = {}, { 'ZADD', K_LEASES }
+
+local function limits_of(key)
+  local o = overrides and overrides[key]
+  if o then return o.per_key or per_key, o.rate or rate end
+  return per_key, rate
+end
+-- nil when a job of `key` may start now; else 'n' (per_key is full) or the
+-- time its rate allows the next start.
+local function blocked(key)
+  local pk, r = limits_of(key)
+  if pk > 0 and tonumber(call('HGET', K_KRUN, key) or 0) >= pk then return 'n' end
+  if r > 0 then
+    local due = tonumber(call('HGET', K_KNEXT, key) or 0)
+    if due > NOW then return due end
+  end
+  return nil
+end
+-- A token bucket with a burst of 1: the next start is due one interval after
+-- this one was due, so a start that came a little late (less than half an
+-- interval, at most 10 ms) is made up; a key idle for longer saves up no
+-- burst: its next start is due one interval from now.
+local function key_started(key)
+  call('HINCRBY', K_KRUN, key, 1)
+  local _, r = limits_of(key)
+  if r > 0 then
+    local interval = 1 / r
+    local due = tonumber(call('HGET', K_KNEXT, key) or 0)
+    if due < NOW - math.min(interval / 2, 0.01) then due = NOW end
+    call('HSET', K_KNEXT, key, time_text(due + interval))
+  end
+end
+
+local function start(id, r, kind)
+  if kind == 'process' then r[ST], r[ATT] = 'R', r[ATT] + 1 else r[ST] = 'h' end
+  r[TOK], r[OWNER] = next_number('next_token'), PID
+  touch(id)
+  leased[#leased + 1], leased[#leased + 2] = NOW + lease, id
+  count(r, 'queued', -1)
+  count(r, 'running', 1)
+  jobs[#jobs + 1] = { id, kind, r[CLASS], r[FIELDS], r[PARENT], r[ATT], r[TOK], r[MAXA] }
+end
+
+while #jobs < n do
+  local id = call('LPOP', K_HOOKS)
+  if not id then break end
+  id = tonumber(id)
+  start(id, load(id), 'hook')
+end
+
+local due = call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'LIMIT', 0, 1000)
+if #due > 0 then
+  call('ZREM', K_DELAYED, unpack(due))
+  for _, id in ipairs(due) do
+    id = tonumber(id)
+    local r = load(id)
+    ready_push(id, r, false)
+    count(r, 'delayed', -1)
+    count(r, 'queued', 1)
+  end
+end
+
+for _, key in ipairs(call('ZRANGEBYSCORE', K_WAKE, '-inf', NOW, 'LIMIT', 0, 100)) do
+  local held = held_key(key)
+  while #jobs < n and not blocked(key) do
+    local id = call('LPOP', held)
+    if not id then break end
+    id = tonumber(id)
+    start(id, load(id), 'process')
+    key_started(key)
+  end
+  if call('EXISTS', held) == 0 then
+    call('ZREM', K_WAKE, key)
+  else
+    local b = blocked(key)
+    if b == 'n' then
+      call('ZREM', K_WAKE, key) -- woken again when one of its running jobs ends
+    elseif b then
+      call('ZADD', K_WAKE, b, key)
+    end -- else: it may start more, this claim is full
+  end
+end
+
+local scanned = 0
+while #jobs < n and scanned < MAX_SCAN do
+  local id = ready_pop()
+  if not id then break end
+  scanned = scanned + 1
+  local r = load(id)
+  if r[LKEY] == '' then
+    start(id, r, 'process')
+  else
+    local key = string.sub(r[LKEY], 2)
+    local held = held_key(key)
+    local b = call('EXISTS', held) == 1 and 'held' or blocked(key)
+    if not b then
+      start(id, r, 'process')
+      key_started(key)
+    else
+      call('RPUSH', held, id) -- behind the key's earlier items
+      if b ~= 'held' and b ~= 'n' then call('ZADD', K_WAKE, b, key) end
+    end
+  end
+end
+
+if #jobs > 0 then
+  call(unpack(leased))
+  local ids = {}
+  for i, job in ipairs(jobs) do ids[i] = job[1] end
+  call('SADD', jobs_key(PID), unpack(ids))
+end
+call('ZADD', K_PROCS, NOW, PID)
+flush()
+return jobs
+]==]
+
+-- complete: ARGV count, then per result: id, token, outcome, result, error,
+-- retry_delay, number of children, the children's entries. Returns per
+-- result { 1, child ids or false... } when recorded, { 0 } for a stale token.
+BODIES.complete = [==[
+local replies, i = {}, 4
+for k = 1, tonumber(ARGV[3]) do
+  local id, token, outcome = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local result, err, retry_delay, nchildren = ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
+  local children_at = i + 7
+  i = children_at + nchildren * ENTRY_ARGS
+  local r = load(id)
+  local want = outcome == 'hook_done' and 'h' or 'R'
+  if not r or r[TOK] ~= token or r[ST] ~= want then
+    replies[k] = { 0 }
+  else
+    local reply = { 1 }
+    for c = children_at, i - 1, ENTRY_ARGS do reply[#reply + 1] = enqueue_at(c, id) end
+    unlease(id, r)
+    if outcome == 'hook_done' then
+      hook_over(id, r, err ~= '')
+    elseif outcome == 'retry' then
+      r[ST] = 'Q'
+      call('ZADD', K_DELAYED, NOW + retry_delay, id)
+      count(r, 'delayed', 1)
+      add('retried', 1)
+      touch(id)
+    else
+      processed(id, r, outcome, result, err)
+    end
+    replies[k] = reply
+  end
+end
+flush()
+return replies
+]==]
+
+-- heartbeat: ARGV lease. Renews this process's sign of life and the lease of
+-- every job it holds. Returns how many.
+BODIES.heartbeat = [==[
+call('ZADD', K_PROCS, NOW, PID)
+local ids = call('SMEMBERS', jobs_key(PID))
+local args = { 'ZADD', K_LEASES, 'XX' }
+for _, id in ipairs(ids) do args[#args + 1], args[#args + 2] = NOW + tonumber(ARGV[3]), id end
+if #ids > 0 then call(unpack(args)) end
+return #ids
+]==]
+
+-- reap: ARGV guard (ms), stall limit. Unless another reap ran within the
+-- guard, puts the jobs whose lease expired back in their queue (the lost
+-- lease counts as an attempt); a job that lost `stall limit` leases fails
+-- with "stalled". Returns { requeued, failed, busy (1: skipped) }.
+BODIES.reap = [==[
+if not call('SET', K_REAPER, PID, 'NX', 'PX', ARGV[3]) then return { 0, 0, 1 } end
+local stall_limit = tonumber(ARGV[4])
+local requeued, failed = 0, 0
+for _, id in ipairs(call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW, 'LIMIT', 0, 1000)) do
+  id = tonumber(id)
+  local r = load(id)
+  unlease(id, r)
+  r[LOST] = r[LOST] + 1
+  touch(id)
+  if r[LOST] < stall_limit then
+    requeue(id, r, false)
+    requeued = requeued + 1
+  else
+    if r[ST] == 'R' then processed(id, r, 'failed', '', 'stalled') else hook_over(id, r, true) end
+    failed = failed + 1
+  end
+end
+flush()
+return { requeued, failed, 0 }
+]==]
+
+-- release: ARGV id, token pairs. Hands claimed jobs that did not start back
+-- to the front of their queue, their attempt not counted. Returns how many.
+BODIES.release = [==[
+local released = 0
+for i = #ARGV - 1, 3, -2 do -- the last first, so the first is at the front again
+  local id, token = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  local r = load(id)
+  if r and r[TOK] == token and (r[ST] == 'R' or r[ST] == 'h') then
+    unlease(id, r)
+    if r[ST] == 'R' then r[ATT] = r[ATT] - 1 end
+    requeue(id, r, true)
+    released = released + 1
+  end
+end
+flush()
+return released
+]==]
+
+-- counters: ARGV lease. Returns { HGETALL counts, processes seen within a lease }.
+BODIES.counters = [==[
+return { call('HGETALL', K_COUNTS), call('ZCOUNT', K_PROCS, NOW - tonumber(ARGV[3]), '+inf') }
+]==]
+
+-- status: ARGV lease, cap. Returns { HGETALL counts, processes alive,
+-- { id, class, error } of the first `cap` failed items, how many failed,
+-- { process, seconds since its last sign of life } per process }.
+BODIES.status = [==[
+local failed = {}
+for _, id in ipairs(call('LRANGE', K_FAILED, 0, tonumber(ARGV[4]) - 1)) do
+  local r = load(tonumber(id))
+  failed[#failed + 1] = { tonumber(id), r[CLASS], r[ERR] }
+end
+local procs = {}
+local seen = call('ZRANGE', K_PROCS, 0, -1, 'WITHSCORES')
+for i = 1, #seen, 2 do procs[#procs + 1] = { tonumber(seen[i]), time_text(NOW - tonumber(seen[i + 1])) } end
+return { call('HGETALL', K_COUNTS), call('ZCOUNT', K_PROCS, NOW - tonumber(ARGV[3]), '+inf'), failed,
+  call('LLEN', K_FAILED), procs }
+]==]
+
+-- result: ARGV id. Returns { state, result, error } or {} for an unknown id.
+BODIES.result = [==[
+local r = load(tonumber(ARGV[3]))
+if not r then return {} end
+local states = { Q = 'queued', R = 'running' }
+return { states[r[ST]] or r[OUT], r[RES], r[ERR] }
+]==]
+
+local M = {}
+for name, body in pairs(BODIES) do
+  M[name] = redis.script(prelude.TEXT .. body)
+end
+return M

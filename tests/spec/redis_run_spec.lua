@@ -1,0 +1,468 @@
+-- aqueue.redis_run: a run shared by processes, against a private redis-server
+-- (tests/support/redis_server.lua, appendonly with appendfsync always). Two
+-- clients opening the same run are two processes.
+local aqueue = require("aqueue")
+local redis_run = require("aqueue.redis_run")
+local redis_server = require("tests.support.redis_server")
+local wait = require("tests.support.wait")
+
+local server
+local clients = {}
+
+local function client()
+  local c = assert(aqueue.redis.connect(server.url, { timeout = 30, backoff_min = 0.05, backoff_max = 0.2 }))
+  clients[#clients + 1] = c
+  return c
+end
+
+-- A process of run `name`: its own client. heartbeat 0.01 keeps the reaper's
+-- guard short, so the tests may reap again at once.
+local function process(name, opts)
+  opts = opts or {}
+  opts.classes = opts.classes or { "Page", "Site" }
+  if opts.heartbeat == nil then opts.heartbeat = 0.01 end
+  return assert(redis_run.open(client(), name, opts))
+end
+
+local function page(t)
+  t = t or {}
+  t.class = t.class or "Page"
+  t.fields = t.fields or "{}"
+  return t
+end
+
+local function ids_of(jobs)
+  local ids = {}
+  for i, j in ipairs(jobs) do ids[i] = j.id end
+  return ids
+end
+
+local function done(run, job, extra)
+  local r = { id = job.id, token = job.token, outcome = job.kind == "hook" and "hook_done" or "done" }
+  for k, v in pairs(extra or {}) do r[k] = v end
+  local replies = assert(run:complete{ r })
+  return replies[1]
+end
+
+-- Claims until `what` holds for the claimed jobs (a delay or a lease lapsing).
+local function claim_eventually(run, n, what)
+  local jobs
+  wait.until_true(function()
+    jobs = assert(run:claim(n))
+    return #jobs > 0
+  end, what)
+  return jobs
+end
+
+local function server_time()
+  local t = assert(clients[1]:call("TIME"))
+  return tonumber(t[1]) + tonumber(t[2]) / 1e6
+end
+
+describe("aqueue.redis_run", function()
+  setup(function()
+    server = redis_server.start()
+  end)
+
+  teardown(function()
+    for _, c in ipairs(clients) do c:close() end
+    server:stop()
+  end)
+
+  describe("open", function()
+    it("creates a run, and later processes join it with their own numbers", function()
+      local a = process("join")
+      local b = process("join")
+      assert.is_true(a.first)
+      assert.is_false(b.first)
+      assert.are.equal(1, a.process_id)
+      assert.are.equal(2, b.process_id)
+      assert.are.equal("aqueue-run", server:cli("HGET", "aq:{join}:meta", "format"))
+      assert.are.equal("Page\nSite", server:cli("HGET", "aq:{join}:meta", "classes"))
+    end)
+
+    it("takes the class set in any order, and refuses another set or another order", function()
+      process("classes", { classes = { "Site", "Page" } })
+      assert.is_false(process("classes", { classes = { "Page", "Site" } }).first)
+      local run, err, code = redis_run.open(client(), "classes", { classes = { "Page", "Image" } })
+      assert.is_nil(run)
+      assert.are.equal("EAQRUN", code)
+      assert.are.equal("EAQRUN: run classes: the run's item classes are Page, Site; this script's are Image, Page", err)
+      run, err, code = redis_run.open(client(), "classes", { classes = { "Page", "Site" }, order = "fifo" })
+      assert.is_nil(run)
+      assert.are.equal("EAQRUN", code)
+      assert.matches("the run's order is lifo; this script's is fifo", err, 1, true)
+    end)
+
+    it("refuses a run whose keys hold foreign data", function()
+      server:cli("SET", "aq:{foreign}:items", "not a hash")
+      local run, err, code = redis_run.open(client(), "foreign", { classes = { "Page" } })
+      assert.is_nil(run)
+      assert.are.equal("EAQRUN", code)
+      assert.are.equal("EAQRUN: run foreign: key aq:{foreign}:items holds a string, not the hash of an aqueue run", err)
+      server:cli("HSET", "aq:{foreign2}:meta", "owner", "someone else")
+      run, err, code = redis_run.open(client(), "foreign2", { classes = { "Page" } })
+      assert.is_nil(run)
+      assert.are.equal("EAQRUN", code)
+      assert.matches("key aq:{foreign2}:meta is not the meta of an aqueue run (no format marker)", err, 1, true)
+      server:cli("RPUSH", "aq:{foreign3}:failed", "1")
+      run, err = redis_run.open(client(), "foreign3", { classes = { "Page" } })
+      assert.is_nil(run)
+      assert.matches("key aq:{foreign3}:failed exists but aq:{foreign3}:meta does not: not an aqueue run", err, 1, true)
+      -- Nothing was written.
+      assert.are.equal("0", server:cli("EXISTS", "aq:{foreign3}:meta"))
+    end)
+
+    it("refuses a run written by another format version", function()
+      process("version")
+      server:cli("HSET", "aq:{version}:meta", "version", "99")
+      local run, err, code = redis_run.open(client(), "version", { classes = { "Page", "Site" } })
+      assert.is_nil(run)
+      assert.are.equal("EAQRUN", code)
+      assert.matches("run written by format version 99; this aqueue reads version 1", err, 1, true)
+    end)
+
+    it("fresh drops the run's keys first, and drop leaves no key of the run", function()
+      local a = process("fresh")
+      assert(a:enqueue{ page{ key = "k" }, page{ key = "l", delay = 60 } })
+      assert.are.equal(1, #assert(a:claim(1)))
+      server:cli("SET", "aq:{fresh2}:items", "another run's")
+      local b = process("fresh", { fresh = true })
+      assert.is_true(b.first)
+      local c = assert(b:counters())
+      assert.are.same({ 0, 0, 0, 0 }, { c.queued, c.delayed, c.running, c.enqueued })
+      assert.are.same({ 1 }, assert(b:enqueue{ page{ key = "k" } })) -- the key is free, ids start again
+      assert(b:drop() > 0)
+      assert.are.equal("", server:cli("KEYS", "aq:{fresh}:*"))
+      assert.are.equal("another run's", server:cli("GET", "aq:{fresh2}:items"))
+    end)
+  end)
+
+  describe("enqueue and claim", function()
+    it("dedups keys across processes, one script call per batch", function()
+      local a = process("dedup")
+      local b = process("dedup")
+      assert.are.same({ 1, false, 2 }, assert(a:enqueue{ page{ key = "x" }, page{ key = "x" }, page{ key = 7 } }))
+      assert.are.same({ false, 3, false }, assert(b:enqueue{ page{ key = "x" }, page{ key = "y" }, page{ key = "7" } }))
+      local c = assert(b:counters())
+      assert.are.equal(3, c.enqueued)
+      assert.are.equal(3, c.duplicates)
+      assert.are.equal(3, c.queued)
+      assert.are.equal(3, c.per_class.Page.queued)
+    end)
+
+    it("refuses a batch with a missing parent, writing nothing", function()
+      local a = process("orphan")
+      local ids, err, code = a:enqueue{ page{ key = "first" }, page{ parent = 42 } }
+      assert.is_nil(ids)
+      assert.are.equal("EAQRUN", code)
+      assert.matches("no item 42 in this run", err, 1, true)
+      assert.are.same({ 1 }, assert(a:enqueue{ page{ key = "first" } }))
+    end)
+
+    it("hands out jobs in lifo, fifo and priority order", function()
+      local function order_of(order, entries)
+        local run = process("order-" .. order, { order = order })
+        assert(run:enqueue(entries))
+        local claimed = {}
+        for _ = 1, 3 do
+          for _, id in ipairs(ids_of(assert(run:claim(2)))) do claimed[#claimed + 1] = id end
+        end
+        return claimed
+      end
+      local plain = { page(), page(), page(), page(), page() }
+      assert.are.same({ 5, 4, 3, 2, 1 }, order_of("lifo", plain))
+      assert.are.same({ 1, 2, 3, 4, 5 }, order_of("fifo", plain))
+      assert.are.same({ 4, 2, 5, 1, 3 }, order_of("priority", {
+        page{ priority = 3 }, page{ priority = 1 }, page{ priority = 5 }, page{ priority = -2 }, page{ priority = 1 },
+      }))
+    end)
+
+    it("returns each job's class, fields, parent, attempt and token, and a new token at every claim", function()
+      local run = process("jobs", { order = "fifo" })
+      assert(run:enqueue{ page{ fields = '{"url":"/"}', max_attempts = 3 }, page{ class = "Site" } })
+      local jobs = assert(run:claim(5))
+      assert.are.equal(2, #jobs)
+      local j = jobs[1]
+      assert.are.same({ 1, "process", "Page", '{"url":"/"}', nil, 1, 3 },
+        { j.id, j.kind, j.class, j.fields, j.parent, j.attempt, j.max_attempts })
+      assert.are.equal("Site", jobs[2].class)
+      assert.are_not.equal(jobs[1].token, jobs[2].token)
+      assert.are.equal(1, run:release{ j })
+      local again = assert(run:claim(1))[1]
+      assert.are.equal(1, again.id)
+      assert.are.equal(1, again.attempt) -- a release is no attempt
+      assert.is_true(again.token > j.token)
+      assert.is_false(done(run, j)) -- the first claim's token is stale
+      assert.are.same({}, done(run, again))
+    end)
+
+    it("keeps a delayed entry until it is due (by the server's clock)", function()
+      local run = process("delay", { order = "fifo" })
+      local t0 = server_time()
+      assert(run:enqueue{ page{ delay = 0.2 }, page() })
+      assert.are.same({ 2 }, ids_of(assert(run:claim(5))))
+      local c = assert(run:counters())
+      assert.are.same({ 1, 0, 1 }, { c.delayed, c.queued, c.running })
+      local jobs = claim_eventually(run, 5, "the delayed entry")
+      assert.is_true(server_time() - t0 >= 0.2)
+      assert.are.same({ 1 }, ids_of(jobs))
+      assert.are.equal(0, assert(run:counters()).delayed)
+    end)
+  end)
+
+  describe("limits for the whole run", function()
+    it("runs at most per_key jobs of a key at once across processes", function()
+      local limits = { per_key = 2 }
+      local a = process("per-key", { order = "fifo", limits = limits })
+      local b = process("per-key", { order = "fifo", limits = limits })
+      assert(a:enqueue{ page{ limit_key = "h" }, page{ limit_key = "h" }, page{ limit_key = "h" },
+        page{ limit_key = "g" }, page{ limit_key = "h" }, page() })
+      -- A takes two of h, then the others; h's last two wait.
+      local first = assert(a:claim(3))
+      assert.are.same({ 1, 2, 4 }, ids_of(first))
+      assert.are.same({ 6 }, ids_of(assert(b:claim(5))))
+      assert.are.same({}, assert(b:claim(5)))
+      assert.are.equal(2, assert(b:counters()).queued)
+      done(a, first[1])
+      assert.are.same({ 3 }, ids_of(assert(b:claim(5))))
+      assert.are.same({}, assert(a:claim(5)))
+      done(a, first[2])
+      assert.are.same({ 5 }, ids_of(assert(a:claim(5))))
+    end)
+
+    it("starts a key's jobs at most `rate` per second for the whole run, by the server's clock", function()
+      local rate, n = 20, 6
+      local limits = { rate = 1000, keys = { slow = { rate = rate } } }
+      local procs = { process("rate", { limits = limits }), process("rate", { limits = limits }) }
+      local entries = {}
+      for _ = 1, n do entries[#entries + 1] = page{ limit_key = "slow" } end
+      entries[#entries + 1] = page{ limit_key = "fast" }
+      assert(procs[1]:enqueue(entries))
+      local t0 = server_time()
+      local slow, fast, calls = 0, 0, 0
+      while slow < n do
+        local jobs = assert(procs[calls % 2 + 1]:claim(10))
+        calls = calls + 1
+        local slow_now = 0
+        for _, j in ipairs(jobs) do
+          if j.id <= n then slow_now = slow_now + 1 else fast = fast + 1 end
+        end
+        assert.is_true(slow_now <= 1) -- a burst of 1, whichever process asks
+        slow = slow + slow_now
+        aqueue.sleep(0.001)
+      end
+      -- The k-th start of "slow" is at least (k-1)/rate after the first, by
+      -- the server's clock: both lie between t0 and now.
+      assert.is_true(server_time() - t0 >= (n - 1) / rate)
+      assert.are.equal(1, fast)
+      assert.is_true(calls > n) -- many claims came away empty-handed
+    end)
+  end)
+
+  describe("complete", function()
+    it("records children and queues a hook once, after the last child's subtree", function()
+      local run = process("hooks", { order = "fifo" })
+      assert(run:enqueue{ page{ has_hook = true, key = "root" } })
+      local root = assert(run:claim(1))[1]
+      assert.are.same({ 2, 3, false, 4 }, done(run, root, {
+        result = '{"n":3}',
+        children = { page{ key = "a" }, page{ key = "b" }, page{ key = "root" }, page{ key = "c", class = "Site" } },
+      }))
+      local kids = assert(run:claim(10))
+      assert.are.same({ 2, 3, 4 }, ids_of(kids))
+      assert.are.equal(1, kids[1].parent)
+      assert.are.equal(1, assert(run:counters()).waiting)
+      done(run, kids[1])
+      done(run, kids[3], { outcome = "failed", error = "boom" })
+      assert.are.same({}, assert(run:claim(10)))
+      done(run, kids[2])
+      local hooks = assert(run:claim(10))
+      assert.are.equal(1, #hooks)
+      assert.are.same({ 1, "hook", '{}' }, { hooks[1].id, hooks[1].kind, hooks[1].fields })
+      assert.is_false(assert(run:counters()).finished)
+      done(run, hooks[1])
+      assert.are.same({}, assert(run:claim(10)))
+      local c = assert(run:counters())
+      assert.are.same({ true, 3, 1, 1, 0, 0, 0 }, { c.finished, c.done, c.failed, c.hooks_done, c.queued, c.running, c.waiting })
+      assert.are.same({ queued = 0, delayed = 0, running = 0, done = 0, failed = 1 }, c.per_class.Site)
+      assert.are.same({ "done", '{"n":3}' }, { run:result(1) })
+      assert.are.same({ "failed", nil, "boom" }, { run:result(4) })
+    end)
+
+    it("walks up a nested tree: a child's hook runs before its parent's", function()
+      local run = process("nested", { order = "lifo" })
+      assert(run:enqueue{ page{ has_hook = true } })
+      local hooks_seen = {}
+      local steps = 0
+      while true do
+        local jobs = assert(run:claim(1))
+        if #jobs == 0 then break end
+        steps = steps + 1
+        local j = jobs[1]
+        if j.kind == "hook" then
+          hooks_seen[#hooks_seen + 1] = j.id
+          done(run, j)
+        elseif j.id == 1 then
+          done(run, j, { children = { page{ has_hook = true }, page() } }) -- 2 (hook), 3
+        elseif j.id == 2 then
+          done(run, j, { children = { page{ has_hook = true }, page() } }) -- 4 (hook), 5
+        else
+          done(run, j)
+        end
+      end
+      assert.are.same({ 4, 2, 1 }, hooks_seen)
+      assert.are.equal(5 + 3, steps)
+      assert.is_true(assert(run:counters()).finished)
+    end)
+
+    it("puts a retry back in the delayed set and counts its attempt", function()
+      local run = process("retry")
+      assert(run:enqueue{ page() })
+      local first = assert(run:claim(1))[1]
+      done(run, first, { outcome = "retry", retry_delay = 0.05, error = "flaky" })
+      local c = assert(run:counters())
+      assert.are.same({ 1, 1, 0 }, { c.delayed, c.retried, c.running })
+      local again = claim_eventually(run, 1, "the retry")[1]
+      assert.are.equal(2, again.attempt)
+      done(run, again)
+      assert.is_true(assert(run:counters()).finished)
+    end)
+  end)
+
+  describe("leases", function()
+    it("refuses a late completion after the job was reaped and claimed by another process", function()
+      local a = process("stale", { lease = 0.2 })
+      local b = process("stale", { lease = 30 })
+      assert(a:enqueue{ page() })
+      local job_a = assert(a:claim(1))[1]
+      assert.are.equal(0, (assert(b:reap()))) -- not expired yet
+      wait.until_true(function() return assert(b:reap()) == 1 end, "the lease to lapse")
+      local job_b = assert(b:claim(1))[1]
+      assert.are.equal(job_a.id, job_b.id)
+      assert.are.equal(2, job_b.attempt) -- the lost lease counted
+      assert.is_false(done(a, job_a, { children = { page{ key = "from-a" } } }))
+      assert.are.same({ 2 }, done(b, job_b, { children = { page{ key = "from-b" } } }))
+      local c = assert(a:counters())
+      assert.are.same({ 1, 2, 1 }, { c.done, c.enqueued, c.queued })
+    end)
+
+    it("keeps a lease alive by heartbeat past its first expiry", function()
+      local run = process("heartbeat", { lease = 0.3 })
+      assert(run:enqueue{ page() })
+      local job = assert(run:claim(1))[1]
+      local t0 = server_time()
+      while server_time() - t0 < 0.8 do
+        assert.are.equal(1, run:heartbeat())
+        aqueue.sleep(0.05)
+        local requeued = assert(run:reap())
+        assert.are.equal(0, requeued)
+      end
+      assert.are.same({}, done(run, job))
+    end)
+
+    it("fails a job with \"stalled\" after 3 lost leases, and goes on with its tree", function()
+      local run = process("stalled", { lease = 0.05 })
+      assert(run:enqueue{ page{ has_hook = true } })
+      local root = assert(run:claim(1))[1]
+      done(run, root, { children = { page() } })
+      local job = assert(run:claim(1))[1]
+      local lost = 0
+      while lost < 3 do
+        assert.are.equal(lost + 1, job.attempt)
+        local requeued, failed
+        wait.until_true(function()
+          requeued, failed = assert(run:reap())
+          return requeued + failed > 0
+        end, "the lease to lapse")
+        lost = lost + 1
+        if lost < 3 then
+          assert.are.same({ 1, 0 }, { requeued, failed })
+          job = assert(run:claim(1))[1]
+        else
+          assert.are.same({ 0, 1 }, { requeued, failed })
+        end
+      end
+      assert.are.same({ "failed", nil, "stalled" }, { run:result(job.id) })
+      local hook = assert(run:claim(1))[1]
+      assert.are.same({ 1, "hook" }, { hook.id, hook.kind })
+      done(run, hook)
+      local st = assert(run:status())
+      assert.are.same({ { id = 2, class = "Page", error = "stalled" } }, st.failed)
+      assert.is_true(st.counters.finished)
+    end)
+
+    it("releases claimed jobs at once, to the front of the queue", function()
+      local a = process("release", { order = "fifo" })
+      local b = process("release", { order = "fifo" })
+      assert(a:enqueue{ page(), page(), page(), page() })
+      local jobs = assert(a:claim(3))
+      assert.are.equal(2, a:release{ jobs[2], jobs[3] })
+      assert.are.equal(0, a:release{ jobs[2] }) -- already back
+      local c = assert(b:counters())
+      assert.are.same({ 3, 1 }, { c.queued, c.running })
+      local taken = assert(b:claim(3))
+      assert.are.same({ 2, 3, 4 }, ids_of(taken))
+      assert.are.same({ 1, 1, 1 }, { taken[1].attempt, taken[2].attempt, taken[3].attempt })
+    end)
+  end)
+
+  describe("what the run holds", function()
+    it("counts processes alive within a lease, and reports them with their age", function()
+      local a = process("alive", { lease = 0.3 })
+      local b = process("alive", { lease = 0.3 })
+      assert.are.equal(2, assert(a:counters()).processes_alive)
+      assert(b:close())
+      assert.are.equal(1, assert(a:counters()).processes_alive)
+      wait.until_true(function() return assert(a:counters()).processes_alive == 0 end, "a's heartbeat to age")
+      a:heartbeat()
+      local st = assert(a:status())
+      assert.are.equal(1, st.counters.processes_alive)
+      assert.are.equal(1, #st.processes)
+      assert.are.equal(a.process_id, st.processes[1].id)
+      assert.is_true(st.processes[1].age < 0.3)
+    end)
+
+    it("caps the failed items status lists, and counts them all", function()
+      local run = process("status", { order = "fifo" })
+      local entries = {}
+      for i = 1, 25 do entries[i] = page() end
+      assert(run:enqueue(entries))
+      local results = {}
+      for i, j in ipairs(assert(run:claim(25))) do
+        results[i] = { id = j.id, token = j.token, outcome = "failed", error = "e" .. j.id }
+      end
+      assert(run:complete(results))
+      local st = assert(run:status())
+      assert.are.equal(25, st.failed_total)
+      assert.are.equal(redis_run.STATUS_CAP, #st.failed)
+      assert.are.same({ id = 1, class = "Page", error = "e1" }, st.failed[1])
+      assert.are.equal(25, st.counters.per_class.Page.failed)
+      assert(run:enqueue{ page() })
+      assert.are.same({ "queued" }, { run:result(26) })
+      assert.is_nil(run:result(99))
+    end)
+
+    it("goes on across a redis-server restart", function()
+      local a = process("restart", { order = "fifo" })
+      assert(a:enqueue{ page{ has_hook = true }, page() })
+      local jobs = assert(a:claim(1))
+      server:kill()
+      -- The client sees the drop (a call already on its way would fail with
+      -- ECONNRESET: redis_spec); the next one waits for the server.
+      wait.until_true(function() return a.client:state() == "connecting" end, "the drop")
+      server:start_again() -- appendfsync always: nothing was lost
+      assert.are.same({ 3 }, done(a, jobs[1], { children = { page() } }))
+      local b = process("restart", { order = "fifo" })
+      assert.is_false(b.first)
+      local rest = assert(b:claim(5))
+      assert.are.same({ 2, 3 }, ids_of(rest))
+      for _, j in ipairs(rest) do done(b, j) end
+      local hook = assert(a:claim(5))[1]
+      assert.are.same({ 1, "hook" }, { hook.id, hook.kind })
+      done(a, hook)
+      local c = assert(b:counters())
+      assert.are.same({ true, 3, 1 }, { c.finished, c.done, c.hooks_done })
+    end)
+  end)
+end)
