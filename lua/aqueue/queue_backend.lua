@@ -81,10 +81,15 @@ M.METHODS = {
 M.LOCAL_METHODS = { "enqueued" }
 M.REMOTE_METHODS = { "start", "enqueue", "claim", "release" }
 
--- The backend of a run: sqlite when `state_file` is given (opts: fresh,
--- retry_failed), else memory. Raises at `level` when the state file cannot
--- be used (it is left as it was).
+-- The backend of a run: redis when opts.redis (a URL) is given (opts: run,
+-- fresh, order, limits, classes), sqlite when `state_file` is given (opts:
+-- fresh, retry_failed), else memory. Raises at `level` when the state file
+-- cannot be used (it is left as it was); a Redis run that cannot be used ends
+-- the process with status 2.
 function M.open(state_file, opts, level)
+  if opts.redis then
+    return require("aqueue.backends.redis").open(opts.redis, opts.run, opts)
+  end
   if state_file then
     return require("aqueue.backends.sqlite").open(state_file, opts, level + 1)
   end

@@ -786,10 +786,28 @@ local function close_run(run)
   active = nil
 end
 
+-- The default name of a shared run (--redis without --run): the script's
+-- file name without its extension.
+local function script_name()
+  local path = arg and arg[0] or "run"
+  return (path:match("([^/]*)$"):gsub("%.[^.]*$", ""))
+end
+
+-- The names of the item classes the script defined (a shared run's
+-- processes must agree on them).
+local function class_names()
+  local names = {}
+  for name in pairs(item_mod.classes) do
+    names[#names + 1] = name
+  end
+  return names
+end
+
 local function run_queue(opts)
   local initial, num_workers, order, progress, run_limits, max_items, max_time, state_file = check_options(opts)
-  local _, _, _, _, fresh, retry_failed = core.defaults()
-  local backend = queue_backend.open(state_file, { fresh = fresh, retry_failed = retry_failed, order = order }, 2)
+  local _, _, _, _, fresh, retry_failed, _, _, redis, run_name = core.defaults()
+  local backend = queue_backend.open(state_file, { fresh = fresh, retry_failed = retry_failed, order = order,
+    redis = redis, run = run_name or script_name(), limits = run_limits, classes = class_names() }, 2)
   local ok, err = pcall(core.run_start, num_workers, order, progress, max_items, max_time)
   if not ok then -- another run is active
     backend:abandon()

@@ -269,6 +269,7 @@ function Shared:finish()
     return nil, tostring(err)
   end
   self.figures = self.run:counters() or self.figures
+  self:leave()
   return true
 end
 
@@ -291,11 +292,15 @@ end
 
 function Shared:abandon()
   self:stop_tasks()
+  self:leave()
 end
 
-function Shared:close()
-  self.stopped = true
+-- The run is over for this process: it leaves the run, and the connection.
+function Shared:leave()
   self.run:close()
+  if self.client then
+    self.client:close()
+  end
 end
 
 return M
