@@ -820,7 +820,7 @@ local function run_queue(opts)
   ok, err = pcall(function()
     if not backend.local_queue then
       run_remote.setup(run, remote_parts, num_workers)
-      run_remote.start(run, initial)
+      resumed = run_remote.start(run, initial)
       return
     end
     use_local_path(run)

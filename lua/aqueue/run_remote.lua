@@ -139,7 +139,9 @@ end
 -- The enqueue of a remote run: checks `child` as the local one does, then
 -- hands it to the backend. Returns a handle, or nil, "duplicate" (a key this
 -- process enqueued before: the store drops duplicates from other processes
--- itself), or nil, "stopped".
+-- itself), or nil, "stopped" when the run stops (a durable store keeps the
+-- item all the same, as a state file does, for the processes that go on or
+-- a later one).
 local function make_enqueue_child(run, parts)
   local backend, limits = run.backend, run.limits
   local instances_seen = {}
@@ -155,7 +157,8 @@ local function make_enqueue_child(run, parts)
     if limits and child.limit_key ~= nil then
       limit_key = parts.call_key_method(child, "limit_key", child.limit_key, level + 1)
     end
-    if C.aq__sched_stopping(E) ~= 0 then
+    local stopping = C.aq__sched_stopping(E) ~= 0
+    if stopping and not backend.durable then
       return nil, "stopped"
     end
     local key, duplicate = parts.dedup_key(backend, child, level + 1)
@@ -166,6 +169,9 @@ local function make_enqueue_child(run, parts)
       class = cls.__name, key = key, priority = priority, delay = delay, limit_key = limit_key,
       max_attempts = max_attempts, has_hook = band(flags, HAS_HOOK) ~= 0,
     })
+    if stopping then
+      return nil, "stopped"
+    end
     if parent ~= nil then
       child.parent = parent
     else
@@ -227,16 +233,18 @@ function M.setup(run, parts, num_workers)
 end
 
 -- The run starts: the first process of the run enqueues the initial items
--- (one batch), then every process claims.
+-- (one batch), then every process claims. Returns nil, or for a process that
+-- joined a run the counts of what the run held (as resume's).
 function M.start(run, initial)
   C.aq__sched_hold_run(E, 1)
-  run.backend:start()
-  if run.backend.first then
+  local joined = run.backend:start()
+  if not joined then
     for i = 1, #initial do
       run.enqueue_child(nil, initial[i], 4, true)
     end
   end
   claim_more(run)
+  return joined
 end
 
 -- The run is over in this process: later deliveries are handed back.

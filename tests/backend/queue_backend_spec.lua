@@ -10,17 +10,27 @@ local child = require("tests.support.child")
 local runs = require("tests.support.runs")
 
 local BACKEND = os.getenv("AQUEUE_TEST_BACKEND") or "memory"
--- local_remote: run_queue's remote path (aqueue.run_remote) on an in-process
--- store with redis_run's API (tests/support/local_remote_backend.lua); it
--- keeps nothing after its process, as memory.
-local REMOTE = BACKEND == "local_remote"
-local DURABLE = BACKEND ~= "memory" and not REMOTE
+-- The remote backends run run_queue's remote path (aqueue.run_remote):
+--   local_remote  on an in-process store with redis_run's API
+--                 (tests/support/local_remote_backend.lua); it keeps nothing
+--                 after its process, as memory
+--   redis         on a private redis-server of this spec (a "state file" is a
+--                 run's name there: tests/support/redis_backend.lua)
+local REMOTE = BACKEND == "local_remote" or BACKEND == "redis"
+local DURABLE = BACKEND == "sqlite" or BACKEND == "redis"
 -- What a child process's script starts with to use the same backend.
 local ROOT = debug.getinfo(1, "S").source:match("^@(.*)/tests/backend/[^/]*$")
-local CHILD_PRELUDE = REMOTE and ('package.path = %q .. package.path; '
-  .. 'require("tests.support.local_remote_backend").install()\n'):format(ROOT .. "/?.lua;") or ""
-if REMOTE then
+local CHILD_PRELUDE = ""
+local server = nil
+if BACKEND == "local_remote" then
   require("tests.support.local_remote_backend").install()
+  CHILD_PRELUDE = ('package.path = %q .. package.path; require("tests.support.local_remote_backend").install()\n')
+    :format(ROOT .. "/?.lua;")
+elseif BACKEND == "redis" then
+  server = require("tests.support.redis_server").start{}
+  require("tests.support.redis_backend").install(server.url)
+  CHILD_PRELUDE = ('package.path = %q .. package.path; require("tests.support.redis_backend").install(%q)\n')
+    :format(ROOT .. "/?.lua;", server.url)
 end
 
 local dir = files.temp_dir()
@@ -31,6 +41,9 @@ local function new_state()
     return nil
   end
   count = count + 1
+  if BACKEND == "redis" then
+    return ("spec-%d-run%d"):format(os.time(), count)
+  end
   return ("%s/run%d.state"):format(dir, count)
 end
 
@@ -49,6 +62,12 @@ local function assert_counters_agree(summary)
 end
 
 describe("the " .. BACKEND .. " queue backend", function()
+  teardown(function()
+    if server then
+      server:stop()
+    end
+  end)
+
   it("has every method of the interface", function()
     local b = queue_backend.open(new_state(), {}, 1)
     assert.are.equal(BACKEND, b.name)

@@ -143,10 +143,17 @@ function Shared:resume()
   return nil
 end
 
--- The run starts here: the flusher and the ticker begin.
+-- The run starts here: the flusher and the ticker begin. Returns nil for
+-- the process that created the run, else the counts of what it held when
+-- this one joined ({ pending, open, done, failed }).
 function Shared:start()
   self.flusher = spawn_step(self, "sending completions", flusher)
   self.ticker = spawn_step(self, "heartbeat", ticker)
+  if self.first then
+    return nil
+  end
+  local f = assert(self.run:counters())
+  return { pending = f.queued + f.delayed + f.running, open = f.waiting or 0, done = f.done, failed = f.failed }
 end
 
 -- The item's fields must be JSON: another process makes the item from them.
