@@ -58,6 +58,9 @@ void aq__sched_add_overall_done(struct aq_engine *E, int64_t n);
 void aq__sched_hold_open(struct aq_engine *E, int32_t parent);
 
 /* --- a remote queue (lua/aqueue/run_remote.lua) --- */
+/* The whole run's figures, all processes (display_set_shared_run). */
+void aq__display_shared_run(struct aq_engine *E, int64_t processes, int64_t queued, int64_t running, int64_t done,
+                            int64_t failed);
 /* Holds the run open (+1) while the remote store has work this process has
  * not claimed yet; -1 lets it end. */
 void aq__sched_hold_run(struct aq_engine *E, int32_t delta);

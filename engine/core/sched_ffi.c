@@ -74,6 +74,11 @@ double aq__sched_retry_remote(aq_engine *E, int32_t id, double base_s, double ca
   return sched_retry_remote(&E->sched, id, base_s, cap_s);
 }
 
+void aq__display_shared_run(aq_engine *E, int64_t processes, int64_t queued, int64_t running, int64_t done,
+                            int64_t failed) {
+  display_set_shared_run(&E->display, processes, queued, running, done, failed);
+}
+
 void aq__display_key_name(aq_engine *E, int32_t key, const char *name, size_t len) {
   display_set_key_name(&E->display, key, name, len);
 }

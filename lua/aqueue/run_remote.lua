@@ -195,6 +195,10 @@ function M.setup(run, parts, num_workers)
     deliver = nil,
   }
   run.remote.deliver = make_deliver(run, parts)
+  run.backend.on_counters = function(f) -- the whole run's figures, for the display
+    C.aq__display_shared_run(E, f.processes_alive or 0, (f.queued or 0) + (f.delayed or 0), f.running or 0,
+      f.done or 0, f.failed or 0)
+  end
   run.enqueue_child = make_enqueue_child(run, parts)
   local fail_process = parts.fail_process
   local function finish_process(r, id, item, ok, ...)

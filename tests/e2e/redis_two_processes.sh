@@ -8,6 +8,7 @@
 #   fresh:    --fresh drops the run and starts it anew;
 #   refusals: unreachable server, wrong password, a run key holding foreign
 #             data, a script with other item classes: one clear line, exit 2.
+#   display:  --progress json shows the whole run's figures (all processes).
 # Fixture: redis_tree.lua.
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
@@ -29,9 +30,9 @@ rcli() { redis-cli -p "$PORT" -a secret --no-auth-warning "$@"; }
 
 # ================================= share =================================
 LOG="$TMP/share.log"
-start_bg a "$AQUEUE_RUN" --redis "$URL" --run share "$T" "$LOG" A
+start_bg a "$AQUEUE_RUN" --progress none --redis "$URL" --run share "$T" "$LOG" A
 wait_for_text "$LOG" "A root" "$START_WAIT" "share: the first process creates the run"
-start_bg b "$AQUEUE_RUN" --redis "$URL" --run share "$T" "$LOG" B
+start_bg b "$AQUEUE_RUN" --progress none --redis "$URL" --run share "$T" "$LOG" B
 use_bg a
 wait_bg "$RUN_TIMEOUT" "share: the first process ends"
 expect_eq "$(cat "$TMP/a.err" | grep -c 'aqueue-run:')" 0 "share: no refusal (A)"
@@ -59,38 +60,41 @@ A_N="$(printf '%s\n' "$A_OUT" | sed -n 's/^processed=\([0-9]*\) .*/\1/p')"
 B_N="$(printf '%s\n' "$B_OUT" | sed -n 's/^processed=\([0-9]*\) .*/\1/p')"
 expect_eq "$((A_N + B_N))" 128 "share: the processes' own counts add up to the run's"
 
-run "$AQUEUE_RUN" --redis "$URL" --run share --status
+run "$AQUEUE_RUN" --progress none --redis "$URL" --run share --status
 expect_rc 0 "status: exit 0"
 expect_contains "$OUT" "complete: 0 queued, 0 delayed, 0 running, 128 done, 0 failed" "status: the run's counts"
 expect_match "$OUT" '^  Leaf +0 +0 +120 +0$' "status: the counts of a class"
 
 # ================================= rerun =================================
-run "$AQUEUE_RUN" --redis "$URL" --run share "$T" "$TMP/rerun.log" C
+run "$AQUEUE_RUN" --progress none --redis "$URL" --run share "$T" "$TMP/rerun.log" C
 expect_rc 0 "rerun: exit 0"
 expect_contains "$OUT" "processed=0 failed=0 retried=0 run_done=128" "rerun: a finished run has nothing to do"
 
 # ================================= fresh =================================
-run "$AQUEUE_RUN" --redis "$URL" --run share --fresh "$T" "$TMP/fresh.log" D
+run env "${FAST_DISPLAY[@]}" "$AQUEUE_RUN" --progress json --redis "$URL" --run share --fresh "$T" "$TMP/fresh.log" D
 expect_rc 0 "fresh: exit 0"
 expect_contains "$OUT" "processed=128 failed=0 retried=1 run_done=128" "fresh: the run starts anew"
+# --progress json: each line has the whole run's figures, read from the store
+expect_match "$ERR" '"type":"summary".*"run":\{"processes":1,"queued":[0-9]+,"running":[0-9]+,"done":[0-9]+,"failed":0,"rate":[0-9.]+\}' \
+  "display: the JSON summary has the whole run's figures"
 
 # ================================ refusals ================================
-run "$AQUEUE_RUN" --redis "redis://127.0.0.1:1" --run share "$T" "$TMP/x.log" X
+run "$AQUEUE_RUN" --progress none --redis "redis://127.0.0.1:1" --run share "$T" "$TMP/x.log" X
 expect_rc 2 "unreachable: exit 2"
 expect_contains "$ERR" "aqueue-run: ECONNREFUSED: cannot connect to redis://127.0.0.1:1/0" "unreachable: says so"
 
-run "$AQUEUE_RUN" --redis "redis://:wrong@127.0.0.1:$PORT" --run share "$T" "$TMP/x.log" X
+run "$AQUEUE_RUN" --progress none --redis "redis://:wrong@127.0.0.1:$PORT" --run share "$T" "$TMP/x.log" X
 expect_rc 2 "wrong password: exit 2"
 expect_contains "$ERR" "aqueue-run: EAUTH: authentication failed" "wrong password: says so"
 expect_not_contains "$ERR" "wrong" "wrong password: the password is not printed"
 
 rcli SET "aq:{foreign}:meta" "not ours" >/dev/null
-run "$AQUEUE_RUN" --redis "$URL" --run foreign "$T" "$TMP/x.log" X
+run "$AQUEUE_RUN" --progress none --redis "$URL" --run foreign "$T" "$TMP/x.log" X
 expect_rc 2 "foreign data: exit 2"
 expect_contains "$ERR" "EAQRUN: run foreign: key aq:{foreign}:meta holds a string" "foreign data: names the key"
 expect_eq "$(rcli GET "aq:{foreign}:meta")" "not ours" "foreign data: left as it was"
 
-run "$AQUEUE_RUN" --redis "$URL" --run share -e 'local aqueue = require("aqueue")
+run "$AQUEUE_RUN" --progress none --redis "$URL" --run share -e 'local aqueue = require("aqueue")
 local Other = aqueue.Item:extend("Other")
 function Other:process() end
 aqueue.run_queue{ initial_items = { Other{} }, progress = "none" }'
@@ -99,7 +103,7 @@ expect_contains "$ERR" "the run's item classes are Flaky, Leaf, Mid, Root; this 
   "other classes: names both sets"
 expect_not_contains "$ERR" "stack traceback" "refusals: one line, no traceback"
 
-run "$AQUEUE_RUN" --redis "$URL" --run none --status
+run "$AQUEUE_RUN" --progress none --redis "$URL" --run none --status
 expect_rc 2 "status of no run: exit 2"
 expect_contains "$ERR" "run none: no such run" "status of no run: says so"
 

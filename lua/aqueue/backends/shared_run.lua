@@ -85,25 +85,49 @@ function M.new(run, fields)
   return b
 end
 
+-- A batch is one script call, whose arguments are limited (a Lua C call
+-- takes at most ~8000 values): an entry takes ENTRY_ARGS of them, a
+-- completion COMPLETION_ARGS and its children's entries. MAX_ARGS leaves room
+-- for the call's own.
+local ENTRY_ARGS, COMPLETION_ARGS, MAX_ARGS = 9, 7, 6000
+
+-- The first records of `list` (entries or completions) that make one batch,
+-- and the rest. A completion whose children alone pass MAX_ARGS is a batch
+-- of its own (its children travel with it).
+local function split(list, max_records)
+  local n, args = 0, 0
+  while n < #list and n < max_records do
+    local r = list[n + 1]
+    local cost = r.outcome and COMPLETION_ARGS + ENTRY_ARGS * (r.children and #r.children or 0) or ENTRY_ARGS
+    if n > 0 and args + cost > MAX_ARGS then
+      break
+    end
+    n, args = n + 1, args + cost
+  end
+  if n == #list then
+    return list, {}
+  end
+  local batch, rest = {}, {}
+  for i = 1, n do
+    batch[i] = list[i]
+  end
+  for i = n + 1, #list do
+    rest[i - n] = list[i]
+  end
+  return batch, rest
+end
+
 -- Sends what is buffered: the enqueues outside any item, then the completions.
 function Shared:flush()
-  if #self.roots > 0 then
-    local roots = self.roots
-    self.roots = {}
-    assert(self.run:enqueue(roots))
+  while #self.roots > 0 do
+    local batch
+    batch, self.roots = split(self.roots, math.huge)
+    assert(self.run:enqueue(batch))
   end
   while #self.results > 0 do
-    local results = self.results
-    if #results > BATCH then
-      self.results = { unpack(results, BATCH + 1) }
-      results[BATCH + 1] = nil
-      for i = BATCH + 2, #results do
-        results[i] = nil
-      end
-    else
-      self.results = {}
-    end
-    assert(self.run:complete(results))
+    local batch
+    batch, self.results = split(self.results, BATCH)
+    assert(self.run:complete(batch))
   end
 end
 
