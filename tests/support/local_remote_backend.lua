@@ -6,9 +6,9 @@
 -- store across the network would. Kept small: one process, no limits, no
 -- leases (heartbeat and reap do nothing).
 --
---   require("tests.support.local_remote_backend").install()
+--   local uninstall = require("tests.support.local_remote_backend").install()
 -- makes every later run_queue of this process use it (backend name
--- "local_remote").
+-- "local_remote") until uninstall().
 local core = require("aqueue.core")
 local sleep = require("aqueue.sleep_core").sleep
 local queue_backend = require("aqueue.queue_backend")
@@ -28,6 +28,9 @@ local function new_store(order)
     keys = {},     -- key() values enqueued
     live = 0,      -- items whose subtree is not finished
     running = 0, done = 0, failed = 0, tokens = 0,
+    claims = {},   -- n asked by each claim, in order (what the tests look at)
+    outcomes = {}, -- outcome of each completion, in order
+    released = 0,  -- jobs handed back unstarted
   }, Store)
 end
 
@@ -100,6 +103,7 @@ function Store:pop()
 end
 
 function Store:claim(n)
+  self.claims[#self.claims + 1] = n
   sleep(0.001) -- the answer comes later, from the loop
   local now = core.now()
   for i = #self.delayed, 1, -1 do
@@ -136,6 +140,7 @@ function Store:complete(results)
     local res = results[i]
     local r = self.recs[res.id]
     assert(r.token == res.token, "a completion with a stale token")
+    self.outcomes[#self.outcomes + 1] = res.outcome
     r.token = nil
     self.running = self.running - 1
     local children = res.children or {}
@@ -161,6 +166,7 @@ function Store:release(list)
     local r = self.recs[list[i].id]
     if r.token == list[i].token then
       r.token = nil
+      self.released = self.released + 1
       self.running = self.running - 1
       if r.hook then
         self.hooks[#self.hooks + 1] = list[i].id
@@ -182,12 +188,19 @@ function Store:heartbeat() return true end
 function Store:reap() return 0, 0 end
 function Store:close() end
 
-local M = { new_store = new_store }
+local M = { new_store = new_store, store = nil }
 
--- Every later run_queue of this process keeps its queue in a store of its own.
+-- Every later run_queue of this process keeps its queue in a store of its
+-- own (the last one made is M.store, for the tests to look at). Returns a
+-- function that puts the usual backends back.
 function M.install()
+  local open = queue_backend.open
   queue_backend.open = function(_, opts)
-    return shared_run.new(new_store(opts.order), { name = "local_remote", durable = false })
+    M.store = new_store(opts.order)
+    return shared_run.new(M.store, { name = "local_remote", durable = false })
+  end
+  return function()
+    queue_backend.open = open
   end
 end
 
