@@ -36,13 +36,20 @@ local M = {}
 
 local MAX_PREFETCH = 128
 
--- The handle of an item enqueued into a remote queue: it runs in whichever
--- process claims it.
+-- The handle of an item enqueued into a remote queue, { backend, entry }: it
+-- runs in whichever process claims it, and its outcome comes from the store
+-- (backend:result). The wait runs in a task of its own, and the caller waits
+-- for that task as for any handle: without its worker slot, which the child
+-- may need.
 local RemoteHandle = {}
 RemoteHandle.__index = RemoteHandle
 
 function RemoteHandle:result()
-  error("handle:result() of an item of a shared run (--redis) is not supported yet", 2)
+  local backend, entry = self[1], self[2]
+  local h = handle.spawn(function()
+    return backend:result(entry)
+  end)
+  return h:result()
 end
 
 -- A claimed job enters the scheduler (see the header). Returns its id, or
@@ -165,7 +172,7 @@ local function make_enqueue_child(run, parts)
     if duplicate then
       return nil, "duplicate"
     end
-    backend:enqueue(child, parent, {
+    local entry = backend:enqueue(child, parent, {
       class = cls.__name, key = key, priority = priority, delay = delay, limit_key = limit_key,
       max_attempts = max_attempts, has_hook = band(flags, HAS_HOOK) ~= 0,
     })
@@ -177,7 +184,7 @@ local function make_enqueue_child(run, parts)
     else
       child._aq_id = false -- enqueued: not this process's to take children
     end
-    return setmetatable({ child }, RemoteHandle)
+    return setmetatable({ backend, entry }, RemoteHandle)
   end
 end
 

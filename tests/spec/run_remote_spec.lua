@@ -133,6 +133,30 @@ describe("a run whose queue is remote", function()
     assert.are.same({ done = 3, failed = 0, pending = 47 }, s.counters)
   end)
 
+  it("gives a child's outcome to handle:result(), from the store, without holding the worker", function()
+    local Child = aqueue.Item:extend("RemoteResultChild")
+    function Child:process()
+      if self.fail then error("child fails") end
+      return { twice = self.n * 2 }
+    end
+    function Child:key() return self.n end
+    local got = {}
+    local Parent = aqueue.Item:extend("RemoteResultParent")
+    function Parent:process(enqueue)
+      local h = enqueue(Child{ n = 21 })
+      local bad = enqueue(Child{ n = 5, fail = true })
+      got.value = h:result()
+      got.fail = { bad:result() }
+    end
+    -- one worker: the parent waits while its children run in its slot
+    local s = runs.quiet({ Parent{} }, { num_workers = 1 })
+    assert.are.same({ twice = 42 }, got.value)
+    assert.are.equal(nil, got.fail[1])
+    assert.matches("child fails", got.fail[2], 1, true)
+    assert.are.equal(2, s.processed)
+    assert.are.equal(1, s.failed)
+  end)
+
   it("refuses an item whose fields another process could not rebuild", function()
     local Odd = aqueue.Item:extend("RemoteOdd")
     function Odd:process() end

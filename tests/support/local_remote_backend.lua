@@ -135,7 +135,9 @@ function Store:claim(n)
   return jobs
 end
 
+-- Returns per result the ids of its children (false: a duplicate key).
 function Store:complete(results)
+  local replies = {}
   for i = 1, #results do
     local res = results[i]
     local r = self.recs[res.id]
@@ -143,13 +145,17 @@ function Store:complete(results)
     self.outcomes[#self.outcomes + 1] = res.outcome
     r.token = nil
     self.running = self.running - 1
-    local children = res.children or {}
+    local children, ids = res.children or {}, {}
     for j = 1, #children do
-      self:add(children[j])
+      ids[j] = self:add(children[j])
     end
+    replies[i] = ids
     if res.outcome == "retry" then
       self.delayed[#self.delayed + 1] = { id = res.id, due = core.now() + res.retry_delay }
     else
+      if res.outcome ~= "hook_done" then
+        r.outcome, r.result, r.error = res.outcome, res.result, res.error
+      end
       if res.outcome == "done" then
         self.done = self.done + 1
       elseif res.outcome == "failed" then
@@ -158,7 +164,7 @@ function Store:complete(results)
       self:close_one(res.id)
     end
   end
-  return true
+  return replies
 end
 
 function Store:release(list)
@@ -177,6 +183,15 @@ function Store:release(list)
     end
   end
   return true
+end
+
+-- result(id) -> "queued" | "running" | "done" | "failed", result JSON, error
+function Store:result(id)
+  local r = self.recs[id]
+  if r.outcome then
+    return r.outcome, r.result, r.error
+  end
+  return r.token and "running" or "queued"
 end
 
 function Store:counters()

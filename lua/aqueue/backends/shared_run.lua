@@ -75,8 +75,10 @@ function M.new(run, fields)
   b.first = run.first
   b.jobs = {}      -- item in hand -> its job ({ id, token, kind })
   b.children = {}  -- item in hand -> the entries of the children its process enqueued
-  b.roots = {}     -- entries enqueued outside any item, for the next batch
+  b.entries = {}   -- entries to enqueue on their own in the next batch: enqueued outside any item,
+                  -- or children someone waits for (send_children_now)
   b.results = {}   -- completions for the next batch
+  b.releases = {}  -- claimed jobs handed back unstarted, for the next batch
   b.seen_keys = {} -- key() values this process enqueued
   b.claims = 0     -- claims out
   b.stopped = false
@@ -117,23 +119,38 @@ local function split(list, max_records)
   return batch, rest
 end
 
--- Sends what is buffered: the enqueues outside any item, then the completions.
+-- Sends what is buffered: the jobs handed back, the enqueues outside any
+-- item, then the completions.
 function Shared:flush()
-  while #self.roots > 0 do
+  if #self.releases > 0 then
+    local releases = self.releases
+    self.releases = {}
+    assert(self.run:release(releases))
+  end
+  while #self.entries > 0 do
     local batch
-    batch, self.roots = split(self.roots, math.huge)
-    assert(self.run:enqueue(batch))
+    batch, self.entries = split(self.entries, math.huge)
+    local ids = assert(self.run:enqueue(batch))
+    for i = 1, #batch do
+      batch[i].id = ids[i] -- false: a duplicate (handle:result() reads it)
+    end
   end
   while #self.results > 0 do
     local batch
     batch, self.results = split(self.results, BATCH)
-    assert(self.run:complete(batch))
+    local replies = assert(self.run:complete(batch))
+    for i = 1, #batch do
+      local children, ids = batch[i].children, replies[i]
+      for j = 1, children and #children or 0 do
+        children[j].id = ids and ids[j] or false
+      end
+    end
   end
 end
 
 local function flusher(self)
   while not self.stopped do
-    if #self.roots > 0 or #self.results > 0 then
+    if #self.entries > 0 or #self.results > 0 or #self.releases > 0 then
       self:flush()
     else
       sleep(FLUSH_S)
@@ -190,25 +207,72 @@ function Shared:seen(key)
   return self.seen_keys[key] == true
 end
 
+-- Keeps `entry` (aqueue.run_remote's) of item `child` for the next batch:
+-- on its own, or with its parent's completion. Returns the entry, whose `id`
+-- is the store's once the batch went (false: a duplicate, or its parent's
+-- completion was refused).
 function Shared:enqueue(child, parent, entry)
   if entry.key ~= nil then
     self.seen_keys[entry.key] = true
   end
   entry.fields = encode_fields(child)
   if parent == nil then
-    self.roots[#self.roots + 1] = entry
-    return
+    self.entries[#self.entries + 1] = entry
+    return entry
   end
   local job = self.jobs[parent]
   if job == nil or job.kind ~= "process" then
     error(("enqueue: cannot add a child to a %s item whose subtree already completed"):format(parent.__name), 0)
   end
   entry.parent = job.id
+  entry.parent_item = parent
   local list = self.children[parent]
   if list then
     list[#list + 1] = entry
   else
     self.children[parent] = { entry }
+  end
+  return entry
+end
+
+-- Someone waits for a child of `parent`, still running: its children go now,
+-- not with its completion (the store counts them under it all the same).
+function Shared:send_children_now(parent)
+  local list = self.children[parent]
+  if list then
+    self.children[parent] = nil
+    for i = 1, #list do
+      self.entries[#self.entries + 1] = list[i]
+    end
+  end
+end
+
+-- The outcome of the item of `entry` (enqueued by this process, run by any):
+-- what its process returned (its first value, through JSON), or nil, err.
+-- Waits (yields) until the store has it, asking again after a wait that
+-- doubles up to POLL_MAX_S: only while someone waits on it.
+local POLL_MIN_S, POLL_MAX_S = 0.01, 0.5
+function Shared:result(entry)
+  if entry.id == nil and entry.parent_item then
+    self:send_children_now(entry.parent_item)
+  end
+  local wait = POLL_MIN_S
+  while true do
+    if entry.id == false then
+      return nil, "not run: the shared run already had an item with this key() (or its parent's completion was refused)"
+    elseif entry.id ~= nil then
+      local outcome, result, err = self.run:result(entry.id)
+      if outcome == "done" then
+        if result == nil then
+          return
+        end
+        return cjson.decode(result)
+      elseif outcome == "failed" then
+        return nil, err
+      end
+    end
+    sleep(wait)
+    wait = math.min(wait * 2, POLL_MAX_S)
   end
 end
 
@@ -275,17 +339,15 @@ function Shared:held()
   return false
 end
 
--- Claimed jobs that did not start go back to the store at once.
+-- Claimed jobs that did not start go back to the store with the next batch
+-- (the flusher's, at most FLUSH_S later, or finish's).
 function Shared:release(items)
-  local list = {}
+  local releases = self.releases
   for i = 1, #items do
     local job = self.jobs[items[i]]
     self.jobs[items[i]] = nil
-    list[i] = { id = job.id, token = job.token }
+    releases[#releases + 1] = { id = job.id, token = job.token }
   end
-  spawn_step(self, "releasing", function()
-    self.run:release(list)
-  end)
 end
 
 -- The run is over for this process: its last completions go out, its tasks
