@@ -82,6 +82,7 @@ function M.new(run, fields)
   b.seen_keys = {} -- key() values this process enqueued
   b.claims = 0     -- claims out
   b.stopped = false
+  b.pause_said = false -- the run said it is paused (the store cannot be reached)
   b.figures = nil  -- the last counters read
   b.flusher, b.ticker = nil, nil -- their task handles, from start to finish
   return b
@@ -119,18 +120,36 @@ local function split(list, max_records)
   return batch, rest
 end
 
+-- `batch` goes back in front of `rest`: its call failed, it is sent again.
+local function put_back(batch, rest)
+  for i = 1, #rest do
+    batch[#batch + 1] = rest[i]
+  end
+  return batch
+end
+
 -- Sends what is buffered: the jobs handed back, the enqueues outside any
--- item, then the completions.
+-- item, then the completions. Returns true, or nil, err when the store could
+-- not be reached: what was not sent stays buffered for the next flush (a
+-- completion sent twice is refused the second time by its token).
 function Shared:flush()
   if #self.releases > 0 then
     local releases = self.releases
     self.releases = {}
-    assert(self.run:release(releases))
+    local ok, err = self.run:release(releases)
+    if not ok then
+      self.releases = put_back(releases, self.releases)
+      return nil, err
+    end
   end
   while #self.entries > 0 do
     local batch
     batch, self.entries = split(self.entries, math.huge)
-    local ids = assert(self.run:enqueue(batch))
+    local ids, err = self.run:enqueue(batch)
+    if not ids then
+      self.entries = put_back(batch, self.entries)
+      return nil, err
+    end
     for i = 1, #batch do
       batch[i].id = ids[i] -- false: a duplicate (handle:result() reads it)
     end
@@ -138,7 +157,11 @@ function Shared:flush()
   while #self.results > 0 do
     local batch
     batch, self.results = split(self.results, BATCH)
-    local replies = assert(self.run:complete(batch))
+    local replies, err = self.run:complete(batch)
+    if not replies then
+      self.results = put_back(batch, self.results)
+      return nil, err
+    end
     for i = 1, #batch do
       local children, ids = batch[i].children, replies[i]
       for j = 1, children and #children or 0 do
@@ -146,12 +169,36 @@ function Shared:flush()
       end
     end
   end
+  return true
+end
+
+-- While the store cannot be reached (a Redis restart), the run pauses: the
+-- steps wait RETRY_S and try again, and say so once.
+local RETRY_S = 0.2
+function Shared:paused(err)
+  if not self.pause_said then
+    self.pause_said = true
+    core.log(("aqueue: the shared run is paused: %s (trying again)"):format(tostring(err)))
+  end
+  sleep(RETRY_S)
+end
+
+function Shared:resumed()
+  if self.pause_said then
+    self.pause_said = false
+    core.log("aqueue: the shared run goes on")
+  end
 end
 
 local function flusher(self)
   while not self.stopped do
     if #self.entries > 0 or #self.results > 0 or #self.releases > 0 then
-      self:flush()
+      local ok, err = self:flush()
+      if ok then
+        self:resumed()
+      else
+        self:paused(err)
+      end
     else
       sleep(FLUSH_S)
     end
@@ -279,8 +326,18 @@ end
 function Shared:claim(n, deliver)
   self.claims = self.claims + 1
   spawn_step(self, "claiming", function()
-    self:flush() -- the store sees what this process did before it answers
-    local jobs = assert(self.run:claim(n))
+    local jobs, err
+    repeat
+      self:flush() -- the store sees what this process did before it answers
+      jobs, err = self.run:claim(n)
+      if not jobs then
+        if self.stopped then
+          jobs = {}
+        else
+          self:paused(err)
+        end
+      end
+    until jobs
     local delivered, finished = {}, false
     for i = 1, #jobs do
       local job = jobs[i]
@@ -288,7 +345,7 @@ function Shared:claim(n, deliver)
       self.jobs[item] = job
       delivered[i] = { item = item, hook = job.kind == "hook", attempt = job.attempt }
     end
-    if #jobs == 0 then
+    if #jobs == 0 and not self.stopped then
       local figures = self.run:counters()
       finished = figures and figures.finished
       if not finished then
@@ -357,9 +414,10 @@ function Shared:finish()
   while self.claims > 0 do
     sleep(FLUSH_S) -- an answer on its way is handed back (deliver refuses it)
   end
-  local ok, err = pcall(self.flush, self)
+  local ok, err = self:flush()
   if not ok then
-    return nil, tostring(err)
+    self:leave()
+    return nil, "the shared run's last steps could not be sent: " .. tostring(err)
   end
   self.figures = self.run:counters() or self.figures
   self:leave()
