@@ -82,6 +82,7 @@ function M.new(run, fields)
   b.seen_keys = {} -- key() values this process enqueued
   b.claims = 0     -- claims out
   b.stopped = false
+  b.flushing = false -- a flush is under way
   b.pause_said = false -- the run said it is paused (the store cannot be reached)
   b.figures = nil  -- the last counters read
   b.flusher, b.ticker = nil, nil -- their task handles, from start to finish
@@ -128,38 +129,52 @@ local function put_back(batch, rest)
   return batch
 end
 
--- Sends what is buffered: the jobs handed back, the enqueues outside any
--- item, then the completions. Returns true, or nil, err when the store could
--- not be reached: what was not sent stays buffered for the next flush (a
+-- Sends what is buffered when the call began: the jobs handed back, the
+-- enqueues outside a completion, then the completions; one flush at a time
+-- (the flusher's and a claim's), so the entries a completion needs sent
+-- first are sent first. Returns true, or nil, err when the store could not
+-- be reached: what was not sent stays buffered for the next flush (a
 -- completion sent twice is refused the second time by its token).
 function Shared:flush()
-  if #self.releases > 0 then
-    local releases = self.releases
-    self.releases = {}
+  while self.flushing do
+    sleep(FLUSH_S)
+  end
+  self.flushing = true
+  local ok, err = self:send_buffered()
+  self.flushing = false
+  return ok, err
+end
+
+function Shared:send_buffered()
+  local releases, entries, results = self.releases, self.entries, self.results
+  self.releases, self.entries, self.results = {}, {}, {}
+  if #releases > 0 then
     local ok, err = self.run:release(releases)
     if not ok then
-      self.releases = put_back(releases, self.releases)
+      self.releases, self.entries, self.results = put_back(releases, self.releases), put_back(entries, self.entries),
+        put_back(results, self.results)
       return nil, err
     end
   end
-  while #self.entries > 0 do
+  while #entries > 0 do
     local batch
-    batch, self.entries = split(self.entries, math.huge)
+    batch, entries = split(entries, math.huge)
     local ids, err = self.run:enqueue(batch)
     if not ids then
-      self.entries = put_back(batch, self.entries)
+      self.entries = put_back(put_back(batch, entries), self.entries)
+      self.results = put_back(results, self.results)
       return nil, err
     end
     for i = 1, #batch do
       batch[i].id = ids[i] -- false: a duplicate (handle:result() reads it)
     end
   end
-  while #self.results > 0 do
+  while #results > 0 do
     local batch
-    batch, self.results = split(self.results, BATCH)
+    batch, results = split(results, BATCH)
     local replies, err = self.run:complete(batch)
     if not replies then
-      self.results = put_back(batch, self.results)
+      self.results = put_back(put_back(batch, results), self.results)
       return nil, err
     end
     for i = 1, #batch do
@@ -364,12 +379,20 @@ function Shared:claim(n, deliver)
 end
 
 -- A completion of item `item`'s job, for the next batch.
+-- Children too many for one call go ahead of it, as entries under their
+-- parent (sent before the completions: the store counts them under it).
+local MAX_CHILDREN = math.floor((MAX_ARGS - COMPLETION_ARGS) / ENTRY_ARGS)
 function Shared:complete(item, result)
   local job = self.jobs[item]
   self.jobs[item] = nil
   result.id, result.token = job.id, job.token
-  result.children = self.children[item]
-  self.children[item] = nil
+  local children = self.children[item]
+  if children and #children > MAX_CHILDREN then
+    self:send_children_now(item)
+  else
+    result.children = children
+    self.children[item] = nil
+  end
   self.results[#self.results + 1] = result
 end
 
