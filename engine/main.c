@@ -28,12 +28,15 @@ int main(int argc, char **argv) {
   E->cli_order = cli.order;
   E->cli_progress = cli.progress;
   E->cli_state = cli.state;
+  E->cli_redis = cli.redis;
+  E->cli_run = cli.run;
   E->cli_fresh = cli.fresh;
   E->cli_retry_failed = cli.retry_failed;
   E->cli_max_items = (double)cli.max_items;
   E->cli_max_time = cli.max_time;
   if (cli.code) status = engine_load_script(E, NULL, cli.code, argc, argv, cli.script_index);
   else if (cli.script_index) status = engine_load_script(E, argv[cli.script_index], NULL, argc, argv, cli.script_index);
+  else if (cli.redis) status = engine_load_tool(E, "aqueue.redis_tool", "status");
   else status = engine_load_tool(E, "aqueue.state_tool", cli.status ? "status" : "retry_failed");
   if (status == 0) status = engine_run(E);
   status = engine_destroy(E, status);

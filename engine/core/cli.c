@@ -31,6 +31,11 @@ static const char usage[] =
     "  --status           with --state: print the run's pending, done and failed items\n"
     "                     (no script needed; nothing runs)\n"
     "  --retry-failed     with --state: put the failed items back to be run again\n"
+    "  --redis URL        share the run with other processes through Redis:\n"
+    "                     redis://[:password@]host[:port][/db] or unix:///path/to/socket;\n"
+    "                     --fresh and --status work on the run as with --state\n"
+    "  --run NAME         with --redis: the run's name (default: the script's file\n"
+    "                     name without its extension)\n"
     "  --progress MODE    auto | tty | plain | json | none: the live display\n"
     "                     (auto: tty when stderr is a terminal, else plain)\n"
     "  --version          print the version and exit\n"
@@ -50,6 +55,24 @@ static int bad_usage(const char *fmt, const char *what) {
   fprintf(stderr, fmt, what);
   fprintf(stderr, "\nTry 'aqueue-run --help'.\n");
   return AQ_EXIT_USAGE;
+}
+
+/* Where the queue is kept: --state FILE or --redis URL (not both), and the
+ * options that work on it. `script` is the script's argv (NULL when there is
+ * none: -e, or nothing runs). Returns 0 or the usage error's status. */
+static int check_store_options(const aq_cli *cli, const char *script) {
+  const char *needs = cli->fresh ? "--fresh" : cli->status ? "--status" : cli->retry_failed ? "--retry-failed" : NULL;
+  if (cli->state && cli->redis)
+    return bad_usage("%s", "--state and --redis cannot be combined: a run is kept in a state file or in Redis");
+  if (needs && !cli->state && !cli->redis) return bad_usage("%s needs --state FILE or --redis URL", needs);
+  if (cli->run && !cli->redis) return bad_usage("%s", "--run needs --redis URL");
+  if (cli->redis && cli->retry_failed)
+    return bad_usage("%s", "--retry-failed works with --state only: a run in Redis cannot put its failed items back yet");
+  if (!cli->redis || cli->run) return 0;
+  if (cli->status) return bad_usage("%s", "--status with --redis needs --run NAME (no script names the run)");
+  if (!script || strcmp(script, "-") == 0)
+    return bad_usage("%s", "--redis needs --run NAME when the script is not a file (-e, stdin): nothing names the run");
+  return 0;
 }
 
 /* The value of an option given as "--opt value", "--opt=value" or "-wvalue";
@@ -149,6 +172,15 @@ int cli_parse(int argc, char **argv, aq_cli *cli) {
       const char *v = option_value(argc, argv, &i, arg, 7);
       if (!v || *v == '\0') return bad_usage("--state needs a file name%s", "");
       cli->state = v;
+    } else if (matches(arg, "--redis")) {
+      const char *v = option_value(argc, argv, &i, arg, 7);
+      if (!v || *v == '\0') return bad_usage("--redis needs a URL (redis://host:port/db)%s", "");
+      cli->redis = v;
+    } else if (matches(arg, "--run")) {
+      const char *v = option_value(argc, argv, &i, arg, 5);
+      if (!v || *v == '\0' || strpbrk(v, "{}"))
+        return bad_usage("--run needs a name without braces, got '%s'", v ? v : "");
+      cli->run = v;
     } else if (strcmp(arg, "--fresh") == 0) {
       cli->fresh = 1;
     } else if (strcmp(arg, "--status") == 0) {
@@ -159,12 +191,14 @@ int cli_parse(int argc, char **argv, aq_cli *cli) {
       return bad_usage("unknown option '%s'", arg);
     }
   }
-  if ((cli->fresh || cli->status || cli->retry_failed) && !cli->state)
-    return bad_usage("%s needs --state FILE", cli->fresh ? "--fresh" : cli->status ? "--status" : "--retry-failed");
+  int rc = check_store_options(cli, cli->code || i >= argc ? NULL : argv[i]);
+  if (rc != 0) return rc;
   if (cli->fresh && (cli->status || cli->retry_failed))
     return bad_usage("%s", "--fresh cannot be combined with --status or --retry-failed");
   if (cli->status) {
-    if (i < argc || cli->code) return bad_usage("%s", "--status runs no script: give only --state FILE --status");
+    if (i < argc || cli->code)
+      return bad_usage("%s", cli->redis ? "--status runs no script: give only --redis URL --run NAME --status"
+                                        : "--status runs no script: give only --state FILE --status");
     return 0;
   }
   if (cli->code) {

@@ -7,6 +7,8 @@ typedef struct {
   int order;          /* --order as an aq_order, -1 when not given */
   int progress;       /* --progress as an aq_progress, -1 when not given */
   const char *state;  /* --state FILE, NULL when not given */
+  const char *redis;  /* --redis URL, NULL when not given */
+  const char *run;    /* --run NAME (with --redis), NULL when not given */
   int fresh, status, retry_failed; /* --fresh, --status, --retry-failed */
   long long max_items; /* --max-items N, 0 when not given */
   double max_time;     /* --max-time S, 0 when not given */

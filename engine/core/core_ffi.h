@@ -56,3 +56,14 @@ void aq__sched_restore_release(struct aq_engine *E, int32_t id);
 int32_t aq__sched_restore_attempts(struct aq_engine *E, int32_t id, int32_t attempts);
 void aq__sched_add_overall_done(struct aq_engine *E, int64_t n);
 void aq__sched_hold_open(struct aq_engine *E, int32_t parent);
+
+/* --- a remote queue (lua/aqueue/run_remote.lua) --- */
+/* The whole run's figures, all processes (display_set_shared_run). */
+void aq__display_shared_run(struct aq_engine *E, int64_t processes, int64_t queued, int64_t running, int64_t done,
+                            int64_t failed);
+/* Holds the run open (+1) while the remote store has work this process has
+ * not claimed yet; -1 lets it end. */
+void aq__sched_hold_run(struct aq_engine *E, int32_t delta);
+/* aq__sched_retry for an item of a remote queue: the store re-queues it after
+ * the returned seconds; it leaves this process (-1: no attempt left). */
+double aq__sched_retry_remote(struct aq_engine *E, int32_t id, double base_s, double cap_s);

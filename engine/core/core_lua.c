@@ -280,7 +280,8 @@ static int l_log(lua_State *L) {
 }
 
 /* core.defaults() -> num_workers, order, progress, state, fresh, retry_failed,
- * max_items, max_time from the command line (nil or false when unset). */
+ * max_items, max_time, redis, run from the command line (nil or false when
+ * unset). */
 static int l_defaults(lua_State *L) {
   aq_engine *E = engine(L);
   if (E->cli_workers > 0) lua_pushinteger(L, E->cli_workers);
@@ -297,7 +298,11 @@ static int l_defaults(lua_State *L) {
   else lua_pushnil(L);
   if (E->cli_max_time > 0) lua_pushnumber(L, E->cli_max_time);
   else lua_pushnil(L);
-  return 8;
+  if (E->cli_redis) lua_pushstring(L, E->cli_redis);
+  else lua_pushnil(L);
+  if (E->cli_run) lua_pushstring(L, E->cli_run);
+  else lua_pushnil(L);
+  return 10;
 }
 
 /* core.output(stream, text): text the script writes to stdout (1) or stderr

@@ -371,6 +371,7 @@ void display_run_started(aq_display *d, aq_progress mode) {
   d->eta_total = 0;
   d->eta_total_ns = 0;
   d->spin = 0;
+  d->shared = (aq_shared_run_figures){0};
   free_failures(d);
   update_rate(d);
   /* What stdio holds goes out before anything of the run. */
@@ -570,4 +571,25 @@ void display_note_failure(aq_display *d, const char *text, size_t len) {
   d->failures[slot] = first_line(text, len);
   d->failures_total++;
   display_note_error(d, text, len);
+}
+
+/* The whole run's items/s: a moving average of the figures' steps, as the
+ * overall rate's (update_rate) but from the store's counts. */
+void display_set_shared_run(aq_display *d, int64_t processes, int64_t queued, int64_t running, int64_t done,
+                            int64_t failed) {
+  aq_shared_run_figures *f = &d->shared;
+  uint64_t now = uv_hrtime();
+  int64_t finished = done + failed;
+  if (f->known && now > f->rate_ns) {
+    double step = (double)(finished - f->rate_finished) / ((double)(now - f->rate_ns) / 1e9);
+    f->rate = f->rate > 0 ? 0.7 * f->rate + 0.3 * step : step;
+  }
+  f->known = 1;
+  f->processes = processes;
+  f->queued = queued;
+  f->running = running;
+  f->done = done;
+  f->failed = failed;
+  f->rate_finished = finished;
+  f->rate_ns = now;
 }

@@ -69,4 +69,11 @@ void display_note_error(aq_display *d, const char *text, size_t len);
  * ends. Out of memory, the key stays unnamed. */
 void display_set_key_name(aq_display *d, int32_t key, const char *name, size_t len);
 
+/* The latest figures of the whole run when several processes share it
+ * (--redis): processes alive, items queued, running, done, failed in all of
+ * them. Called through the FFI by the run's backend (aq__display_shared_run);
+ * the panel, the plain line and the JSON show them from then on. */
+void display_set_shared_run(aq_display *d, int64_t processes, int64_t queued, int64_t running, int64_t done,
+                            int64_t failed);
+
 #endif

@@ -346,6 +346,17 @@ static void queue_section(aq_display *d, aq_buf *b, int budget, int cols, int *l
   }
 }
 
+/* The whole run's figures when several processes share it, in a line of
+ * its own (the panel) or at the end of the plain line. */
+static void shared_run_figures(const aq_display *d, aq_buf *b, const char *lead) {
+  const aq_shared_run_figures *f = &d->shared;
+  char rate[32];
+  fmt_rate(rate, sizeof rate, f->rate);
+  aq_buf_printf(b, "%sprocesses %lld  queued %lld  running %lld  done %lld  failed %lld  %s items/s", lead,
+                (long long)f->processes, (long long)f->queued, (long long)f->running, (long long)f->done,
+                (long long)f->failed, rate);
+}
+
 static void overall_line(aq_display *d, aq_buf *b, int cols) {
   const aq_sched *s = d->sched;
   overall_figures f = overall(d);
@@ -429,13 +440,22 @@ int render_panel(aq_display *d) {
   int class_budget = visible;
   if (class_budget > height / 4) class_budget = height / 4 > 1 ? height / 4 : 1;
   int error_line = d->last_error != NULL;
-  int worker_budget = height - 3 - error_line - (class_budget < visible ? class_budget + 1 : class_budget);
+  int shared_line = d->shared.known;
+  int worker_budget =
+      height - 3 - error_line - shared_line - (class_budget < visible ? class_budget + 1 : class_budget);
   if (worker_budget > height / 2) worker_budget = height / 2;
   if (worker_budget < 2) worker_budget = 2;
   int lines = 0;
   workers_section(d, b, worker_budget, cols, &lines);
   queue_section(d, b, class_budget, cols, &lines);
   overall_line(d, b, cols);
+  if (shared_line) {
+    newline(b, &lines);
+    color(b, d, C_BOLD);
+    aq_buf_puts(b, " Whole run ");
+    color(b, d, C_RESET);
+    shared_run_figures(d, b, " ");
+  }
   if (error_line) {
     newline(b, &lines);
     color(b, d, C_BOLD);
@@ -463,6 +483,7 @@ void render_plain(aq_display *d, aq_buf *b) {
   aq_buf_printf(b, "aqueue: %s  %lld/%lld (%.0f%%)  %s items/s  ETA %s  running %lld  queued %lld  failed %lld  retried %lld",
              elapsed, (long long)f.done, (long long)f.total, f.percent, rate, eta, (long long)s->running_jobs,
              (long long)queued, (long long)s->failed, (long long)s->retried);
+  if (d->shared.known) shared_run_figures(d, b, "  whole run: ");
   if (s->running_jobs < s->num_workers) { /* idle workers: what the waiting items wait for */
     waiting_figures w = waiting(d);
     if (w.delayed + w.backing_off + w.rate + w.per_key > 0) {
@@ -566,6 +587,14 @@ void render_json(aq_display *d, aq_buf *b, int final, const char *why) {
                (long long)c->failed, (long long)c->hooks_failed, (long long)c->retried, (long long)c->max_queued);
   }
   aq_buf_puts(b, "}");
+  if (d->shared.known) {
+    const aq_shared_run_figures *r = &d->shared;
+    aq_buf_printf(b,
+                  ",\"run\":{\"processes\":%lld,\"queued\":%lld,\"running\":%lld,\"done\":%lld,\"failed\":%lld,"
+                  "\"rate\":%.2f}",
+                  (long long)r->processes, (long long)r->queued, (long long)r->running, (long long)r->done,
+                  (long long)r->failed, r->rate);
+  }
   if (final) {
     aq_buf_puts(b, ",\"why\":");
     if (why) json_string(b, why, strlen(why));

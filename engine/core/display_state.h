@@ -28,6 +28,17 @@ typedef enum {
 /* The last failures of a run, for the final summary. */
 #define AQ_DISPLAY_KEPT_FAILURES 5
 
+/* The figures of a run shared by several processes (--redis), all of them
+ * together, as its store counts them: given by the backend a few times a
+ * second (display_set_shared_run). */
+typedef struct {
+  int known;             /* given at least once in this run */
+  int64_t processes, queued, running, done, failed;
+  double rate;           /* smoothed items/s of the whole run (done and failed) */
+  int64_t rate_finished; /* done + failed at the last figures */
+  uint64_t rate_ns;      /* time of the last figures */
+} aq_shared_run_figures;
+
 typedef struct {
   uv_loop_t *loop;       /* its handles' loop */
   const aq_sched *sched; /* whose figures it shows; never changed here */
@@ -72,6 +83,7 @@ typedef struct {
   char *failures[AQ_DISPLAY_KEPT_FAILURES]; /* ring of "Class:phase: message" */
   int64_t failures_total;
   char *last_error;      /* the latest failure or failed attempt, for the panel */
+  aq_shared_run_figures shared; /* the whole run's, when it is shared (--redis) */
 } aq_display;
 
 /* The ETA counts as exact (no "~") once the overall total has not grown for

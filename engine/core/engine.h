@@ -43,6 +43,7 @@ struct aq_engine {
   int cli_order;         /* --order: an aq_order, -1 unset */
   int cli_progress;      /* --progress: an aq_progress, -1 unset */
   const char *cli_state; /* --state FILE, NULL unset (points into argv) */
+  const char *cli_redis, *cli_run; /* --redis URL, --run NAME, NULL unset (point into argv) */
   int cli_fresh, cli_retry_failed; /* --fresh, --retry-failed */
   double cli_max_items, cli_max_time; /* --max-items, --max-time (win over run_queue's); 0 unset */
 };

@@ -68,6 +68,17 @@ void aq__sched_add_overall_done(aq_engine *E, int64_t n) {
 
 void aq__sched_hold_open(aq_engine *E, int32_t parent) { sched_hold_open(&E->sched, parent); }
 
+void aq__sched_hold_run(aq_engine *E, int32_t delta) { sched_hold_run(&E->sched, delta); }
+
+double aq__sched_retry_remote(aq_engine *E, int32_t id, double base_s, double cap_s) {
+  return sched_retry_remote(&E->sched, id, base_s, cap_s);
+}
+
+void aq__display_shared_run(aq_engine *E, int64_t processes, int64_t queued, int64_t running, int64_t done,
+                            int64_t failed) {
+  display_set_shared_run(&E->display, processes, queued, running, done, failed);
+}
+
 void aq__display_key_name(aq_engine *E, int32_t key, const char *name, size_t len) {
   display_set_key_name(&E->display, key, name, len);
 }

@@ -17,23 +17,42 @@
 
 /* --- retries --- */
 
-double sched_retry(aq_sched *s, int32_t id, double base_s, double cap_s) {
+/* The wait before attempt n + 1 of item `id`, or -1 when it has none left. */
+static double retry_wait(aq_sched *s, int32_t id, double base_s, double cap_s) {
   int32_t attempts = items_attempts(&s->items, id);
   if (attempts >= items_max_attempts(&s->items, id)) return -1;
-  double wait_s = aq_backoff_ceiling_s(base_s, cap_s, attempts) * aq_backoff_jitter(&s->jitter_state);
+  return aq_backoff_ceiling_s(base_s, cap_s, attempts) * aq_backoff_jitter(&s->jitter_state);
+}
+
+/* The running item `id` is no longer running here: it waits for a retry. */
+static void retry_counted(aq_sched *s, int32_t id) {
   aq_class_stats *c = &s->classes[s->items.recs[id].class_id];
-  if (sched_delay_item(s, id, sched_now_ms() + wait_s * 1000.0) != 0) return -1;
   c->running--;
-  c->queued++;
-  c->retrying++;
   c->retried++;
   s->retried++;
   s->running_jobs--;
   int32_t key = items_limit_key(&s->items, id);
   if (key) limits_item_ended(&s->limits, key);
   sched_job_over(s);
+}
+
+double sched_retry(aq_sched *s, int32_t id, double base_s, double cap_s) {
+  double wait_s = retry_wait(s, id, base_s, cap_s);
+  if (wait_s < 0 || sched_delay_item(s, id, sched_now_ms() + wait_s * 1000.0) != 0) return -1;
+  aq_class_stats *c = &s->classes[s->items.recs[id].class_id];
+  c->queued++;
+  c->retrying++;
+  retry_counted(s, id);
   /* A graceful stop drops the item with the other waiting ones. */
   if (s->stopping) sched_notify_waiter(s);
+  return wait_s;
+}
+
+double sched_retry_remote(aq_sched *s, int32_t id, double base_s, double cap_s) {
+  double wait_s = retry_wait(s, id, base_s, cap_s);
+  if (wait_s < 0) return -1;
+  retry_counted(s, id);
+  sched_hand_back(s, id);
   return wait_s;
 }
 

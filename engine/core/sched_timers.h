@@ -10,6 +10,9 @@
 
 /* Process failed: retry after a backoff (returns its seconds) or not (-1). */
 double sched_retry(aq_sched *s, int32_t id, double base_s, double cap_s);
+/* The same, for an item of a remote queue: the store waits the backoff and
+ * runs it again, so it leaves this scheduler now (sched_hand_back). */
+double sched_retry_remote(aq_sched *s, int32_t id, double base_s, double cap_s);
 /* Arms the running process()'s timeout. Returns 0, or -1 out of memory. */
 int32_t sched_arm_timeout(aq_sched *s, double seconds);
 /* Ends the running process()'s timeout: its seconds when it had passed, else 0. */

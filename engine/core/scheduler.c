@@ -673,6 +673,27 @@ void sched_hold_open(aq_sched *s, int32_t parent) {
   if (parent > 0 && s->active) rec(s, parent)->pending++;
 }
 
+/* --- a run whose queue is remote (lua/aqueue/run_remote.lua) --- */
+
+/* The items of a remote queue enter this scheduler only while this process
+ * runs them, so between two claims it may hold none: the run's Lua side
+ * holds the run open (+1) until the store says the whole run is finished
+ * (-1), as a live item would. */
+void sched_hold_run(aq_sched *s, int32_t delta) {
+  if (!s->active) return;
+  s->live_items += delta;
+  sched_notify_waiter(s);
+}
+
+/* Item `id`, running, goes back to the remote store that owns it (a retry
+ * the store schedules): it leaves this scheduler as a finished item would,
+ * without counting as done or failed. */
+void sched_hand_back(aq_sched *s, int32_t id) {
+  rec(s, id)->state = AQ_ITEM_OPEN;
+  close_one(s, id);
+  sched_notify_waiter(s);
+}
+
 /* The restored children of an open item are in: let its subtree close. */
 void sched_restore_release(aq_sched *s, int32_t id) {
   close_one(s, id);

@@ -179,6 +179,9 @@ int32_t sched_restore_open(aq_sched *s, int32_t parent, int32_t class_id, int32_
 void sched_restore_release(aq_sched *s, int32_t id);
 int32_t sched_restore_attempts(aq_sched *s, int32_t id, int32_t attempts);
 void sched_hold_open(aq_sched *s, int32_t parent);
+/* a remote queue (lua/aqueue/run_remote.lua) */
+void sched_hold_run(aq_sched *s, int32_t delta);
+void sched_hand_back(aq_sched *s, int32_t id);
 
 /* --- for the scheduler's clocks above (sched_timers.c) --- */
 /* Puts an item into `delays` (state DELAYED) until hrtime `due_ms`. Returns

@@ -15,6 +15,7 @@ local item_mod = require("aqueue.item")
 local handle = require("aqueue.handle")
 local traceback = require("aqueue.traceback")
 local queue_backend = require("aqueue.queue_backend")
+local run_remote = require("aqueue.run_remote")
 local field_names = require("aqueue.field_names")
 
 local C, E = sched.C, sched.E
@@ -53,6 +54,13 @@ local function new_run_state(limits, backend)
     limit_key_ids = {},  -- Item:limit_key() value -> the scheduler's key id
     backend = backend,   -- where the queue is kept (aqueue.queue_backend)
     enqueue_child = nil, -- (parent, child, level, initial): see make_enqueue_child
+    -- the path of the run's queue, chosen once (use_local_path, or
+    -- aqueue.run_remote for a remote queue):
+    serve = nil,         -- (run): the runner loop's jobs, see make_serve
+    fail = nil,          -- (run, id, item, err): a process() attempt that timed out
+    retry = nil,         -- aq__sched_retry or aq__sched_retry_remote
+    drop = nil,          -- (run): a graceful stop's queued items
+    remote = nil,        -- a remote queue's state (aqueue.run_remote)
   }
 end
 
@@ -417,10 +425,12 @@ local function report_failure(run, item, phase, err, attempts)
 end
 
 -- process() of item `id` failed (raised, or timed out): retry it after a
--- backoff while it has retries left, else it has failed for good.
+-- backoff while it has retries left, else it has failed for good. The
+-- run's `retry` (aq__sched_retry, or aq__sched_retry_remote for a remote
+-- queue) waits the backoff or hands the item back to the store.
 local function fail_process(run, id, item, err)
   local attempt = C.aq__sched_attempt(E, id)
-  local wait = C.aq__sched_retry(E, id, item.retry_backoff, item.retry_backoff_max)
+  local wait = run.retry(E, id, item.retry_backoff, item.retry_backoff_max)
   if wait >= 0 then
     local message = traceback.normalize(err).message
     item._aq_last_error = message
@@ -428,7 +438,7 @@ local function fail_process(run, id, item, err)
       attempt, item.retries + 1, wait)
     core.log("aqueue: " .. text .. item_mod.view(item) .. ": " .. message) -- names the item, as report_failure
     core.note_error(text .. message) -- the panel's one line keeps the message
-    run.backend:retrying(item, attempt)
+    run.backend:retrying(item, attempt, wait)
     item.attempt = attempt + 1 -- what the retry's process sees as self.attempt
     return
   end
@@ -496,32 +506,38 @@ local function in_time(ok, ...)
   return ok, ...
 end
 
--- Runs `run`'s jobs until the scheduler has none for this runner: returns 0
--- (nothing to take: park) or -1 (its time slice is over: yield).
-local function serve(run)
-  local items = run.items
-  while true do
-    local job = C.aq__sched_take(E)
-    if job <= 0 then
-      return job
-    end
-    local id = rshift(job, JOB_ID_SHIFT)
-    local item = items[id]
-    if band(job, JOB_KIND_MASK) == JOB_PROCESS then
-      if item.timeout then
-        if C.aq__sched_arm_timeout(E, item.timeout) ~= 0 then
-          finish_process(run, id, item, false, "out of memory (for the timeout's timer)")
+-- A serve(run) that runs `run`'s jobs until the scheduler has none for this
+-- runner: returns 0 (nothing to take: park) or -1 (its time slice is over:
+-- yield). `finish_process` and `finish_hook` end each job: the local ones
+-- above, or a remote queue's (aqueue.run_remote).
+local function make_serve(finish_process, finish_hook)
+  return function(run)
+    local items = run.items
+    while true do
+      local job = C.aq__sched_take(E)
+      if job <= 0 then
+        return job
+      end
+      local id = rshift(job, JOB_ID_SHIFT)
+      local item = items[id]
+      if band(job, JOB_KIND_MASK) == JOB_PROCESS then
+        if item.timeout then
+          if C.aq__sched_arm_timeout(E, item.timeout) ~= 0 then
+            finish_process(run, id, item, false, "out of memory (for the timeout's timer)")
+          else
+            finish_process(run, id, item, in_time(xpcall(item.process, on_error, item, enqueue, set_desc)))
+          end
         else
-          finish_process(run, id, item, in_time(xpcall(item.process, on_error, item, enqueue, set_desc)))
+          finish_process(run, id, item, xpcall(item.process, on_error, item, enqueue, set_desc))
         end
       else
-        finish_process(run, id, item, xpcall(item.process, on_error, item, enqueue, set_desc))
+        finish_hook(run, id, item, xpcall(item.after_children_processed, on_error, item))
       end
-    else
-      finish_hook(run, id, item, xpcall(item.after_children_processed, on_error, item))
     end
   end
 end
+
+local serve_local = make_serve(finish_process, finish_hook)
 
 -- Every runner task runs this. A runner outlives runs (parked runners are
 -- woken for the next one), so it looks up the run in progress each time it
@@ -529,7 +545,7 @@ end
 local function runner()
   while true do
     local run = active
-    local job = run and serve(run) or 0
+    local job = run and run.serve(run) or 0
     if job == 0 then
       if run then
         reap(run)
@@ -545,7 +561,7 @@ end
 -- it waited on is cancelled), and this runs as a task of its own.
 local function timed_out(id, message)
   local run = active
-  fail_process(run, id, run.items[id], message)
+  run.fail(run, id, run.items[id], message)
   if C.aq__sched_reaped_count(E) >= REAP_BATCH then
     reap(run)
   end
@@ -697,6 +713,18 @@ local function drop_queued(run)
   end
 end
 
+-- The run's queue is this process's scheduler's (memory, sqlite): the fast path.
+local function use_local_path(run)
+  run.serve, run.fail, run.retry, run.drop = serve_local, fail_process, C.aq__sched_retry, drop_queued
+end
+
+-- What aqueue.run_remote builds a remote run's path from.
+local remote_parts = {
+  sched_fields = sched_fields, check_item = check_item, call_key_method = call_key_method,
+  dedup_key = dedup_key, new_turn_counter = new_turn_counter, fail_process = fail_process,
+  finish_hook = finish_hook, make_serve = make_serve, reap = reap, REAP_BATCH = REAP_BATCH,
+}
+
 -- Puts the unfinished items the run's backend holds back into the scheduler
 -- and into `run` (queue_backend: resume). Returns the counts of what it held,
 -- or nil when it held no run.
@@ -758,10 +786,28 @@ local function close_run(run)
   active = nil
 end
 
+-- The default name of a shared run (--redis without --run): the script's
+-- file name without its extension.
+local function script_name()
+  local path = arg and arg[0] or "run"
+  return (path:match("([^/]*)$"):gsub("%.[^.]*$", ""))
+end
+
+-- The names of the item classes the script defined (a shared run's
+-- processes must agree on them).
+local function class_names()
+  local names = {}
+  for name in pairs(item_mod.classes) do
+    names[#names + 1] = name
+  end
+  return names
+end
+
 local function run_queue(opts)
   local initial, num_workers, order, progress, run_limits, max_items, max_time, state_file = check_options(opts)
-  local _, _, _, _, fresh, retry_failed = core.defaults()
-  local backend = queue_backend.open(state_file, { fresh = fresh, retry_failed = retry_failed }, 2)
+  local _, _, _, _, fresh, retry_failed, _, _, redis, run_name = core.defaults()
+  local backend = queue_backend.open(state_file, { fresh = fresh, retry_failed = retry_failed, order = order,
+    redis = redis, run = run_name or script_name(), limits = run_limits, classes = class_names() }, 2)
   local ok, err = pcall(core.run_start, num_workers, order, progress, max_items, max_time)
   if not ok then -- another run is active
     backend:abandon()
@@ -772,6 +818,12 @@ local function run_queue(opts)
   handle.set_run_items(run.items)
   local resumed = nil
   ok, err = pcall(function()
+    if not backend.local_queue then
+      run_remote.setup(run, remote_parts, num_workers)
+      resumed = run_remote.start(run, initial)
+      return
+    end
+    use_local_path(run)
     resumed = resume(run)
     if resumed then
       say_resumed(state_file, resumed)
@@ -788,7 +840,10 @@ local function run_queue(opts)
     error(err, 0)
   end
   while core.run_wait() == "stopping" do
-    drop_queued(run)
+    run.drop(run)
+  end
+  if run.remote then
+    run_remote.close(run)
   end
   reap(run)
   local summary = core.run_finish()

@@ -218,37 +218,39 @@ function M.abandon()
   statefile.set_active_state(nil)
 end
 
-local function unsavable(class_name, field, problem, level)
-  error(("enqueue: %s.%s cannot be saved in the state file: it %s"):format(class_name, field, problem), level + 1)
+local function unsavable(class_name, field, problem, level, where)
+  error(("enqueue: %s.%s cannot be saved in %s: it %s"):format(class_name, field, where or "the state file", problem),
+    level + 1)
 end
 
 -- Checks that a new item's fields can be saved; raises at `level` naming the
--- field that cannot. Plain fields are checked here, in Lua the JIT compiles;
+-- field that cannot (and `where`, "the state file" unless given: a shared
+-- run keeps its items' fields as JSON too). Plain fields are checked here, in Lua the JIT compiles;
 -- tables by the C encoder. The loop calls next() itself rather than using
 -- `for k, v in next, child`: LuaJIT 2.1 (Debian's 2022 snapshot) specialises
 -- that form (ITERN), and after the specialisation is undone on a hot trace the
 -- loop can be handed a key that is not in the table (the state_kill test saw
 -- `Leaf.[6.9e-310]`). Explicit next() calls are compiled by another path.
-function M.check(child, class_name, level)
+function M.check(child, class_name, level, where)
   local k, v = next(child)
   while k ~= nil do
     local tv = type(v)
     if type(k) ~= "string" then
-      unsavable(class_name, "[" .. tostring(k) .. "]", "is not a field with a string name", level + 1)
+      unsavable(class_name, "[" .. tostring(k) .. "]", "is not a field with a string name", level + 1, where)
     elseif tv == "number" then
       if v ~= v or v == huge or v == -huge then
-        unsavable(class_name, k, "is not a finite number (JSON cannot hold it)", level + 1)
+        unsavable(class_name, k, "is not a finite number (JSON cannot hold it)", level + 1, where)
       end
     elseif tv == "table" then
       if k ~= "parent" then
-        local json, problem, where = encode(v)
+        local json, problem, at = encode(v)
         if not json then
-          local sep = (where == "" or where:sub(1, 1) == "[") and "" or "."
-          unsavable(class_name, k .. sep .. where, problem, level + 1)
+          local sep = (at == "" or at:sub(1, 1) == "[") and "" or "."
+          unsavable(class_name, k .. sep .. at, problem, level + 1, where)
         end
       end
     elseif tv ~= "string" and tv ~= "boolean" and k ~= "parent" then
-      unsavable(class_name, k, "is a " .. tv, level + 1)
+      unsavable(class_name, k, "is a " .. tv, level + 1, where)
     end
     k, v = next(child, k)
   end

@@ -10,15 +10,40 @@ local child = require("tests.support.child")
 local runs = require("tests.support.runs")
 
 local BACKEND = os.getenv("AQUEUE_TEST_BACKEND") or "memory"
+-- The remote backends run run_queue's remote path (aqueue.run_remote):
+--   local_remote  on an in-process store with redis_run's API
+--                 (tests/support/local_remote_backend.lua); it keeps nothing
+--                 after its process, as memory
+--   redis         on a private redis-server of this spec (a "state file" is a
+--                 run's name there: tests/support/redis_backend.lua)
+local REMOTE = BACKEND == "local_remote" or BACKEND == "redis"
+local DURABLE = BACKEND == "sqlite" or BACKEND == "redis"
+-- What a child process's script starts with to use the same backend.
+local ROOT = debug.getinfo(1, "S").source:match("^@(.*)/tests/backend/[^/]*$")
+local CHILD_PRELUDE = ""
+local server = nil
+if BACKEND == "local_remote" then
+  require("tests.support.local_remote_backend").install()
+  CHILD_PRELUDE = ('package.path = %q .. package.path; require("tests.support.local_remote_backend").install()\n')
+    :format(ROOT .. "/?.lua;")
+elseif BACKEND == "redis" then
+  server = require("tests.support.redis_server").start{}
+  require("tests.support.redis_backend").install(server.url)
+  CHILD_PRELUDE = ('package.path = %q .. package.path; require("tests.support.redis_backend").install(%q)\n')
+    :format(ROOT .. "/?.lua;", server.url)
+end
 
 local dir = files.temp_dir()
 local count = 0
 -- A state file of its own for each run of a durable backend, nil for memory.
 local function new_state()
-  if BACKEND == "memory" then
+  if not DURABLE then
     return nil
   end
   count = count + 1
+  if BACKEND == "redis" then
+    return ("spec-%d-run%d"):format(os.time(), count)
+  end
   return ("%s/run%d.state"):format(dir, count)
 end
 
@@ -37,13 +62,25 @@ local function assert_counters_agree(summary)
 end
 
 describe("the " .. BACKEND .. " queue backend", function()
+  teardown(function()
+    if server then
+      server:stop()
+    end
+  end)
+
   it("has every method of the interface", function()
     local b = queue_backend.open(new_state(), {}, 1)
     assert.are.equal(BACKEND, b.name)
-    assert.is_true(b.local_queue)
-    assert.are.equal(BACKEND ~= "memory", b.durable)
+    assert.are.equal(not REMOTE, b.local_queue)
+    assert.are.equal(DURABLE, b.durable)
     for _, method in ipairs(queue_backend.METHODS) do
       assert.are.equal("function", type(b[method]), method)
+    end
+    for _, method in ipairs(queue_backend.LOCAL_METHODS) do
+      assert.are.equal(REMOTE and "nil" or "function", type(b[method]), method)
+    end
+    for _, method in ipairs(queue_backend.REMOTE_METHODS) do
+      assert.are.equal(REMOTE and "function" or "nil", type(b[method]), method)
     end
     b:abandon()
   end)
@@ -134,8 +171,8 @@ describe("the " .. BACKEND .. " queue backend", function()
   -- Two processes, one after the other: the first stops after 3 of 6 items
   -- (max_items), the second runs the same script. A durable backend resumes
   -- the rest, each item processed once in all; a memory one starts anew.
-  it(BACKEND == "memory" and "keeps nothing for a later run" or "resumes what a stopped run left", function()
-    local script = [[
+  it(not DURABLE and "keeps nothing for a later run" or "resumes what a stopped run left", function()
+    local script = CHILD_PRELUDE .. [[
       local aqueue = require("aqueue")
       local Job = aqueue.Item:extend("BackendResumeJob")
       function Job:process() print("ran " .. self.n) end
@@ -149,16 +186,17 @@ describe("the " .. BACKEND .. " queue backend", function()
     ]]
     local state = new_state() or ""
     local first = child.ok(dir, script, state, "3")
-    if BACKEND == "memory" then
-      assert.are.equal("ran 1\nran 2\nran 3\nbackend memory processed 3 resumed false; done 3 pending 0\n", first)
+    if not DURABLE then -- a remote store still holds the 3 items for other processes
+      assert.are.equal(("ran 1\nran 2\nran 3\nbackend %s processed 3 resumed false; done 3 pending %d\n")
+        :format(BACKEND, REMOTE and 3 or 0), first)
     else -- the 3 items not started are kept
       assert.are.equal(("ran 1\nran 2\nran 3\nbackend %s processed 3 resumed false; done 3 pending 3\n")
         :format(BACKEND), first)
     end
     local second = child.ok(dir, script, state, "")
-    if BACKEND == "memory" then
+    if not DURABLE then
       assert.are.equal("ran 1\nran 2\nran 3\nran 4\nran 5\nran 6\n"
-        .. "backend memory processed 6 resumed false; done 6 pending 0\n", second)
+        .. ("backend %s processed 6 resumed false; done 6 pending 0\n"):format(BACKEND), second)
     else -- the run's counters count the first process's items too
       assert.are.equal(("ran 4\nran 5\nran 6\nbackend %s processed 3 resumed true; done 6 pending 0\n")
         :format(BACKEND), second)
@@ -169,7 +207,7 @@ describe("the " .. BACKEND .. " queue backend", function()
   -- (max_items): a durable backend keeps one copy for the next run, which
   -- processes it once; a memory one keeps none.
   it("keeps one copy of a key named twice while the run stops", function()
-    local script = [[
+    local script = CHILD_PRELUDE .. [[
       local aqueue = require("aqueue")
       local Image = aqueue.Item:extend("BackendImage")
       function Image:key() return self.url end
@@ -191,13 +229,13 @@ describe("the " .. BACKEND .. " queue backend", function()
     -- the third start stops the run (max_items); the two waiting Pages
     -- enqueue the image while it stops: a durable backend keeps the first
     -- and knows the second for a duplicate
-    if BACKEND == "memory" then
+    if not DURABLE then
       assert.are.equal("enqueue: stopped\nenqueue: stopped\nprocessed 3 pending 0\n", first)
     else
       assert.are.equal("enqueue: stopped\nenqueue: duplicate\nprocessed 3 pending 1\n", first)
     end
     local second = child.ok(dir, script, state, "second")
-    if BACKEND == "memory" then
+    if not DURABLE then
       assert.are.equal("processed 3 pending 0\n", second)
     else
       assert.are.equal("fetched /logo\nprocessed 1 pending 0\n", second)

@@ -1,0 +1,401 @@
+-- aqueue.backends.shared_run: a remote queue backend (local_queue false;
+-- aqueue.queue_backend has the interface) over a run shared by several
+-- processes, reached through an object with the API of aqueue.redis_run:
+--   run.first, run:enqueue(entries), run:claim(n) -> jobs,
+--   run:complete(results), run:heartbeat(), run:reap(), run:release(list),
+--   run:counters(), run:close()
+-- (a job: { id, kind = "process" | "hook", class, fields, parent, attempt,
+-- token }). aqueue.backends.redis gives it a redis_run; the tests give it an
+-- in-process one (tests/support/local_remote_backend.lua).
+--
+-- Nothing here costs a round trip per item: enqueues and completions are
+-- buffered and sent in batches by a flusher task (every FLUSH_S, or at once
+-- when a batch is full; children travel with their parent's completion),
+-- claims are one call for many jobs, and a ticker task renews this process's
+-- lease (heartbeat), runs the reaper every REAP_EVERY heartbeats and reads
+-- the run's counters for the display. Each of these runs in a task of its
+-- own: the run's calls may yield, the scheduler's steps that reach the
+-- backend must not.
+local cjson = require("cjson")
+local core = require("aqueue.core")
+local item_mod = require("aqueue.item")
+local handle = require("aqueue.handle")
+local state = require("aqueue.state")
+local sleep = require("aqueue.sleep_core").sleep
+local batches = require("aqueue.backends.shared_batches")
+
+local M = {}
+
+local FLUSH_S = 0.005 -- the longest a completion waits for its batch
+local POLL_S = 0.05   -- an empty claim is answered after this wait: the next claim follows it
+local TICK_S = 0.25   -- the counters are read 4 times a second
+local HEARTBEAT_TICKS = 4
+local REAP_EVERY = 5  -- heartbeats between two reaper steps
+
+local Shared = {}
+Shared.__index = Shared
+
+-- An item's own fields as JSON (not the engine's: parent, attempt, _aq_*).
+local function encode_fields(item)
+  local fields = {}
+  for k, v in pairs(item) do
+    if type(k) ~= "string" or (k ~= "parent" and k ~= "attempt" and k:sub(1, 4) ~= "_aq_") then
+      fields[k] = v
+    end
+  end
+  return cjson.encode(fields)
+end
+
+-- The item of a claimed job: its class's instance made from its fields.
+local function decode_item(job)
+  local cls = item_mod.classes[job.class]
+  if not cls then
+    error(("the shared run holds an item of class %s, which this script does not define"):format(
+      tostring(job.class)), 0)
+  end
+  return setmetatable(cjson.decode(job.fields), cls)
+end
+
+-- Runs fn(self) in a task of its own; an error is logged, not raised (a
+-- failed step is retried by the next one: the store keeps what it missed).
+local function spawn_step(self, what, fn, ...)
+  return handle.spawn(function(...)
+    local ok, err = pcall(fn, ...)
+    if not ok then
+      core.log(("aqueue: %s: %s"):format(what, tostring(err)))
+    end
+  end, self, ...)
+end
+
+-- `run` (a redis_run, or an object with its API); `fields`: name, durable.
+function M.new(run, fields)
+  local b = setmetatable(fields, Shared)
+  b.run = run
+  b.local_queue = false
+  b.first = run.first
+  b.jobs = {}      -- item in hand -> its job ({ id, token, kind })
+  b.children = {}  -- item in hand -> the entries of the children its process enqueued
+  b.entries = {}   -- entries to enqueue on their own in the next batch: enqueued outside any item,
+                  -- or children someone waits for (send_children_now)
+  b.results = {}   -- completions for the next batch
+  b.releases = {}  -- claimed jobs handed back unstarted, for the next batch
+  b.seen_keys = {} -- key() values this process enqueued
+  b.claims = 0     -- claims out
+  b.stopped = false
+  b.flushing = false -- a flush is under way
+  b.pause_said = false -- the run said it is paused (the store cannot be reached)
+  b.figures = nil  -- the last counters read
+  b.flusher, b.ticker = nil, nil -- their task handles, from start to finish
+  return b
+end
+
+-- Sends what is buffered when the call began: the jobs handed back, the
+-- enqueues outside a completion, then the completions; one flush at a time
+-- (the flusher's and a claim's), so the entries a completion needs sent
+-- first are sent first. Returns true, or nil, err when the store could not
+-- be reached: what was not sent stays buffered for the next flush (a
+-- completion sent twice is refused the second time by its token).
+function Shared:flush()
+  while self.flushing do
+    sleep(FLUSH_S)
+  end
+  self.flushing = true
+  local called, ok, err = pcall(batches.send, self) -- a raise must not leave the flag set
+  self.flushing = false
+  if not called then
+    return nil, ok
+  end
+  return ok, err
+end
+
+-- While the store cannot be reached (a Redis restart), the run pauses: the
+-- steps wait RETRY_S and try again, and say so once.
+local RETRY_S = 0.2
+function Shared:paused(err)
+  if not self.pause_said then
+    self.pause_said = true
+    core.log(("aqueue: the shared run is paused: %s (trying again)"):format(tostring(err)))
+  end
+  sleep(RETRY_S)
+end
+
+function Shared:resumed()
+  if self.pause_said then
+    self.pause_said = false
+    core.log("aqueue: the shared run goes on")
+  end
+end
+
+local function flusher(self)
+  while not self.stopped do
+    if #self.entries > 0 or #self.results > 0 or #self.releases > 0 then
+      local ok, err = self:flush()
+      if ok then
+        self:resumed()
+      else
+        self:paused(err)
+      end
+    else
+      sleep(FLUSH_S)
+    end
+  end
+end
+
+local function ticker(self)
+  local ticks = 0
+  while not self.stopped do
+    local figures = self.run:counters()
+    if figures then
+      self.figures = figures
+      if self.on_counters then
+        self.on_counters(figures)
+      end
+    end
+    ticks = ticks + 1
+    if ticks % HEARTBEAT_TICKS == 0 then
+      self.run:heartbeat()
+      if ticks % (HEARTBEAT_TICKS * REAP_EVERY) == 0 then
+        self.run:reap()
+      end
+    end
+    sleep(TICK_S)
+  end
+end
+
+-- Nothing is restored into this process: claims bring the work.
+function Shared:resume()
+  return nil
+end
+
+-- The run starts here: the flusher and the ticker begin. Returns nil for
+-- the process that created the run, else the counts of what it held when
+-- this one joined ({ pending, open, done, failed }).
+function Shared:start()
+  self.flusher = spawn_step(self, "sending completions", flusher)
+  self.ticker = spawn_step(self, "heartbeat", ticker)
+  if self.first then
+    return nil
+  end
+  local f = assert(self.run:counters())
+  return { pending = f.queued + f.delayed + f.running, open = f.waiting or 0, done = f.done, failed = f.failed }
+end
+
+-- The item's fields must be JSON: another process makes the item from them.
+function Shared:admit(_, child, class_name, level)
+  state.check(child, class_name, level + 1, "a shared run")
+  return nil, nil
+end
+
+function Shared:seen(key)
+  return self.seen_keys[key] == true
+end
+
+-- Keeps `entry` (aqueue.run_remote's) of item `child` for the next batch:
+-- on its own, or with its parent's completion. Returns the entry, whose `id`
+-- is the store's once the batch went (false: a duplicate, or its parent's
+-- completion was refused).
+function Shared:enqueue(child, parent, entry)
+  if entry.key ~= nil then
+    self.seen_keys[entry.key] = true
+  end
+  entry.fields = encode_fields(child)
+  if parent == nil then
+    self.entries[#self.entries + 1] = entry
+    return entry
+  end
+  local job = self.jobs[parent]
+  if job == nil or job.kind ~= "process" then
+    error(("enqueue: cannot add a child to a %s item whose subtree already completed"):format(parent.__name), 0)
+  end
+  entry.parent = job.id
+  entry.parent_item = parent
+  local list = self.children[parent]
+  if list then
+    list[#list + 1] = entry
+  else
+    self.children[parent] = { entry }
+  end
+  return entry
+end
+
+-- Someone waits for a child of `parent`, still running: its children go now,
+-- not with its completion (the store counts them under it all the same).
+function Shared:send_children_now(parent)
+  local list = self.children[parent]
+  if list then
+    self.children[parent] = nil
+    for i = 1, #list do
+      self.entries[#self.entries + 1] = list[i]
+    end
+  end
+end
+
+-- The outcome of the item of `entry` (enqueued by this process, run by any):
+-- what its process returned (its first value, through JSON), or nil, err.
+-- Waits (yields) until the store has it, asking again after a wait that
+-- doubles up to POLL_MAX_S: only while someone waits on it.
+local POLL_MIN_S, POLL_MAX_S = 0.01, 0.5
+function Shared:result(entry)
+  if entry.id == nil and entry.parent_item then
+    self:send_children_now(entry.parent_item)
+  end
+  local wait = POLL_MIN_S
+  while true do
+    if entry.id == false then
+      return nil, "not run: the shared run already had an item with this key() (or its parent's completion was refused)"
+    elseif entry.id ~= nil then
+      local outcome, result, err = self.run:result(entry.id)
+      if outcome == "done" then
+        if result == nil then
+          return
+        end
+        return cjson.decode(result)
+      elseif outcome == "failed" then
+        return nil, err
+      end
+    end
+    sleep(wait)
+    wait = math.min(wait * 2, POLL_MAX_S)
+  end
+end
+
+function Shared:claim(n, deliver)
+  self.claims = self.claims + 1
+  spawn_step(self, "claiming", function()
+    local jobs, err
+    repeat
+      self:flush() -- the store sees what this process did before it answers
+      jobs, err = self.run:claim(n)
+      if not jobs then
+        if self.stopped then
+          jobs = {}
+        else
+          self:paused(err)
+        end
+      end
+    until jobs
+    local delivered, finished = {}, false
+    for i = 1, #jobs do
+      local job = jobs[i]
+      local item = decode_item(job)
+      self.jobs[item] = job
+      delivered[i] = { item = item, hook = job.kind == "hook", attempt = job.attempt }
+    end
+    if #jobs == 0 and not self.stopped then
+      local figures = self.run:counters()
+      finished = figures and figures.finished
+      if not finished then
+        sleep(POLL_S)
+      end
+    end
+    self.claims = self.claims - 1
+    if not deliver(delivered, finished) and #delivered > 0 then
+      local items = {}
+      for i = 1, #delivered do
+        items[i] = delivered[i].item
+      end
+      self:release(items)
+    end
+  end)
+end
+
+-- A completion of item `item`'s job, for the next batch.
+-- Children too many for one call go ahead of it, as entries under their
+-- parent (sent before the completions: the store counts them under it).
+local MAX_CHILDREN = batches.MAX_CHILDREN
+function Shared:complete(item, result)
+  local job = self.jobs[item]
+  self.jobs[item] = nil
+  result.id, result.token = job.id, job.token
+  local children = self.children[item]
+  if children and #children > MAX_CHILDREN then
+    self:send_children_now(item)
+  else
+    result.children = children
+    self.children[item] = nil
+  end
+  self.results[#self.results + 1] = result
+end
+
+function Shared:processed(item, ok, _, err, value)
+  local result
+  if value ~= nil then
+    local encoded, text = pcall(cjson.encode, value)
+    result = encoded and text or nil
+  end
+  self:complete(item, { outcome = ok and "done" or "failed", error = err, result = result })
+end
+
+function Shared:retrying(item, _, wait)
+  self:complete(item, { outcome = "retry", retry_delay = wait, error = rawget(item, "_aq_last_error") })
+end
+
+function Shared:hook_ran(item)
+  self:complete(item, { outcome = "hook_done" })
+end
+
+function Shared:finished() end
+
+function Shared:held()
+  return false
+end
+
+-- Claimed jobs that did not start go back to the store with the next batch
+-- (the flusher's, at most FLUSH_S later, or finish's).
+function Shared:release(items)
+  local releases = self.releases
+  for i = 1, #items do
+    local job = self.jobs[items[i]]
+    self.jobs[items[i]] = nil
+    releases[#releases + 1] = { id = job.id, token = job.token }
+  end
+end
+
+-- The run is over for this process: its last completions go out, its tasks
+-- stop, and the run's figures are read once more.
+function Shared:finish()
+  self:stop_tasks()
+  while self.claims > 0 do
+    sleep(FLUSH_S) -- an answer on its way is handed back (deliver refuses it)
+  end
+  local ok, err = self:flush()
+  if not ok then
+    self:leave()
+    return nil, "the shared run's last steps could not be sent: " .. tostring(err)
+  end
+  self.figures = self.run:counters() or self.figures
+  self:leave()
+  return true
+end
+
+function Shared:counters()
+  local f = self.figures or {}
+  return { done = f.done or 0, failed = f.failed or 0,
+    pending = (f.queued or 0) + (f.delayed or 0) + (f.running or 0) }
+end
+
+-- The flusher ends after its batch in flight (its completions must not be
+-- lost); the ticker's steps can be cut short.
+function Shared:stop_tasks()
+  self.stopped = true
+  if self.ticker then
+    self.ticker:cancel()
+    self.flusher:result()
+    self.ticker, self.flusher = nil, nil
+  end
+end
+
+function Shared:abandon()
+  self:stop_tasks()
+  self:leave()
+end
+
+-- The run is over for this process: it leaves the run, and the connection.
+function Shared:leave()
+  self.run:close()
+  if self.client then
+    self.client:close()
+  end
+end
+
+return M

@@ -1,0 +1,87 @@
+-- aqueue.redis_tool: `aqueue-run --redis URL --run NAME --status`, which runs
+-- no script (engine_load_tool runs main("status")): the run's figures (all
+-- processes), its classes, its failed items and its processes.
+local core = require("aqueue.core")
+local redis_run = require("aqueue.redis_run")
+local redis_backend = require("aqueue.backends.redis")
+
+local M = {}
+
+local function shorten(text, width)
+  text = tostring(text):gsub("%s+", " ")
+  if #text > width then
+    return text:sub(1, width - 3) .. "..."
+  end
+  return text
+end
+
+-- The lines of status `st` of run `name` (this process, `self_id`, left out
+-- of the processes: it only looked).
+local function report(name, st, self_id)
+  local c = st.counters
+  local out = {}
+  out[#out + 1] = ("run %s"):format(name)
+  out[#out + 1] = ("  %s: %d queued, %d delayed, %d running, %d done, %d failed (%d waiting for their children "
+    .. "or hooks)"):format(c.finished and "complete" or "unfinished", c.queued, c.delayed, c.running, c.done,
+    c.failed, c.waiting)
+  out[#out + 1] = ("  %-24s %9s %9s %9s %9s"):format("class", "queued", "running", "done", "failed")
+  local classes = {}
+  for class in pairs(c.per_class) do
+    classes[#classes + 1] = class
+  end
+  table.sort(classes)
+  for _, class in ipairs(classes) do
+    local pc = c.per_class[class]
+    out[#out + 1] = ("  %-24s %9d %9d %9d %9d"):format(shorten(class, 24), pc.queued + pc.delayed, pc.running,
+      pc.done, pc.failed)
+  end
+  local procs = {}
+  for _, p in ipairs(st.processes) do
+    if p.id ~= self_id then
+      procs[#procs + 1] = ("#%d (%.1f s ago)"):format(p.id, p.age)
+    end
+  end
+  out[#out + 1] = ("processes (%d): %s"):format(#procs, #procs > 0 and table.concat(procs, ", ") or "none")
+  if st.failed_total > 0 then
+    out[#out + 1] = ("failed items (%d):"):format(st.failed_total)
+    for _, f in ipairs(st.failed) do
+      out[#out + 1] = ("  %s #%d: %s"):format(f.class, f.id, shorten(f.error or "?", 200))
+    end
+    if st.failed_total > #st.failed then
+      out[#out + 1] = ("  ... and %d more"):format(st.failed_total - #st.failed)
+    end
+  end
+  return table.concat(out, "\n")
+end
+
+function M.main()
+  local url, name = select(9, core.defaults())
+  local client = redis_backend.connect(url, name)
+  -- The run is opened with its own classes and order: --status names none.
+  local meta_key = "aq:{" .. name .. "}:meta"
+  local meta, err = client:call("HMGET", meta_key, "classes", "order")
+  if not meta then
+    redis_backend.refuse(url, name, err)
+  elseif not meta[1] then
+    redis_backend.refuse(url, name, ("EAQRUN: run %s: no such run in this Redis (nothing to report)"):format(name))
+  end
+  local classes = {}
+  for class in meta[1]:gmatch("[^\n]+") do
+    classes[#classes + 1] = class
+  end
+  local run
+  run, err = redis_run.open(client, name, { classes = classes, order = meta[2] })
+  if not run then
+    redis_backend.refuse(url, name, err)
+  end
+  local st
+  st, err = run:status()
+  run:close()
+  client:close()
+  if not st then
+    redis_backend.refuse(url, name, err)
+  end
+  io.stdout:write(report(name, st, run.process_id), "\n")
+end
+
+return M
