@@ -85,28 +85,22 @@ local function text_or_empty(v, prefix)
   return prefix .. tostring(v)
 end
 
--- Appends an entry's arguments (prelude's ENTRY_ARGS) to args; returns n.
-local function put_entry(args, n, e, parent)
+-- An entry as the scripts read it (prelude's ENTRY fields), under `parent`
+-- (an id, or nil).
+local function packed_entry(e, parent)
   check(type(e) == "table" and type(e.class) == "string" and type(e.fields) == "string", 3,
     "an entry needs class and fields (strings)")
-  args[n + 1] = parent and tostring(parent) or ""
-  args[n + 2] = e.class
-  args[n + 3] = e.fields
-  args[n + 4] = text_or_empty(e.key, "k")
-  args[n + 5] = e.priority or 0
-  args[n + 6] = e.delay or 0
-  args[n + 7] = text_or_empty(e.limit_key, "k")
-  args[n + 8] = e.max_attempts or 1
-  args[n + 9] = e.has_hook and "1" or "0"
-  return n + 9
+  return { parent or 0, e.class, e.fields, text_or_empty(e.key, "k"), e.priority or 0, e.delay or 0,
+    text_or_empty(e.limit_key, "k"), e.max_attempts or 1, e.has_hook and 1 or 0 }
 end
 
--- enqueue(entries) -> { id or false (a duplicate key) ... }
+-- enqueue(entries) -> { id or false (a duplicate key) ... }. The batch is
+-- one JSON argument, whatever its size.
 function Run:enqueue(entries)
-  local args, n = {}, 0
-  for _, e in ipairs(entries) do n = put_entry(args, n, e, e.parent) end
-  if n == 0 then return {} end
-  return call_script(self, scripts.enqueue, args, n)
+  if #entries == 0 then return {} end
+  local packed = {}
+  for i, e in ipairs(entries) do packed[i] = packed_entry(e, e.parent) end
+  return call_script(self, scripts.enqueue, { cjson.encode(packed) }, 1)
 end
 
 -- --- claim and complete ---
@@ -144,20 +138,21 @@ end
 
 local OUTCOMES = { done = true, failed = true, retry = true, hook_done = true }
 
--- Appends complete's arguments for results to args (from n + 1); returns n.
-local function put_results(args, n, results)
-  args[n + 1] = #results
-  n = n + 1
-  for _, r in ipairs(results) do
+-- complete's argument: the results packed in one JSON text (scripts.lua's
+-- complete says the layout).
+local NO_CHILDREN = {} -- (JSON {}: the script reads an empty table all the same)
+local function packed_results(results)
+  local packed = {}
+  for i, r in ipairs(results) do
     check(OUTCOMES[r.outcome], 3, "unknown outcome %s", tostring(r.outcome))
-    local children = r.children or {}
-    args[n + 1], args[n + 2], args[n + 3] = r.id, r.token, r.outcome
-    args[n + 4], args[n + 5] = r.result or "", r.error or ""
-    args[n + 6], args[n + 7] = r.retry_delay or 0, #children
-    n = n + 7
-    for _, c in ipairs(children) do n = put_entry(args, n, c, nil) end
+    local children = NO_CHILDREN
+    if r.children and #r.children > 0 then
+      children = {}
+      for k, c in ipairs(r.children) do children[k] = packed_entry(c, nil) end
+    end
+    packed[i] = { r.id, r.token, r.outcome, r.result or "", r.error or "", r.retry_delay or 0, children }
   end
-  return n
+  return cjson.encode(packed)
 end
 
 -- The complete script's reply: per result the children's ids, or false.
@@ -181,12 +176,12 @@ end
 function Run:complete(results, claim_n)
   if claim_n then
     local args = claim_args(self, claim_n)
-    local res, err, code = call_script(self, scripts.complete_claim, args, put_results(args, CLAIM_ARGS, results))
+    args[CLAIM_ARGS + 1] = packed_results(results)
+    local res, err, code = call_script(self, scripts.complete_claim, args, CLAIM_ARGS + 1)
     if not res then return nil, err, code end
     return replies_of(res[1]), jobs_of(res[2])
   end
-  local args = {}
-  local res, err, code = call_script(self, scripts.complete, args, put_results(args, 0, results))
+  local res, err, code = call_script(self, scripts.complete, { packed_results(results) }, 1)
   if not res then return nil, err, code end
   return replies_of(res)
 end

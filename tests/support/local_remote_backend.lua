@@ -135,8 +135,9 @@ function Store:claim(n)
   return jobs
 end
 
--- Returns per result the ids of its children (false: a duplicate key).
-function Store:complete(results)
+-- Returns per result the ids of its children (false: a duplicate key); with
+-- claim_n, then claims as claim(claim_n) and returns its jobs too.
+function Store:complete(results, claim_n)
   local replies = {}
   for i = 1, #results do
     local res = results[i]
@@ -163,6 +164,9 @@ function Store:complete(results)
       end
       self:close_one(res.id)
     end
+  end
+  if claim_n then
+    return replies, self:claim(claim_n)
   end
   return replies
 end

@@ -2,7 +2,8 @@
 -- aqueue.queue_backend has the interface) over a run shared by several
 -- processes, reached through an object with the API of aqueue.redis_run:
 --   run.first, run:enqueue(entries), run:claim(n) -> jobs,
---   run:complete(results), run:heartbeat(), run:reap(), run:release(list),
+--   run:complete(results [, n]) (with n: -> replies, the jobs of a claim(n)),
+--   run:heartbeat(), run:reap(), run:release(list),
 --   run:counters(), run:close()
 -- (a job: { id, kind = "process" | "hook", class, fields, parent, attempt,
 -- token }). aqueue.backends.redis gives it a redis_run; the tests give it an
@@ -81,6 +82,7 @@ function M.new(run, fields)
   b.releases = {}  -- claimed jobs handed back unstarted, for the next batch
   b.seen_keys = {} -- key() values this process enqueued
   b.claims = 0     -- claims out
+  b.claim_sending = false -- a claim's task is about to send the buffer with its claim
   b.stopped = false
   b.flushing = false -- a flush is under way
   b.pause_said = false -- the run said it is paused (the store cannot be reached)
@@ -92,15 +94,17 @@ end
 -- Sends what is buffered when the call began: the jobs handed back, the
 -- enqueues outside a completion, then the completions; one flush at a time
 -- (the flusher's and a claim's), so the entries a completion needs sent
--- first are sent first. Returns true, or nil, err when the store could not
--- be reached: what was not sent stays buffered for the next flush (a
--- completion sent twice is refused the second time by its token).
-function Shared:flush()
+-- first are sent first. With claim_n, claims up to claim_n jobs in the same
+-- call as the last completions. Returns true (and the jobs claimed), or nil,
+-- err when the store could not be reached: what was not sent stays buffered
+-- for the next flush (a completion sent twice is refused the second time by
+-- its token).
+function Shared:flush(claim_n)
   while self.flushing do
     sleep(FLUSH_S)
   end
   self.flushing = true
-  local called, ok, err = pcall(batches.send, self) -- a raise must not leave the flag set
+  local called, ok, err = pcall(batches.send, self, claim_n) -- a raise must not leave the flag set
   self.flushing = false
   if not called then
     return nil, ok
@@ -126,9 +130,12 @@ function Shared:resumed()
   end
 end
 
+-- While a claim is out, its task sends what is buffered with it (one round
+-- trip for the completions and the next jobs): the flusher sends only
+-- between claims.
 local function flusher(self)
   while not self.stopped do
-    if #self.entries > 0 or #self.results > 0 or #self.releases > 0 then
+    if not self.claim_sending and (#self.entries > 0 or #self.results > 0 or #self.releases > 0) then
       local ok, err = self:flush()
       if ok then
         self:resumed()
@@ -261,11 +268,13 @@ end
 
 function Shared:claim(n, deliver)
   self.claims = self.claims + 1
+  self.claim_sending = true
   spawn_step(self, "claiming", function()
     local jobs, err
     repeat
-      self:flush() -- the store sees what this process did before it answers
-      jobs, err = self.run:claim(n)
+      local ok, claimed = self:flush(n) -- the store sees what this process did before it answers
+      jobs, err = ok and claimed, claimed
+      self.claim_sending = false
       if not jobs then
         if self.stopped then
           jobs = {}

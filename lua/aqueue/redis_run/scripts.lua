@@ -51,20 +51,19 @@ call('ZADD', K_PROCS, NOW, pid)
 return { first, pid, limits }
 ]==]
 
--- enqueue: ARGV entries (prelude's ENTRY_ARGS each). Returns one id or false
--- per entry; a missing or finished parent refuses the whole batch before
--- anything is written.
+-- enqueue: ARGV the entries, packed (prelude's ENTRY fields; each carries
+-- its parent). Returns one id or false per entry; a missing or finished
+-- parent refuses the whole batch before anything is written.
 BODIES.enqueue = [==[
-local at = {}
-for i = 3, #ARGV, ENTRY_ARGS do
-  local err = parent_error(tonumber(ARGV[i]) or 0)
+local entries = cjson.decode(ARGV[3])
+for _, e in ipairs(entries) do
+  local err = parent_error(e[E_PARENT])
   if err then return { err = 'EAQRUN ' .. err } end
-  at[#at + 1] = i
 end
-know_keys(at)
+know_keys(entries)
 local ids = {}
-for i = 3, #ARGV, ENTRY_ARGS do
-  ids[#ids + 1] = enqueue_at(i, tonumber(ARGV[i]) or 0)
+for k, e in ipairs(entries) do
+  ids[k] = enqueue_entry(e, e[E_PARENT])
 end
 flush()
 return ids
@@ -202,34 +201,29 @@ call('ZADD', K_PROCS, NOW, PID)
 ]==]
 BODIES.claim = 'local CLAIM_AT = 3\n' .. CLAIM_STEP .. 'flush()\nreturn jobs\n'
 
--- complete: from ARGV[COMPLETE_AT], the number of results, then per result:
--- id, token, outcome, result, error, retry_delay, number of children, the
--- children's entries. Returns per
--- result { 1, child ids or false... } when recorded, { 0 } for a stale token.
+-- complete: ARGV[COMPLETE_AT] the results, packed: one JSON array whose
+-- results are arrays { id, token, outcome, result, error, retry_delay,
+-- { the children's entries (prelude's ENTRY fields, parent unused) } }.
+-- Returns per result { 1, child ids or false... } when recorded, { 0 } for a
+-- stale token.
 local COMPLETE_STEP = [==[
-local replies, i = {}, COMPLETE_AT + 1
-local completed, children = {}, {}
-for _ = 1, tonumber(ARGV[COMPLETE_AT]) do
-  completed[#completed + 1] = tonumber(ARGV[i])
-  local next_result = i + 7 + tonumber(ARGV[i + 6]) * ENTRY_ARGS
-  for c = i + 7, next_result - 1, ENTRY_ARGS do children[#children + 1] = c end
-  i = next_result
+local results = cjson.decode(ARGV[COMPLETE_AT])
+local replies, completed, children = {}, {}, {}
+for k, res in ipairs(results) do
+  completed[k] = res[1]
+  for _, c in ipairs(res[7]) do children[#children + 1] = c end
 end
 load_many(completed)
 know_keys(children) -- (a stale result's children are looked up, never added)
-i = COMPLETE_AT + 1
-for k = 1, tonumber(ARGV[COMPLETE_AT]) do
-  local id, token, outcome = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local result, err, retry_delay, nchildren = ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
-  local children_at = i + 7
-  i = children_at + nchildren * ENTRY_ARGS
+for k, res in ipairs(results) do
+  local id, token, outcome, result, err, retry_delay = res[1], res[2], res[3], res[4], res[5], res[6]
   local r = load(id)
   local want = outcome == 'hook_done' and 'h' or 'R'
   if not r or r[TOK] ~= token or r[ST] ~= want then
     replies[k] = { 0 }
   else
     local reply = { 1 }
-    for c = children_at, i - 1, ENTRY_ARGS do reply[#reply + 1] = enqueue_at(c, id) end
+    for _, c in ipairs(res[7]) do reply[#reply + 1] = enqueue_entry(c, id) end
     unlease(id, r)
     if outcome == 'hook_done' then
       hook_over(id, r, err ~= '')
@@ -248,7 +242,7 @@ end
 ]==]
 BODIES.complete = 'local COMPLETE_AT = 3\n' .. COMPLETE_STEP .. 'flush()\nreturn replies\n'
 
--- complete_claim: complete's arguments from ARGV[8], after claim's. The
+-- complete_claim: complete's argument at ARGV[8], after claim's. The
 -- completions first (they free limit slots and queue hooks), then a claim:
 -- a busy process gets its next jobs with the same round trip. Returns
 -- { complete's replies, claim's jobs }.
