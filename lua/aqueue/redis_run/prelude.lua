@@ -103,10 +103,23 @@ end
 
 local DELTA = {}
 local function add(what, by) DELTA[what] = (DELTA[what] or 0) + by end
--- A counter of the run and of the item's class.
+-- A counter of the run and of the item's class. The class counters' names
+-- are made once per class and counter: a string built per item costs the
+-- script more than the count itself.
+local CLASS_COUNTER = {}
 local function count(r, what, by)
   add(what, by)
-  add('c:' .. r[CLASS] .. ':' .. what, by)
+  local names = CLASS_COUNTER[r[CLASS]]
+  if not names then
+    names = {}
+    CLASS_COUNTER[r[CLASS]] = names
+  end
+  local name = names[what]
+  if not name then
+    name = 'c:' .. r[CLASS] .. ':' .. what
+    names[what] = name
+  end
+  add(name, by)
 end
 
 local META_NEXT = {}
