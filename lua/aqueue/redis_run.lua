@@ -12,15 +12,18 @@
 --   })
 --   run.first        true for the process that created the run
 --   run.process_id   this process's number in the run
+--   run.session_elapsed  seconds since the run's session began (open's: max_time counts from there)
+--   run.max_items    set by the caller: claims hand out no process job past that many
+--                    started in the session (0 or nil: no limit)
 --   run:enqueue{ { parent =, class =, fields = json, key =, priority =, delay =,
 --                  limit_key =, max_attempts =, has_hook = } ... }  --> { id or false ... }
 --   run:claim(n)     --> { { id, kind = "process"|"hook", class, fields, parent,
---                            attempt, token, max_attempts } ... }
+--                            attempt, token, max_attempts } ... }, reached (max_items)
 --   run:complete({ { id, token, outcome = "done"|"failed"|"retry"|"hook_done",
 --                    result =, error =, retry_delay =, children = { entries } } ... } [, n])
 --                    --> per result: the children's ids (or false: duplicate),
 --                        or false when the token was stale and nothing was recorded;
---                        with n, the jobs of a claim(n) made by the same script too
+--                        with n, the jobs (and reached) of a claim(n) made by the same script too
 --   run:heartbeat()  --> how many leases were renewed
 --   run:reap()       --> requeued, failed ("stalled"), or 0, 0, true when another reap ran lately
 --   run:release{ job... }  --> how many claimed jobs went back unstarted
@@ -108,12 +111,12 @@ end
 local KIND = { process = "process", hook = "hook" }
 
 -- The claim scripts' first arguments (prelude's ARGV[3..7]).
-local CLAIM_ARGS = 5
+local CLAIM_ARGS = 6
 local function claim_args(run, n)
   check(type(n) == "number" and n >= 1, 3, "claim needs a number of jobs >= 1")
   local limits = run.limits
   if limits.keys and not run.limit_keys_json then run.limit_keys_json = cjson.encode(limits.keys) end
-  return { n, run.lease, limits.per_key or 0, limits.rate or 0, run.limit_keys_json or "" }
+  return { n, run.lease, limits.per_key or 0, limits.rate or 0, run.limit_keys_json or "", run.max_items or 0 }
 end
 
 -- The claim script's flat reply as job tables.
@@ -129,11 +132,12 @@ local function jobs_of(res)
   return jobs
 end
 
--- claim(n) -> up to n jobs due now.
+-- claim(n) -> up to n jobs due now, and true once the session started
+-- run.max_items items (no process job past it).
 function Run:claim(n)
   local res, err, code = call_script(self, scripts.claim, claim_args(self, n), CLAIM_ARGS)
   if not res then return nil, err, code end
-  return jobs_of(res)
+  return jobs_of(res[1]), res[2] == 1
 end
 
 local OUTCOMES = { done = true, failed = true, retry = true, hook_done = true }
@@ -172,14 +176,14 @@ end
 
 -- complete(results [, claim_n]) -> per result the children's ids, or false
 -- (stale token: nothing of it was recorded). With claim_n, the same script
--- then claims up to claim_n jobs: returns replies, jobs.
+-- then claims up to claim_n jobs: returns replies, jobs, reached (claim's).
 function Run:complete(results, claim_n)
   if claim_n then
     local args = claim_args(self, claim_n)
     args[CLAIM_ARGS + 1] = packed_results(results)
     local res, err, code = call_script(self, scripts.complete_claim, args, CLAIM_ARGS + 1)
     if not res then return nil, err, code end
-    return replies_of(res[1]), jobs_of(res[2])
+    return replies_of(res[1]), jobs_of(res[2]), res[3] == 1
   end
   local res, err, code = call_script(self, scripts.complete, { packed_results(results) }, 1)
   if not res then return nil, err, code end
@@ -341,12 +345,14 @@ function M.open(client, name, opts)
   }, Run)
   local res, err, code = call_script(run, scripts.open, {
     M.FORMAT, M.VERSION, table.concat(classes, "\n"), cjson.encode(opts.limits or {}), cjson.encode(types),
-  }, 5)
+    run.lease,
+  }, 6)
   if not res then return nil, err, code end
   if res[1] == 0 and type(res[2]) == "string" then
     return nil, format("EAQRUN: run %s: %s", name, res[2]), "EAQRUN"
   end
   run.first, run.process_id, run.limits = res[1] == 1, res[2], cjson.decode(res[3])
+  run.session_elapsed = tonumber(res[4])
   return run
 end
 

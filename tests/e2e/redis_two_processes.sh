@@ -9,8 +9,10 @@
 #   refusals: unreachable server, wrong password, a run key holding foreign
 #             data, a script with other item classes: one clear line, exit 2.
 #   display:  --progress json shows the whole run's figures (all processes);
-#   many:     a parent with 3000 children (more than one script call holds).
-# Fixture: redis_tree.lua.
+#   many:     a parent with 3000 children (more than one script call holds);
+#   max items: two processes with --max-items 50 start 50 items in all, then
+#             both stop; the queue is kept and a later process finishes it.
+# Fixtures: redis_tree.lua, redis_max_items.lua.
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 
@@ -91,6 +93,27 @@ local s = aqueue.run_queue{ initial_items = { Root{} }, num_workers = 50 }
 print(("processed=%d hooks=%d run_done=%d"):format(s.processed, hooks, s.counters.done))'
 expect_rc 0 "many children: exit 0"
 expect_contains "$OUT" "processed=3001 hooks=1 run_done=3001" "many children: all processed, the hook once"
+
+# ============================ max items (whole run) ============================
+M="$FIX/redis_max_items.lua"
+LOG="$TMP/max.log"
+start_bg ma "$AQUEUE_RUN" --progress none --max-items 50 --redis "$URL" --run max "$M" "$LOG" A
+wait_for_text "$LOG" "A leaf" "$START_WAIT" "max items: the first process runs leaves"
+start_bg mb "$AQUEUE_RUN" --progress none --max-items 50 --redis "$URL" --run max "$M" "$LOG" B
+use_bg ma
+wait_bg "$RUN_TIMEOUT" "max items: the first process ends"
+use_bg mb
+wait_bg "$RUN_TIMEOUT" "max items: the second process ends"
+L="$(cat "$LOG")"
+expect_eq "$(printf '%s\n' "$L" | wc -l)" 50 "max items: 50 process() calls in the whole run"
+expect_match "$(count_lines "$L" '^B ')" '^[1-9][0-9]*$' "max items: the second process ran some of them"
+expect_contains "$(cat "$TMP/ma.out")" "stopped=max_items" "max items: the first process stopped on it"
+expect_contains "$(cat "$TMP/mb.out")" "stopped=max_items" "max items: the second one too"
+run "$AQUEUE_RUN" --progress none --redis "$URL" --run max --status
+expect_contains "$OUT" "251 queued, 0 delayed, 0 running, 50 done" "max items: the rest is kept"
+run "$AQUEUE_RUN" --progress none -w 100 --redis "$URL" --run max "$M" "$LOG" C
+expect_rc 0 "max items: a later process exits 0"
+expect_contains "$OUT" "processed=251 stopped=nil run_done=301" "max items: it finishes the run"
 
 # ================================ refusals ================================
 run "$AQUEUE_RUN" --progress none --redis "redis://127.0.0.1:1" --run share "$T" "$TMP/x.log" X

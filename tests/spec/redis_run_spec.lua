@@ -277,6 +277,64 @@ describe("aqueue.redis_run", function()
     end)
   end)
 
+  describe("max_items and max_time for the whole run", function()
+    it("hands out max_items first attempts across processes; a release gives one back; hooks still go", function()
+      local a = process("max-items", { order = "fifo" })
+      local b = process("max-items", { order = "fifo" })
+      a.max_items, b.max_items = 3, 3
+      local ids = assert(a:enqueue{ page{ has_hook = true }, page(), page(), page(), page() })
+      local jobs, reached = a:claim(2)
+      local with_hook = jobs[1]
+      assert.are.same({ 1, 2 }, ids_of(jobs))
+      assert.is_false(reached)
+      local more
+      more, reached = b:claim(5) -- one left for the run, whichever process asks
+      assert.are.same({ 3 }, ids_of(more))
+      assert.is_true(reached)
+      jobs, reached = a:claim(5)
+      assert.are.same({}, jobs)
+      assert.is_true(reached)
+      assert.are.equal(1, a:release{ more[1] }) -- not started: it does not count
+      jobs, reached = a:claim(5)
+      assert.are.same({ 3 }, ids_of(jobs))
+      assert.is_true(reached)
+      -- once reached, no process job starts, a retry neither
+      local replies = assert(b:complete{ { id = jobs[1].id, token = jobs[1].token, outcome = "retry", retry_delay = 0 } })
+      assert.is_table(replies[1])
+      jobs, reached = b:claim(5)
+      assert.are.same({}, jobs)
+      assert.is_true(reached)
+      -- a hook due after the limit is handed out, no process job
+      done(a, with_hook)
+      jobs, reached = a:claim(5)
+      assert.are.equal(1, #jobs)
+      assert.are.same({ ids[1], "hook" }, { jobs[1].id, jobs[1].kind })
+      assert.is_true(reached)
+      assert.are.equal("3", server:cli("HGET", "aq:{max-items}:meta", "started"))
+    end)
+
+    it("counts from a new session when a process opens a run no process is alive in", function()
+      local a = process("session", { order = "fifo" })
+      a.max_items = 1
+      assert(a:enqueue{ page(), page() })
+      local _, reached = a:claim(5)
+      assert.is_true(reached)
+      assert(a:close())
+      aqueue.sleep(0.05)
+      local b = process("session", { order = "fifo" })
+      assert.is_true(b.session_elapsed < 0.05)
+      b.max_items = 1
+      local jobs
+      jobs, reached = b:claim(5)
+      assert.are.same({ 2 }, ids_of(jobs))
+      assert.is_true(reached)
+      -- a process joining one that is alive keeps its session
+      local c = process("session", { order = "fifo" })
+      assert.are.equal("1", server:cli("HGET", "aq:{session}:meta", "started"))
+      assert.is_true(c.session_elapsed >= 0)
+    end)
+  end)
+
   describe("complete", function()
     it("records children and queues a hook once, after the last child's subtree", function()
       local run = process("hooks", { order = "fifo" })

@@ -52,9 +52,10 @@ end
 -- handed back, the enqueues outside a completion, then the completions. Sets
 -- each sent entry's id. With claim_n, also claims up to claim_n jobs: the
 -- last batch of completions carries the claim (one round trip for both), or a
--- plain claim goes when there is nothing to complete. Returns true and the
--- jobs claimed (with claim_n), or nil, err when the store could not be
--- reached: what was not sent is buffered again, in front.
+-- plain claim goes when there is nothing to complete. Returns true, the
+-- jobs claimed and whether the run's max_items is reached (with claim_n), or
+-- nil, err when the store could not be reached: what was not sent is
+-- buffered again, in front.
 function M.send(self, claim_n)
   local releases, entries, results = self.releases, self.entries, self.results
   self.releases, self.entries, self.results = {}, {}, {}
@@ -79,18 +80,18 @@ function M.send(self, claim_n)
       batch[i].id = ids[i] -- false: a duplicate (handle:result() reads it)
     end
   end
-  local jobs = nil
+  local jobs, reached = nil, false
   while #results > 0 do
     local batch
     batch, results = split(results, BATCH)
     local last_with_claim = claim_n ~= nil and #results == 0
-    local replies, claimed_or_err = self.run:complete(batch, last_with_claim and claim_n or nil)
+    local replies, claimed_or_err, limit_reached = self.run:complete(batch, last_with_claim and claim_n or nil)
     if not replies then
       self.results = put_back(put_back(batch, results), self.results)
       return nil, claimed_or_err
     end
     if last_with_claim then
-      jobs = claimed_or_err
+      jobs, reached = claimed_or_err, limit_reached
     end
     for i = 1, #batch do
       local children, ids = batch[i].children, replies[i]
@@ -100,13 +101,14 @@ function M.send(self, claim_n)
     end
   end
   if claim_n and not jobs then
-    local err
-    jobs, err = self.run:claim(claim_n)
-    if not jobs then
-      return nil, err
+    local claimed_or_err
+    claimed_or_err, reached = self.run:claim(claim_n)
+    if not claimed_or_err then
+      return nil, reached
     end
+    jobs = claimed_or_err
   end
-  return true, jobs
+  return true, jobs, reached
 end
 
 return M

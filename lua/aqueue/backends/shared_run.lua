@@ -95,8 +95,8 @@ end
 -- enqueues outside a completion, then the completions; one flush at a time
 -- (the flusher's and a claim's), so the entries a completion needs sent
 -- first are sent first. With claim_n, claims up to claim_n jobs in the same
--- call as the last completions. Returns true (and the jobs claimed), or nil,
--- err when the store could not be reached: what was not sent stays buffered
+-- call as the last completions. Returns true (and the jobs claimed, and
+-- whether the run's max_items is reached), or nil, err when the store could not be reached: what was not sent stays buffered
 -- for the next flush (a completion sent twice is refused the second time by
 -- its token).
 function Shared:flush(claim_n)
@@ -104,12 +104,12 @@ function Shared:flush(claim_n)
     sleep(FLUSH_S)
   end
   self.flushing = true
-  local called, ok, err = pcall(batches.send, self, claim_n) -- a raise must not leave the flag set
+  local called, ok, err, reached = pcall(batches.send, self, claim_n) -- a raise must not leave the flag set
   self.flushing = false
   if not called then
     return nil, ok
   end
-  return ok, err
+  return ok, err, reached
 end
 
 -- While the store cannot be reached (a Redis restart), the run pauses: the
@@ -167,6 +167,18 @@ local function ticker(self)
     end
     sleep(TICK_S)
   end
+end
+
+-- The run's max_items counts the items started by all its processes: the
+-- store hands out no more past it (claims say when it is reached).
+function Shared:set_max_items(n)
+  self.run.max_items = n
+end
+
+-- Seconds since the run's session began, in the store's clock (max_time
+-- counts from there).
+function Shared:elapsed()
+  return self.run.session_elapsed or 0
 end
 
 -- Nothing is restored into this process: claims bring the work.
@@ -270,9 +282,10 @@ function Shared:claim(n, deliver)
   self.claims = self.claims + 1
   self.claim_sending = true
   spawn_step(self, "claiming", function()
-    local jobs, err
+    local jobs, err, reached
     repeat
-      local ok, claimed = self:flush(n) -- the store sees what this process did before it answers
+      local ok, claimed
+      ok, claimed, reached = self:flush(n) -- the store sees what this process did before it answers
       jobs, err = ok and claimed, claimed
       self.claim_sending = false
       if not jobs then
@@ -290,7 +303,7 @@ function Shared:claim(n, deliver)
       self.jobs[item] = job
       delivered[i] = { item = item, hook = job.kind == "hook", attempt = job.attempt }
     end
-    if #jobs == 0 and not self.stopped then
+    if #jobs == 0 and not self.stopped and not reached then
       local figures = self.run:counters()
       finished = figures and figures.finished
       if not finished then
@@ -298,7 +311,7 @@ function Shared:claim(n, deliver)
       end
     end
     self.claims = self.claims - 1
-    if not deliver(delivered, finished) and #delivered > 0 then
+    if not deliver(delivered, finished, reached) and #delivered > 0 then
       local items = {}
       for i = 1, #delivered do
         items[i] = delivered[i].item

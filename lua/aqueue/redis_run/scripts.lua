@@ -9,12 +9,17 @@ local prelude = require("aqueue.redis_run.prelude")
 
 local BODIES = {}
 
--- open: ARGV format, version, classes, limits (JSON), key types (JSON).
--- Creates the run's meta or checks it; registers the process. Returns
--- { first (1/0), process number, the run's limits JSON } or { 0, why } when
--- the run cannot be joined.
+-- open: ARGV format, version, classes, limits (JSON), key types (JSON),
+-- lease. Creates the run's meta or checks it; registers the process. A
+-- process that finds no other alive (none seen within a lease) starts a new
+-- session of the run: its start time and its count of items started
+-- (max_items and max_time count from there, as a run resumed from a state
+-- file counts anew). Returns { first (1/0), process number, the run's limits
+-- JSON, seconds since the session began } or { 0, why } when the run cannot
+-- be joined.
 BODIES.open = [==[
 local format, version, classes, limits, types = ARGV[3], ARGV[4], ARGV[5], ARGV[6], cjson.decode(ARGV[7])
+local lease = tonumber(ARGV[8])
 for i, key in ipairs(KEYS) do
   local t = call('TYPE', key).ok
   local want = types[i] -- 'list|zset' for the ready queue: the order is checked below
@@ -46,9 +51,12 @@ else
   end
   limits = m[5]
 end
+if call('ZCOUNT', K_PROCS, NOW - lease, '+inf') == 0 then
+  call('HSET', K_META, 'session_start', time_text(NOW), 'started', 0)
+end
 local pid = call('HINCRBY', K_META, 'next_pid', 1)
 call('ZADD', K_PROCS, NOW, pid)
-return { first, pid, limits }
+return { first, pid, limits, time_text(NOW - tonumber(call('HGET', K_META, 'session_start'))) }
 ]==]
 
 -- enqueue: ARGV the entries, packed (prelude's ENTRY fields; each carries
@@ -69,19 +77,23 @@ flush()
 return ids
 ]==]
 
--- claim: ARGV n, lease, per_key, rate, per-key limits (JSON or ''), from
--- ARGV[CLAIM_AT].
+-- claim: ARGV n, lease, per_key, rate, per-key limits (JSON or ''),
+-- max_items (0: none), from ARGV[CLAIM_AT].
 -- Up to n jobs: due hooks first, then the held items of limit keys that may
 -- start again, then the ready queue (due delayed items join it first). A
 -- job of a limit key that may not start yet waits in the key's held list.
--- Returns id, kind, class, fields, parent, attempt, token, max_attempts of
--- each job, one after the other in one flat list (a list of lists costs the
--- server more to send). A lease's expiry is in whole milliseconds: an
+-- max_items counts the first attempts of process jobs started in the
+-- session (the meta's `started`): none starts past it (hooks still do).
+-- Returns { jobs, reached }: jobs is id, kind, class, fields, parent,
+-- attempt, token, max_attempts of each job, one after the other in one flat
+-- list (a list of lists costs the server more to send); reached is 1 once
+-- the session started max_items items, else 0. A lease's expiry is in whole milliseconds: an
 -- integer is cheaper to write than a float, in the zset and in the AOF.
 local CLAIM_STEP = [==[
 local n, lease = tonumber(ARGV[CLAIM_AT]), tonumber(ARGV[CLAIM_AT + 1])
 local per_key, rate = tonumber(ARGV[CLAIM_AT + 2]), tonumber(ARGV[CLAIM_AT + 3])
 local overrides = ARGV[CLAIM_AT + 4] ~= '' and cjson.decode(ARGV[CLAIM_AT + 4]) or nil
+local max_items = tonumber(ARGV[CLAIM_AT + 5])
 local MAX_SCAN = 4096 -- ready items looked at per claim (held ones move out of the way)
 local jobs, ids, leased = {}, {}, {}
 local expiry = math.floor((NOW + lease) * 1000)
@@ -117,8 +129,19 @@ local function key_started(key)
   end
 end
 
+-- How many more first attempts max_items lets start (math.huge: no limit).
+local function room()
+  if max_items == 0 then return math.huge end
+  return max_items - meta_number('started')
+end
+
 local function start(id, r, kind)
-  if kind == 'process' then r[ST], r[ATT] = 'R', r[ATT] + 1 else r[ST] = 'h' end
+  if kind == 'process' then
+    if r[ATT] == 0 then next_number('started') end
+    r[ST], r[ATT] = 'R', r[ATT] + 1
+  else
+    r[ST] = 'h'
+  end
   r[TOK], r[OWNER] = next_number('next_token'), PID
   touch(id)
   leased[#leased + 1], leased[#leased + 2] = expiry, id
@@ -150,7 +173,7 @@ end
 
 for _, key in ipairs(call('ZRANGEBYSCORE', K_WAKE, '-inf', NOW, 'LIMIT', 0, 100)) do
   local held = held_key(key)
-  while #ids < n and not blocked(key) do
+  while #ids < n and room() > 0 and not blocked(key) do
     local id = call('LPOP', held)
     if not id then break end
     id = tonumber(id)
@@ -170,8 +193,8 @@ for _, key in ipairs(call('ZRANGEBYSCORE', K_WAKE, '-inf', NOW, 'LIMIT', 0, 100)
 end
 
 local scanned = 0
-while #ids < n and scanned < MAX_SCAN do
-  local popped = ready_pop(math.min(n - #ids, MAX_SCAN - scanned))
+while #ids < n and scanned < MAX_SCAN and room() > 0 do
+  local popped = ready_pop(math.min(n - #ids, MAX_SCAN - scanned, room())) -- (a retry takes no room: a claim may come short)
   if #popped == 0 then break end
   scanned = scanned + #popped
   for _, id in ipairs(popped) do
@@ -198,8 +221,9 @@ if #ids > 0 then
   call_many('SADD', jobs_key(PID), ids)
 end
 call('ZADD', K_PROCS, NOW, PID)
+local reached = room() <= 0 and 1 or 0
 ]==]
-BODIES.claim = 'local CLAIM_AT = 3\n' .. CLAIM_STEP .. 'flush()\nreturn jobs\n'
+BODIES.claim = 'local CLAIM_AT = 3\n' .. CLAIM_STEP .. 'flush()\nreturn { jobs, reached }\n'
 
 -- complete: ARGV[COMPLETE_AT] the results, packed: one JSON array whose
 -- results are arrays { id, token, outcome, result, error, retry_delay,
@@ -242,12 +266,12 @@ end
 ]==]
 BODIES.complete = 'local COMPLETE_AT = 3\n' .. COMPLETE_STEP .. 'flush()\nreturn replies\n'
 
--- complete_claim: complete's argument at ARGV[8], after claim's. The
+-- complete_claim: complete's argument at ARGV[9], after claim's. The
 -- completions first (they free limit slots and queue hooks), then a claim:
 -- a busy process gets its next jobs with the same round trip. Returns
--- { complete's replies, claim's jobs }.
-BODIES.complete_claim = 'local CLAIM_AT, COMPLETE_AT = 3, 8\n' .. COMPLETE_STEP .. CLAIM_STEP
-  .. 'flush()\nreturn { replies, jobs }\n'
+-- { complete's replies, claim's jobs, claim's reached }.
+BODIES.complete_claim = 'local CLAIM_AT, COMPLETE_AT = 3, 9\n' .. COMPLETE_STEP .. CLAIM_STEP
+  .. 'flush()\nreturn { replies, jobs, reached }\n'
 
 -- heartbeat: ARGV lease. Renews this process's sign of life and the lease of
 -- every job it holds. Returns how many.
@@ -295,7 +319,10 @@ for i = 3, #ARGV, 2 do
   local r = load(id)
   if r and r[TOK] == token and (r[ST] == 'R' or r[ST] == 'h') then
     unlease(id, r)
-    if r[ST] == 'R' then r[ATT] = r[ATT] - 1 end
+    if r[ST] == 'R' then
+      r[ATT] = r[ATT] - 1
+      if r[ATT] == 0 then META_NEXT.started = meta_number('started') - 1 end -- (max_items: it did not start)
+    end
     requeue(id, r, true)
     released = released + 1
   end
