@@ -27,6 +27,7 @@
 --   run:heartbeat()  --> how many leases were renewed
 --   run:reap()       --> requeued, failed ("stalled"), or 0, 0, true when another reap ran lately
 --   run:release{ job... }  --> how many claimed jobs went back unstarted
+--   run:retry_failed()     --> how many failed items went back to the queue
 --   run:counters(), run:status([cap]), run:result(id), run:drop(), run:close()
 --
 -- Failures are nil, err, code: the client's (ECONNRESET, ETIMEDOUT, ...) and
@@ -214,6 +215,13 @@ function Run:reap()
   local res, err, code = call_script(self, scripts.reap, { guard_ms, M.STALL_LIMIT }, 2)
   if not res then return nil, err, code end
   return res[1], res[2], res[3] == 1 or nil
+end
+
+-- retry_failed() -> how many failed items went back to the queue (attempts
+-- reset; their finished subtrees open again; hooks that ran do not run
+-- again).
+function Run:retry_failed()
+  return call_script(self, scripts.retry_failed, {}, 0)
 end
 
 -- --- what the run holds ---

@@ -519,6 +519,49 @@ describe("aqueue.redis_run", function()
     end)
   end)
 
+  describe("retry_failed", function()
+    it("puts failed items back: attempts reset, counters moved, finished subtrees open again, no hook twice", function()
+      local run = process("retry-failed", { order = "fifo" })
+      local root = assert(run:enqueue{ page{ has_hook = true } })[1]
+      local r = assert(run:claim(1))[1]
+      -- the root names a Mid (with a hook) that fails after naming a Leaf, and a Leaf that fails
+      local kids = done(run, r, { children = { page{ class = "Site", has_hook = true }, page() } })
+      local jobs = assert(run:claim(2))
+      local mid_job, leaf_job = jobs[1], jobs[2]
+      assert.are.same(kids, { mid_job.id, leaf_job.id })
+      local grandkids = done(run, mid_job, { outcome = "failed", error = "mid broke", children = { page() } })
+      done(run, leaf_job, { outcome = "failed", error = "leaf broke" })
+      done(run, assert(run:claim(1))[1]) -- the Mid's child
+      local mid_hook = assert(run:claim(1))[1]
+      assert.are.same({ mid_job.id, "hook" }, { mid_hook.id, mid_hook.kind })
+      done(run, mid_hook)
+      local root_hook = assert(run:claim(1))[1]
+      assert.are.same({ root, "hook" }, { root_hook.id, root_hook.kind })
+      done(run, root_hook)
+      local c = assert(run:counters())
+      assert.is_true(c.finished)
+      assert.are.same({ 2, 2 }, { c.done, c.failed })
+
+      assert.are.equal(2, run:retry_failed())
+      c = assert(run:counters())
+      assert.is_false(c.finished)
+      assert.are.same({ 2, 0, 2, 1 }, { c.done, c.failed, c.queued, c.waiting }) -- the root is open again
+      assert.are.same({ state = "queued" }, { state = (run:result(kids[1])) })
+      local again = assert(run:claim(5))
+      assert.are.same(kids, ids_of(again))
+      assert.are.same({ 1, 1 }, { again[1].attempt, again[2].attempt })
+      assert.are.same({}, done(run, again[1])) -- the Mid, done this time; its hook ran: not again
+      done(run, again[2])
+      c = assert(run:counters())
+      assert.is_true(c.finished)
+      assert.are.same({ 4, 0, 0, 0 }, { c.done, c.failed, c.queued, c.waiting })
+      assert.are.same({}, assert(run:claim(5))) -- no hook runs twice
+      assert.are.equal(1, #grandkids)
+      assert.are.equal("done", (run:result(kids[2])))
+      assert.are.equal(0, run:retry_failed())
+    end)
+  end)
+
   describe("leases", function()
     it("refuses a late completion after the job was reaped and claimed by another process", function()
       local a = process("stale", { lease = 0.2 })

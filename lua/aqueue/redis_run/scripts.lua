@@ -331,6 +331,57 @@ flush()
 return released
 ]==]
 
+-- retry_failed: no ARGV. Puts the run's failed items back in the ready
+-- queue, as --retry-failed does with a state file: attempts, lost leases and
+-- the outcome reset, the counters moved (failed to queued). An item whose
+-- subtree had finished opens again, and so do its ancestors' that had: each
+-- counts it (or the ancestor below) among its open children again. A hook
+-- that already ran does not run again (the item's own, and an ancestor's:
+-- its subtree reopens as one whose hook is over). A failed item whose hook
+-- is queued or running stays failed. Returns how many were put back.
+BODIES.retry_failed = [==[
+local failed_ids = call('LRANGE', K_FAILED, 0, -1)
+for i, id in ipairs(failed_ids) do failed_ids[i] = tonumber(id) end
+load_many(failed_ids)
+local kept, put_back = {}, 0
+-- Item `id`'s subtree was finished and is open again: its parent counts it.
+local function reopen_up(id)
+  local parent = RECS[id][PARENT]
+  while parent ~= 0 do
+    local pr = load(parent)
+    pr[PEND] = pr[PEND] + 1
+    touch(parent)
+    if pr[ST] ~= 'F' then return end
+    pr[ST] = 'G' -- open again, its hook over (or none)
+    add('waiting', 1)
+    parent = pr[PARENT]
+  end
+end
+for _, id in ipairs(failed_ids) do
+  local r = RECS[id]
+  if r[ST] == 'P' or r[ST] == 'G' or r[ST] == 'F' then
+    if r[ST] == 'F' then
+      reopen_up(id)
+    else
+      add('waiting', -1)
+    end
+    if r[ST] ~= 'P' then r[HOOK] = 0 end -- its hook ran (or it had none)
+    r[ST], r[ATT], r[LOST], r[OUT], r[ERR], r[RES] = 'Q', 0, 0, '', '', ''
+    touch(id)
+    ready_push(id, r, false)
+    count(r, 'failed', -1)
+    count(r, 'queued', 1)
+    put_back = put_back + 1
+  else
+    kept[#kept + 1] = id
+  end
+end
+call('DEL', K_FAILED)
+call_many('RPUSH', K_FAILED, kept)
+flush()
+return put_back
+]==]
+
 -- counters: ARGV lease. Returns { HGETALL counts, processes seen within a lease }.
 BODIES.counters = [==[
 return { call('HGETALL', K_COUNTS), call('ZCOUNT', K_PROCS, NOW - tonumber(ARGV[3]), '+inf') }
