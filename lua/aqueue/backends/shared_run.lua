@@ -12,7 +12,8 @@
 -- Nothing here costs a round trip per item: enqueues and completions are
 -- buffered and sent in batches by a flusher task (every FLUSH_S, or at once
 -- when a batch is full; children travel with their parent's completion),
--- claims are one call for many jobs, and a ticker task renews this process's
+-- claims are one call for many jobs that also carries the completions
+-- buffered before it (complete(results, n)), and a ticker task renews this process's
 -- lease (heartbeat), runs the reaper every REAP_EVERY heartbeats and reads
 -- the run's counters for the display. Each of these runs in a task of its
 -- own: the run's calls may yield, the scheduler's steps that reach the
