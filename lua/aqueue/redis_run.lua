@@ -24,7 +24,9 @@
 --                    --> per result: the children's ids (or false: duplicate),
 --                        or false when the token was stale and nothing was recorded;
 --                        with n, the jobs (and reached) of a claim(n) made by the same script too
---   run:heartbeat()  --> how many leases were renewed
+--   run:heartbeat(held) --> how many leases were renewed (held: the ids of the
+--                          jobs this process holds; a job it does not name, from a
+--                          claim whose reply was lost, is left to expire)
 --   run:reap()       --> requeued, failed ("stalled"), or 0, 0, true when another reap ran lately
 --   run:release{ job... }  --> how many claimed jobs went back unstarted
 --   run:retry_failed()     --> how many failed items went back to the queue
@@ -204,8 +206,8 @@ end
 
 -- --- leases ---
 
-function Run:heartbeat()
-  return call_script(self, scripts.heartbeat, { self.lease }, 1)
+function Run:heartbeat(held)
+  return call_script(self, scripts.heartbeat, { self.lease, cjson.encode(held or {}) }, 2)
 end
 
 -- reap() -> requeued, failed; or 0, 0, true when a reap ran within the last

@@ -585,12 +585,33 @@ describe("aqueue.redis_run", function()
       local job = assert(run:claim(1))[1]
       local t0 = server_time()
       while server_time() - t0 < 1.2 do -- more than twice the lease
-        assert.are.equal(1, run:heartbeat())
+        assert.are.equal(1, run:heartbeat{ job.id })
         aqueue.sleep(0.05)
         local requeued = assert(run:reap())
         assert.are.equal(0, requeued)
       end
       assert.are.same({}, done(run, job))
+    end)
+
+    it("renews only the jobs the process names: a job of a claim whose reply was lost expires", function()
+      local run = process("lost_reply", { lease = 0.3 })
+      assert(run:enqueue{ page(), page() })
+      local known = assert(run:claim(1))[1]
+      local lost = assert(run:claim(1))[1] -- as if its reply never came: the process does not name it
+      local other = process("lost_reply", { lease = 0.3 })
+      local t0 = server_time()
+      local requeued = 0
+      while server_time() - t0 < 1 do -- more than three leases
+        assert.are.equal(1, run:heartbeat{ known.id, 999999 }) -- (an id not its own is not renewed)
+        aqueue.sleep(0.05)
+        requeued = requeued + assert(run:reap())
+      end
+      assert.are.equal(1, requeued)
+      local again = assert(other:claim(1))[1]
+      assert.are.equal(lost.id, again.id)
+      assert.are_not.equal(lost.token, again.token)
+      assert.are.same({}, done(run, known))
+      assert.are.same({}, done(other, again))
     end)
 
     it("fails a job with \"stalled\" after 3 lost leases, and goes on with its tree", function()
@@ -647,7 +668,7 @@ describe("aqueue.redis_run", function()
       assert(b:close())
       assert.are.equal(1, assert(a:counters()).processes_alive)
       wait.until_true(function() return assert(a:counters()).processes_alive == 0 end, "a's heartbeat to age")
-      a:heartbeat()
+      a:heartbeat{}
       local st = assert(a:status())
       assert.are.equal(1, st.counters.processes_alive)
       assert.are.equal(1, #st.processes)

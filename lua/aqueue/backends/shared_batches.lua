@@ -66,6 +66,9 @@ function M.send(self, claim_n)
         put_back(results, self.results)
       return nil, err
     end
+    for i = 1, #releases do
+      self.held_ids[releases[i].id] = nil
+    end
   end
   while #entries > 0 do
     local batch
@@ -92,6 +95,9 @@ function M.send(self, claim_n)
     end
     if last_with_claim then
       jobs, reached = claimed_or_err, limit_reached
+    end
+    for i = 1, #batch do
+      self.held_ids[batch[i].id] = nil -- (a stale completion too: the job is no longer ours)
     end
     for i = 1, #batch do
       local children, ids = batch[i].children, replies[i]

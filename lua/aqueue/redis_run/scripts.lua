@@ -273,15 +273,26 @@ BODIES.complete = 'local COMPLETE_AT = 3\n' .. COMPLETE_STEP .. 'flush()\nreturn
 BODIES.complete_claim = 'local CLAIM_AT, COMPLETE_AT = 3, 9\n' .. COMPLETE_STEP .. CLAIM_STEP
   .. 'flush()\nreturn { replies, jobs, reached }\n'
 
--- heartbeat: ARGV lease. Renews this process's sign of life and the lease of
--- every job it holds. Returns how many.
+-- heartbeat: ARGV lease, held (JSON list of ids). Renews this process's
+-- sign of life and the lease of each job it says it holds that is still its
+-- own. A job the store counts as this process's but the process does not
+-- name (a claim whose reply was lost) keeps its lease as it was: it expires
+-- and the reaper puts the job back. Returns how many leases were renewed.
 BODIES.heartbeat = [==[
 call('ZADD', K_PROCS, NOW, PID)
-local ids = call('SMEMBERS', jobs_key(PID))
+local held = cjson.decode(ARGV[4])
+if #held == 0 then return 0 end
+local mine = {}
+for i = 1, #held, 4000 do -- (SMISMEMBER's arguments in chunks below Lua's unpack limit)
+  local part = { unpack(held, i, math.min(i + 3999, #held)) }
+  for j, yes in ipairs(call('SMISMEMBER', jobs_key(PID), unpack(part))) do
+    if yes == 1 then mine[#mine + 1] = part[j] end
+  end
+end
 local renewed, expiry = {}, math.floor((NOW + tonumber(ARGV[3])) * 1000)
-for _, id in ipairs(ids) do renewed[#renewed + 1], renewed[#renewed + 2] = expiry, id end
-call_many('ZADD', K_LEASES, renewed) -- (every id holds a lease: the set and the zset change together)
-return #ids
+for _, id in ipairs(mine) do renewed[#renewed + 1], renewed[#renewed + 2] = expiry, id end
+call_many('ZADD', K_LEASES, renewed)
+return #mine
 ]==]
 
 -- reap: ARGV guard (ms), stall limit. Unless another reap ran within the
