@@ -6,16 +6,9 @@
 local core = require("aqueue.core")
 local redis_run = require("aqueue.redis_run")
 local redis_backend = require("aqueue.backends.redis")
+local shorten = require("aqueue.status_text").shorten
 
 local M = {}
-
-local function shorten(text, width)
-  text = tostring(text):gsub("%s+", " ")
-  if #text > width then
-    return text:sub(1, width - 3) .. "..."
-  end
-  return text
-end
 
 -- The lines of status `st` of run `name` (this process, `self_id`, left out
 -- of the processes: it only looked).

@@ -4,6 +4,7 @@
 local core = require("aqueue.core")
 local statefile = require("aqueue.statefile")
 local state = require("aqueue.state")
+local shorten = require("aqueue.status_text").shorten
 
 local MAX_LISTED = 50 -- failed items printed by --status
 local OPEN, FINISHED = state.OPEN, state.FINISHED
@@ -31,14 +32,6 @@ local function open_existing(path)
     fail(("%s: %s (the file is left as it was%s)"):format(path, problem, advice and "; " .. advice or ""), 1)
   end
   return db
-end
-
-local function shorten(text, width)
-  text = tostring(text):gsub("%s+", " ")
-  if #text > width then
-    return text:sub(1, width - 3) .. "..."
-  end
-  return text
 end
 
 local function status(path)
