@@ -1,10 +1,12 @@
 /*
  * api.c — the parts of the public C API (engine/include/aqueue.h) that are
  * not the engine's or the tasks' own: the ABI check, module registration and
- * FFI contracts, logging and stopping for modules, and running work on the thread pool.
+ * FFI contracts, a module's state, logging and stopping for modules, and
+ * running work on the thread pool.
  * (aq_timer_start is timer_start.c's: the scheduler uses it too.)
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include <lauxlib.h>
 
@@ -33,6 +35,27 @@ void aq_export_ffi_contract(lua_State *L, const char *cdef, const aq_constant *c
     lua_pushinteger(L, constants[i].value);
     lua_setfield(L, -2, constants[i].name);
   }
+}
+
+/* The block is a userdata anchored in the registry under `key`, so the Lua
+ * state frees it, after the close hooks have run. */
+void *aq_module_state(lua_State *L, const void *key, size_t size, void (*on_close)(aq_engine *E, void *state)) {
+  lua_pushlightuserdata(L, (void *)key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  void *state = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (state) return state;
+  state = lua_newuserdata(L, size);
+  memset(state, 0, size);
+  if (aq_engine_on_close(aq_engine_from_lua(L), on_close, state) != 0) {
+    lua_pop(L, 1);
+    luaL_error(L, "out of memory");
+    return NULL;
+  }
+  lua_pushlightuserdata(L, (void *)key);
+  lua_insert(L, -2);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+  return state;
 }
 
 lua_State *aq_engine_state(aq_engine *E) { return E->L; }

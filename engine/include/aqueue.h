@@ -212,6 +212,15 @@ AQ_EXPORT int aq_task_work(lua_State *L, aq_work_fn work, aq_after_work_fn after
  * in reverse order of registration. Returns 0, or -1 when out of memory. */
 AQ_EXPORT int aq_engine_on_close(aq_engine *engine, void (*fn)(aq_engine *engine, void *data), void *data);
 
+/* A module's state for the whole engine: a zero-filled block of `size` bytes,
+ * made on the first call with this `key` (any address of the module's own,
+ * e.g. of a static variable) and the same block on later calls. When the
+ * engine closes, on_close(engine, state) runs (as an aq_engine_on_close hook:
+ * close the module's handles there); the block itself lives until the Lua
+ * state is closed. Raises a Lua error when out of memory. */
+AQ_EXPORT void *aq_module_state(lua_State *L, const void *key, size_t size,
+                                void (*on_close)(aq_engine *engine, void *state));
+
 /* --- a growable byte buffer ---
  *
  * For building output (a frame, a JSON line, a response body) before handing

@@ -37,7 +37,13 @@ F="$FIX/diskqueue_kill.lua"
 D="$TMP/q"
 mkdir "$D"
 
-log_lines() { local n; n=$(wc -l <"$D/log" 2>/dev/null) || n=0; echo "${n:-0}"; }
+# LOG_LINES: the lines of the log so far (read by bash itself: the loop
+# below looks 200 times a second, and a wc there was a fork each time).
+count_log_lines() {
+  local lines=()
+  [ -r "$D/log" ] && mapfile -t lines <"$D/log"
+  LOG_LINES=${#lines[@]}
+}
 
 kills=0
 runs=0
@@ -50,10 +56,11 @@ while [ "$finished" -eq 0 ]; do
     # once the queue is open and the run has done its share of the work
     # (wait_for_text fails when the run ends first: it was not to finish)
     wait_for_text "$TMP/run$runs.out" "start left=" "$RUN_TIMEOUT" "run $runs opened its queue"
-    target=$(($(log_lines) + 1 + RANDOM % STEP))
-    while [ "$(log_lines)" -lt "$target" ]; do
+    count_log_lines
+    target=$((LOG_LINES + 1 + RANDOM % STEP))
+    while count_log_lines && [ "$LOG_LINES" -lt "$target" ]; do
       kill -0 "$BG_PID" 2>/dev/null || { bg_output; fail "run $runs ended before its kill: the work is too short for $KILLS kills"; }
-      sleep 0.005
+      nap 0.005
     done
     grep -qs FINISHED "$TMP/run$runs.out" && fail "run $runs finished before its kill: the work is too short for $KILLS kills"
     kill -KILL "$BG_PID"

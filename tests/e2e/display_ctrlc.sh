@@ -35,7 +35,7 @@ use_waiting() { # name
 use_waiting once
 tmux_keys C-c
 tmux_wait_screen "interrupted: letting running items finish" "$QUICK" "once: the first Ctrl-C is acknowledged"
-sleep 0.3 # a few more frames
+nap 0.3 # a few more frames
 tmux_screen
 SCREEN_ONCE_MID="$SCREEN"
 s_match '^aqueue: interrupted: letting running items finish \(Ctrl-C again to stop now\)$' \

@@ -17,14 +17,14 @@ ESC=$'\033'
 
 TMUX_NO_GO=1 tmux_run frames 100 30 -- "$FIX/display_busy.lua" 150 0.03 3
 tmux_record "$REC"
-sleep 0.1
+nap 0.1
 tmux_go
 tmux_wait_exit "$START_WAIT" "the run ends"
 tmux_expect_rc 0 "all items succeeded"
 tmux_expect_cursor 1 "the cursor is visible again"
 s_match '^aqueue: 150 processed, 0 failed, 0 retried in [0-9.]+ s \([0-9]+ items/s\)$' "the summary line"
 s_count_is '^ Workers ' 1 "one panel (the final frame) on screen"
-sleep 0.2 # the recording's last bytes
+nap 0.2 # the recording's last bytes
 
 secs="$(printf '%s\n' "$SCREEN" | sed -n -E 's/^aqueue: 150 processed.* in ([0-9.]+) s .*$/\1/p')"
 [ -n "$secs" ] || tfail "cannot read the run's duration from the summary"

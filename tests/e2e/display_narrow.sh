@@ -21,7 +21,7 @@ tmux_run start 40 24 -- "$M" "$TMP/start" 6 4
 D="$TMP/start"
 tmux_wait_file "$D/ready" "$START_WAIT" "40x24: the 4 items run (ready)"
 tmux_wait_screen_re '^ Workers  4/6 busy$' "$QUICK" "40x24: the panel shows 4/6 busy"
-sleep 0.5 # five more frames
+nap 0.5 # five more frames
 tmux_screen
 s_match '^   Job ' "40x24: the Queue row of Job is shown"
 s_panel_fits 39 "40x24: panel lines fit in 39 columns"
@@ -40,7 +40,7 @@ tmux_use resized
 tmux_wait_file "$D/ready" "$START_WAIT" "100 -> 40: the 4 items run (ready)"
 tmux_wait_screen_re '^ Workers  4/6 busy$' "$QUICK" "100 -> 40: the panel shows 4/6 busy"
 tmux_resize 40 24
-sleep 0.5
+nap 0.5
 tmux_screen
 s_panel_fits 39 "100 -> 40: panel lines fit in 39 columns"
 s_count_is '^ Workers ' 1 "100 -> 40: one panel after the resize (no leftover rows)"

@@ -84,12 +84,12 @@ for mode in plain none; do
   run_through_dir "$mode"
   TMUX_NO_GO=1 tmux_run "$mode" "$COLS" "$ROWS" -- --progress "$mode" "$P" "$TMP/$mode"
   tmux_record "$TMP/$mode.bytes"
-  sleep 0.1
+  nap 0.1
   tmux_go
   tmux_wait_exit "$START_WAIT" "--progress $mode on a terminal: the run ends"
   tmux_expect_rc 1 "--progress $mode: an item failed"
   tmux_expect_cursor 1 "--progress $mode: the cursor is visible"
-  sleep 0.1
+  nap 0.1
   expect_eq "$(grep -ac "$ESC\\[?25l" "$TMP/$mode.bytes")" 0 "--progress $mode: the cursor is never hidden"
   s_not_contains " Workers" "--progress $mode: no panel"
   s_match '^stderr-write line$' "--progress $mode: io.stderr:write straight to the terminal"

@@ -31,7 +31,7 @@ busy_items() {
 # REGEX), then a little more (later frames must not bring leftovers back).
 settle() { # regex, what
   tmux_wait_screen_re "$1" "$QUICK" "$2"
-  sleep 0.3
+  nap 0.3
   tmux_screen
 }
 
@@ -77,7 +77,7 @@ s_match '^ Overall .*8/16  50%' "60x16: the Overall figures are still shown"
 tmux_resize 120 50
 settle "$IDLE_ROW" "120x50: idle rows come back"
 tmux_wait_screen_re '^  20 · idle$' "$QUICK" "120x50: the row of worker 20 is shown"
-sleep 0.2
+nap 0.2
 tmux_screen
 s_count_is '^ Workers ' 1 "120x50: one panel"
 s_count_is "$WORKER_LINE" 20 "120x50: 20 worker lines, no '+more'"

@@ -17,11 +17,11 @@ source "$(dirname "$0")/lib/tmux.sh"
 N=20
 
 wait_lines() { # file, count, seconds, description
-  local deadline=$(($(now_ms) + $3 * 1000))
+  local deadline=$(($((${EPOCHREALTIME/[.,]/} / 1000)) + $3 * 1000))
   while [ "$( (cat "$1" 2>/dev/null || true) | wc -l)" -lt "$2" ]; do
-    [ "$(now_ms)" -ge "$deadline" ] &&
+    [ "$((${EPOCHREALTIME/[.,]/} / 1000))" -ge "$deadline" ] &&
       tfail "$4: $(basename "$1") has $( (cat "$1" 2>/dev/null || true) | wc -l) lines, not $2, after $3 s"
-    sleep 0.05
+    nap 0.05
   done
   pass "$4"
 }
@@ -36,7 +36,7 @@ mkfifo "$TMP/fifo"
 # The reader opens the fifo at once, and reads only once "go" exists.
 (
   exec 3<"$TMP/fifo"
-  while [ ! -e "$TMP/go" ]; do sleep 0.05; done
+  while [ ! -e "$TMP/go" ]; do nap 0.05; done
   cat <&3 >"$TMP/err.txt"
 ) &
 BG_PIDS="$BG_PIDS $!"
@@ -58,7 +58,7 @@ mkdir "$D"
 tmux_run tty 100 40 -- "$FIX/display_stall.lua" "$D" "$N" 0
 tmux_wait_screen_re '^ Workers  1/2 busy' "$START_WAIT" "tty: the panel is drawn (the gate waits)"
 tmux_keys C-s # XOFF: the terminal takes no more output
-sleep 0.5     # (the line discipline has taken the key; if not, the run ends early and the test fails)
+nap 0.5     # (the line discipline has taken the key; if not, the run ends early and the test fails)
 touch "$D/start"
 # Every job prints and changes its row: with writes that block, the first one
 # would stop the whole run here.
@@ -84,10 +84,10 @@ wait_lines "$D/progress" "$N" 20 "pipe: all $N jobs ran while nobody read stderr
 [ ! -e "$TMP/rc" ] || fail "pipe: aqueue-run ended before its summary could be written"
 pass "pipe: aqueue-run waits to write the rest and its summary"
 touch "$TMP/go"
-deadline=$(($(now_ms) + 20000))
+deadline=$(($((${EPOCHREALTIME/[.,]/} / 1000)) + 20000))
 while [ ! -e "$TMP/nonblock" ] || kill -0 "$reader" 2>/dev/null; do
-  [ "$(now_ms)" -ge "$deadline" ] && fail "pipe: the run did not end after the reader read"
-  sleep 0.05
+  [ "$((${EPOCHREALTIME/[.,]/} / 1000))" -ge "$deadline" ] && fail "pipe: the run did not end after the reader read"
+  nap 0.05
 done
 RC="$(cat "$TMP/rc")"
 ERR="$(cat "$TMP/err.txt")"

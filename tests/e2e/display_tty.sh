@@ -66,13 +66,13 @@ s_panel_fits $((COLS - 1)) "utf8: every panel line fits in width-1 columns"
 # --- redrawn while the items run ---
 # (waits for the change: a loaded machine may draw the next frames late)
 before="$(printf '%s\n' "$SCREEN" | grep '^  1 ')"
-deadline=$(($(now_ms) + QUICK * 1000))
+deadline=$(($((${EPOCHREALTIME/[.,]/} / 1000)) + QUICK * 1000))
 while :; do
-  sleep 0.05
+  nap 0.05
   tmux_screen
   after="$(printf '%s\n' "$SCREEN" | grep '^  1 ')"
   [ "$before" != "$after" ] && break
-  [ "$(now_ms)" -ge "$deadline" ] && tfail "utf8: worker 1's row did not change in $QUICK s (spinner, elapsed): [$after]"
+  [ "$((${EPOCHREALTIME/[.,]/} / 1000))" -ge "$deadline" ] && tfail "utf8: worker 1's row did not change in $QUICK s (spinner, elapsed): [$after]"
 done
 pass "utf8: the panel is redrawn while items run (spinner / elapsed move)"
 

@@ -36,7 +36,7 @@ wait_json() {
       bg_output
       fail "$5: no progress line from #$2 with $3 within $4 s"
     fi
-    sleep 0.1
+    nap 0.1
   done
   pass "$5"
 }
@@ -72,7 +72,7 @@ touch "$D/grow"
 deadline=$((SECONDS + QUICK))
 while [ ! -e "$D/grown" ]; do
   [ "$SECONDS" -ge "$deadline" ] && fail "json: grown did not appear"
-  sleep 0.02
+  nap 0.02
 done
 wait_json "$E" 0 'o.overall.total == 17' "$QUICK" "json: the new item counts in the total"
 first17="$LINE_AT"
@@ -102,7 +102,7 @@ expect_match "$first_eta" '  ETA ~[0-9]' "plain: the first ETA figure is an esti
 deadline=$((SECONDS + STABLE_WAIT))
 while ! grep -q '  ETA [0-9]' "$E"; do
   [ "$SECONDS" -ge "$deadline" ] && { bg_output; fail "plain: no exact ETA within $STABLE_WAIT s"; }
-  sleep 0.1
+  nap 0.1
 done
 pass "plain: an exact ETA (no '~') once the total has not grown for a while"
 touch "$D/release"

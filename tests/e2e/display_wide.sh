@@ -71,7 +71,7 @@ for cols in 100 72; do
   tmux_wait_file "$D/ready" "$START_WAIT" "$cols cols: the items run (ready)"
   tmux_wait_screen_re '^ Last error ' "$QUICK" "$cols cols: the Last error line is shown"
   tmux_wait_screen_re '^ Workers  5/5 busy' "$QUICK" "$cols cols: five busy workers"
-  sleep 0.3
+  nap 0.3
   check_screen "$cols" "$cols cols"
   s_match '^  [0-9] . 頁面Page \(attempt 2/2\)  漢字のテキスト 漢字.*…  +[0-9.]+s$' "$cols cols: a CJK class name and a cut CJK text with '…'"
   s_match '^  [0-9] . Emoji😀  emoji 😀🚀🎉 😀.*…  +[0-9.]+s$' "$cols cols: an emoji class name and a cut emoji text"

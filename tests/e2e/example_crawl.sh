@@ -44,7 +44,7 @@ expect_eq "$(ps -o pgid= -p "$BG_PID" | tr -d ' ')" "$BG_PID" "the run leads its
 pid=$(sed -n 's/.*(nginx pid \([0-9]*\)).*/\1/p' "$TMP/slow.out")
 [ "$(ps -o pgid= -p "$pid" | tr -d ' ')" != "$BG_PID" ] || fail "nginx (pid $pid) is in the run's process group"
 pass "nginx (pid $pid) runs in a process group of its own"
-sleep 0.5
+nap 0.5
 kill -INT -- "-$BG_PID"
 wait_bg "$QUICK" "the interrupted crawl ended"
 expect_rc 130 "an interrupted crawl exits 130"

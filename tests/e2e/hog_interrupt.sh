@@ -25,7 +25,7 @@ wait_for_file() {
   while [ ! -e "$1" ]; do
     kill -0 "$BG_PID" 2>/dev/null || { wait "$BG_PID"; RC=$?; bg_output; fail "$3: the run ended first"; }
     [ "$SECONDS" -ge "$deadline" ] && { bg_output; fail "$3: $(basename "$1") did not appear within $2 s"; }
-    sleep 0.02
+    nap 0.02
   done
   pass "$3"
 }
@@ -70,7 +70,7 @@ expect_no_match "$ERR" "$SAN_RE" "timeout: no internal error or sanitizer report
 mkdir "$TMP/ti"
 start_bg term_interp "$AQUEUE_RUN" "$H" "$TMP/ti" interp
 wait_for_file "$TMP/ti/spinning" "$START_WAIT" "term interp: the item spins"
-sleep 0.2
+nap 0.2
 kill -TERM "$BG_PID"
 wait_bg "$QUICK" "term interp: SIGTERM ends the run"
 expect_rc 143 "term interp: terminated"
@@ -85,7 +85,7 @@ tmux_run term_jit 100 24 -- "$H" "$TMP/tj" jit
 tmux_wait_screen_re '^ Workers  2/2 busy$' "$START_WAIT" "term jit: the panel shows both workers"
 tmux_wait_file "$TMP/tj/spinning" "$START_WAIT" "term jit: the item spins"
 tmux_expect_cursor 0 "term jit: the cursor is hidden under the panel"
-sleep 0.2
+nap 0.2
 kill -TERM "$(tmux_pid)"
 tmux_wait_exit "$QUICK" "term jit: SIGTERM ends the run"
 tmux_expect_rc 143 "term jit: terminated"
@@ -115,9 +115,9 @@ tmux_kill_run
 mkdir "$TMP/cj"
 tmux_run ctrlc_jit 100 24 "${FAST_WATCHDOG[@]}" -- "$H" "$TMP/cj" jit
 tmux_wait_file "$TMP/cj/spinning" "$START_WAIT" "ctrl-c jit: the item spins"
-sleep 0.2
+nap 0.2
 tmux_keys C-c
-sleep 0.3
+nap 0.3
 tmux_running || tfail "ctrl-c jit: the run ended at the first Ctrl-C"
 pass "ctrl-c jit: the first Ctrl-C alone does not end the process"
 tmux_keys C-c

@@ -12,7 +12,7 @@ wait_content() {
   local deadline=$((SECONDS + $3))
   while [ "$(cat "$1" 2>/dev/null)" != "$2" ]; do
     [ "$SECONDS" -ge "$deadline" ] && fail "$4: expected [$2], got [$(cat "$1" 2>/dev/null)]"
-    sleep 0.02
+    nap 0.02
   done
   pass "$4"
 }
@@ -30,14 +30,14 @@ for target in file pipe; do
   deadline=$((SECONDS + START_WAIT))
   while [ ! -e "$D/printed-1" ]; do
     [ "$SECONDS" -ge "$deadline" ] && fail "$target: printed-1 did not appear"
-    sleep 0.02
+    nap 0.02
   done
   wait_content "$OUTFILE" "print before the run
 io.write before the run" "$QUICK" "$target: the lines printed before the run are there while the script waits"
   touch "$D/go-1"
   while [ ! -e "$D/printed-2" ]; do
     [ "$SECONDS" -ge "$deadline" ] && fail "$target: printed-2 did not appear"
-    sleep 0.02
+    nap 0.02
   done
   wait_content "$OUTFILE" "print before the run
 io.write before the run

@@ -26,10 +26,10 @@ wait_for_text "$TMP/stop.err" "retrying in" "$START_WAIT" "stop: the first attem
 bg_output
 expect_match "$ERR" '^aqueue: Flaky:process failed \(attempt 1 of 4\), retrying in [0-9]+\.[0-9]{2} s: .*flaky failure$' \
   "stop: the retry line names the class, the attempt, the wait and the message"
-sigint_ms=$(now_ms)
+sigint_ms=$((${EPOCHREALTIME/[.,]/} / 1000))
 kill -INT "$BG_PID"
 wait_bg "$QUICK" "stop: the run ends within ${QUICK}s of the SIGINT, not after the backoff"
-stop_ms=$(($(now_ms) - sigint_ms))
+stop_ms=$(($((${EPOCHREALTIME/[.,]/} / 1000)) - sigint_ms))
 expect_rc 130 "stop: interrupted"
 expect_match "$OUT" '^flaky result: nil, not retried: the queue was stopped \(last error: .*flaky failure\)$' \
   "stop: the handle of the item in backoff returns nil, 'not retried: ... (last error: ...)'"

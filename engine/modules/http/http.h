@@ -63,11 +63,12 @@ typedef struct {
   int npool;
 } http_multi;
 
-/* The module's per-engine state: a Lua userdata in the registry, so it lives
- * until lua_close, which comes after the engine's close hook. */
+/* The module's per-engine state (aq_module_state: it lives until lua_close,
+ * which comes after the engine's close hook). */
 typedef struct {
   http_multi *m; /* NULL until first used, and again once the engine closed it */
   int closed;
+  int made; /* the caps below hold their defaults or what configure() set */
   long max_total, max_host;
 } http_state;
 

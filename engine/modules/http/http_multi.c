@@ -235,21 +235,11 @@ static void on_engine_close(aq_engine *engine, void *data) {
 }
 
 http_state *http_state_get(lua_State *L) {
-  lua_pushlightuserdata(L, &state_key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
-  http_state *st = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  if (st) return st;
-  st = lua_newuserdata(L, sizeof *st);
-  memset(st, 0, sizeof *st);
-  st->max_total = HTTP_DEFAULT_MAX_TOTAL;
-  st->max_host = HTTP_DEFAULT_MAX_HOST;
-  if (aq_engine_on_close(aq_engine_from_lua(L), on_engine_close, st) != 0) {
-    luaL_error(L, "aqueue.http: out of memory");
-    return NULL;
+  http_state *st = aq_module_state(L, &state_key, sizeof *st, on_engine_close);
+  if (!st->made) {
+    st->made = 1;
+    st->max_total = HTTP_DEFAULT_MAX_TOTAL;
+    st->max_host = HTTP_DEFAULT_MAX_HOST;
   }
-  lua_pushlightuserdata(L, &state_key);
-  lua_insert(L, -2);
-  lua_rawset(L, LUA_REGISTRYINDEX);
   return st;
 }

@@ -24,24 +24,10 @@ static void on_engine_close(aq_engine *engine, void *data) {
   }
 }
 
-/* The engine's list of clients (a userdata in the registry, so it lives until
- * lua_close, after the close hook), made on first use. */
+/* The engine's list of clients (aq_module_state: it lives until lua_close,
+ * after the close hook), made on first use. */
 static redis_client_list *client_list(lua_State *L) {
-  lua_pushlightuserdata(L, &list_key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
-  redis_client_list *list = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  if (list) return list;
-  list = lua_newuserdata(L, sizeof *list);
-  list->head = NULL;
-  if (aq_engine_on_close(aq_engine_from_lua(L), on_engine_close, list) != 0) {
-    luaL_error(L, "aqueue.redis: out of memory");
-    return NULL;
-  }
-  lua_pushlightuserdata(L, &list_key);
-  lua_insert(L, -2);
-  lua_rawset(L, LUA_REGISTRYINDEX);
-  return list;
+  return aq_module_state(L, &list_key, sizeof(redis_client_list), on_engine_close);
 }
 
 static redis_client *check_client(lua_State *L) {
@@ -99,6 +85,24 @@ static int closed_failure(lua_State *L, redis_client *c) {
   return aq_push_failure(L, "ENOTCONN", "the client of %s is closed", c->name);
 }
 
+/* Sends the commands formatted in c->scratch as one operation expecting
+ * `replies` replies (a pipeline collects them in a list), and yields the
+ * task until they are in. */
+static int send_and_wait(lua_State *L, redis_client *c, aq_task *task, redis_op_kind kind, int replies) {
+  redis_op *op = c->scratch.failed ? NULL : redis_op_new(c, kind, replies);
+  if (op && kind == REDIS_OP_PIPELINE) {
+    lua_createtable(L, replies, 0);
+    op->results_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  if (!op || redis_op_submit(op, c->scratch.data, c->scratch.len) != 0) {
+    if (op) redis_op_free(op);
+    aq_buf_reset(&c->scratch);
+    return luaL_error(L, "aqueue.redis: out of memory");
+  }
+  aq_buf_reset(&c->scratch);
+  return wait_for(L, c, op, task);
+}
+
 /* client:call(name, args...): yields until the reply; returns it (nil for a
  * nil reply), or nil, err, code. */
 static int l_call(lua_State *L) {
@@ -107,14 +111,7 @@ static int l_call(lua_State *L) {
   if (c->state == CLIENT_CLOSED) return closed_failure(L, c);
   aq_buf_reset(&c->scratch);
   redis_format_command(L, &c->scratch, 2, lua_gettop(L));
-  redis_op *op = c->scratch.failed ? NULL : redis_op_new(c, REDIS_OP_CALL, 1);
-  if (!op || redis_op_submit(op, c->scratch.data, c->scratch.len) != 0) {
-    if (op) redis_op_free(op);
-    aq_buf_reset(&c->scratch);
-    return luaL_error(L, "aqueue.redis: out of memory");
-  }
-  aq_buf_reset(&c->scratch);
-  return wait_for(L, c, op, task);
+  return send_and_wait(L, c, task, REDIS_OP_CALL, 1);
 }
 
 /* client:pipeline{ { name, args... }, ... }: sends them all at once, yields
@@ -143,18 +140,7 @@ static int l_pipeline(lua_State *L) {
     redis_format_command(L, &c->scratch, cmd + 1, cmd + argc);
     lua_settop(L, cmd - 1);
   }
-  redis_op *op = c->scratch.failed ? NULL : redis_op_new(c, REDIS_OP_PIPELINE, n);
-  if (op) {
-    lua_createtable(L, n, 0);
-    op->results_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  }
-  if (!op || redis_op_submit(op, c->scratch.data, c->scratch.len) != 0) {
-    if (op) redis_op_free(op);
-    aq_buf_reset(&c->scratch);
-    return luaL_error(L, "aqueue.redis: out of memory");
-  }
-  aq_buf_reset(&c->scratch);
-  return wait_for(L, c, op, task);
+  return send_and_wait(L, c, task, REDIS_OP_PIPELINE, n);
 }
 
 /* client:state() -> "connected", "connecting" or "closed". */

@@ -64,6 +64,21 @@ QUICK=20      # what follows at once from what the test did (a signal, a key, a 
 FAST_DISPLAY=(AQUEUE_TEST_ETA_STABLE_MS=1000 AQUEUE_TEST_PLAIN_TICK_MS=100 AQUEUE_TEST_JSON_TICK_MS=100)
 FAST_WATCHDOG=(AQUEUE_TEST_NO_YIELD_WARN_MS=300 AQUEUE_TEST_EXIT_GRACE_MS=300)
 
+# nap SECONDS: sleeps without starting a process (read's timeout on a pipe
+# that nobody writes, opened for the nap only, so no process started by the
+# test inherits it). The polling loops nap between their looks: a `sleep`
+# there cost a fork and an exec each time, a good part of the suite's time.
+mkfifo "$TMP/.nap"
+nap() { read -r -t "$1" _ <>"$TMP/.nap" || true; }
+
+# has_text FILE TEXT: true when FILE holds TEXT (read by bash itself: no grep).
+has_text() {
+  local content
+  [ -r "$1" ] || return 1
+  IFS= read -r -d '' content <"$1"
+  [[ $content == *"$2"* ]]
+}
+
 cleanup() {
   local pid
   for pid in $BG_PIDS; do
@@ -86,9 +101,8 @@ _show_last_run() {
   fi
 }
 
-# (EPOCHREALTIME, bash 5: no date process per reading; the polling loops read
-# the clock often)
-now_ms() { local us=${EPOCHREALTIME/[.,]/}; echo $((us / 1000)); }
+# The clock in milliseconds is $((${EPOCHREALTIME/[.,]/} / 1000)) (bash 5):
+# no date process and no subshell per reading; the polling loops read it often.
 
 fail() {
   echo "FAIL [$TEST_NAME]: $*" >&2
@@ -171,15 +185,15 @@ expect_not_contains() { # haystack, needle, description
 }
 
 expect_match() { # text, extended regex (one line must match), description
-  if ! printf '%s\n' "$1" | grep -Eq -- "$2"; then
+  if ! grep -Eq -- "$2" <<<"$1"; then
     fail "$3: expected a line matching /$2/"
   fi
   pass "$3"
 }
 
 expect_no_match() { # text, extended regex, description
-  if printf '%s\n' "$1" | grep -Eq -- "$2"; then
-    fail "$3: expected no line matching /$2/, found: $(printf '%s\n' "$1" | grep -E -- "$2" | head -3)"
+  if grep -Eq -- "$2" <<<"$1"; then
+    fail "$3: expected no line matching /$2/, found: $(grep -E -- "$2" <<<"$1" | head -3)"
   fi
   pass "$3"
 }
@@ -193,12 +207,12 @@ expect_empty() { # text, description
 
 # The number of lines of text matching an extended regex.
 count_lines() { # text, regex
-  printf '%s\n' "$1" | grep -Ec -- "$2"
+  grep -Ec -- "$2" <<<"$1"
 }
 
 # The value of "key=value" on a line of text (the first such line).
 value_of() { # text, key
-  printf '%s\n' "$1" | sed -n "s/^$2=//p" | head -1
+  sed -n "s/^$2=//p;T;q" <<<"$1"
 }
 
 # The summary line aqueue prints at the end of run_queue.
@@ -240,10 +254,10 @@ bg_output() {
 wait_for_text() {
   local file="$1" text="$2" secs="$3" what="$4"
   local deadline=$((SECONDS + secs))
-  while ! grep -qF -- "$text" "$file" 2>/dev/null; do
+  while ! has_text "$file" "$text"; do
     if ! kill -0 "$BG_PID" 2>/dev/null; then
       # it may have written the text just before ending
-      grep -qF -- "$text" "$file" 2>/dev/null && break
+      has_text "$file" "$text" && break
       wait "$BG_PID"
       RC=$?
       bg_output
@@ -254,7 +268,7 @@ wait_for_text() {
       bg_output
       fail "$what: [$text] did not appear within ${secs}s"
     fi
-    sleep 0.02
+    nap 0.02
   done
   pass "$what"
 }
@@ -272,7 +286,7 @@ wait_bg() {
       bg_output
       fail "$what: expected the process to end within ${secs}s, it was still running"
     fi
-    sleep 0.02
+    nap 0.02
   done
   wait "$BG_PID"
   RC=$?

@@ -132,12 +132,12 @@ tmux_screen() {
 # tmux_wait_screen TEXT SECONDS DESCRIPTION: waits until TEXT is on screen.
 tmux_wait_screen() {
   local text="$1" secs="$2" what="$3"
-  local deadline=$(($(now_ms) + secs * 1000))
+  local deadline=$(($((${EPOCHREALTIME/[.,]/} / 1000)) + secs * 1000))
   while :; do
     tmux_screen
     case "$SCREEN" in *"$text"*) break ;; esac
-    [ "$(now_ms)" -ge "$deadline" ] && tfail "$what: [$text] did not appear on screen within ${secs}s"
-    sleep 0.05
+    [ "$((${EPOCHREALTIME/[.,]/} / 1000))" -ge "$deadline" ] && tfail "$what: [$text] did not appear on screen within ${secs}s"
+    nap 0.05
   done
   pass "$what"
 }
@@ -146,12 +146,12 @@ tmux_wait_screen() {
 # screen matches the extended REGEX.
 tmux_wait_screen_re() {
   local re="$1" secs="$2" what="$3"
-  local deadline=$(($(now_ms) + secs * 1000))
+  local deadline=$(($((${EPOCHREALTIME/[.,]/} / 1000)) + secs * 1000))
   while :; do
     tmux_screen
-    printf '%s\n' "$SCREEN" | u8grep -Eq -- "$re" && break
-    [ "$(now_ms)" -ge "$deadline" ] && tfail "$what: no line matching /$re/ appeared on screen within ${secs}s"
-    sleep 0.05
+    u8grep -Eq -- "$re" <<<"$SCREEN" && break
+    [ "$((${EPOCHREALTIME/[.,]/} / 1000))" -ge "$deadline" ] && tfail "$what: no line matching /$re/ appeared on screen within ${secs}s"
+    nap 0.05
   done
   pass "$what"
 }
@@ -160,15 +160,15 @@ tmux_wait_screen_re() {
 # fixtures mark their progress with files).
 tmux_wait_file() {
   local file="$1" secs="$2" what="$3"
-  local deadline=$(($(now_ms) + secs * 1000))
+  local deadline=$(($((${EPOCHREALTIME/[.,]/} / 1000)) + secs * 1000))
   while [ ! -e "$file" ]; do
     if [ -e "$TMP/$PANE.rc" ]; then
       RC="$(cat "$TMP/$PANE.rc")"
       san_check "$what: the run ended before $(basename "$file") appeared"
       tfail "$what: the run ended (status $RC) before $(basename "$file") appeared"
     fi
-    [ "$(now_ms)" -ge "$deadline" ] && tfail "$what: $(basename "$file") did not appear within ${secs}s"
-    sleep 0.02
+    [ "$((${EPOCHREALTIME/[.,]/} / 1000))" -ge "$deadline" ] && tfail "$what: $(basename "$file") did not appear within ${secs}s"
+    nap 0.02
   done
   pass "$what"
 }
@@ -182,7 +182,7 @@ tmux_running() {
 san_check() { # description
   local all
   all="$(tm capture-pane -p -J -S - -t "$PANE")"
-  if printf '%s\n' "$all" | grep -Eq 'ERROR: [A-Za-z]+Sanitizer|runtime error:|SUMMARY: [A-Za-z]+Sanitizer'; then
+  if grep -Eq 'ERROR: [A-Za-z]+Sanitizer|runtime error:|SUMMARY: [A-Za-z]+Sanitizer' <<<"$all"; then
     echo "FAIL [$TEST_NAME]: $1: a sanitizer report (exit status ${RC:-?}):" >&2
     printf '%s\n' "$all" | grep -E -A30 'ERROR: [A-Za-z]+Sanitizer|runtime error:' | head -60 | sed 's/^/  | /' >&2
     exit 1
@@ -193,13 +193,13 @@ san_check() { # description
 # SCREEN. Fails on a sanitizer report.
 tmux_wait_exit() {
   local secs="$1" what="$2"
-  local deadline=$(($(now_ms) + secs * 1000))
+  local deadline=$(($((${EPOCHREALTIME/[.,]/} / 1000)) + secs * 1000))
   while [ ! -e "$TMP/$PANE.rc" ]; do
-    [ "$(now_ms)" -ge "$deadline" ] && tfail "$what: aqueue-run still running after ${secs}s"
-    sleep 0.02
+    [ "$((${EPOCHREALTIME/[.,]/} / 1000))" -ge "$deadline" ] && tfail "$what: aqueue-run still running after ${secs}s"
+    nap 0.02
   done
   RC="$(cat "$TMP/$PANE.rc")"
-  sleep 0.1 # the last bytes through the pty into tmux
+  nap 0.1 # the last bytes through the pty into tmux
   san_check "$what"
   tmux_screen
   pass "$what"
@@ -272,19 +272,19 @@ s_not_contains() { # needle, description
 }
 
 s_match() { # extended regex (one line must match), description
-  printf '%s\n' "$SCREEN" | u8grep -Eq -- "$1" || screen_fail "$2: expected a line matching /$1/"
+  u8grep -Eq -- "$1" <<<"$SCREEN" || screen_fail "$2: expected a line matching /$1/"
   pass "$2"
 }
 
 s_no_match() { # extended regex, description
-  if printf '%s\n' "$SCREEN" | u8grep -Eq -- "$1"; then
-    screen_fail "$2: expected no line matching /$1/, found: $(printf '%s\n' "$SCREEN" | u8grep -E -- "$1" | head -3)"
+  if u8grep -Eq -- "$1" <<<"$SCREEN"; then
+    screen_fail "$2: expected no line matching /$1/, found: $(u8grep -E -- "$1" <<<"$SCREEN" | head -3)"
   fi
   pass "$2"
 }
 
 s_count() { # extended regex -> number of matching lines of SCREEN
-  printf '%s\n' "$SCREEN" | u8grep -Ec -- "$1"
+  u8grep -Ec -- "$1" <<<"$SCREEN"
 }
 
 s_count_is() { # extended regex, count, description
@@ -303,7 +303,7 @@ s_line_of() {
 }
 
 s_line() { # number -> that line of SCREEN
-  printf '%s\n' "$SCREEN" | sed -n "${1}p"
+  sed -n "${1}p" <<<"$SCREEN"
 }
 
 # The number of characters of a text (UTF-8, whatever the tests' locale).
@@ -316,7 +316,7 @@ str_width() {
 # The panel's lines on SCREEN: from each " Workers" header to the " Overall"
 # line that ends its panel.
 s_panel() {
-  printf '%s\n' "$SCREEN" | sed -n '/^ Workers /,/^ Overall /p'
+  sed -n '/^ Workers /,/^ Overall /p' <<<"$SCREEN"
 }
 
 # Every line of the panel on SCREEN (wrapped lines joined) takes at most MAX
