@@ -44,6 +44,7 @@ static const error_code codes[] = {
     {AQ_EWORK, 0, "the work function failed"},
     {AQ_EREDIS, 0, "the Redis server answered with an error"},
     {AQ_EAUTH, 0, "the Redis server refused the password"},
+    {AQ_EAQRUN, 0, "the shared run in Redis cannot be used"},
 };
 
 #define NCODES (sizeof codes / sizeof codes[0])

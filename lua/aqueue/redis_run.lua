@@ -16,10 +16,11 @@
 --                  limit_key =, max_attempts =, has_hook = } ... }  --> { id or false ... }
 --   run:claim(n)     --> { { id, kind = "process"|"hook", class, fields, parent,
 --                            attempt, token, max_attempts } ... }
---   run:complete{ { id, token, outcome = "done"|"failed"|"retry"|"hook_done",
---                   result =, error =, retry_delay =, children = { entries } } ... }
+--   run:complete({ { id, token, outcome = "done"|"failed"|"retry"|"hook_done",
+--                    result =, error =, retry_delay =, children = { entries } } ... } [, n])
 --                    --> per result: the children's ids (or false: duplicate),
---                        or false when the token was stale and nothing was recorded
+--                        or false when the token was stale and nothing was recorded;
+--                        with n, the jobs of a claim(n) made by the same script too
 --   run:heartbeat()  --> how many leases were renewed
 --   run:reap()       --> requeued, failed ("stalled"), or 0, 0, true when another reap ran lately
 --   run:release{ job... }  --> how many claimed jobs went back unstarted
@@ -67,10 +68,12 @@ local function failed(err, code)
   return nil, err, code
 end
 
-function Run:call(script, args, n)
-  local argv = { self.order, self.process_id }
+-- Runs one of the run's scripts with args[1..n] after the order and the
+-- process number: its reply, or nil, err, code.
+local function call_script(run, script, args, n)
+  local argv = { run.order, run.process_id }
   for i = 1, n do argv[i + 2] = args[i] end
-  local res, err, code = self.client:run_script(script, self.keys, argv)
+  local res, err, code = run.client:run_script(script, run.keys, argv)
   if res == nil and err then return failed(err, code) end
   return res
 end
@@ -84,7 +87,7 @@ end
 
 -- Appends an entry's arguments (prelude's ENTRY_ARGS) to args; returns n.
 local function put_entry(args, n, e, parent)
-  check(type(e) == "table" and type(e.class) == "string" and type(e.fields) == "string", 4,
+  check(type(e) == "table" and type(e.class) == "string" and type(e.fields) == "string", 3,
     "an entry needs class and fields (strings)")
   args[n + 1] = parent and tostring(parent) or ""
   args[n + 2] = e.class
@@ -103,38 +106,50 @@ function Run:enqueue(entries)
   local args, n = {}, 0
   for _, e in ipairs(entries) do n = put_entry(args, n, e, e.parent) end
   if n == 0 then return {} end
-  return self:call(scripts.enqueue, args, n)
+  return call_script(self, scripts.enqueue, args, n)
 end
 
 -- --- claim and complete ---
 
 local KIND = { process = "process", hook = "hook" }
 
--- claim(n) -> up to n jobs due now.
-function Run:claim(n)
-  check(type(n) == "number" and n >= 1, 2, "claim needs a number of jobs >= 1")
-  local limits = self.limits
-  local res, err, code = self:call(scripts.claim, {
-    n, self.lease, limits.per_key or 0, limits.rate or 0, limits.keys and cjson.encode(limits.keys) or "",
-  }, 5)
-  if not res then return nil, err, code end
+-- The claim scripts' first arguments (prelude's ARGV[3..7]).
+local CLAIM_ARGS = 5
+local function claim_args(run, n)
+  check(type(n) == "number" and n >= 1, 3, "claim needs a number of jobs >= 1")
+  local limits = run.limits
+  if limits.keys and not run.limit_keys_json then run.limit_keys_json = cjson.encode(limits.keys) end
+  return { n, run.lease, limits.per_key or 0, limits.rate or 0, run.limit_keys_json or "" }
+end
+
+-- The claim script's flat reply as job tables.
+local function jobs_of(res)
   local jobs = {}
-  for i, j in ipairs(res) do
-    jobs[i] = {
-      id = j[1], kind = KIND[j[2]], class = j[3], fields = j[4], parent = j[5] ~= 0 and j[5] or nil,
-      attempt = j[6], token = j[7], max_attempts = j[8],
+  for i = 1, #res, 8 do
+    jobs[#jobs + 1] = {
+      id = res[i], kind = KIND[res[i + 1]], class = res[i + 2], fields = res[i + 3],
+      parent = res[i + 4] ~= 0 and res[i + 4] or nil, attempt = res[i + 5], token = res[i + 6],
+      max_attempts = res[i + 7],
     }
   end
   return jobs
 end
 
+-- claim(n) -> up to n jobs due now.
+function Run:claim(n)
+  local res, err, code = call_script(self, scripts.claim, claim_args(self, n), CLAIM_ARGS)
+  if not res then return nil, err, code end
+  return jobs_of(res)
+end
+
 local OUTCOMES = { done = true, failed = true, retry = true, hook_done = true }
 
--- complete(results) -> per result the children's ids, or false (stale token).
-function Run:complete(results)
-  local args, n = { #results }, 1
+-- Appends complete's arguments for results to args (from n + 1); returns n.
+local function put_results(args, n, results)
+  args[n + 1] = #results
+  n = n + 1
   for _, r in ipairs(results) do
-    check(OUTCOMES[r.outcome], 2, "unknown outcome %s", tostring(r.outcome))
+    check(OUTCOMES[r.outcome], 3, "unknown outcome %s", tostring(r.outcome))
     local children = r.children or {}
     args[n + 1], args[n + 2], args[n + 3] = r.id, r.token, r.outcome
     args[n + 4], args[n + 5] = r.result or "", r.error or ""
@@ -142,8 +157,11 @@ function Run:complete(results)
     n = n + 7
     for _, c in ipairs(children) do n = put_entry(args, n, c, nil) end
   end
-  local res, err, code = self:call(scripts.complete, args, n)
-  if not res then return nil, err, code end
+  return n
+end
+
+-- The complete script's reply: per result the children's ids, or false.
+local function replies_of(res)
   local replies = {}
   for i, reply in ipairs(res) do
     if reply[1] == 1 then
@@ -157,6 +175,22 @@ function Run:complete(results)
   return replies
 end
 
+-- complete(results [, claim_n]) -> per result the children's ids, or false
+-- (stale token: nothing of it was recorded). With claim_n, the same script
+-- then claims up to claim_n jobs: returns replies, jobs.
+function Run:complete(results, claim_n)
+  if claim_n then
+    local args = claim_args(self, claim_n)
+    local res, err, code = call_script(self, scripts.complete_claim, args, put_results(args, CLAIM_ARGS, results))
+    if not res then return nil, err, code end
+    return replies_of(res[1]), jobs_of(res[2])
+  end
+  local args = {}
+  local res, err, code = call_script(self, scripts.complete, args, put_results(args, 0, results))
+  if not res then return nil, err, code end
+  return replies_of(res)
+end
+
 -- release(jobs) -> how many of these claimed jobs (tables with id and token)
 -- went back to their queue unstarted.
 function Run:release(jobs)
@@ -165,20 +199,20 @@ function Run:release(jobs)
     args[n + 1], args[n + 2], n = j.id, j.token, n + 2
   end
   if n == 0 then return 0 end
-  return self:call(scripts.release, args, n)
+  return call_script(self, scripts.release, args, n)
 end
 
 -- --- leases ---
 
 function Run:heartbeat()
-  return self:call(scripts.heartbeat, { self.lease }, 1)
+  return call_script(self, scripts.heartbeat, { self.lease }, 1)
 end
 
 -- reap() -> requeued, failed; or 0, 0, true when a reap ran within the last
 -- heartbeat (of any process).
 function Run:reap()
   local guard_ms = math.max(1, math.floor(self.heartbeat_interval * 1000))
-  local res, err, code = self:call(scripts.reap, { guard_ms, M.STALL_LIMIT }, 2)
+  local res, err, code = call_script(self, scripts.reap, { guard_ms, M.STALL_LIMIT }, 2)
   if not res then return nil, err, code end
   return res[1], res[2], res[3] == 1 or nil
 end
@@ -216,7 +250,7 @@ end
 -- processes_alive, per_class = { [class] = { queued, delayed, running, done,
 -- failed } }, finished }. queued and running count hook jobs too.
 function Run:counters()
-  local res, err, code = self:call(scripts.counters, { self.lease }, 1)
+  local res, err, code = call_script(self, scripts.counters, { self.lease }, 1)
   if not res then return nil, err, code end
   return counters_of(res[1], res[2])
 end
@@ -224,7 +258,7 @@ end
 -- status([cap]) -> { counters, failed = { { id, class, error } ... } (the
 -- first cap), failed_total, processes = { { id, age } ... } }.
 function Run:status(cap)
-  local res, err, code = self:call(scripts.status, { self.lease, cap or M.STATUS_CAP }, 2)
+  local res, err, code = call_script(self, scripts.status, { self.lease, cap or M.STATUS_CAP }, 2)
   if not res then return nil, err, code end
   local failed_items, processes = {}, {}
   for i, f in ipairs(res[3]) do failed_items[i] = { id = f[1], class = f[2], error = f[3] } end
@@ -236,7 +270,7 @@ end
 -- result(id) -> state ("queued" | "running" | "done" | "failed"), result
 -- JSON (nil when none), error (nil when none); nil for an unknown id.
 function Run:result(id)
-  local res, err, code = self:call(scripts.result, { id }, 1)
+  local res, err, code = call_script(self, scripts.result, { id }, 1)
   if not res then return nil, err, code end
   if not res[1] then return nil end
   local result, why = res[2], res[3]
@@ -310,7 +344,7 @@ function M.open(client, name, opts)
     client = client, name = name, keys = keys, key = key, order = order, process_id = 0,
     lease = opts.lease or 15, heartbeat_interval = opts.heartbeat or 1,
   }, Run)
-  local res, err, code = run:call(scripts.open, {
+  local res, err, code = call_script(run, scripts.open, {
     M.FORMAT, M.VERSION, table.concat(classes, "\n"), cjson.encode(opts.limits or {}), cjson.encode(types),
   }, 5)
   if not res then return nil, err, code end

@@ -8,7 +8,8 @@
 #   fresh:    --fresh drops the run and starts it anew;
 #   refusals: unreachable server, wrong password, a run key holding foreign
 #             data, a script with other item classes: one clear line, exit 2.
-#   display:  --progress json shows the whole run's figures (all processes).
+#   display:  --progress json shows the whole run's figures (all processes);
+#   many:     a parent with 3000 children (more than one script call holds).
 # Fixture: redis_tree.lua.
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
@@ -77,6 +78,19 @@ expect_contains "$OUT" "processed=128 failed=0 retried=1 run_done=128" "fresh: t
 # --progress json: each line has the whole run's figures, read from the store
 expect_match "$ERR" '"type":"summary".*"run":\{"processes":1,"queued":[0-9]+,"running":[0-9]+,"done":[0-9]+,"failed":0,"rate":[0-9.]+\}' \
   "display: the JSON summary has the whole run's figures"
+
+# ================= many children: more than one script call holds =================
+run "$AQUEUE_RUN" --progress none --redis "$URL" --run many -e 'local aqueue = require("aqueue")
+local Leaf = aqueue.Item:extend("Leaf")
+function Leaf:process() end
+local Root = aqueue.Item:extend("Root")
+local hooks = 0
+function Root:process(enqueue) for i = 1, 3000 do enqueue(Leaf{ i = i }) end end
+function Root:after_children_processed() hooks = hooks + 1 end
+local s = aqueue.run_queue{ initial_items = { Root{} }, num_workers = 50 }
+print(("processed=%d hooks=%d run_done=%d"):format(s.processed, hooks, s.counters.done))'
+expect_rc 0 "many children: exit 0"
+expect_contains "$OUT" "processed=3001 hooks=1 run_done=3001" "many children: all processed, the hook once"
 
 # ================================ refusals ================================
 run "$AQUEUE_RUN" --progress none --redis "redis://127.0.0.1:1" --run share "$T" "$TMP/x.log" X

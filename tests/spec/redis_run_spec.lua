@@ -160,6 +160,23 @@ describe("aqueue.redis_run", function()
       assert.are.same({ 1 }, assert(a:enqueue{ page{ key = "first" } }))
     end)
 
+    it("takes children of a running parent (enqueued before its process() returns), and none of a finished one", function()
+      local run = process("streamed", { order = "fifo" })
+      assert(run:enqueue{ page() })
+      local root = assert(run:claim(1))[1]
+      assert.are.same({ 2 }, assert(run:enqueue{ page{ parent = 1 } }))
+      assert.are.same({}, done(run, root))
+      assert.are.equal(1, assert(run:counters()).waiting) -- the root waits for its child
+      local child = assert(run:claim(1))[1]
+      assert.are.same({ 2, 1 }, { child.id, child.parent })
+      done(run, child)
+      assert.is_true(assert(run:counters()).finished)
+      local ids, err, code = run:enqueue{ page{ parent = 1 } }
+      assert.is_nil(ids)
+      assert.are.equal("EAQRUN", code)
+      assert.matches("item 1's subtree is finished", err, 1, true)
+    end)
+
     it("hands out jobs in lifo, fifo and priority order", function()
       local function order_of(order, entries)
         local run = process("order-" .. order, { order = order })
@@ -316,6 +333,120 @@ describe("aqueue.redis_run", function()
       assert.is_true(assert(run:counters()).finished)
     end)
 
+    it("claims the next jobs in the same script, after the completions", function()
+      local run = process("complete-claim", { order = "fifo", limits = { per_key = 1 } })
+      assert(run:enqueue{ page{ has_hook = true, limit_key = "h" }, page{ limit_key = "h" } })
+      local root = assert(run:claim(5))
+      assert.are.same({ 1 }, ids_of(root))
+      -- Completing 1 frees h's slot for 2, and its child 3 is queued behind it.
+      local replies, jobs = run:complete({ { id = 1, token = root[1].token, outcome = "done",
+        children = { page() } } }, 5)
+      assert.are.same({ { 3 } }, replies)
+      assert.are.same({ 2, 3 }, ids_of(jobs))
+      local results = {}
+      for i, j in ipairs(jobs) do results[i] = { id = j.id, token = j.token, outcome = "done" } end
+      replies, jobs = run:complete(results, 5)
+      assert.are.same({ {}, {} }, replies)
+      assert.are.same({ { 1, "hook" } }, { { jobs[1].id, jobs[1].kind } })
+      assert.are.equal(1, #jobs)
+      replies, jobs = run:complete({ { id = 1, token = jobs[1].token, outcome = "hook_done" } }, 5)
+      assert.are.same({ {} }, replies)
+      assert.are.same({}, jobs)
+      assert.is_true(assert(run:counters()).finished)
+    end)
+
+    it("keeps a tree's accounting across two processes: outcomes, duplicates, retries, hooks once, after their subtree", function()
+      local procs = { process("tree", { order = "fifo" }), process("tree", { order = "fifo" }) }
+      math.randomseed(15)
+      local children_of, has_hook, outcome, hooks_run = {}, {}, {}, {}
+      local duplicates, retried = 0, 0
+      local roots = {}
+      for i = 1, 4 do roots[i] = page{ has_hook = true, key = "root" .. i, fields = '{"depth":0}' } end
+      for i, id in ipairs(assert(procs[1]:enqueue(roots))) do
+        has_hook[id] = true
+        children_of[id] = {}
+        assert.are.equal(i, id)
+      end
+      -- Every item and hook of id's subtree is over.
+      local function subtree_over(id)
+        for _, c in ipairs(children_of[id]) do
+          if not outcome[c] or (has_hook[c] and hooks_run[c] ~= 1) or not subtree_over(c) then return false end
+        end
+        return true
+      end
+      local turn, jobs_of = 0, { {}, {} }
+      while true do
+        turn = turn + 1
+        local p = turn % 2 + 1
+        local results = {}
+        for i, j in ipairs(jobs_of[p]) do
+          local r = { id = j.id, token = j.token }
+          if j.kind == "hook" then
+            assert.is_true(has_hook[j.id])
+            assert.is_truthy(outcome[j.id])
+            assert.is_true(subtree_over(j.id), "hook of " .. j.id .. " before its subtree was over")
+            hooks_run[j.id] = (hooks_run[j.id] or 0) + 1
+            r.outcome = "hook_done"
+          else
+            local depth = tonumber(j.fields:match('"depth":(%d+)'))
+            local roll = math.random()
+            if j.attempt == 1 and roll < 0.15 then
+              r.outcome, r.retry_delay = "retry", 0
+              retried = retried + 1
+            else
+              r.outcome = roll > 0.9 and "failed" or "done"
+              r.error = r.outcome == "failed" and "bad luck" or nil
+              r.children = {}
+              if depth < 3 then
+                for c = 1, 3 do
+                  r.children[c] = page{ key = "k" .. math.random(1, 120), has_hook = c == 1,
+                    fields = ('{"depth":%d}'):format(depth + 1) }
+                end
+              end
+            end
+          end
+          results[i] = r
+        end
+        local replies, jobs = procs[p]:complete(results, math.random(1, 7))
+        assert(replies, jobs)
+        for i, reply in ipairs(replies) do
+          local r = results[i]
+          assert.is_truthy(reply, "a fresh token is never refused")
+          if r.outcome == "done" or r.outcome == "failed" then
+            outcome[r.id] = r.outcome
+            for c, child in ipairs(r.children) do
+              if reply[c] then
+                children_of[r.id][#children_of[r.id] + 1] = reply[c]
+                children_of[reply[c]] = {}
+                has_hook[reply[c]] = child.has_hook or nil
+              else
+                duplicates = duplicates + 1
+              end
+            end
+          end
+        end
+        jobs_of[p] = jobs
+        if #jobs_of[1] == 0 and #jobs_of[2] == 0 and assert(procs[1]:counters()).finished then break end
+      end
+      local done_n, failed_n, items_n, hooks_n = 0, 0, 0, 0
+      for id in pairs(children_of) do
+        items_n = items_n + 1
+        if outcome[id] == "done" then done_n = done_n + 1 else failed_n = failed_n + 1 end
+        assert.are.equal(outcome[id], (procs[2]:result(id)))
+        if has_hook[id] then
+          assert.are.equal(1, hooks_run[id], "hook of " .. id)
+          hooks_n = hooks_n + 1
+        end
+      end
+      local c = assert(procs[2]:counters())
+      assert.is_true(items_n > 30)
+      assert.is_true(duplicates > 0 and retried > 0 and failed_n > 0)
+      assert.are.same({ items_n, done_n, failed_n, duplicates, retried, hooks_n, 0, 0, 0, 0, 0 },
+        { c.enqueued, c.done, c.failed, c.duplicates, c.retried, c.hooks_done, c.queued, c.delayed, c.running,
+          c.waiting, c.hooks_failed })
+      assert.are.equal(failed_n, assert(procs[1]:status()).failed_total)
+    end)
+
     it("puts a retry back in the delayed set and counts its attempt", function()
       local run = process("retry")
       assert(run:enqueue{ page() })
@@ -348,11 +479,11 @@ describe("aqueue.redis_run", function()
     end)
 
     it("keeps a lease alive by heartbeat past its first expiry", function()
-      local run = process("heartbeat", { lease = 0.3 })
+      local run = process("heartbeat", { lease = 0.5 })
       assert(run:enqueue{ page() })
       local job = assert(run:claim(1))[1]
       local t0 = server_time()
-      while server_time() - t0 < 0.8 do
+      while server_time() - t0 < 1.2 do -- more than twice the lease
         assert.are.equal(1, run:heartbeat())
         aqueue.sleep(0.05)
         local requeued = assert(run:reap())

@@ -41,6 +41,21 @@ describe("a run whose queue is remote", function()
     assert.are.same({ done = 1001, failed = 0, pending = 0 }, s.counters)
   end)
 
+  it("sends the children of a parent ahead of its completion when they are too many for one call", function()
+    local Leaf = aqueue.Item:extend("RemoteManyLeaf")
+    function Leaf:process() end
+    local log = {}
+    local Root = aqueue.Item:extend("RemoteManyRoot")
+    function Root:process(enqueue)
+      for i = 1, 2000 do enqueue(Leaf{ i = i }) end
+    end
+    function Root:after_children_processed() log[#log + 1] = "hook" end
+    local s = runs.quiet({ Root{} }, { num_workers = 20 })
+    assert.are.equal(2001, s.processed)
+    assert.are.same({ "hook" }, log)
+    assert.are.same({ done = 2001, failed = 0, pending = 0 }, s.counters)
+  end)
+
   it("runs each hook once, as a hook job, after its subtree, whichever the order", function()
     for _, order in ipairs({ "lifo", "fifo", "priority" }) do
       local log = {}

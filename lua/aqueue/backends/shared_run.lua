@@ -22,11 +22,11 @@ local item_mod = require("aqueue.item")
 local handle = require("aqueue.handle")
 local state = require("aqueue.state")
 local sleep = require("aqueue.sleep_core").sleep
+local batches = require("aqueue.backends.shared_batches")
 
 local M = {}
 
 local FLUSH_S = 0.005 -- the longest a completion waits for its batch
-local BATCH = 128     -- completions sent at once
 local POLL_S = 0.05   -- an empty claim is answered after this wait: the next claim follows it
 local TICK_S = 0.25   -- the counters are read 4 times a second
 local HEARTBEAT_TICKS = 4
@@ -82,94 +82,30 @@ function M.new(run, fields)
   b.seen_keys = {} -- key() values this process enqueued
   b.claims = 0     -- claims out
   b.stopped = false
+  b.flushing = false -- a flush is under way
   b.pause_said = false -- the run said it is paused (the store cannot be reached)
   b.figures = nil  -- the last counters read
   b.flusher, b.ticker = nil, nil -- their task handles, from start to finish
   return b
 end
 
--- A batch is one script call, whose arguments are limited (a Lua C call
--- takes at most ~8000 values): an entry takes ENTRY_ARGS of them, a
--- completion COMPLETION_ARGS and its children's entries. MAX_ARGS leaves room
--- for the call's own.
-local ENTRY_ARGS, COMPLETION_ARGS, MAX_ARGS = 9, 7, 6000
-
--- The first records of `list` (entries or completions) that make one batch,
--- and the rest. A completion whose children alone pass MAX_ARGS is a batch
--- of its own (its children travel with it).
-local function split(list, max_records)
-  local n, args = 0, 0
-  while n < #list and n < max_records do
-    local r = list[n + 1]
-    local cost = r.outcome and COMPLETION_ARGS + ENTRY_ARGS * (r.children and #r.children or 0) or ENTRY_ARGS
-    if n > 0 and args + cost > MAX_ARGS then
-      break
-    end
-    n, args = n + 1, args + cost
-  end
-  if n == #list then
-    return list, {}
-  end
-  local batch, rest = {}, {}
-  for i = 1, n do
-    batch[i] = list[i]
-  end
-  for i = n + 1, #list do
-    rest[i - n] = list[i]
-  end
-  return batch, rest
-end
-
--- `batch` goes back in front of `rest`: its call failed, it is sent again.
-local function put_back(batch, rest)
-  for i = 1, #rest do
-    batch[#batch + 1] = rest[i]
-  end
-  return batch
-end
-
--- Sends what is buffered: the jobs handed back, the enqueues outside any
--- item, then the completions. Returns true, or nil, err when the store could
--- not be reached: what was not sent stays buffered for the next flush (a
+-- Sends what is buffered when the call began: the jobs handed back, the
+-- enqueues outside a completion, then the completions; one flush at a time
+-- (the flusher's and a claim's), so the entries a completion needs sent
+-- first are sent first. Returns true, or nil, err when the store could not
+-- be reached: what was not sent stays buffered for the next flush (a
 -- completion sent twice is refused the second time by its token).
 function Shared:flush()
-  if #self.releases > 0 then
-    local releases = self.releases
-    self.releases = {}
-    local ok, err = self.run:release(releases)
-    if not ok then
-      self.releases = put_back(releases, self.releases)
-      return nil, err
-    end
+  while self.flushing do
+    sleep(FLUSH_S)
   end
-  while #self.entries > 0 do
-    local batch
-    batch, self.entries = split(self.entries, math.huge)
-    local ids, err = self.run:enqueue(batch)
-    if not ids then
-      self.entries = put_back(batch, self.entries)
-      return nil, err
-    end
-    for i = 1, #batch do
-      batch[i].id = ids[i] -- false: a duplicate (handle:result() reads it)
-    end
+  self.flushing = true
+  local called, ok, err = pcall(batches.send, self) -- a raise must not leave the flag set
+  self.flushing = false
+  if not called then
+    return nil, ok
   end
-  while #self.results > 0 do
-    local batch
-    batch, self.results = split(self.results, BATCH)
-    local replies, err = self.run:complete(batch)
-    if not replies then
-      self.results = put_back(batch, self.results)
-      return nil, err
-    end
-    for i = 1, #batch do
-      local children, ids = batch[i].children, replies[i]
-      for j = 1, children and #children or 0 do
-        children[j].id = ids and ids[j] or false
-      end
-    end
-  end
-  return true
+  return ok, err
 end
 
 -- While the store cannot be reached (a Redis restart), the run pauses: the
@@ -364,12 +300,20 @@ function Shared:claim(n, deliver)
 end
 
 -- A completion of item `item`'s job, for the next batch.
+-- Children too many for one call go ahead of it, as entries under their
+-- parent (sent before the completions: the store counts them under it).
+local MAX_CHILDREN = batches.MAX_CHILDREN
 function Shared:complete(item, result)
   local job = self.jobs[item]
   self.jobs[item] = nil
   result.id, result.token = job.id, job.token
-  result.children = self.children[item]
-  self.children[item] = nil
+  local children = self.children[item]
+  if children and #children > MAX_CHILDREN then
+    self:send_children_now(item)
+  else
+    result.children = children
+    self.children[item] = nil
+  end
   self.results[#self.results + 1] = result
 end
 

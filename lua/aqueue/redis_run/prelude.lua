@@ -14,6 +14,10 @@
 -- below) that a script loads once, changes in place and writes back once at
 -- the end (flush), however many steps of the script touched it. Counter
 -- moves are summed the same way and written as one HINCRBY per counter.
+-- A script pays about as much for each redis.call as for what the command
+-- does, so per-item commands are gathered too: records are read with one
+-- HMGET per batch, the ready queue is pushed and popped many at a time, and
+-- the leases and job sets that a script releases are updated once.
 local M = {}
 
 -- The run's fixed keys, after the prefix aq:{run}: (the index is KEYS[i]).
@@ -62,6 +66,14 @@ local function jobs_key(pid) return PREFIX .. 'jobs:' .. pid end
 local CLASS, FIELDS, PARENT, ST, ATT, TOK, PEND, HOOK, LKEY, MAXA, PRIO, LOST, RES, ERR, OUT, OWNER =
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
 
+-- call(command, key, list...) in chunks of 1000 arguments (Lua's unpack
+-- has a limit; an even size keeps field-value pairs together).
+local function call_many(command, key, list)
+  for i = 1, #list, 1000 do
+    call(command, key, unpack(list, i, math.min(i + 999, #list)))
+  end
+end
+
 local RECS, DIRTY = {}, {}
 local function load(id)
   local r = RECS[id]
@@ -74,6 +86,20 @@ local function load(id)
   return r
 end
 local function touch(id) DIRTY[id] = true end
+-- Reads the records of ids (numbers) not read yet, in one HMGET.
+local function load_many(ids)
+  local missing = {}
+  for _, id in ipairs(ids) do
+    if RECS[id] == nil then missing[#missing + 1] = id end
+  end
+  for i = 1, #missing, 1000 do
+    local last = math.min(i + 999, #missing)
+    local packed = call('HMGET', K_ITEMS, unpack(missing, i, last))
+    for j = i, last do
+      if packed[j - i + 1] then RECS[missing[j]] = cmsgpack.unpack(packed[j - i + 1]) end
+    end
+  end
+end
 
 local DELTA = {}
 local function add(what, by) DELTA[what] = (DELTA[what] or 0) + by end
@@ -94,14 +120,36 @@ local function next_number(field)
   return n
 end
 
+-- key() values: SEEN holds those known to be taken (enqueued before, or
+-- earlier in this script), NEW_KEYS those this script adds.
+local SEEN, NEW_KEYS = {}, {}
+
+-- Commands gathered until the end of the script (or until a pop needs the
+-- ready queue): pushes to the ready queue, lease and job set removals.
+local READY_BACK, READY_FRONT, UNLEASED, UNJOBBED = {}, {}, {}, {}
+local function flush_ready()
+  if #READY_BACK > 0 then
+    call_many(ORDER == 'priority' and 'ZADD' or ORDER == 'lifo' and 'LPUSH' or 'RPUSH', K_READY, READY_BACK)
+    READY_BACK = {}
+  end
+  if #READY_FRONT > 0 then
+    call_many('LPUSH', K_READY, READY_FRONT) -- (last first: the first ends at the head)
+    READY_FRONT = {}
+  end
+end
+
 -- Writes what the script changed: records, counters, id and token counters.
 local function flush()
-  local args, n = { 'HSET', K_ITEMS }, 2
+  flush_ready()
+  call_many('ZREM', K_LEASES, UNLEASED)
+  for owner, ids in pairs(UNJOBBED) do call_many('SREM', jobs_key(owner), ids) end
+  call_many('SADD', K_KEYS, NEW_KEYS)
+  local records = {}
   for id in pairs(DIRTY) do
-    args[n + 1], args[n + 2], n = id, cmsgpack.pack(RECS[id]), n + 2
-    if n >= 1000 then call(unpack(args, 1, n)); n = 2 end
+    records[#records + 1] = id
+    records[#records + 1] = cmsgpack.pack(RECS[id])
   end
-  if n > 2 then call(unpack(args, 1, n)) end
+  call_many('HSET', K_ITEMS, records)
   for what, by in pairs(DELTA) do
     if by ~= 0 then call('HINCRBY', K_COUNTS, what, by) end
   end
@@ -110,22 +158,29 @@ end
 
 -- The ready queue: lifo and fifo are a list, priority a zset whose members
 -- are fixed-width hex ids, so equal priorities come out in enqueue order.
+-- front: a released job, which goes back to the head of its queue.
 local function ready_push(id, r, front)
   if ORDER == 'priority' then
-    call('ZADD', K_READY, r[PRIO], fmt('%012x', id))
-  elseif ORDER == 'lifo' or front then
-    call('LPUSH', K_READY, id)
+    READY_BACK[#READY_BACK + 1] = r[PRIO]
+    READY_BACK[#READY_BACK + 1] = fmt('%012x', id)
+  elseif front and ORDER == 'fifo' then
+    table.insert(READY_FRONT, 1, id)
   else
-    call('RPUSH', K_READY, id)
+    READY_BACK[#READY_BACK + 1] = id
   end
 end
-local function ready_pop()
+-- Up to n ids from the head of the ready queue, their records read.
+local function ready_pop(n)
+  flush_ready()
+  local ids = {}
   if ORDER == 'priority' then
-    local z = call('ZPOPMIN', K_READY)
-    return z[1] and tonumber(z[1], 16)
+    local z = call('ZPOPMIN', K_READY, n)
+    for i = 1, #z, 2 do ids[#ids + 1] = tonumber(z[i], 16) end
+  else
+    for i, v in ipairs(call('LPOP', K_READY, n) or {}) do ids[i] = tonumber(v) end
   end
-  local v = call('LPOP', K_READY)
-  return v and tonumber(v)
+  load_many(ids)
+  return ids
 end
 
 -- A job of limit key `key` no longer runs: a key with held items is looked at
@@ -137,8 +192,13 @@ end
 
 -- The job `id` (record r, running: R or h) leaves its lease.
 local function unlease(id, r)
-  call('ZREM', K_LEASES, id)
-  call('SREM', jobs_key(r[OWNER]), id)
+  UNLEASED[#UNLEASED + 1] = id
+  local owned = UNJOBBED[r[OWNER]]
+  if not owned then
+    owned = {}
+    UNJOBBED[r[OWNER]] = owned
+  end
+  owned[#owned + 1] = id
   count(r, 'running', -1)
   if r[ST] == 'R' and r[LKEY] ~= '' then key_ended(string.sub(r[LKEY], 2)) end
 end
@@ -217,13 +277,35 @@ local function parent_error(parent)
   return nil
 end
 
+-- Learns with one SMISMEMBER which keys of the entries at ARGV indices
+-- `at` were enqueued before; enqueue_at needs it for its entry.
+local function know_keys(at)
+  local keys = {}
+  for _, i in ipairs(at) do
+    local key = ARGV[i + 3]
+    if key ~= '' then keys[#keys + 1] = string.sub(key, 2) end
+  end
+  for i = 1, #keys, 1000 do
+    local last = math.min(i + 999, #keys)
+    local known = call('SMISMEMBER', K_KEYS, unpack(keys, i, last))
+    for j = i, last do
+      if known[j - i + 1] == 1 then SEEN[keys[j]] = true end
+    end
+  end
+end
+
 -- Enqueues the entry at ARGV[i] under `parent` (0: a root): its id, or false
 -- for a duplicate key.
 local function enqueue_at(i, parent)
   local key = ARGV[i + 3]
-  if key ~= '' and call('SADD', K_KEYS, string.sub(key, 2)) == 0 then
-    add('duplicates', 1)
-    return false
+  if key ~= '' then
+    key = string.sub(key, 2)
+    if SEEN[key] then
+      add('duplicates', 1)
+      return false
+    end
+    SEEN[key] = true
+    NEW_KEYS[#NEW_KEYS + 1] = key
   end
   local id = next_number('next_id')
   local r = { ARGV[i + 1], ARGV[i + 2], parent, 'Q', 0, 0, 0, ARGV[i + 8] == '1' and 1 or 0,

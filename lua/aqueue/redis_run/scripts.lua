@@ -55,10 +55,13 @@ return { first, pid, limits }
 -- per entry; a missing or finished parent refuses the whole batch before
 -- anything is written.
 BODIES.enqueue = [==[
+local at = {}
 for i = 3, #ARGV, ENTRY_ARGS do
   local err = parent_error(tonumber(ARGV[i]) or 0)
   if err then return { err = 'EAQRUN ' .. err } end
+  at[#at + 1] = i
 end
+know_keys(at)
 local ids = {}
 for i = 3, #ARGV, ENTRY_ARGS do
   ids[#ids + 1] = enqueue_at(i, tonumber(ARGV[i]) or 0)
@@ -67,17 +70,22 @@ flush()
 return ids
 ]==]
 
--- claim: ARGV n, lease, per_key, rate, per-key limits (JSON or '').
+-- claim: ARGV n, lease, per_key, rate, per-key limits (JSON or ''), from
+-- ARGV[CLAIM_AT].
 -- Up to n jobs: due hooks first, then the held items of limit keys that may
 -- start again, then the ready queue (due delayed items join it first). A
 -- job of a limit key that may not start yet waits in the key's held list.
--- Returns { id, kind, class, fields, parent, attempt, token, max_attempts }
--- per job.
-BODIES.claim = [==[
-local n, lease, per_key, rate = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local overrides = ARGV[7] ~= '' and cjson.decode(ARGV[7]) or nil
+-- Returns id, kind, class, fields, parent, attempt, token, max_attempts of
+-- each job, one after the other in one flat list (a list of lists costs the
+-- server more to send). A lease's expiry is in whole milliseconds: an
+-- integer is cheaper to write than a float, in the zset and in the AOF.
+local CLAIM_STEP = [==[
+local n, lease = tonumber(ARGV[CLAIM_AT]), tonumber(ARGV[CLAIM_AT + 1])
+local per_key, rate = tonumber(ARGV[CLAIM_AT + 2]), tonumber(ARGV[CLAIM_AT + 3])
+local overrides = ARGV[CLAIM_AT + 4] ~= '' and cjson.decode(ARGV[CLAIM_AT + 4]) or nil
 local MAX_SCAN = 4096 -- ready items looked at per claim (held ones move out of the way)
-local jobs, leased = {}, { 'ZADD', K_LEASES }
+local jobs, ids, leased = {}, {}, {}
+local expiry = math.floor((NOW + lease) * 1000)
 
 local function limits_of(key)
   local o = overrides and overrides[key]
@@ -114,25 +122,27 @@ local function start(id, r, kind)
   if kind == 'process' then r[ST], r[ATT] = 'R', r[ATT] + 1 else r[ST] = 'h' end
   r[TOK], r[OWNER] = next_number('next_token'), PID
   touch(id)
-  leased[#leased + 1], leased[#leased + 2] = NOW + lease, id
+  leased[#leased + 1], leased[#leased + 2] = expiry, id
+  ids[#ids + 1] = id
   count(r, 'queued', -1)
   count(r, 'running', 1)
-  jobs[#jobs + 1] = { id, kind, r[CLASS], r[FIELDS], r[PARENT], r[ATT], r[TOK], r[MAXA] }
+  local j = #jobs
+  jobs[j + 1], jobs[j + 2], jobs[j + 3], jobs[j + 4] = id, kind, r[CLASS], r[FIELDS]
+  jobs[j + 5], jobs[j + 6], jobs[j + 7], jobs[j + 8] = r[PARENT], r[ATT], r[TOK], r[MAXA]
 end
 
-while #jobs < n do
-  local id = call('LPOP', K_HOOKS)
-  if not id then break end
-  id = tonumber(id)
-  start(id, load(id), 'hook')
-end
+local hooks = call('LPOP', K_HOOKS, n) or {}
+for i, id in ipairs(hooks) do hooks[i] = tonumber(id) end
+load_many(hooks)
+for _, id in ipairs(hooks) do start(id, RECS[id], 'hook') end
 
 local due = call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'LIMIT', 0, 1000)
 if #due > 0 then
   call('ZREM', K_DELAYED, unpack(due))
+  for i, id in ipairs(due) do due[i] = tonumber(id) end
+  load_many(due)
   for _, id in ipairs(due) do
-    id = tonumber(id)
-    local r = load(id)
+    local r = RECS[id]
     ready_push(id, r, false)
     count(r, 'delayed', -1)
     count(r, 'queued', 1)
@@ -141,7 +151,7 @@ end
 
 for _, key in ipairs(call('ZRANGEBYSCORE', K_WAKE, '-inf', NOW, 'LIMIT', 0, 100)) do
   local held = held_key(key)
-  while #jobs < n and not blocked(key) do
+  while #ids < n and not blocked(key) do
     local id = call('LPOP', held)
     if not id then break end
     id = tonumber(id)
@@ -161,44 +171,54 @@ for _, key in ipairs(call('ZRANGEBYSCORE', K_WAKE, '-inf', NOW, 'LIMIT', 0, 100)
 end
 
 local scanned = 0
-while #jobs < n and scanned < MAX_SCAN do
-  local id = ready_pop()
-  if not id then break end
-  scanned = scanned + 1
-  local r = load(id)
-  if r[LKEY] == '' then
-    start(id, r, 'process')
-  else
-    local key = string.sub(r[LKEY], 2)
-    local held = held_key(key)
-    local b = call('EXISTS', held) == 1 and 'held' or blocked(key)
-    if not b then
+while #ids < n and scanned < MAX_SCAN do
+  local popped = ready_pop(math.min(n - #ids, MAX_SCAN - scanned))
+  if #popped == 0 then break end
+  scanned = scanned + #popped
+  for _, id in ipairs(popped) do
+    local r = RECS[id]
+    if r[LKEY] == '' then
       start(id, r, 'process')
-      key_started(key)
     else
-      call('RPUSH', held, id) -- behind the key's earlier items
-      if b ~= 'held' and b ~= 'n' then call('ZADD', K_WAKE, b, key) end
+      local key = string.sub(r[LKEY], 2)
+      local held = held_key(key)
+      local b = call('EXISTS', held) == 1 and 'held' or blocked(key)
+      if not b then
+        start(id, r, 'process')
+        key_started(key)
+      else
+        call('RPUSH', held, id) -- behind the key's earlier items
+        if b ~= 'held' and b ~= 'n' then call('ZADD', K_WAKE, b, key) end
+      end
     end
   end
 end
 
-if #jobs > 0 then
-  call(unpack(leased))
-  local ids = {}
-  for i, job in ipairs(jobs) do ids[i] = job[1] end
-  call('SADD', jobs_key(PID), unpack(ids))
+if #ids > 0 then
+  call_many('ZADD', K_LEASES, leased)
+  call_many('SADD', jobs_key(PID), ids)
 end
 call('ZADD', K_PROCS, NOW, PID)
-flush()
-return jobs
 ]==]
+BODIES.claim = 'local CLAIM_AT = 3\n' .. CLAIM_STEP .. 'flush()\nreturn jobs\n'
 
--- complete: ARGV count, then per result: id, token, outcome, result, error,
--- retry_delay, number of children, the children's entries. Returns per
+-- complete: from ARGV[COMPLETE_AT], the number of results, then per result:
+-- id, token, outcome, result, error, retry_delay, number of children, the
+-- children's entries. Returns per
 -- result { 1, child ids or false... } when recorded, { 0 } for a stale token.
-BODIES.complete = [==[
-local replies, i = {}, 4
-for k = 1, tonumber(ARGV[3]) do
+local COMPLETE_STEP = [==[
+local replies, i = {}, COMPLETE_AT + 1
+local completed, children = {}, {}
+for _ = 1, tonumber(ARGV[COMPLETE_AT]) do
+  completed[#completed + 1] = tonumber(ARGV[i])
+  local next_result = i + 7 + tonumber(ARGV[i + 6]) * ENTRY_ARGS
+  for c = i + 7, next_result - 1, ENTRY_ARGS do children[#children + 1] = c end
+  i = next_result
+end
+load_many(completed)
+know_keys(children) -- (a stale result's children are looked up, never added)
+i = COMPLETE_AT + 1
+for k = 1, tonumber(ARGV[COMPLETE_AT]) do
   local id, token, outcome = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2]
   local result, err, retry_delay, nchildren = ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
   local children_at = i + 7
@@ -225,18 +245,24 @@ for k = 1, tonumber(ARGV[3]) do
     replies[k] = reply
   end
 end
-flush()
-return replies
 ]==]
+BODIES.complete = 'local COMPLETE_AT = 3\n' .. COMPLETE_STEP .. 'flush()\nreturn replies\n'
+
+-- complete_claim: complete's arguments from ARGV[8], after claim's. The
+-- completions first (they free limit slots and queue hooks), then a claim:
+-- a busy process gets its next jobs with the same round trip. Returns
+-- { complete's replies, claim's jobs }.
+BODIES.complete_claim = 'local CLAIM_AT, COMPLETE_AT = 3, 8\n' .. COMPLETE_STEP .. CLAIM_STEP
+  .. 'flush()\nreturn { replies, jobs }\n'
 
 -- heartbeat: ARGV lease. Renews this process's sign of life and the lease of
 -- every job it holds. Returns how many.
 BODIES.heartbeat = [==[
 call('ZADD', K_PROCS, NOW, PID)
 local ids = call('SMEMBERS', jobs_key(PID))
-local args = { 'ZADD', K_LEASES, 'XX' }
-for _, id in ipairs(ids) do args[#args + 1], args[#args + 2] = NOW + tonumber(ARGV[3]), id end
-if #ids > 0 then call(unpack(args)) end
+local renewed, expiry = {}, math.floor((NOW + tonumber(ARGV[3])) * 1000)
+for _, id in ipairs(ids) do renewed[#renewed + 1], renewed[#renewed + 2] = expiry, id end
+call_many('ZADD', K_LEASES, renewed) -- (every id holds a lease: the set and the zset change together)
 return #ids
 ]==]
 
@@ -248,7 +274,7 @@ BODIES.reap = [==[
 if not call('SET', K_REAPER, PID, 'NX', 'PX', ARGV[3]) then return { 0, 0, 1 } end
 local stall_limit = tonumber(ARGV[4])
 local requeued, failed = 0, 0
-for _, id in ipairs(call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW, 'LIMIT', 0, 1000)) do
+for _, id in ipairs(call('ZRANGEBYSCORE', K_LEASES, '-inf', math.floor(NOW * 1000), 'LIMIT', 0, 1000)) do
   id = tonumber(id)
   local r = load(id)
   unlease(id, r)
@@ -270,7 +296,7 @@ return { requeued, failed, 0 }
 -- to the front of their queue, their attempt not counted. Returns how many.
 BODIES.release = [==[
 local released = 0
-for i = #ARGV - 1, 3, -2 do -- the last first, so the first is at the front again
+for i = 3, #ARGV, 2 do
   local id, token = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   local r = load(id)
   if r and r[TOK] == token and (r[ST] == 'R' or r[ST] == 'h') then
