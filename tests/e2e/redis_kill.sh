@@ -32,7 +32,7 @@ source "$(dirname "$0")/lib/redis.sh"
 
 F="$FIX/redis_kill.lua"
 LOG="$TMP/side.log"
-RUN=kill
+RUN_NAME="kill"
 LEASE=3 # seconds: the run's default is about 15
 KILLS=10
 EXPECTED_ITEMS=20221
@@ -57,7 +57,7 @@ redis_start
 
 # start_proc TAG : a process of the run, in the background.
 start_proc() {
-  start_bg "$1" "$AQUEUE_RUN" --progress none --redis "$REDIS_URL" --run "$RUN" "$F" "$LOG" "$1" "$LEASE"
+  start_bg "$1" "$AQUEUE_RUN" --progress none --redis "$REDIS_URL" --run "$RUN_NAME" "$F" "$LOG" "$1" "$LEASE"
 }
 
 # keep_evidence : copies the log, the processes' output and Redis's files to
@@ -80,7 +80,8 @@ check_stderr() {
   fi
 }
 
-ms() { printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)); }
+# secs MS : SECS = MS milliseconds as seconds (printf -v: no subshell)
+secs() { printf -v SECS '%d.%03d' $(($1 / 1000)) $(($1 % 1000)); }
 
 start_proc a
 wait_for_text "$LOG" "a P root" "$START_WAIT" "the first process creates the run and processes its root"
@@ -90,7 +91,8 @@ killed=""
 for k in $(seq 1 "$KILLS"); do
   start_proc "v$k"
   delay=$(((100 + RANDOM % 301) * SLOW_PCT / 100))
-  nap "$(ms "$delay")"
+  secs "$delay"
+  nap "$SECS"
   kill -KILL "$BG_PID" 2>/dev/null
   { wait "$BG_PID"; } 2>/dev/null # (no "Killed" notice from bash)
   RC=$?
@@ -105,7 +107,8 @@ for k in $(seq 1 "$KILLS"); do
   check_stderr "v$k"
   note=""
   if [ "$k" -eq "$REDIS_KILL_AT" ]; then
-    redis_restart "$(ms "$REDIS_DOWN_MS")"
+    secs "$REDIS_DOWN_MS"
+    redis_restart "$SECS"
     note=", and redis-server killed, started again after $REDIS_DOWN_MS ms"
   fi
   echo "# kill $k: process v$k after $delay ms$note"
@@ -120,10 +123,10 @@ last="v$((KILLS + 1))"
 start_proc "$last"
 # store_state : what the run holds, for a failure report.
 store_state() {
-  echo "the run's counters: $(rcli HGETALL "aq:{$RUN}:counts" | paste -sd' ')"
-  echo "leases: $(rcli ZRANGE "aq:{$RUN}:leases" 0 9 WITHSCORES | paste -sd' ')"
-  echo "ready: $(rcli LLEN "aq:{$RUN}:ready"), hooks: $(rcli LLEN "aq:{$RUN}:hooks"), delayed: $(rcli ZCARD "aq:{$RUN}:delayed")"
-  echo "processes: $(rcli ZRANGE "aq:{$RUN}:procs" 0 -1 WITHSCORES | paste -sd' '), server time $(rcli TIME | paste -sd.)"
+  echo "the run's counters: $(rcli HGETALL "aq:{$RUN_NAME}:counts" | paste -sd' ')"
+  echo "leases: $(rcli ZRANGE "aq:{$RUN_NAME}:leases" 0 9 WITHSCORES | paste -sd' ')"
+  echo "ready: $(rcli LLEN "aq:{$RUN_NAME}:ready"), hooks: $(rcli LLEN "aq:{$RUN_NAME}:hooks"), delayed: $(rcli ZCARD "aq:{$RUN_NAME}:delayed")"
+  echo "processes: $(rcli ZRANGE "aq:{$RUN_NAME}:procs" 0 -1 WITHSCORES | paste -sd' '), server time $(rcli TIME | paste -sd.)"
 }
 for tag in a b "$last"; do
   use_bg "$tag"
@@ -150,13 +153,13 @@ TOTAL_MS=$(($((${EPOCHREALTIME/[.,]/} / 1000)) - START_MS))
 echo "# $KILLS kills, redis-server killed at kill $REDIS_KILL_AT, ${TOTAL_MS} ms in all"
 
 # --- the store ---
-run "$TOOL_RUN" --progress none --redis "$REDIS_URL" --run "$RUN" --status
+run "$TOOL_RUN" --progress none --redis "$REDIS_URL" --run "$RUN_NAME" --status
 expect_rc 0 "--status: exit 0"
 expect_contains "$OUT" "complete: 0 queued, 0 delayed, 0 running, $EXPECTED_ITEMS done, 0 failed" \
   "--status: every item done, once"
 expect_match "$OUT" '^  Leaf +0 +0 +20000 +0$' "--status: 20000 leaves done"
-COUNTS="$(rcli HGETALL "aq:{$RUN}:counts")"
-RECORDS="$(rcli HLEN "aq:{$RUN}:items")"
+COUNTS="$(rcli HGETALL "aq:{$RUN_NAME}:counts")"
+RECORDS="$(rcli HLEN "aq:{$RUN_NAME}:items")"
 expect_eq "$RECORDS" "$EXPECTED_ITEMS" "the store holds one record per item"
 
 # --- the log against the counters and the guarantee ---

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # (REDIS_URL, REDIS_PID... are used by the tests that source this)
 # tests/e2e/lib/redis.sh — a private redis-server for an end-to-end test of a
 # run shared through Redis (--redis). Sourced after lib/common.sh:
 #
@@ -62,6 +62,7 @@ _redis_spawn() {
 }
 
 # redis_start [--password P] [--appendfsync always|everysec|no]
+# shellcheck disable=SC2120 # (the options are optional)
 redis_start() {
   while [ $# -gt 0 ]; do
     case "$1" in
