@@ -41,7 +41,13 @@ SAN_RE='ERROR: (Address|Leak)Sanitizer|runtime error:|internal error|stack trace
 
 # Kill delays are drawn from [100, 400] ms after the killed process started,
 # scaled by SLOW_PCT for the ASan runner (its start-up is slower; the leaves'
-# sleeps are not). AQUEUE_E2E_SLOW_PCT sets it for other slow builds.
+# sleeps are not). AQUEUE_E2E_SLOW_PCT sets it for other slow builds. They are
+# capped so that the run cannot finish before the last kill: the leaves left
+# take at least left / MAX_RATE seconds (three processes of 16 workers, each
+# leaf sleeping 0.01 s: the fixture's figures), shared among the kills still
+# to come.
+MAX_RATE=4800
+LEAVES=20000
 SLOW_PCT=100
 case "$AQUEUE_RUN" in *-asan) SLOW_PCT=200 ;; esac
 SLOW_PCT="${AQUEUE_E2E_SLOW_PCT:-$SLOW_PCT}"
@@ -91,6 +97,10 @@ killed=""
 for k in $(seq 1 "$KILLS"); do
   start_proc "v$k"
   delay=$(((100 + RANDOM % 301) * SLOW_PCT / 100))
+  left=$((LEAVES - $(grep -c ' P l' "$LOG")))
+  cap=$((left * 1000 / MAX_RATE / (KILLS - k + 2)))
+  [ "$cap" -lt 50 ] && cap=50
+  [ "$delay" -gt "$cap" ] && delay=$cap
   secs "$delay"
   nap "$SECS"
   kill -KILL "$BG_PID" 2>/dev/null
