@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
   E->cli_max_time = cli.max_time;
   if (cli.code) status = engine_load_script(E, NULL, cli.code, argc, argv, cli.script_index);
   else if (cli.script_index) status = engine_load_script(E, argv[cli.script_index], NULL, argc, argv, cli.script_index);
-  else if (cli.redis) status = engine_load_tool(E, "aqueue.redis_tool", "status");
+  else if (cli.redis) status = engine_load_tool(E, "aqueue.redis_tool", cli.status ? "status" : "retry_failed");
   else status = engine_load_tool(E, "aqueue.state_tool", cli.status ? "status" : "retry_failed");
   if (status == 0) status = engine_run(E);
   status = engine_destroy(E, status);

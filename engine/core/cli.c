@@ -30,10 +30,12 @@ static const char usage[] =
     "  --fresh            with --state: discard an unfinished run in FILE and start anew\n"
     "  --status           with --state: print the run's pending, done and failed items\n"
     "                     (no script needed; nothing runs)\n"
-    "  --retry-failed     with --state: put the failed items back to be run again\n"
+    "  --retry-failed     with --state or --redis: put the failed items back to be run\n"
+    "                     again (then run the script, if given)\n"
     "  --redis URL        share the run with other processes through Redis:\n"
     "                     redis://[:password@]host[:port][/db] or unix:///path/to/socket;\n"
-    "                     --fresh and --status work on the run as with --state\n"
+    "                     --fresh, --status and --retry-failed work on the run as\n"
+    "                     with --state\n"
     "  --run NAME         with --redis: the run's name (default: the script's file\n"
     "                     name without its extension)\n"
     "  --progress MODE    auto | tty | plain | json | none: the live display\n"
@@ -66,10 +68,10 @@ static int check_store_options(const aq_cli *cli, const char *script) {
     return bad_usage("%s", "--state and --redis cannot be combined: a run is kept in a state file or in Redis");
   if (needs && !cli->state && !cli->redis) return bad_usage("%s needs --state FILE or --redis URL", needs);
   if (cli->run && !cli->redis) return bad_usage("%s", "--run needs --redis URL");
-  if (cli->redis && cli->retry_failed)
-    return bad_usage("%s", "--retry-failed works with --state only: a run in Redis cannot put its failed items back yet");
   if (!cli->redis || cli->run) return 0;
   if (cli->status) return bad_usage("%s", "--status with --redis needs --run NAME (no script names the run)");
+  if (cli->retry_failed && !script)
+    return bad_usage("%s", "--retry-failed with --redis needs --run NAME when no script names the run");
   if (!script || strcmp(script, "-") == 0)
     return bad_usage("%s", "--redis needs --run NAME when the script is not a file (-e, stdin): nothing names the run");
   return 0;

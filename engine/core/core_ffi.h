@@ -67,3 +67,7 @@ void aq__sched_hold_run(struct aq_engine *E, int32_t delta);
 /* aq__sched_retry for an item of a remote queue: the store re-queues it after
  * the returned seconds; it leaves this process (-1: no attempt left). */
 double aq__sched_retry_remote(struct aq_engine *E, int32_t id, double base_s, double cap_s);
+/* The store hands out no more items (the whole run's max_items): this process
+ * stops as max_items does once n items have started here, the ones it holds
+ * included (at once when n already did). */
+void aq__sched_stop_after_starts(struct aq_engine *E, int64_t n);

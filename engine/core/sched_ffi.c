@@ -74,6 +74,12 @@ double aq__sched_retry_remote(aq_engine *E, int32_t id, double base_s, double ca
   return sched_retry_remote(&E->sched, id, base_s, cap_s);
 }
 
+void aq__sched_stop_after_starts(aq_engine *E, int64_t n) {
+  aq_sched *s = &E->sched;
+  s->max_items = n;
+  if (s->started >= n) sched_request_stop(s, AQ_STOP_MAX_ITEMS);
+}
+
 void aq__display_shared_run(aq_engine *E, int64_t processes, int64_t queued, int64_t running, int64_t done,
                             int64_t failed) {
   display_set_shared_run(&E->display, processes, queued, running, done, failed);

@@ -85,13 +85,19 @@
 --       for a duplicate). Raises when the parent's job is a hook.
 --   b:claim(n, deliver)
 --       Asks the store for up to n jobs, in a task of its own (one round trip
---       for the batch), and calls deliver(jobs, finished) from that task, once:
+--       for the batch), and calls deliver(jobs, finished, reached) from that
+--       task, once (reached: the run's max_items is reached, no process job
+--       will come any more):
 --       jobs a list of { item = <a new item of its class, from its fields>,
 --       hook = true for a hook job, attempt = n }, possibly empty (then after
 --       a short wait, as a poll), and finished true when the store holds
 --       nothing of the run that is unfinished. deliver returns false when the
 --       run takes no more jobs: the backend hands them back (release). One
 --       claim at a time; the scheduler asks again as its jobs leave.
+--   b:set_max_items(n)             the run's max_items (0: none), for all its
+--                                  processes: the store counts the starts
+--   b:elapsed()                    seconds since the run's session began, in
+--                                  the store's clock (max_time counts from there)
 --   b:processed(item, ok, attempt, err, result)
 --                                  a job's process() is over for good: its
 --                                  outcome (and its first result) goes with
@@ -123,7 +129,7 @@ M.METHODS = {
 -- The methods of a local backend (local_queue true) besides, and those of a
 -- remote one.
 M.LOCAL_METHODS = { "enqueued" }
-M.REMOTE_METHODS = { "start", "enqueue", "claim", "release" }
+M.REMOTE_METHODS = { "start", "enqueue", "claim", "release", "set_max_items", "elapsed" }
 
 -- The backend of a run: redis when opts.redis (a URL) is given (opts: run,
 -- fresh, order, limits, classes), sqlite when `state_file` is given (opts:

@@ -12,18 +12,22 @@
 --   })
 --   run.first        true for the process that created the run
 --   run.process_id   this process's number in the run
+--   run.session_elapsed  seconds since the run's session began (open's: max_time counts from there)
+--   run.max_items    set by the caller: claims hand out no process job past that many
+--                    started in the session (0 or nil: no limit)
 --   run:enqueue{ { parent =, class =, fields = json, key =, priority =, delay =,
 --                  limit_key =, max_attempts =, has_hook = } ... }  --> { id or false ... }
 --   run:claim(n)     --> { { id, kind = "process"|"hook", class, fields, parent,
---                            attempt, token, max_attempts } ... }
+--                            attempt, token, max_attempts } ... }, reached (max_items)
 --   run:complete({ { id, token, outcome = "done"|"failed"|"retry"|"hook_done",
 --                    result =, error =, retry_delay =, children = { entries } } ... } [, n])
 --                    --> per result: the children's ids (or false: duplicate),
 --                        or false when the token was stale and nothing was recorded;
---                        with n, the jobs of a claim(n) made by the same script too
+--                        with n, the jobs (and reached) of a claim(n) made by the same script too
 --   run:heartbeat()  --> how many leases were renewed
 --   run:reap()       --> requeued, failed ("stalled"), or 0, 0, true when another reap ran lately
 --   run:release{ job... }  --> how many claimed jobs went back unstarted
+--   run:retry_failed()     --> how many failed items went back to the queue
 --   run:counters(), run:status([cap]), run:result(id), run:drop(), run:close()
 --
 -- Failures are nil, err, code: the client's (ECONNRESET, ETIMEDOUT, ...) and
@@ -85,28 +89,22 @@ local function text_or_empty(v, prefix)
   return prefix .. tostring(v)
 end
 
--- Appends an entry's arguments (prelude's ENTRY_ARGS) to args; returns n.
-local function put_entry(args, n, e, parent)
+-- An entry as the scripts read it (prelude's ENTRY fields), under `parent`
+-- (an id, or nil).
+local function packed_entry(e, parent)
   check(type(e) == "table" and type(e.class) == "string" and type(e.fields) == "string", 3,
     "an entry needs class and fields (strings)")
-  args[n + 1] = parent and tostring(parent) or ""
-  args[n + 2] = e.class
-  args[n + 3] = e.fields
-  args[n + 4] = text_or_empty(e.key, "k")
-  args[n + 5] = e.priority or 0
-  args[n + 6] = e.delay or 0
-  args[n + 7] = text_or_empty(e.limit_key, "k")
-  args[n + 8] = e.max_attempts or 1
-  args[n + 9] = e.has_hook and "1" or "0"
-  return n + 9
+  return { parent or 0, e.class, e.fields, text_or_empty(e.key, "k"), e.priority or 0, e.delay or 0,
+    text_or_empty(e.limit_key, "k"), e.max_attempts or 1, e.has_hook and 1 or 0 }
 end
 
--- enqueue(entries) -> { id or false (a duplicate key) ... }
+-- enqueue(entries) -> { id or false (a duplicate key) ... }. The batch is
+-- one JSON argument, whatever its size.
 function Run:enqueue(entries)
-  local args, n = {}, 0
-  for _, e in ipairs(entries) do n = put_entry(args, n, e, e.parent) end
-  if n == 0 then return {} end
-  return call_script(self, scripts.enqueue, args, n)
+  if #entries == 0 then return {} end
+  local packed = {}
+  for i, e in ipairs(entries) do packed[i] = packed_entry(e, e.parent) end
+  return call_script(self, scripts.enqueue, { cjson.encode(packed) }, 1)
 end
 
 -- --- claim and complete ---
@@ -114,12 +112,12 @@ end
 local KIND = { process = "process", hook = "hook" }
 
 -- The claim scripts' first arguments (prelude's ARGV[3..7]).
-local CLAIM_ARGS = 5
+local CLAIM_ARGS = 6
 local function claim_args(run, n)
   check(type(n) == "number" and n >= 1, 3, "claim needs a number of jobs >= 1")
   local limits = run.limits
   if limits.keys and not run.limit_keys_json then run.limit_keys_json = cjson.encode(limits.keys) end
-  return { n, run.lease, limits.per_key or 0, limits.rate or 0, run.limit_keys_json or "" }
+  return { n, run.lease, limits.per_key or 0, limits.rate or 0, run.limit_keys_json or "", run.max_items or 0 }
 end
 
 -- The claim script's flat reply as job tables.
@@ -135,29 +133,31 @@ local function jobs_of(res)
   return jobs
 end
 
--- claim(n) -> up to n jobs due now.
+-- claim(n) -> up to n jobs due now, and true once the session started
+-- run.max_items items (no process job past it).
 function Run:claim(n)
   local res, err, code = call_script(self, scripts.claim, claim_args(self, n), CLAIM_ARGS)
   if not res then return nil, err, code end
-  return jobs_of(res)
+  return jobs_of(res[1]), res[2] == 1
 end
 
 local OUTCOMES = { done = true, failed = true, retry = true, hook_done = true }
 
--- Appends complete's arguments for results to args (from n + 1); returns n.
-local function put_results(args, n, results)
-  args[n + 1] = #results
-  n = n + 1
-  for _, r in ipairs(results) do
+-- complete's argument: the results packed in one JSON text (scripts.lua's
+-- complete says the layout).
+local NO_CHILDREN = {} -- (JSON {}: the script reads an empty table all the same)
+local function packed_results(results)
+  local packed = {}
+  for i, r in ipairs(results) do
     check(OUTCOMES[r.outcome], 3, "unknown outcome %s", tostring(r.outcome))
-    local children = r.children or {}
-    args[n + 1], args[n + 2], args[n + 3] = r.id, r.token, r.outcome
-    args[n + 4], args[n + 5] = r.result or "", r.error or ""
-    args[n + 6], args[n + 7] = r.retry_delay or 0, #children
-    n = n + 7
-    for _, c in ipairs(children) do n = put_entry(args, n, c, nil) end
+    local children = NO_CHILDREN
+    if r.children and #r.children > 0 then
+      children = {}
+      for k, c in ipairs(r.children) do children[k] = packed_entry(c, nil) end
+    end
+    packed[i] = { r.id, r.token, r.outcome, r.result or "", r.error or "", r.retry_delay or 0, children }
   end
-  return n
+  return cjson.encode(packed)
 end
 
 -- The complete script's reply: per result the children's ids, or false.
@@ -177,16 +177,16 @@ end
 
 -- complete(results [, claim_n]) -> per result the children's ids, or false
 -- (stale token: nothing of it was recorded). With claim_n, the same script
--- then claims up to claim_n jobs: returns replies, jobs.
+-- then claims up to claim_n jobs: returns replies, jobs, reached (claim's).
 function Run:complete(results, claim_n)
   if claim_n then
     local args = claim_args(self, claim_n)
-    local res, err, code = call_script(self, scripts.complete_claim, args, put_results(args, CLAIM_ARGS, results))
+    args[CLAIM_ARGS + 1] = packed_results(results)
+    local res, err, code = call_script(self, scripts.complete_claim, args, CLAIM_ARGS + 1)
     if not res then return nil, err, code end
-    return replies_of(res[1]), jobs_of(res[2])
+    return replies_of(res[1]), jobs_of(res[2]), res[3] == 1
   end
-  local args = {}
-  local res, err, code = call_script(self, scripts.complete, args, put_results(args, 0, results))
+  local res, err, code = call_script(self, scripts.complete, { packed_results(results) }, 1)
   if not res then return nil, err, code end
   return replies_of(res)
 end
@@ -215,6 +215,13 @@ function Run:reap()
   local res, err, code = call_script(self, scripts.reap, { guard_ms, M.STALL_LIMIT }, 2)
   if not res then return nil, err, code end
   return res[1], res[2], res[3] == 1 or nil
+end
+
+-- retry_failed() -> how many failed items went back to the queue (attempts
+-- reset; their finished subtrees open again; hooks that ran do not run
+-- again).
+function Run:retry_failed()
+  return call_script(self, scripts.retry_failed, {}, 0)
 end
 
 -- --- what the run holds ---
@@ -346,12 +353,14 @@ function M.open(client, name, opts)
   }, Run)
   local res, err, code = call_script(run, scripts.open, {
     M.FORMAT, M.VERSION, table.concat(classes, "\n"), cjson.encode(opts.limits or {}), cjson.encode(types),
-  }, 5)
+    run.lease,
+  }, 6)
   if not res then return nil, err, code end
   if res[1] == 0 and type(res[2]) == "string" then
     return nil, format("EAQRUN: run %s: %s", name, res[2]), "EAQRUN"
   end
   run.first, run.process_id, run.limits = res[1] == 1, res[2], cjson.decode(res[3])
+  run.session_elapsed = tonumber(res[4])
   return run
 end
 

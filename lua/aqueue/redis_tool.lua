@@ -1,6 +1,8 @@
--- aqueue.redis_tool: `aqueue-run --redis URL --run NAME --status`, which runs
--- no script (engine_load_tool runs main("status")): the run's figures (all
--- processes), its classes, its failed items and its processes.
+-- aqueue.redis_tool: `aqueue-run --redis URL --run NAME --status` and
+-- `--retry-failed`, which run no script (engine_load_tool runs
+-- main("status") or main("retry_failed")): the run's figures (all
+-- processes), its classes, its failed items and its processes; or its failed
+-- items put back in its queue.
 local core = require("aqueue.core")
 local redis_run = require("aqueue.redis_run")
 local redis_backend = require("aqueue.backends.redis")
@@ -54,8 +56,9 @@ local function report(name, st, self_id)
   return table.concat(out, "\n")
 end
 
-function M.main()
-  local url, name = select(9, core.defaults())
+-- Opens run `name` at `url` as it is (the tools name no classes: the run's
+-- own are used), or refuses (exit 2). Returns the client and the run.
+local function open_existing(url, name)
   local client = redis_backend.connect(url, name)
   -- The run is opened with its own classes and order: --status names none.
   local meta_key = "aq:{" .. name .. "}:meta"
@@ -74,14 +77,35 @@ function M.main()
   if not run then
     redis_backend.refuse(url, name, err)
   end
-  local st
-  st, err = run:status()
+  return client, run
+end
+
+local function status(url, name)
+  local client, run = open_existing(url, name)
+  local st, err = run:status()
   run:close()
   client:close()
   if not st then
     redis_backend.refuse(url, name, err)
   end
   io.stdout:write(report(name, st, run.process_id), "\n")
+end
+
+local function retry_failed(url, name)
+  local client, run = open_existing(url, name)
+  redis_backend.retry_failed(url, name, run)
+  run:close()
+  client:close()
+end
+
+-- command: "status" or "retry_failed".
+function M.main(command)
+  local url, name = select(9, core.defaults())
+  if command == "status" then
+    status(url, name)
+  else
+    retry_failed(url, name)
+  end
 end
 
 return M

@@ -808,6 +808,9 @@ local function run_queue(opts)
   local _, _, _, _, fresh, retry_failed, _, _, redis, run_name = core.defaults()
   local backend = queue_backend.open(state_file, { fresh = fresh, retry_failed = retry_failed, order = order,
     redis = redis, run = run_name or script_name(), limits = run_limits, classes = class_names() }, 2)
+  if not backend.local_queue then
+    max_items, max_time = run_remote.run_limits(backend, max_items, max_time)
+  end
   local ok, err = pcall(core.run_start, num_workers, order, progress, max_items, max_time)
   if not ok then -- another run is active
     backend:abandon()

@@ -77,7 +77,9 @@ local function enter(run, parts, job)
   run.items[id] = item
   item._aq_id = id
   local attempt = job.attempt or 1
-  if attempt > 1 then
+  if attempt == 1 then
+    run.remote.first_attempts = run.remote.first_attempts + 1
+  else
     C.aq__sched_restore_attempts(E, id, attempt - 1)
     item.attempt = attempt
   end
@@ -88,7 +90,7 @@ end
 -- none is in hand), unless a claim is out already.
 local function claim_more(run)
   local r = run.remote
-  if r.claiming or r.store_finished or C.aq__sched_stopping(E) ~= 0 then
+  if r.claiming or r.store_finished or r.limit_reached or C.aq__sched_stopping(E) ~= 0 then
     return
   end
   local n = r.capacity - r.in_hand
@@ -98,13 +100,15 @@ local function claim_more(run)
   end
 end
 
--- The backend's answer to a claim (see queue_backend): `jobs` to run, and
--- `finished` when the store holds nothing of the run that is unfinished.
+-- The backend's answer to a claim (see queue_backend): `jobs` to run,
+-- `finished` when the store holds nothing of the run that is unfinished, and
+-- `reached` once the whole run's max_items is: this process then stops as
+-- max_items does, after the first attempts it holds have started.
 -- Returns false when the run takes no more jobs (it is stopping or over):
 -- the backend hands them back.
 local function make_deliver(run, parts)
   local r = run.remote
-  return function(jobs, finished)
+  return function(jobs, finished, reached)
     r.claiming = false
     if r.closed or C.aq__sched_stopping(E) ~= 0 then
       return false
@@ -120,6 +124,10 @@ local function make_deliver(run, parts)
     end
     if refused then
       run.backend:release(refused)
+    end
+    if reached and not r.limit_reached then
+      r.limit_reached = true
+      C.aq__sched_stop_after_starts(E, r.first_attempts)
     end
     if finished and r.in_hand == 0 and not r.store_finished then
       r.store_finished = true
@@ -198,6 +206,8 @@ function M.setup(run, parts, num_workers)
     in_hand = 0,            -- jobs delivered that have not left this process
     claiming = false,       -- a claim is out
     store_finished = false, -- the store said the whole run is finished
+    limit_reached = false,  -- the store said the whole run's max_items is reached
+    first_attempts = 0,     -- process jobs delivered at their first attempt (max_items counts them)
     closed = false,         -- the run is over here: deliveries are handed back
     deliver = nil,
   }
@@ -241,6 +251,19 @@ function M.setup(run, parts, num_workers)
       r.backend:release(back)
     end
   end
+end
+
+-- max_items and max_time are the whole run's: the store counts the items
+-- started by all processes (the backend asks it) and max_time counts from
+-- the run's session start in the store's clock. Returns the local
+-- scheduler's own: no max_items (deliver stops this process when the store
+-- says), and the time left.
+function M.run_limits(backend, max_items, max_time)
+  backend:set_max_items(max_items)
+  if max_time > 0 then
+    max_time = math.max(max_time - backend:elapsed(), 0.001)
+  end
+  return 0, max_time
 end
 
 -- The run starts: the first process of the run enqueues the initial items

@@ -21,6 +21,7 @@
 -- median of `runs`.
 --   aqueue-run scripts/bench/redis_run.lua [items=100000] [batch=128] [runs=3]
 local aqueue = require("aqueue")
+local cjson = require("cjson")
 local root = (arg[0]:match("^(.*)/scripts/bench/[^/]*$") or ".")
 package.path = root .. "/?.lua;" .. package.path
 local redis_server = require("tests.support.redis_server")
@@ -122,13 +123,12 @@ end
 -- The enqueue and claim scripts' items/s by redis-benchmark, on a run of its own.
 local function reference_rates(server)
   local run, client = open(server.url, "bench-ref", true)
-  local args = {}
-  for _, e in ipairs(BATCH) do
-    for _, a in ipairs({ "", e.class, e.fields, "", 0, 0, "", 1, "0" }) do args[#args + 1] = a end
-  end
+  local packed = {} -- (the enqueue script's argument: prelude.lua's ENTRY fields, one JSON text)
+  for i, e in ipairs(BATCH) do packed[i] = { 0, e.class, e.fields, "", 0, 0, "", 1, 0 } end
+  local args = { cjson.encode(packed) }
   local calls = math.ceil(items / batch)
   local enqueue = bench_script(server, run, scripts.enqueue, args, calls) * batch
-  local claim = bench_script(server, run, scripts.claim, { batch, 15, 0, 0, "" }, calls) * batch
+  local claim = bench_script(server, run, scripts.claim, { batch, 15, 0, 0, "", 0 }, calls) * batch
   -- (redis-benchmark rounds the calls up to whole pipelines: as many claims as enqueues)
   local c = assert(run:counters())
   assert(c.running == c.enqueued and c.queued == 0, "every claim took a whole batch")

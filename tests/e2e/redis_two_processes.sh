@@ -9,8 +9,12 @@
 #   refusals: unreachable server, wrong password, a run key holding foreign
 #             data, a script with other item classes: one clear line, exit 2.
 #   display:  --progress json shows the whole run's figures (all processes);
-#   many:     a parent with 3000 children (more than one script call holds).
-# Fixture: redis_tree.lua.
+#   many:     a parent with 3000 children (more than one script call holds);
+#   retry failed: --retry-failed (alone, then with the script) runs the
+#             failed items again, and only them;
+#   max items: two processes with --max-items 50 start 50 items in all, then
+#             both stop; the queue is kept and a later process finishes it.
+# Fixtures: redis_tree.lua, redis_max_items.lua.
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 
@@ -91,6 +95,55 @@ local s = aqueue.run_queue{ initial_items = { Root{} }, num_workers = 50 }
 print(("processed=%d hooks=%d run_done=%d"):format(s.processed, hooks, s.counters.done))'
 expect_rc 0 "many children: exit 0"
 expect_contains "$OUT" "processed=3001 hooks=1 run_done=3001" "many children: all processed, the hook once"
+
+# ================================ retry failed ================================
+RETRY_SCRIPT='local aqueue = require("aqueue")
+local Job = aqueue.Item:extend("Job")
+function Job:process()
+  if self.n % 2 == 0 and not io.open(arg[1]) then error("not yet") end
+  print("ran " .. self.n)
+end
+local items = {}
+for n = 1, 4 do items[n] = Job{ n = n } end
+local s = aqueue.run_queue{ initial_items = items, order = "fifo", num_workers = 1 }
+print(("processed=%d failed=%d run_done=%d run_failed=%d"):format(s.processed, s.failed, s.counters.done,
+  s.counters.failed))'
+run "$AQUEUE_RUN" --progress none --redis "$URL" --run retry -e "$RETRY_SCRIPT" "$TMP/fixed"
+expect_rc 1 "retry failed: the first run has failures"
+expect_contains "$OUT" "processed=2 failed=2 run_done=2 run_failed=2" "retry failed: 2 of 4 failed"
+touch "$TMP/fixed"
+run "$AQUEUE_RUN" --progress none --redis "$URL" --run retry --retry-failed
+expect_rc 0 "retry failed: alone, exit 0"
+expect_contains "$ERR" "2 failed items of run retry put back" "retry failed: says how many"
+run "$AQUEUE_RUN" --progress none --redis "$URL" --run retry -e "$RETRY_SCRIPT" "$TMP/fixed"
+expect_rc 0 "retry failed: the next run succeeds"
+expect_eq "$(grep '^ran' <<<"$OUT" | tr '\n' ' ')" "ran 2 ran 4 " "retry failed: only the failed items ran again"
+expect_contains "$OUT" "processed=2 failed=0 run_done=4 run_failed=0" "retry failed: the run's counters"
+run "$AQUEUE_RUN" --progress none --redis "$URL" --run retry --retry-failed -e "$RETRY_SCRIPT" "$TMP/fixed"
+expect_rc 0 "retry failed: with the script, nothing failed"
+expect_contains "$ERR" "0 failed items of run retry put back" "retry failed: with the script, says so"
+expect_contains "$OUT" "processed=0 failed=0 run_done=4" "retry failed: nothing to run"
+
+# ============================ max items (whole run) ============================
+M="$FIX/redis_max_items.lua"
+LOG="$TMP/max.log"
+start_bg ma "$AQUEUE_RUN" --progress none --max-items 50 --redis "$URL" --run max "$M" "$LOG" A
+wait_for_text "$LOG" "A leaf" "$START_WAIT" "max items: the first process runs leaves"
+start_bg mb "$AQUEUE_RUN" --progress none --max-items 50 --redis "$URL" --run max "$M" "$LOG" B
+use_bg ma
+wait_bg "$RUN_TIMEOUT" "max items: the first process ends"
+use_bg mb
+wait_bg "$RUN_TIMEOUT" "max items: the second process ends"
+L="$(cat "$LOG")"
+expect_eq "$(printf '%s\n' "$L" | wc -l)" 50 "max items: 50 process() calls in the whole run"
+expect_match "$(count_lines "$L" '^B ')" '^[1-9][0-9]*$' "max items: the second process ran some of them"
+expect_contains "$(cat "$TMP/ma.out")" "stopped=max_items" "max items: the first process stopped on it"
+expect_contains "$(cat "$TMP/mb.out")" "stopped=max_items" "max items: the second one too"
+run "$AQUEUE_RUN" --progress none --redis "$URL" --run max --status
+expect_contains "$OUT" "251 queued, 0 delayed, 0 running, 50 done" "max items: the rest is kept"
+run "$AQUEUE_RUN" --progress none -w 100 --redis "$URL" --run max "$M" "$LOG" C
+expect_rc 0 "max items: a later process exits 0"
+expect_contains "$OUT" "processed=251 stopped=nil run_done=301" "max items: it finishes the run"
 
 # ================================ refusals ================================
 run "$AQUEUE_RUN" --progress none --redis "redis://127.0.0.1:1" --run share "$T" "$TMP/x.log" X

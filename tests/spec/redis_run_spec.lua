@@ -277,6 +277,64 @@ describe("aqueue.redis_run", function()
     end)
   end)
 
+  describe("max_items and max_time for the whole run", function()
+    it("hands out max_items first attempts across processes; a release gives one back; hooks still go", function()
+      local a = process("max-items", { order = "fifo" })
+      local b = process("max-items", { order = "fifo" })
+      a.max_items, b.max_items = 3, 3
+      local ids = assert(a:enqueue{ page{ has_hook = true }, page(), page(), page(), page() })
+      local jobs, reached = a:claim(2)
+      local with_hook = jobs[1]
+      assert.are.same({ 1, 2 }, ids_of(jobs))
+      assert.is_false(reached)
+      local more
+      more, reached = b:claim(5) -- one left for the run, whichever process asks
+      assert.are.same({ 3 }, ids_of(more))
+      assert.is_true(reached)
+      jobs, reached = a:claim(5)
+      assert.are.same({}, jobs)
+      assert.is_true(reached)
+      assert.are.equal(1, a:release{ more[1] }) -- not started: it does not count
+      jobs, reached = a:claim(5)
+      assert.are.same({ 3 }, ids_of(jobs))
+      assert.is_true(reached)
+      -- once reached, no process job starts, a retry neither
+      local replies = assert(b:complete{ { id = jobs[1].id, token = jobs[1].token, outcome = "retry", retry_delay = 0 } })
+      assert.is_table(replies[1])
+      jobs, reached = b:claim(5)
+      assert.are.same({}, jobs)
+      assert.is_true(reached)
+      -- a hook due after the limit is handed out, no process job
+      done(a, with_hook)
+      jobs, reached = a:claim(5)
+      assert.are.equal(1, #jobs)
+      assert.are.same({ ids[1], "hook" }, { jobs[1].id, jobs[1].kind })
+      assert.is_true(reached)
+      assert.are.equal("3", server:cli("HGET", "aq:{max-items}:meta", "started"))
+    end)
+
+    it("counts from a new session when a process opens a run no process is alive in", function()
+      local a = process("session", { order = "fifo" })
+      a.max_items = 1
+      assert(a:enqueue{ page(), page() })
+      local _, reached = a:claim(5)
+      assert.is_true(reached)
+      assert(a:close())
+      aqueue.sleep(0.05)
+      local b = process("session", { order = "fifo" })
+      assert.is_true(b.session_elapsed < 0.05)
+      b.max_items = 1
+      local jobs
+      jobs, reached = b:claim(5)
+      assert.are.same({ 2 }, ids_of(jobs))
+      assert.is_true(reached)
+      -- a process joining one that is alive keeps its session
+      local c = process("session", { order = "fifo" })
+      assert.are.equal("1", server:cli("HGET", "aq:{session}:meta", "started"))
+      assert.is_true(c.session_elapsed >= 0)
+    end)
+  end)
+
   describe("complete", function()
     it("records children and queues a hook once, after the last child's subtree", function()
       local run = process("hooks", { order = "fifo" })
@@ -458,6 +516,49 @@ describe("aqueue.redis_run", function()
       assert.are.equal(2, again.attempt)
       done(run, again)
       assert.is_true(assert(run:counters()).finished)
+    end)
+  end)
+
+  describe("retry_failed", function()
+    it("puts failed items back: attempts reset, counters moved, finished subtrees open again, no hook twice", function()
+      local run = process("retry-failed", { order = "fifo" })
+      local root = assert(run:enqueue{ page{ has_hook = true } })[1]
+      local r = assert(run:claim(1))[1]
+      -- the root names a Mid (with a hook) that fails after naming a Leaf, and a Leaf that fails
+      local kids = done(run, r, { children = { page{ class = "Site", has_hook = true }, page() } })
+      local jobs = assert(run:claim(2))
+      local mid_job, leaf_job = jobs[1], jobs[2]
+      assert.are.same(kids, { mid_job.id, leaf_job.id })
+      local grandkids = done(run, mid_job, { outcome = "failed", error = "mid broke", children = { page() } })
+      done(run, leaf_job, { outcome = "failed", error = "leaf broke" })
+      done(run, assert(run:claim(1))[1]) -- the Mid's child
+      local mid_hook = assert(run:claim(1))[1]
+      assert.are.same({ mid_job.id, "hook" }, { mid_hook.id, mid_hook.kind })
+      done(run, mid_hook)
+      local root_hook = assert(run:claim(1))[1]
+      assert.are.same({ root, "hook" }, { root_hook.id, root_hook.kind })
+      done(run, root_hook)
+      local c = assert(run:counters())
+      assert.is_true(c.finished)
+      assert.are.same({ 2, 2 }, { c.done, c.failed })
+
+      assert.are.equal(2, run:retry_failed())
+      c = assert(run:counters())
+      assert.is_false(c.finished)
+      assert.are.same({ 2, 0, 2, 1 }, { c.done, c.failed, c.queued, c.waiting }) -- the root is open again
+      assert.are.same({ state = "queued" }, { state = (run:result(kids[1])) })
+      local again = assert(run:claim(5))
+      assert.are.same(kids, ids_of(again))
+      assert.are.same({ 1, 1 }, { again[1].attempt, again[2].attempt })
+      assert.are.same({}, done(run, again[1])) -- the Mid, done this time; its hook ran: not again
+      done(run, again[2])
+      c = assert(run:counters())
+      assert.is_true(c.finished)
+      assert.are.same({ 4, 0, 0, 0 }, { c.done, c.failed, c.queued, c.waiting })
+      assert.are.same({}, assert(run:claim(5))) -- no hook runs twice
+      assert.are.equal(1, #grandkids)
+      assert.are.equal("done", (run:result(kids[2])))
+      assert.are.equal(0, run:retry_failed())
     end)
   end)
 

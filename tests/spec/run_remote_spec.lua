@@ -137,14 +137,50 @@ describe("a run whose queue is remote", function()
   it("hands the claimed jobs it did not start back at once when it stops", function()
     local Job = aqueue.Item:extend("RemoteStopJob")
     local ran = 0
+    function Job:process()
+      ran = ran + 1
+      aqueue.sleep(0.6) -- both workers are busy when max_time stops the run
+    end
+    local items = {}
+    for i = 1, 50 do items[i] = Job{ i = i } end
+    local s = runs.quiet(items, { num_workers = 2, max_time = 0.3, order = "fifo" })
+    assert.are.equal(2, ran)
+    assert.are.equal("max_time", s.stopped)
+    local store = local_remote.store
+    assert.are.equal(2, store.released) -- the 2 prefetched ones
+    assert.are.equal(0, store.running) -- every claimed job came back: done or released
+    assert.are.same({ done = 2, failed = 0, pending = 48 }, s.counters)
+  end)
+
+  it("counts max_time from the run's session start, in the store's clock", function()
+    local Job = aqueue.Item:extend("RemoteMaxTimeJob")
+    local ran = 0
+    function Job:process()
+      ran = ran + 1
+      aqueue.sleep(0.6)
+    end
+    local items = {}
+    for i = 1, 10 do items[i] = Job{ i = i } end
+    local_remote.session_elapsed = 100 -- the run began 100 s ago: 0.3 s are left
+    local ok, s = pcall(runs.quiet, items, { num_workers = 2, max_time = 100.3, order = "fifo" })
+    local_remote.session_elapsed = nil
+    assert(ok, s)
+    assert.are.equal(2, ran)
+    assert.are.equal("max_time", s.stopped)
+  end)
+
+  it("counts max_items in the store: it hands out that many first attempts, and the run stops", function()
+    local Job = aqueue.Item:extend("RemoteMaxItemsJob")
+    local ran = 0
     function Job:process() ran = ran + 1 end
     local items = {}
     for i = 1, 50 do items[i] = Job{ i = i } end
     local s = runs.quiet(items, { num_workers = 2, max_items = 3, order = "fifo" })
-    assert.are.equal(3, ran)
     local store = local_remote.store
-    assert.is_true(store.released > 0, "nothing was handed back")
-    assert.are.equal(0, store.running) -- every claimed job came back: done or released
+    assert.are.equal(3, ran)
+    assert.are.equal(3, store.started)
+    assert.are.equal(0, store.released) -- none past the 3 was handed out
+    assert.are.equal("max_items", s.stopped)
     assert.are.same({ done = 3, failed = 0, pending = 47 }, s.counters)
   end)
 

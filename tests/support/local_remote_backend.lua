@@ -28,6 +28,8 @@ local function new_store(order)
     keys = {},     -- key() values enqueued
     live = 0,      -- items whose subtree is not finished
     running = 0, done = 0, failed = 0, tokens = 0,
+    started = 0,   -- first attempts claimed (max_items, set by the backend, counts them)
+    max_items = 0,
     claims = {},   -- n asked by each claim, in order (what the tests look at)
     outcomes = {}, -- outcome of each completion, in order
     released = 0,  -- jobs handed back unstarted
@@ -114,9 +116,12 @@ function Store:claim(n)
     end
   end
   local jobs = {}
+  local function room()
+    return (self.max_items or 0) == 0 or self.started < self.max_items
+  end
   while #jobs < n do
     local id, kind = table.remove(self.hooks, 1), "hook"
-    if not id then
+    if not id and room() then
       id, kind = self:pop(), "process"
     end
     if not id then
@@ -125,6 +130,9 @@ function Store:claim(n)
     local r = self.recs[id]
     if kind == "process" then
       r.attempt = r.attempt + 1
+      if r.attempt == 1 then
+        self.started = self.started + 1
+      end
     end
     self.tokens = self.tokens + 1
     r.token = self.tokens
@@ -132,11 +140,12 @@ function Store:claim(n)
     jobs[#jobs + 1] = { id = id, kind = kind, class = r.class, fields = r.fields, parent = r.parent,
       attempt = r.attempt, token = r.token }
   end
-  return jobs
+  return jobs, not room()
 end
 
--- Returns per result the ids of its children (false: a duplicate key).
-function Store:complete(results)
+-- Returns per result the ids of its children (false: a duplicate key); with
+-- claim_n, then claims as claim(claim_n) and returns its jobs too.
+function Store:complete(results, claim_n)
   local replies = {}
   for i = 1, #results do
     local res = results[i]
@@ -164,6 +173,10 @@ function Store:complete(results)
       self:close_one(res.id)
     end
   end
+  if claim_n then
+    local jobs, reached = self:claim(claim_n)
+    return replies, jobs, reached
+  end
   return replies
 end
 
@@ -178,6 +191,9 @@ function Store:release(list)
         self.hooks[#self.hooks + 1] = list[i].id
       else
         r.attempt = r.attempt - 1
+        if r.attempt == 0 then
+          self.started = self.started - 1
+        end
         self.queue[#self.queue + 1] = list[i].id
       end
     end
@@ -212,6 +228,7 @@ function M.install()
   local open = queue_backend.open
   queue_backend.open = function(_, opts)
     M.store = new_store(opts.order)
+    M.store.session_elapsed = M.session_elapsed -- (the tests of max_time set it)
     return shared_run.new(M.store, { name = "local_remote", durable = false })
   end
   return function()

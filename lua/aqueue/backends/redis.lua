@@ -4,6 +4,7 @@
 -- aqueue.redis_run (the server-side scripts), and is a shared_run backend
 -- over it: batches of enqueues, claims and completions, the lease's
 -- heartbeat, the reaper.
+local core = require("aqueue.core")
 local redis = require("aqueue.redis")
 local redis_run = require("aqueue.redis_run")
 local shared_run = require("aqueue.backends.shared_run")
@@ -27,8 +28,20 @@ function M.connect(url, name)
   return client
 end
 
--- Opens run `name` at `url` (opts: fresh, order, limits, classes: the names
--- of the script's item classes).
+-- Puts the failed items of `run` (named `name`) back in its queue and says
+-- how many; refuses (exit 2) when the store cannot do it.
+function M.retry_failed(url, name, run)
+  local n, err = run:retry_failed()
+  if not n then
+    run.client:close()
+    M.refuse(url, name, err)
+  end
+  core.log(("aqueue: %d failed item%s of run %s put back to be run again"):format(n, n == 1 and "" or "s", name))
+  return n
+end
+
+-- Opens run `name` at `url` (opts: fresh, retry_failed, order, limits,
+-- classes: the names of the script's item classes).
 function M.open(url, name, opts)
   local client = M.connect(url, name)
   local run, err = redis_run.open(client, name, { classes = opts.classes, fresh = opts.fresh == true,
@@ -36,6 +49,9 @@ function M.open(url, name, opts)
   if not run then
     client:close()
     M.refuse(url, name, err)
+  end
+  if opts.retry_failed then
+    M.retry_failed(url, name, run)
   end
   local b = shared_run.new(run, { name = "redis", durable = true, url = url, run_name = name })
   b.client = client

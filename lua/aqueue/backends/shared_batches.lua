@@ -6,25 +6,26 @@ local M = {}
 
 local BATCH = 128 -- completions sent at once
 
--- A batch is one script call, whose arguments are limited (a Lua C call
--- takes at most ~8000 values): an entry takes ENTRY_ARGS of them, a
--- completion COMPLETION_ARGS and its children's entries. MAX_ARGS leaves room
--- for the call's own.
-local ENTRY_ARGS, COMPLETION_ARGS, MAX_ARGS = 9, 7, 6000
-M.MAX_CHILDREN = math.floor((MAX_ARGS - COMPLETION_ARGS) / ENTRY_ARGS)
+-- A batch is one script call. Its records travel packed in one argument
+-- (aqueue.redis_run), so the call's arguments do not bound it; MAX_RECORDS
+-- does, so that one script (which holds the server while it runs) stays
+-- short and the other processes' calls get their turn: an entry counts
+-- one, a completion one and its children's entries.
+local MAX_RECORDS = 2048
+M.MAX_CHILDREN = MAX_RECORDS - 1
 
 -- The first records of `list` (entries or completions) that make one batch,
 -- and the rest. (A completion carries at most MAX_CHILDREN children:
 -- shared_run sends the others ahead of it.)
 local function split(list, max_records)
-  local n, args = 0, 0
+  local n, records = 0, 0
   while n < #list and n < max_records do
     local r = list[n + 1]
-    local cost = r.outcome and COMPLETION_ARGS + ENTRY_ARGS * (r.children and #r.children or 0) or ENTRY_ARGS
-    if n > 0 and args + cost > MAX_ARGS then
+    local cost = r.outcome and 1 + (r.children and #r.children or 0) or 1
+    if n > 0 and records + cost > MAX_RECORDS then
       break
     end
-    n, args = n + 1, args + cost
+    n, records = n + 1, records + cost
   end
   if n == #list then
     return list, {}
@@ -49,9 +50,13 @@ end
 
 -- Sends the records backend `b` buffered when the call began: the jobs
 -- handed back, the enqueues outside a completion, then the completions. Sets
--- each sent entry's id. Returns true, or nil, err when the store could not be
--- reached: what was not sent is buffered again, in front.
-function M.send(self)
+-- each sent entry's id. With claim_n, also claims up to claim_n jobs: the
+-- last batch of completions carries the claim (one round trip for both), or a
+-- plain claim goes when there is nothing to complete. Returns true, the
+-- jobs claimed and whether the run's max_items is reached (with claim_n), or
+-- nil, err when the store could not be reached: what was not sent is
+-- buffered again, in front.
+function M.send(self, claim_n)
   local releases, entries, results = self.releases, self.entries, self.results
   self.releases, self.entries, self.results = {}, {}, {}
   if #releases > 0 then
@@ -75,13 +80,18 @@ function M.send(self)
       batch[i].id = ids[i] -- false: a duplicate (handle:result() reads it)
     end
   end
+  local jobs, reached = nil, false
   while #results > 0 do
     local batch
     batch, results = split(results, BATCH)
-    local replies, err = self.run:complete(batch)
+    local last_with_claim = claim_n ~= nil and #results == 0
+    local replies, claimed_or_err, limit_reached = self.run:complete(batch, last_with_claim and claim_n or nil)
     if not replies then
       self.results = put_back(put_back(batch, results), self.results)
-      return nil, err
+      return nil, claimed_or_err
+    end
+    if last_with_claim then
+      jobs, reached = claimed_or_err, limit_reached
     end
     for i = 1, #batch do
       local children, ids = batch[i].children, replies[i]
@@ -90,8 +100,15 @@ function M.send(self)
       end
     end
   end
-  return true
+  if claim_n and not jobs then
+    local claimed_or_err
+    claimed_or_err, reached = self.run:claim(claim_n)
+    if not claimed_or_err then
+      return nil, reached
+    end
+    jobs = claimed_or_err
+  end
+  return true, jobs, reached
 end
-
 
 return M

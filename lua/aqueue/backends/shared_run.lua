@@ -2,7 +2,8 @@
 -- aqueue.queue_backend has the interface) over a run shared by several
 -- processes, reached through an object with the API of aqueue.redis_run:
 --   run.first, run:enqueue(entries), run:claim(n) -> jobs,
---   run:complete(results), run:heartbeat(), run:reap(), run:release(list),
+--   run:complete(results [, n]) (with n: -> replies, the jobs of a claim(n)),
+--   run:heartbeat(), run:reap(), run:release(list),
 --   run:counters(), run:close()
 -- (a job: { id, kind = "process" | "hook", class, fields, parent, attempt,
 -- token }). aqueue.backends.redis gives it a redis_run; the tests give it an
@@ -11,7 +12,8 @@
 -- Nothing here costs a round trip per item: enqueues and completions are
 -- buffered and sent in batches by a flusher task (every FLUSH_S, or at once
 -- when a batch is full; children travel with their parent's completion),
--- claims are one call for many jobs, and a ticker task renews this process's
+-- claims are one call for many jobs that also carries the completions
+-- buffered before it (complete(results, n)), and a ticker task renews this process's
 -- lease (heartbeat), runs the reaper every REAP_EVERY heartbeats and reads
 -- the run's counters for the display. Each of these runs in a task of its
 -- own: the run's calls may yield, the scheduler's steps that reach the
@@ -81,6 +83,7 @@ function M.new(run, fields)
   b.releases = {}  -- claimed jobs handed back unstarted, for the next batch
   b.seen_keys = {} -- key() values this process enqueued
   b.claims = 0     -- claims out
+  b.claim_sending = false -- a claim's task is about to send the buffer with its claim
   b.stopped = false
   b.flushing = false -- a flush is under way
   b.pause_said = false -- the run said it is paused (the store cannot be reached)
@@ -92,20 +95,22 @@ end
 -- Sends what is buffered when the call began: the jobs handed back, the
 -- enqueues outside a completion, then the completions; one flush at a time
 -- (the flusher's and a claim's), so the entries a completion needs sent
--- first are sent first. Returns true, or nil, err when the store could not
--- be reached: what was not sent stays buffered for the next flush (a
--- completion sent twice is refused the second time by its token).
-function Shared:flush()
+-- first are sent first. With claim_n, claims up to claim_n jobs in the same
+-- call as the last completions. Returns true (and the jobs claimed, and
+-- whether the run's max_items is reached), or nil, err when the store could not be reached: what was not sent stays buffered
+-- for the next flush (a completion sent twice is refused the second time by
+-- its token).
+function Shared:flush(claim_n)
   while self.flushing do
     sleep(FLUSH_S)
   end
   self.flushing = true
-  local called, ok, err = pcall(batches.send, self) -- a raise must not leave the flag set
+  local called, ok, err, reached = pcall(batches.send, self, claim_n) -- a raise must not leave the flag set
   self.flushing = false
   if not called then
     return nil, ok
   end
-  return ok, err
+  return ok, err, reached
 end
 
 -- While the store cannot be reached (a Redis restart), the run pauses: the
@@ -126,9 +131,12 @@ function Shared:resumed()
   end
 end
 
+-- While a claim is out, its task sends what is buffered with it (one round
+-- trip for the completions and the next jobs): the flusher sends only
+-- between claims.
 local function flusher(self)
   while not self.stopped do
-    if #self.entries > 0 or #self.results > 0 or #self.releases > 0 then
+    if not self.claim_sending and (#self.entries > 0 or #self.results > 0 or #self.releases > 0) then
       local ok, err = self:flush()
       if ok then
         self:resumed()
@@ -160,6 +168,18 @@ local function ticker(self)
     end
     sleep(TICK_S)
   end
+end
+
+-- The run's max_items counts the items started by all its processes: the
+-- store hands out no more past it (claims say when it is reached).
+function Shared:set_max_items(n)
+  self.run.max_items = n
+end
+
+-- Seconds since the run's session began, in the store's clock (max_time
+-- counts from there).
+function Shared:elapsed()
+  return self.run.session_elapsed or 0
 end
 
 -- Nothing is restored into this process: claims bring the work.
@@ -261,11 +281,14 @@ end
 
 function Shared:claim(n, deliver)
   self.claims = self.claims + 1
+  self.claim_sending = true
   spawn_step(self, "claiming", function()
-    local jobs, err
+    local jobs, err, reached
     repeat
-      self:flush() -- the store sees what this process did before it answers
-      jobs, err = self.run:claim(n)
+      local ok, claimed
+      ok, claimed, reached = self:flush(n) -- the store sees what this process did before it answers
+      jobs, err = ok and claimed, claimed
+      self.claim_sending = false
       if not jobs then
         if self.stopped then
           jobs = {}
@@ -281,7 +304,7 @@ function Shared:claim(n, deliver)
       self.jobs[item] = job
       delivered[i] = { item = item, hook = job.kind == "hook", attempt = job.attempt }
     end
-    if #jobs == 0 and not self.stopped then
+    if #jobs == 0 and not self.stopped and not reached then
       local figures = self.run:counters()
       finished = figures and figures.finished
       if not finished then
@@ -289,7 +312,7 @@ function Shared:claim(n, deliver)
       end
     end
     self.claims = self.claims - 1
-    if not deliver(delivered, finished) and #delivered > 0 then
+    if not deliver(delivered, finished, reached) and #delivered > 0 then
       local items = {}
       for i = 1, #delivered do
         items[i] = delivered[i].item

@@ -103,10 +103,23 @@ end
 
 local DELTA = {}
 local function add(what, by) DELTA[what] = (DELTA[what] or 0) + by end
--- A counter of the run and of the item's class.
+-- A counter of the run and of the item's class. The class counters' names
+-- are made once per class and counter: a string built per item costs the
+-- script more than the count itself.
+local CLASS_COUNTER = {}
 local function count(r, what, by)
   add(what, by)
-  add('c:' .. r[CLASS] .. ':' .. what, by)
+  local names = CLASS_COUNTER[r[CLASS]]
+  if not names then
+    names = {}
+    CLASS_COUNTER[r[CLASS]] = names
+  end
+  local name = names[what]
+  if not name then
+    name = 'c:' .. r[CLASS] .. ':' .. what
+    names[what] = name
+  end
+  add(name, by)
 end
 
 local META_NEXT = {}
@@ -265,10 +278,12 @@ local function hook_over(id, r, hook_failed)
   settle(id)
 end
 
--- Enqueue entries: 9 arguments each, from ARGV[i]: parent ('' or id), class,
--- fields, key ('' or 'k'..key), priority, delay, limit key ('' or 'k'..key),
--- max_attempts, has_hook ('1' or '0').
-local ENTRY_ARGS = 9
+-- Enqueue entries arrive packed: one JSON array per batch (an argument of
+-- the script, decoded here in one cjson.decode), whose entries are arrays of
+-- ENTRY fields: parent (0 or id), class, fields, key ('' or 'k'..key),
+-- priority, delay, limit key ('' or 'k'..key), max_attempts, has_hook (1/0).
+-- A batch costs the call a handful of arguments whatever its size.
+local E_PARENT, E_CLASS, E_FIELDS, E_KEY, E_PRIO, E_DELAY, E_LKEY, E_MAXA, E_HOOK = 1, 2, 3, 4, 5, 6, 7, 8, 9
 local function parent_error(parent)
   if parent == 0 then return nil end
   local pr = load(parent)
@@ -277,12 +292,12 @@ local function parent_error(parent)
   return nil
 end
 
--- Learns with one SMISMEMBER which keys of the entries at ARGV indices
--- `at` were enqueued before; enqueue_at needs it for its entry.
-local function know_keys(at)
+-- Learns with one SMISMEMBER which keys of `entries` were enqueued before;
+-- enqueue_entry needs it for its entry.
+local function know_keys(entries)
   local keys = {}
-  for _, i in ipairs(at) do
-    local key = ARGV[i + 3]
+  for _, e in ipairs(entries) do
+    local key = e[E_KEY]
     if key ~= '' then keys[#keys + 1] = string.sub(key, 2) end
   end
   for i = 1, #keys, 1000 do
@@ -294,10 +309,10 @@ local function know_keys(at)
   end
 end
 
--- Enqueues the entry at ARGV[i] under `parent` (0: a root): its id, or false
--- for a duplicate key.
-local function enqueue_at(i, parent)
-  local key = ARGV[i + 3]
+-- Enqueues entry `e` under `parent` (0: a root): its id, or false for a
+-- duplicate key.
+local function enqueue_entry(e, parent)
+  local key = e[E_KEY]
   if key ~= '' then
     key = string.sub(key, 2)
     if SEEN[key] then
@@ -308,8 +323,8 @@ local function enqueue_at(i, parent)
     NEW_KEYS[#NEW_KEYS + 1] = key
   end
   local id = next_number('next_id')
-  local r = { ARGV[i + 1], ARGV[i + 2], parent, 'Q', 0, 0, 0, ARGV[i + 8] == '1' and 1 or 0,
-    ARGV[i + 6], tonumber(ARGV[i + 7]), tonumber(ARGV[i + 4]), 0, '', '', '', '0' }
+  local r = { e[E_CLASS], e[E_FIELDS], parent, 'Q', 0, 0, 0, e[E_HOOK] == 1 and 1 or 0,
+    e[E_LKEY], e[E_MAXA], e[E_PRIO], 0, '', '', '', '0' }
   RECS[id] = r
   touch(id)
   if parent ~= 0 then
@@ -317,7 +332,7 @@ local function enqueue_at(i, parent)
     pr[PEND] = pr[PEND] + 1
     touch(parent)
   end
-  local delay = tonumber(ARGV[i + 5])
+  local delay = e[E_DELAY]
   if delay > 0 then
     call('ZADD', K_DELAYED, NOW + delay, id)
     count(r, 'delayed', 1)

@@ -9,12 +9,17 @@ local prelude = require("aqueue.redis_run.prelude")
 
 local BODIES = {}
 
--- open: ARGV format, version, classes, limits (JSON), key types (JSON).
--- Creates the run's meta or checks it; registers the process. Returns
--- { first (1/0), process number, the run's limits JSON } or { 0, why } when
--- the run cannot be joined.
+-- open: ARGV format, version, classes, limits (JSON), key types (JSON),
+-- lease. Creates the run's meta or checks it; registers the process. A
+-- process that finds no other alive (none seen within a lease) starts a new
+-- session of the run: its start time and its count of items started
+-- (max_items and max_time count from there, as a run resumed from a state
+-- file counts anew). Returns { first (1/0), process number, the run's limits
+-- JSON, seconds since the session began } or { 0, why } when the run cannot
+-- be joined.
 BODIES.open = [==[
 local format, version, classes, limits, types = ARGV[3], ARGV[4], ARGV[5], ARGV[6], cjson.decode(ARGV[7])
+local lease = tonumber(ARGV[8])
 for i, key in ipairs(KEYS) do
   local t = call('TYPE', key).ok
   local want = types[i] -- 'list|zset' for the ready queue: the order is checked below
@@ -46,43 +51,49 @@ else
   end
   limits = m[5]
 end
+if call('ZCOUNT', K_PROCS, NOW - lease, '+inf') == 0 then
+  call('HSET', K_META, 'session_start', time_text(NOW), 'started', 0)
+end
 local pid = call('HINCRBY', K_META, 'next_pid', 1)
 call('ZADD', K_PROCS, NOW, pid)
-return { first, pid, limits }
+return { first, pid, limits, time_text(NOW - tonumber(call('HGET', K_META, 'session_start'))) }
 ]==]
 
--- enqueue: ARGV entries (prelude's ENTRY_ARGS each). Returns one id or false
--- per entry; a missing or finished parent refuses the whole batch before
--- anything is written.
+-- enqueue: ARGV the entries, packed (prelude's ENTRY fields; each carries
+-- its parent). Returns one id or false per entry; a missing or finished
+-- parent refuses the whole batch before anything is written.
 BODIES.enqueue = [==[
-local at = {}
-for i = 3, #ARGV, ENTRY_ARGS do
-  local err = parent_error(tonumber(ARGV[i]) or 0)
+local entries = cjson.decode(ARGV[3])
+for _, e in ipairs(entries) do
+  local err = parent_error(e[E_PARENT])
   if err then return { err = 'EAQRUN ' .. err } end
-  at[#at + 1] = i
 end
-know_keys(at)
+know_keys(entries)
 local ids = {}
-for i = 3, #ARGV, ENTRY_ARGS do
-  ids[#ids + 1] = enqueue_at(i, tonumber(ARGV[i]) or 0)
+for k, e in ipairs(entries) do
+  ids[k] = enqueue_entry(e, e[E_PARENT])
 end
 flush()
 return ids
 ]==]
 
--- claim: ARGV n, lease, per_key, rate, per-key limits (JSON or ''), from
--- ARGV[CLAIM_AT].
+-- claim: ARGV n, lease, per_key, rate, per-key limits (JSON or ''),
+-- max_items (0: none), from ARGV[CLAIM_AT].
 -- Up to n jobs: due hooks first, then the held items of limit keys that may
 -- start again, then the ready queue (due delayed items join it first). A
 -- job of a limit key that may not start yet waits in the key's held list.
--- Returns id, kind, class, fields, parent, attempt, token, max_attempts of
--- each job, one after the other in one flat list (a list of lists costs the
--- server more to send). A lease's expiry is in whole milliseconds: an
+-- max_items counts the first attempts of process jobs started in the
+-- session (the meta's `started`): none starts past it (hooks still do).
+-- Returns { jobs, reached }: jobs is id, kind, class, fields, parent,
+-- attempt, token, max_attempts of each job, one after the other in one flat
+-- list (a list of lists costs the server more to send); reached is 1 once
+-- the session started max_items items, else 0. A lease's expiry is in whole milliseconds: an
 -- integer is cheaper to write than a float, in the zset and in the AOF.
 local CLAIM_STEP = [==[
 local n, lease = tonumber(ARGV[CLAIM_AT]), tonumber(ARGV[CLAIM_AT + 1])
 local per_key, rate = tonumber(ARGV[CLAIM_AT + 2]), tonumber(ARGV[CLAIM_AT + 3])
 local overrides = ARGV[CLAIM_AT + 4] ~= '' and cjson.decode(ARGV[CLAIM_AT + 4]) or nil
+local max_items = tonumber(ARGV[CLAIM_AT + 5])
 local MAX_SCAN = 4096 -- ready items looked at per claim (held ones move out of the way)
 local jobs, ids, leased = {}, {}, {}
 local expiry = math.floor((NOW + lease) * 1000)
@@ -118,8 +129,19 @@ local function key_started(key)
   end
 end
 
+-- How many more first attempts max_items lets start (math.huge: no limit).
+local function room()
+  if max_items == 0 then return math.huge end
+  return max_items - meta_number('started')
+end
+
 local function start(id, r, kind)
-  if kind == 'process' then r[ST], r[ATT] = 'R', r[ATT] + 1 else r[ST] = 'h' end
+  if kind == 'process' then
+    if r[ATT] == 0 then next_number('started') end
+    r[ST], r[ATT] = 'R', r[ATT] + 1
+  else
+    r[ST] = 'h'
+  end
   r[TOK], r[OWNER] = next_number('next_token'), PID
   touch(id)
   leased[#leased + 1], leased[#leased + 2] = expiry, id
@@ -151,7 +173,7 @@ end
 
 for _, key in ipairs(call('ZRANGEBYSCORE', K_WAKE, '-inf', NOW, 'LIMIT', 0, 100)) do
   local held = held_key(key)
-  while #ids < n and not blocked(key) do
+  while #ids < n and room() > 0 and not blocked(key) do
     local id = call('LPOP', held)
     if not id then break end
     id = tonumber(id)
@@ -171,8 +193,8 @@ for _, key in ipairs(call('ZRANGEBYSCORE', K_WAKE, '-inf', NOW, 'LIMIT', 0, 100)
 end
 
 local scanned = 0
-while #ids < n and scanned < MAX_SCAN do
-  local popped = ready_pop(math.min(n - #ids, MAX_SCAN - scanned))
+while #ids < n and scanned < MAX_SCAN and room() > 0 do
+  local popped = ready_pop(math.min(n - #ids, MAX_SCAN - scanned, room())) -- (a retry takes no room: a claim may come short)
   if #popped == 0 then break end
   scanned = scanned + #popped
   for _, id in ipairs(popped) do
@@ -199,37 +221,33 @@ if #ids > 0 then
   call_many('SADD', jobs_key(PID), ids)
 end
 call('ZADD', K_PROCS, NOW, PID)
+local reached = room() <= 0 and 1 or 0
 ]==]
-BODIES.claim = 'local CLAIM_AT = 3\n' .. CLAIM_STEP .. 'flush()\nreturn jobs\n'
+BODIES.claim = 'local CLAIM_AT = 3\n' .. CLAIM_STEP .. 'flush()\nreturn { jobs, reached }\n'
 
--- complete: from ARGV[COMPLETE_AT], the number of results, then per result:
--- id, token, outcome, result, error, retry_delay, number of children, the
--- children's entries. Returns per
--- result { 1, child ids or false... } when recorded, { 0 } for a stale token.
+-- complete: ARGV[COMPLETE_AT] the results, packed: one JSON array whose
+-- results are arrays { id, token, outcome, result, error, retry_delay,
+-- { the children's entries (prelude's ENTRY fields, parent unused) } }.
+-- Returns per result { 1, child ids or false... } when recorded, { 0 } for a
+-- stale token.
 local COMPLETE_STEP = [==[
-local replies, i = {}, COMPLETE_AT + 1
-local completed, children = {}, {}
-for _ = 1, tonumber(ARGV[COMPLETE_AT]) do
-  completed[#completed + 1] = tonumber(ARGV[i])
-  local next_result = i + 7 + tonumber(ARGV[i + 6]) * ENTRY_ARGS
-  for c = i + 7, next_result - 1, ENTRY_ARGS do children[#children + 1] = c end
-  i = next_result
+local results = cjson.decode(ARGV[COMPLETE_AT])
+local replies, completed, children = {}, {}, {}
+for k, res in ipairs(results) do
+  completed[k] = res[1]
+  for _, c in ipairs(res[7]) do children[#children + 1] = c end
 end
 load_many(completed)
 know_keys(children) -- (a stale result's children are looked up, never added)
-i = COMPLETE_AT + 1
-for k = 1, tonumber(ARGV[COMPLETE_AT]) do
-  local id, token, outcome = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local result, err, retry_delay, nchildren = ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
-  local children_at = i + 7
-  i = children_at + nchildren * ENTRY_ARGS
+for k, res in ipairs(results) do
+  local id, token, outcome, result, err, retry_delay = res[1], res[2], res[3], res[4], res[5], res[6]
   local r = load(id)
   local want = outcome == 'hook_done' and 'h' or 'R'
   if not r or r[TOK] ~= token or r[ST] ~= want then
     replies[k] = { 0 }
   else
     local reply = { 1 }
-    for c = children_at, i - 1, ENTRY_ARGS do reply[#reply + 1] = enqueue_at(c, id) end
+    for _, c in ipairs(res[7]) do reply[#reply + 1] = enqueue_entry(c, id) end
     unlease(id, r)
     if outcome == 'hook_done' then
       hook_over(id, r, err ~= '')
@@ -248,12 +266,12 @@ end
 ]==]
 BODIES.complete = 'local COMPLETE_AT = 3\n' .. COMPLETE_STEP .. 'flush()\nreturn replies\n'
 
--- complete_claim: complete's arguments from ARGV[8], after claim's. The
+-- complete_claim: complete's argument at ARGV[9], after claim's. The
 -- completions first (they free limit slots and queue hooks), then a claim:
 -- a busy process gets its next jobs with the same round trip. Returns
--- { complete's replies, claim's jobs }.
-BODIES.complete_claim = 'local CLAIM_AT, COMPLETE_AT = 3, 8\n' .. COMPLETE_STEP .. CLAIM_STEP
-  .. 'flush()\nreturn { replies, jobs }\n'
+-- { complete's replies, claim's jobs, claim's reached }.
+BODIES.complete_claim = 'local CLAIM_AT, COMPLETE_AT = 3, 9\n' .. COMPLETE_STEP .. CLAIM_STEP
+  .. 'flush()\nreturn { replies, jobs, reached }\n'
 
 -- heartbeat: ARGV lease. Renews this process's sign of life and the lease of
 -- every job it holds. Returns how many.
@@ -301,13 +319,67 @@ for i = 3, #ARGV, 2 do
   local r = load(id)
   if r and r[TOK] == token and (r[ST] == 'R' or r[ST] == 'h') then
     unlease(id, r)
-    if r[ST] == 'R' then r[ATT] = r[ATT] - 1 end
+    if r[ST] == 'R' then
+      r[ATT] = r[ATT] - 1
+      if r[ATT] == 0 then META_NEXT.started = meta_number('started') - 1 end -- (max_items: it did not start)
+    end
     requeue(id, r, true)
     released = released + 1
   end
 end
 flush()
 return released
+]==]
+
+-- retry_failed: no ARGV. Puts the run's failed items back in the ready
+-- queue, as --retry-failed does with a state file: attempts, lost leases and
+-- the outcome reset, the counters moved (failed to queued). An item whose
+-- subtree had finished opens again, and so do its ancestors' that had: each
+-- counts it (or the ancestor below) among its open children again. A hook
+-- that already ran does not run again (the item's own, and an ancestor's:
+-- its subtree reopens as one whose hook is over). A failed item whose hook
+-- is queued or running stays failed. Returns how many were put back.
+BODIES.retry_failed = [==[
+local failed_ids = call('LRANGE', K_FAILED, 0, -1)
+for i, id in ipairs(failed_ids) do failed_ids[i] = tonumber(id) end
+load_many(failed_ids)
+local kept, put_back = {}, 0
+-- Item `id`'s subtree was finished and is open again: its parent counts it.
+local function reopen_up(id)
+  local parent = RECS[id][PARENT]
+  while parent ~= 0 do
+    local pr = load(parent)
+    pr[PEND] = pr[PEND] + 1
+    touch(parent)
+    if pr[ST] ~= 'F' then return end
+    pr[ST] = 'G' -- open again, its hook over (or none)
+    add('waiting', 1)
+    parent = pr[PARENT]
+  end
+end
+for _, id in ipairs(failed_ids) do
+  local r = RECS[id]
+  if r[ST] == 'P' or r[ST] == 'G' or r[ST] == 'F' then
+    if r[ST] == 'F' then
+      reopen_up(id)
+    else
+      add('waiting', -1)
+    end
+    if r[ST] ~= 'P' then r[HOOK] = 0 end -- its hook ran (or it had none)
+    r[ST], r[ATT], r[LOST], r[OUT], r[ERR], r[RES] = 'Q', 0, 0, '', '', ''
+    touch(id)
+    ready_push(id, r, false)
+    count(r, 'failed', -1)
+    count(r, 'queued', 1)
+    put_back = put_back + 1
+  else
+    kept[#kept + 1] = id
+  end
+end
+call('DEL', K_FAILED)
+call_many('RPUSH', K_FAILED, kept)
+flush()
+return put_back
 ]==]
 
 -- counters: ARGV lease. Returns { HGETALL counts, processes seen within a lease }.
