@@ -89,8 +89,9 @@
 --       task, once (reached: the run's max_items is reached, no process job
 --       will come any more):
 --       jobs a list of { item = <a new item of its class, from its fields>,
---       hook = true for a hook job, attempt = n }, possibly empty (then after
---       a short wait, as a poll), and finished true when the store holds
+--       hook = true for a hook job, attempt = n, start_in = seconds to wait
+--       before it starts (a rate's start handed out ahead) or nil }, possibly
+--       empty (then after a short wait, as a poll), and finished true when the store holds
 --       nothing of the run that is unfinished. deliver returns false when the
 --       run takes no more jobs: the backend hands them back (release). One
 --       claim at a time; the scheduler asks again as its jobs leave.

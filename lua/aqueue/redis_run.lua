@@ -15,10 +15,14 @@
 --   run.session_elapsed  seconds since the run's session began (open's: max_time counts from there)
 --   run.max_items    set by the caller: claims hand out no process job past that many
 --                    started in the session (0 or nil: no limit)
+--   run.wake_in      after a claim: the seconds until a job held back by a rate
+--                    may be claimed (nil when none is): when to claim again
 --   run:enqueue{ { parent =, class =, fields = json, key =, priority =, delay =,
 --                  limit_key =, max_attempts =, has_hook = } ... }  --> { id or false ... }
 --   run:claim(n)     --> { { id, kind = "process"|"hook", class, fields, parent,
---                            attempt, token, max_attempts } ... }, reached (max_items)
+--                            attempt, token, max_attempts, start_in } ... }, reached (max_items)
+--                    (start_in: the seconds a job of a rate-limited key must wait
+--                    before it starts; nil: at once)
 --   run:complete({ { id, token, outcome = "done"|"failed"|"retry"|"hook_done",
 --                    result =, error =, retry_delay =, children = { entries } } ... } [, n])
 --                    --> per result: the children's ids (or false: duplicate),
@@ -123,13 +127,16 @@ local function claim_args(run, n)
 end
 
 -- The claim script's flat reply as job tables.
-local function jobs_of(res)
-  local jobs = {}
+local function jobs_of(res, starts)
+  local jobs, wait = {}, {}
+  for i = 1, starts and #starts or 0, 2 do
+    wait[starts[i]] = tonumber(starts[i + 1])
+  end
   for i = 1, #res, 8 do
     jobs[#jobs + 1] = {
       id = res[i], kind = KIND[res[i + 1]], class = res[i + 2], fields = res[i + 3],
       parent = res[i + 4] ~= 0 and res[i + 4] or nil, attempt = res[i + 5], token = res[i + 6],
-      max_attempts = res[i + 7],
+      max_attempts = res[i + 7], start_in = wait[res[i]],
     }
   end
   return jobs
@@ -140,7 +147,8 @@ end
 function Run:claim(n)
   local res, err, code = call_script(self, scripts.claim, claim_args(self, n), CLAIM_ARGS)
   if not res then return nil, err, code end
-  return jobs_of(res[1]), res[2] == 1
+  self.wake_in = tonumber(res[3])
+  return jobs_of(res[1], res[4]), res[2] == 1
 end
 
 local OUTCOMES = { done = true, failed = true, retry = true, hook_done = true }
@@ -186,7 +194,8 @@ function Run:complete(results, claim_n)
     args[CLAIM_ARGS + 1] = packed_results(results)
     local res, err, code = call_script(self, scripts.complete_claim, args, CLAIM_ARGS + 1)
     if not res then return nil, err, code end
-    return replies_of(res[1]), jobs_of(res[2]), res[3] == 1
+    self.wake_in = tonumber(res[4])
+    return replies_of(res[1]), jobs_of(res[2], res[5]), res[3] == 1
   end
   local res, err, code = call_script(self, scripts.complete, { packed_results(results) }, 1)
   if not res then return nil, err, code end

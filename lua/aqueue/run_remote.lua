@@ -70,7 +70,8 @@ local function enter(run, parts, job)
   end
   local priority, flags, _, _, max_attempts = parts.sched_fields(run, nil, item, cls, 2)
   flags = band(flags, bnot(HAS_HOOK)) -- the store runs its hook when its subtree is over
-  id = C.aq__sched_enqueue(E, 0, cls.__aq_class_id, priority, flags, 0, 0, max_attempts)
+  -- (start_in: a rate's start handed out ahead of its time waits here for it)
+  id = C.aq__sched_enqueue(E, 0, cls.__aq_class_id, priority, flags, job.start_in or 0, 0, max_attempts)
   if id <= 0 then
     return nil
   end

@@ -256,24 +256,35 @@ describe("aqueue.redis_run", function()
       for _ = 1, n do entries[#entries + 1] = page{ limit_key = "slow" } end
       entries[#entries + 1] = page{ limit_key = "fast" }
       assert(procs[1]:enqueue(entries))
-      local t0 = server_time()
-      local slow, fast, calls = 0, 0, 0
-      while slow < n do
+      -- Each slow job's start (its claim's time + its start_in) lies between
+      -- the server's time before its claim and after it, + start_in.
+      local earliest, latest = {}, {}
+      local fast, calls = 0, 0
+      while #earliest < n do
+        local before = server_time()
         local jobs = assert(procs[calls % 2 + 1]:claim(10))
+        local after = server_time()
         calls = calls + 1
-        local slow_now = 0
         for _, j in ipairs(jobs) do
-          if j.id <= n then slow_now = slow_now + 1 else fast = fast + 1 end
+          if j.id <= n then
+            local wait_s = j.start_in or 0
+            assert.is_true(wait_s <= 0.05 + 1 / rate) -- handed out at most RATE_AHEAD before it is due
+            earliest[#earliest + 1], latest[#latest + 1] = before + wait_s, after + wait_s
+          else
+            fast = fast + 1
+            assert.is_nil(j.start_in) -- a key with room starts at once
+          end
         end
-        assert.is_true(slow_now <= 1) -- a burst of 1, whichever process asks
-        slow = slow + slow_now
         aqueue.sleep(0.001)
       end
-      -- The k-th start of "slow" is at least (k-1)/rate after the first, by
-      -- the server's clock: both lie between t0 and now.
-      assert.is_true(server_time() - t0 >= (n - 1) / rate)
+      -- Whichever process claimed them: consecutive starts at least 1/rate
+      -- apart (the next one's latest bound past the previous one's earliest).
+      for k = 2, n do
+        assert.is_true(latest[k] - earliest[k - 1] >= 1 / rate - 1e-6, "start " .. k)
+      end
+      assert.is_true(latest[n] - earliest[1] >= (n - 1) / rate - 1e-6)
       assert.are.equal(1, fast)
-      assert.is_true(calls > n) -- many claims came away empty-handed
+      assert.is_true(calls > 2) -- claims came away with part of the key's jobs
     end)
   end)
 

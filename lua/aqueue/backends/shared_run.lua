@@ -311,13 +311,15 @@ function Shared:claim(n, deliver)
       local item = decode_item(job)
       self.jobs[item] = job
       self.held_ids[job.id] = true
-      delivered[i] = { item = item, hook = job.kind == "hook", attempt = job.attempt }
+      delivered[i] = { item = item, hook = job.kind == "hook", attempt = job.attempt, start_in = job.start_in }
     end
     if #jobs == 0 and not self.stopped and not reached then
       local figures = self.run:counters()
       finished = figures and figures.finished
       if not finished then
-        sleep(POLL_S)
+        -- a job held back by a rate is due sooner than the poll: ask then
+        local wake_in = self.run.wake_in
+        sleep(wake_in and math.max(0.001, math.min(wake_in, POLL_S)) or POLL_S)
       end
     end
     self.claims = self.claims - 1

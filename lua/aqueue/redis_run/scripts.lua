@@ -84,10 +84,16 @@ return ids
 -- job of a limit key that may not start yet waits in the key's held list.
 -- max_items counts the first attempts of process jobs started in the
 -- session (the meta's `started`): none starts past it (hooks still do).
--- Returns { jobs, reached }: jobs is id, kind, class, fields, parent,
--- attempt, token, max_attempts of each job, one after the other in one flat
--- list (a list of lists costs the server more to send); reached is 1 once
--- the session started max_items items, else 0. A lease's expiry is in whole milliseconds: an
+-- A rate's starts are handed out up to RATE_AHEAD before they are due, each
+-- with the seconds to wait before it starts (the process delays it by its
+-- own timer): a start then does not hang on a claim reaching the server at
+-- the right millisecond, which a loaded machine misses.
+-- Returns { jobs, reached, wake_in, starts }: jobs is id, kind, class,
+-- fields, parent, attempt, token, max_attempts of each job, one after the
+-- other in one flat list (a list of lists costs the server more to send);
+-- reached is 1 once the session started max_items items, else 0; wake_in
+-- the seconds until a key held back by its rate may be claimed again ('':
+-- none is); starts is id, seconds to wait, for the jobs that must wait. A lease's expiry is in whole milliseconds: an
 -- integer is cheaper to write than a float, in the zset and in the AOF.
 local CLAIM_STEP = [==[
 local n, lease = tonumber(ARGV[CLAIM_AT]), tonumber(ARGV[CLAIM_AT + 1])
@@ -95,7 +101,8 @@ local per_key, rate = tonumber(ARGV[CLAIM_AT + 2]), tonumber(ARGV[CLAIM_AT + 3])
 local overrides = ARGV[CLAIM_AT + 4] ~= '' and cjson.decode(ARGV[CLAIM_AT + 4]) or nil
 local max_items = tonumber(ARGV[CLAIM_AT + 5])
 local MAX_SCAN = 4096 -- ready items looked at per claim (held ones move out of the way)
-local jobs, ids, leased = {}, {}, {}
+local RATE_AHEAD = 0.05 -- seconds (see above)
+local jobs, ids, leased, starts = {}, {}, {}, {}
 local expiry = math.floor((NOW + lease) * 1000)
 
 local function limits_of(key)
@@ -110,22 +117,29 @@ local function blocked(key)
   if pk > 0 and tonumber(call('HGET', K_KRUN, key) or 0) >= pk then return 'n' end
   if r > 0 then
     local due = tonumber(call('HGET', K_KNEXT, key) or 0)
-    if due > NOW then return due end
+    if due > NOW + RATE_AHEAD then return due - RATE_AHEAD end
   end
   return nil
 end
--- A token bucket with a burst of 1: the next start is due one interval after
--- this one was due, so a start that came a little late (less than half an
--- interval, at most 10 ms) is made up; a key idle for longer saves up no
--- burst: its next start is due one interval from now.
+-- A token bucket with a burst of 1, as in one process
+-- (engine/core/rate_schedule.h): the next start is due one interval after
+-- this one was due, so starts that came late by less than the catch-up
+-- window (an interval, at least 10 ms: a claim waits for its turn at the
+-- server and for the process's loop) are made up, by the next claims or
+-- this one; a key idle for longer saves up no burst: its next start is due
+-- one interval from now.
 local function key_started(key)
   call('HINCRBY', K_KRUN, key, 1)
   local _, r = limits_of(key)
   if r > 0 then
     local interval = 1 / r
     local due = tonumber(call('HGET', K_KNEXT, key) or 0)
-    if due < NOW - math.min(interval / 2, 0.01) then due = NOW end
+    if due < NOW - math.max(interval, 0.01) then due = NOW end
     call('HSET', K_KNEXT, key, time_text(due + interval))
+    if due > NOW then
+      local j = #starts
+      starts[j + 1], starts[j + 2] = ids[#ids], time_text(due - NOW) -- (the job just started)
+    end
   end
 end
 
@@ -222,8 +236,12 @@ if #ids > 0 then
 end
 call('ZADD', K_PROCS, NOW, PID)
 local reached = room() <= 0 and 1 or 0
+-- the seconds until a job held back by a rate may start ('' when none is):
+-- a process whose claim came short asks again then, not after a fixed poll
+local next_wake = call('ZRANGE', K_WAKE, 0, 0, 'WITHSCORES')[2]
+local wake_in = next_wake and time_text(math.max(0, tonumber(next_wake) - NOW)) or ''
 ]==]
-BODIES.claim = 'local CLAIM_AT = 3\n' .. CLAIM_STEP .. 'flush()\nreturn { jobs, reached }\n'
+BODIES.claim = 'local CLAIM_AT = 3\n' .. CLAIM_STEP .. 'flush()\nreturn { jobs, reached, wake_in, starts }\n'
 
 -- complete: ARGV[COMPLETE_AT] the results, packed: one JSON array whose
 -- results are arrays { id, token, outcome, result, error, retry_delay,
@@ -269,9 +287,9 @@ BODIES.complete = 'local COMPLETE_AT = 3\n' .. COMPLETE_STEP .. 'flush()\nreturn
 -- complete_claim: complete's argument at ARGV[9], after claim's. The
 -- completions first (they free limit slots and queue hooks), then a claim:
 -- a busy process gets its next jobs with the same round trip. Returns
--- { complete's replies, claim's jobs, claim's reached }.
+-- { complete's replies, and claim's jobs, reached, wake_in and starts }.
 BODIES.complete_claim = 'local CLAIM_AT, COMPLETE_AT = 3, 9\n' .. COMPLETE_STEP .. CLAIM_STEP
-  .. 'flush()\nreturn { replies, jobs, reached }\n'
+  .. 'flush()\nreturn { replies, jobs, reached, wake_in, starts }\n'
 
 -- heartbeat: ARGV lease, held (JSON list of ids). Renews this process's
 -- sign of life and the lease of each job it says it holds that is still its
