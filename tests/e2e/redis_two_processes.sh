@@ -17,21 +17,16 @@
 # Fixtures: redis_tree.lua, redis_max_items.lua.
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
+# shellcheck source=lib/redis.sh
+source "$(dirname "$0")/lib/redis.sh"
 
 T="$FIX/redis_tree.lua"
 
 # A private redis-server (appendonly, appendfsync always) on a free port,
 # with a password, stopped by its PID when the test ends.
-PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-mkdir -p "$TMP/redis"
-start_bg redis redis-server --port "$PORT" --bind 127.0.0.1 --dir "$TMP/redis" --appendonly yes \
-  --appendfsync always --save "" --requirepass secret --daemonize no
-for _ in $(seq 1 300); do
-  redis-cli -p "$PORT" -a secret --no-auth-warning PING 2>/dev/null | grep -q PONG && break
-  sleep 0.1
-done
-URL="redis://:secret@127.0.0.1:$PORT"
-rcli() { redis-cli -p "$PORT" -a secret --no-auth-warning "$@"; }
+redis_start --password secret
+URL="$REDIS_URL"
+PORT="$REDIS_PORT"
 
 # ================================= share =================================
 LOG="$TMP/share.log"
