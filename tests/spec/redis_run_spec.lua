@@ -604,6 +604,27 @@ describe("aqueue.redis_run", function()
       assert.are.same({}, done(run, job))
     end)
 
+    it("a retry due at once, claimed again by the same complete_claim, holds its new lease", function()
+      local run = process("reclaim", { lease = 0.3 })
+      assert(run:enqueue{ page() })
+      local job = assert(run:claim(1))[1]
+      local retry = { id = job.id, token = job.token, outcome = "retry", retry_delay = 0 }
+      local replies, again = assert(run:complete({ retry }, 1))
+      assert.are.same({}, replies[1])
+      assert.are.equal(job.id, again[1].id)
+      assert.are.equal(2, again[1].attempt)
+      assert.are.equal(1, run:heartbeat{ job.id }) -- its job set holds it
+      local t0 = server_time()
+      while server_time() - t0 < 0.6 do -- twice the lease: the heartbeat keeps it
+        assert.are.equal(1, run:heartbeat{ job.id })
+        aqueue.sleep(0.05)
+        assert.are.equal(0, (assert(run:reap())))
+      end
+      assert.are.same({}, done(run, again[1]))
+      local c = assert(run:counters())
+      assert.are.same({ 1, 0, 0 }, { c.done, c.running, c.queued })
+    end)
+
     it("renews only the jobs the process names: a job of a claim whose reply was lost expires", function()
       local run = process("lost_reply", { lease = 0.3 })
       assert(run:enqueue{ page(), page() })

@@ -152,10 +152,19 @@ local function flush_ready()
 end
 
 -- Writes what the script changed: records, counters, id and token counters.
-local function flush()
-  flush_ready()
+-- The leases and job-set entries of the jobs that left theirs in this
+-- script go now: before a claim of the same script leases a job again (a
+-- retry due at once, claimed by the completing process's own complete_claim),
+-- so that its new lease is not the one removed.
+local function drop_unleased()
   call_many('ZREM', K_LEASES, UNLEASED)
   for owner, ids in pairs(UNJOBBED) do call_many('SREM', jobs_key(owner), ids) end
+  UNLEASED, UNJOBBED = {}, {}
+end
+
+local function flush()
+  flush_ready()
+  drop_unleased()
   call_many('SADD', K_KEYS, NEW_KEYS)
   local records = {}
   for id in pairs(DIRTY) do

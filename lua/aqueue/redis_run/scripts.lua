@@ -230,6 +230,7 @@ while #ids < n and scanned < MAX_SCAN and room() > 0 do
   end
 end
 
+drop_unleased() -- (the completions of a complete_claim first: see prelude)
 if #ids > 0 then
   call_many('ZADD', K_LEASES, leased)
   call_many('SADD', jobs_key(PID), ids)
