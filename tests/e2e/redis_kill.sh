@@ -66,15 +66,6 @@ start_proc() {
   start_bg "$1" "$AQUEUE_RUN" --progress none --redis "$REDIS_URL" --run "$RUN_NAME" "$F" "$LOG" "$1" "$LEASE"
 }
 
-# keep_evidence : copies the log, the processes' output and Redis's files to
-# a folder that outlives the test, and says where (for a failure report).
-keep_evidence() {
-  local keep
-  keep="$(mktemp -d "${TMPDIR:-/tmp}/aqueue-redis_kill-failed.XXXXXX")" || return
-  cp -a "$TMP"/. "$keep"/ 2>/dev/null
-  echo "# kept the log, the outputs and Redis's files in $keep" >&2
-}
-
 # check_stderr TAG : no sanitizer report, Lua error or internal error in that
 # process's stderr (a kill -9 itself leaves none).
 check_stderr() {

@@ -50,15 +50,6 @@ n=0
 CONFIG=""
 finished_rc=""
 
-# keep_evidence : copies the side log, the state file and the runs' output to
-# a folder that outlives the test, and says where (for a failure report).
-keep_evidence() {
-  local keep
-  keep="$(mktemp -d "${TMPDIR:-/tmp}/aqueue-state_kill-failed.XXXXXX")" || return
-  cp -a "$TMP"/. "$keep"/ 2>/dev/null
-  echo "# kept the side log, state file and outputs in $keep" >&2
-}
-
 # check_run_stderr NAME : no sanitizer report, Lua error or internal error in
 # that run's stderr (a kill -9 itself leaves none).
 check_run_stderr() {

@@ -218,6 +218,16 @@ value_of() { # text, key
 # The summary line aqueue prints at the end of run_queue.
 SUMMARY_RE='^aqueue: [0-9]+ processed, [0-9]+ failed, [0-9]+ retried(, [0-9]+ cancelled)?(, [0-9]+ not started)? in [0-9]+\.[0-9]+ s \([0-9]+ items/s\)(, (interrupted|terminated|stopped[a-z :.]*))?$'
 
+# keep_evidence : copies the test's temporary folder (its logs, the runs'
+# outputs, their files) to a folder that outlives the test, and says where:
+# for the report of a failure that is hard to reproduce (the kill tests).
+keep_evidence() {
+  local keep
+  keep="$(mktemp -d "${TMPDIR:-/tmp}/aqueue-$TEST_NAME-failed.XXXXXX")" || return
+  cp -a "$TMP"/. "$keep"/ 2>/dev/null
+  echo "# kept the test's files (logs, outputs, state) in $keep" >&2
+}
+
 # --- background runs, for signals ---
 
 # start_bg NAME CMD ARGS... : starts CMD in the background with stdout and
