@@ -22,15 +22,16 @@
 --   run:claim(n)     --> { { id, kind = "process"|"hook", class, fields, parent,
 --                            attempt, token, max_attempts, start_in } ... }, reached (max_items)
 --                    (start_in: the seconds a job of a rate-limited key must wait
---                    before it starts; nil: at once)
+--                    before it starts; nil: at once. token: the claim's, one
+--                    for the jobs of one claim: it names this claim of the job)
 --   run:complete({ { id, token, outcome = "done"|"failed"|"retry"|"hook_done",
 --                    result =, error =, retry_delay =, children = { entries } } ... } [, n])
 --                    --> per result: the children's ids (or false: duplicate),
 --                        or false when the token was stale and nothing was recorded;
 --                        with n, the jobs (and reached) of a claim(n) made by the same script too
---   run:heartbeat(held) --> how many leases were renewed (held: the ids of the
---                          jobs this process holds; a job it does not name, from a
---                          claim whose reply was lost, is left to expire)
+--   run:heartbeat(held) --> how many leases were renewed (held: the jobs, tables
+--                          with id and token, this process holds; a job it does not
+--                          name, from a claim whose reply was lost, is left to expire)
 --   run:reap()       --> requeued, failed ("stalled"), or 0, 0, true when another reap ran lately
 --   run:release{ job... }  --> how many claimed jobs went back unstarted
 --   run:retry_failed()     --> how many failed items went back to the queue
@@ -52,7 +53,7 @@ local type, tonumber, tostring, error, ipairs, pairs, format =
 local M = {}
 
 M.FORMAT = "aqueue-run"
-M.VERSION = "1" -- bumped when a key's layout or a record's changes
+M.VERSION = "2" -- bumped when a key's layout or a record's changes
 M.STALL_LIMIT = 3 -- lost leases before an item fails with "stalled"
 M.STATUS_CAP = 20 -- failed items status() lists
 
@@ -127,19 +128,24 @@ local function claim_args(run, n)
 end
 
 -- The claim script's flat reply as job tables.
-local function jobs_of(res, starts)
+local function jobs_of(res, starts, token)
   local jobs, wait = {}, {}
   for i = 1, starts and #starts or 0, 2 do
     wait[starts[i]] = tonumber(starts[i + 1])
   end
-  for i = 1, #res, 8 do
+  for i = 1, #res, 7 do
     jobs[#jobs + 1] = {
       id = res[i], kind = KIND[res[i + 1]], class = res[i + 2], fields = res[i + 3],
-      parent = res[i + 4] ~= 0 and res[i + 4] or nil, attempt = res[i + 5], token = res[i + 6],
-      max_attempts = res[i + 7], start_in = wait[res[i]],
+      parent = res[i + 4] ~= 0 and res[i + 4] or nil, attempt = res[i + 5], token = token,
+      max_attempts = res[i + 6], start_in = wait[res[i]],
     }
   end
   return jobs
+end
+
+-- The lease of job j (id and token) in the store: "id:token".
+local function lease_member(j)
+  return format("%d:%d", j.id, j.token)
 end
 
 -- claim(n) -> up to n jobs due now, and true once the session started
@@ -148,7 +154,7 @@ function Run:claim(n)
   local res, err, code = call_script(self, scripts.claim, claim_args(self, n), CLAIM_ARGS)
   if not res then return nil, err, code end
   self.wake_in = tonumber(res[3])
-  return jobs_of(res[1], res[4]), res[2] == 1
+  return jobs_of(res[1], res[4], res[5]), res[2] == 1
 end
 
 local OUTCOMES = { done = true, failed = true, retry = true, hook_done = true }
@@ -165,7 +171,8 @@ local function packed_results(results)
       children = {}
       for k, c in ipairs(r.children) do children[k] = packed_entry(c, nil) end
     end
-    packed[i] = { r.id, r.token, r.outcome, r.result or "", r.error or "", r.retry_delay or 0, children }
+    packed[i] = { tostring(r.id), lease_member(r), r.outcome, r.result or "", r.error or "", r.retry_delay or 0,
+      children }
   end
   return cjson.encode(packed)
 end
@@ -195,7 +202,7 @@ function Run:complete(results, claim_n)
     local res, err, code = call_script(self, scripts.complete_claim, args, CLAIM_ARGS + 1)
     if not res then return nil, err, code end
     self.wake_in = tonumber(res[4])
-    return replies_of(res[1]), jobs_of(res[2], res[5]), res[3] == 1
+    return replies_of(res[1]), jobs_of(res[2], res[5], res[6]), res[3] == 1
   end
   local res, err, code = call_script(self, scripts.complete, { packed_results(results) }, 1)
   if not res then return nil, err, code end
@@ -205,18 +212,22 @@ end
 -- release(jobs) -> how many of these claimed jobs (tables with id and token)
 -- went back to their queue unstarted.
 function Run:release(jobs)
-  local args, n = {}, 0
-  for _, j in ipairs(jobs) do
-    args[n + 1], args[n + 2], n = j.id, j.token, n + 2
-  end
-  if n == 0 then return 0 end
-  return call_script(self, scripts.release, args, n)
+  local args = {}
+  for i, j in ipairs(jobs) do args[i] = lease_member(j) end
+  if #args == 0 then return 0 end
+  return call_script(self, scripts.release, args, #args)
 end
 
 -- --- leases ---
 
+-- heartbeat(held) -> how many of the leases of `held` (jobs: tables with id
+-- and token) were renewed.
+local EMPTY_JSON_LIST = "[]" -- (cjson encodes an empty table as {})
 function Run:heartbeat(held)
-  return call_script(self, scripts.heartbeat, { self.lease, cjson.encode(held or {}) }, 2)
+  local members = {}
+  for i, j in ipairs(held or {}) do members[i] = lease_member(j) end
+  local json = #members > 0 and cjson.encode(members) or EMPTY_JSON_LIST
+  return call_script(self, scripts.heartbeat, { self.lease, json }, 2)
 end
 
 -- reap() -> requeued, failed; or 0, 0, true when a reap ran within the last

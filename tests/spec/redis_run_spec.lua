@@ -119,7 +119,7 @@ describe("aqueue.redis_run", function()
       local run, err, code = redis_run.open(client(), "version", { classes = { "Page", "Site" } })
       assert.is_nil(run)
       assert.are.equal("EAQRUN", code)
-      assert.matches("run written by format version 99; this aqueue reads version 1", err, 1, true)
+      assert.matches("run written by format version 99; this aqueue reads version " .. redis_run.VERSION, err, 1, true)
     end)
 
     it("fresh drops the run's keys first, and drop leaves no key of the run", function()
@@ -195,7 +195,7 @@ describe("aqueue.redis_run", function()
       }))
     end)
 
-    it("returns each job's class, fields, parent, attempt and token, and a new token at every claim", function()
+    it("returns each job's class, fields, parent, attempt and token: one token per claim, a new one at every claim", function()
       local run = process("jobs", { order = "fifo" })
       assert(run:enqueue{ page{ fields = '{"url":"/"}', max_attempts = 3 }, page{ class = "Site" } })
       local jobs = assert(run:claim(5))
@@ -204,7 +204,7 @@ describe("aqueue.redis_run", function()
       assert.are.same({ 1, "process", "Page", '{"url":"/"}', nil, 1, 3 },
         { j.id, j.kind, j.class, j.fields, j.parent, j.attempt, j.max_attempts })
       assert.are.equal("Site", jobs[2].class)
-      assert.are_not.equal(jobs[1].token, jobs[2].token)
+      assert.are.equal(jobs[1].token, jobs[2].token) -- (a lease is "id:token": it names the job and the claim)
       assert.are.equal(1, run:release{ j })
       local again = assert(run:claim(1))[1]
       assert.are.equal(1, again.id)
@@ -596,7 +596,7 @@ describe("aqueue.redis_run", function()
       local job = assert(run:claim(1))[1]
       local t0 = server_time()
       while server_time() - t0 < 1.2 do -- more than twice the lease
-        assert.are.equal(1, run:heartbeat{ job.id })
+        assert.are.equal(1, run:heartbeat{ job })
         aqueue.sleep(0.05)
         local requeued = assert(run:reap())
         assert.are.equal(0, requeued)
@@ -613,10 +613,11 @@ describe("aqueue.redis_run", function()
       assert.are.same({}, replies[1])
       assert.are.equal(job.id, again[1].id)
       assert.are.equal(2, again[1].attempt)
-      assert.are.equal(1, run:heartbeat{ job.id }) -- its job set holds it
+      assert.are.equal(0, run:heartbeat{ job }) -- the first claim's lease is gone
+      assert.are.equal(1, run:heartbeat{ again[1] })
       local t0 = server_time()
       while server_time() - t0 < 0.6 do -- twice the lease: the heartbeat keeps it
-        assert.are.equal(1, run:heartbeat{ job.id })
+        assert.are.equal(1, run:heartbeat{ again[1] })
         aqueue.sleep(0.05)
         assert.are.equal(0, (assert(run:reap())))
       end
@@ -634,7 +635,7 @@ describe("aqueue.redis_run", function()
       local t0 = server_time()
       local requeued = 0
       while server_time() - t0 < 1 do -- more than three leases
-        assert.are.equal(1, run:heartbeat{ known.id, 999999 }) -- (an id not its own is not renewed)
+        assert.are.equal(1, run:heartbeat{ known, { id = 999999, token = known.token } }) -- (a lease not held is not renewed)
         aqueue.sleep(0.05)
         requeued = requeued + assert(run:reap())
       end

@@ -3,7 +3,7 @@
 -- processes, reached through an object with the API of aqueue.redis_run:
 --   run.first, run:enqueue(entries), run:claim(n) -> jobs,
 --   run:complete(results [, n]) (with n: -> replies, the jobs of a claim(n)),
---   run:heartbeat(held_ids), run:reap(), run:release(list),
+--   run:heartbeat(held jobs), run:reap(), run:release(list),
 --   run:counters(), run:close()
 -- (a job: { id, kind = "process" | "hook", class, fields, parent, attempt,
 -- token }). aqueue.backends.redis gives it a redis_run; the tests give it an
@@ -76,7 +76,7 @@ function M.new(run, fields)
   b.local_queue = false
   b.first = run.first
   b.jobs = {}      -- item in hand -> its job ({ id, token, kind })
-  b.held_ids = {}  -- id -> true for each job this process holds in the store, from its claim's
+  b.held_ids = {}  -- id -> token for each job this process holds in the store, from its claim's
                   -- reply until the store took its completion or release: the heartbeat renews
                   -- these leases and only these (a claim whose reply was lost holds jobs this
                   -- process never learns of: their leases expire and the reaper frees them)
@@ -166,8 +166,8 @@ local function ticker(self)
     ticks = ticks + 1
     if ticks % HEARTBEAT_TICKS == 0 then
       local held = {}
-      for id in pairs(self.held_ids) do
-        held[#held + 1] = id
+      for id, token in pairs(self.held_ids) do
+        held[#held + 1] = { id = id, token = token }
       end
       self.run:heartbeat(held)
       if ticks % (HEARTBEAT_TICKS * REAP_EVERY) == 0 then
@@ -310,7 +310,7 @@ function Shared:claim(n, deliver)
       local job = jobs[i]
       local item = decode_item(job)
       self.jobs[item] = job
-      self.held_ids[job.id] = true
+      self.held_ids[job.id] = job.token
       delivered[i] = { item = item, hook = job.kind == "hook", attempt = job.attempt, start_in = job.start_in }
     end
     if #jobs == 0 and not self.stopped and not reached then
