@@ -30,8 +30,7 @@ local M = {}
 
 local FLUSH_S = 0.005 -- the longest a completion waits for its batch
 local POLL_S = 0.05   -- an empty claim is answered after this wait: the next claim follows it
-local TICK_S = 0.25   -- the counters are read 4 times a second
-local HEARTBEAT_TICKS = 4
+local TICK_S = 0.25   -- the counters are read 4 times a second (more often with a quicker heartbeat)
 local REAP_EVERY = 5  -- heartbeats between two reaper steps
 
 local Shared = {}
@@ -153,8 +152,12 @@ local function flusher(self)
   end
 end
 
+-- Reads the counters every tick and renews the leases every
+-- run.heartbeat_interval (a whole number of ticks).
 local function ticker(self)
   local ticks = 0
+  local heartbeat_ticks = math.ceil(self.run.heartbeat_interval / TICK_S)
+  local tick_s = self.run.heartbeat_interval / heartbeat_ticks
   while not self.stopped do
     local figures = self.run:counters()
     if figures then
@@ -164,17 +167,17 @@ local function ticker(self)
       end
     end
     ticks = ticks + 1
-    if ticks % HEARTBEAT_TICKS == 0 then
+    if ticks % heartbeat_ticks == 0 then
       local held = {}
       for id, token in pairs(self.held_ids) do
         held[#held + 1] = { id = id, token = token }
       end
       self.run:heartbeat(held)
-      if ticks % (HEARTBEAT_TICKS * REAP_EVERY) == 0 then
+      if ticks % (heartbeat_ticks * REAP_EVERY) == 0 then
         self.run:reap()
       end
     end
-    sleep(TICK_S)
+    sleep(tick_s)
   end
 end
 
