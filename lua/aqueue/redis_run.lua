@@ -36,6 +36,8 @@
 --   run:release{ job... }  --> how many claimed jobs went back unstarted
 --   run:retry_failed()     --> how many failed items went back to the queue
 --   run:counters(), run:status([cap]), run:result(id), run:drop(), run:close()
+--   redis_run.look(client, name) --> a run to read (counters, status, result)
+--                    or retry_failed, without joining it (no process number)
 --
 -- Failures are nil, err, code: the client's (ECONNRESET, ETIMEDOUT, ...) and
 -- EAQRUN for a run that cannot be used (a key of the run holding foreign
@@ -335,7 +337,7 @@ end
 function Run:close()
   if self.closed then return true end
   self.closed = true
-  if self.client:state() == "closed" then return true end
+  if self.process_id == 0 or self.client:state() == "closed" then return true end -- (0: look's)
   local res, err, code = self.client:call("ZREM", self.key.procs, self.process_id)
   if not res then return nil, err, code end
   return true
@@ -346,9 +348,38 @@ local OPTIONS = {
   limits = "table",
 }
 
+-- The run object of `name` (key prefix, keys), not opened yet.
+local function new_run(client, name, order, lease, heartbeat)
+  local prefix = key_prefix(name)
+  local keys, key = {}, {}
+  for i, k in ipairs(prelude.KEY_NAMES) do
+    keys[i], key[k] = prefix .. k, prefix .. k
+  end
+  return setmetatable({
+    client = client, name = name, keys = keys, key = key, order = order, process_id = 0,
+    lease = lease or 15, heartbeat_interval = heartbeat or 1,
+  }, Run)
+end
+
+-- look(client, name) -> a run to read and to retry the failed items of
+-- without joining it (its process_id is 0; it is not counted among the
+-- run's processes and begins no session), with run.classes; or nil, err,
+-- code (EAQRUN: no such run, not a run, another format version).
+function M.look(client, name)
+  local run = new_run(client, name, "lifo")
+  local res, err, code = call_script(run, scripts.look, { M.FORMAT, M.VERSION }, 2)
+  if not res then return nil, err, code end
+  if res[1] == 0 then
+    return nil, format("EAQRUN: run %s: %s", name, res[2]), "EAQRUN"
+  end
+  run.classes, run.order, run.limits = {}, res[3], {}
+  for class in res[2]:gmatch("[^\n]+") do run.classes[#run.classes + 1] = class end
+  return run
+end
+
 -- open(client, name, opts) -> run, or nil, err, code.
 function M.open(client, name, opts)
-  local prefix = key_prefix(name)
+  key_prefix(name) -- (checks the name)
   check(type(opts) == "table" and type(opts.classes) == "table" and #opts.classes > 0, 2,
     "open needs opts.classes, the list of the script's item classes")
   for k, v in pairs(opts) do
@@ -364,15 +395,11 @@ function M.open(client, name, opts)
     local ok, err, code = M.drop(client, name)
     if not ok then return nil, err, code end
   end
-  local keys, key, types = {}, {}, {}
+  local types = {}
   for i, k in ipairs(prelude.KEY_NAMES) do
-    keys[i], key[k] = prefix .. k, prefix .. k
     types[i] = prelude.KEY_TYPES[k] or "list|zset"
   end
-  local run = setmetatable({
-    client = client, name = name, keys = keys, key = key, order = order, process_id = 0,
-    lease = opts.lease or 15, heartbeat_interval = opts.heartbeat or 1,
-  }, Run)
+  local run = new_run(client, name, order, opts.lease, opts.heartbeat)
   local res, err, code = call_script(run, scripts.open, {
     M.FORMAT, M.VERSION, table.concat(classes, "\n"), cjson.encode(opts.limits or {}), cjson.encode(types),
     run.lease,

@@ -59,6 +59,22 @@ call('ZADD', K_PROCS, NOW, pid)
 return { first, pid, limits, time_text(NOW - tonumber(call('HGET', K_META, 'session_start'))) }
 ]==]
 
+-- look: ARGV format, version. What the tools (--status, --retry-failed)
+-- need to use a run they name without its script: its classes and order.
+-- Writes nothing: no process joins, no session begins. Returns { 1,
+-- classes, order } or { 0, why }.
+BODIES.look = [==[
+local m = call('HMGET', K_META, 'format', 'version', 'classes', 'order')
+if not m[1] and call('EXISTS', K_META) == 0 then
+  return { 0, 'no such run in this Redis' }
+elseif m[1] ~= ARGV[3] then
+  return { 0, fmt('key %s is not the meta of an aqueue run (no format marker)', K_META) }
+elseif m[2] ~= ARGV[4] then
+  return { 0, fmt('run written by format version %s; this aqueue reads version %s', tostring(m[2]), ARGV[4]) }
+end
+return { 1, m[3], m[4] }
+]==]
+
 -- enqueue: ARGV the entries, packed (prelude's ENTRY fields; each carries
 -- its parent). Returns one id or false per entry; a missing or finished
 -- parent refuses the whole batch before anything is written.
