@@ -98,13 +98,25 @@ local function text_or_empty(v, prefix)
   return prefix .. tostring(v)
 end
 
+-- Leaves out the fields at the end of list `t` (n long) that have their
+-- default: the scripts read a missing one as its default, and a number not
+-- sent is one neither side formats or parses (prelude's ENTRY).
+local function trimmed(t, n, defaults)
+  while n > 0 and t[n] == defaults[n] do
+    t[n] = nil
+    n = n - 1
+  end
+  return t
+end
+
 -- An entry as the scripts read it (prelude's ENTRY fields), under `parent`
 -- (an id, or nil).
+local ENTRY_DEFAULTS = { false, false, "", 0, 0, "", 1, 0, 0 }
 local function packed_entry(e, parent)
   check(type(e) == "table" and type(e.class) == "string" and type(e.fields) == "string", 3,
     "an entry needs class and fields (strings)")
-  return { parent or 0, e.class, e.fields, text_or_empty(e.key, "k"), e.priority or 0, e.delay or 0,
-    text_or_empty(e.limit_key, "k"), e.max_attempts or 1, e.has_hook and 1 or 0 }
+  return trimmed({ e.class, e.fields, text_or_empty(e.key, "k"), e.priority or 0, e.delay or 0,
+    text_or_empty(e.limit_key, "k"), e.max_attempts or 1, e.has_hook and 1 or 0, parent or 0 }, 9, ENTRY_DEFAULTS)
 end
 
 -- enqueue(entries) -> { id or false (a duplicate key) ... }. The batch is
@@ -163,7 +175,8 @@ local OUTCOMES = { done = true, failed = true, retry = true, hook_done = true }
 
 -- complete's argument: the results packed in one JSON text (scripts.lua's
 -- complete says the layout).
-local NO_CHILDREN = {} -- (JSON {}: the script reads an empty table all the same)
+local NO_CHILDREN = {}
+local RESULT_DEFAULTS = { false, false, false, NO_CHILDREN, "", "", 0 }
 local function packed_results(results)
   local packed = {}
   for i, r in ipairs(results) do
@@ -173,8 +186,8 @@ local function packed_results(results)
       children = {}
       for k, c in ipairs(r.children) do children[k] = packed_entry(c, nil) end
     end
-    packed[i] = { tostring(r.id), lease_member(r), r.outcome, r.result or "", r.error or "", r.retry_delay or 0,
-      children }
+    packed[i] = trimmed({ format("%d", r.id), lease_member(r), r.outcome, children, r.result or "", r.error or "",
+      r.retry_delay or 0 }, 7, RESULT_DEFAULTS)
   end
   return cjson.encode(packed)
 end

@@ -307,12 +307,15 @@ end
 
 -- Enqueue entries arrive packed: one JSON array per batch (an argument of
 -- the script, decoded here in one cjson.decode), whose entries are arrays of
--- ENTRY fields: parent (0 or id), class, fields, key ('' or 'k'..key),
--- priority, delay, limit key ('' or 'k'..key), max_attempts, has_hook (1/0).
--- A batch costs the call a handful of arguments whatever its size.
-local E_PARENT, E_CLASS, E_FIELDS, E_KEY, E_PRIO, E_DELAY, E_LKEY, E_MAXA, E_HOOK = 1, 2, 3, 4, 5, 6, 7, 8, 9
+-- ENTRY fields: class, fields, key ('' or 'k'..key), priority, delay, limit
+-- key ('' or 'k'..key), max_attempts, has_hook (1/0), parent (0 or id).
+-- The fields at the end that have their default (the ones in ENTRY_DEFAULT)
+-- are left out: a typical child is [class, fields], which costs neither side
+-- a number to format or parse. A batch costs the call a handful of
+-- arguments whatever its size.
+local E_CLASS, E_FIELDS, E_KEY, E_PRIO, E_DELAY, E_LKEY, E_MAXA, E_HOOK, E_PARENT = 1, 2, 3, 4, 5, 6, 7, 8, 9
 local function parent_error(parent)
-  if parent == 0 then return nil end
+  if parent == nil or parent == 0 then return nil end
   local pr = load(parent)
   if not pr then return 'no item ' .. parent .. ' in this run' end
   if pr[ST] == 'F' then return 'item ' .. parent .. "'s subtree is finished" end
@@ -325,7 +328,7 @@ local function know_keys(entries)
   local keys = {}
   for _, e in ipairs(entries) do
     local key = e[E_KEY]
-    if key ~= '' then keys[#keys + 1] = string.sub(key, 2) end
+    if key and key ~= '' then keys[#keys + 1] = string.sub(key, 2) end
   end
   for i = 1, #keys, 1000 do
     local last = math.min(i + 999, #keys)
@@ -340,7 +343,7 @@ end
 -- duplicate key.
 local function enqueue_entry(e, parent)
   local key = e[E_KEY]
-  if key ~= '' then
+  if key and key ~= '' then
     key = string.sub(key, 2)
     if SEEN[key] then
       add('duplicates', 1)
@@ -351,7 +354,7 @@ local function enqueue_entry(e, parent)
   end
   local id = next_number('next_id')
   local r = { e[E_CLASS], e[E_FIELDS], parent, 'Q', 0, 0, e[E_HOOK] == 1 and 1 or 0,
-    e[E_LKEY], e[E_MAXA], e[E_PRIO], 0, '', '', '' }
+    e[E_LKEY] or '', e[E_MAXA] or 1, e[E_PRIO] or 0, 0, '', '', '' }
   RECS[id] = r
   touch(id)
   if parent ~= 0 then
@@ -360,7 +363,7 @@ local function enqueue_entry(e, parent)
     touch(parent)
   end
   local delay = e[E_DELAY]
-  if delay > 0 then
+  if delay and delay > 0 then
     call('ZADD', K_DELAYED, NOW + delay, id)
     count(r, 'delayed', 1)
   else

@@ -87,7 +87,7 @@ end
 know_keys(entries)
 local ids = {}
 for k, e in ipairs(entries) do
-  ids[k] = enqueue_entry(e, e[E_PARENT])
+  ids[k] = enqueue_entry(e, e[E_PARENT] or 0)
 end
 flush()
 return ids
@@ -259,23 +259,26 @@ BODIES.claim = 'local CLAIM_AT = 3\n' .. CLAIM_STEP .. 'flush()\nreturn { jobs, 
 
 -- complete: ARGV[COMPLETE_AT] the results, packed: one JSON array whose
 -- results are arrays { id (a string), lease member ("id:token"), outcome,
--- result, error, retry_delay, { the children's entries (prelude's ENTRY
--- fields, parent unused) } }. A result whose lease is gone (reaped, or
+-- { the children's entries (prelude's ENTRY fields, parent unused) },
+-- result, error, retry_delay }, the fields at the end that have their
+-- default ({}, '', '', 0) left out. A result whose lease is gone (reaped, or
 -- completed already) is stale: a late completion of a process presumed
 -- dead, refused. Returns per result { 1, child ids or false... } when
 -- recorded, { 0 } for a stale one.
 local COMPLETE_STEP = [==[
 local results = cjson.decode(ARGV[COMPLETE_AT])
 local replies, completed, texts, members, children = {}, {}, {}, {}, {}
+local NONE = {}
 for k, res in ipairs(results) do
   completed[k], texts[k], members[k] = tonumber(res[1]), res[1], res[2]
-  for _, c in ipairs(res[7]) do children[#children + 1] = c end
+  for _, c in ipairs(res[4] or NONE) do children[#children + 1] = c end
 end
 load_many(completed, texts)
 local live = leased_now(members)
 know_keys(children) -- (a stale result's children are looked up, never added)
 for k, res in ipairs(results) do
-  local id, member, outcome, result, err, retry_delay = completed[k], res[2], res[3], res[4], res[5], res[6]
+  local id, member, outcome = completed[k], res[2], res[3]
+  local result, err, retry_delay = res[5] or '', res[6] or '', res[7] or 0
   local r = RECS[id]
   local want = outcome == 'hook_done' and 'H' or 'Q'
   if not live[member] or not r or r[ST] ~= want then
@@ -283,7 +286,7 @@ for k, res in ipairs(results) do
   else
     live[member] = nil -- (the same result twice in one batch: the second is stale)
     local reply = { 1 }
-    for _, c in ipairs(res[7]) do reply[#reply + 1] = enqueue_entry(c, id) end
+    for _, c in ipairs(res[4] or NONE) do reply[#reply + 1] = enqueue_entry(c, id) end
     unlease(r, member)
     if outcome ~= 'hook_done' then r[ATT] = r[ATT] + 1 end
     if outcome == 'hook_done' then
