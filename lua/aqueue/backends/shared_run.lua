@@ -29,7 +29,12 @@ local batches = require("aqueue.backends.shared_batches")
 local M = {}
 
 local FLUSH_S = 0.005 -- the longest a completion waits for its batch
-local POLL_S = 0.05   -- an empty claim is answered after this wait: the next claim follows it
+-- An empty claim is answered after a wait (the next claim follows it): 5 ms
+-- after a claim that brought jobs, doubling while the claims come back empty
+-- up to 50 ms. A process that joins a run whose work is still being built,
+-- or whose last claim came just before more work, asks again soon; an idle
+-- one costs the server 20 claims a second.
+local CLAIM_POLL_MIN_S, CLAIM_POLL_MAX_S = 0.005, 0.05
 local TICK_S = 0.25   -- the counters are read 4 times a second (more often with a quicker heartbeat)
 local REAP_EVERY = 5  -- heartbeats between two reaper steps
 
@@ -90,6 +95,7 @@ function M.new(run, fields)
   b.stopped = false
   b.flushing = false -- a flush is under way
   b.pause_said = false -- the run said it is paused (the store cannot be reached)
+  b.poll_s = CLAIM_POLL_MIN_S -- the wait after the next empty claim
   b.figures = nil  -- the last counters read
   b.flusher, b.ticker = nil, nil -- their task handles, from start to finish
   return b
@@ -309,6 +315,9 @@ function Shared:claim(n, deliver)
       end
     until jobs
     local delivered, finished = {}, false
+    if #jobs > 0 then
+      self.poll_s = CLAIM_POLL_MIN_S
+    end
     for i = 1, #jobs do
       local job = jobs[i]
       local item = decode_item(job)
@@ -322,7 +331,9 @@ function Shared:claim(n, deliver)
       if not finished then
         -- a job held back by a rate is due sooner than the poll: ask then
         local wake_in = self.run.wake_in
-        sleep(wake_in and math.max(0.001, math.min(wake_in, POLL_S)) or POLL_S)
+        local poll = self.poll_s
+        self.poll_s = math.min(poll * 2, CLAIM_POLL_MAX_S)
+        sleep(wake_in and math.max(0.001, math.min(wake_in, poll)) or poll)
       end
     end
     self.claims = self.claims - 1
