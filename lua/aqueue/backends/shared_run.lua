@@ -43,13 +43,7 @@ Shared.__index = Shared
 
 -- An item's own fields as JSON (not the engine's: parent, attempt, _aq_*).
 local function encode_fields(item)
-  local fields = {}
-  for k, v in pairs(item) do
-    if type(k) ~= "string" or (k ~= "parent" and k ~= "attempt" and k:sub(1, 4) ~= "_aq_") then
-      fields[k] = v
-    end
-  end
-  return cjson.encode(fields)
+  return cjson.encode(item_mod.own_fields(item))
 end
 
 -- The item of a claimed job: its class's instance made from its fields.
