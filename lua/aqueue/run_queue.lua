@@ -232,11 +232,13 @@ local function id_of(run, item)
   end
   -- A child named from elsewhere (another task, another item): searched for
   -- once, then kept on it (reap sets it false).
-  for other_id, other in pairs(items) do
+  local other_id, other = next(items) -- (next() by hand: see aqueue.item's own_fields)
+  while other_id ~= nil do
     if other == item then
       item._aq_id = other_id
       return other_id
     end
+    other_id, other = next(items, other_id)
   end
   return nil
 end
