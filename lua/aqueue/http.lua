@@ -17,10 +17,39 @@ local core = setmetatable({}, { __index = function(t, k)
   return m[k]
 end })
 
-local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
+local type, pairs, ipairs, tostring, error, pcall = type, pairs, ipairs, tostring, error, pcall
+local setmetatable, getmetatable = setmetatable, getmetatable
 local format = string.format
+local cjson = require("cjson")
+local sleep = require("aqueue.sleep_core").sleep
+local errors = require("aqueue.errors")
 
 local M = {}
+
+-- The methods of a response table.
+local Response = {}
+Response.__index = Response
+
+-- res:json(): the body decoded (lua-cjson: JSON null is aqueue.json.null), or
+-- nil, "EJSON: ...", "EJSON" when it is not JSON. Raises for a response whose
+-- body went to a file (output =).
+function Response:json()
+  if getmetatable(self) ~= Response then
+    error("aqueue.http: json() is a method of a response: res:json()", 2)
+  end
+  if self.body == nil then
+    error("aqueue.http: res:json(): the body went to a file (output =), not to res.body", 2)
+  end
+  local ok, value = pcall(cjson.decode, self.body)
+  if ok then return value end
+  return nil, format("EJSON: %s: %s (%s)", errors.EJSON, self.url, value), "EJSON"
+end
+
+-- What a request returns: the response with its methods, or nil, err, code.
+local function response(res, err, code)
+  if res then return setmetatable(res, Response) end
+  return nil, err, code
+end
 
 -- The options of request, with the type each must have when given.
 local OPTIONS = {
@@ -29,9 +58,17 @@ local OPTIONS = {
   headers = "table",
   body = "string",
   timeout = "number",
+  max_body = "number",
   follow_redirects = "boolean",
   output = "string",
+  retry_on = "table",
+  retries = "number",
+  retry_backoff = "number",
+  retry_max_wait = "number",
 }
+
+-- The defaults of the retry options.
+local RETRIES, RETRY_BACKOFF, RETRY_MAX_WAIT = 3, 1, 60
 
 -- Header names are HTTP tokens; methods too.
 local TOKEN = "^[%w!#%$%%&'%*%+%-%.%^_`|~]+$"
@@ -71,6 +108,39 @@ local function header_lines(headers, fname, level)
   return lines
 end
 
+-- The retry options of a request as { on = { [status] = true }, retries,
+-- backoff, max_wait }, or nil without retry_on.
+local function retry_policy(opts, fname, level)
+  local on = opts.retry_on
+  if on == nil then
+    for _, k in ipairs{ "retries", "retry_backoff", "retry_max_wait" } do
+      if opts[k] ~= nil then fail(fname, level, "option '%s' is for retry_on, which is missing", k) end
+    end
+    return nil
+  end
+  local policy = {
+    on = {},
+    retries = opts.retries or RETRIES,
+    backoff = opts.retry_backoff or RETRY_BACKOFF,
+    max_wait = opts.retry_max_wait or RETRY_MAX_WAIT,
+  }
+  for k, status in pairs(on) do
+    if type(k) ~= "number" or type(status) ~= "number" or status ~= math.floor(status) or status < 100 or status > 999 then
+      fail(fname, level, "option 'retry_on' must be a list of HTTP statuses, got %s at %s", tostring(status), tostring(k))
+    end
+    policy.on[status] = true
+  end
+  if not (policy.retries >= 0 and policy.retries == math.floor(policy.retries) and policy.retries < math.huge) then
+    fail(fname, level, "option 'retries' must be a whole number from 0, got %s", tostring(policy.retries))
+  end
+  for _, k in ipairs{ "backoff", "max_wait" } do
+    if not (policy[k] >= 0 and policy[k] < math.huge) then
+      fail(fname, level, "option 'retry_%s' must be a number of seconds from 0, got %s", k, tostring(policy[k]))
+    end
+  end
+  return policy
+end
+
 -- Checks the options of a request and returns the table aqueue.http_core takes.
 -- `level` is the stack level of the user's call, seen from here.
 local function normalize(opts, fname, level)
@@ -98,6 +168,11 @@ local function normalize(opts, fname, level)
     fail(fname, level, "option 'timeout' must be a positive number of seconds, got %s", tostring(timeout))
   end
   if timeout == math.huge then timeout = nil end
+  local max_body = opts.max_body
+  if max_body and not (max_body >= 1 and max_body == math.floor(max_body)) then
+    fail(fname, level, "option 'max_body' must be a whole number of bytes from 1, got %s", tostring(max_body))
+  end
+  if max_body == math.huge then max_body = nil end
   local output = opts.output
   if output and (output == "" or output:find("%z")) then
     fail(fname, level, "option 'output' must be a file path")
@@ -108,9 +183,45 @@ local function normalize(opts, fname, level)
     headers = header_lines(opts.headers or {}, fname, level + 1),
     body = opts.body,
     timeout = timeout,
+    max_body = max_body,
     follow_redirects = opts.follow_redirects ~= false,
     output = output,
-  }
+  }, retry_policy(opts, fname, level + 1)
+end
+
+-- The seconds a Retry-After header asks to wait (RFC 9110 10.2.3: seconds,
+-- or an HTTP-date, read by curl_getdate), or nil when there is none or it
+-- cannot be read.
+local function retry_after(value)
+  if value == nil then return nil end
+  local seconds = value:match("^%s*(%d+)%s*$")
+  if seconds then return tonumber(seconds) end
+  local date = core.parse_date(value)
+  return date and math.max(0, date - os.time()) or nil
+end
+
+-- Sends the request of core options o, again while the status is one of
+-- policy.on and retries are left: after the wait Retry-After asks for, or
+-- else after a backoff doubling from policy.backoff (half of it random, so
+-- clients that failed together do not come back together). A Retry-After
+-- longer than policy.max_wait returns the response at once.
+local function send(o, policy)
+  local res, err, code = core.request(o)
+  if policy then
+    local attempt = 1
+    while res and policy.on[res.status] and attempt <= policy.retries do
+      local wait = retry_after(res.headers["retry-after"])
+      if wait and wait > policy.max_wait then break end
+      if not wait then
+        local backoff = policy.backoff * 2 ^ (attempt - 1)
+        wait = math.min(policy.max_wait, backoff / 2 + math.random() * backoff / 2)
+      end
+      sleep(wait)
+      attempt = attempt + 1
+      res, err, code = core.request(o)
+    end
+  end
+  return response(res, err, code)
 end
 
 -- The options of get or post: a copy of opts with url (and body) added.
@@ -140,14 +251,14 @@ end
 -- elapsed }, or nil, err, code when the transfer failed (refused, DNS, timeout,
 -- bad URL, TLS, ...). An HTTP error status is a response, not a failure.
 function M.request(opts)
-  return core.request(normalize(opts, "request", 3))
+  return send(normalize(opts, "request", 3))
 end
 
 -- get(url [, opts]): request with method GET.
 function M.get(url, opts)
   local o = with("get", opts, url, nil, 3)
   o.method = "GET"
-  return core.request(normalize(o, "get", 3))
+  return send(normalize(o, "get", 3))
 end
 
 -- post(url, body [, opts]): request with method POST and that body.
@@ -157,7 +268,7 @@ function M.post(url, body, opts)
   end
   local o = with("post", opts, url, body, 3)
   o.method = "POST"
-  return core.request(normalize(o, "post", 3))
+  return send(normalize(o, "post", 3))
 end
 
 local LIMITS = { max_connections = 1, max_per_host = 2 }

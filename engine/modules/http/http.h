@@ -119,6 +119,7 @@ typedef struct {
   const char *body; /* NULL for none */
   size_t body_len;
   double timeout; /* seconds, 0 for none */
+  double max_body; /* bytes, 0 for no limit */
   int follow_redirects;
   const char *output; /* NULL: the body goes to memory */
   size_t output_len;
@@ -147,6 +148,9 @@ struct http_req {
   unsigned done : 1;      /* the transfer is over (or never started) */
   unsigned cancelled : 1; /* the task is gone */
   unsigned paused : 1;    /* the body callback asked curl to pause */
+  unsigned too_big : 1;   /* the body went over max_body: the transfer was failed */
+  curl_off_t max_body;    /* bytes, 0 for no limit */
+  curl_off_t received;    /* body bytes handed over by curl (decoded) */
   aq_buf body;            /* the response body, without output */
   /* With output (http_output.c): */
   char *path, *part; /* NULL without output */

@@ -122,10 +122,17 @@ static void cancel_request(aq_task *task, void *data) {
   advance(r);
 }
 
-/* CURLOPT_WRITEFUNCTION: the body, to memory or to the output file. */
+/* CURLOPT_WRITEFUNCTION: the body, to memory or to the output file. Past
+ * max_body the transfer fails (curl stops reading it and closes the
+ * connection) before the bytes are kept. */
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp) {
   http_req *r = userp;
   size_t n = size * nmemb;
+  r->received += (curl_off_t)n;
+  if (r->max_body > 0 && r->received > r->max_body) {
+    r->too_big = 1;
+    return 0;
+  }
   if (r->path) return http_output_take(r, data, n);
   aq_buf_add(&r->body, data, n);
   return r->body.failed ? 0 : n; /* 0: curl fails the transfer (ENOMEM) */
@@ -206,6 +213,12 @@ static int set_up_easy(http_req *r, const http_options *o) {
     double ms = ceil(o->timeout * 1000.0);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, ms >= 1e12 ? (long)1e12 : (long)ms);
     if (make_deadline(r) != 0) return HTTP_NEW_NO_MEMORY;
+  }
+  if (o->max_body > 0) {
+    /* A Content-Length above the limit fails before the body is read; the
+     * body callback counts the decoded bytes of any other. */
+    r->max_body = (curl_off_t)o->max_body;
+    curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, r->max_body);
   }
   if (r->headers) curl_easy_setopt(easy, CURLOPT_HTTPHEADER, r->headers);
   set_method(easy, o->method, o->body, o->body_len);

@@ -1,0 +1,253 @@
+-- aqueue.http for crawling: res:json(), max_body, against a private nginx on
+-- 127.0.0.1 (tests/support/nginx.lua).
+local aqueue = require("aqueue")
+local http = aqueue.http
+local files = require("tests.support.files")
+local nginx = require("tests.support.nginx")
+local eventually = require("tests.support.wait").eventually
+
+local server, base
+local text -- 200 kB of text, served gzip-encoded (chunked: no Content-Length)
+local blob -- 100 kB served as is (with a Content-Length)
+
+setup(function()
+  local lines = {}
+  for i = 1, 4000 do lines[i] = ("line %d: the quick brown fox jumps over the lazy dog\n"):format(i) end
+  text = table.concat(lines):sub(1, 200000)
+  blob = ("0123456789"):rep(10000)
+  server = nginx.start{
+    http = [[
+      gzip on;
+      gzip_types text/plain;
+      gzip_min_length 1000;
+    ]],
+    server = [[
+      location = /data.json { default_type application/json; return 200 '{"a":[1,2],"b":"x","n":null}'; }
+      location = /page.html { default_type text/html; return 200 "<html><body>not JSON</body></html>"; }
+      location = /empty { return 200 ""; }
+    ]],
+  }
+  base = server.url
+  files.write(server.root .. "/big.txt", text)
+  files.write(server.root .. "/big.bin", blob)
+end)
+
+teardown(function()
+  if server then server:stop() end
+end)
+
+describe("res:json()", function()
+  it("decodes the body", function()
+    local res = assert(http.get(base .. "/data.json"))
+    assert.are.same({ a = { 1, 2 }, b = "x", n = aqueue.json.null }, res:json())
+  end)
+
+  it("returns nil, err, EJSON for a body that is not JSON, naming the URL", function()
+    for _, path in ipairs{ "/page.html", "/empty" } do
+      local res = assert(http.get(base .. path))
+      local value, err, code = res:json()
+      assert.is_nil(value)
+      assert.are.equal("EJSON", code)
+      assert.matches("^EJSON: the body is not valid JSON: " .. base .. path .. " %(.+%)$", err)
+    end
+  end)
+
+  it("works on every kind of request", function()
+    assert.are.equal("x", assert(http.post(base .. "/data.json", "")):json().b)
+    assert.are.equal("x", assert(http.request{ url = base .. "/data.json" }):json().b)
+  end)
+
+  it("raises when the body went to a file, or when called without the response", function()
+    local path = server.prefix .. "/data.json"
+    local res = assert(http.get(base .. "/data.json", { output = path }))
+    assert.has_error(function() res:json() end, "aqueue.http: res:json(): the body went to a file (output =), not to res.body")
+    assert.has_error(function() res.json() end, "aqueue.http: json() is a method of a response: res:json()")
+  end)
+end)
+
+describe("max_body", function()
+  it("fails a body larger than max_body with EFBIG, by its Content-Length", function()
+    local res, err, code = http.get(base .. "/big.bin", { max_body = 1000 })
+    assert.is_nil(res)
+    assert.are.equal("EFBIG", code)
+    assert.are.equal("EFBIG: response body larger than max_body = 1000 bytes: " .. base .. "/big.bin", err)
+  end)
+
+  it("counts the decoded bytes of a compressed body without a Content-Length", function()
+    local res = assert(http.get(base .. "/big.txt"))
+    assert.are.equal("gzip", res.headers["content-encoding"])
+    assert.is_nil(res.headers["content-length"])
+    local _, err, code = http.get(base .. "/big.txt", { max_body = #text - 1 })
+    assert.are.equal("EFBIG", code, err)
+    res = assert(http.get(base .. "/big.txt", { max_body = #text }))
+    assert.is_true(res.body == text, "a body of exactly max_body bytes arrives whole")
+  end)
+
+  it("keeps no partial output file", function()
+    local path = server.prefix .. "/out.txt"
+    local res, _, code = http.get(base .. "/big.txt", { max_body = 5000, output = path })
+    assert.is_nil(res)
+    assert.are.equal("EFBIG", code)
+    assert.is_false(files.exists(path))
+    assert.is_false(files.exists(path .. ".part"))
+  end)
+
+  it("leaves the client working: many requests stopped at once, then whole ones", function()
+    local handles = {}
+    for i = 1, 20 do
+      handles[i] = aqueue.spawn(function()
+        return select(3, http.get(base .. (i % 2 == 0 and "/big.txt" or "/big.bin"), { max_body = 100 }))
+      end)
+    end
+    for i = 1, 20 do assert.are.equal("EFBIG", handles[i]:result()) end
+    assert.is_true(assert(http.get(base .. "/big.bin")).body == blob)
+    assert.is_true(assert(http.get(base .. "/big.txt", { max_body = 1e6 })).body == text)
+  end)
+
+  it("raises for a value that is not a whole number of bytes", function()
+    for _, bad in ipairs{ 0, -1, 1.5, 0 / 0 } do
+      assert.has_error(function() http.get(base .. "/big.bin", { max_body = bad }) end,
+        "aqueue.http.get: option 'max_body' must be a whole number of bytes from 1, got " .. tostring(bad))
+    end
+    assert.has_error(function() http.get(base .. "/big.bin", { max_body = "1k" }) end,
+      "aqueue.http.get: option 'max_body' must be a number, got string")
+  end)
+end)
+
+-- The retry locations answer by the request's number on its connection
+-- ($connection_requests): nginx keeps no state between requests, but curl
+-- sends the retries of one call on one kept-alive connection, and
+-- keepalive_requests closes it after the last answer, so the next test
+-- starts on a new one. (A server of its own: the other tests' connections
+-- have counts of their own.) Each location logs its requests, to count them.
+describe("retry_on", function()
+  local retry_server, retry_base
+
+  setup(function()
+    retry_server = nginx.start{
+      http = [[
+        map $connection_requests $upto2 { 1 1; 2 1; default 0; }
+        map $connection_requests $first { 1 1; default 0; }
+      ]],
+      server = [[
+        location = /429-twice {
+          access_log 429-twice.log;
+          keepalive_requests 3;
+          if ($upto2) { add_header Retry-After 1 always; return 429 "slow down"; }
+          return 200 "ok after two 429";
+        }
+        location = /503-once {
+          access_log 503-once.log;
+          keepalive_requests 2;
+          if ($first) { return 503 "busy"; }
+          return 200 "ok after a 503";
+        }
+        location = /429-echo {
+          access_log 429-echo.log;
+          keepalive_requests 2;
+          if ($first) { add_header Retry-After $http_x_retry_after always; return 429 "slow down"; }
+          return 200 "ok";
+        }
+        location = /429-always {
+          access_log 429-always.log;
+          keepalive_requests 1;
+          add_header Retry-After $http_x_retry_after always;
+          return 429 "slow down";
+        }
+      ]],
+    }
+    retry_base = retry_server.url
+  end)
+
+  teardown(function()
+    if retry_server then retry_server:stop() end
+  end)
+
+  -- The requests a location logged since the last call. nginx logs a
+  -- request once its answer is sent, so the last line may come a moment
+  -- after the answer: wait for `expected` lines, then a little for any more.
+  local seen = {}
+  local function requests(name, expected)
+    local function count()
+      local _, n = (files.read(retry_server.prefix .. "/" .. name .. ".log") or ""):gsub("\n", "")
+      return n - (seen[name] or 0)
+    end
+    eventually(function() return count() >= expected end)
+    aqueue.sleep(0.05)
+    local n = count()
+    seen[name] = (seen[name] or 0) + n
+    return n
+  end
+
+  it("waits as Retry-After says (seconds) and returns the answer that came", function()
+    local t0 = aqueue.now()
+    local res = assert(http.get(retry_base .. "/429-twice", { retry_on = { 429, 503 } }))
+    assert.are.equal(200, res.status)
+    assert.are.equal("ok after two 429", res.body)
+    assert.are.equal(3, requests("429-twice", 3))
+    assert.is_true(aqueue.now() - t0 >= 2, "two Retry-After: 1 waits")
+  end)
+
+  it("backs off without Retry-After", function()
+    local res = assert(http.get(retry_base .. "/503-once", { retry_on = { 503 }, retry_backoff = 0.01 }))
+    assert.are.equal("ok after a 503", res.body)
+    assert.are.equal(2, requests("503-once", 2))
+  end)
+
+  it("honours a Retry-After HTTP-date, in the future or past", function()
+    local t0 = aqueue.now()
+    local date = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 2)
+    local res = assert(http.get(retry_base .. "/429-echo", { retry_on = { 429 }, headers = { ["X-Retry-After"] = date } }))
+    assert.are.equal(200, res.status)
+    assert.are.equal(2, requests("429-echo", 2))
+    assert.is_true(aqueue.now() - t0 >= 1, "waited until the date (to the second)")
+    res = assert(http.get(retry_base .. "/429-echo", { retry_on = { 429 },
+      headers = { ["X-Retry-After"] = "Sun, 06 Nov 1994 08:49:37 GMT" } }))
+    assert.are.equal(200, res.status)
+    assert.are.equal(2, requests("429-echo", 2))
+  end)
+
+  it("returns the last answer when the retries are used up", function()
+    local res = assert(http.get(retry_base .. "/429-always", { retry_on = { 429 }, retries = 2,
+      headers = { ["X-Retry-After"] = "0" } }))
+    assert.are.equal(429, res.status)
+    assert.are.equal("0", res.headers["retry-after"])
+    assert.are.equal(3, requests("429-always", 3))
+    res = assert(http.get(retry_base .. "/429-always", { retry_on = { 429 }, retries = 0 }))
+    assert.are.equal(429, res.status)
+    assert.are.equal(1, requests("429-always", 1))
+  end)
+
+  it("returns at once when Retry-After asks for more than retry_max_wait", function()
+    local res = assert(http.get(retry_base .. "/429-always", { retry_on = { 429 },
+      headers = { ["X-Retry-After"] = "3600" } }))
+    assert.are.equal(429, res.status)
+    assert.are.equal(1, requests("429-always", 1))
+    res = assert(http.get(retry_base .. "/429-always", { retry_on = { 429 }, retry_max_wait = 5,
+      headers = { ["X-Retry-After"] = "6" } }))
+    assert.are.equal(1, requests("429-always", 1))
+  end)
+
+  it("does not retry other statuses, nor without retry_on", function()
+    local res = assert(http.get(retry_base .. "/429-always", { retry_on = { 503 } }))
+    assert.are.equal(429, res.status)
+    assert.are.equal(1, requests("429-always", 1))
+    res = assert(http.get(retry_base .. "/429-always"))
+    assert.are.equal(1, requests("429-always", 1))
+  end)
+
+  it("raises for bad retry options", function()
+    local url = retry_base .. "/429-always"
+    assert.has_error(function() http.get(url, { retry_on = { "429" } }) end,
+      "aqueue.http.get: option 'retry_on' must be a list of HTTP statuses, got 429 at 1")
+    assert.has_error(function() http.get(url, { retry_on = { 42 } }) end,
+      "aqueue.http.get: option 'retry_on' must be a list of HTTP statuses, got 42 at 1")
+    assert.has_error(function() http.get(url, { retry_on = { 429 }, retries = -1 }) end,
+      "aqueue.http.get: option 'retries' must be a whole number from 0, got -1")
+    assert.has_error(function() http.get(url, { retry_on = { 429 }, retry_backoff = -1 }) end,
+      "aqueue.http.get: option 'retry_backoff' must be a number of seconds from 0, got -1")
+    assert.has_error(function() http.get(url, { retries = 2 }) end,
+      "aqueue.http.get: option 'retries' is for retry_on, which is missing")
+    assert.are.equal(0, requests("429-always", 0))
+  end)
+end)
