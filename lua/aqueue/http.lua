@@ -61,6 +61,7 @@ local OPTIONS = {
   max_body = "number",
   follow_redirects = "boolean",
   output = "string",
+  ca_file = "string",
   retry_on = "table",
   retries = "number",
   retry_backoff = "number",
@@ -186,6 +187,7 @@ local function normalize(opts, fname, level)
     max_body = max_body,
     follow_redirects = opts.follow_redirects ~= false,
     output = output,
+    ca_file = opts.ca_file,
   }, retry_policy(opts, fname, level + 1)
 end
 

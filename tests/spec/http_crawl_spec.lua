@@ -1,10 +1,36 @@
--- aqueue.http for crawling: res:json(), max_body, against a private nginx on
--- 127.0.0.1 (tests/support/nginx.lua).
+-- aqueue.http for crawling: res:json(), max_body, retry_on, compressed bodies,
+-- HTTP/2, against a private nginx on 127.0.0.1 (tests/support/nginx.lua).
 local aqueue = require("aqueue")
 local http = aqueue.http
 local files = require("tests.support.files")
 local nginx = require("tests.support.nginx")
 local eventually = require("tests.support.wait").eventually
+
+local ffi = require("ffi")
+
+-- The bodies of compressed test files, made by the libraries curl decodes
+-- them with (zlib, and libbrotlienc beside curl's libbrotlidec).
+ffi.cdef[[
+int compress2(uint8_t *dest, unsigned long *dest_len, const uint8_t *source, unsigned long source_len, int level);
+int BrotliEncoderCompress(int quality, int lgwin, int mode, size_t input_size, const uint8_t *input,
+                          size_t *encoded_size, uint8_t *encoded);
+]]
+
+local function deflate(s) -- "deflate" in HTTP is the zlib format (RFC 9110 8.4.1.2)
+  local zlib = ffi.load("libz.so.1")
+  local len = ffi.new("unsigned long[1]", #s + 1024)
+  local out = ffi.new("uint8_t[?]", len[0])
+  assert(zlib.compress2(out, len, s, #s, 6) == 0)
+  return ffi.string(out, len[0])
+end
+
+local function brotli(s)
+  local enc = ffi.load("libbrotlienc.so.1")
+  local len = ffi.new("size_t[1]", #s + 1024)
+  local out = ffi.new("uint8_t[?]", len[0])
+  assert(enc.BrotliEncoderCompress(5, 22, 0, #s, s, len, out) == 1)
+  return ffi.string(out, len[0])
+end
 
 local server, base
 local text -- 200 kB of text, served gzip-encoded (chunked: no Content-Length)
@@ -25,11 +51,14 @@ setup(function()
       location = /data.json { default_type application/json; return 200 '{"a":[1,2],"b":"x","n":null}'; }
       location = /page.html { default_type text/html; return 200 "<html><body>not JSON</body></html>"; }
       location = /empty { return 200 ""; }
+      location ~ ^/text[.](br|deflate)$ { default_type application/octet-stream; add_header Content-Encoding $1; }
     ]],
   }
   base = server.url
   files.write(server.root .. "/big.txt", text)
   files.write(server.root .. "/big.bin", blob)
+  files.write(server.root .. "/text.br", brotli(text))
+  files.write(server.root .. "/text.deflate", deflate(text))
 end)
 
 teardown(function()
@@ -249,5 +278,40 @@ describe("retry_on", function()
     assert.has_error(function() http.get(url, { retries = 2 }) end,
       "aqueue.http.get: option 'retries' is for retry_on, which is missing")
     assert.are.equal(0, requests("429-always", 0))
+  end)
+end)
+
+describe("compressed bodies and HTTP versions", function()
+  it("decodes gzip, deflate and br", function()
+    for _, case in ipairs{ { "/big.txt", "gzip" }, { "/text.deflate", "deflate" }, { "/text.br", "br" } } do
+      local res = assert(http.get(base .. case[1]))
+      assert.are.equal(case[2], res.headers["content-encoding"])
+      assert.is_true(res.body == text, case[2] .. ": the decoded text differs")
+    end
+    assert.is_true(#brotli(text) < #text / 4, "the br file is compressed")
+  end)
+
+  it("speaks HTTP/1.1 in the clear, HTTP/2 over TLS where the server offers it", function()
+    assert.are.equal("1.1", assert(http.get(base .. "/data.json")).http_version)
+    local tls = nginx.start{ tls = true, http2 = true, server = [[ location = /hello { return 200 "secure"; } ]] }
+    finally(function() tls:stop() end)
+    local res = assert(http.get(tls.url .. "/hello", { ca_file = tls.cert }))
+    assert.are.equal("secure", res.body)
+    assert.are.equal("2", res.http_version)
+    local h1 = nginx.start{ tls = true, server = [[ location = /hello { return 200 "secure"; } ]] }
+    finally(function() h1:stop() end)
+    assert.are.equal("1.1", assert(http.get(h1.url .. "/hello", { ca_file = h1.cert })).http_version)
+  end)
+
+  it("trusts only the CAs of ca_file when it is given", function()
+    local tls = nginx.start{ tls = true, server = [[ location = /hello { return 200 "secure"; } ]] }
+    finally(function() tls:stop() end)
+    local _, _, code = http.get(tls.url .. "/hello")
+    assert.are.equal("ECERT", code)
+    _, _, code = http.get(tls.url .. "/hello", { ca_file = "/etc/ssl/certs/ca-certificates.crt" })
+    assert.are.equal("ECERT", code)
+    local _, err
+    _, err, code = http.get(tls.url .. "/hello", { ca_file = server.prefix .. "/missing.pem" })
+    assert.are.equal("ETLS", code, err)
   end)
 end)

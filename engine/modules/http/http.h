@@ -123,6 +123,7 @@ typedef struct {
   int follow_redirects;
   const char *output; /* NULL: the body goes to memory */
   size_t output_len;
+  const char *ca_file; /* NULL: the system's CAs */
 } http_options;
 
 typedef struct http_req http_req;

@@ -13,7 +13,7 @@
 #include "http.h"
 
 /* request{ method =, url =, headers = { "Name: value", ... }, body =, timeout =,
- * max_body =, follow_redirects =, output = } (checked and normalized by aqueue.http):
+ * max_body =, follow_redirects =, output =, ca_file = } (checked and normalized by aqueue.http):
  * yields until the response is in, then returns { status, headers, body, url,
  * elapsed } (no body with output), or nil, err, code. Raises on misuse. */
 static int l_request(lua_State *L) {
