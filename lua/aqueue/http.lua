@@ -62,6 +62,7 @@ local OPTIONS = {
   follow_redirects = "boolean",
   output = "string",
   ca_file = "string",
+  proxy = "string",
   retry_on = "table",
   retries = "number",
   retry_backoff = "number",
@@ -188,6 +189,7 @@ local function normalize(opts, fname, level)
     follow_redirects = opts.follow_redirects ~= false,
     output = output,
     ca_file = opts.ca_file,
+    proxy = opts.proxy,
   }, retry_policy(opts, fname, level + 1)
 end
 
@@ -248,29 +250,167 @@ local function with(fname, opts, url, body, level)
   return copy
 end
 
--- request{ method, url, headers, body, timeout, follow_redirects, output }:
+-- opts under the defaults of session s (opts itself without a session):
+-- s's options where opts has none, the headers of both, opts's winning for a
+-- name given in both (in any case).
+local function with_defaults(s, opts)
+  if not s or type(opts) ~= "table" then return opts end
+  local merged = {}
+  for k, v in pairs(s.defaults) do merged[k] = v end
+  for k, v in pairs(opts) do merged[k] = v end
+  local own = opts.headers
+  if s.defaults.headers and type(own) == "table" then
+    local headers, given = {}, {}
+    for name, value in pairs(own) do
+      headers[name] = value
+      if type(name) == "string" then given[name:lower()] = true end
+    end
+    for name, value in pairs(s.defaults.headers) do
+      if not given[name:lower()] then headers[name] = value end
+    end
+    merged.headers = headers
+  end
+  return merged
+end
+
+-- Makes the request of opts through session s (or nil); fname names the
+-- function called, in messages. The user's call is 3 levels above this one
+-- (user -> M.get -> get -> make).
+local function make(s, fname, opts)
+  local o, policy = normalize(with_defaults(s, opts), fname, 5)
+  o.cookie_jar = s and s.jar
+  return send(o, policy)
+end
+
+-- The options of get or post: a copy of opts with url (and body) added.
+local function with(fname, opts, url, body, level)
+  if type(url) ~= "string" then
+    fail(fname, level, "the url must be a string, got %s", type(url))
+  end
+  if opts == nil then
+    opts = {}
+  elseif type(opts) ~= "table" then
+    fail(fname, level, "options must be a table, got %s", type(opts))
+  end
+  local copy = {}
+  for k, v in pairs(opts) do
+    if k == "url" or k == "method" or k == "body" then
+      fail(fname, level, "option '%s' cannot be given to %s (use request)", k, fname)
+    end
+    copy[k] = v
+  end
+  copy.url = url
+  copy.body = body
+  return copy
+end
+
+-- The three ways to make a request, through session s (or nil).
+local function request(s, fname, opts)
+  local res, err, code = make(s, fname, opts) -- (no tail call: the user stays 2 levels up)
+  return res, err, code
+end
+
+local function get(s, fname, url, opts)
+  local o = with(fname, opts, url, nil, 4)
+  o.method = "GET"
+  local res, err, code = make(s, fname, o)
+  return res, err, code
+end
+
+local function post(s, fname, url, body, opts)
+  if type(body) ~= "string" then
+    fail(fname, 3, "the body must be a string, got %s", type(body))
+  end
+  local o = with(fname, opts, url, body, 4)
+  o.method = "POST"
+  local res, err, code = make(s, fname, o)
+  return res, err, code
+end
+
+-- request{ method, url, headers, body, timeout, follow_redirects, output, ... }:
 -- yields until the response is complete. Returns { status, headers, body, url,
--- elapsed }, or nil, err, code when the transfer failed (refused, DNS, timeout,
--- bad URL, TLS, ...). An HTTP error status is a response, not a failure.
+-- elapsed, http_version } (with res:json()), or nil, err, code when the
+-- transfer failed (refused, DNS, timeout, bad URL, TLS, ...). An HTTP error
+-- status is a response, not a failure.
 function M.request(opts)
-  return send(normalize(opts, "request", 3))
+  local res, err, code = request(nil, "request", opts)
+  return res, err, code
 end
 
 -- get(url [, opts]): request with method GET.
 function M.get(url, opts)
-  local o = with("get", opts, url, nil, 3)
-  o.method = "GET"
-  return send(normalize(o, "get", 3))
+  local res, err, code = get(nil, "get", url, opts)
+  return res, err, code
 end
 
 -- post(url, body [, opts]): request with method POST and that body.
 function M.post(url, body, opts)
-  if type(body) ~= "string" then
-    fail("post", 2, "the body must be a string, got %s", type(body))
+  local res, err, code = post(nil, "post", url, body, opts)
+  return res, err, code
+end
+
+-- A session: requests that share a cookie jar and default options.
+local Session = {}
+Session.__index = Session
+
+local function check_session(s, fname)
+  if getmetatable(s) ~= Session then
+    error(format("aqueue.http.session:%s is a method of a session: s:%s(...)", fname, fname), 3)
   end
-  local o = with("post", opts, url, body, 3)
-  o.method = "POST"
-  return send(normalize(o, "post", 3))
+end
+
+function Session:request(opts)
+  check_session(self, "request")
+  local res, err, code = request(self, "session:request", opts)
+  return res, err, code
+end
+
+function Session:get(url, opts)
+  check_session(self, "get")
+  local res, err, code = get(self, "session:get", url, opts)
+  return res, err, code
+end
+
+function Session:post(url, body, opts)
+  check_session(self, "post")
+  local res, err, code = post(self, "session:post", url, body, opts)
+  return res, err, code
+end
+
+-- session{ headers =, cookies =, proxy =, user_agent =, ... }: a client whose
+-- requests (s:request, s:get, s:post, as aqueue.http's) share
+--   cookies = true   one cookie jar: what a response sets, the next requests send
+--   user_agent       the User-Agent header
+-- and, as defaults under each request's own, any option of a request but url,
+-- method, body and output (headers merged by name, the request's winning).
+function M.session(opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    fail("session", 2, "options must be a table, got %s", type(opts))
+  end
+  local defaults = {}
+  for k, v in pairs(opts) do
+    if k == "url" or k == "method" or k == "body" or k == "output" then
+      fail("session", 2, "option '%s' belongs to each request, not to a session", k)
+    elseif k == "cookies" or k == "user_agent" then
+      local want = k == "cookies" and "boolean" or "string"
+      if type(v) ~= want then
+        fail("session", 2, "option '%s' must be a %s, got %s", k, want, type(v))
+      end
+    else
+      defaults[k] = v
+    end
+  end
+  if opts.user_agent then -- under a User-Agent of the headers
+    local agent = { defaults = { headers = { ["User-Agent"] = opts.user_agent } } }
+    defaults.headers = with_defaults(agent, { headers = defaults.headers or {} }).headers
+  end
+  -- The defaults are checked now, as a request's options would be.
+  local probe = {}
+  for k, v in pairs(defaults) do probe[k] = v end
+  probe.url = "http://127.0.0.1/"
+  normalize(probe, "session", 3)
+  return setmetatable({ defaults = defaults, jar = opts.cookies and core.cookie_jar() or nil }, Session)
 end
 
 local LIMITS = { max_connections = 1, max_per_host = 2 }

@@ -1,5 +1,6 @@
 -- aqueue.http for crawling: res:json(), max_body, retry_on, compressed bodies,
--- HTTP/2, against a private nginx on 127.0.0.1 (tests/support/nginx.lua).
+-- HTTP/2, sessions (cookies, default headers, proxy), against a private nginx
+-- on 127.0.0.1 (tests/support/nginx.lua).
 local aqueue = require("aqueue")
 local http = aqueue.http
 local files = require("tests.support.files")
@@ -51,6 +52,12 @@ setup(function()
       location = /data.json { default_type application/json; return 200 '{"a":[1,2],"b":"x","n":null}'; }
       location = /page.html { default_type text/html; return 200 "<html><body>not JSON</body></html>"; }
       location = /empty { return 200 ""; }
+      location = /login { add_header Set-Cookie "x=42; Path=/"; return 200 "logged in"; }
+      location = /private {
+        if ($cookie_x) { return 200 "hello $cookie_x"; }
+        return 403 "no cookie";
+      }
+      location = /headers { return 200 "$http_x_a|$http_x_b|$http_user_agent"; }
       location ~ ^/text[.](br|deflate)$ { default_type application/octet-stream; add_header Content-Encoding $1; }
     ]],
   }
@@ -313,5 +320,81 @@ describe("compressed bodies and HTTP versions", function()
     local _, err
     _, err, code = http.get(tls.url .. "/hello", { ca_file = server.prefix .. "/missing.pem" })
     assert.are.equal("ETLS", code, err)
+  end)
+end)
+
+describe("http.session", function()
+  it("keeps the cookies a page sets for the next requests", function()
+    local s = http.session{ cookies = true }
+    assert.are.equal(403, assert(s:get(base .. "/private")).status)
+    assert.are.equal("logged in", assert(s:get(base .. "/login")).body)
+    local res = assert(s:get(base .. "/private"))
+    assert.are.equal(200, res.status)
+    assert.are.equal("hello 42", res.body)
+    assert.are.equal("hello 42", assert(s:post(base .. "/private", "")).body)
+    assert.are.equal("hello 42", assert(s:request{ url = base .. "/private" }).body)
+  end)
+
+  it("shares the jar between concurrent tasks, and with no one else", function()
+    local s = http.session{ cookies = true }
+    assert(s:get(base .. "/login"))
+    local handles = {}
+    for i = 1, 30 do
+      handles[i] = aqueue.spawn(function()
+        if i % 3 == 0 then return assert(http.get(base .. "/private")).status end          -- no session
+        if i % 3 == 1 then return assert(http.session{ cookies = true }:get(base .. "/private")).status end
+        return assert(s:get(base .. "/private")).status
+      end)
+    end
+    for i = 1, 30 do
+      assert.are.equal(i % 3 == 2 and 200 or 403, handles[i]:result(), "task " .. i)
+    end
+    -- the easy handles the session used went back to the pool without its jar
+    for _ = 1, 5 do assert.are.equal(403, assert(http.get(base .. "/private")).status) end
+    assert.are.equal(403, assert(http.session():get(base .. "/private")).status, "cookies are off by default")
+  end)
+
+  it("sends its headers and user agent under each request's own", function()
+    local s = http.session{ headers = { ["X-A"] = "a", ["X-B"] = "b" }, user_agent = "crawler/2" }
+    assert.are.equal("a|b|crawler/2", assert(s:get(base .. "/headers")).body)
+    assert.are.equal("a|own|crawler/2", assert(s:get(base .. "/headers", { headers = { ["x-b"] = "own" } })).body)
+    assert.are.equal("a|b|mine", assert(s:get(base .. "/headers", { headers = { ["user-agent"] = "mine" } })).body)
+    assert.are.equal("a||crawler/2", assert(s:get(base .. "/headers", { headers = { ["X-B"] = false } })).body)
+    local agent = http.session{ headers = { ["User-Agent"] = "from headers" }, user_agent = "crawler/2" }
+    assert.are.equal("||from headers", assert(agent:get(base .. "/headers")).body)
+  end)
+
+  it("gives its options as defaults: max_body, timeout, retry_on", function()
+    local s = http.session{ max_body = 10 }
+    assert.are.equal("EFBIG", select(3, s:get(base .. "/big.bin")))
+    assert.is_true(assert(s:get(base .. "/big.bin", { max_body = #blob })).body == blob)
+  end)
+
+  it("sends its requests through the proxy", function()
+    local proxy = nginx.start{ server = [[ location / { return 200 "proxied $http_host$request_uri"; } ]] }
+    finally(function() proxy:stop() end)
+    local nowhere_host = "127.0.0.1:" .. require("tests.support.tcp").free_port()
+    local nowhere = "http://" .. nowhere_host .. "/page?q=1"
+    local s = http.session{ proxy = proxy.url }
+    local res = assert(s:get(nowhere))
+    assert.are.equal("proxied " .. nowhere_host .. "/page?q=1", res.body)
+    assert.are.equal("ECONNREFUSED", select(3, http.get(nowhere)))
+  end)
+
+  it("raises on misuse", function()
+    assert.has_error(function() http.session("x") end, "aqueue.http.session: options must be a table, got string")
+    assert.has_error(function() http.session{ cookies = "yes" } end,
+      "aqueue.http.session: option 'cookies' must be a boolean, got string")
+    assert.has_error(function() http.session{ url = base } end,
+      "aqueue.http.session: option 'url' belongs to each request, not to a session")
+    assert.has_error(function() http.session{ timout = 1 } end, "aqueue.http.session: unknown option 'timout'")
+    assert.has_error(function() http.session{ timeout = -1 } end,
+      "aqueue.http.session: option 'timeout' must be a positive number of seconds, got -1")
+    local s = http.session()
+    assert.has_error(function() s.get(base) end, "aqueue.http.session:get is a method of a session: s:get(...)")
+    assert.has_error(function() s:get(base, { timout = 1 }) end, "aqueue.http.session:get: unknown option 'timout'")
+    local ok, err = pcall(function() s:get(base, { timout = 1 }) end)
+    assert.is_false(ok)
+    assert.matches("http_crawl_spec.lua:%d+: aqueue.http.session:get", err)
   end)
 end)

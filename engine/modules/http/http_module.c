@@ -13,7 +13,7 @@
 #include "http.h"
 
 /* request{ method =, url =, headers = { "Name: value", ... }, body =, timeout =,
- * max_body =, follow_redirects =, output =, ca_file = } (checked and normalized by aqueue.http):
+ * max_body =, follow_redirects =, output =, ca_file =, proxy =, cookie_jar = } (checked and normalized by aqueue.http):
  * yields until the response is in, then returns { status, headers, body, url,
  * elapsed } (no body with output), or nil, err, code. Raises on misuse. */
 static int l_request(lua_State *L) {
@@ -90,6 +90,7 @@ AQ_EXPORT int luaopen_aqueue_http_core(lua_State *L) {
       {"request", l_request},
       {"configure", l_configure},
       {"parse_date", l_parse_date},
+      {"cookie_jar", http_cookies_new},
       {NULL, NULL},
   };
   lua_newtable(L);

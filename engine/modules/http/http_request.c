@@ -28,6 +28,7 @@ static void deadline_close(http_req *r) {
 }
 
 void http_request_free(http_req *r) {
+  http_cookies_detach(r);
   if (r->easy) http_easy_give_back(r->m, r->easy);
   deadline_close(r);
   curl_slist_free_all(r->headers);
@@ -208,6 +209,8 @@ static int set_up_easy(http_req *r, const http_options *o) {
    * curl 7.88's default, said here so no build of curl differs. */
   curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
   if (o->ca_file) curl_easy_setopt(easy, CURLOPT_CAINFO, o->ca_file); /* curl copies it */
+  if (o->proxy) curl_easy_setopt(easy, CURLOPT_PROXY, o->proxy);
+  if (o->jar) http_cookies_attach(r, o->jar);
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, o->follow_redirects ? 1L : 0L);
