@@ -8,7 +8,10 @@
 -- (engine/modules/http/, the module aqueue.http_core). This file checks the arguments,
 -- raising on misuse with a message that points at the caller, and normalizes
 -- them for the C side. Transfer failures come back as nil, err, code (README
--- "I/O failures": ECONNREFUSED, ETIMEDOUT, EAI_NONAME, ECERT, ...).
+-- "I/O failures": ECONNREFUSED, ETIMEDOUT, EAI_NONAME, ECERT, ...). What
+-- crawling adds on top of one transfer lives here too (SPEC section 11): the
+-- response's methods (res:json()), retry_on with Retry-After, and sessions
+-- (default options and a cookie jar, aqueue.http_core's cookie_jar()).
 -- The C module (and libcurl with it) is loaded on first use, so scripts that
 -- never make a request never pay for loading it.
 local core = setmetatable({}, { __index = function(t, k)
@@ -175,10 +178,13 @@ local function normalize(opts, fname, level)
     fail(fname, level, "option 'max_body' must be a whole number of bytes from 1, got %s", tostring(max_body))
   end
   if max_body == math.huge then max_body = nil end
-  local output = opts.output
-  if output and (output == "" or output:find("%z")) then
-    fail(fname, level, "option 'output' must be a file path")
+  for _, k in ipairs{ "output", "ca_file" } do
+    local path = opts[k]
+    if path and (path == "" or path:find("%z")) then
+      fail(fname, level, "option '%s' must be a file path", k)
+    end
   end
+  local output = opts.output
   return {
     method = method,
     url = opts.url,
@@ -226,28 +232,6 @@ local function send(o, policy)
     end
   end
   return response(res, err, code)
-end
-
--- The options of get or post: a copy of opts with url (and body) added.
-local function with(fname, opts, url, body, level)
-  if type(url) ~= "string" then
-    fail(fname, level, "the url must be a string, got %s", type(url))
-  end
-  if opts == nil then
-    opts = {}
-  elseif type(opts) ~= "table" then
-    fail(fname, level, "options must be a table, got %s", type(opts))
-  end
-  local copy = {}
-  for k, v in pairs(opts) do
-    if k == "url" or k == "method" or k == "body" then
-      fail(fname, level, "option '%s' cannot be given to %s (use aqueue.http.request)", k, fname)
-    end
-    copy[k] = v
-  end
-  copy.url = url
-  copy.body = body
-  return copy
 end
 
 -- opts under the defaults of session s (opts itself without a session):
@@ -304,9 +288,11 @@ local function with(fname, opts, url, body, level)
   return copy
 end
 
--- The three ways to make a request, through session s (or nil).
+-- The three ways to make a request, through session s (or nil). None of
+-- these functions ends in a tail call: the stack levels that error messages
+-- count from (make's 5) need every frame.
 local function request(s, fname, opts)
-  local res, err, code = make(s, fname, opts) -- (no tail call: the user stays 2 levels up)
+  local res, err, code = make(s, fname, opts)
   return res, err, code
 end
 
@@ -406,10 +392,7 @@ function M.session(opts)
     defaults.headers = with_defaults(agent, { headers = defaults.headers or {} }).headers
   end
   -- The defaults are checked now, as a request's options would be.
-  local probe = {}
-  for k, v in pairs(defaults) do probe[k] = v end
-  probe.url = "http://127.0.0.1/"
-  normalize(probe, "session", 3)
+  normalize(with_defaults({ defaults = defaults }, { url = "http://127.0.0.1/" }), "session", 3)
   return setmetatable({ defaults = defaults, jar = opts.cookies and core.cookie_jar() or nil }, Session)
 end
 
