@@ -28,6 +28,8 @@ cdef("int poll(void *fds, unsigned long nfds, int timeout);")
 cdef("int waitpid(int pid, int *status, int options);")
 cdef("int posix_spawn(int *pid, const char *path, const void *file_actions, const void *attr, char *const argv[], char *const envp[]);")
 cdef("extern char **environ;")
+cdef("char *realpath(const char *path, char *resolved);")
+cdef("void free(void *p);")
 
 local SIGKILL, WNOHANG = 9, 1
 local START_TIMEOUT = 20 -- seconds; only a failing start waits that long
@@ -107,8 +109,10 @@ function Server:start_again()
   self.pid = spawn(args)
   local waited = 0
   while true do
+    -- ours when it answers from our directory: another server may have taken
+    -- the port between tcp.free_port() and our bind (which then fails)
     local answer = self:cli("PING")
-    if answer == "PONG" then return self end
+    if answer == "PONG" and self:cli("CONFIG", "GET", "dir"):match("[^\n]*$") == self.dir_real then return self end
     if reaped(self.pid) or waited >= START_TIMEOUT * 1000 then
       self.pid = nil
       error("redis-server did not start on port " .. self.port .. ":\n" .. self:log(), 2)
@@ -140,13 +144,16 @@ function M.start(opts)
   local template = ffi.new("char[?]", 64, "/tmp/aqueue-redis-XXXXXX")
   assert(ffi.C.mkdtemp(template) ~= nil, "mkdtemp failed")
   local dir = ffi.string(template)
+  local real = ffi.C.realpath(template, nil)
   local server = setmetatable({
     dir = dir,
+    dir_real = ffi.string(real), -- as the server reports its directory
     port = tcp.free_port(),
     password = opts.password,
     appendfsync = opts.appendfsync or "always",
     socket = opts.unix and dir .. "/redis.sock" or nil,
   }, Server)
+  ffi.C.free(real)
   server.url = "redis://127.0.0.1:" .. server.port
   local guard = newproxy(true)
   getmetatable(guard).__gc = function() server:stop() end

@@ -20,6 +20,7 @@
 # sent and read by bash through /dev/tcp.
 
 REDIS_DIR="$TMP/redis"
+REDIS_DIR_REAL="" # REDIS_DIR without symbolic links, as the server reports it
 REDIS_PORT=""
 REDIS_PID=""
 REDIS_URL=""
@@ -27,20 +28,25 @@ REDIS_PASSWORD=""
 REDIS_APPENDFSYNC=always
 
 # _redis_ping : true when the server answers PING with PONG (after AUTH when
-# it has a password); a server still loading its append-only file answers
-# LOADING, which is not yet.
+# it has a password) and is this test's: its directory is REDIS_DIR (another
+# test's server may have taken the port between our check that it was free
+# and our server's bind, which then fails: its PONG is not ours). A server
+# still loading its append-only file answers LOADING, which is not yet.
 _redis_ping() {
-  local fd reply
+  local fd reply dir line
   exec {fd}<>"/dev/tcp/127.0.0.1/$REDIS_PORT" || return 1
   if [ -n "$REDIS_PASSWORD" ]; then
     printf 'AUTH %s\r\n' "$REDIS_PASSWORD" >&"$fd"
     read -r -t 2 reply <&"$fd"
   fi
-  printf 'PING\r\n' >&"$fd"
+  printf 'PING\r\nCONFIG GET dir\r\n' >&"$fd"
   reply=""
   read -r -t 2 reply <&"$fd"
+  for line in 1 2 3 4 5; do # *2, $3, dir, $N, the directory
+    read -r -t 2 dir <&"$fd" || break
+  done
   exec {fd}>&-
-  [[ $reply == +PONG* ]]
+  [[ $reply == +PONG* && ${dir%$'\r'} == "$REDIS_DIR_REAL" ]]
 }
 
 # _redis_spawn : starts redis-server on REDIS_PORT in REDIS_DIR (its output
@@ -73,6 +79,7 @@ redis_start() {
     shift 2
   done
   mkdir -p "$REDIS_DIR"
+  REDIS_DIR_REAL="$(cd "$REDIS_DIR" && pwd -P)"
   local tries fd
   for tries in 1 2 3 4 5 6 7 8 9 10; do
     REDIS_PORT=$((20000 + RANDOM % 40000))
