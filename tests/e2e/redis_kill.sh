@@ -39,9 +39,10 @@ EXPECTED_ITEMS=10221
 EXPECTED_HOOKS=221
 SAN_RE='ERROR: (Address|Leak)Sanitizer|runtime error:|internal error|stack traceback|panic'
 
-# Kill delays are drawn from [100, 400] ms after the killed process started,
-# scaled by SLOW_PCT for the ASan runner (its start-up is slower; the leaves'
-# sleeps are not). AQUEUE_E2E_SLOW_PCT sets it for other slow builds. They are
+# Kill delays are drawn from [100, 400] ms after the killed process processed
+# its first item (its LOG.TAG.busy file: a kill that only hit the start-up of
+# a process on a loaded machine would lose no claim), scaled by SLOW_PCT for
+# the ASan runner (its processing is slower; the leaves' sleeps are not). AQUEUE_E2E_SLOW_PCT sets it for other slow builds. They are
 # capped so that the run cannot finish before the last kill: the leaves left
 # take at least left / MAX_RATE seconds (three processes of 16 workers, each
 # leaf sleeping 0.02 s: the fixture's figures), shared among the kills still
@@ -87,6 +88,12 @@ start_proc b
 killed=""
 for k in $(seq 1 "$KILLS"); do
   start_proc "v$k"
+  deadline=$((SECONDS + START_WAIT))
+  until [ -e "$LOG.v$k.busy" ]; do
+    kill -0 "$BG_PID" 2>/dev/null || { wait "$BG_PID"; RC=$?; bg_output; fail "process v$k ended (status $RC) before processing an item"; }
+    [ "$SECONDS" -lt "$deadline" ] || { bg_output; fail "process v$k processed no item within ${START_WAIT}s"; }
+    nap 0.01
+  done
   delay=$(((100 + RANDOM % 301) * SLOW_PCT / 100))
   left=$((LEAVES - $(grep -c ' P l' "$LOG")))
   cap=$((left * 1000 / MAX_RATE / (KILLS - k + 2)))
