@@ -61,8 +61,7 @@ one_run() {
   AQUEUE_FAIL_ALLOC="$n" timeout -k 5 "$RUN_TIMEOUT" "$AQUEUE_RUN" --progress plain \
     --state "$dir/state" "$R" "$dir" </dev/null >"$dir/out" 2>"$dir/err"
   rc=$?
-  err=""
-  IFS= read -r -d '' err <"$dir/err"
+  slurp err "$dir/err"
   case "$err" in
   *"ERROR: AddressSanitizer"* | *"ERROR: LeakSanitizer"* | *"runtime error"*)
     echo "$n FAIL a sanitizer report (status $rc)"; return ;;
@@ -92,8 +91,7 @@ one_run() {
   # for the e2e tests' tools, since an ASan start-up costs five times as much.)
   timeout -k 5 "$RUN_TIMEOUT" "$TOOL_RUN" --progress none --state "$dir/state" "$R" "$dir" \
     </dev/null >"$dir/out3" 2>"$dir/err3"
-  err=""
-  IFS= read -r -d '' err <"$dir/err3"
+  slurp err "$dir/err3"
   if [[ $err != *"is complete (4 done, 0 failed): nothing to do"* ]]; then
     echo "$n FAIL the state file is not complete: ${err%%$'\n'*}"; return
   fi
