@@ -3,7 +3,7 @@
 #
 # A tree of 10221 items (fixtures/redis_kill.lua: Root -> 20 Branch -> 10 Mid
 # -> 50 Leaf, hooks on Root, Branch and Mid, key() duplicates between
-# neighbouring Mids, 500 leaves that fail their first attempt and are
+# neighbouring Mids, 400 leaves that fail their first attempt and are
 # retried) is run by three processes on a private redis-server (appendonly,
 # appendfsync always): a and b run from start to end; the third is killed
 # with SIGKILL at KILLS random moments, started again after each, and its
@@ -42,7 +42,8 @@ SAN_RE='ERROR: (Address|Leak)Sanitizer|runtime error:|internal error|stack trace
 # Kill delays are drawn from [100, 400] ms after the killed process processed
 # its first item (its LOG.TAG.busy file: a kill that only hit the start-up of
 # a process on a loaded machine would lose no claim), scaled by SLOW_PCT for
-# the ASan runner (its processing is slower; the leaves' sleeps are not). AQUEUE_E2E_SLOW_PCT sets it for other slow builds. They are
+# the ASan runner (its processing is slower; the leaves' sleeps are not).
+# AQUEUE_E2E_SLOW_PCT sets it for other slow builds. They are
 # capped so that the run cannot finish before the last kill: the leaves left
 # take at least left / MAX_RATE seconds (three processes of 16 workers, each
 # leaf sleeping 0.02 s: the fixture's figures), shared among the kills still
