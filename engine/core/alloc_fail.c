@@ -13,10 +13,12 @@
  *   AQUEUE_FAIL_ALLOC=count  nothing fails; at exit, prints on stderr
  *                            "aqueue: allocations: TOTAL"
  *   AQUEUE_FAIL_ALLOC_TRACE=1  with N: prints the stack of the failing call
- *                            (to find which branch a run took)
+ *                            (to find which branch a run took); with count:
+ *                            the stack of every call (the allocation sites a
+ *                            run reaches, to compare two runs)
  * Without the variable the wrappers only forward (one relaxed load).
  *
- * tests/alloc_fail/run.sh runs a representative script for N = 1..TOTAL and
+ * tests/alloc_fail.sh runs a representative script for N = 1..TOTAL and
  * checks that each ends cleanly: success, or an "out of memory" error.
  */
 #include <stdatomic.h>
@@ -51,14 +53,14 @@ static void print_count(void) {
 __attribute__((constructor)) static void read_env(void) {
   const char *v = getenv("AQUEUE_FAIL_ALLOC");
   if (!v || !*v) return;
+  const char *t = getenv("AQUEUE_FAIL_ALLOC_TRACE");
+  trace = t && strcmp(t, "1") == 0;
   if (strcmp(v, "count") == 0) {
     atexit(print_count);
     atomic_store(&enabled, 2);
     return;
   }
   fail_at = strtoul(v, NULL, 10);
-  const char *t = getenv("AQUEUE_FAIL_ALLOC_TRACE");
-  trace = t && strcmp(t, "1") == 0;
   if (fail_at > 0) atomic_store(&enabled, 1);
 }
 
@@ -67,14 +69,14 @@ static int fails_now(void) {
   int mode = atomic_load_explicit(&enabled, memory_order_relaxed);
   if (mode == 0) return 0;
   unsigned long n = atomic_fetch_add(&calls, 1) + 1;
-  if (mode != 1 || n != fail_at) return 0;
+  int fails = mode == 1 && n == fail_at;
 #if defined(__SANITIZE_ADDRESS__)
-  if (trace) {
-    fprintf(stderr, "aqueue: allocation %lu fails here:\n", n);
+  if (trace && (fails || mode == 2)) {
+    fprintf(stderr, "aqueue: allocation %lu %s here:\n", n, fails ? "fails" : "is made");
     __sanitizer_print_stack_trace();
   }
 #endif
-  return 1;
+  return fails;
 }
 
 void *__wrap_malloc(size_t size) { return fails_now() ? NULL : __real_malloc(size); }

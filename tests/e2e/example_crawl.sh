@@ -38,7 +38,7 @@ pass "25 requests at 40/s took $secs s (>= 0.6 s)"
 # its running fetches finish against the live server (nothing fails, nothing is
 # retried), and the example stops nginx afterwards. With --state, running it
 # again finishes the crawl without fetching twice.
-start_bg slow setsid "$AQUEUE_RUN" --progress plain --state "$TMP/slow.state" "$S" --pages 2000 --workers 4 --delay 0.05 --out "$TMP/slow"
+start_bg slow setsid "$AQUEUE_RUN" --progress plain --state "$TMP/slow.state" "$S" --pages 1000 --workers 4 --delay 0.05 --out "$TMP/slow"
 wait_for_text "$TMP/slow.out" "nginx pid" "$START_WAIT" "the slow crawl started its server"
 expect_eq "$(ps -o pgid= -p "$BG_PID" | tr -d ' ')" "$BG_PID" "the run leads its own process group"
 pid=$(sed -n 's/.*(nginx pid \([0-9]*\)).*/\1/p' "$TMP/slow.out")
@@ -55,11 +55,11 @@ if kill -0 "$pid" 2>/dev/null; then fail "nginx (pid $pid) is still running afte
 pass "nginx (pid $pid) was stopped after Ctrl-C"
 first=$(find "$TMP/slow" -name '*.gif' | wc -l)
 
-run "$AQUEUE_RUN" --progress plain --state "$TMP/slow.state" "$S" --pages 2000 --workers 8 --delay 0 --out "$TMP/slow"
+run "$AQUEUE_RUN" --progress plain --state "$TMP/slow.state" "$S" --pages 1000 --workers 8 --delay 0 --out "$TMP/slow"
 expect_rc 0 "the crawl resumed from its state file"
 expect_match "$ERR" "^aqueue: resuming the run in $TMP/slow.state: " "it says it resumes"
 expect_match "$OUT" "^\(the run resumed from $TMP/slow.state: [0-9]+ items were done before\)$" "the example says so too"
-expect_match "$OUT" "saved $((400 - first)) images" "only the images not saved before were fetched"
-expect_eq "$(find "$TMP/slow" -name '*.gif' | wc -l)" 400 "every image is in the output folder"
+expect_match "$OUT" "saved $((200 - first)) images" "only the images not saved before were fetched"
+expect_eq "$(find "$TMP/slow" -name '*.gif' | wc -l)" 200 "every image is in the output folder"
 
 finish

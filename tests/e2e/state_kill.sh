@@ -1,7 +1,7 @@
 # End-to-end: the persistence guarantee of SPEC section 5 under kill -9.
 #
-# A persisted run of 20421 items (fixtures/state_kill.lua: Root -> 20 Branch
-# -> 20 Mid -> 50 Leaf, every item with a hook; process() appends "P <path>"
+# A persisted run of 10421 items (fixtures/state_kill.lua: Root -> 20 Branch
+# -> 20 Mid -> 25 Leaf, every item with a hook; process() appends "P <path>"
 # and the hook "H <path>" to a side log, the top level "S ..." once per process)
 # is started with --state, killed with SIGKILL at random moments (at least
 # MIN_KILLS of them while the run is unfinished), rerun until a run ends by
@@ -28,7 +28,7 @@ STATE="$TMP/run.db"
 LOG="$TMP/side.log"
 MIN_KILLS=10      # kills that must land while the run is unfinished
 MAX_EXTRA_KILLS=8 # kills after those, until a run happens to finish first
-EXPECTED_ITEMS=20421
+EXPECTED_ITEMS=10421
 SAN_RE='ERROR: (Address|Leak)Sanitizer|runtime error:|internal error|stack traceback|panic'
 
 # Kill delays are drawn from [50, 400] ms, scaled by SLOW_PCT for the ASan runner
@@ -148,7 +148,9 @@ kill_run() { # delay_ms
   n=$((n + 1))
   runs=$((runs + 1))
   start_bg "r$n" "$AQUEUE_RUN" --state "$STATE" --progress none "$F" "$LOG"
-  sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"
+  local secs
+  printf -v secs '%d.%03d' $(($1 / 1000)) $(($1 % 1000))
+  nap "$secs"
   kill -KILL "$BG_PID" 2>/dev/null
   { wait "$BG_PID"; } 2>/dev/null # (no "Killed" notice from bash)
   RC=$?
@@ -183,8 +185,8 @@ leaf_p_lines() {
 # slots), and that time is shared among the kills still needed (so a late
 # kill may hit the start-up or the loading of the resumed run, which is a
 # moment like any other).
-MAX_RATE=10000 # leaves per second, at most: NUM_WORKERS / LEAF_SLEEP of the fixture (checked below)
-LEAVES=20000
+MAX_RATE=5000 # leaves per second, at most: NUM_WORKERS / LEAF_SLEEP of the fixture (checked below)
+LEAVES=10000
 while [ "$kills" -lt "$MIN_KILLS" ]; do
   delay=$(((50 + RANDOM % 351) * SLOW_PCT / 100))
   remaining=$((LEAVES - $(leaf_p_lines)))
@@ -203,8 +205,8 @@ while [ "$kills" -lt "$MIN_KILLS" ]; do
 done
 pass "$MIN_KILLS kills with SIGKILL landed while the run was unfinished"
 case "$CONFIG" in
-"S workers=50 leaf_sleep=0.005 "*) ;;
-*) fail "the fixture's figures [$CONFIG] do not match MAX_RATE=$MAX_RATE (50 workers / 0.005 s)" ;;
+"S workers=50 leaf_sleep=0.01 "*) ;;
+*) fail "the fixture's figures [$CONFIG] do not match MAX_RATE=$MAX_RATE (50 workers / 0.01 s)" ;;
 esac
 
 # --- phase 2: random kills, uncapped, until a run happens to finish first ---
@@ -259,17 +261,17 @@ echo "# $kills kills, $runs processes, ${TOTAL_MS} ms in all"
 # had not been committed yet: the state file commits every <= 50 ms off the
 # loop thread, so that is what finished in the last commit window plus the
 # commit in flight. We allow 0.2 s of the fixture's maximum rate (NUM_WORKERS /
-# LEAF_SLEEP = 10000 leaves/s; the 421 Root, Branch and Mid items are few, and
+# LEAF_SLEEP = 5000 leaves/s; the 421 Root, Branch and Mid items are few, and
 # when one runs again its known children are recognized, so it adds only its
-# own P line) = 2000 items: 4x the commit interval, for a slow commit on a
-# loaded 2-core machine. Per kill: 2050. (Measured: ~150-300 per kill.)
+# own P line) = 1000 items: 4x the commit interval, for a slow commit on a
+# loaded 2-core machine. Per kill: 1050. (Measured: ~70-90 per kill.)
 DUP_PER_KILL=$((50 + MAX_RATE * 200 / 1000))
 read_snapshots
 result="$("$PY" - "$LOG" "$STATE" "$kills" "$DUP_PER_KILL" "$SNAPS" "$FINAL_ROWS" <<'PY'
 import os, sys, sqlite3
 log_path, state_path, kills, dup_per_kill = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 snaps_dir, final_rows = sys.argv[5], sys.argv[6]
-BRANCHES, MIDS, LEAVES = 20, 20, 50
+BRANCHES, MIDS, LEAVES = 20, 20, 25
 
 # the tree: path -> parent path
 parent = {"root": None}

@@ -79,6 +79,18 @@ has_text() {
   [[ $content == *"$2"* ]]
 }
 
+# slurp VAR FILE: VAR gets FILE's text as "$(<FILE)" gives it (NUL bytes
+# dropped, the trailing newlines cut; empty for a missing file), read by bash
+# itself: a command substitution forks, and the tests read many outputs.
+slurp() {
+  local -a parts=()
+  local IFS= text
+  [ -r "$2" ] && mapfile -d '' -t parts <"$2"
+  text="${parts[*]}"
+  while [[ $text == *$'\n' ]]; do text="${text%$'\n'}"; done
+  printf -v "$1" '%s' "$text"
+}
+
 cleanup() {
   local pid
   for pid in $BG_PIDS; do
@@ -149,8 +161,8 @@ run() {
   local end=${EPOCHREALTIME/[.,]/}
   ELAPSED_MS=$(((end - start) / 1000))
   RC=$rc
-  OUT="$(<"$TMP/.out")"
-  ERR="$(<"$TMP/.err")"
+  slurp OUT "$TMP/.out"
+  slurp ERR "$TMP/.err"
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     fail "the run did not end within ${RUN_TIMEOUT}s (killed by timeout, status $rc)"
   fi
@@ -255,8 +267,8 @@ use_bg() {
 
 # Loads the background run's output into OUT and ERR (for messages and checks).
 bg_output() {
-  OUT="$(cat "$TMP/$BG_NAME.out" 2>/dev/null)"
-  ERR="$(cat "$TMP/$BG_NAME.err" 2>/dev/null)"
+  slurp OUT "$TMP/$BG_NAME.out"
+  slurp ERR "$TMP/$BG_NAME.err"
 }
 
 # wait_for_text FILE TEXT SECONDS DESCRIPTION : waits until FILE contains

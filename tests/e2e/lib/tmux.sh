@@ -31,11 +31,13 @@ TMUX_SOCK="aqueue-e2e-$TEST_NAME-$$-$RANDOM"
 PANE=""     # the session of the current run
 SCREEN=""   # the last capture of its screen
 
-# tmux on this test's own server only (even when the tests run inside tmux).
+# tmux on this test's own server only (even when the tests run inside tmux:
+# no TMUX in this shell, so no tmux command of the test talks to that one).
 # (-u and a UTF-8 locale: tmux reads and reports the panes' UTF-8 text as it is,
 # whatever the locale the tests run under; the panes get their own locale.)
+unset TMUX
 tm() {
-  env -u TMUX LC_ALL=C.UTF-8 tmux -u -L "$TMUX_SOCK" -f /dev/null "$@"
+  LC_ALL=C.UTF-8 tmux -u -L "$TMUX_SOCK" -f /dev/null "$@"
 }
 
 tmux_cleanup() {
@@ -91,7 +93,8 @@ tmux_run() {
   local wrapper="$TMP/$name.pane.sh"
   {
     echo "trap ':' INT"
-    echo "while [ ! -e $(printf '%q' "$TMP/$name.go") ]; do sleep 0.01; done"
+    # (the wait naps on common.sh's fifo, as nap does: no sleep process per turn)
+    echo "while [ ! -e $(printf '%q' "$TMP/$name.go") ]; do read -r -t 0.01 _ <>$(printf '%q' "$TMP/.nap"); done"
     echo "cd $(printf '%q' "$PWD") || exit 1"
     printf 'env'
     printf ' %q' "${envs[@]}" "$AQUEUE_RUN" "$@"
@@ -163,7 +166,7 @@ tmux_wait_file() {
   local deadline=$(($((${EPOCHREALTIME/[.,]/} / 1000)) + secs * 1000))
   while [ ! -e "$file" ]; do
     if [ -e "$TMP/$PANE.rc" ]; then
-      RC="$(cat "$TMP/$PANE.rc")"
+      read -r RC <"$TMP/$PANE.rc"
       san_check "$what: the run ended before $(basename "$file") appeared"
       tfail "$what: the run ended (status $RC) before $(basename "$file") appeared"
     fi
@@ -198,7 +201,7 @@ tmux_wait_exit() {
     [ "$((${EPOCHREALTIME/[.,]/} / 1000))" -ge "$deadline" ] && tfail "$what: aqueue-run still running after ${secs}s"
     nap 0.02
   done
-  RC="$(cat "$TMP/$PANE.rc")"
+  read -r RC <"$TMP/$PANE.rc"
   nap 0.1 # the last bytes through the pty into tmux
   san_check "$what"
   tmux_screen
