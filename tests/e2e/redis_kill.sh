@@ -1,9 +1,9 @@
 # End-to-end: a run shared through Redis (--redis, SPEC section 10) under
 # kill -9, of its processes and of redis-server itself.
 #
-# A tree of 10221 items (fixtures/redis_kill.lua: Root -> 20 Branch -> 10 Mid
-# -> 50 Leaf, hooks on Root, Branch and Mid, key() duplicates between
-# neighbouring Mids, 400 leaves that fail their first attempt and are
+# A tree of 20221 items (fixtures/redis_kill.lua: Root -> 20 Branch -> 10 Mid
+# -> 100 Leaf, hooks on Root, Branch and Mid, key() duplicates between
+# neighbouring Mids, 1000 leaves that fail their first attempt and are
 # retried) is run by three processes on a private redis-server (appendonly,
 # appendfsync always): a and b run from start to end; the third is killed
 # with SIGKILL at KILLS random moments, started again after each, and its
@@ -11,8 +11,8 @@
 # with SIGKILL too and started again on its files. Claims hold a short lease
 # (LEASE), so the items of a killed process come back soon.
 # Then, from the store (the run's counters, its item records, --status):
-#   - every item was completed, and recorded once: 10221 done, 10221 item
-#     records, 10221 enqueued (a duplicate key never made a second record),
+#   - every item was completed, and recorded once: 20221 done, 20221 item
+#     records, 20221 enqueued (a duplicate key never made a second record),
 #     221 hooks done, nothing failed, queued, running or waiting;
 # and from the log the processes share (a line per processing, tagged with
 # the process that wrote it, in the order of the writes):
@@ -35,7 +35,7 @@ LOG="$TMP/side.log"
 RUN_NAME="kill"
 LEASE=3 # seconds: the run's default is about 15
 KILLS=10
-EXPECTED_ITEMS=10221
+EXPECTED_ITEMS=20221
 EXPECTED_HOOKS=221
 SAN_RE='ERROR: (Address|Leak)Sanitizer|runtime error:|internal error|stack traceback|panic'
 
@@ -46,10 +46,10 @@ SAN_RE='ERROR: (Address|Leak)Sanitizer|runtime error:|internal error|stack trace
 # AQUEUE_E2E_SLOW_PCT sets it for other slow builds. They are
 # capped so that the run cannot finish before the last kill: the leaves left
 # take at least left / MAX_RATE seconds (three processes of 16 workers, each
-# leaf sleeping 0.02 s: the fixture's figures), shared among the kills still
+# leaf sleeping 0.01 s: the fixture's figures), shared among the kills still
 # to come.
-MAX_RATE=2400
-LEAVES=10000
+MAX_RATE=4800
+LEAVES=20000
 SLOW_PCT=100
 case "$AQUEUE_RUN" in *-asan) SLOW_PCT=200 ;; esac
 SLOW_PCT="${AQUEUE_E2E_SLOW_PCT:-$SLOW_PCT}"
@@ -166,7 +166,7 @@ run "$TOOL_RUN" --progress none --redis "$REDIS_URL" --run "$RUN_NAME" --status
 expect_rc 0 "--status: exit 0"
 expect_contains "$OUT" "complete: 0 queued, 0 delayed, 0 running, $EXPECTED_ITEMS done, 0 failed" \
   "--status: every item done, once"
-expect_match "$OUT" '^  Leaf +0 +0 +10000 +0$' "--status: 10000 leaves done"
+expect_match "$OUT" '^  Leaf +0 +0 +20000 +0$' "--status: 20000 leaves done"
 COUNTS="$(rcli HGETALL "aq:{$RUN_NAME}:counts")"
 RECORDS="$(rcli HLEN "aq:{$RUN_NAME}:items")"
 expect_eq "$RECORDS" "$EXPECTED_ITEMS" "the store holds one record per item"
@@ -175,7 +175,7 @@ expect_eq "$RECORDS" "$EXPECTED_ITEMS" "the store holds one record per item"
 result="$("$PY" - "$LOG" "$killed" "$EXPECTED_ITEMS" "$EXPECTED_HOOKS" "$RECORDS" "$COUNTS" <<'PY' 2>&1
 import sys
 log_path, killed, n_items, n_hooks, records = sys.argv[1], set(sys.argv[2].split()), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-BRANCHES, MIDS, LEAVES, DUPS, FLAKY_EVERY = 20, 10, 50, 10, 20
+BRANCHES, MIDS, LEAVES, DUPS, FLAKY_EVERY = 20, 10, 100, 10, 20
 flat = sys.argv[6].split("\n")
 counts = {flat[i]: int(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
 
