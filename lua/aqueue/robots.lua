@@ -273,37 +273,34 @@ local function target_of(parts)
   return parts.query and (path .. "?" .. parts.query) or path
 end
 
-local function check_agent(fname, agent)
+-- The Rules for robots(fname) or robots_allowed, after checking their
+-- arguments: rules, host key, parts of u; or nil, err, code.
+local function asked(fname, u, agent)
+  if type(u) ~= "string" then
+    error(format("aqueue.http.%s(url [, user_agent]): url must be a string, got %s", fname, type(u)), 3)
+  end
   if agent ~= nil and (type(agent) ~= "string" or agent == "") then
     error(format("aqueue.http.%s(url [, user_agent]): user_agent must be a non-empty string, got %s",
       fname, type(agent) == "string" and '""' or type(agent)), 3)
   end
-end
-
-local function check_url(fname, u)
-  if type(u) ~= "string" then
-    error(format("aqueue.http.%s(url [, user_agent]): url must be a string, got %s", fname, type(u)), 3)
-  end
+  local rules, key, parts = rules_of(u, agent, {})
+  return rules, key, parts
 end
 
 -- robots(url [, user_agent]): the rules of url's host for that user agent
 -- (default "aqueue"): rules:allowed(path), rules.crawl_delay (seconds or nil),
 -- rules.sitemaps. Or nil, err, code when robots.txt could not be fetched.
 function M.robots(u, agent)
-  check_url("robots", u)
-  check_agent("robots", agent)
-  local rules, err, code = rules_of(u, agent, {})
+  local rules, err, code = asked("robots", u, agent)
   if not rules then return nil, err, code end
   return rules
 end
 
 -- allowed(url [, user_agent]): true or false, or nil, err, code.
 function M.allowed(u, agent)
-  check_url("robots_allowed", u)
-  check_agent("robots_allowed", agent)
-  local rules, err_or_key, code_or_parts = rules_of(u, agent, {})
-  if not rules then return nil, err_or_key, code_or_parts end
-  return rules:allowed(target_of(code_or_parts))
+  local rules, err, parts = asked("robots_allowed", u, agent)
+  if not rules then return nil, err, parts end -- err, code
+  return rules:allowed(target_of(parts))
 end
 
 ---------------------------------------------------------------------------
