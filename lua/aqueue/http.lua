@@ -12,6 +12,8 @@
 -- crawling adds on top of one transfer lives here too (SPEC section 11): the
 -- response's methods (res:json()), retry_on with Retry-After, and sessions
 -- (default options and a cookie jar, aqueue.http_core's cookie_jar()).
+-- robots.txt is aqueue.robots's: in a run with robots = true, transfer()
+-- asks it before each transfer.
 -- The C module (and libcurl with it) is loaded on first use, so scripts that
 -- never make a request never pay for loading it.
 local core = setmetatable({}, { __index = function(t, k)

@@ -233,7 +233,8 @@ local function host_of(u)
   local port = p.port or (scheme == "https" and 443 or scheme == "http" and 80 or nil)
   local host = lower(p.host or "")
   local key = format("%s://%s:%s", scheme, host, tostring(port))
-  local robots_url = url.build{ scheme = scheme, host = p.host, port = p.port, path = "/robots.txt" }
+  local robots_url, build_err, build_code = url.build{ scheme = scheme, host = p.host, port = p.port, path = "/robots.txt" }
+  if not robots_url then return nil, build_err, build_code end
   return key, robots_url, p
 end
 
