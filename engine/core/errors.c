@@ -46,6 +46,7 @@ static const error_code codes[] = {
     {AQ_EAUTH, 0, "the Redis server refused the password"},
     {AQ_EAQRUN, 0, "the shared run in Redis cannot be used"},
     {AQ_EJSON, 0, "the body is not valid JSON"},
+    {AQ_EROBOTS, 0, "disallowed by robots.txt"},
 };
 
 #define NCODES (sizeof codes / sizeof codes[0])

@@ -12,6 +12,8 @@
 -- crawling adds on top of one transfer lives here too (SPEC section 11): the
 -- response's methods (res:json()), retry_on with Retry-After, and sessions
 -- (default options and a cookie jar, aqueue.http_core's cookie_jar()).
+-- robots.txt is aqueue.robots's: in a run with robots = true, transfer()
+-- asks it before each transfer.
 -- The C module (and libcurl with it) is loaded on first use, so scripts that
 -- never make a request never pay for loading it.
 local core = setmetatable({}, { __index = function(t, k)
@@ -26,6 +28,7 @@ local format = string.format
 local cjson = require("cjson")
 local sleep = require("aqueue.sleep_core").sleep
 local errors = require("aqueue.errors")
+local robots = require("aqueue.robots")
 
 local M = {}
 
@@ -210,13 +213,24 @@ local function retry_after(value)
   return date and math.max(0, date - os.time()) or nil
 end
 
+-- One transfer of core options o. In a run with robots = true it first
+-- asks aqueue.robots: a URL robots.txt disallows fails without a request,
+-- and the host's Crawl-delay spaces the transfers (retries included).
+local function transfer(o)
+  if robots.enforced() then
+    local ok, err, code = robots.admit(o)
+    if not ok then return nil, err, code end
+  end
+  return core.request(o)
+end
+
 -- Sends the request of core options o, again while the status is one of
 -- policy.on and retries are left: after the wait Retry-After asks for, or
 -- else after a backoff doubling from policy.backoff (half of it random, so
 -- clients that failed together do not come back together). A Retry-After
 -- longer than policy.max_wait returns the response at once.
 local function send(o, policy)
-  local res, err, code = core.request(o)
+  local res, err, code = transfer(o)
   if policy then
     local attempt = 1
     while res and policy.on[res.status] and attempt <= policy.retries do
@@ -228,7 +242,7 @@ local function send(o, policy)
       end
       sleep(wait)
       attempt = attempt + 1
-      res, err, code = core.request(o)
+      res, err, code = transfer(o)
     end
   end
   return response(res, err, code)
@@ -420,6 +434,12 @@ function M.configure(opts)
   local total, host = core.configure(args[1], args[2])
   return { max_connections = total, max_per_host = host }
 end
+
+-- robots_allowed(url [, user_agent]): may url be fetched under its host's
+-- robots.txt? true or false, or nil, err, code when robots.txt could not be
+-- fetched. robots(url [, user_agent]): the rules themselves (aqueue.robots).
+M.robots_allowed = robots.allowed
+M.robots = robots.robots
 
 -- The version of the libcurl in use ("7.88.1"), loading it if needed.
 function M.curl_version()

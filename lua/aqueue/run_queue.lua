@@ -17,6 +17,7 @@ local traceback = require("aqueue.traceback")
 local queue_backend = require("aqueue.queue_backend")
 local run_remote = require("aqueue.run_remote")
 local field_names = require("aqueue.field_names")
+local robots = require("aqueue.robots")
 
 local C, E = sched.C, sched.E
 local JOB_ID_SHIFT, JOB_KIND_MASK, JOB_PROCESS = sched.JOB_ID_SHIFT, sched.JOB_KIND_MASK, sched.JOB_PROCESS
@@ -578,6 +579,7 @@ local ORDERS = { lifo = true, fifo = true, priority = true }
 local OPTIONS = {
   initial_items = true, num_workers = true, order = true, progress = true,
   limits = true, max_items = true, max_time = true, state = true, lease = true, heartbeat = true,
+  robots = true,
 }
 local PROGRESS = { auto = true, tty = true, plain = true, json = true, none = true }
 
@@ -713,8 +715,12 @@ local function check_options(opts)
   if state_file ~= nil and (type(state_file) ~= "string" or state_file == "") then
     error("run_queue: state must be a file name, got " .. tostring(state_file), 3)
   end
+  if opts.robots ~= nil and type(opts.robots) ~= "boolean" then
+    local v = opts.robots
+    error("run_queue: robots must be true or false, got " .. (type(v) == "string" and ("%q"):format(v) or describe(v)), 3)
+  end
   return initial, num_workers, order, progress, check_limits(opts.limits), max_items or 0, max_time or 0, state_file,
-    check_lease(opts)
+    check_lease(opts), opts.robots == true
 end
 
 -- Settles the handles of items a graceful stop took out of `run`'s queue.
@@ -804,6 +810,7 @@ local function close_run(run)
     end
   end
   handle.set_run_items(nil)
+  robots.end_run()
   active = nil
 end
 
@@ -825,7 +832,8 @@ local function class_names()
 end
 
 local function run_queue(opts)
-  local initial, num_workers, order, progress, run_limits, max_items, max_time, state_file, lease = check_options(opts)
+  local initial, num_workers, order, progress, run_limits, max_items, max_time, state_file, lease, obey_robots =
+    check_options(opts)
   local _, _, _, _, fresh, retry_failed, _, _, redis, run_name = core.defaults()
   local backend = queue_backend.open(state_file, { fresh = fresh, retry_failed = retry_failed, order = order,
     redis = redis, run = run_name or script_name(), limits = run_limits, classes = class_names(),
@@ -841,6 +849,7 @@ local function run_queue(opts)
   local run = new_run(run_limits, backend)
   active = run
   handle.set_run_items(run.items)
+  robots.start_run(obey_robots)
   local resumed = nil
   ok, err = pcall(function()
     if not backend.local_queue then

@@ -74,6 +74,18 @@ describe("every binding fails in the one shape", function()
     assert_failure("EPROTONOSUPPORT", aqueue.http.get("ftp://127.0.0.1/"))
   end)
 
+  it("http under robots.txt", function()
+    local server = require("tests.support.nginx").start{
+      server = [[ location = /robots.txt { return 200 "User-agent: *\nDisallow: /\n"; } ]] }
+    local Get = aqueue.Item:extend("ErrorsRobotsGet")
+    local got
+    function Get:process() got = { aqueue.http.get(server.url .. "/page") } end
+    aqueue.run_queue{ initial_items = { Get{} }, robots = true, progress = "none" }
+    server:stop()
+    local err = assert_failure("EROBOTS", unpack(got, 1, 3))
+    assert.are.equal("EROBOTS: " .. server.url .. "/page: disallowed by robots.txt (user-agent aqueue)", err)
+  end)
+
   it("url", function()
     local err = assert_failure("EINVAL", aqueue.url.parse("http://"))
     assert.are.equal("EINVAL: invalid argument: http:// (No host part in the URL)", err)
