@@ -49,13 +49,14 @@ local function put_back(batch, rest)
 end
 
 -- Sends the records backend `b` buffered when the call began: the jobs
--- handed back, the enqueues outside a completion, then the completions. Sets
--- each sent entry's id. With claim_n, also claims up to claim_n jobs: the
--- first batch of completions carries the claim (one round trip for both),
--- and the completions that do not fit in it stay buffered for the flusher,
--- so the jobs claimed start while they are sent (a burst of parents with
--- thousands of children takes several calls); or a plain claim goes when
--- there is nothing to complete. Returns true, the jobs claimed and whether
+-- handed back, the enqueues outside a completion, then one batch of the
+-- completions. Sets each sent entry's id. The completions that do not fit
+-- in one call stay buffered for the next send (the flusher's or a claim's):
+-- a burst of parents with thousands of children takes several calls, and a
+-- claim that comes meanwhile carries the next batch instead of waiting for
+-- them all. With claim_n, also claims up to claim_n jobs: the batch of
+-- completions carries the claim (one round trip for both), or a plain claim
+-- goes when there is nothing to complete. Returns true, the jobs claimed and whether
 -- the run's max_items is reached (with claim_n), or nil, err when the store
 -- could not be reached: what was not sent is buffered again, in front.
 function M.send(self, claim_n)
@@ -86,18 +87,17 @@ function M.send(self, claim_n)
     end
   end
   local jobs, reached = nil, false
-  while #results > 0 do
+  if #results > 0 then
     local batch
     batch, results = split(results, BATCH)
+    self.results = put_back(results, self.results)
     local replies, claimed_or_err, limit_reached = self.run:complete(batch, claim_n)
     if not replies then
-      self.results = put_back(put_back(batch, results), self.results)
+      self.results = put_back(batch, self.results)
       return nil, claimed_or_err
     end
     if claim_n then
       jobs, reached = claimed_or_err, limit_reached
-      self.results = put_back(results, self.results)
-      results = {}
     end
     for i = 1, #batch do
       self.held_ids[batch[i].id] = nil -- (a stale completion too: the job is no longer ours)
