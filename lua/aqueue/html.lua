@@ -1,0 +1,131 @@
+-- aqueue.html: HTML documents queried with CSS selectors and XPath (SPEC
+-- section 11), on libxml2: its HTML parser and its XPath engine.
+--
+--   local html = require("aqueue.html")
+--   local doc = html.parse(res.body, res.url)
+--   for _, a in ipairs(doc:css("ul.results a")) do print(a:attr("href"), a:text()) end
+--   local title = doc:css_first("h1::text")           -- a string, or nil
+--   local hrefs = doc:css("a::attr(href)")             -- strings
+--   local n = doc:xpath("count(//li)")                 -- a number
+--   local urls = doc:links()                           -- absolute, unique, in page order
+--
+-- A document and every node (an element) have the same methods: css, css_first,
+-- xpath, links, text, attr, html, and the field tag (nil for the document).
+-- Queries on a node are relative to it (and include it, as parsel's do).
+-- Results of a query are a list in document order: elements are nodes, text
+-- and attribute values are strings; an XPath whose value is a string, number
+-- or boolean gives that value. Nodes keep their document alive: the document
+-- is freed once neither it nor any of its nodes is referenced.
+--
+-- The C side is engine/modules/html/ (the module aqueue.html_core, loaded with
+-- this file, so scripts that never parse HTML never load libxml2); the CSS
+-- translation is aqueue.css_xpath. An invalid selector or XPath raises (it is
+-- a mistake in the script), naming the selector and where it went wrong.
+local core = require("aqueue.html_core")
+local css_xpath = require("aqueue.css_xpath")
+local can_yield = require("aqueue.core").can_yield
+
+local type, error, format, tostring = type, error, string.format, tostring
+local parse_inline, parse_in_pool, compile_xpath, eval = core.parse, core.parse_in_pool, core.compile, core.eval
+
+local M = {}
+
+-- Pages of at least this many bytes are parsed on the thread pool while the
+-- task waits: libxml2 parses about 40 KB per ms here (a 1 MB page held the
+-- loop for 25-40 ms), so 64 KB holds it for under 2 ms. Outside a task (no
+-- coroutine of the engine's to suspend) every page is parsed inline.
+M.pool_min_bytes = 64 * 1024
+
+-- Parses an HTML page (never an error on broken markup). base_url: the page's
+-- URL, against which links() resolves relative links. encoding: the charset of
+-- a Content-Type header, which wins over the page's <meta>; a name libxml2
+-- does not know is ignored. Text without any markup (JSON, plain text,
+-- binary, "") gives an empty document.
+function M.parse(text, base_url, encoding)
+  if type(text) ~= "string" then error(format("aqueue.html.parse: text must be a string, got %s", type(text)), 2) end
+  if base_url ~= nil and type(base_url) ~= "string" then
+    error(format("aqueue.html.parse: base_url must be a string or nil, got %s", type(base_url)), 2)
+  end
+  if encoding ~= nil and type(encoding) ~= "string" then
+    error(format("aqueue.html.parse: encoding must be a string or nil, got %s", type(encoding)), 2)
+  end
+  if #text >= M.pool_min_bytes and can_yield() then
+    local doc, err = parse_in_pool(text, base_url, encoding)
+    if not doc then error(err, 2) end
+    return doc
+  end
+  return parse_inline(text, base_url, encoding)
+end
+
+-- ---------------------------------------------------------------------------
+-- The caches: compiled XPath per expression, and per CSS selector the
+-- compiled XPath of its translation (parsel caches its translations too).
+-- Scripts use a handful of selectors; one that builds them from data would
+-- grow a cache for ever, so each is emptied when it reaches CACHE_MAX.
+
+local CACHE_MAX = 1000
+local by_xpath, n_xpath = {}, 0
+local by_css, n_css = {}, 0
+
+local function compiled_xpath(expr, level)
+  local c = by_xpath[expr]
+  if c then return c end
+  if type(expr) ~= "string" then error(format("aqueue.html: an XPath must be a string, got %s", type(expr)), level + 1) end
+  local err
+  c, err = compile_xpath(expr)
+  if not c then error(format("aqueue.html: invalid XPath %q: %s", expr, err), level + 1) end
+  if n_xpath >= CACHE_MAX then by_xpath, n_xpath = {}, 0 end
+  by_xpath[expr], n_xpath = c, n_xpath + 1
+  return c
+end
+
+local function compiled_css(selector, level)
+  local c = by_css[selector]
+  if c then return c end
+  local expr, err = css_xpath.translate(selector)
+  if not expr then error("aqueue.html: " .. err, level + 1) end
+  c = compiled_xpath(expr, level + 1)
+  if n_css >= CACHE_MAX then by_css, n_css = {}, 0 end
+  by_css[selector], n_css = c, n_css + 1
+  return c
+end
+
+-- The XPath of a CSS selector (what css() evaluates); raises on an invalid one.
+function M.css_to_xpath(selector)
+  local expr, err = css_xpath.translate(selector)
+  if not expr then error("aqueue.html: " .. err, 2) end
+  return expr
+end
+
+-- Evaluates and returns the result, raising (at the user's call) when the
+-- evaluation fails: an unknown function, a variable (none are defined).
+local function run(node, c, first, kind, text, level)
+  local result, err = eval(node, c, first)
+  if err then error(format("aqueue.html: %s %q failed: %s", kind, text, err), level + 1) end
+  return result
+end
+
+-- ---------------------------------------------------------------------------
+-- The methods of documents and nodes (text, attr and html are the C's).
+
+local methods = core.methods
+
+-- (Not tail calls: the error levels count these frames.)
+function methods.xpath(node, expr)
+  local result = run(node, compiled_xpath(expr, 2), false, "XPath", expr, 2)
+  return result
+end
+
+function methods.css(node, selector)
+  local result = run(node, compiled_css(selector, 2), false, "CSS selector", selector, 2)
+  return result
+end
+
+function methods.css_first(node, selector)
+  local result = run(node, compiled_css(selector, 2), true, "CSS selector", selector, 2)
+  return result
+end
+
+M.methods = methods -- (for res:html() and other modules that add to them)
+
+return M
