@@ -17,16 +17,13 @@
 -- or boolean gives that value. Nodes keep their document alive: the document
 -- is freed once neither it nor any of its nodes is referenced.
 --
--- The C side is engine/modules/html/ (the module aqueue.html_core, loaded with
--- this file, so scripts that never parse HTML never load libxml2); the CSS
--- translation is aqueue.css_xpath. An invalid selector or XPath raises (it is
--- a mistake in the script), naming the selector and where it went wrong.
-local core = require("aqueue.html_core")
-local css_xpath = require("aqueue.css_xpath")
+-- The C side is engine/modules/html/ (the module aqueue.html_core, loaded by
+-- the first parse, so scripts that never parse HTML never load libxml2); the
+-- CSS translation is aqueue.css_xpath. An invalid selector or XPath raises (it
+-- is a mistake in the script), naming the selector and where it went wrong.
 local can_yield = require("aqueue.core").can_yield
 
-local type, error, format, collectgarbage = type, error, string.format, collectgarbage
-local parse_inline, parse_in_pool, compile_xpath, eval = core.parse, core.parse_in_pool, core.compile, core.eval
+local type, error, format, collectgarbage, ipairs = type, error, string.format, collectgarbage, ipairs
 
 local M = {}
 
@@ -38,6 +35,9 @@ M.pool_min_bytes = 64 * 1024
 
 -- libxml2's memory for a document, per byte of its text (measured: 16-20).
 local DOCUMENT_WEIGHT = 16
+
+local core -- aqueue.html_core, once loaded
+local load_core -- (below: it completes the methods of nodes)
 
 -- Parses an HTML page (never an error on broken markup). base_url: the page's
 -- URL, against which links() resolves relative links. encoding: the charset of
@@ -52,6 +52,7 @@ function M.parse(text, base_url, encoding)
   if encoding ~= nil and type(encoding) ~= "string" then
     error(format("aqueue.html.parse: encoding must be a string or nil, got %s", type(encoding)), 2)
   end
+  if not core then load_core() end
   -- A document takes 16-20 times its text in libxml2's memory, which the Lua
   -- collector does not see (to it a document is a 16-byte userdata): left
   -- alone it let 300 MB of dropped documents pile up in 60 parses of a 300 KB
@@ -60,11 +61,11 @@ function M.parse(text, base_url, encoding)
   -- would have made it do, which frees the documents dropped meanwhile.
   collectgarbage("step", #text * DOCUMENT_WEIGHT / 1024)
   if #text >= M.pool_min_bytes and can_yield() then
-    local doc, err = parse_in_pool(text, base_url, encoding)
+    local doc, err = core.parse_in_pool(text, base_url, encoding)
     if not doc then error(err, 2) end
     return doc
   end
-  return parse_inline(text, base_url, encoding)
+  return core.parse(text, base_url, encoding)
 end
 
 -- ---------------------------------------------------------------------------
@@ -82,17 +83,22 @@ local function compiled_xpath(expr, level)
   if c then return c end
   if type(expr) ~= "string" then error(format("aqueue.html: an XPath must be a string, got %s", type(expr)), level + 1) end
   local err
-  c, err = compile_xpath(expr)
+  c, err = core.compile(expr)
   if not c then error(format("aqueue.html: invalid XPath %q: %s", expr, err), level + 1) end
   if n_xpath >= CACHE_MAX then by_xpath, n_xpath = {}, 0 end
   by_xpath[expr], n_xpath = c, n_xpath + 1
   return c
 end
 
+-- The XPath of a CSS selector (what css() evaluates), or nil and why not.
+local function translate(selector)
+  return require("aqueue.css_xpath").translate(selector)
+end
+
 local function compiled_css(selector, level)
   local c = by_css[selector]
   if c then return c end
-  local expr, err = css_xpath.translate(selector)
+  local expr, err = translate(selector)
   if not expr then error("aqueue.html: " .. err, level + 1) end
   c = compiled_xpath(expr, level + 1)
   if n_css >= CACHE_MAX then by_css, n_css = {}, 0 end
@@ -102,7 +108,7 @@ end
 
 -- The XPath of a CSS selector (what css() evaluates); raises on an invalid one.
 function M.css_to_xpath(selector)
-  local expr, err = css_xpath.translate(selector)
+  local expr, err = translate(selector)
   if not expr then error("aqueue.html: " .. err, 2) end
   return expr
 end
@@ -110,32 +116,106 @@ end
 -- Evaluates and returns the result, raising (at the user's call) when the
 -- evaluation fails: an unknown function, a variable (none are defined).
 local function run(node, c, first, kind, text, level)
-  local result, err = eval(node, c, first)
+  local result, err = core.eval(node, c, first)
   if err then error(format("aqueue.html: %s %q failed: %s", kind, text, err), level + 1) end
   return result
 end
 
 -- ---------------------------------------------------------------------------
+-- links([selector])
+
+-- The schemes links() keeps, as Scrapy's LinkExtractor does (no mailto:,
+-- javascript:, tel:, data:).
+local LINK_SCHEMES = { http = true, https = true, ftp = true, file = true }
+
+local function strip(s)
+  return (s:gsub("^[ \t\n\r\f]+", ""):gsub("[ \t\n\r\f]+$", ""))
+end
+
+-- The absolute URL of ref against base (nil: there is none), without its
+-- fragment, or nil when it has none or a scheme links() does not keep.
+local function absolute(base, ref)
+  local url
+  if base then
+    url = require("aqueue.url").join(base, ref)
+  elseif ref:find("^%a[%w+.-]*:") then
+    url = ref
+  end
+  if not url then return nil end
+  local scheme = url:match("^(%a[%w+.-]*):")
+  if not scheme or not LINK_SCHEMES[scheme:lower()] then return nil end
+  return (url:gsub("#.*", ""))
+end
+
+-- The URL relative links of the node's document resolve against: its first
+-- <base href>, itself resolved against the base_url of parse; else that
+-- base_url; nil when there is neither.
+local function document_base(node)
+  local base_url = core.base_url(node)
+  local href = run(node, compiled_xpath("/descendant::base[@href][1]/@href", 1), true, "XPath", "", 1)
+  if href then return absolute(base_url, strip(href)) or base_url end
+  return base_url
+end
+
+-- The raw URLs of the selector's matches: its strings as they are (for
+-- `::attr(name)`), the href (else the src) of its elements.
+local function raw_links(node, selector, level)
+  local found = run(node, compiled_css(selector, level + 1), false, "CSS selector", selector, level + 1)
+  if selector == "a::attr(href)" then return found end
+  local raw = {}
+  for _, v in ipairs(found) do
+    if type(v) ~= "string" then v = v:attr("href") or v:attr("src") end
+    if v then raw[#raw + 1] = v end
+  end
+  return raw
+end
+
+-- ---------------------------------------------------------------------------
 -- The methods of documents and nodes (text, attr and html are the C's).
-
-local methods = core.methods
-
 -- (Not tail calls: the error levels count these frames.)
-function methods.xpath(node, expr)
+
+local function xpath(node, expr)
   local result = run(node, compiled_xpath(expr, 2), false, "XPath", expr, 2)
   return result
 end
 
-function methods.css(node, selector)
+local function css(node, selector)
   local result = run(node, compiled_css(selector, 2), false, "CSS selector", selector, 2)
   return result
 end
 
-function methods.css_first(node, selector)
+local function css_first(node, selector)
   local result = run(node, compiled_css(selector, 2), true, "CSS selector", selector, 2)
   return result
 end
 
-M.methods = methods -- (for res:html() and other modules that add to them)
+-- node:links([selector]): the absolute URLs of the links in the node (the
+-- whole document for the document), in page order, each once, without
+-- fragments: of `a[href]` by default, else of what the selector selects
+-- (elements: their href, else src; `::attr(name)`: those values). Resolved
+-- against the document's base (see document_base); links that cannot be
+-- made absolute, and schemes other than http, https, ftp and file, are left out.
+local function links(node, selector)
+  if selector ~= nil and type(selector) ~= "string" then
+    error(format("aqueue.html: links() takes a CSS selector or nothing, got %s", type(selector)), 2)
+  end
+  local raw = raw_links(node, selector or "a::attr(href)", 2)
+  local base = document_base(node)
+  local out, seen = {}, {}
+  for _, ref in ipairs(raw) do
+    local url = absolute(base, strip(ref))
+    if url and not seen[url] then
+      seen[url] = true
+      out[#out + 1] = url
+    end
+  end
+  return out
+end
+
+function load_core()
+  core = require("aqueue.html_core")
+  local methods = core.methods
+  methods.xpath, methods.css, methods.css_first, methods.links = xpath, css, css_first, links
+end
 
 return M

@@ -47,6 +47,7 @@ return {
   errors = require("aqueue.errors"),       -- code -> description of every I/O failure code
   http = http,
   redis = require("aqueue.redis"),         -- aqueue.redis.connect(url [, opts]): loads hiredis on first use
+  html = require("aqueue.html"),           -- aqueue.html.parse(text [, base_url [, encoding]]): loads libxml2 on first use
   fs = fs,
   exec = exec.exec,
   work = work.work,
