@@ -325,9 +325,9 @@ describe("aqueue.html queries", function()
         function() local r = doc:xpath("no_such_function()") return r end,
       }
       for _, call in ipairs(calls) do
-        local line = debug.getinfo(call, "S").linedefined
+        local where = debug.getinfo(call, "S")
         local err = message(call)
-        assert.are.equal("tests/spec/html_spec.lua:" .. line .. ": aqueue.html: ", err:match("^.-: aqueue%.html: "))
+        assert.are.equal(where.short_src .. ":" .. where.linedefined .. ": aqueue.html: ", err:match("^.-: aqueue%.html: "))
       end
     end)
 
@@ -349,6 +349,58 @@ describe("aqueue.html queries", function()
       assert.are.equal("aqueue.html: a CSS selector must be a string, got nil", message(doc.css, doc, nil))
       assert.are.equal("aqueue.html: an XPath must be a string, got number", message(doc.xpath, doc, 5))
     end)
+  end)
+end)
+
+describe("node:links()", function()
+  local PAGE = "http://127.0.0.1:8080/catalog/index.html"
+  local doc = html.parse(fixture("links.html"), PAGE)
+
+  it("gives the absolute URLs of a[href], resolved against <base href>, in page order, each once, without fragments", function()
+    assert.are.same({
+      "http://127.0.0.1:8080/shop/item/1",
+      "http://127.0.0.1:8080/shop/item/2", -- the spaces around the href dropped
+      -- item/1#reviews: the same URL once its fragment is removed
+      "http://127.0.0.1:8080/about",
+      "http://cdn.example.com/x.js",
+      "https://other.example/p?q=1",
+      -- mailto:, javascript:, tel: left out
+      "http://127.0.0.1:8080/shop/", -- "#top" and "": the base itself
+    }, doc:links())
+  end)
+
+  it("takes the href, else the src, of the selector's elements, or the values of its ::attr()", function()
+    assert.are.same({ "http://127.0.0.1:8080/shop/img/logo.png" }, doc:links("img"))
+    assert.are.same({ "http://127.0.0.1:8080/shop/img/logo.png" }, doc:links("img::attr(src)"))
+    assert.are.same({ "http://127.0.0.1:8080/shop/page2.html" }, doc:links("link[rel=next]"))
+    assert.are.same({}, doc:links("table a"))
+  end)
+
+  it("on a node: the links inside it, resolved against the document's base", function()
+    assert.are.same({ "http://127.0.0.1:8080/shop/item/1", "http://127.0.0.1:8080/shop/item/2" },
+      doc:css_first("#nav"):links())
+  end)
+
+  it("resolves against the base_url of parse when the page has no <base>", function()
+    local page = '<a href="b/c?x=1">rel</a> <a href="/root">root</a> <a href="HTTP://Example.COM/Up">abs</a>'
+    assert.are.same({ "http://127.0.0.1:8080/dir/b/c?x=1", "http://127.0.0.1:8080/root", "http://example.com/Up" },
+      html.parse(page, "http://127.0.0.1:8080/dir/page.html"):links())
+  end)
+
+  it("without any base keeps only the links that are absolute already", function()
+    local page = '<base href="/relative/base/"><a href="b/c">rel</a> <a href="https://example.com/x#f">abs</a>'
+    assert.are.same({ "https://example.com/x" }, html.parse(page):links())
+  end)
+
+  it("of a body without markup is empty", function()
+    assert.are.same({}, html.parse('{"next": "/page/2"}', PAGE):links())
+  end)
+
+  it("refuses a selector that is not a string, and an invalid one", function()
+    assert.has_error(function() doc:links(5) end, "aqueue.html: links() takes a CSS selector or nothing, got number")
+    local ok, err = pcall(doc.links, doc, "a[")
+    assert.is_false(ok)
+    assert.truthy(err:find('invalid CSS selector "a["', 1, true))
   end)
 end)
 
