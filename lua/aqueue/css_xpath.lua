@@ -389,6 +389,19 @@ local function new_stream(tokens)
     if t.type ~= "IDENT" then fail(t.pos, "expected %s, got %s", what, describe(t)) end
     return t.value
   end
+  -- A name or a quoted string (an attribute's value, ::attr's name): its token.
+  function st.expect_value(what)
+    st.skip_ws()
+    local t = st.next()
+    if t.type ~= "IDENT" and t.type ~= "STRING" then fail(t.pos, "expected %s, got %s", what, describe(t)) end
+    return t
+  end
+  -- The delimiter c after optional white space.
+  function st.expect_close(c, what)
+    st.skip_ws()
+    local t = st.next()
+    if not st.is_delim(t, c) then fail(t.pos, "expected %s, got %s", what, describe(t)) end
+  end
   return st
 end
 
@@ -413,14 +426,8 @@ local function parse_attrib(x, st)
   else
     fail(t.pos, "expected ']' or an operator (= ~= |= ^= $= *=), got %s", describe(t))
   end
-  st.skip_ws()
-  local v = st.next()
-  if v.type ~= "IDENT" and v.type ~= "STRING" then
-    fail(v.pos, "expected a value (a name or a quoted string), got %s", describe(v))
-  end
-  st.skip_ws()
-  t = st.next()
-  if not st.is_delim(t, "]") then fail(t.pos, "expected ']', got %s", describe(t)) end
+  local v = st.expect_value("a value (a name or a quoted string)")
+  st.expect_close("]", "']'")
   return ATTRIB[op](x, name, v.value)
 end
 
@@ -470,14 +477,8 @@ local function parse_pseudo_element(st, at)
   if name == "text" and not st.is_delim(st.peek(), "(") then return { text = true } end
   if name == "attr" and st.is_delim(st.peek(), "(") then
     st.next()
-    st.skip_ws()
-    local t = st.next()
-    if t.type ~= "IDENT" and t.type ~= "STRING" then
-      fail(t.pos, "expected an attribute name in ::attr(), got %s", describe(t))
-    end
-    st.skip_ws()
-    local close = st.next()
-    if not st.is_delim(close, ")") then fail(close.pos, "expected ')' after the attribute name, got %s", describe(close)) end
+    local t = st.expect_value("an attribute name in ::attr()")
+    st.expect_close(")", "')' after the attribute name")
     if not is_safe_name(t.value) then fail(t.pos, "'%s' is not an attribute name ::attr() can select", t.value) end
     return { attr = lower(t.value) }
   end

@@ -172,22 +172,19 @@ end
 
 -- ---------------------------------------------------------------------------
 -- The methods of documents and nodes (text, attr and html are the C's).
--- (Not tail calls: the error levels count these frames.)
 
-local function xpath(node, expr)
-  local result = run(node, compiled_xpath(expr, 2), false, "XPath", expr, 2)
-  return result
+-- A query method: node:method(text) compiles text with `compile` (cached)
+-- and evaluates it; `first`: only the first match.
+local function query(compile, kind, first)
+  return function(node, text)
+    local result = run(node, compile(text, 2), first, kind, text, 2)
+    return result -- (not a tail call: the error levels count this frame)
+  end
 end
 
-local function css(node, selector)
-  local result = run(node, compiled_css(selector, 2), false, "CSS selector", selector, 2)
-  return result
-end
-
-local function css_first(node, selector)
-  local result = run(node, compiled_css(selector, 2), true, "CSS selector", selector, 2)
-  return result
-end
+local xpath = query(compiled_xpath, "XPath", false)
+local css = query(compiled_css, "CSS selector", false)
+local css_first = query(compiled_css, "CSS selector", true)
 
 -- node:links([selector]): the absolute URLs of the links in the node (the
 -- whole document for the document), in page order, each once, without
