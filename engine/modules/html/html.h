@@ -23,9 +23,11 @@
  * whatever order the collector takes them in, and no registry reference or
  * Lua table is needed per node.
  *
- * Threads: everything runs on the loop thread, except html_parse_text(),
- * which touches only its arguments and the document it makes (libxml2 is
- * thread-safe once xmlInitParser() ran on the loop thread, in luaopen).
+ * Threads: everything runs on the loop thread, except parsing a large page
+ * (html_parse_text(), which touches only its arguments and the document it
+ * makes) and freeing that page's tree once Lua let go of it (html_doc.c): both
+ * on the thread pool. libxml2 is thread-safe once xmlInitParser() ran on the
+ * loop thread, in luaopen.
  */
 #ifndef AQ_HTML_H
 #define AQ_HTML_H
@@ -43,10 +45,21 @@
 
 /* --- the shared document and node objects (html_doc.c) --- */
 
+/* The module's state for one engine (aq_module_state). */
 typedef struct {
-  int refs;               /* Lua node objects pointing into doc */
-  htmlDocPtr doc;         /* owned: freed with the last reference */
-  xmlXPathContextPtr ctx; /* owned: one per document, made on first use */
+  uv_loop_t *loop;
+  int closing; /* set by the engine's close hook: no more pool work */
+} html_state;
+
+/* The state of the engine running L, made on first use. Raises when out of
+ * memory. */
+html_state *html_state_get(lua_State *L);
+
+typedef struct {
+  int refs;                 /* Lua node objects pointing into doc */
+  htmlDocPtr doc;           /* owned: freed with the last reference */
+  xmlXPathContextPtr ctx;   /* owned: one per document, made on first use */
+  html_state *free_on_pool; /* non-NULL: a large page's, freed on the thread pool */
 } html_doc;
 
 /* The userdata of a node (and of the document: node == (xmlNodePtr)d->doc). */
@@ -61,8 +74,9 @@ typedef struct {
 html_node *html_doc_new_object(lua_State *L);
 
 /* Gives doc to the document object: 0, or -1 when out of memory (doc is
- * freed then, and the object stays without a document). */
-int html_doc_attach(html_node *object, htmlDocPtr doc);
+ * freed then, and the object stays without a document). free_on_pool: NULL,
+ * or the state of the engine on whose thread pool the tree is to be freed. */
+int html_doc_attach(html_node *object, htmlDocPtr doc, html_state *free_on_pool);
 
 /* Pushes a node object for `node` of d's document (one more count of d).
  * mt_index: a stack index holding the node metatable. Raises when out of

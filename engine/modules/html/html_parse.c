@@ -13,7 +13,8 @@
  * above a threshold to parse_in_pool, which parses on libuv's thread pool
  * while the task yields (aq_task_work). Only plain memory crosses: a copy of
  * the text goes to the pool thread, the finished libxml2 document comes
- * back, and the Lua object around it is made on the loop thread.
+ * back, and the Lua object around it is made on the loop thread. Such a
+ * document is freed on the pool too (html_doc.c).
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -74,7 +75,7 @@ int html_l_parse(lua_State *L) {
   const char *text = read_args(L, &len, &base_url, &encoding);
   html_node *object = html_doc_new_object(L);
   htmlDocPtr doc = html_parse_text(text, len, base_url, encoding);
-  if (!doc || html_doc_attach(object, doc) != 0) return luaL_error(L, "aqueue.html.parse: out of memory");
+  if (!doc || html_doc_attach(object, doc, NULL) != 0) return luaL_error(L, "aqueue.html.parse: out of memory");
   return 1;
 }
 
@@ -87,6 +88,7 @@ typedef struct {
   size_t len;
   char *base_url, *encoding; /* copies or NULL */
   htmlDocPtr doc;            /* the result, NULL when out of memory */
+  html_state *state;         /* where the tree will be freed (html_doc.c) */
 } parse_job;
 
 static void job_free(parse_job *job) {
@@ -117,6 +119,7 @@ static void parse_on_pool_thread(void *data) {
 static int after_parse(lua_State *co, void *data) {
   parse_job *job = data;
   htmlDocPtr doc = job->doc;
+  html_state *state = job->state;
   job_free(job);
   if (!co) {
     if (doc) xmlFreeDoc(doc);
@@ -124,7 +127,7 @@ static int after_parse(lua_State *co, void *data) {
   }
   if (!doc) return aq_push_failure(co, "ENOMEM", "aqueue.html.parse: out of memory");
   html_node *object = html_doc_new_object(co);
-  if (html_doc_attach(object, doc) != 0) {
+  if (html_doc_attach(object, doc, state) != 0) {
     lua_pop(co, 1);
     return aq_push_failure(co, "ENOMEM", "aqueue.html.parse: out of memory");
   }
@@ -135,8 +138,10 @@ int html_l_parse_in_pool(lua_State *L) {
   size_t len;
   const char *base_url, *encoding;
   const char *text = read_args(L, &len, &base_url, &encoding);
+  html_state *state = html_state_get(L); /* (raises: before anything is ours) */
   parse_job *job = calloc(1, sizeof *job);
   if (!job) return luaL_error(L, "aqueue.html.parse: out of memory");
+  job->state = state;
   int failed = 0;
   job->len = len;
   job->text = malloc(len ? len : 1);
