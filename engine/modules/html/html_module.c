@@ -16,10 +16,10 @@
 AQ_EXPORT int luaopen_aqueue_html_core(lua_State *L);
 
 /* Keeps this module, and libxml2 with it, loaded until the process ends.
- * Lua unloads C modules when its state closes, but a pool thread may still
- * be parsing for a task that was cancelled (aq_task_work cannot stop it), and
- * libxml2's global state from xmlInitParser must stay reachable, not look
- * leaked. */
+ * Lua unloads C modules when its state closes, but the pool threads outlive
+ * it with libxml2's per-thread state (its destructor would then run in an
+ * unloaded library at their exit), and libxml2's global state from
+ * xmlInitParser must stay reachable, not look leaked. */
 static void keep_loaded(void) {
   Dl_info self;
   if (!dladdr((void *)luaopen_aqueue_html_core, &self) || !self.dli_fname) return;

@@ -8,8 +8,8 @@
  * page's <meta charset> or <meta http-equiv="Content-Type">, else reads
  * UTF-8 (and, meeting bytes that are not, Latin-1).
  *
- * Parsing costs about 7 ms per 300 KB on the machine of README's figures, so a
- * large page would stall every other task: lua/aqueue/html.lua sends pages
+ * Parsing costs 7-10 ms per 300 KB on the machine of README's figures (25-40
+ * ms for 1 MB), so a large page would stall every other task: lua/aqueue/html.lua sends pages
  * above a threshold to parse_in_pool, which parses on libuv's thread pool
  * while the task yields (aq_task_work). Only plain memory crosses: a copy of
  * the text goes to the pool thread, the finished libxml2 document comes
