@@ -30,7 +30,7 @@ local function fail(pos, msg, ...)
 end
 
 -- ---------------------------------------------------------------------------
--- Tokens: { type = "S" | "IDENT" | "HASH" | "STRING" | "NUMBER" | "DELIM" | "EOF",
+-- Tokens: { type = "space" | "ident" | "hash" | "string" | "number" | "delim" | "end",
 -- value =, pos = } (pos: the character where it starts, from 1).
 
 -- The code point of a hexadecimal escape, as UTF-8 (a code point beyond
@@ -137,37 +137,37 @@ local function tokenize(s)
     local ws = s:match("^[ \t\r\n\f]+", i)
     local value, j
     if ws then
-      add("S", " ", i)
+      add("space", " ", i)
       i = i + #ws
     else
       value, j = read_ident(s, i)
       if value then
-        add("IDENT", value, i)
+        add("ident", value, i)
         i = j
       elseif sub(s, i, i) == "#" and read_name_char(s, i + 1, false) then
         value, j = read_name_rest(s, i + 1, {})
-        add("HASH", value, i)
+        add("hash", value, i)
         i = j
       elseif sub(s, i, i) == "'" or sub(s, i, i) == '"' then
         value, j = read_string(s, i)
-        add("STRING", value, i)
+        add("string", value, i)
         i = j
       else
         local num = s:match("^[+-]?%d*%.%d+", i) or s:match("^[+-]?%d+", i)
         if num then
-          add("NUMBER", num, i)
+          add("number", num, i)
           i = i + #num
         elseif sub(s, i, i + 1) == "/*" then
           local close = find(s, "*/", i + 2, true)
           i = close and close + 2 or n + 1
         else
-          add("DELIM", sub(s, i, i), i)
+          add("delim", sub(s, i, i), i)
           i = i + 1
         end
       end
     end
   end
-  add("EOF", nil, n + 1)
+  add("end", nil, n + 1)
   return tokens
 end
 
@@ -360,10 +360,10 @@ end
 -- The parser: a token stream and cssselect's grammar.
 
 local function describe(t)
-  if t.type == "EOF" then return "the end of the selector" end
-  if t.type == "S" then return "a space" end
-  if t.type == "STRING" then return format("the string %q", t.value) end
-  return format("'%s'", t.type == "HASH" and "#" .. t.value or t.value)
+  if t.type == "end" then return "the end of the selector" end
+  if t.type == "space" then return "a space" end
+  if t.type == "string" then return format("the string %q", t.value) end
+  return format("'%s'", t.type == "hash" and "#" .. t.value or t.value)
 end
 
 local function new_stream(tokens)
@@ -371,14 +371,14 @@ local function new_stream(tokens)
   function st.peek() return tokens[st.i] end
   function st.next()
     local t = tokens[st.i]
-    if t.type ~= "EOF" then st.i = st.i + 1 end
+    if t.type ~= "end" then st.i = st.i + 1 end
     return t
   end
   function st.skip_ws()
-    if tokens[st.i].type == "S" then st.i = st.i + 1 end
+    if tokens[st.i].type == "space" then st.i = st.i + 1 end
   end
   function st.is_delim(t, ...)
-    if t.type ~= "DELIM" then return false end
+    if t.type ~= "delim" then return false end
     for k = 1, select("#", ...) do
       if t.value == select(k, ...) then return true end
     end
@@ -386,14 +386,14 @@ local function new_stream(tokens)
   end
   function st.expect_ident(what)
     local t = st.next()
-    if t.type ~= "IDENT" then fail(t.pos, "expected %s, got %s", what, describe(t)) end
+    if t.type ~= "ident" then fail(t.pos, "expected %s, got %s", what, describe(t)) end
     return t.value
   end
   -- A name or a quoted string (an attribute's value, ::attr's name): its token.
   function st.expect_value(what)
     st.skip_ws()
     local t = st.next()
-    if t.type ~= "IDENT" and t.type ~= "STRING" then fail(t.pos, "expected %s, got %s", what, describe(t)) end
+    if t.type ~= "ident" and t.type ~= "string" then fail(t.pos, "expected %s, got %s", what, describe(t)) end
     return t
   end
   -- The delimiter c after optional white space.
@@ -409,7 +409,7 @@ end
 local function parse_attrib(x, st)
   st.skip_ws()
   local t = st.next()
-  if t.type ~= "IDENT" then
+  if t.type ~= "ident" then
     if st.is_delim(t, "*", "|") then fail(t.pos, "namespaces in attribute selectors are not supported") end
     fail(t.pos, "expected an attribute name, got %s", describe(t))
   end
@@ -438,11 +438,11 @@ local function read_arguments(st, open)
   while true do
     st.skip_ws()
     local t = st.next()
-    if t.type == "IDENT" or t.type == "NUMBER" or st.is_delim(t, "+", "-") then
+    if t.type == "ident" or t.type == "number" or st.is_delim(t, "+", "-") then
       parts[#parts + 1] = t.value
     elseif st.is_delim(t, ")") then
       return concat(parts)
-    elseif t.type == "EOF" then
+    elseif t.type == "end" then
       fail(open, "the '(' is not closed")
     else
       fail(t.pos, "expected an argument, got %s", describe(t))
@@ -463,7 +463,7 @@ local function parse_negation(x, st, open)
   local t = st.next()
   if pseudo then fail(t.pos, "a pseudo-element inside :not()") end
   if not st.is_delim(t, ")") then
-    fail(t.pos, t.type == "EOF" and "the '(' of :not( is not closed" or "expected ')', got %s", describe(t))
+    fail(t.pos, t.type == "end" and "the '(' of :not( is not closed" or "expected ')', got %s", describe(t))
   end
   add_name_test(sub_x)
   if sub_x.condition ~= "" then return add_condition(x, "not(" .. sub_x.condition .. ")") end
@@ -492,10 +492,10 @@ function parse_compound(st, inside_negation)
   local start = st.i
   local t = st.peek()
   local x
-  if t.type == "IDENT" or st.is_delim(t, "*") then
+  if t.type == "ident" or st.is_delim(t, "*") then
     st.next()
     if st.is_delim(st.peek(), "|") then fail(st.peek().pos, "namespaces are not supported") end
-    if t.type == "IDENT" then
+    if t.type == "ident" then
       local name = lower(t.value)
       x = new_expr(name)
       if not is_safe_name(name) then add_name_test(x) end
@@ -508,12 +508,12 @@ function parse_compound(st, inside_negation)
   local pseudo
   while true do
     t = st.peek()
-    if t.type == "S" or t.type == "EOF" or st.is_delim(t, ",", "+", ">", "~")
+    if t.type == "space" or t.type == "end" or st.is_delim(t, ",", "+", ">", "~")
       or (inside_negation and st.is_delim(t, ")")) then
       break
     end
     if pseudo then fail(t.pos, "a pseudo-element must end its selector, got %s after it", describe(t)) end
-    if t.type == "HASH" then
+    if t.type == "hash" then
       st.next()
       ATTRIB["="](x, "@id", t.value)
     elseif st.is_delim(t, ".") then
@@ -563,7 +563,7 @@ local function parse_selector(st)
   while true do
     st.skip_ws()
     local t = st.peek()
-    if t.type == "EOF" or st.is_delim(t, ",") then break end
+    if t.type == "end" or st.is_delim(t, ",") then break end
     if pseudo then fail(t.pos, "a pseudo-element must end its selector, got %s after it", describe(t)) end
     local combinator = " "
     if st.is_delim(t, "+", ">", "~") then
