@@ -105,6 +105,7 @@ describe("aqueue.html.parse", function()
       assert.are.same({}, doc:css("a::attr(href)"))
       assert.is_nil(doc:css_first("p"))
       assert.are.equal("", doc:text())
+      assert.are.equal("", doc:html())
       assert.is_nil(doc.tag)
     end
   end)

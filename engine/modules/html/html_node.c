@@ -69,6 +69,10 @@ int html_node_attr(lua_State *L) {
 /* node:html(): the node's outer HTML (the document's whole HTML), in UTF-8. */
 int html_node_html(lua_State *L) {
   html_node *n = html_node_check(L, 1);
+  if (!n->node->children && n->node->type != XML_ELEMENT_NODE) { /* an empty document (libxml2 writes "\n") */
+    lua_pushliteral(L, "");
+    return 1;
+  }
   xmlBufferPtr buf = xmlBufferCreate();
   if (!buf) return luaL_error(L, "aqueue.html: out of memory");
   xmlOutputBufferPtr out = xmlOutputBufferCreateBuffer(buf, xmlFindCharEncodingHandler("UTF-8"));
