@@ -132,12 +132,15 @@ local function strip(s)
   return (s:gsub("^[ \t\n\r\f]+", ""):gsub("[ \t\n\r\f]+$", ""))
 end
 
+local url_join -- aqueue.url.join (libcurl's URL API), loaded by the first links()
+
 -- The absolute URL of ref against base (nil: there is none), without its
 -- fragment, or nil when it has none or a scheme links() does not keep.
 local function absolute(base, ref)
   local url
   if base then
-    url = require("aqueue.url").join(base, ref)
+    url_join = url_join or require("aqueue.url").join
+    url = url_join(base, ref)
   elseif ref:find("^%a[%w+.-]*:") then
     url = ref
   end
