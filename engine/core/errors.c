@@ -35,7 +35,7 @@ static const error_code codes[] = {
     /* the network (http) and time limits (http, exec) */
     UV_CODE(ECONNREFUSED), UV_CODE(ECONNRESET), UV_CODE(ENOTCONN), UV_CODE(EHOSTUNREACH), UV_CODE(ENETUNREACH),
     UV_CODE(ETIMEDOUT), UV_CODE(EAI_NONAME), UV_CODE(EPROTONOSUPPORT), UV_CODE(EPROTO),
-    UV_CODE(EINVAL),
+    UV_CODE(EINVAL), UV_CODE(EFBIG),
     /* aqueue's own */
     {AQ_ECERT, 0, "TLS certificate not trusted"},
     {AQ_ETLS, 0, "TLS failure"},
@@ -45,6 +45,7 @@ static const error_code codes[] = {
     {AQ_EREDIS, 0, "the Redis server answered with an error"},
     {AQ_EAUTH, 0, "the Redis server refused the password"},
     {AQ_EAQRUN, 0, "the shared run in Redis cannot be used"},
+    {AQ_EJSON, 0, "the body is not valid JSON"},
 };
 
 #define NCODES (sizeof codes / sizeof codes[0])

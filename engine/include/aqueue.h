@@ -157,6 +157,7 @@ AQ_EXPORT void aq_task_resume_error(aq_task *task, const char *message);
 #define AQ_EREDIS "EREDIS"       /* aqueue.redis: the server answered with an error reply */
 #define AQ_EAUTH "EAUTH"         /* aqueue.redis: the server refused the password */
 #define AQ_EAQRUN "EAQRUN"       /* aqueue.redis_run: the shared run in Redis cannot be used */
+#define AQ_EJSON "EJSON"         /* aqueue.http: res:json() on a body that is not JSON */
 
 /* The description of a code of the built-in bindings ("connection refused"),
  * or NULL for a code they never return. The string is static. */

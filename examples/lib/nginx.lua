@@ -11,7 +11,9 @@
 --     http = [[ gzip on; ]],      -- directives added inside http { }
 --     workers = 1,                -- worker processes (default 1)
 --     tls = true,                 -- HTTPS with a fresh self-signed certificate
---   }                             -- for 127.0.0.1 (needs the openssl command)
+--                                 -- for 127.0.0.1 (needs the openssl command)
+--     http2 = true,               -- with tls: HTTP/2 offered too (ALPN)
+--   }
 --   server.url      -- "http://127.0.0.1:PORT" or "https://..." (no trailing slash)
 --   server.port, server.root, server.prefix (a temp dir: config, logs, pid), server.pid
 --   server.cert     -- with tls: the certificate's path (PEM)
@@ -160,7 +162,7 @@ local function config(o)
     "  scgi_temp_path " .. o.prefix .. "/tmp/scgi;",
     o.http or "",
     "  server {",
-    "    listen 127.0.0.1:" .. o.port .. (o.tls and " ssl;" or ";"),
+    "    listen 127.0.0.1:" .. o.port .. (o.tls and (o.http2 and " ssl http2;" or " ssl;") or ";"),
     o.tls and ("    ssl_certificate %s/cert.pem;\n    ssl_certificate_key %s/key.pem;"):format(o.prefix, o.prefix) or "",
     "    server_name localhost;",
     "    root " .. o.root .. ";",
@@ -233,7 +235,7 @@ local function start(opts)
     local port = free_port()
     write_file(conf, config({
       prefix = prefix, root = root, port = port, workers = opts.workers or 1,
-      server = opts.server, http = opts.http, tls = opts.tls,
+      server = opts.server, http = opts.http, tls = opts.tls, http2 = opts.http2,
     }))
     os.remove(prefix .. "/error.log")
     os.remove(prefix .. "/nginx.pid")

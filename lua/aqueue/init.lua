@@ -46,6 +46,7 @@ return {
   json = require("cjson"),
   errors = require("aqueue.errors"),       -- code -> description of every I/O failure code
   http = http,
+  url = require("aqueue.url"),             -- join, parse, build, encode, decode, query (libcurl loaded on first use)
   redis = require("aqueue.redis"),         -- aqueue.redis.connect(url [, opts]): loads hiredis on first use
   html = require("aqueue.html"),           -- aqueue.html.parse(text [, base_url [, encoding]]): loads libxml2 on first use
   fs = fs,

@@ -28,6 +28,32 @@ Item.attempt = 1            -- inside process: this attempt's number (set on ret
 
 local classes = {} -- name -> class: the display and the state file use names
 
+-- Whether field name `k` is the engine's (parent, attempt, _aq_*), not the
+-- user's.
+local function engine_field(k)
+  return k == "parent" or k == "attempt" or (type(k) == "string" and k:sub(1, 4) == "_aq_")
+end
+
+-- The user's own fields of `t` (an item, or a table of fields): a new table
+-- without the engine's fields. The loop calls next() itself, not pairs():
+-- Debian's LuaJIT (2.1.0-beta3, 2022 snapshot) specialises a pairs() loop
+-- (ITERN), and once a hot trace undoes that specialisation the loop can end
+-- early or be handed a key that is not in the table (LuaJIT issues 827 and
+-- 1510): a shared run's processes sent items whose fields were {} (the
+-- redis_kill test, under load), the state file saw `Leaf.[6.9e-310]`
+-- (aqueue.state's check). Explicit next() calls are compiled by another path.
+local function own_fields(t)
+  local fields = {}
+  local k, v = next(t)
+  while k ~= nil do
+    if not engine_field(k) then
+      fields[k] = v
+    end
+    k, v = next(t, k)
+  end
+  return fields
+end
+
 local function instance_tostring(item)
   return item.__name .. " item"
 end
@@ -50,10 +76,12 @@ local function new_instance(cls, ...)
     if getmetatable(fields) == nil then
       return setmetatable(fields, cls) -- adopt the fresh table: no copy
     end
-    for k, v in pairs(fields) do -- an existing object: copy its own fields,
+    local k, v = next(fields) -- an existing object: copy its own fields, not
+    while k ~= nil do           -- what the engine set on it (id, parent, outcome)
       if k ~= "parent" and not (type(k) == "string" and k:sub(1, 4) == "_aq_") then
-        obj[k] = v -- not what the engine set on it (id, parent, outcome)
+        obj[k] = v
       end
+      k, v = next(fields, k)
     end
   end
   return obj
@@ -174,11 +202,14 @@ local function view(item)
     end
   end
   local names = {}
-  for k in pairs(item) do
+  local fields = own_fields(item)
+  local k = next(fields)
+  while k ~= nil do
     local tk = type(k)
-    if tk == "number" or (tk == "string" and k ~= "parent" and k ~= "attempt" and k:sub(1, 4) ~= "_aq_") then
+    if tk == "number" or tk == "string" then
       names[#names + 1] = k
     end
+    k = next(fields, k)
   end
   table.sort(names, function(a, b)
     if type(a) ~= type(b) then return type(a) == "number" end
@@ -202,5 +233,6 @@ return {
   Item = Item,
   class_of = class_of,
   classes = classes,
+  own_fields = own_fields,
   view = view,
 }

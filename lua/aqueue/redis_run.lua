@@ -22,19 +22,22 @@
 --   run:claim(n)     --> { { id, kind = "process"|"hook", class, fields, parent,
 --                            attempt, token, max_attempts, start_in } ... }, reached (max_items)
 --                    (start_in: the seconds a job of a rate-limited key must wait
---                    before it starts; nil: at once)
+--                    before it starts; nil: at once. token: the claim's, one
+--                    for the jobs of one claim: it names this claim of the job)
 --   run:complete({ { id, token, outcome = "done"|"failed"|"retry"|"hook_done",
 --                    result =, error =, retry_delay =, children = { entries } } ... } [, n])
 --                    --> per result: the children's ids (or false: duplicate),
 --                        or false when the token was stale and nothing was recorded;
 --                        with n, the jobs (and reached) of a claim(n) made by the same script too
---   run:heartbeat(held) --> how many leases were renewed (held: the ids of the
---                          jobs this process holds; a job it does not name, from a
---                          claim whose reply was lost, is left to expire)
+--   run:heartbeat(held) --> how many leases were renewed (held: the jobs, tables
+--                          with id and token, this process holds; a job it does not
+--                          name, from a claim whose reply was lost, is left to expire)
 --   run:reap()       --> requeued, failed ("stalled"), or 0, 0, true when another reap ran lately
 --   run:release{ job... }  --> how many claimed jobs went back unstarted
 --   run:retry_failed()     --> how many failed items went back to the queue
 --   run:counters(), run:status([cap]), run:result(id), run:drop(), run:close()
+--   redis_run.look(client, name) --> a run to read (counters, status, result)
+--                    or retry_failed, without joining it (no process number)
 --
 -- Failures are nil, err, code: the client's (ECONNRESET, ETIMEDOUT, ...) and
 -- EAQRUN for a run that cannot be used (a key of the run holding foreign
@@ -52,7 +55,7 @@ local type, tonumber, tostring, error, ipairs, pairs, format =
 local M = {}
 
 M.FORMAT = "aqueue-run"
-M.VERSION = "1" -- bumped when a key's layout or a record's changes
+M.VERSION = "2" -- bumped when a key's layout or a record's changes
 M.STALL_LIMIT = 3 -- lost leases before an item fails with "stalled"
 M.STATUS_CAP = 20 -- failed items status() lists
 
@@ -95,13 +98,25 @@ local function text_or_empty(v, prefix)
   return prefix .. tostring(v)
 end
 
+-- Leaves out the fields at the end of list `t` (n long) that have their
+-- default: the scripts read a missing one as its default, and a number not
+-- sent is one neither side formats or parses (prelude's ENTRY).
+local function trimmed(t, n, defaults)
+  while n > 0 and t[n] == defaults[n] do
+    t[n] = nil
+    n = n - 1
+  end
+  return t
+end
+
 -- An entry as the scripts read it (prelude's ENTRY fields), under `parent`
 -- (an id, or nil).
+local ENTRY_DEFAULTS = { false, false, "", 0, 0, "", 1, 0, 0 }
 local function packed_entry(e, parent)
   check(type(e) == "table" and type(e.class) == "string" and type(e.fields) == "string", 3,
     "an entry needs class and fields (strings)")
-  return { parent or 0, e.class, e.fields, text_or_empty(e.key, "k"), e.priority or 0, e.delay or 0,
-    text_or_empty(e.limit_key, "k"), e.max_attempts or 1, e.has_hook and 1 or 0 }
+  return trimmed({ e.class, e.fields, text_or_empty(e.key, "k"), e.priority or 0, e.delay or 0,
+    text_or_empty(e.limit_key, "k"), e.max_attempts or 1, e.has_hook and 1 or 0, parent or 0 }, 9, ENTRY_DEFAULTS)
 end
 
 -- enqueue(entries) -> { id or false (a duplicate key) ... }. The batch is
@@ -127,19 +142,24 @@ local function claim_args(run, n)
 end
 
 -- The claim script's flat reply as job tables.
-local function jobs_of(res, starts)
+local function jobs_of(res, starts, token)
   local jobs, wait = {}, {}
   for i = 1, starts and #starts or 0, 2 do
     wait[starts[i]] = tonumber(starts[i + 1])
   end
-  for i = 1, #res, 8 do
+  for i = 1, #res, 7 do
     jobs[#jobs + 1] = {
       id = res[i], kind = KIND[res[i + 1]], class = res[i + 2], fields = res[i + 3],
-      parent = res[i + 4] ~= 0 and res[i + 4] or nil, attempt = res[i + 5], token = res[i + 6],
-      max_attempts = res[i + 7], start_in = wait[res[i]],
+      parent = res[i + 4] ~= 0 and res[i + 4] or nil, attempt = res[i + 5], token = token,
+      max_attempts = res[i + 6], start_in = wait[res[i]],
     }
   end
   return jobs
+end
+
+-- The lease of job j (id and token) in the store: "id:token".
+local function lease_member(j)
+  return format("%d:%d", j.id, j.token)
 end
 
 -- claim(n) -> up to n jobs due now, and true once the session started
@@ -148,14 +168,15 @@ function Run:claim(n)
   local res, err, code = call_script(self, scripts.claim, claim_args(self, n), CLAIM_ARGS)
   if not res then return nil, err, code end
   self.wake_in = tonumber(res[3])
-  return jobs_of(res[1], res[4]), res[2] == 1
+  return jobs_of(res[1], res[4], res[5]), res[2] == 1
 end
 
 local OUTCOMES = { done = true, failed = true, retry = true, hook_done = true }
 
 -- complete's argument: the results packed in one JSON text (scripts.lua's
 -- complete says the layout).
-local NO_CHILDREN = {} -- (JSON {}: the script reads an empty table all the same)
+local NO_CHILDREN = {}
+local RESULT_DEFAULTS = { false, false, false, NO_CHILDREN, "", "", 0 }
 local function packed_results(results)
   local packed = {}
   for i, r in ipairs(results) do
@@ -165,7 +186,8 @@ local function packed_results(results)
       children = {}
       for k, c in ipairs(r.children) do children[k] = packed_entry(c, nil) end
     end
-    packed[i] = { r.id, r.token, r.outcome, r.result or "", r.error or "", r.retry_delay or 0, children }
+    packed[i] = trimmed({ format("%d", r.id), lease_member(r), r.outcome, children, r.result or "", r.error or "",
+      r.retry_delay or 0 }, 7, RESULT_DEFAULTS)
   end
   return cjson.encode(packed)
 end
@@ -195,7 +217,7 @@ function Run:complete(results, claim_n)
     local res, err, code = call_script(self, scripts.complete_claim, args, CLAIM_ARGS + 1)
     if not res then return nil, err, code end
     self.wake_in = tonumber(res[4])
-    return replies_of(res[1]), jobs_of(res[2], res[5]), res[3] == 1
+    return replies_of(res[1]), jobs_of(res[2], res[5], res[6]), res[3] == 1
   end
   local res, err, code = call_script(self, scripts.complete, { packed_results(results) }, 1)
   if not res then return nil, err, code end
@@ -205,18 +227,22 @@ end
 -- release(jobs) -> how many of these claimed jobs (tables with id and token)
 -- went back to their queue unstarted.
 function Run:release(jobs)
-  local args, n = {}, 0
-  for _, j in ipairs(jobs) do
-    args[n + 1], args[n + 2], n = j.id, j.token, n + 2
-  end
-  if n == 0 then return 0 end
-  return call_script(self, scripts.release, args, n)
+  local args = {}
+  for i, j in ipairs(jobs) do args[i] = lease_member(j) end
+  if #args == 0 then return 0 end
+  return call_script(self, scripts.release, args, #args)
 end
 
 -- --- leases ---
 
+-- heartbeat(held) -> how many of the leases of `held` (jobs: tables with id
+-- and token) were renewed.
+local EMPTY_JSON_LIST = "[]" -- (cjson encodes an empty table as {})
 function Run:heartbeat(held)
-  return call_script(self, scripts.heartbeat, { self.lease, cjson.encode(held or {}) }, 2)
+  local members = {}
+  for i, j in ipairs(held or {}) do members[i] = lease_member(j) end
+  local json = #members > 0 and cjson.encode(members) or EMPTY_JSON_LIST
+  return call_script(self, scripts.heartbeat, { self.lease, json }, 2)
 end
 
 -- reap() -> requeued, failed; or 0, 0, true when a reap ran within the last
@@ -324,7 +350,7 @@ end
 function Run:close()
   if self.closed then return true end
   self.closed = true
-  if self.client:state() == "closed" then return true end
+  if self.process_id == 0 or self.client:state() == "closed" then return true end -- (0: look's)
   local res, err, code = self.client:call("ZREM", self.key.procs, self.process_id)
   if not res then return nil, err, code end
   return true
@@ -335,9 +361,38 @@ local OPTIONS = {
   limits = "table",
 }
 
+-- The run object of `name` (key prefix, keys), not opened yet.
+local function new_run(client, name, order, lease, heartbeat)
+  local prefix = key_prefix(name)
+  local keys, key = {}, {}
+  for i, k in ipairs(prelude.KEY_NAMES) do
+    keys[i], key[k] = prefix .. k, prefix .. k
+  end
+  return setmetatable({
+    client = client, name = name, keys = keys, key = key, order = order, process_id = 0,
+    lease = lease or 15, heartbeat_interval = heartbeat or 1,
+  }, Run)
+end
+
+-- look(client, name) -> a run to read and to retry the failed items of
+-- without joining it (its process_id is 0; it is not counted among the
+-- run's processes and begins no session), with run.classes; or nil, err,
+-- code (EAQRUN: no such run, not a run, another format version).
+function M.look(client, name)
+  local run = new_run(client, name, "lifo")
+  local res, err, code = call_script(run, scripts.look, { M.FORMAT, M.VERSION }, 2)
+  if not res then return nil, err, code end
+  if res[1] == 0 then
+    return nil, format("EAQRUN: run %s: %s", name, res[2]), "EAQRUN"
+  end
+  run.classes, run.order, run.limits = {}, res[3], {}
+  for class in res[2]:gmatch("[^\n]+") do run.classes[#run.classes + 1] = class end
+  return run
+end
+
 -- open(client, name, opts) -> run, or nil, err, code.
 function M.open(client, name, opts)
-  local prefix = key_prefix(name)
+  key_prefix(name) -- (checks the name)
   check(type(opts) == "table" and type(opts.classes) == "table" and #opts.classes > 0, 2,
     "open needs opts.classes, the list of the script's item classes")
   for k, v in pairs(opts) do
@@ -353,15 +408,11 @@ function M.open(client, name, opts)
     local ok, err, code = M.drop(client, name)
     if not ok then return nil, err, code end
   end
-  local keys, key, types = {}, {}, {}
+  local types = {}
   for i, k in ipairs(prelude.KEY_NAMES) do
-    keys[i], key[k] = prefix .. k, prefix .. k
     types[i] = prelude.KEY_TYPES[k] or "list|zset"
   end
-  local run = setmetatable({
-    client = client, name = name, keys = keys, key = key, order = order, process_id = 0,
-    lease = opts.lease or 15, heartbeat_interval = opts.heartbeat or 1,
-  }, Run)
+  local run = new_run(client, name, order, opts.lease, opts.heartbeat)
   local res, err, code = call_script(run, scripts.open, {
     M.FORMAT, M.VERSION, table.concat(classes, "\n"), cjson.encode(opts.limits or {}), cjson.encode(types),
     run.lease,

@@ -10,9 +10,8 @@ local shorten = require("aqueue.status_text").shorten
 
 local M = {}
 
--- The lines of status `st` of run `name` (this process, `self_id`, left out
--- of the processes: it only looked).
-local function report(name, st, self_id)
+-- The lines of status `st` of run `name`.
+local function report(name, st)
   local c = st.counters
   local out = {}
   out[#out + 1] = ("run %s"):format(name)
@@ -32,9 +31,7 @@ local function report(name, st, self_id)
   end
   local procs = {}
   for _, p in ipairs(st.processes) do
-    if p.id ~= self_id then
-      procs[#procs + 1] = ("#%d (%.1f s ago)"):format(p.id, p.age)
-    end
+    procs[#procs + 1] = ("#%d (%.1f s ago)"):format(p.id, p.age)
   end
   out[#out + 1] = ("processes (%d): %s"):format(#procs, #procs > 0 and table.concat(procs, ", ") or "none")
   if st.failed_total > 0 then
@@ -49,25 +46,14 @@ local function report(name, st, self_id)
   return table.concat(out, "\n")
 end
 
--- Opens run `name` at `url` as it is (the tools name no classes: the run's
--- own are used), or refuses (exit 2). Returns the client and the run.
+-- Run `name` at `url` as it is, looked at without joining it (the tools
+-- run no script, so they are no process of the run: --status changes
+-- nothing in it), or the refusal (exit 2). Returns the client and the run.
 local function open_existing(url, name)
   local client = redis_backend.connect(url, name)
-  -- The run is opened with its own classes and order: --status names none.
-  local meta_key = "aq:{" .. name .. "}:meta"
-  local meta, err = client:call("HMGET", meta_key, "classes", "order")
-  if not meta then
-    redis_backend.refuse(url, name, err)
-  elseif not meta[1] then
-    redis_backend.refuse(url, name, ("EAQRUN: run %s: no such run in this Redis (nothing to report)"):format(name))
-  end
-  local classes = {}
-  for class in meta[1]:gmatch("[^\n]+") do
-    classes[#classes + 1] = class
-  end
-  local run
-  run, err = redis_run.open(client, name, { classes = classes, order = meta[2] })
+  local run, err = redis_run.look(client, name)
   if not run then
+    client:close()
     redis_backend.refuse(url, name, err)
   end
   return client, run
@@ -81,7 +67,7 @@ local function status(url, name)
   if not st then
     redis_backend.refuse(url, name, err)
   end
-  io.stdout:write(report(name, st, run.process_id), "\n")
+  io.stdout:write(report(name, st), "\n")
 end
 
 local function retry_failed(url, name)

@@ -232,11 +232,13 @@ local function id_of(run, item)
   end
   -- A child named from elsewhere (another task, another item): searched for
   -- once, then kept on it (reap sets it false).
-  for other_id, other in pairs(items) do
+  local other_id, other = next(items) -- (next() by hand: see aqueue.item's own_fields)
+  while other_id ~= nil do
     if other == item then
       item._aq_id = other_id
       return other_id
     end
+    other_id, other = next(items, other_id)
   end
   return nil
 end
@@ -575,7 +577,7 @@ core.set_runner(runner, timed_out)
 local ORDERS = { lifo = true, fifo = true, priority = true }
 local OPTIONS = {
   initial_items = true, num_workers = true, order = true, progress = true,
-  limits = true, max_items = true, max_time = true, state = true,
+  limits = true, max_items = true, max_time = true, state = true, lease = true, heartbeat = true,
 }
 local PROGRESS = { auto = true, tty = true, plain = true, json = true, none = true }
 
@@ -598,6 +600,24 @@ local function check_limit(l, where)
     error(("run_queue: %s.rate must be a number of starts per second > 0, got %s"):format(where, tostring(r)), 5)
   end
   return { per_key = n, rate = r }
+end
+
+-- run_queue{ lease =, heartbeat = }: the lease of a shared run's claims and
+-- how often this process renews it (seconds; README "Beyond one machine").
+-- Returns { lease =, heartbeat = } (nil for the defaults of aqueue.redis_run).
+local function check_lease(opts)
+  local lease, heartbeat = opts.lease, opts.heartbeat
+  if lease ~= nil and (type(lease) ~= "number" or not (lease > 0) or lease == huge) then
+    error("run_queue: lease must be a number of seconds > 0, got " .. tostring(lease), 4)
+  end
+  if heartbeat ~= nil and (type(heartbeat) ~= "number" or not (heartbeat > 0) or heartbeat == huge) then
+    error("run_queue: heartbeat must be a number of seconds > 0, got " .. tostring(heartbeat), 4)
+  end
+  if (heartbeat or 1) * 2 > (lease or 15) then
+    error(("run_queue: heartbeat (%s s) must be at most half the lease (%s s): a lease must outlive a late heartbeat")
+      :format(tostring(heartbeat or 1), tostring(lease or 15)), 4)
+  end
+  return { lease = lease, heartbeat = heartbeat }
 end
 
 -- run_queue{ limits = { per_key =, rate =, keys = { [key] = { per_key =, rate = } } } }
@@ -693,7 +713,8 @@ local function check_options(opts)
   if state_file ~= nil and (type(state_file) ~= "string" or state_file == "") then
     error("run_queue: state must be a file name, got " .. tostring(state_file), 3)
   end
-  return initial, num_workers, order, progress, check_limits(opts.limits), max_items or 0, max_time or 0, state_file
+  return initial, num_workers, order, progress, check_limits(opts.limits), max_items or 0, max_time or 0, state_file,
+    check_lease(opts)
 end
 
 -- Settles the handles of items a graceful stop took out of `run`'s queue.
@@ -804,10 +825,11 @@ local function class_names()
 end
 
 local function run_queue(opts)
-  local initial, num_workers, order, progress, run_limits, max_items, max_time, state_file = check_options(opts)
+  local initial, num_workers, order, progress, run_limits, max_items, max_time, state_file, lease = check_options(opts)
   local _, _, _, _, fresh, retry_failed, _, _, redis, run_name = core.defaults()
   local backend = queue_backend.open(state_file, { fresh = fresh, retry_failed = retry_failed, order = order,
-    redis = redis, run = run_name or script_name(), limits = run_limits, classes = class_names() }, 2)
+    redis = redis, run = run_name or script_name(), limits = run_limits, classes = class_names(),
+    lease = lease.lease, heartbeat = lease.heartbeat }, 2)
   if not backend.local_queue then
     max_items, max_time = run_remote.run_limits(backend, max_items, max_time)
   end

@@ -124,7 +124,7 @@ end
 local function reference_rates(server)
   local run, client = open(server.url, "bench-ref", true)
   local packed = {} -- (the enqueue script's argument: prelude.lua's ENTRY fields, one JSON text)
-  for i, e in ipairs(BATCH) do packed[i] = { 0, e.class, e.fields, "", 0, 0, "", 1, 0 } end
+  for i, e in ipairs(BATCH) do packed[i] = { e.class, e.fields } end
   local args = { cjson.encode(packed) }
   local calls = math.ceil(items / batch)
   local enqueue = bench_script(server, run, scripts.enqueue, args, calls) * batch

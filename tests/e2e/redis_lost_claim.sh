@@ -22,11 +22,11 @@ while kill -0 "$BG_PID" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
   nap 0.05
 done
 if kill -0 "$BG_PID" 2>/dev/null; then
-  fail "the run did not end within ${RUN_TIMEOUT}s: the jobs of the lost claim stay leased to the live process, its heartbeat renewing them ($(rcli SCARD "aq:{lost}:jobs:1") jobs held in aq:{lost}:jobs:1; counters: $(rcli HGETALL "aq:{lost}:counts" | paste -sd' '))"
+  fail "the run did not end within ${RUN_TIMEOUT}s: the jobs of the lost claim stay leased to the live process, its heartbeat renewing them ($(rcli ZCARD "aq:{lost}:leases") jobs leased; counters: $(rcli HGETALL "aq:{lost}:counts" | paste -sd' '))"
 fi
 wait_bg "$QUICK" "the run ends"
 expect_rc 0 "the run"
 expect_contains "$OUT" "run_done=20 run_failed=0" "every item done, in the store"
 expect_eq "$(grep -c '^item ' "$LOG")" 20 "20 items processed"
-expect_eq "$(sort -u "$LOG" | grep -c '^item ')" 20 "each once"
+expect_eq "$(sort -u "$LOG" | grep -c '^item ')" 20 "each once (item 1, 2.2 s long, kept its 1 s lease by heartbeat)"
 finish

@@ -74,6 +74,13 @@ describe("every binding fails in the one shape", function()
     assert_failure("EPROTONOSUPPORT", aqueue.http.get("ftp://127.0.0.1/"))
   end)
 
+  it("url", function()
+    local err = assert_failure("EINVAL", aqueue.url.parse("http://"))
+    assert.are.equal("EINVAL: invalid argument: http:// (No host part in the URL)", err)
+    assert_failure("EINVAL", aqueue.url.join("", "g"))
+    assert_failure("EINVAL", aqueue.url.build{ scheme = "http" })
+  end)
+
   it("redis", function()
     local refused = ("redis://127.0.0.1:%d"):format(tcp.free_port())
     assert_failure("ECONNREFUSED", aqueue.redis.connect(refused))

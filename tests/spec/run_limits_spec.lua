@@ -372,6 +372,19 @@ describe("bad values", function()
     end
   end)
 
+  it("rejects a lease or heartbeat (a shared run's) that is not a number of seconds > 0, or a heartbeat over half the lease", function()
+    for _, bad in ipairs({ 0, -1, "15", 0 / 0, math.huge }) do
+      assert.matches("run_queue: lease must be a number of seconds > 0, got " .. tostring(bad),
+        error_of(run, { Cls{} }, { lease = bad }), 1, true)
+      assert.matches("run_queue: heartbeat must be a number of seconds > 0, got " .. tostring(bad),
+        error_of(run, { Cls{} }, { heartbeat = bad }), 1, true)
+    end
+    assert.matches("run_queue: heartbeat (1 s) must be at most half the lease (1.5 s)",
+      error_of(run, { Cls{} }, { lease = 1.5 }), 1, true)
+    assert.matches("run_queue: heartbeat (8 s) must be at most half the lease (15 s)",
+      error_of(run, { Cls{} }, { heartbeat = 8 }), 1, true)
+  end)
+
   it("rejects a delay that is not a number of seconds >= 0, from enqueue", function()
     local Bad = aqueue.Item:extend("RlBadDelay")
     function Bad:process() end

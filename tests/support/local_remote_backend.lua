@@ -19,7 +19,7 @@ Store.__index = Store
 
 local function new_store(order)
   return setmetatable({
-    first = true, order = order or "lifo",
+    first = true, order = order or "lifo", heartbeat_interval = 1,
     recs = {},     -- id -> { class, fields, parent, has_hook, priority, pending, attempt, token, hook }
     next_id = 0,
     queue = {},    -- ids of process jobs due

@@ -12,6 +12,7 @@
  *                    callback, the deadline, cancel, the end
  *   http_output.c    the output= file: "<path>.part" written through uv_fs,
  *                    renamed into place or removed
+ *   http_cookies.c   a session's cookie jar (a curl share), counted
  *   http_response.c  what the task resumes with: the response table
  *   http_errors.c    or the failure: nil, "CODE: message", "CODE"
  *
@@ -108,6 +109,8 @@ void http_easy_give_back(http_multi *m, CURL *easy);
 
 /* --- one request (http_request.c) --- */
 
+typedef struct http_jar http_jar;
+
 /* request()'s options, as read from its table (http_options.c). The strings
  * belong to the Lua values, kept on the stack until the request is set up. */
 typedef struct {
@@ -119,9 +122,13 @@ typedef struct {
   const char *body; /* NULL for none */
   size_t body_len;
   double timeout; /* seconds, 0 for none */
+  double max_body; /* bytes, 0 for no limit */
   int follow_redirects;
   const char *output; /* NULL: the body goes to memory */
   size_t output_len;
+  const char *ca_file; /* NULL: the system's CAs */
+  const char *proxy;   /* NULL: none (or curl's from the environment) */
+  http_jar *jar;       /* NULL: no cookies */
 } http_options;
 
 typedef struct http_req http_req;
@@ -137,6 +144,7 @@ struct http_req {
   uv_loop_t *loop;
   aq_task *task; /* NULL once resumed or cancelled */
   struct curl_slist *headers;
+  http_jar *jar; /* a reference to the session's cookie jar, or NULL */
   char *url;            /* a copy, for error messages */
   uv_timer_t *deadline; /* with a timeout, until the transfer is over */
   double timeout;       /* seconds, 0 for none */
@@ -147,6 +155,9 @@ struct http_req {
   unsigned done : 1;      /* the transfer is over (or never started) */
   unsigned cancelled : 1; /* the task is gone */
   unsigned paused : 1;    /* the body callback asked curl to pause */
+  unsigned too_big : 1;   /* the body went over max_body: the transfer was failed */
+  curl_off_t max_body;    /* bytes, 0 for no limit */
+  curl_off_t received;    /* body bytes handed over by curl (decoded) */
   aq_buf body;            /* the response body, without output */
   /* With output (http_output.c): */
   char *path, *part; /* NULL without output */
@@ -204,6 +215,20 @@ size_t http_output_take(http_req *r, char *data, size_t n);
  * place or remove). Returns 1 while the request must wait (a file operation
  * in flight, or the transfer still running), 0 once the file is settled. */
 int http_output_advance(http_req *r);
+
+/* --- a session's cookie jar (http_cookies.c) --- */
+
+/* cookie_jar(): a new jar, as a userdata (its __gc releases its reference).
+ * Raises when out of memory. */
+int http_cookies_new(lua_State *L);
+
+/* The jar of the userdata at idx; raises for anything else. */
+http_jar *http_cookies_check(lua_State *L, int idx);
+
+/* Request r uses jar j: its easy handle shares j's cookies; r holds a
+ * reference until http_cookies_detach (called by http_request_free). */
+void http_cookies_attach(http_req *r, http_jar *j);
+void http_cookies_detach(http_req *r);
 
 /* --- the outcome (http_response.c, http_errors.c) --- */
 

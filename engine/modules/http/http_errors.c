@@ -12,6 +12,7 @@
  * pool reuses, so for any other failure it may be an earlier request's (a
  * timeout would say "connection refused"). */
 static const char *failure_code(const http_req *r) {
+  if (r->too_big) return "EFBIG";
   switch (r->code) {
   case CURLE_COULDNT_CONNECT: {
     long os_errno = 0;
@@ -59,6 +60,8 @@ static const char *failure_code(const http_req *r) {
   case CURLE_HTTP2_STREAM:
   case CURLE_BAD_CONTENT_ENCODING:
     return "EPROTO";
+  case CURLE_FILESIZE_EXCEEDED: /* max_body, by the Content-Length */
+    return "EFBIG";
   case CURLE_OUT_OF_MEMORY:
   case CURLE_WRITE_ERROR: /* on_body refuses bytes when out of memory (a file error is the fs's) */
     return "ENOMEM";
@@ -86,6 +89,11 @@ void http_resume_curl_failure(http_req *r, aq_task *task) {
   const char *sep = ": ";
   if (n == 0) sep = detail = "";
   else if (strstr(detail, what)) what = sep = "";
+  if (strcmp(code, "EFBIG") == 0) {
+    aq_task_resume_failure(task, code, "response body larger than max_body = %.0f bytes: %s", (double)r->max_body,
+                           failure_url(r));
+    return;
+  }
   const char *desc = aq_error_text(code); /* every code above has one */
   aq_task_resume_failure(task, code, "%s: %s (%s%s%s)", desc ? desc : "failed", failure_url(r), what, sep, detail);
 }

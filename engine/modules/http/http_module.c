@@ -6,13 +6,14 @@
  */
 #include <dlfcn.h>
 #include <math.h>
+#include <time.h>
 
 #include <lauxlib.h>
 
 #include "http.h"
 
 /* request{ method =, url =, headers = { "Name: value", ... }, body =, timeout =,
- * follow_redirects =, output = } (checked and normalized by aqueue.http):
+ * max_body =, follow_redirects =, output =, ca_file =, proxy =, cookie_jar = } (checked and normalized by aqueue.http):
  * yields until the response is in, then returns { status, headers, body, url,
  * elapsed } (no body with output), or nil, err, code. Raises on misuse. */
 static int l_request(lua_State *L) {
@@ -60,6 +61,15 @@ static int l_configure(lua_State *L) {
   return 2;
 }
 
+/* parse_date(text): the seconds since the epoch of an HTTP-date (curl_getdate
+ * reads the three forms of RFC 9110 5.6.7), or nil. */
+static int l_parse_date(lua_State *L) {
+  time_t t = curl_getdate(luaL_checkstring(L, 1), NULL);
+  if (t == -1) return 0;
+  lua_pushnumber(L, (lua_Number)t);
+  return 1;
+}
+
 /* require("aqueue.http_core"). */
 AQ_EXPORT int luaopen_aqueue_http_core(lua_State *L);
 
@@ -79,6 +89,8 @@ AQ_EXPORT int luaopen_aqueue_http_core(lua_State *L) {
   static const luaL_Reg functions[] = {
       {"request", l_request},
       {"configure", l_configure},
+      {"parse_date", l_parse_date},
+      {"cookie_jar", http_cookies_new},
       {NULL, NULL},
   };
   lua_newtable(L);

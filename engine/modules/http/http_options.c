@@ -44,6 +44,14 @@ void http_options_read(lua_State *L, http_options *o) {
     o->timeout = lua_tonumber(L, -1);
     if (!(o->timeout > 0)) luaL_error(L, "aqueue.http_core.request: timeout must be positive");
   }
+  if (check_field(L, "max_body", LUA_TNUMBER, 0) != LUA_TNIL) {
+    o->max_body = lua_tonumber(L, -1);
+    if (!(o->max_body >= 1 && o->max_body <= 9e15))
+      luaL_error(L, "aqueue.http_core.request: max_body must be a number of bytes from 1");
+  }
+  if (check_field(L, "ca_file", LUA_TSTRING, 0) != LUA_TNIL) o->ca_file = lua_tostring(L, -1);
+  if (check_field(L, "proxy", LUA_TSTRING, 0) != LUA_TNIL) o->proxy = lua_tostring(L, -1);
+  if (check_field(L, "cookie_jar", LUA_TUSERDATA, 0) != LUA_TNIL) o->jar = http_cookies_check(L, -1);
   o->follow_redirects = check_field(L, "follow_redirects", LUA_TBOOLEAN, 0) == LUA_TNIL || lua_toboolean(L, -1);
   if (check_field(L, "output", LUA_TSTRING, 0) != LUA_TNIL) {
     o->output = lua_tolstring(L, -1, &o->output_len);

@@ -28,6 +28,7 @@ static void deadline_close(http_req *r) {
 }
 
 void http_request_free(http_req *r) {
+  http_cookies_detach(r);
   if (r->easy) http_easy_give_back(r->m, r->easy);
   deadline_close(r);
   curl_slist_free_all(r->headers);
@@ -122,10 +123,17 @@ static void cancel_request(aq_task *task, void *data) {
   advance(r);
 }
 
-/* CURLOPT_WRITEFUNCTION: the body, to memory or to the output file. */
+/* CURLOPT_WRITEFUNCTION: the body, to memory or to the output file. Past
+ * max_body the transfer fails (curl stops reading it and closes the
+ * connection) before the bytes are kept. */
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp) {
   http_req *r = userp;
   size_t n = size * nmemb;
+  r->received += (curl_off_t)n;
+  if (r->max_body > 0 && r->received > r->max_body) {
+    r->too_big = 1;
+    return 0;
+  }
   if (r->path) return http_output_take(r, data, n);
   aq_buf_add(&r->body, data, n);
   return r->body.failed ? 0 : n; /* 0: curl fails the transfer (ENOMEM) */
@@ -197,6 +205,12 @@ static int set_up_easy(http_req *r, const http_options *o) {
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, ""); /* every decoding curl has */
+  /* HTTP/2 over TLS when the server offers it (ALPN), HTTP/1.1 otherwise;
+   * curl 7.88's default, said here so no build of curl differs. */
+  curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  if (o->ca_file) curl_easy_setopt(easy, CURLOPT_CAINFO, o->ca_file); /* curl copies it */
+  if (o->proxy) curl_easy_setopt(easy, CURLOPT_PROXY, o->proxy);
+  if (o->jar) http_cookies_attach(r, o->jar);
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, o->follow_redirects ? 1L : 0L);
@@ -206,6 +220,12 @@ static int set_up_easy(http_req *r, const http_options *o) {
     double ms = ceil(o->timeout * 1000.0);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, ms >= 1e12 ? (long)1e12 : (long)ms);
     if (make_deadline(r) != 0) return HTTP_NEW_NO_MEMORY;
+  }
+  if (o->max_body > 0) {
+    /* A Content-Length above the limit fails before the body is read; the
+     * body callback counts the decoded bytes of any other. */
+    r->max_body = (curl_off_t)o->max_body;
+    curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, r->max_body);
   }
   if (r->headers) curl_easy_setopt(easy, CURLOPT_HTTPHEADER, r->headers);
   set_method(easy, o->method, o->body, o->body_len);

@@ -37,14 +37,34 @@ static void push_headers(lua_State *T, CURL *easy) {
   }
 }
 
+/* The HTTP version of the last response: "1.1", "2", ... */
+static const char *http_version(CURL *easy) {
+  long v = 0;
+  curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &v);
+  switch (v) {
+  case CURL_HTTP_VERSION_1_0:
+    return "1.0";
+  case CURL_HTTP_VERSION_1_1:
+    return "1.1";
+  case CURL_HTTP_VERSION_2_0:
+    return "2";
+  case CURL_HTTP_VERSION_3:
+    return "3";
+  default:
+    return "?";
+  }
+}
+
 /* Pushes the response table of a transfer that succeeded. */
 static void push_response(lua_State *T, http_req *r) {
   lua_checkstack(T, 8);
-  lua_createtable(T, 0, 5);
+  lua_createtable(T, 0, 6);
   long status = 0;
   curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
   lua_pushinteger(T, status);
   lua_setfield(T, -2, "status");
+  lua_pushstring(T, http_version(r->easy));
+  lua_setfield(T, -2, "http_version");
   push_headers(T, r->easy);
   lua_setfield(T, -2, "headers");
   if (!r->path) {

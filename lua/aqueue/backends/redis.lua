@@ -41,11 +41,11 @@ function M.retry_failed(url, name, run)
 end
 
 -- Opens run `name` at `url` (opts: fresh, retry_failed, order, limits,
--- classes: the names of the script's item classes).
+-- lease, heartbeat, classes: the names of the script's item classes).
 function M.open(url, name, opts)
   local client = M.connect(url, name)
   local run, err = redis_run.open(client, name, { classes = opts.classes, fresh = opts.fresh == true,
-    order = opts.order, limits = opts.limits })
+    order = opts.order, limits = opts.limits, lease = opts.lease, heartbeat = opts.heartbeat })
   if not run then
     client:close()
     M.refuse(url, name, err)

@@ -51,11 +51,13 @@ end
 -- Sends the records backend `b` buffered when the call began: the jobs
 -- handed back, the enqueues outside a completion, then the completions. Sets
 -- each sent entry's id. With claim_n, also claims up to claim_n jobs: the
--- last batch of completions carries the claim (one round trip for both), or a
--- plain claim goes when there is nothing to complete. Returns true, the
--- jobs claimed and whether the run's max_items is reached (with claim_n), or
--- nil, err when the store could not be reached: what was not sent is
--- buffered again, in front.
+-- first batch of completions carries the claim (one round trip for both),
+-- and the completions that do not fit in it stay buffered for the flusher,
+-- so the jobs claimed start while they are sent (a burst of parents with
+-- thousands of children takes several calls); or a plain claim goes when
+-- there is nothing to complete. Returns true, the jobs claimed and whether
+-- the run's max_items is reached (with claim_n), or nil, err when the store
+-- could not be reached: what was not sent is buffered again, in front.
 function M.send(self, claim_n)
   local releases, entries, results = self.releases, self.entries, self.results
   self.releases, self.entries, self.results = {}, {}, {}
@@ -87,14 +89,15 @@ function M.send(self, claim_n)
   while #results > 0 do
     local batch
     batch, results = split(results, BATCH)
-    local last_with_claim = claim_n ~= nil and #results == 0
-    local replies, claimed_or_err, limit_reached = self.run:complete(batch, last_with_claim and claim_n or nil)
+    local replies, claimed_or_err, limit_reached = self.run:complete(batch, claim_n)
     if not replies then
       self.results = put_back(put_back(batch, results), self.results)
       return nil, claimed_or_err
     end
-    if last_with_claim then
+    if claim_n then
       jobs, reached = claimed_or_err, limit_reached
+      self.results = put_back(results, self.results)
+      results = {}
     end
     for i = 1, #batch do
       self.held_ids[batch[i].id] = nil -- (a stale completion too: the job is no longer ours)

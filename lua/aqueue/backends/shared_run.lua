@@ -3,7 +3,7 @@
 -- processes, reached through an object with the API of aqueue.redis_run:
 --   run.first, run:enqueue(entries), run:claim(n) -> jobs,
 --   run:complete(results [, n]) (with n: -> replies, the jobs of a claim(n)),
---   run:heartbeat(held_ids), run:reap(), run:release(list),
+--   run:heartbeat(held jobs), run:reap(), run:release(list),
 --   run:counters(), run:close()
 -- (a job: { id, kind = "process" | "hook", class, fields, parent, attempt,
 -- token }). aqueue.backends.redis gives it a redis_run; the tests give it an
@@ -29,9 +29,13 @@ local batches = require("aqueue.backends.shared_batches")
 local M = {}
 
 local FLUSH_S = 0.005 -- the longest a completion waits for its batch
-local POLL_S = 0.05   -- an empty claim is answered after this wait: the next claim follows it
-local TICK_S = 0.25   -- the counters are read 4 times a second
-local HEARTBEAT_TICKS = 4
+-- An empty claim is answered after a wait (the next claim follows it): 5 ms
+-- after a claim that brought jobs, doubling while the claims come back empty
+-- up to 50 ms. A process that joins a run whose work is still being built,
+-- or whose last claim came just before more work, asks again soon; an idle
+-- one costs the server 20 claims a second.
+local CLAIM_POLL_MIN_S, CLAIM_POLL_MAX_S = 0.005, 0.05
+local TICK_S = 0.25   -- the counters are read 4 times a second (more often with a quicker heartbeat)
 local REAP_EVERY = 5  -- heartbeats between two reaper steps
 
 local Shared = {}
@@ -39,13 +43,7 @@ Shared.__index = Shared
 
 -- An item's own fields as JSON (not the engine's: parent, attempt, _aq_*).
 local function encode_fields(item)
-  local fields = {}
-  for k, v in pairs(item) do
-    if type(k) ~= "string" or (k ~= "parent" and k ~= "attempt" and k:sub(1, 4) ~= "_aq_") then
-      fields[k] = v
-    end
-  end
-  return cjson.encode(fields)
+  return cjson.encode(item_mod.own_fields(item))
 end
 
 -- The item of a claimed job: its class's instance made from its fields.
@@ -76,7 +74,7 @@ function M.new(run, fields)
   b.local_queue = false
   b.first = run.first
   b.jobs = {}      -- item in hand -> its job ({ id, token, kind })
-  b.held_ids = {}  -- id -> true for each job this process holds in the store, from its claim's
+  b.held_ids = {}  -- id -> token for each job this process holds in the store, from its claim's
                   -- reply until the store took its completion or release: the heartbeat renews
                   -- these leases and only these (a claim whose reply was lost holds jobs this
                   -- process never learns of: their leases expire and the reaper frees them)
@@ -91,6 +89,7 @@ function M.new(run, fields)
   b.stopped = false
   b.flushing = false -- a flush is under way
   b.pause_said = false -- the run said it is paused (the store cannot be reached)
+  b.poll_s = CLAIM_POLL_MIN_S -- the wait after the next empty claim
   b.figures = nil  -- the last counters read
   b.flusher, b.ticker = nil, nil -- their task handles, from start to finish
   return b
@@ -153,8 +152,12 @@ local function flusher(self)
   end
 end
 
+-- Reads the counters every tick and renews the leases every
+-- run.heartbeat_interval (a whole number of ticks).
 local function ticker(self)
   local ticks = 0
+  local heartbeat_ticks = math.ceil(self.run.heartbeat_interval / TICK_S)
+  local tick_s = self.run.heartbeat_interval / heartbeat_ticks
   while not self.stopped do
     local figures = self.run:counters()
     if figures then
@@ -164,17 +167,17 @@ local function ticker(self)
       end
     end
     ticks = ticks + 1
-    if ticks % HEARTBEAT_TICKS == 0 then
+    if ticks % heartbeat_ticks == 0 then
       local held = {}
-      for id in pairs(self.held_ids) do
-        held[#held + 1] = id
+      for id, token in pairs(self.held_ids) do
+        held[#held + 1] = { id = id, token = token }
       end
       self.run:heartbeat(held)
-      if ticks % (HEARTBEAT_TICKS * REAP_EVERY) == 0 then
+      if ticks % (heartbeat_ticks * REAP_EVERY) == 0 then
         self.run:reap()
       end
     end
-    sleep(TICK_S)
+    sleep(tick_s)
   end
 end
 
@@ -306,11 +309,14 @@ function Shared:claim(n, deliver)
       end
     until jobs
     local delivered, finished = {}, false
+    if #jobs > 0 then
+      self.poll_s = CLAIM_POLL_MIN_S
+    end
     for i = 1, #jobs do
       local job = jobs[i]
       local item = decode_item(job)
       self.jobs[item] = job
-      self.held_ids[job.id] = true
+      self.held_ids[job.id] = job.token
       delivered[i] = { item = item, hook = job.kind == "hook", attempt = job.attempt, start_in = job.start_in }
     end
     if #jobs == 0 and not self.stopped and not reached then
@@ -319,7 +325,9 @@ function Shared:claim(n, deliver)
       if not finished then
         -- a job held back by a rate is due sooner than the poll: ask then
         local wake_in = self.run.wake_in
-        sleep(wake_in and math.max(0.001, math.min(wake_in, POLL_S)) or POLL_S)
+        local poll = self.poll_s
+        self.poll_s = math.min(poll * 2, CLAIM_POLL_MAX_S)
+        sleep(wake_in and math.max(0.001, math.min(wake_in, poll)) or poll)
       end
     end
     self.claims = self.claims - 1

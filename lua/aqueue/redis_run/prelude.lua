@@ -17,18 +17,21 @@
 -- A script pays about as much for each redis.call as for what the command
 -- does, so per-item commands are gathered too: records are read with one
 -- HMGET per batch, the ready queue is pushed and popped many at a time, and
--- the leases and job sets that a script releases are updated once.
+-- the leases that a script releases are removed at once. A claim writes no
+-- record: a running job is its lease, whose member "id:token" names the
+-- claim (a token per claim script) and whose score is its expiry.
 local M = {}
 
 -- The run's fixed keys, after the prefix aq:{run}: (the index is KEYS[i]).
 M.KEY_NAMES = {
-  "meta",    -- hash: format, version, classes, order, limits, created, next_id, next_token, next_pid
+  "meta",    -- hash: format, version, classes, order, limits, created, next_id, next_token, next_pid,
+             --   session_start, started (max_items)
   "items",   -- hash: id -> the item's record (MessagePack)
   "keys",    -- set: every key() enqueued in the run (dedup)
   "ready",   -- list (lifo, fifo: ids) or zset (priority: score priority, member the id in hex)
   "hooks",   -- list: ids whose after_children_processed is due
   "delayed", -- zset: id -> due time (delay, retry backoff)
-  "leases",  -- zset: id -> lease expiry of a claimed job
+  "leases",  -- zset: "id:token" of a claimed job -> its lease's expiry (ms)
   "counts",  -- hash: the run's counters, and per class "c:<class>:<what>"
   "krun",    -- hash: limit key -> jobs of that key running
   "knext",   -- hash: limit key -> when the key's next start is due (limits.rate)
@@ -58,13 +61,14 @@ local NOW = tonumber(clock[1]) + tonumber(clock[2]) / 1e6
 local function time_text(t) return fmt('%.6f', t) end
 
 local function held_key(limit_key) return PREFIX .. 'held:' .. limit_key end
-local function jobs_key(pid) return PREFIX .. 'jobs:' .. pid end
 
--- An item's record. ST: Q queued (ready, held or delayed), R running,
--- P processed with its subtree open, H hook queued, h hook running, G hook
--- over with children still open, F subtree finished. LKEY is '' or 'k'..key.
-local CLASS, FIELDS, PARENT, ST, ATT, TOK, PEND, HOOK, LKEY, MAXA, PRIO, LOST, RES, ERR, OUT, OWNER =
-  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
+-- An item's record. ST: Q to process (ready, held, delayed, or running: its
+-- lease says so), P processed with its subtree open, H hook due (queued or
+-- running), G hook over with children still open, F subtree finished. ATT
+-- counts the attempts that ended (a lost lease is one). LKEY is '' or
+-- 'k'..key.
+local CLASS, FIELDS, PARENT, ST, ATT, PEND, HOOK, LKEY, MAXA, PRIO, LOST, RES, ERR, OUT =
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
 
 -- call(command, key, list...) in chunks of 1000 arguments (Lua's unpack
 -- has a limit; an even size keeps field-value pairs together).
@@ -86,20 +90,40 @@ local function load(id)
   return r
 end
 local function touch(id) DIRTY[id] = true end
--- Reads the records of ids (numbers) not read yet, in one HMGET.
-local function load_many(ids)
-  local missing = {}
-  for _, id in ipairs(ids) do
-    if RECS[id] == nil then missing[#missing + 1] = id end
+-- Reads the records of ids (numbers) not read yet, in one HMGET. texts:
+-- the same ids as strings when the caller has them (a number passed to
+-- redis.call is formatted with printf, which costs as much as the HMGET).
+local function load_many(ids, texts)
+  texts = texts or ids
+  local missing, missing_texts = {}, {}
+  for i, id in ipairs(ids) do
+    if RECS[id] == nil then
+      missing[#missing + 1], missing_texts[#missing + 1] = id, texts[i]
+    end
   end
   for i = 1, #missing, 1000 do
     local last = math.min(i + 999, #missing)
-    local packed = call('HMGET', K_ITEMS, unpack(missing, i, last))
+    local packed = call('HMGET', K_ITEMS, unpack(missing_texts, i, last))
     for j = i, last do
       if packed[j - i + 1] then RECS[missing[j]] = cmsgpack.unpack(packed[j - i + 1]) end
     end
   end
 end
+
+-- Which of the lease members ("id:token") are leased now: a set of them.
+local function leased_now(members)
+  local alive = {}
+  for i = 1, #members, 1000 do
+    local last = math.min(i + 999, #members)
+    local scores = call('ZMSCORE', K_LEASES, unpack(members, i, last))
+    for j = i, last do
+      if scores[j - i + 1] then alive[members[j]] = true end
+    end
+  end
+  return alive
+end
+-- The id of lease member "id:token".
+local function lease_id(member) return tonumber(string.match(member, '^(%d+):')) end
 
 local DELTA = {}
 local function add(what, by) DELTA[what] = (DELTA[what] or 0) + by end
@@ -138,8 +162,8 @@ end
 local SEEN, NEW_KEYS = {}, {}
 
 -- Commands gathered until the end of the script (or until a pop needs the
--- ready queue): pushes to the ready queue, lease and job set removals.
-local READY_BACK, READY_FRONT, UNLEASED, UNJOBBED = {}, {}, {}, {}
+-- ready queue): pushes to the ready queue, lease removals.
+local READY_BACK, READY_FRONT, UNLEASED = {}, {}, {}
 local function flush_ready()
   if #READY_BACK > 0 then
     call_many(ORDER == 'priority' and 'ZADD' or ORDER == 'lifo' and 'LPUSH' or 'RPUSH', K_READY, READY_BACK)
@@ -151,15 +175,10 @@ local function flush_ready()
   end
 end
 
--- Writes what the script changed: records, counters, id and token counters.
--- The leases and job-set entries of the jobs that left theirs in this
--- script go now: before a claim of the same script leases a job again (a
--- retry due at once, claimed by the completing process's own complete_claim),
--- so that its new lease is not the one removed.
+-- The leases of the jobs that left theirs in this script go now.
 local function drop_unleased()
   call_many('ZREM', K_LEASES, UNLEASED)
-  for owner, ids in pairs(UNJOBBED) do call_many('SREM', jobs_key(owner), ids) end
-  UNLEASED, UNJOBBED = {}, {}
+  UNLEASED = {}
 end
 
 local function flush()
@@ -191,18 +210,23 @@ local function ready_push(id, r, front)
     READY_BACK[#READY_BACK + 1] = id
   end
 end
--- Up to n ids from the head of the ready queue, their records read.
+-- Up to n ids from the head of the ready queue, their records read: the
+-- ids, and the same as strings.
 local function ready_pop(n)
   flush_ready()
-  local ids = {}
+  local ids, texts = {}, {}
   if ORDER == 'priority' then
     local z = call('ZPOPMIN', K_READY, n)
-    for i = 1, #z, 2 do ids[#ids + 1] = tonumber(z[i], 16) end
+    for i = 1, #z, 2 do
+      local id = tonumber(z[i], 16)
+      ids[#ids + 1], texts[#ids + 1] = id, tostring(id)
+    end
   else
-    for i, v in ipairs(call('LPOP', K_READY, n) or {}) do ids[i] = tonumber(v) end
+    texts = call('LPOP', K_READY, n) or {}
+    for i, v in ipairs(texts) do ids[i] = tonumber(v) end
   end
-  load_many(ids)
-  return ids
+  load_many(ids, texts)
+  return ids, texts
 end
 
 -- A job of limit key `key` no longer runs: a key with held items is looked at
@@ -212,30 +236,24 @@ local function key_ended(key)
   if call('EXISTS', held_key(key)) == 1 then call('ZADD', K_WAKE, NOW, key) end
 end
 
--- The job `id` (record r, running: R or h) leaves its lease.
-local function unlease(id, r)
-  UNLEASED[#UNLEASED + 1] = id
-  local owned = UNJOBBED[r[OWNER]]
-  if not owned then
-    owned = {}
-    UNJOBBED[r[OWNER]] = owned
-  end
-  owned[#owned + 1] = id
+-- The running job of record r (Q: process, H: its hook) leaves its lease
+-- `member`.
+local function unlease(r, member)
+  UNLEASED[#UNLEASED + 1] = member
   count(r, 'running', -1)
-  if r[ST] == 'R' and r[LKEY] ~= '' then key_ended(string.sub(r[LKEY], 2)) end
+  if r[ST] == 'Q' and r[LKEY] ~= '' then key_ended(string.sub(r[LKEY], 2)) end
 end
 
 -- Puts a job that was running back in its queue (a lost lease, a release).
 local function requeue(id, r, front)
-  if r[ST] == 'R' then
-    r[ST] = 'Q'
+  if r[ST] == 'Q' then
     ready_push(id, r, front)
+  elseif front then
+    call('LPUSH', K_HOOKS, id)
   else
-    r[ST] = 'H'
-    if front then call('LPUSH', K_HOOKS, id) else call('RPUSH', K_HOOKS, id) end
+    call('RPUSH', K_HOOKS, id)
   end
   count(r, 'queued', 1)
-  touch(id)
 end
 
 -- Item `id` was processed, or its hook ran: walks up the tree while subtrees
@@ -289,12 +307,15 @@ end
 
 -- Enqueue entries arrive packed: one JSON array per batch (an argument of
 -- the script, decoded here in one cjson.decode), whose entries are arrays of
--- ENTRY fields: parent (0 or id), class, fields, key ('' or 'k'..key),
--- priority, delay, limit key ('' or 'k'..key), max_attempts, has_hook (1/0).
--- A batch costs the call a handful of arguments whatever its size.
-local E_PARENT, E_CLASS, E_FIELDS, E_KEY, E_PRIO, E_DELAY, E_LKEY, E_MAXA, E_HOOK = 1, 2, 3, 4, 5, 6, 7, 8, 9
+-- ENTRY fields: class, fields, key ('' or 'k'..key), priority, delay, limit
+-- key ('' or 'k'..key), max_attempts, has_hook (1/0), parent (0 or id).
+-- The fields at the end that have their default (the ones in ENTRY_DEFAULT)
+-- are left out: a typical child is [class, fields], which costs neither side
+-- a number to format or parse. A batch costs the call a handful of
+-- arguments whatever its size.
+local E_CLASS, E_FIELDS, E_KEY, E_PRIO, E_DELAY, E_LKEY, E_MAXA, E_HOOK, E_PARENT = 1, 2, 3, 4, 5, 6, 7, 8, 9
 local function parent_error(parent)
-  if parent == 0 then return nil end
+  if parent == nil or parent == 0 then return nil end
   local pr = load(parent)
   if not pr then return 'no item ' .. parent .. ' in this run' end
   if pr[ST] == 'F' then return 'item ' .. parent .. "'s subtree is finished" end
@@ -307,7 +328,7 @@ local function know_keys(entries)
   local keys = {}
   for _, e in ipairs(entries) do
     local key = e[E_KEY]
-    if key ~= '' then keys[#keys + 1] = string.sub(key, 2) end
+    if key and key ~= '' then keys[#keys + 1] = string.sub(key, 2) end
   end
   for i = 1, #keys, 1000 do
     local last = math.min(i + 999, #keys)
@@ -322,7 +343,7 @@ end
 -- duplicate key.
 local function enqueue_entry(e, parent)
   local key = e[E_KEY]
-  if key ~= '' then
+  if key and key ~= '' then
     key = string.sub(key, 2)
     if SEEN[key] then
       add('duplicates', 1)
@@ -332,8 +353,8 @@ local function enqueue_entry(e, parent)
     NEW_KEYS[#NEW_KEYS + 1] = key
   end
   local id = next_number('next_id')
-  local r = { e[E_CLASS], e[E_FIELDS], parent, 'Q', 0, 0, 0, e[E_HOOK] == 1 and 1 or 0,
-    e[E_LKEY], e[E_MAXA], e[E_PRIO], 0, '', '', '', '0' }
+  local r = { e[E_CLASS], e[E_FIELDS], parent, 'Q', 0, 0, e[E_HOOK] == 1 and 1 or 0,
+    e[E_LKEY] or '', e[E_MAXA] or 1, e[E_PRIO] or 0, 0, '', '', '' }
   RECS[id] = r
   touch(id)
   if parent ~= 0 then
@@ -342,7 +363,7 @@ local function enqueue_entry(e, parent)
     touch(parent)
   end
   local delay = e[E_DELAY]
-  if delay > 0 then
+  if delay and delay > 0 then
     call('ZADD', K_DELAYED, NOW + delay, id)
     count(r, 'delayed', 1)
   else

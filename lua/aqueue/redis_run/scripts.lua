@@ -59,6 +59,22 @@ call('ZADD', K_PROCS, NOW, pid)
 return { first, pid, limits, time_text(NOW - tonumber(call('HGET', K_META, 'session_start'))) }
 ]==]
 
+-- look: ARGV format, version. What the tools (--status, --retry-failed)
+-- need to use a run they name without its script: its classes and order.
+-- Writes nothing: no process joins, no session begins. Returns { 1,
+-- classes, order } or { 0, why }.
+BODIES.look = [==[
+local m = call('HMGET', K_META, 'format', 'version', 'classes', 'order')
+if not m[1] and call('EXISTS', K_META) == 0 then
+  return { 0, 'no such run in this Redis' }
+elseif m[1] ~= ARGV[3] then
+  return { 0, fmt('key %s is not the meta of an aqueue run (no format marker)', K_META) }
+elseif m[2] ~= ARGV[4] then
+  return { 0, fmt('run written by format version %s; this aqueue reads version %s', tostring(m[2]), ARGV[4]) }
+end
+return { 1, m[3], m[4] }
+]==]
+
 -- enqueue: ARGV the entries, packed (prelude's ENTRY fields; each carries
 -- its parent). Returns one id or false per entry; a missing or finished
 -- parent refuses the whole batch before anything is written.
@@ -71,7 +87,7 @@ end
 know_keys(entries)
 local ids = {}
 for k, e in ipairs(entries) do
-  ids[k] = enqueue_entry(e, e[E_PARENT])
+  ids[k] = enqueue_entry(e, e[E_PARENT] or 0)
 end
 flush()
 return ids
@@ -88,13 +104,16 @@ return ids
 -- with the seconds to wait before it starts (the process delays it by its
 -- own timer): a start then does not hang on a claim reaching the server at
 -- the right millisecond, which a loaded machine misses.
--- Returns { jobs, reached, wake_in, starts }: jobs is id, kind, class,
--- fields, parent, attempt, token, max_attempts of each job, one after the
+-- The claim writes no record: each job gets a lease "id:token" (one token
+-- per claim: it names this claim of the job, whichever job it is), whose
+-- expiry is in whole milliseconds (an integer is cheaper to write than a
+-- float, in the zset and in the AOF).
+-- Returns { jobs, reached, wake_in, starts, token }: jobs is id, kind,
+-- class, fields, parent, attempt, max_attempts of each job, one after the
 -- other in one flat list (a list of lists costs the server more to send);
 -- reached is 1 once the session started max_items items, else 0; wake_in
 -- the seconds until a key held back by its rate may be claimed again ('':
--- none is); starts is id, seconds to wait, for the jobs that must wait. A lease's expiry is in whole milliseconds: an
--- integer is cheaper to write than a float, in the zset and in the AOF.
+-- none is); starts is id, seconds to wait, for the jobs that must wait.
 local CLAIM_STEP = [==[
 local n, lease = tonumber(ARGV[CLAIM_AT]), tonumber(ARGV[CLAIM_AT + 1])
 local per_key, rate = tonumber(ARGV[CLAIM_AT + 2]), tonumber(ARGV[CLAIM_AT + 3])
@@ -103,7 +122,9 @@ local max_items = tonumber(ARGV[CLAIM_AT + 5])
 local MAX_SCAN = 4096 -- ready items looked at per claim (held ones move out of the way)
 local RATE_AHEAD = 0.05 -- seconds (see above)
 local jobs, ids, leased, starts = {}, {}, {}, {}
-local expiry = math.floor((NOW + lease) * 1000)
+local expiry = tostring(math.floor((NOW + lease) * 1000))
+local token = next_number('next_token')
+local member_suffix = ':' .. token
 
 local function limits_of(key)
   local o = overrides and overrides[key]
@@ -149,28 +170,23 @@ local function room()
   return max_items - meta_number('started')
 end
 
-local function start(id, r, kind)
-  if kind == 'process' then
-    if r[ATT] == 0 then next_number('started') end
-    r[ST], r[ATT] = 'R', r[ATT] + 1
-  else
-    r[ST] = 'h'
-  end
-  r[TOK], r[OWNER] = next_number('next_token'), PID
-  touch(id)
-  leased[#leased + 1], leased[#leased + 2] = expiry, id
+-- Job `id` (text: the same as a string) starts.
+local function start(id, text, r, kind)
+  if kind == 'process' and r[ATT] == 0 then next_number('started') end
+  leased[#leased + 1], leased[#leased + 2] = expiry, text .. member_suffix
   ids[#ids + 1] = id
   count(r, 'queued', -1)
   count(r, 'running', 1)
   local j = #jobs
   jobs[j + 1], jobs[j + 2], jobs[j + 3], jobs[j + 4] = id, kind, r[CLASS], r[FIELDS]
-  jobs[j + 5], jobs[j + 6], jobs[j + 7], jobs[j + 8] = r[PARENT], r[ATT], r[TOK], r[MAXA]
+  jobs[j + 5], jobs[j + 6], jobs[j + 7] = r[PARENT], kind == 'process' and r[ATT] + 1 or 0, r[MAXA]
 end
 
-local hooks = call('LPOP', K_HOOKS, n) or {}
-for i, id in ipairs(hooks) do hooks[i] = tonumber(id) end
-load_many(hooks)
-for _, id in ipairs(hooks) do start(id, RECS[id], 'hook') end
+local hook_texts = call('LPOP', K_HOOKS, n) or {}
+local hooks = {}
+for i, text in ipairs(hook_texts) do hooks[i] = tonumber(text) end
+load_many(hooks, hook_texts)
+for i, id in ipairs(hooks) do start(id, hook_texts[i], RECS[id], 'hook') end
 
 local due = call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'LIMIT', 0, 1000)
 if #due > 0 then
@@ -188,10 +204,10 @@ end
 for _, key in ipairs(call('ZRANGEBYSCORE', K_WAKE, '-inf', NOW, 'LIMIT', 0, 100)) do
   local held = held_key(key)
   while #ids < n and room() > 0 and not blocked(key) do
-    local id = call('LPOP', held)
-    if not id then break end
-    id = tonumber(id)
-    start(id, load(id), 'process')
+    local text = call('LPOP', held)
+    if not text then break end
+    local id = tonumber(text)
+    start(id, text, load(id), 'process')
     key_started(key)
   end
   if call('EXISTS', held) == 0 then
@@ -208,33 +224,30 @@ end
 
 local scanned = 0
 while #ids < n and scanned < MAX_SCAN and room() > 0 do
-  local popped = ready_pop(math.min(n - #ids, MAX_SCAN - scanned, room())) -- (a retry takes no room: a claim may come short)
+  local popped, texts = ready_pop(math.min(n - #ids, MAX_SCAN - scanned, room())) -- (a retry takes no room: a claim may come short)
   if #popped == 0 then break end
   scanned = scanned + #popped
-  for _, id in ipairs(popped) do
+  for i, id in ipairs(popped) do
     local r = RECS[id]
     if r[LKEY] == '' then
-      start(id, r, 'process')
+      start(id, texts[i], r, 'process')
     else
       local key = string.sub(r[LKEY], 2)
       local held = held_key(key)
       local b = call('EXISTS', held) == 1 and 'held' or blocked(key)
       if not b then
-        start(id, r, 'process')
+        start(id, texts[i], r, 'process')
         key_started(key)
       else
-        call('RPUSH', held, id) -- behind the key's earlier items
+        call('RPUSH', held, texts[i]) -- behind the key's earlier items
         if b ~= 'held' and b ~= 'n' then call('ZADD', K_WAKE, b, key) end
       end
     end
   end
 end
 
-drop_unleased() -- (the completions of a complete_claim first: see prelude)
-if #ids > 0 then
-  call_many('ZADD', K_LEASES, leased)
-  call_many('SADD', jobs_key(PID), ids)
-end
+drop_unleased()
+call_many('ZADD', K_LEASES, leased)
 call('ZADD', K_PROCS, NOW, PID)
 local reached = room() <= 0 and 1 or 0
 -- the seconds until a job held back by a rate may start ('' when none is):
@@ -242,36 +255,43 @@ local reached = room() <= 0 and 1 or 0
 local next_wake = call('ZRANGE', K_WAKE, 0, 0, 'WITHSCORES')[2]
 local wake_in = next_wake and time_text(math.max(0, tonumber(next_wake) - NOW)) or ''
 ]==]
-BODIES.claim = 'local CLAIM_AT = 3\n' .. CLAIM_STEP .. 'flush()\nreturn { jobs, reached, wake_in, starts }\n'
+BODIES.claim = 'local CLAIM_AT = 3\n' .. CLAIM_STEP .. 'flush()\nreturn { jobs, reached, wake_in, starts, token }\n'
 
 -- complete: ARGV[COMPLETE_AT] the results, packed: one JSON array whose
--- results are arrays { id, token, outcome, result, error, retry_delay,
--- { the children's entries (prelude's ENTRY fields, parent unused) } }.
--- Returns per result { 1, child ids or false... } when recorded, { 0 } for a
--- stale token.
+-- results are arrays { id (a string), lease member ("id:token"), outcome,
+-- { the children's entries (prelude's ENTRY fields, parent unused) },
+-- result, error, retry_delay }, the fields at the end that have their
+-- default ({}, '', '', 0) left out. A result whose lease is gone (reaped, or
+-- completed already) is stale: a late completion of a process presumed
+-- dead, refused. Returns per result { 1, child ids or false... } when
+-- recorded, { 0 } for a stale one.
 local COMPLETE_STEP = [==[
 local results = cjson.decode(ARGV[COMPLETE_AT])
-local replies, completed, children = {}, {}, {}
+local replies, completed, texts, members, children = {}, {}, {}, {}, {}
+local NONE = {}
 for k, res in ipairs(results) do
-  completed[k] = res[1]
-  for _, c in ipairs(res[7]) do children[#children + 1] = c end
+  completed[k], texts[k], members[k] = tonumber(res[1]), res[1], res[2]
+  for _, c in ipairs(res[4] or NONE) do children[#children + 1] = c end
 end
-load_many(completed)
+load_many(completed, texts)
+local live = leased_now(members)
 know_keys(children) -- (a stale result's children are looked up, never added)
 for k, res in ipairs(results) do
-  local id, token, outcome, result, err, retry_delay = res[1], res[2], res[3], res[4], res[5], res[6]
-  local r = load(id)
-  local want = outcome == 'hook_done' and 'h' or 'R'
-  if not r or r[TOK] ~= token or r[ST] ~= want then
+  local id, member, outcome = completed[k], res[2], res[3]
+  local result, err, retry_delay = res[5] or '', res[6] or '', res[7] or 0
+  local r = RECS[id]
+  local want = outcome == 'hook_done' and 'H' or 'Q'
+  if not live[member] or not r or r[ST] ~= want then
     replies[k] = { 0 }
   else
+    live[member] = nil -- (the same result twice in one batch: the second is stale)
     local reply = { 1 }
-    for _, c in ipairs(res[7]) do reply[#reply + 1] = enqueue_entry(c, id) end
-    unlease(id, r)
+    for _, c in ipairs(res[4] or NONE) do reply[#reply + 1] = enqueue_entry(c, id) end
+    unlease(r, member)
+    if outcome ~= 'hook_done' then r[ATT] = r[ATT] + 1 end
     if outcome == 'hook_done' then
       hook_over(id, r, err ~= '')
     elseif outcome == 'retry' then
-      r[ST] = 'Q'
       call('ZADD', K_DELAYED, NOW + retry_delay, id)
       count(r, 'delayed', 1)
       add('retried', 1)
@@ -288,30 +308,27 @@ BODIES.complete = 'local COMPLETE_AT = 3\n' .. COMPLETE_STEP .. 'flush()\nreturn
 -- complete_claim: complete's argument at ARGV[9], after claim's. The
 -- completions first (they free limit slots and queue hooks), then a claim:
 -- a busy process gets its next jobs with the same round trip. Returns
--- { complete's replies, and claim's jobs, reached, wake_in and starts }.
+-- { complete's replies, and claim's jobs, reached, wake_in, starts and
+-- token }.
 BODIES.complete_claim = 'local CLAIM_AT, COMPLETE_AT = 3, 9\n' .. COMPLETE_STEP .. CLAIM_STEP
-  .. 'flush()\nreturn { replies, jobs, reached, wake_in, starts }\n'
+  .. 'flush()\nreturn { replies, jobs, reached, wake_in, starts, token }\n'
 
--- heartbeat: ARGV lease, held (JSON list of ids). Renews this process's
--- sign of life and the lease of each job it says it holds that is still its
--- own. A job the store counts as this process's but the process does not
--- name (a claim whose reply was lost) keeps its lease as it was: it expires
--- and the reaper puts the job back. Returns how many leases were renewed.
+-- heartbeat: ARGV lease, held (JSON list of lease members "id:token").
+-- Renews this process's sign of life and each lease it names that is still
+-- held (a token names one claim, so a lease another process holds now is
+-- never renewed). A job the process does not name (a claim whose reply was
+-- lost) keeps its lease as it was: it expires and the reaper puts the job
+-- back. Returns how many leases were renewed.
 BODIES.heartbeat = [==[
 call('ZADD', K_PROCS, NOW, PID)
 local held = cjson.decode(ARGV[4])
-if #held == 0 then return 0 end
-local mine = {}
-for i = 1, #held, 4000 do -- (SMISMEMBER's arguments in chunks below Lua's unpack limit)
-  local part = { unpack(held, i, math.min(i + 3999, #held)) }
-  for j, yes in ipairs(call('SMISMEMBER', jobs_key(PID), unpack(part))) do
-    if yes == 1 then mine[#mine + 1] = part[j] end
-  end
+local live = leased_now(held)
+local renewed, expiry, n = {}, tostring(math.floor((NOW + tonumber(ARGV[3])) * 1000)), 0
+for member in pairs(live) do
+  renewed[#renewed + 1], renewed[#renewed + 2], n = expiry, member, n + 1
 end
-local renewed, expiry = {}, math.floor((NOW + tonumber(ARGV[3])) * 1000)
-for _, id in ipairs(mine) do renewed[#renewed + 1], renewed[#renewed + 2] = expiry, id end
 call_many('ZADD', K_LEASES, renewed)
-return #mine
+return n
 ]==]
 
 -- reap: ARGV guard (ms), stall limit. Unless another reap ran within the
@@ -322,17 +339,18 @@ BODIES.reap = [==[
 if not call('SET', K_REAPER, PID, 'NX', 'PX', ARGV[3]) then return { 0, 0, 1 } end
 local stall_limit = tonumber(ARGV[4])
 local requeued, failed = 0, 0
-for _, id in ipairs(call('ZRANGEBYSCORE', K_LEASES, '-inf', math.floor(NOW * 1000), 'LIMIT', 0, 1000)) do
-  id = tonumber(id)
+for _, member in ipairs(call('ZRANGEBYSCORE', K_LEASES, '-inf', math.floor(NOW * 1000), 'LIMIT', 0, 1000)) do
+  local id = lease_id(member)
   local r = load(id)
-  unlease(id, r)
+  unlease(r, member)
   r[LOST] = r[LOST] + 1
+  if r[ST] == 'Q' then r[ATT] = r[ATT] + 1 end
   touch(id)
   if r[LOST] < stall_limit then
     requeue(id, r, false)
     requeued = requeued + 1
   else
-    if r[ST] == 'R' then processed(id, r, 'failed', '', 'stalled') else hook_over(id, r, true) end
+    if r[ST] == 'Q' then processed(id, r, 'failed', '', 'stalled') else hook_over(id, r, true) end
     failed = failed + 1
   end
 end
@@ -340,19 +358,20 @@ flush()
 return { requeued, failed, 0 }
 ]==]
 
--- release: ARGV id, token pairs. Hands claimed jobs that did not start back
--- to the front of their queue, their attempt not counted. Returns how many.
+-- release: ARGV lease members ("id:token"). Hands claimed jobs that did
+-- not start back to the front of their queue, their attempt not counted.
+-- Returns how many.
 BODIES.release = [==[
+local members = { unpack(ARGV, 3) }
+local live = leased_now(members)
 local released = 0
-for i = 3, #ARGV, 2 do
-  local id, token = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
-  local r = load(id)
-  if r and r[TOK] == token and (r[ST] == 'R' or r[ST] == 'h') then
-    unlease(id, r)
-    if r[ST] == 'R' then
-      r[ATT] = r[ATT] - 1
-      if r[ATT] == 0 then META_NEXT.started = meta_number('started') - 1 end -- (max_items: it did not start)
-    end
+for _, member in ipairs(members) do
+  if live[member] then
+    live[member] = nil
+    local id = lease_id(member)
+    local r = load(id)
+    unlease(r, member)
+    if r[ST] == 'Q' and r[ATT] == 0 then META_NEXT.started = meta_number('started') - 1 end -- (max_items: it did not start)
     requeue(id, r, true)
     released = released + 1
   end
@@ -437,7 +456,7 @@ return { call('HGETALL', K_COUNTS), call('ZCOUNT', K_PROCS, NOW - tonumber(ARGV[
 BODIES.result = [==[
 local r = load(tonumber(ARGV[3]))
 if not r then return {} end
-local states = { Q = 'queued', R = 'running' }
+local states = { Q = 'queued' } -- (running too: a claim writes no record)
 return { states[r[ST]] or r[OUT], r[RES], r[ERR] }
 ]==]
 

@@ -1,0 +1,330 @@
+/*
+ * url_module.c — aqueue.url_core, the Lua side: join, parse, build, encode,
+ * decode on libcurl's URL API. lua/aqueue/url.lua checks the arguments
+ * (raising on misuse) and adds url.query; the files and who owns what:
+ * url.h.
+ *
+ * A URL curl refuses is no misuse but bad data (a crawl meets plenty): the
+ * functions return nil, "EINVAL: invalid argument: <url> (<curl's reason>)",
+ * "EINVAL", the shape of every I/O failure (README "I/O failures"), and the
+ * code http gives a malformed URL.
+ */
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "aqueue.h"
+#include "url.h"
+
+#define URL_HANDLES_MT "aqueue.url_core.handles"
+#define URL_SHOWN_MAX 200 /* bytes of a URL an error message quotes */
+
+/* Flags of every curl_url_set: any scheme is a URL (a crawl meets ftp: and
+ * itms-apps: links; http is only one of them). */
+#define URL_SET_FLAGS CURLU_NON_SUPPORT_SCHEME
+
+static url_handles *handles_of(lua_State *L) {
+  return (url_handles *)lua_touserdata(L, lua_upvalueindex(1));
+}
+
+/* The text of a URL for a message: at most URL_SHOWN_MAX bytes of it ("" for
+ * the empty one), pushed onto the stack. */
+static const char *shown(lua_State *L, const char *s, size_t n) {
+  if (n == 0) {
+    lua_pushliteral(L, "\"\"");
+  } else if (n <= URL_SHOWN_MAX) {
+    lua_pushlstring(L, s, n);
+  } else {
+    lua_pushlstring(L, s, URL_SHOWN_MAX);
+    lua_pushfstring(L, "... (%d bytes)", (int)n);
+    lua_concat(L, 2);
+  }
+  return lua_tostring(L, -1);
+}
+
+static const char *reason(CURLUcode rc) { return curl_url_strerror(rc); }
+
+/* nil, "EINVAL: invalid argument: <what><url><after> (<reason>)", "EINVAL" (ENOMEM
+ * when curl ran out of memory). */
+static int fail(lua_State *L, CURLUcode rc, const char *what, const char *url, size_t n, const char *after) {
+  const char *code = rc == CURLUE_OUT_OF_MEMORY ? "ENOMEM" : "EINVAL";
+  const char *text = shown(L, url, n);
+  return aq_push_failure(L, code, "%s: %s%s%s (%s)", aq_error_text(code), what, text, after, reason(rc));
+}
+
+/* A NUL byte would end the URL early for curl: refused like curl's own reasons. */
+static int fail_nul(lua_State *L, const char *what, const char *url) {
+  const char *text = shown(L, url, strlen(url));
+  return aq_push_failure(L, "EINVAL", "%s: %s%s (a NUL byte in the URL)", aq_error_text("EINVAL"), what, text);
+}
+
+/* Sets h to the absolute URL s (h cleared first). */
+static CURLUcode set_absolute(lua_State *L, CURLU *h, const char *s, size_t n) {
+  curl_url_set(h, CURLUPART_URL, NULL, 0);
+  const char *fixed = url_encode_loose(L, s, n, url_authority_end(s, n));
+  CURLUcode rc = curl_url_set(h, CURLUPART_URL, fixed, URL_SET_FLAGS);
+  if (fixed != s) lua_pop(L, 1);
+  return rc;
+}
+
+/* Pushes the whole URL of h, or returns curl's error. */
+static CURLUcode push_url(lua_State *L, CURLU *h) {
+  char *out = NULL;
+  CURLUcode rc = curl_url_get(h, CURLUPART_URL, &out, 0);
+  if (rc != CURLUE_OK) return rc;
+  lua_pushstring(L, out);
+  curl_free(out);
+  return CURLUE_OK;
+}
+
+/* The base of a join, parsed: kept from the last join when it is the same
+ * text (a crawl joins every link of a page to the page's URL). */
+static CURLUcode base_of(lua_State *L, url_handles *u, const char *s, size_t n) {
+  if (u->base_text && u->base_len == n && memcmp(u->base_text, s, n) == 0) return CURLUE_OK;
+  free(u->base_text);
+  u->base_text = NULL;
+  if (!u->base && !(u->base = curl_url())) return CURLUE_OUT_OF_MEMORY;
+  CURLUcode rc = set_absolute(L, u->base, s, n);
+  if (rc != CURLUE_OK) return rc;
+  if (!(u->base_text = malloc(n + 1))) return CURLUE_OUT_OF_MEMORY;
+  memcpy(u->base_text, s, n + 1);
+  u->base_len = n;
+  return CURLUE_OK;
+}
+
+/* A reference with a scheme but no "//" ("mailto:a@b", "urn:x", "g:h"): RFC
+ * 3986 5.2.2 makes it the target itself, its path without dot segments.
+ * curl's URL API refuses them (it holds URLs with an authority only). */
+static void push_opaque(lua_State *L, const char *s, size_t n, size_t scheme_len) {
+  size_t path_start = scheme_len + 1, path_end = path_start;
+  while (path_end < n && s[path_end] != '?' && s[path_end] != '#') path_end++;
+  char *path = lua_newuserdata(L, path_end - path_start + 1); /* a scratch copy the GC frees */
+  memcpy(path, s + path_start, path_end - path_start);
+  size_t path_len = url_remove_dot_segments(path, path_end - path_start);
+  lua_pushlstring(L, s, path_start);
+  lua_pushlstring(L, path, path_len);
+  lua_pushlstring(L, s + path_end, n - path_end);
+  lua_concat(L, 3);
+}
+
+/* join(base, ref): the URL ref refers to from the page at base (RFC 3986
+ * section 5.2), or nil, err, code. */
+static int l_join(lua_State *L) {
+  url_handles *u = handles_of(L);
+  size_t blen, rlen;
+  const char *base = luaL_checklstring(L, 1, &blen);
+  const char *ref = luaL_checklstring(L, 2, &rlen);
+  if (strlen(ref) != rlen) return fail_nul(L, "", ref);
+  size_t scheme_len = url_scheme_len(ref, rlen);
+  if (scheme_len > 0) {
+    /* RFC 3986 5.2.2: a reference with a scheme is absolute, whatever the
+     * base (curl refuses "g:h" and "http:g": no "//"). */
+    if (url_authority_end(ref, rlen) == 0) {
+      push_opaque(L, ref, rlen, scheme_len);
+      return 1;
+    }
+    CURLUcode rc = set_absolute(L, u->scratch, ref, rlen);
+    if (rc == CURLUE_OK) rc = push_url(L, u->scratch);
+    return rc == CURLUE_OK ? 1 : fail(L, rc, "", ref, rlen, "");
+  }
+  if (strlen(base) != blen) return fail_nul(L, "base ", base);
+  CURLUcode rc = base_of(L, u, base, blen);
+  if (rc != CURLUE_OK) return fail(L, rc, "base ", base, blen, "");
+  CURLU *h = curl_url_dup(u->base);
+  if (!h) return fail(L, CURLUE_OUT_OF_MEMORY, "", ref, rlen, "");
+  if (rlen == 0) {
+    /* RFC 3986 5.2.2: the empty reference is the base without its fragment
+     * (curl drops the last path segment and the query too). */
+    rc = curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0);
+  } else if (ref[0] == '#') {
+    /* RFC 3986 5.2.2: a reference of only a fragment keeps the base's path
+     * and query (curl drops the last segment and the query). */
+    rc = curl_url_set(h, CURLUPART_FRAGMENT, url_encode_loose(L, ref + 1, rlen - 1, 0), 0);
+  } else {
+    rc = curl_url_set(h, CURLUPART_URL, url_encode_loose(L, ref, rlen, url_authority_end(ref, rlen)), URL_SET_FLAGS);
+  }
+  if (rc == CURLUE_OK) rc = push_url(L, h);
+  curl_url_cleanup(h);
+  if (rc != CURLUE_OK) {
+    const char *b = shown(L, base, blen);
+    lua_pushfstring(L, " joined to %s", b);
+    return fail(L, rc, "", ref, rlen, lua_tostring(L, -1));
+  }
+  return 1;
+}
+
+/* The parts of a URL, in the order parse returns them and build takes them. */
+static const struct {
+  const char *name;
+  CURLUPart part;
+} PARTS[] = {
+    {"scheme", CURLUPART_SCHEME}, {"user", CURLUPART_USER},   {"password", CURLUPART_PASSWORD},
+    {"host", CURLUPART_HOST},     {"port", CURLUPART_PORT},   {"path", CURLUPART_PATH},
+    {"query", CURLUPART_QUERY},   {"fragment", CURLUPART_FRAGMENT},
+};
+#define NPARTS (sizeof PARTS / sizeof PARTS[0])
+
+/* parse(url): { scheme, user, password, host, port (a number), path, query,
+ * fragment } as they are written in the URL (percent-encoded; absent parts
+ * nil), or nil, err, code. */
+static int l_parse(lua_State *L) {
+  url_handles *u = handles_of(L);
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  if (strlen(s) != n) return fail_nul(L, "", s);
+  CURLUcode rc = set_absolute(L, u->scratch, s, n);
+  if (rc != CURLUE_OK) return fail(L, rc, "", s, n, "");
+  lua_createtable(L, 0, NPARTS);
+  for (size_t i = 0; i < NPARTS; i++) {
+    char *part = NULL;
+    if (curl_url_get(u->scratch, PARTS[i].part, &part, 0) != CURLUE_OK) continue; /* absent */
+    if (PARTS[i].part == CURLUPART_QUERY && part[0] == '\0') {
+      curl_free(part); /* "?" alone: curl leaves it out of the URLs it writes */
+      continue;
+    }
+    if (PARTS[i].part == CURLUPART_PORT) lua_pushnumber(L, strtol(part, NULL, 10));
+    else lua_pushstring(L, part);
+    curl_free(part);
+    lua_setfield(L, -2, PARTS[i].name);
+  }
+  return 1;
+}
+
+/* Adds part i of build's arguments (when it is given) to b, between
+ * `before` and `after`. */
+static void add_part(lua_State *L, luaL_Buffer *b, int i, const char *before, const char *after) {
+  const char *s = lua_tostring(L, i);
+  if (!s) return;
+  luaL_addstring(b, before);
+  luaL_addstring(b, s);
+  luaL_addstring(b, after);
+}
+
+/* build(scheme, user, password, host, port, path, query, fragment): each a
+ * string or nil (port as digits), written as they are in a URL; spaces and
+ * non-ASCII bytes get percent-encoded. Returns the URL, or nil, err, code.
+ * Each part goes through curl's setter first, to name the part curl refuses;
+ * the URL is then the parts' text read by curl as a whole, which keeps them
+ * as written (the setters would rewrite "%3D" as "%3d"). */
+static int l_build(lua_State *L) {
+  url_handles *u = handles_of(L);
+  lua_settop(L, (int)NPARTS);
+  curl_url_set(u->scratch, CURLUPART_URL, NULL, 0);
+  for (size_t i = 0; i < NPARTS; i++) {
+    int idx = (int)i + 1;
+    if (lua_isnil(L, idx)) continue;
+    size_t n;
+    const char *s = luaL_checklstring(L, idx, &n);
+    if (strlen(s) != n) {
+      lua_pushfstring(L, "url part %s = ", PARTS[i].name);
+      return fail_nul(L, lua_tostring(L, -1), s);
+    }
+    int plain = PARTS[i].part == CURLUPART_SCHEME || PARTS[i].part == CURLUPART_HOST ||
+                PARTS[i].part == CURLUPART_PORT;
+    const char *value = plain ? s : url_encode_loose(L, s, n, 0);
+    if (value != s) lua_replace(L, idx); /* the text below holds the encoded part */
+    CURLUcode rc = curl_url_set(u->scratch, PARTS[i].part, value, URL_SET_FLAGS);
+    if (rc != CURLUE_OK) {
+      lua_pushfstring(L, "url part %s = ", PARTS[i].name);
+      return fail(L, rc, lua_tostring(L, -1), s, n, "");
+    }
+  }
+  char *whole = NULL; /* curl's verdict on the parts together: a scheme, a host */
+  CURLUcode rc = curl_url_get(u->scratch, CURLUPART_URL, &whole, 0);
+  curl_free(whole);
+  if (rc != CURLUE_OK)
+    return aq_push_failure(L, "EINVAL", "%s: cannot build a URL of these parts (%s)", aq_error_text("EINVAL"),
+                           reason(rc));
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  add_part(L, &b, 1, "", "://");
+  add_part(L, &b, 2, "", lua_isnil(L, 3) ? "@" : "");
+  add_part(L, &b, 3, ":", "@");
+  add_part(L, &b, 4, "", "");
+  add_part(L, &b, 5, ":", "");
+  const char *path = lua_tostring(L, 6);
+  add_part(L, &b, 6, path && path[0] != '/' ? "/" : "", "");
+  add_part(L, &b, 7, "?", "");
+  add_part(L, &b, 8, "#", "");
+  luaL_pushresult(&b);
+  size_t n;
+  const char *text = lua_tolstring(L, -1, &n);
+  rc = set_absolute(L, u->scratch, text, n);
+  if (rc == CURLUE_OK) rc = push_url(L, u->scratch);
+  return rc == CURLUE_OK ? 1 : fail(L, rc, "", text, n, "");
+}
+
+/* encode(s): s with every byte but RFC 3986's unreserved ones (ALPHA DIGIT
+ * "-" "." "_" "~") percent-encoded. */
+static int l_encode(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  if (n > (size_t)INT_MAX / 3) return luaL_argerror(L, 1, "too long to encode");
+  char *out = curl_easy_escape(NULL, s, (int)n);
+  if (!out) return luaL_error(L, "aqueue.url.encode: out of memory");
+  lua_pushstring(L, out);
+  curl_free(out);
+  return 1;
+}
+
+/* decode(s): s with every "%XX" replaced by its byte ("+" stays "+"; a "%"
+ * not followed by two hex digits stays as it is). */
+static int l_decode(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  if (n > (size_t)INT_MAX) return luaL_argerror(L, 1, "too long to decode");
+  int len = 0;
+  char *out = curl_easy_unescape(NULL, s, (int)n, &len);
+  if (!out) return luaL_error(L, "aqueue.url.decode: out of memory");
+  lua_pushlstring(L, out, (size_t)len);
+  curl_free(out);
+  return 1;
+}
+
+static int handles_gc(lua_State *L) {
+  url_handles *u = (url_handles *)luaL_checkudata(L, 1, URL_HANDLES_MT);
+  curl_url_cleanup(u->scratch); /* NULL-safe */
+  curl_url_cleanup(u->base);
+  free(u->base_text);
+  memset(u, 0, sizeof *u);
+  return 0;
+}
+
+AQ_EXPORT int luaopen_aqueue_url_core(lua_State *L);
+
+/* Keeps this module (and libcurl with it) loaded until the process ends, as
+ * aqueue.http_core does: unloading curl's TLS libraries at lua_close leaves
+ * what they allocated at load time looking leaked. */
+static void pin_module(void) {
+  Dl_info info;
+  if (dladdr((void *)luaopen_aqueue_url_core, &info) && info.dli_fname)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+/* require("aqueue.url_core"). */
+AQ_EXPORT int luaopen_aqueue_url_core(lua_State *L) {
+  AQ_MODULE_CHECK(L, "aqueue.url_core");
+  pin_module();
+  static const luaL_Reg functions[] = {
+      {"join", l_join},     {"parse", l_parse},   {"build", l_build},
+      {"encode", l_encode}, {"decode", l_decode}, {NULL, NULL},
+  };
+  lua_newtable(L);
+  url_handles *u = (url_handles *)lua_newuserdata(L, sizeof *u);
+  memset(u, 0, sizeof *u);
+  luaL_newmetatable(L, URL_HANDLES_MT);
+  lua_pushcfunction(L, handles_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  if (!(u->scratch = curl_url())) return luaL_error(L, "aqueue.url_core: out of memory");
+  for (const luaL_Reg *f = functions; f->name; f++) {
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, f->func, 1);
+    lua_setfield(L, -3, f->name);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
