@@ -17,10 +17,10 @@
 -- written for clarity, in Lua: a tokenizer as cssselect's, a recursive-descent
 -- parser that builds the XPath as it goes. A selector it cannot read gives
 -- nil and a message that says what was expected and at which character.
-local type, tonumber, error, pcall = type, tonumber, error, pcall
+local type, tonumber, error, pcall, select = type, tonumber, error, pcall, select
 local byte, sub, find, lower, format, char = string.byte, string.sub, string.find, string.lower, string.format, string.char
 local concat = table.concat
-local floor = math.floor
+local floor, abs = math.floor, math.abs
 
 local M = {}
 
@@ -331,7 +331,7 @@ local function parse_series(s)
   return nil
 end
 
-local function nth_child(x, a, b, pos)
+local function nth_child(x, a, b)
   local b1 = b - 1
   if a == 1 and b1 <= 0 then return x end
   if a < 0 and b1 < 0 then return add_condition(x, "0") end
@@ -345,7 +345,7 @@ local function nth_child(x, a, b, pos)
   end
   if a ~= 1 and a ~= -1 then
     local left = count
-    local b_neg = (-b1) % math.abs(a)
+    local b_neg = (-b1) % abs(a)
     if b_neg ~= 0 then left = format("(%s +%d)", left, b_neg) end
     exprs[#exprs + 1] = format("%s mod %d = 0", left, a)
   end
