@@ -9,7 +9,9 @@
  *   html_module.c  luaopen: the module's functions and the node metatable
  *   html_parse.c   text -> libxml2 document, on the loop thread or (large
  *                  pages) on the thread pool
- *   html_doc.c     the shared document and the node objects Lua holds
+ *   html_doc.c     the shared document and the node objects Lua holds: their
+ *                  counts, where a tree is freed (the module's per-engine
+ *                  state), the document's XPath context and its quiet errors
  *   html_node.c    what a node tells: tag, text, attribute, outer HTML
  *   html_xpath.c   compiled XPath expressions, their evaluation, the results
  *
