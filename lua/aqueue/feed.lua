@@ -139,7 +139,7 @@ end
 local function jsonl_record(self, record)
   local ok, json = pcall(cjson.encode, record)
   if not ok then
-    error(("feed %s: record cannot be written as JSON: %s"):format(self.path, tostring(json):gsub("^.-: ", "")), 3)
+    error(("feed %s: record cannot be written as JSON: %s"):format(self.path, tostring(json)), 3)
   end
   return json .. "\n"
 end

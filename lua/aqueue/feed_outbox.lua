@@ -15,8 +15,8 @@
 --    completion committed has its lines in the outbox, and lines in the
 --    outbox belong to a completion committed: an item that runs again after a
 --    crash had none there.
--- 3. Once that commit is done (aq__statedb_committed; checked at each later
---    completion and at the run's end), the lines are appended to F, each with
+-- 3. Once that commit is done (a pump task waits for it with db:flush();
+--    the run's end also appends what is committed), the lines are appended to F, each with
 --    one write(2), and the mark (last seq, F's size) is written with a delete
 --    of the outbox rows up to it: that is a later commit. Appending and
 --    writing the mark happen with no task running between, so the marks, in
@@ -40,6 +40,7 @@ local ffi = require("ffi")
 local core = require("aqueue.core")
 local statedb = require("aqueue.statedb")
 local statefile = require("aqueue.statefile")
+local spawn = require("aqueue.handle").spawn
 
 ffi.cdef(statedb.ffi_cdef) -- engine/modules/statedb/statedb_ffi.h
 local C = ffi.C
@@ -53,6 +54,7 @@ local statements = {} -- db -> { insert =, mark =, delete = }
 local pending = setmetatable({}, { __mode = "k" }) -- item -> { p, line, p, line, ... }
 local queue, head, tail = {}, 1, 0 -- committing lines: { p =, seq =, line =, commit = }
 local run_db, run_ptr = nil, nil   -- the state file of the run going on, if any
+local pumping = false              -- a pump task is waiting for the lines' commit
 
 local M = {}
 
@@ -175,13 +177,22 @@ local function pump()
   end
 end
 
+-- The pump task: while lines wait for their commit, waits for it and
+-- appends them. Ends when none wait (or the run ended, or the file failed).
+local function pump_task(db)
+  while head <= tail and db == run_db do
+    if not db:flush() or db ~= run_db then
+      break
+    end
+    pump()
+  end
+  pumping = false
+end
+
 -- Item `item`'s process() ended (sqlite backend): on success its lines go
 -- to the outbox (step 2). Returns true when the batch is then held: the
 -- caller writes the completion and calls release().
 function M.commit(item, ok)
-  if head <= tail then
-    pump()
-  end
   local lines = pending[item]
   if not lines then
     return false
@@ -198,6 +209,10 @@ function M.commit(item, ok)
     p.db:write(p.stmts.insert, p.path, p.seq, line)
     tail = tail + 1
     queue[tail] = { p = p, seq = p.seq, line = line, commit = commit }
+  end
+  if not pumping then
+    pumping = true
+    spawn(pump_task, run_db)
   end
   return true
 end
