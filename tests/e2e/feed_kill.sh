@@ -14,6 +14,8 @@
 # Reproduce a failing order of kills with AQUEUE_E2E_SEED=<the printed seed>.
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
+# shellcheck source=lib/kills.sh
+source "$(dirname "$0")/lib/kills.sh"
 
 F="$FIX/feed_kill.lua"
 STATE="$TMP/run.db"
@@ -23,15 +25,6 @@ MIN_KILLS=10
 MAX_EXTRA_KILLS=5
 ITEMS=4000
 RATE=1000 # items per second at most: workers / sleep of the fixture (checked below)
-SAN_RE='ERROR: (Address|Leak)Sanitizer|runtime error:|internal error|stack traceback|panic'
-
-SLOW_PCT=100
-case "$AQUEUE_RUN" in *-asan) SLOW_PCT=200 ;; esac
-SLOW_PCT="${AQUEUE_E2E_SLOW_PCT:-$SLOW_PCT}"
-SEED="${AQUEUE_E2E_SEED:-$(( $(date +%s%N) % 32768 ))}"
-RANDOM=$SEED
-echo "# seed $SEED (AQUEUE_E2E_SEED=$SEED reproduces the order of the delays)"
-
 kills=0
 n=0
 
@@ -39,16 +32,8 @@ n=0
 kill_run() { # delay_ms
   n=$((n + 1))
   start_bg "r$n" "$AQUEUE_RUN" --state "$STATE" --progress none "$F" "$JSONL" "$CSV"
-  nap "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"
-  kill -KILL "$BG_PID" 2>/dev/null
-  { wait "$BG_PID"; } 2>/dev/null
-  RC=$?
-  if [ "$RC" -eq 137 ]; then
-    KILLED=1
-    kills=$((kills + 1))
-  else
-    KILLED=0
-  fi
+  kill_bg_after "$1"
+  kills=$((kills + KILLED))
   bg_output
   if [[ "$ERR" =~ $SAN_RE ]]; then
     keep_evidence
