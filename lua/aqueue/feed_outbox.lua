@@ -205,10 +205,13 @@ function M.commit(item, ok)
   local commit = C.aq__statedb_pending_commit(run_ptr)
   for i = 1, #lines, 2 do
     local p, line = lines[i], lines[i + 1]
-    p.seq = p.seq + 1
-    p.db:write(p.stmts.insert, p.path, p.seq, line)
-    tail = tail + 1
-    queue[tail] = { p = p, seq = p.seq, line = line, commit = commit }
+    -- (a state file that can no longer be written stops the run: then the
+    -- completion does not commit either, and the item runs again next time)
+    if p.db:write(p.stmts.insert, p.path, p.seq + 1, line) then
+      p.seq = p.seq + 1
+      tail = tail + 1
+      queue[tail] = { p = p, seq = p.seq, line = line, commit = commit }
+    end
   end
   if not pumping then
     pumping = true
