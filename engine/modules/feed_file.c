@@ -14,7 +14,7 @@
  * line is never split by another task's (nothing yields in between). A short
  * write (a full disk) is retried for the rest; when that fails the file may
  * end with a partial line, which the state file's protocol cuts off on the
- * next start (feed.lua).
+ * next start (lua/aqueue/feed_outbox.lua).
  *
  * The calls are synchronous on the loop thread (libuv's uv_fs_* without a
  * callback): an append of a line to the page cache costs microseconds, less

@@ -93,15 +93,15 @@ function M.bind(path, fh, level)
     return nil
   end
   local db = statefile.open(file, "state", level + 1)
-  local p = { path = path, fh = fh, db = db, stmts = prepared(db), ptr = ffi.cast("struct aq_statedb *", db:pointer()) }
+  local p = { path = path, fh = fh, db = db, stmts = prepared(db) }
   local seq, size = db:rows("SELECT seq, size FROM feed_marks WHERE feed = ?", path)()
   local now = assert(fh:size())
   if seq == nil then
     seq, size = 0, now -- new to this state file: what it holds stays
   elseif now < size then
     error(("aqueue.feed.open: %s is %d bytes, shorter than the %d bytes the state file %s recorded: "
-      .. "it was changed by something else (both files are left as they are; move the feed file away "
-      .. "or start anew with --fresh and another state file)"):format(path, now, size, file), level + 1)
+      .. "it was changed by something else (both files are left as they are: put the feed file back as it was, "
+      .. "or start the run anew with another state file)"):format(path, now, size, file), level + 1)
   elseif now > size then
     local ok, err = fh:truncate(size)
     if not ok then
@@ -235,12 +235,14 @@ function M.run_started(db)
 end
 
 -- The run ended; `committed` when everything it wrote is committed: its
--- lines are then appended.
+-- lines are then appended. Lines left (a failed commit) stay in the outbox
+-- only, for the next start.
 function M.run_ended(committed)
   if committed and run_ptr then
     pump()
   end
   run_db, run_ptr = nil, nil
+  queue, head, tail = {}, 1, 0
 end
 
 -- p's feed is closed: its lines still waiting stay in the outbox, for the
