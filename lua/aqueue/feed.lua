@@ -174,7 +174,7 @@ function Feed:write(record, ...)
   end
   local p = self.p
   if p then
-    local item = outbox.holder(p, current_item)
+    local item = outbox.in_run(p) and current_item()
     if item then
       outbox.add(p, item, line)
       return true

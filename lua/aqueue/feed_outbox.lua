@@ -132,13 +132,10 @@ function M.direct(p, line)
   return true
 end
 
--- The item whose lines a write of p's joins (step 1), or nil: the line goes
--- to the file at once. `current` is run_queue's current_item.
-function M.holder(p, current)
-  if p.db ~= run_db then
-    return nil
-  end
-  return current()
+-- True when p's file is the running run's state file: a line an item's
+-- process() writes then waits for the item's completion (step 1, M.add).
+function M.in_run(p)
+  return p.db == run_db
 end
 
 function M.add(p, item, line)
