@@ -53,7 +53,7 @@ while [ "$kills" -lt "$MIN_KILLS" ]; do
   delay=$(((60 + RANDOM % 341) * SLOW_PCT / 100))
   remaining=$((ITEMS - $(lines_so_far)))
   [ "$remaining" -lt 0 ] && remaining=0
-  cap=$((remaining * 1000 / RATE / (MIN_KILLS - kills + 1) * SLOW_PCT / 100))
+  cap=$((remaining * 1000 * SLOW_PCT / 100 / RATE / (MIN_KILLS - kills + 1)))
   [ "$cap" -lt 20 ] && cap=20
   [ "$delay" -gt "$cap" ] && delay=$cap
   kill_run "$delay"
