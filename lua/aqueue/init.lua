@@ -59,4 +59,5 @@ return {
   QueueEmpty = sync.QueueEmpty,
   store = require("aqueue.store"),          -- aqueue.store(name [, path])
   diskqueue = require("aqueue.diskqueue"),  -- aqueue.diskqueue.open(path [, { maxsize = n }])
+  feed = require("aqueue.feed"),            -- aqueue.feed.open(path [, { format =, fields = }])
 }
