@@ -18,6 +18,7 @@ int aq_open_sleep(lua_State *L); /* "aqueue.sleep_core" (sleep.c) */
 int aq_open_fs(lua_State *L);    /* "aqueue.fs_core"    (fs.c)    */
 int aq_open_exec(lua_State *L);  /* "aqueue.exec_core"  (exec.c)  */
 int aq_open_work(lua_State *L);  /* "aqueue.work_core"  (work/work.c) */
+int aq_open_feed_file(lua_State *L); /* "aqueue.feed_file" (feed_file.c) */
 /* "aqueue.statedb" (statedb/statedb.c): registers itself, since SQLite must
  * be configured before anything initializes it. */
 void statedb_register(lua_State *L);

@@ -36,19 +36,45 @@ local M = {}
 local Response = {}
 Response.__index = Response
 
+-- A response's body, or a raise naming `method` for one whose body went to
+-- a file, or for a call that is not a method call.
+local function body_of(res, method)
+  if getmetatable(res) ~= Response then
+    error(format("aqueue.http: %s() is a method of a response: res:%s()", method, method), 3)
+  end
+  if res.body == nil then
+    error(format("aqueue.http: res:%s(): the body went to a file (output =), not to res.body", method), 3)
+  end
+  return res.body
+end
+
 -- res:json(): the body decoded (lua-cjson: JSON null is aqueue.json.null), or
 -- nil, "EJSON: ...", "EJSON" when it is not JSON. Raises for a response whose
 -- body went to a file (output =).
 function Response:json()
-  if getmetatable(self) ~= Response then
-    error("aqueue.http: json() is a method of a response: res:json()", 2)
-  end
-  if self.body == nil then
-    error("aqueue.http: res:json(): the body went to a file (output =), not to res.body", 2)
-  end
-  local ok, value = pcall(cjson.decode, self.body)
+  local ok, value = pcall(cjson.decode, body_of(self, "json"))
   if ok then return value end
   return nil, format("EJSON: %s: %s (%s)", errors.EJSON, self.url, value), "EJSON"
+end
+
+-- res:html(): the body parsed as HTML (aqueue.html), with the response's URL
+-- (after redirects) as the base of its links and the charset of its
+-- Content-Type header, if any; parsed once, the same document every call.
+function Response:html()
+  local body = body_of(self, "html")
+  local doc = rawget(self, "_aq_doc")
+  if doc == nil then
+    local charset = (self.headers["content-type"] or ""):match(";%s*[Cc][Hh][Aa][Rr][Ss][Ee][Tt]%s*=%s*\"?([%w%-_.:]+)")
+    doc = require("aqueue.html").parse(body, self.url, charset)
+    rawset(self, "_aq_doc", doc)
+  end
+  return doc
+end
+
+-- res:links([selector]): the absolute URLs of the page's links (doc:links()).
+function Response:links(selector)
+  body_of(self, "links")
+  return self:html():links(selector)
 end
 
 -- What a request returns: the response with its methods, or nil, err, code.

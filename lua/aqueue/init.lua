@@ -48,6 +48,7 @@ return {
   http = http,
   url = require("aqueue.url"),             -- join, parse, build, encode, decode, query (libcurl loaded on first use)
   redis = require("aqueue.redis"),         -- aqueue.redis.connect(url [, opts]): loads hiredis on first use
+  html = require("aqueue.html"),           -- aqueue.html.parse(text [, base_url [, encoding]]): loads libxml2 on first use
   fs = fs,
   exec = exec.exec,
   work = work.work,
@@ -58,4 +59,5 @@ return {
   QueueEmpty = sync.QueueEmpty,
   store = require("aqueue.store"),          -- aqueue.store(name [, path])
   diskqueue = require("aqueue.diskqueue"),  -- aqueue.diskqueue.open(path [, { maxsize = n }])
+  feed = require("aqueue.feed"),            -- aqueue.feed.open(path [, { format =, fields = }])
 }

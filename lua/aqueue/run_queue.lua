@@ -402,6 +402,17 @@ local function enqueue(child)
   return h, err                                    -- must be enqueue's caller
 end
 
+-- The item whose process() the calling task runs (a runner's job), else nil:
+-- a hook, a spawned task, the main chunk, no run. aqueue.feed asks it.
+local function current_item()
+  local run = active
+  local job = C.aq__sched_current_job(E)
+  if run == nil or job <= 0 or band(job, JOB_KIND_MASK) ~= JOB_PROCESS then
+    return nil
+  end
+  return run.items[rshift(job, JOB_ID_SHIFT)]
+end
+
 local function set_desc(text)
   text = tostring(text)
   C.aq__sched_set_desc(E, text, #text)
@@ -907,4 +918,5 @@ return {
   run_queue = run_queue,
   enqueue_child = enqueue_in_run,
   set_desc = set_desc,
+  current_item = current_item,
 }

@@ -1,8 +1,11 @@
 -- The crawl benchmark (SPEC section 8): examples/crawl.lua over a generated
 -- 20,000-page site at 100 concurrent items, against `wrk -c100` on the same
--- nginx in the same run. Prints one line of key=value figures (read by
--- run_all): the crawl's requests/s (pages and images fetched / its run_queue
--- time) and wrk's requests/s, each the median of `runs`, interleaved.
+-- nginx in the same run, and beside it the example as it was before the
+-- crawling toolkit (scripts/bench/crawl_gmatch.lua: links by gmatch, no
+-- HTML parser, no feed, no robots.txt): what the toolkit costs. Prints one
+-- line of key=value figures (read by run_all): the crawls' requests/s (pages
+-- and images fetched / their run_queue time) and wrk's requests/s, each the
+-- median of `runs`, interleaved.
 --   aqueue-run scripts/bench/crawl.lua [pages=20000] [workers=100] [runs=3]
 local aqueue = require("aqueue")
 local root = (arg[0]:match("^(.*)/scripts/bench/[^/]*$") or ".")
@@ -36,19 +39,28 @@ else
 end
 
 local server = nginx.start{ root = dir }
-local crawl_rates, wrk_rates = {}, {}
+local crawl_rates, gmatch_rates, wrk_rates = {}, {}, {}
+
+-- One crawl of the site by `script`: its requests/s.
+local function crawl_rate(script)
+  local out_dir = os.tmpname()
+  os.remove(out_dir)
+  local crawl = assert(aqueue.exec{ exe, "--progress", "none", script, "--url", server.url,
+    "--workers", tostring(workers), "--delay", "0", "--out", out_dir })
+  os.execute("rm -rf '" .. out_dir .. "'")
+  local p, i, t = crawl.stdout:match("crawled (%d+) pages and saved (%d+) images to .- in ([%d.]+) s")
+  assert(p, "crawl output: " .. crawl.stdout .. crawl.stderr)
+  return (tonumber(p) + tonumber(i)) / tonumber(t)
+end
 local ok, err = pcall(function()
   for _ = 1, runs do
     local wrk = assert(aqueue.exec{ "wrk", "-c" .. workers, "-t2", "-d3s", server.url .. "/page/1.html" })
     wrk_rates[#wrk_rates + 1] = assert(tonumber(wrk.stdout:match("Requests/sec:%s*([%d.]+)")), wrk.stdout)
-    local crawl = assert(aqueue.exec{ exe, "--progress", "none", root .. "/examples/crawl.lua", "--url", server.url,
-      "--workers", tostring(workers), "--delay", "0" })
-    local p, i, t = crawl.stdout:match("crawled (%d+) pages and saved (%d+) images to .- in ([%d.]+) s")
-    assert(p, "crawl output: " .. crawl.stdout .. crawl.stderr)
-    crawl_rates[#crawl_rates + 1] = (tonumber(p) + tonumber(i)) / tonumber(t)
+    crawl_rates[#crawl_rates + 1] = crawl_rate(root .. "/examples/crawl.lua")
+    gmatch_rates[#gmatch_rates + 1] = crawl_rate(root .. "/scripts/bench/crawl_gmatch.lua")
   end
 end)
 server:stop()
 assert(ok, err)
-print(("crawl pages=%d workers=%d crawl_req_per_s=%.0f wrk_req_per_s=%.0f ratio=%.3f"):format(
-  pages, workers, median(crawl_rates), median(wrk_rates), median(crawl_rates) / median(wrk_rates)))
+print(("crawl pages=%d workers=%d crawl_req_per_s=%.0f gmatch_req_per_s=%.0f wrk_req_per_s=%.0f ratio=%.3f"):format(
+  pages, workers, median(crawl_rates), median(gmatch_rates), median(wrk_rates), median(crawl_rates) / median(wrk_rates)))

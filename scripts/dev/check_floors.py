@@ -9,7 +9,7 @@ fails (status 1) when
     (include < store < core < modules < main.c), or
   - files call each other in a circle, through any chain.
 Prints each problem with the functions that tie the files. Uses the normal
-flavour's objects (aqueue-run) and those of the http, redis and url modules.
+flavour's objects (aqueue-run) and those of the http, redis, url and html modules.
 """
 import collections
 import pathlib
@@ -42,7 +42,7 @@ def read_objects(build):
     for target in sorted((build / "CMakeFiles").glob("*.dir")):
         name = target.name[: -len(".dir")]
         if name == "aqueue-run" or (name.startswith("aqueue-run-") and "asan" not in name and "tsan" not in name) \
-                or name in ("aqueue_http_core", "aqueue_redis_core", "aqueue_url_core"):
+                or name in ("aqueue_http_core", "aqueue_redis_core", "aqueue_url_core", "aqueue_html_core"):
             objects += [o for o in target.rglob("*.o") if "/engine/" in str(o)]
     defined, called = {}, collections.defaultdict(set)
     sources = {str(obj): source_of(obj) for obj in objects}

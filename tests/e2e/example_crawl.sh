@@ -1,7 +1,9 @@
 # End-to-end: examples/crawl.lua, the README's demo. It generates a site,
-# serves it with its own nginx on 127.0.0.1, crawls every page once, saves
-# every image, and stops nginx by PID — also when interrupted by a Ctrl-C sent
-# to its process group.
+# serves it with its own nginx on 127.0.0.1, crawls every page once (its
+# links read with aqueue.html), saves every image, writes one record per page
+# to pages.jsonl (aqueue.feed), and stops nginx by PID — also when
+# interrupted by a Ctrl-C sent to its process group; resumed, its feed holds
+# each page once.
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 
@@ -19,6 +21,21 @@ expect_match "$ERR" '^aqueue: 361 processed, 0 failed, 0 retried, [0-9]+ duplica
 expect_eq "$(find "$TMP/images" -name '*.gif' | wc -l)" 60 "60 image files in the output folder"
 expect_eq "$(find "$TMP/images" -name '*.part' | wc -l)" 0 "no partial downloads left"
 expect_eq "$(head -c 6 "$TMP/images/1.gif")" "GIF89a" "the saved files are the images"
+# The feed: one JSON record per page, each page once, with the page's title
+# (from its <title>) and its number of links.
+feed_check() { # FILE PAGES: "records distinct titled" of the feed
+  "$PY" - "$1" "$2" <<'PY'
+import json, sys
+recs = [json.loads(line) for line in open(sys.argv[1])]
+urls = {r["path"] for r in recs}
+titled = sum(1 for r in recs if r.get("title") == "Page %s" % r["path"].rsplit("/", 1)[-1].split(".")[0])
+print(len(recs), len(urls), titled, int(sys.argv[2]))
+PY
+}
+read -r records distinct titled _ <<<"$(feed_check "$TMP/images/pages.jsonl" 301)"
+expect_eq "$records" 301 "pages.jsonl: one record per page"
+expect_eq "$distinct" 301 "pages.jsonl: each page once"
+expect_eq "$titled" 300 "pages.jsonl: each generated page's title, read with CSS (the index has none)"
 pid=$(printf '%s\n' "$OUT" | sed -n 's/.*(nginx pid \([0-9]*\)).*/\1/p')
 if kill -0 "$pid" 2>/dev/null; then fail "nginx (pid $pid) is still running after the crawl"; fi
 pass "nginx (pid $pid) was stopped"
@@ -61,5 +78,8 @@ expect_match "$ERR" "^aqueue: resuming the run in $TMP/slow.state: " "it says it
 expect_match "$OUT" "^\(the run resumed from $TMP/slow.state: [0-9]+ items were done before\)$" "the example says so too"
 expect_match "$OUT" "saved $((200 - first)) images" "only the images not saved before were fetched"
 expect_eq "$(find "$TMP/slow" -name '*.gif' | wc -l)" 200 "every image is in the output folder"
+read -r records distinct _ <<<"$(feed_check "$TMP/slow/pages.jsonl" 1001)"
+expect_eq "$records" 1001 "the resumed crawl's feed: one record per page, across the Ctrl-C"
+expect_eq "$distinct" 1001 "... each page once"
 
 finish

@@ -57,6 +57,8 @@ setup(function()
       }
       location = /headers { return 200 "$http_x_a|$http_x_b|$http_user_agent"; }
       location ~ ^/text[.](br|deflate)$ { default_type application/octet-stream; add_header Content-Encoding $1; }
+      location = /moved { return 302 /dir/links.html; }
+      location = /greek.html { charset ISO-8859-7; }
     ]],
   }
   base = server.url
@@ -64,6 +66,13 @@ setup(function()
   files.write(server.root .. "/big.bin", blob)
   files.write(server.root .. "/text.br", brotli(text))
   files.write(server.root .. "/text.deflate", deflate(text))
+  os.execute("mkdir -p '" .. server.root .. "/dir'")
+  files.write(server.root .. "/dir/links.html", table.concat{
+    "<html><head><title>Links</title></head><body>",
+    '<a href="a.html">a</a> <a href="/b.html#part">b</a> <a href="../c.html?x=1">c</a>',
+    '<a href="a.html#again">a again</a> <a href="mailto:x@y">mail</a> <img src="i.gif">',
+    "</body></html>" })
+  files.write(server.root .. "/greek.html", "<html><body><p>\225\226\227</p></body></html>") -- no <meta>
 end)
 
 teardown(function()
@@ -96,6 +105,34 @@ describe("res:json()", function()
     local res = assert(http.get(base .. "/data.json", { output = path }))
     assert.has_error(function() res:json() end, "aqueue.http: res:json(): the body went to a file (output =), not to res.body")
     assert.has_error(function() res.json() end, "aqueue.http: json() is a method of a response: res:json()")
+  end)
+end)
+
+describe("res:html() and res:links()", function()
+  it("parses the page once, its links absolute against the URL after redirects", function()
+    local res = assert(http.get(base .. "/moved"))
+    local doc = res:html()
+    assert.are.equal(doc, res:html())
+    assert.are.equal("Links", doc:css_first("title::text"))
+    assert.are.same({ base .. "/dir/a.html", base .. "/b.html", base .. "/c.html?x=1" }, res:links())
+    assert.are.same({ base .. "/dir/i.gif" }, res:links("img"))
+  end)
+
+  it("reads the page's charset from the Content-Type header", function()
+    local res = assert(http.get(base .. "/greek.html")) -- (read as Latin-1, the bytes would be "áâã")
+    assert.are.equal("αβγ", res:html():css_first("p::text"))
+  end)
+
+  it("gives an empty document for a body that is not HTML", function()
+    local res = assert(http.get(base .. "/data.json"))
+    assert.are.same({}, res:html():css("a"))
+    assert.are.same({}, res:links())
+  end)
+
+  it("raises when the body went to a file, or when called without the response", function()
+    local res = assert(http.get(base .. "/dir/links.html", { output = server.prefix .. "/links.html" }))
+    assert.has_error(function() res:html() end, "aqueue.http: res:html(): the body went to a file (output =), not to res.body")
+    assert.has_error(function() res.links() end, "aqueue.http: links() is a method of a response: res:links()")
   end)
 end)
 

@@ -71,6 +71,7 @@ struct aq_statedb {
   int quit;               /* mu */
 
   int failed;             /* loop: the write error was reported; writes are refused */
+  int hold;               /* loop: aq__statedb_hold: `cur` is not handed off for its size */
   flush_waiter *waiters;
   uv_async_t async;
   uv_timer_t timer;

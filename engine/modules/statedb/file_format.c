@@ -4,7 +4,8 @@
  * database, aqueue's application id, a format this engine reads, the kind it
  * was made as), then made ours: an exclusive lock (one aqueue-run per file),
  * WAL, and the tables of every kind (items: item_rows.c; store and queue:
- * the statements of lua/aqueue/store.lua and diskqueue.lua).
+ * the statements of lua/aqueue/store.lua and diskqueue.lua; feed_outbox and
+ * feed_marks: lua/aqueue/feed_outbox.lua).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -32,7 +33,13 @@ static const char *const schema_sql =
     "  error TEXT);"
     "CREATE TABLE IF NOT EXISTS store(name TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
     "  PRIMARY KEY(name, key)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS queue(id INTEGER PRIMARY KEY, value TEXT NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS queue(id INTEGER PRIMARY KEY, value TEXT NOT NULL);"
+    /* aqueue.feed (lua/aqueue/feed_outbox.lua): the lines items wrote, committed with their
+     * completion, until appended; and per feed file, the last line appended and the size after it */
+    "CREATE TABLE IF NOT EXISTS feed_outbox(feed TEXT NOT NULL, seq INTEGER NOT NULL, line TEXT NOT NULL,"
+    "  PRIMARY KEY(feed, seq)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS feed_marks(feed TEXT PRIMARY KEY, seq INTEGER NOT NULL, size INTEGER NOT NULL)"
+    "  WITHOUT ROWID;";
 
 static int query_int(sqlite3 *conn, const char *sql, int64_t *out) {
   sqlite3_stmt *st;

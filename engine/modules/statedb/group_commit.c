@@ -166,3 +166,22 @@ int group_commit_l_flush(lua_State *L) {
   group_commit_kick(db);
   return aq_task_yield(L, cancel_flush, w);
 }
+
+/* --- the commits' progress (statedb_ffi.h) --- */
+
+int aq__statedb_hold(aq_statedb *db, int32_t on) {
+  db->hold = on != 0;
+  if (!db->hold && db->open && !db->failed && !batch_empty(db->cur)) written(db); /* the hand-off held back */
+  return 0;
+}
+
+double aq__statedb_pending_commit(aq_statedb *db) {
+  return (double)(db->handoffs + 1); /* `cur` gets the next hand-off's number; handoffs is the loop's */
+}
+
+double aq__statedb_committed(aq_statedb *db) {
+  uv_mutex_lock(&db->mu);
+  uint64_t n = db->committed;
+  uv_mutex_unlock(&db->mu);
+  return (double)n;
+}

@@ -31,7 +31,8 @@ int group_commit_l_flush(lua_State *L);
  * Inline: each write of the hot path calls it. */
 static inline void written(aq_statedb *db) {
   batch *b = db->cur;
-  if (b->nrows + b->nupdates + b->nops >= AQ_DB_BATCH_WRITES && !__atomic_load_n(&db->handed, __ATOMIC_ACQUIRE))
+  if (b->nrows + b->nupdates + b->nops >= AQ_DB_BATCH_WRITES && !db->hold &&
+      !__atomic_load_n(&db->handed, __ATOMIC_ACQUIRE))
     group_commit_kick(db);
   else if (!uv_is_active((uv_handle_t *)&db->timer))
     uv_timer_start(&db->timer, group_commit_on_timer, AQ_DB_COMMIT_MS, 0);

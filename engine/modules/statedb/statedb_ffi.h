@@ -1,6 +1,7 @@
 /*
  * statedb_ffi.h — the item rows of a state file, written through LuaJIT's FFI
- * by lua/aqueue/state.lua on an item's hot path. A new row is added by
+ * by lua/aqueue/state.lua on an item's hot path, and the group commits'
+ * progress, which lua/aqueue/feed_outbox.lua follows. A new row is added by
  * statedb.add_item instead (a Lua C function: it reads the item table).
  *
  * This file is the only copy of these declarations. The C side includes it
@@ -22,3 +23,14 @@ int aq__statedb_item_processed(struct aq_statedb *db, int64_t pid, int32_t ok, i
                                size_t error_len);
 /* Item pid and its subtree are finished (its hook, if any, ran). */
 int aq__statedb_item_finished(struct aq_statedb *db, int64_t pid);
+
+/* While held (on = 1), writes stay in the current batch: it is not handed
+ * off for its size until released (on = 0), so writes made between the two
+ * calls, with no yield between them, commit in one transaction (an item's
+ * completion and the feed records it wrote). Returns 0. */
+int aq__statedb_hold(struct aq_statedb *db, int32_t on);
+/* The number of the group commit that will hold the writes made now. */
+double aq__statedb_pending_commit(struct aq_statedb *db);
+/* The number of the last group commit done: writes made while
+ * aq__statedb_pending_commit gave a number up to it are committed. */
+double aq__statedb_committed(struct aq_statedb *db);

@@ -5,6 +5,7 @@
 -- engine/modules/statedb: a write never waits. A rerun resumes from the file.
 local memory = require("aqueue.backends.memory")
 local state = require("aqueue.state")
+local outbox = require("aqueue.feed_outbox")
 
 local Sqlite = setmetatable({}, { __index = memory.Memory })
 Sqlite.__index = Sqlite
@@ -15,6 +16,7 @@ local M = {}
 -- be used, leaving it as it was.
 function M.open(file, opts, level)
   local resuming = state.start(file, opts.fresh, opts.retry_failed, level + 1)
+  outbox.run_started(state.db())
   return memory.new(Sqlite, { name = "sqlite", durable = true, local_queue = true, file = file,
     resuming = resuming })
 end
@@ -69,11 +71,18 @@ function Sqlite:held(child, parent, key, ordinal)
 end
 
 function Sqlite:retrying(item, attempt)
+  outbox.drop(item)
   state.retrying(item, attempt)
 end
 
+-- The feed lines the item wrote commit with its completion (aqueue.feed_outbox).
 function Sqlite:processed(item, ok, attempt, err)
-  state.processed(item, ok, attempt, err)
+  if outbox.commit(item, ok) then
+    state.processed(item, ok, attempt, err)
+    outbox.release()
+  else
+    state.processed(item, ok, attempt, err)
+  end
 end
 
 -- Written at once, so a crash before the subtree is reaped does not run the
@@ -90,6 +99,7 @@ end
 -- counts for counters().
 function Sqlite:finish()
   local ok, why, counts = state.finish()
+  outbox.run_ended(ok)
   self.counts = counts
   return ok, why
 end
@@ -101,6 +111,7 @@ function Sqlite:counters()
 end
 
 function Sqlite:abandon()
+  outbox.run_ended(false)
   state.abandon()
 end
 

@@ -1,0 +1,157 @@
+/*
+ * html_parse.c — text -> libxml2 document.
+ *
+ * libxml2's HTML parser with RECOVER, NOERROR, NOWARNING and NONET never
+ * fails on markup: unclosed tags, stray end tags and unquoted attributes are
+ * mended the way browsers mend them. The charset: the encoding argument (the
+ * caller's, from a Content-Type header) wins; without it libxml2 follows the
+ * page's <meta charset> or <meta http-equiv="Content-Type">, else reads
+ * UTF-8 (and, meeting bytes that are not, Latin-1).
+ *
+ * Parsing costs 7-10 ms per 300 KB on the machine of README's figures (25-40
+ * ms for 1 MB), so a large page would stall every other task: lua/aqueue/html.lua sends pages
+ * above a threshold to parse_in_pool, which parses on libuv's thread pool
+ * while the task yields (aq_task_work). Only plain memory crosses: a copy of
+ * the text goes to the pool thread, the finished libxml2 document comes
+ * back, and the Lua object around it is made on the loop thread. Such a
+ * document is freed on the pool too (html_doc.c).
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <libxml/HTMLtree.h>
+
+#include "html.h"
+
+#define PARSE_OPTIONS \
+  (HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET | HTML_PARSE_COMPACT)
+
+/* Whether text holds a tag, a comment or a doctype: '<' followed by a letter,
+ * '/', '!' or '?'. libxml2 wraps text without any (a JSON body, a binary
+ * file) in <html><body><p>, which would make it look like a page. */
+static int has_markup(const char *text, size_t len) {
+  const char *p = text, *end = text + len;
+  while ((p = memchr(p, '<', (size_t)(end - p))) && p + 1 < end) {
+    unsigned char c = (unsigned char)p[1];
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return 1;
+    if (c == '/' || c == '!' || c == '?') return 1;
+    p++;
+  }
+  return 0;
+}
+
+static htmlDocPtr empty_document(const char *base_url) {
+  htmlDocPtr doc = htmlNewDocNoDtD(NULL, NULL);
+  if (doc && base_url) {
+    doc->URL = xmlStrdup((const xmlChar *)base_url);
+    if (!doc->URL) {
+      xmlFreeDoc(doc);
+      return NULL;
+    }
+  }
+  return doc;
+}
+
+htmlDocPtr html_parse_text(const char *text, size_t len, const char *base_url, const char *encoding) {
+  if (len > INT_MAX || !has_markup(text, len)) return empty_document(base_url);
+  htmlDocPtr doc = htmlReadMemory(text, (int)len, base_url, encoding, PARSE_OPTIONS);
+  return doc ? doc : empty_document(base_url); /* NULL: nothing libxml2 could read */
+}
+
+/* The arguments of parse and parse_in_pool: (text [, base_url [, encoding]]). */
+static const char *read_args(lua_State *L, size_t *len, const char **base_url, const char **encoding) {
+  const char *text = luaL_checklstring(L, 1, len);
+  if (*len > INT_MAX) luaL_argerror(L, 1, "a page larger than 2 GB");
+  *base_url = luaL_optstring(L, 2, NULL);
+  *encoding = luaL_optstring(L, 3, NULL);
+  return text;
+}
+
+int html_l_parse(lua_State *L) {
+  size_t len;
+  const char *base_url, *encoding;
+  const char *text = read_args(L, &len, &base_url, &encoding);
+  html_node *object = html_doc_new_object(L);
+  htmlDocPtr doc = html_parse_text(text, len, base_url, encoding);
+  if (!doc || html_doc_attach(object, doc, NULL) != 0) return luaL_error(L, "aqueue.html.parse: out of memory");
+  return 1;
+}
+
+/* --- on the thread pool --- */
+
+/* What crosses to the pool thread and back. Owned by this file from
+ * html_l_parse_in_pool until after_parse frees it. */
+typedef struct {
+  char *text; /* a copy, freed by the pool thread once parsed */
+  size_t len;
+  char *base_url, *encoding; /* copies or NULL */
+  htmlDocPtr doc;            /* the result, NULL when out of memory */
+  html_state *state;         /* where the tree will be freed (html_doc.c) */
+} parse_job;
+
+static void job_free(parse_job *job) {
+  free(job->text);
+  free(job->base_url);
+  free(job->encoding);
+  free(job);
+}
+
+static char *copy_or_null(const char *s, int *failed) {
+  if (!s) return NULL;
+  char *c = strdup(s);
+  if (!c) *failed = 1;
+  return c;
+}
+
+static void parse_on_pool_thread(void *data) {
+  parse_job *job = data;
+  html_quiet_thread(); /* this pool thread's handlers */
+  job->doc = html_parse_text(job->text, job->len, job->base_url, job->encoding);
+  free(job->text);
+  job->text = NULL;
+}
+
+/* On the loop thread: the task gets its document (a Lua memory error here
+ * would be a LuaJIT panic, as anywhere outside a protected call), or, when
+ * cancelled (co NULL), the document is freed. */
+static int after_parse(lua_State *co, void *data) {
+  parse_job *job = data;
+  htmlDocPtr doc = job->doc;
+  html_state *state = job->state;
+  job_free(job);
+  if (!co) {
+    if (doc) xmlFreeDoc(doc);
+    return 0;
+  }
+  if (!doc) return aq_push_failure(co, "ENOMEM", "aqueue.html.parse: out of memory");
+  html_node *object = html_doc_new_object(co);
+  if (html_doc_attach(object, doc, state) != 0) {
+    lua_pop(co, 1);
+    return aq_push_failure(co, "ENOMEM", "aqueue.html.parse: out of memory");
+  }
+  return 1;
+}
+
+int html_l_parse_in_pool(lua_State *L) {
+  size_t len;
+  const char *base_url, *encoding;
+  const char *text = read_args(L, &len, &base_url, &encoding);
+  html_state *state = html_state_get(L); /* (raises: before anything is ours) */
+  parse_job *job = calloc(1, sizeof *job);
+  if (!job) return luaL_error(L, "aqueue.html.parse: out of memory");
+  job->state = state;
+  int failed = 0;
+  job->len = len;
+  job->text = malloc(len ? len : 1);
+  if (job->text) memcpy(job->text, text, len);
+  else failed = 1;
+  job->base_url = copy_or_null(base_url, &failed);
+  job->encoding = copy_or_null(encoding, &failed);
+  if (failed) {
+    job_free(job);
+    return luaL_error(L, "aqueue.html.parse: out of memory");
+  }
+  return aq_task_work(L, parse_on_pool_thread, after_parse, job);
+}

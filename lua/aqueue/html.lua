@@ -1,0 +1,221 @@
+-- aqueue.html: HTML documents queried with CSS selectors and XPath (SPEC
+-- section 11), on libxml2: its HTML parser and its XPath engine.
+--
+--   local html = require("aqueue.html")
+--   local doc = html.parse(res.body, res.url)
+--   for _, a in ipairs(doc:css("ul.results a")) do print(a:attr("href"), a:text()) end
+--   local title = doc:css_first("h1::text")           -- a string, or nil
+--   local hrefs = doc:css("a::attr(href)")             -- strings
+--   local n = doc:xpath("count(//li)")                 -- a number
+--   local urls = doc:links()                           -- absolute, unique, in page order
+--
+-- A document and every node (an element) have the same methods: css, css_first,
+-- xpath, links, text, attr, html, and the field tag (nil for the document).
+-- Queries on a node are relative to it (and include it, as parsel's do).
+-- Results of a query are a list in document order: elements are nodes, text
+-- and attribute values are strings; an XPath whose value is a string, number
+-- or boolean gives that value. Nodes keep their document alive: the document
+-- is freed once neither it nor any of its nodes is referenced.
+--
+-- The C side is engine/modules/html/ (the module aqueue.html_core, loaded by
+-- the first parse, so scripts that never parse HTML never load libxml2); the
+-- CSS translation is aqueue.css_xpath. An invalid selector or XPath raises (it
+-- is a mistake in the script), naming the selector and where it went wrong.
+local can_yield = require("aqueue.core").can_yield
+
+local type, error, format, collectgarbage, ipairs = type, error, string.format, collectgarbage, ipairs
+
+local M = {}
+
+-- Pages of at least this many bytes are parsed on the thread pool while the
+-- task waits: libxml2 parses about 40 KB per ms here (a 1 MB page held the
+-- loop for 25-40 ms), so 64 KB holds it for under 2 ms. Outside a task (no
+-- coroutine of the engine's to suspend) every page is parsed inline.
+M.pool_min_bytes = 64 * 1024
+
+-- libxml2's memory for a document, per byte of its text (measured: 16-20).
+local DOCUMENT_WEIGHT = 16
+
+local core -- aqueue.html_core, once loaded
+local load_core -- (below: it completes the methods of nodes)
+
+-- Parses an HTML page (never an error on broken markup). base_url: the page's
+-- URL, against which links() resolves relative links. encoding: the charset of
+-- a Content-Type header, which wins over the page's <meta>; a name libxml2
+-- does not know is ignored. Text without any markup (JSON, plain text,
+-- binary, "") gives an empty document.
+function M.parse(text, base_url, encoding)
+  if type(text) ~= "string" then error(format("aqueue.html.parse: text must be a string, got %s", type(text)), 2) end
+  if base_url ~= nil and type(base_url) ~= "string" then
+    error(format("aqueue.html.parse: base_url must be a string or nil, got %s", type(base_url)), 2)
+  end
+  if encoding ~= nil and type(encoding) ~= "string" then
+    error(format("aqueue.html.parse: encoding must be a string or nil, got %s", type(encoding)), 2)
+  end
+  if not core then load_core() end
+  -- A document takes 16-20 times its text in libxml2's memory, which the Lua
+  -- collector does not see (to it a document is a 16-byte userdata): left
+  -- alone it let 300 MB of dropped documents pile up in 60 parses of a 300 KB
+  -- page, and the fresh memory's page faults made parsing 2x slower. So each
+  -- parse first makes the collector do the work that allocating that much
+  -- would have made it do, which frees the documents dropped meanwhile.
+  collectgarbage("step", #text * DOCUMENT_WEIGHT / 1024)
+  if #text >= M.pool_min_bytes and can_yield() then
+    local doc, err = core.parse_in_pool(text, base_url, encoding)
+    if not doc then error(err, 2) end
+    return doc
+  end
+  return core.parse(text, base_url, encoding)
+end
+
+-- ---------------------------------------------------------------------------
+-- The caches: compiled XPath per expression, and per CSS selector the
+-- compiled XPath of its translation (parsel caches its translations too).
+-- Scripts use a handful of selectors; one that builds them from data would
+-- grow a cache for ever, so each is emptied when it reaches CACHE_MAX.
+
+local CACHE_MAX = 1000
+local by_xpath, n_xpath = {}, 0
+local by_css, n_css = {}, 0
+
+local function compiled_xpath(expr, level)
+  local c = by_xpath[expr]
+  if c then return c end
+  if type(expr) ~= "string" then error(format("aqueue.html: an XPath must be a string, got %s", type(expr)), level + 1) end
+  local err
+  c, err = core.compile(expr)
+  if not c then error(format("aqueue.html: invalid XPath %q: %s", expr, err), level + 1) end
+  if n_xpath >= CACHE_MAX then by_xpath, n_xpath = {}, 0 end
+  by_xpath[expr], n_xpath = c, n_xpath + 1
+  return c
+end
+
+-- The XPath of a CSS selector (what css() evaluates), or nil and why not.
+local function translate(selector)
+  return require("aqueue.css_xpath").translate(selector)
+end
+
+local function compiled_css(selector, level)
+  local c = by_css[selector]
+  if c then return c end
+  local expr, err = translate(selector)
+  if not expr then error("aqueue.html: " .. err, level + 1) end
+  c = compiled_xpath(expr, level + 1)
+  if n_css >= CACHE_MAX then by_css, n_css = {}, 0 end
+  by_css[selector], n_css = c, n_css + 1
+  return c
+end
+
+-- The XPath of a CSS selector (what css() evaluates); raises on an invalid one.
+function M.css_to_xpath(selector)
+  local expr, err = translate(selector)
+  if not expr then error("aqueue.html: " .. err, 2) end
+  return expr
+end
+
+-- Evaluates and returns the result, raising (at the user's call) when the
+-- evaluation fails: an unknown function, a variable (none are defined).
+local function run(node, c, first, kind, text, level)
+  local result, err = core.eval(node, c, first)
+  if err then error(format("aqueue.html: %s %q failed: %s", kind, text, err), level + 1) end
+  return result
+end
+
+-- ---------------------------------------------------------------------------
+-- links([selector])
+
+-- The schemes links() keeps, as Scrapy's LinkExtractor does (no mailto:,
+-- javascript:, tel:, data:).
+local LINK_SCHEMES = { http = true, https = true, ftp = true, file = true }
+
+local function strip(s)
+  return (s:gsub("^[ \t\n\r\f]+", ""):gsub("[ \t\n\r\f]+$", ""))
+end
+
+local url_join -- aqueue.url.join (libcurl's URL API), loaded by the first links()
+
+-- The absolute URL of ref against base (nil: there is none), without its
+-- fragment, or nil when it has none or a scheme links() does not keep.
+local function absolute(base, ref)
+  local url
+  if base then
+    url_join = url_join or require("aqueue.url").join
+    url = url_join(base, ref)
+  elseif ref:find("^%a[%w+.-]*:") then
+    url = ref
+  end
+  if not url then return nil end
+  local scheme = url:match("^(%a[%w+.-]*):")
+  if not scheme or not LINK_SCHEMES[scheme:lower()] then return nil end
+  return (url:gsub("#.*", ""))
+end
+
+-- The URL relative links of the node's document resolve against: its first
+-- <base href>, itself resolved against the base_url of parse; else that
+-- base_url; nil when there is neither.
+local function document_base(node)
+  local base_url = core.base_url(node)
+  local href = run(node, compiled_xpath("/descendant::base[@href][1]/@href", 1), true, "XPath", "", 1)
+  if href then return absolute(base_url, strip(href)) or base_url end
+  return base_url
+end
+
+-- The raw URLs of the selector's matches: its strings as they are (for
+-- `::attr(name)`), the href (else the src) of its elements.
+local function raw_links(node, selector, level)
+  local found = run(node, compiled_css(selector, level + 1), false, "CSS selector", selector, level + 1)
+  if selector == "a::attr(href)" then return found end
+  local raw = {}
+  for _, v in ipairs(found) do
+    if type(v) ~= "string" then v = v:attr("href") or v:attr("src") end
+    if v then raw[#raw + 1] = v end
+  end
+  return raw
+end
+
+-- ---------------------------------------------------------------------------
+-- The methods of documents and nodes (text, attr and html are the C's).
+
+-- A query method: node:method(text) compiles text with `compile` (cached)
+-- and evaluates it; `first`: only the first match.
+local function query(compile, kind, first)
+  return function(node, text)
+    local result = run(node, compile(text, 2), first, kind, text, 2)
+    return result -- (not a tail call: the error levels count this frame)
+  end
+end
+
+local xpath = query(compiled_xpath, "XPath", false)
+local css = query(compiled_css, "CSS selector", false)
+local css_first = query(compiled_css, "CSS selector", true)
+
+-- node:links([selector]): the absolute URLs of the links in the node (the
+-- whole document for the document), in page order, each once, without
+-- fragments: of `a[href]` by default, else of what the selector selects
+-- (elements: their href, else src; `::attr(name)`: those values). Resolved
+-- against the document's base (see document_base); links that cannot be
+-- made absolute, and schemes other than http, https, ftp and file, are left out.
+local function links(node, selector)
+  if selector ~= nil and type(selector) ~= "string" then
+    error(format("aqueue.html: links() takes a CSS selector or nothing, got %s", type(selector)), 2)
+  end
+  local raw = raw_links(node, selector or "a::attr(href)", 2)
+  local base = document_base(node)
+  local out, seen = {}, {}
+  for _, ref in ipairs(raw) do
+    local url = absolute(base, strip(ref))
+    if url and not seen[url] then
+      seen[url] = true
+      out[#out + 1] = url
+    end
+  end
+  return out
+end
+
+function load_core()
+  core = require("aqueue.html_core")
+  local methods = core.methods
+  methods.xpath, methods.css, methods.css_first, methods.links = xpath, css, css_first, links
+end
+
+return M
