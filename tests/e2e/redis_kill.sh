@@ -29,6 +29,8 @@
 source "$(dirname "$0")/lib/common.sh"
 # shellcheck source=lib/redis.sh
 source "$(dirname "$0")/lib/redis.sh"
+# shellcheck source=lib/kills.sh
+source "$(dirname "$0")/lib/kills.sh" # SAN_RE, SLOW_PCT, SEED
 
 F="$FIX/redis_kill.lua"
 LOG="$TMP/side.log"
@@ -37,26 +39,17 @@ LEASE=3 # seconds: the run's default is about 15
 KILLS=10
 EXPECTED_ITEMS=20221
 EXPECTED_HOOKS=221
-SAN_RE='ERROR: (Address|Leak)Sanitizer|runtime error:|internal error|stack traceback|panic'
 
 # Kill delays are drawn from [100, 400] ms after the killed process processed
 # its first item (its LOG.TAG.busy file: a kill that only hit the start-up of
-# a process on a loaded machine would lose no claim), scaled by SLOW_PCT for
-# the ASan runner (its processing is slower; the leaves' sleeps are not).
-# AQUEUE_E2E_SLOW_PCT sets it for other slow builds. They are
+# a process on a loaded machine would lose no claim), scaled by SLOW_PCT
+# (lib/kills.sh: the ASan runner's processing is slower). They are
 # capped so that the run cannot finish before the last kill: the leaves left
 # take at least left / MAX_RATE seconds (three processes of 16 workers, each
 # leaf sleeping 0.01 s: the fixture's figures), shared among the kills still
 # to come.
 MAX_RATE=4800
 LEAVES=20000
-SLOW_PCT=100
-case "$AQUEUE_RUN" in *-asan) SLOW_PCT=200 ;; esac
-SLOW_PCT="${AQUEUE_E2E_SLOW_PCT:-$SLOW_PCT}"
-
-SEED="${AQUEUE_E2E_SEED:-$((${EPOCHREALTIME/[.,]/} % 32768))}"
-RANDOM=$SEED
-echo "# seed $SEED (AQUEUE_E2E_SEED=$SEED reproduces the order of the delays)"
 REDIS_KILL_AT=$((3 + RANDOM % 6)) # redis-server dies with the process of this kill
 REDIS_DOWN_MS=$((100 + RANDOM % 301))
 
@@ -100,14 +93,8 @@ for k in $(seq 1 "$KILLS"); do
   cap=$((left * 1000 / MAX_RATE / (KILLS - k + 2)))
   [ "$cap" -lt 50 ] && cap=50
   [ "$delay" -gt "$cap" ] && delay=$cap
-  secs "$delay"
-  nap "$SECS"
-  kill -KILL "$BG_PID" 2>/dev/null
-  { wait "$BG_PID"; } 2>/dev/null # (no "Killed" notice from bash)
-  RC=$?
-  # an exited but unreaped process still takes the signal: only the status
-  # tells whether the kill landed (137 = 128 + SIGKILL)
-  if [ "$RC" -ne 137 ]; then
+  kill_bg_after "$delay" # sets RC and KILLED (lib/kills.sh)
+  if [ "$KILLED" -ne 1 ]; then
     bg_output
     keep_evidence
     fail "process v$k ended by itself (status $RC) before its kill after $delay ms"

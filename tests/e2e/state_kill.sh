@@ -22,6 +22,8 @@
 # Reproduce a failing order of kills with AQUEUE_E2E_SEED=<the printed seed>.
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
+# shellcheck source=lib/kills.sh
+source "$(dirname "$0")/lib/kills.sh" # SAN_RE, SLOW_PCT, SEED
 
 F="$FIX/state_kill.lua"
 STATE="$TMP/run.db"
@@ -29,19 +31,7 @@ LOG="$TMP/side.log"
 MIN_KILLS=10      # kills that must land while the run is unfinished
 MAX_EXTRA_KILLS=8 # kills after those, until a run happens to finish first
 EXPECTED_ITEMS=10421
-SAN_RE='ERROR: (Address|Leak)Sanitizer|runtime error:|internal error|stack traceback|panic'
-
-# Kill delays are drawn from [50, 400] ms, scaled by SLOW_PCT for the ASan runner
-# (its start-up and its loading of a resumed run are 2-3x slower; the leaves'
-# sleeps are not, so the whole run is not much longer).
-# AQUEUE_E2E_SLOW_PCT sets it for other slow builds (ThreadSanitizer's: 500).
-SLOW_PCT=100
-case "$AQUEUE_RUN" in *-asan) SLOW_PCT=200 ;; esac
-SLOW_PCT="${AQUEUE_E2E_SLOW_PCT:-$SLOW_PCT}"
-
-SEED="${AQUEUE_E2E_SEED:-$(( $(date +%s%N) % 32768 ))}"
-RANDOM=$SEED
-echo "# seed $SEED (AQUEUE_E2E_SEED=$SEED reproduces the order of the delays)"
+# Kill delays are drawn from [50, 400] ms, scaled by SLOW_PCT (lib/kills.sh).
 
 START_MS=$((${EPOCHREALTIME/[.,]/} / 1000))
 kills=0       # runs ended by our SIGKILL
@@ -148,20 +138,10 @@ kill_run() { # delay_ms
   n=$((n + 1))
   runs=$((runs + 1))
   start_bg "r$n" "$AQUEUE_RUN" --state "$STATE" --progress none "$F" "$LOG"
-  local secs
-  printf -v secs '%d.%03d' $(($1 / 1000)) $(($1 % 1000))
-  nap "$secs"
-  kill -KILL "$BG_PID" 2>/dev/null
-  { wait "$BG_PID"; } 2>/dev/null # (no "Killed" notice from bash)
-  RC=$?
-  # An exited but unreaped process still takes the signal, so only the status
-  # tells whether the kill landed: 137 = 128 + SIGKILL.
-  if [ "$RC" -eq 137 ]; then
-    KILLED=1
+  kill_bg_after "$1" # sets RC and KILLED (lib/kills.sh)
+  if [ "$KILLED" -eq 1 ]; then
     kills=$((kills + 1))
     snapshot
-  else
-    KILLED=0
   fi
   [ -n "$CONFIG" ] || CONFIG="$(grep -m1 '^S ' "$LOG" 2>/dev/null)"
   check_run_stderr "r$n"
