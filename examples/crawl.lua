@@ -33,48 +33,14 @@ local aqueue = require("aqueue")
 local url = aqueue.url
 io.stdout:setvbuf("line") -- progress lines appear at once, also through a pipe
 
--- The example's helpers ship with it, in lib/ beside the script (copy both).
+-- The example's helpers ship with it, in lib/ beside the script (copy both):
+-- the command line, the generated site and its server, the report.
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
 package.path = here .. "/?.lua;" .. package.path
-local site = require("lib.site")
-local nginx = require("lib.nginx")
+local demo = require("lib.demo_site")
 
-local opts = { pages = 3000, workers = 16, delay = 0.01 }
-local NUMBER_OPTIONS = { pages = true, workers = true, delay = true, rate = true }
-do
-  local i = 1
-  while arg[i] do
-    local name, value = arg[i]:match("^%-%-(%w+)$"), arg[i + 1]
-    if NUMBER_OPTIONS[name] then
-      opts[name] = tonumber(value) or error(("--%s needs a number"):format(name), 0)
-      i = i + 2
-    elseif name == "out" or name == "url" then
-      opts[name] = value or error(("--%s needs a value"):format(name), 0)
-      i = i + 2
-    else
-      error(("unknown argument %q (see the top of examples/crawl.lua)"):format(arg[i]), 0)
-    end
-  end
-end
-
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local work_dir = os.tmpname() -- a unique name; it becomes our folder
-os.remove(work_dir)
-opts.out = opts.out or work_dir .. "/images"
-assert(aqueue.fs.mkdir(opts.out, { parents = true }))
-
--- The site and its server.
-local server, expected
-if not opts.url then
-  local site_dir = work_dir .. "/site"
-  expected = site.generate(site_dir, { pages = opts.pages, images = math.max(1, math.floor(opts.pages / 5)) })
-  server = nginx.start{ root = site_dir }
-  opts.url = server.url
-  print(("serving %d generated pages at %s (nginx pid %d)"):format(expected.pages, server.url, server.pid))
-end
+local opts = demo.options(arg, "examples/crawl.lua")
+local site = demo.serve(opts) -- opts.url: the generated site's, or --url
 local site_host = url.parse(opts.url).host
 aqueue.http.configure{ max_per_host = opts.workers } -- one connection per worker
 
@@ -156,19 +122,5 @@ local ok, summary = pcall(aqueue.run_queue, {
   limits = opts.rate and { rate = opts.rate } or nil,
 })
 pages_feed:close()
-if server then
-  server:stop()
-  os.execute("rm -rf " .. shell_quote(work_dir .. "/site"))
-end
-if not ok then
-  error(summary, 0)
-end
-
-local pages, images = summary.classes.Page or { done = 0 }, summary.classes.Image or { done = 0 }
-print(("crawled %d pages and saved %d images to %s in %.2f s (%.0f pages/s)"):format(
-  pages.done, images.done, opts.out, summary.elapsed, pages.done / summary.elapsed))
-if summary.resumed then
-  print(("(the run resumed from %s: %d items were done before)"):format(summary.state, summary.resumed.done))
-elseif expected and not summary.interrupted and (pages.done ~= expected.pages or images.done ~= expected.images) then
-  error(("expected %d pages and %d images"):format(expected.pages, expected.images), 0)
-end
+site.stop()
+demo.report(opts, site, ok, summary)
