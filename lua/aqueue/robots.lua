@@ -257,16 +257,6 @@ local function file_of(key, robots_url, agent, o)
   return got.file, got.err, got.code
 end
 
--- The Rules for url u and user agent `agent` (a User-Agent string or nil),
--- with the parts of u; or nil, err, code.
-local function rules_of(u, agent, o)
-  local key, robots_url, parts = host_of(u)
-  if not key then return nil, robots_url, parts end
-  local file, err, code = file_of(key, robots_url, agent, o)
-  if not file then return nil, err, code end
-  return rules_for(file, agent and product_token(agent) or DEFAULT_AGENT), key, parts
-end
-
 -- The path robots.txt rules are matched against: path and query.
 local function target_of(parts)
   local path = parts.path
@@ -274,8 +264,42 @@ local function target_of(parts)
   return parts.query and (path .. "?" .. parts.query) or path
 end
 
+-- The host key, robots.txt URL and target (path and query) of url u, or
+-- nil, err, code. A run asks this before every request: the host's key and
+-- robots.txt URL are kept per origin ("scheme://authority" as u writes it),
+-- and the target of a URL whose path and query hold only characters that
+-- need no encoding and no dot segment is u's own text (what url.parse would
+-- give); any other URL is parsed.
+local SIMPLE_TARGET = "^/[%w%-._~/%%!$&'()*+,;=:@]*%??[%w%-._~/%%!$&'()*+,;=:@?]*$"
+local origins = {} -- origin -> { key, robots_url }; the run's, like cache
+local function locate(u)
+  local origin = u:match("^%a[%w+.%-]*://[^/?#]*")
+  local known = origin and origins[origin]
+  if known then
+    local rest = u:sub(#origin + 1):match("^[^#]*")
+    if rest == "" then return known[1], known[2], "/" end
+    if rest:find(SIMPLE_TARGET) and not rest:find("/%.%.?[/?]") and not rest:find("/%.%.?$") then
+      return known[1], known[2], rest
+    end
+  end
+  local key, robots_url, parts = host_of(u)
+  if not key then return nil, robots_url, parts end
+  if origin then origins[origin] = { key, robots_url } end
+  return key, robots_url, target_of(parts)
+end
+
+-- The Rules for url u and user agent `agent` (a User-Agent string or nil),
+-- with its host key and target; or nil, err, code.
+local function rules_of(u, agent, o)
+  local key, robots_url, target = locate(u)
+  if not key then return nil, robots_url, target end
+  local file, err, code = file_of(key, robots_url, agent, o)
+  if not file then return nil, err, code end
+  return rules_for(file, agent and product_token(agent) or DEFAULT_AGENT), key, target
+end
+
 -- The Rules for robots(fname) or robots_allowed, after checking their
--- arguments: rules, host key, parts of u; or nil, err, code.
+-- arguments: rules, host key, target of u; or nil, err, code.
 local function asked(fname, u, agent)
   if type(u) ~= "string" then
     error(format("aqueue.http.%s(url [, user_agent]): url must be a string, got %s", fname, type(u)), 3)
@@ -284,8 +308,8 @@ local function asked(fname, u, agent)
     error(format("aqueue.http.%s(url [, user_agent]): user_agent must be a non-empty string, got %s",
       fname, type(agent) == "string" and '""' or type(agent)), 3)
   end
-  local rules, key, parts = rules_of(u, agent, {})
-  return rules, key, parts
+  local rules, key, target = rules_of(u, agent, {})
+  return rules, key, target
 end
 
 -- robots(url [, user_agent]): the rules of url's host for that user agent
@@ -299,9 +323,9 @@ end
 
 -- allowed(url [, user_agent]): true or false, or nil, err, code.
 function M.allowed(u, agent)
-  local rules, err, parts = asked("robots_allowed", u, agent)
-  if not rules then return nil, err, parts end -- err, code
-  return rules:allowed(target_of(parts))
+  local rules, err, target = asked("robots_allowed", u, agent)
+  if not rules then return nil, err, target end -- err, code
+  return rules:allowed(target)
 end
 
 ---------------------------------------------------------------------------
@@ -337,9 +361,9 @@ end
 -- with robots = true is in progress: true once the request may go, or nil,
 -- err, code (EROBOTS for a disallowed URL, the fetch's failure otherwise).
 function M.admit(o)
-  local rules, key, parts = rules_of(o.url, agent_of(o.headers), o)
-  if not rules then return nil, key, parts end -- err, code
-  if not rules:allowed(target_of(parts)) then
+  local rules, key, target = rules_of(o.url, agent_of(o.headers), o)
+  if not rules then return nil, key, target end -- err, code
+  if not rules:allowed(target) then
     return nil, format("EROBOTS: %s: %s (user-agent %s)", o.url, errors.EROBOTS, rules.user_agent), "EROBOTS"
   end
   pace(key, rules.crawl_delay)
@@ -354,11 +378,11 @@ end
 -- Called by run_queue as a run starts (with its robots option) and ends: the
 -- cache and the pacing are the run's.
 function M.start_run(on)
-  cache, next_start, enforced = {}, {}, on
+  cache, next_start, origins, enforced = {}, {}, {}, on
 end
 
 function M.end_run()
-  cache, next_start, enforced = {}, {}, false
+  cache, next_start, origins, enforced = {}, {}, {}, false
 end
 
 return M

@@ -225,6 +225,17 @@ describe("http.robots_allowed", function()
     assert.are.equal(before + 1, count(logged(base, before + 1), "/robots.txt"))
   end)
 
+  it("matches what the URL names, however it is written (the host's later URLs are read without a parse)", function()
+    assert.is_true(http.robots_allowed(base .. "/")) -- (the host is known from here on)
+    assert.is_false(http.robots_allowed(base .. "/public/../private/x")) -- dot segments resolved
+    assert.is_false(http.robots_allowed(base .. "/public/./../private/"))
+    assert.is_false(http.robots_allowed(base .. "/private/x#frag"))   -- the fragment is not sent
+    assert.is_true(http.robots_allowed(base .. "#/private/"))
+    assert.is_true(http.robots_allowed(base .. "?/private/"))
+    assert.is_true(http.robots_allowed(base .. "/public/private/"))
+    assert.is_false(http.robots_allowed(base .. "/private/a b"))       -- a space is encoded
+  end)
+
   it("fetches once for concurrent askers", function()
     local before = count(logged(base, 0), "/robots.txt")
     local fns = {}
