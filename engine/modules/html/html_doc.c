@@ -7,8 +7,9 @@
  * context and the libxml2 tree (html.h, "Ownership").
  *
  * Freeing a tree costs about a sixth of parsing it (6 ms for a 1 MB page), so
- * a document parsed on the thread pool is freed there too, unless the engine
- * is closing (its loop then runs no more work: the tree is freed at once).
+ * the tree of a page of 1 MB or more (html_parse.c) is freed on the thread
+ * pool too, unless the engine is closing (its loop then runs no more work:
+ * the tree is freed at once).
  */
 #include <stdlib.h>
 
