@@ -184,6 +184,24 @@ describe("a run whose queue is remote", function()
     assert.are.same({ done = 3, failed = 0, pending = 47 }, s.counters)
   end)
 
+  it("sends every completion it holds when it stops, however many batches they take", function()
+    local Job = aqueue.Item:extend("RemoteStopBurstJob")
+    local ran = 0
+    function Job:process() ran = ran + 1 end
+    local items = {}
+    for i = 1, 600 do items[i] = Job{ i = i } end
+    -- 300 workers: 300 jobs claimed at once, done in one turn of the loop,
+    -- and max_items stops the run with their completions buffered (more than
+    -- the 128 one call sends)
+    local s = runs.quiet(items, { num_workers = 300, max_items = 300, order = "fifo" })
+    local store = local_remote.store
+    assert.are.equal(300, ran)
+    assert.are.equal(300, store.done)
+    assert.are.equal(300, #store.outcomes)
+    assert.are.equal(0, store.running)
+    assert.are.same({ done = 300, failed = 0, pending = 300 }, s.counters)
+  end)
+
   it("gives a child's outcome to handle:result(), from the store, without holding the worker", function()
     local Child = aqueue.Item:extend("RemoteResultChild")
     function Child:process()

@@ -400,11 +400,13 @@ function Shared:finish()
   while self.claims > 0 do
     sleep(FLUSH_S) -- an answer on its way is handed back (deliver refuses it)
   end
-  local ok, err = self:flush()
-  if not ok then
-    self:leave()
-    return nil, "the shared run's last steps could not be sent: " .. tostring(err)
-  end
+  repeat -- (a flush sends one batch of completions: batches.send)
+    local ok, err = self:flush()
+    if not ok then
+      self:leave()
+      return nil, "the shared run's last steps could not be sent: " .. tostring(err)
+    end
+  until #self.results == 0 and #self.entries == 0 and #self.releases == 0
   self.figures = self.run:counters() or self.figures
   self:leave()
   return true
