@@ -5,6 +5,7 @@
  * running work on the thread pool.
  * (aq_timer_start is timer_start.c's: the scheduler uses it too.)
  */
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,12 @@ void aq_export_ffi_contract(lua_State *L, const char *cdef, const aq_constant *c
     lua_pushinteger(L, constants[i].value);
     lua_setfield(L, -2, constants[i].name);
   }
+}
+
+int aq_module_keep_loaded(const void *symbol) {
+  Dl_info info;
+  if (!dladdr(symbol, &info) || !info.dli_fname) return -1;
+  return dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) ? 0 : -1;
 }
 
 /* The block is a userdata anchored in the registry under `key`, so the Lua

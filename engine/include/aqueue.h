@@ -224,6 +224,14 @@ AQ_EXPORT int aq_engine_on_close(aq_engine *engine, void (*fn)(aq_engine *engine
 AQ_EXPORT void *aq_module_state(lua_State *L, const void *key, size_t size,
                                 void (*on_close)(aq_engine *engine, void *state));
 
+/* Keeps the loaded module that holds `symbol` (any function of the module's
+ * own, e.g. its luaopen_) loaded until the process ends. Lua unloads C
+ * modules when its state closes; a module whose libraries keep state past
+ * that (TLS libraries' allocations made at load time, a library's
+ * per-thread state that the thread pool's threads outlive) calls this from
+ * its luaopen_. Returns 0, or -1 when the module cannot be found. */
+AQ_EXPORT int aq_module_keep_loaded(const void *symbol);
+
 /* --- a growable byte buffer ---
  *
  * For building output (a frame, a JSON line, a response body) before handing

@@ -6,29 +6,19 @@
  * libxml2 is loaded only by scripts that parse HTML; the files and who owns
  * what: html.h.
  */
-#include <dlfcn.h>
 
 #include <lauxlib.h>
 #include <libxml/xmlversion.h>
 
 #include "html.h"
 
-AQ_EXPORT int luaopen_aqueue_html_core(lua_State *L);
 
-/* Keeps this module, and libxml2 with it, loaded until the process ends.
- * Lua unloads C modules when its state closes, but the pool threads outlive
- * it with libxml2's per-thread state (its destructor would then run in an
- * unloaded library at their exit), and libxml2's global state from
- * xmlInitParser must stay reachable, not look leaked. */
-static void keep_loaded(void) {
-  Dl_info self;
-  if (!dladdr((void *)luaopen_aqueue_html_core, &self) || !self.dli_fname) return;
-  dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-}
 
 AQ_EXPORT int luaopen_aqueue_html_core(lua_State *L) {
   AQ_MODULE_CHECK(L, "aqueue.html_core");
-  keep_loaded();
+  /* loaded until the process ends: the pool threads outlive the Lua state
+   * with libxml2's per-thread state, whose destructor runs at their exit */
+  aq_module_keep_loaded((const void *)luaopen_aqueue_html_core);
   xmlInitParser(); /* on the loop thread, before any pool thread parses */
   html_quiet_thread();
 

@@ -4,7 +4,6 @@
  * CMakeLists.txt), so libcurl is loaded only by scripts that use HTTP; the
  * files and who owns what: http.h.
  */
-#include <dlfcn.h>
 #include <math.h>
 #include <time.h>
 
@@ -71,21 +70,13 @@ static int l_parse_date(lua_State *L) {
 }
 
 /* require("aqueue.http_core"). */
-AQ_EXPORT int luaopen_aqueue_http_core(lua_State *L);
 
-/* Keeps this module (and libcurl with the libraries it pulls in) loaded until
- * the process ends: Lua unloads C modules when the state closes, and
- * unloading TLS and Kerberos libraries after curl_global_cleanup leaves what
- * they allocated once at load time looking leaked. */
-static void pin_module(void) {
-  Dl_info info;
-  if (dladdr((void *)luaopen_aqueue_http_core, &info) && info.dli_fname)
-    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-}
 
 AQ_EXPORT int luaopen_aqueue_http_core(lua_State *L) {
   AQ_MODULE_CHECK(L, "aqueue.http_core");
-  pin_module();
+  /* loaded until the process ends: unloading curl's TLS libraries would
+   * leave what they allocated at load time looking leaked */
+  aq_module_keep_loaded((const void *)luaopen_aqueue_http_core);
   static const luaL_Reg functions[] = {
       {"request", l_request},
       {"configure", l_configure},

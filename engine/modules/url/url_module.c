@@ -9,7 +9,6 @@
  * "EINVAL", the shape of every I/O failure (README "I/O failures"), and the
  * code http gives a malformed URL.
  */
-#include <dlfcn.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,21 +292,14 @@ static int handles_gc(lua_State *L) {
   return 0;
 }
 
-AQ_EXPORT int luaopen_aqueue_url_core(lua_State *L);
 
-/* Keeps this module (and libcurl with it) loaded until the process ends, as
- * aqueue.http_core does: unloading curl's TLS libraries at lua_close leaves
- * what they allocated at load time looking leaked. */
-static void pin_module(void) {
-  Dl_info info;
-  if (dladdr((void *)luaopen_aqueue_url_core, &info) && info.dli_fname)
-    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-}
 
 /* require("aqueue.url_core"). */
 AQ_EXPORT int luaopen_aqueue_url_core(lua_State *L) {
   AQ_MODULE_CHECK(L, "aqueue.url_core");
-  pin_module();
+  /* loaded until the process ends: unloading curl's TLS libraries would
+   * leave what they allocated at load time looking leaked */
+  aq_module_keep_loaded((const void *)luaopen_aqueue_url_core);
   static const luaL_Reg functions[] = {
       {"join", l_join},     {"parse", l_parse},   {"build", l_build},
       {"encode", l_encode}, {"decode", l_decode}, {NULL, NULL},
