@@ -70,7 +70,7 @@ function M.send(self, claim_n)
       return nil, err
     end
     for i = 1, #releases do
-      self.held_ids[releases[i].id] = nil
+      self.held_tokens[releases[i].id] = nil
     end
   end
   while #entries > 0 do
@@ -100,7 +100,7 @@ function M.send(self, claim_n)
       jobs, reached = claimed_or_err, limit_reached
     end
     for i = 1, #batch do
-      self.held_ids[batch[i].id] = nil -- (a stale completion too: the job is no longer ours)
+      self.held_tokens[batch[i].id] = nil -- (a stale completion too: the job is no longer ours)
     end
     for i = 1, #batch do
       local children, ids = batch[i].children, replies[i]

@@ -74,10 +74,10 @@ function M.new(run, fields)
   b.local_queue = false
   b.first = run.first
   b.jobs = {}      -- item in hand -> its job ({ id, token, kind })
-  b.held_ids = {}  -- id -> token for each job this process holds in the store, from its claim's
-                  -- reply until the store took its completion or release: the heartbeat renews
-                  -- these leases and only these (a claim whose reply was lost holds jobs this
-                  -- process never learns of: their leases expire and the reaper frees them)
+  b.held_tokens = {}  -- id -> token for each job this process holds in the store, from its claim's
+                     -- reply until the store took its completion or release: the heartbeat renews
+                     -- these leases and only these (a claim whose reply was lost holds jobs this
+                     -- process never learns of: their leases expire and the reaper frees them)
   b.children = {}  -- item in hand -> the entries of the children its process enqueued
   b.entries = {}   -- entries to enqueue on their own in the next batch: enqueued outside any item,
                   -- or children someone waits for (send_children_now)
@@ -169,7 +169,7 @@ local function ticker(self)
     ticks = ticks + 1
     if ticks % heartbeat_ticks == 0 then
       local held = {}
-      for id, token in pairs(self.held_ids) do
+      for id, token in pairs(self.held_tokens) do
         held[#held + 1] = { id = id, token = token }
       end
       self.run:heartbeat(held)
@@ -316,7 +316,7 @@ function Shared:claim(n, deliver)
       local job = jobs[i]
       local item = decode_item(job)
       self.jobs[item] = job
-      self.held_ids[job.id] = job.token
+      self.held_tokens[job.id] = job.token
       delivered[i] = { item = item, hook = job.kind == "hook", attempt = job.attempt, start_in = job.start_in }
     end
     if #jobs == 0 and not self.stopped and not reached then
