@@ -124,39 +124,17 @@ end
 -- ---------------------------------------------------------------------------
 -- links([selector])
 
--- The schemes links() keeps, as Scrapy's LinkExtractor does (no mailto:,
--- javascript:, tel:, data:).
-local LINK_SCHEMES = { http = true, https = true, ftp = true, file = true }
-
-local function strip(s)
-  return (s:gsub("^[ \t\n\r\f]+", ""):gsub("[ \t\n\r\f]+$", ""))
-end
-
-local url_join -- aqueue.url.join (libcurl's URL API), loaded by the first links()
-
--- The absolute URL of ref against base (nil: there is none), without its
--- fragment, or nil when it has none or a scheme links() does not keep.
-local function absolute(base, ref)
-  local url
-  if base then
-    url_join = url_join or require("aqueue.url").join
-    url = url_join(base, ref)
-  elseif ref:find("^%a[%w+.-]*:") then
-    url = ref
-  end
-  if not url then return nil end
-  local scheme = url:match("^(%a[%w+.-]*):")
-  if not scheme or not LINK_SCHEMES[scheme:lower()] then return nil end
-  return (url:gsub("#.*", ""))
-end
+-- The absolute links of a list of raw hrefs (aqueue.url_core: stripped,
+-- resolved, kept for http, https, ftp and file, without fragments, each
+-- once), loaded by the first links(): libcurl only for pages that ask.
+local absolute_links
 
 -- The URL relative links of the node's document resolve against: its first
 -- <base href>, itself resolved against the base_url of parse; else that
 -- base_url; nil when there is neither.
 local function document_base(node)
-  local base_url = core.base_url(node)
-  local href = run(node, compiled_xpath("/descendant::base[@href][1]/@href", 1), true, "XPath", "", 1)
-  if href then return absolute(base_url, strip(href)) or base_url end
+  local base_url, href = core.base_url(node)
+  if href then return absolute_links(base_url, { href })[1] or base_url end
   return base_url
 end
 
@@ -200,16 +178,8 @@ local function links(node, selector)
     error(format("aqueue.html: links() takes a CSS selector or nothing, got %s", type(selector)), 2)
   end
   local raw = raw_links(node, selector or "a::attr(href)", 2)
-  local base = document_base(node)
-  local out, seen = {}, {}
-  for _, ref in ipairs(raw) do
-    local url = absolute(base, strip(ref))
-    if url and not seen[url] then
-      seen[url] = true
-      out[#out + 1] = url
-    end
-  end
-  return out
+  absolute_links = absolute_links or require("aqueue.url_core").absolute_links
+  return absolute_links(document_base(node), raw)
 end
 
 function load_core()

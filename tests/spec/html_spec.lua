@@ -397,6 +397,13 @@ describe("node:links()", function()
       html.parse(page, "http://127.0.0.1:8080/dir/page.html"):links())
   end)
 
+  it("takes the first <base> that has an href, wherever it is", function()
+    local page = '<base target="_top"><div><p><base href="/first/"></p></div><base href="/second/"><a href="x">x</a>'
+    assert.are.same({ "http://127.0.0.1:8080/first/x" }, html.parse(page, "http://127.0.0.1:8080/dir/page.html"):links())
+    assert.are.same({ "http://127.0.0.1:8080/dir/x" },
+      html.parse('<base target="_top"><a href="x">x</a>', "http://127.0.0.1:8080/dir/page.html"):links())
+  end)
+
   it("without any base keeps only the links that are absolute already", function()
     local page = '<base href="/relative/base/"><a href="b/c">rel</a> <a href="https://example.com/x#f">abs</a>'
     assert.are.same({ "https://example.com/x" }, html.parse(page):links())

@@ -285,6 +285,62 @@ describe("url.encode and url.decode", function()
   end)
 end)
 
+describe("url.join's shortcut for plain paths", function()
+  -- A reference like "/page/2.html" is joined without curl (the base's
+  -- "scheme://authority" + the reference): it must give what curl gives.
+  local through_curl = require("aqueue.url_core").join_through_curl
+  local BASES = { "http://a/b/c/d;p?q", "https://u:pw@Example.COM:8443/x/y?z#f", "http://a:80", "HTTP://A/b",
+    "http://[::1]:81/p", "ftp://f/dir/", "http://h/%7Efoo/", "itms-apps://x/y" }
+
+  local function same_as_curl(base, ref)
+    local want, want_err = through_curl(base, ref)
+    local got, got_err = url.join(base, ref)
+    assert.are.equal(want, got, ("join(%q, %q)"):format(base, ref))
+    assert.are.equal(want_err, got_err)
+  end
+
+  it("gives what curl gives for references at the edge of plain", function()
+    local refs = { "/", "/g", "/g?y", "/g?y/./x", "/g?y/../x", "/a/b/c", "/./g", "/../g", "/g/.", "/g/..", "/g/./h",
+      "/g/../h", "/g/..x", "/g/.x", "/.g", "/..g", "/g.", "/a//b", "//g", "//g/h", "/g#s", "/g%20h", "/g%2e%2E/x",
+      "/g h", "/\195\169", "/g?y#s", "/(x)!$&'*+,;=:@~_-.", "/g?", "/?", "/??", "/g?a=1&b=/c?d", "/.", "/..", "/.?x",
+      "/..?x", "/g/.?x", "/\t", "/a\\b", "/[x]", "/{x}", "/a|b", "/a^b", "/a`b", "/a\"b", "/a<b>" }
+    for _, base in ipairs(BASES) do
+      for _, ref in ipairs(refs) do same_as_curl(base, ref) end
+    end
+  end)
+
+  local seed = 12345
+  local function random(n) -- a fixed sequence, the same on every machine
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    return seed % n + 1
+  end
+  local function random_text(first, alphabet, max_len)
+    local chars = { first }
+    for k = 2, random(max_len) do chars[k] = alphabet[random(#alphabet)] end
+    return table.concat(chars)
+  end
+  local PATH_CHARS = { "/", "/", "/", ".", ".", "?", "#", "%", "a", "Z", "0", ":", "@", "~", "-", "_", "+", "=", "&", " ",
+    "\195", "[", "\\", "\t", "'" }
+
+  it("gives what curl gives for 3000 random absolute paths", function()
+    for i = 1, 3000 do
+      same_as_curl(BASES[i % #BASES + 1], random_text("/", PATH_CHARS, 10))
+    end
+  end)
+
+  it("gives what curl gives for 3000 random bases", function()
+    local schemes = { "http", "https", "ftp", "HTTP", "Http", "h1+x", "1h", "" }
+    local host_chars = { "a", "Z", "x", "0", "1", "2", "5", "9", ".", ".", "-", "_", "%", "@", ":", "[", "]", " ", "\195" }
+    local port_chars = { "0", "1", "6", "9", "5", "x", "" }
+    for _ = 1, 3000 do
+      local host = random_text("", host_chars, 12)
+      local port = random(3) == 1 and (":" .. random_text("", port_chars, 7)) or ""
+      local base = schemes[random(#schemes)] .. "://" .. host .. port .. random_text("", PATH_CHARS, 6)
+      same_as_curl(base, random_text("/", PATH_CHARS, 4))
+    end
+  end)
+end)
+
 describe("url.query", function()
   it("sorts the keys of a table, so the same table gives the same string", function()
     assert.are.equal("a=1&b=x%20y&c=%C3%A9", url.query{ c = "é", b = "x y", a = 1 })

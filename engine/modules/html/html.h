@@ -11,9 +11,10 @@
  *                  pages) on the thread pool
  *   html_doc.c     the shared document and the node objects Lua holds: their
  *                  counts, where a tree is freed (the module's per-engine
- *                  state), the document's XPath context and its quiet errors
+ *                  state), the quiet errors
  *   html_node.c    what a node tells: tag, text, attribute, outer HTML
- *   html_xpath.c   compiled XPath expressions, their evaluation, the results
+ *   html_xpath.c   compiled XPath expressions, their evaluation (one XPath
+ *                  context per Lua state), the results
  *
  * Layers: html_module.c on top; html_parse.c, html_node.c and html_xpath.c
  * use html_doc.c; nothing calls up.
@@ -44,6 +45,7 @@
 
 #define HTML_NODE_MT "aqueue.html.node"
 #define HTML_XPATH_MT "aqueue.html.xpath"
+#define HTML_XPATH_CONTEXT_MT "aqueue.html.xpath_context"
 
 /* --- the shared document and node objects (html_doc.c) --- */
 
@@ -60,8 +62,9 @@ html_state *html_state_get(lua_State *L);
 typedef struct {
   int refs;                 /* Lua node objects pointing into doc */
   htmlDocPtr doc;           /* owned: freed with the last reference */
-  xmlXPathContextPtr ctx;   /* owned: one per document, made on first use */
   html_state *free_on_pool; /* non-NULL: a large page's, freed on the thread pool */
+  int base_href_known;      /* base_href was looked up (html_node_base_url) */
+  xmlChar *base_href;       /* owned: the first <base href>'s value, or NULL */
 } html_doc;
 
 /* The userdata of a node (and of the document: node == (xmlNodePtr)d->doc). */
@@ -87,9 +90,6 @@ void html_node_push(lua_State *L, html_doc *d, xmlNodePtr node, int mt_index);
 
 /* The node object at index i, raising a Lua argument error otherwise. */
 html_node *html_node_check(lua_State *L, int i);
-
-/* The document's XPath context, made on first use; NULL when out of memory. */
-xmlXPathContextPtr html_doc_context(html_doc *d);
 
 /* An error handler that prints nothing: errors are read from the context's
  * lastError instead. */
@@ -142,8 +142,15 @@ int html_xpath_compile(lua_State *L);
 
 /* eval(node, compiled [, first]) -> the result (a list of nodes and strings,
  * a string, a number or a boolean; with first, the first item or nil), or
- * nil, message. upvalue 1: the node metatable. */
+ * nil, message. upvalue 1: the node metatable; upvalue 2: the Lua state's
+ * XPath context (html_xpath_context_new). */
 int html_xpath_eval(lua_State *L);
+
+/* Pushes a userdata holding a new XPath context, which its __gc
+ * (html_xpath_context_gc) frees: the one context of eval. Raises when out of
+ * memory. */
+int html_xpath_context_new(lua_State *L);
+int html_xpath_context_gc(lua_State *L);
 
 /* The compiled expression's __gc. */
 int html_xpath_gc(lua_State *L);

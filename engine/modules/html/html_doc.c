@@ -3,8 +3,8 @@
  *
  * A node object is a small userdata { html_doc *, xmlNodePtr }; the document
  * object is the node of the document itself. Each object holds one count of
- * its html_doc, released by its __gc; the last release frees the XPath
- * context and the libxml2 tree (html.h, "Ownership").
+ * its html_doc, released by its __gc; the last release frees the libxml2
+ * tree (html.h, "Ownership").
  *
  * Freeing a tree costs about a sixth of parsing it (6 ms for a 1 MB page), so
  * the tree of a page of 1 MB or more (html_parse.c) is freed on the thread
@@ -74,7 +74,7 @@ static void free_tree(htmlDocPtr doc, html_state *st) {
 
 static void doc_release(html_doc *d) {
   if (--d->refs > 0) return;
-  if (d->ctx) xmlXPathFreeContext(d->ctx);
+  xmlFree(d->base_href);
   free_tree(d->doc, d->free_on_pool);
   free(d);
   live_documents--;
@@ -102,8 +102,9 @@ int html_doc_attach(html_node *object, htmlDocPtr doc, html_state *free_on_pool)
   }
   d->refs = 1;
   d->doc = doc;
-  d->ctx = NULL;
   d->free_on_pool = free_on_pool;
+  d->base_href_known = 0;
+  d->base_href = NULL;
   object->d = d;
   object->node = (xmlNodePtr)doc;
   live_documents++;
@@ -130,14 +131,6 @@ html_node *html_node_check(lua_State *L, int i) {
 static void keep_quiet(void *data, xmlErrorPtr error) {
   (void)data;
   (void)error;
-}
-
-xmlXPathContextPtr html_doc_context(html_doc *d) {
-  if (!d->ctx) {
-    d->ctx = xmlXPathNewContext(d->doc);
-    if (d->ctx) d->ctx->error = keep_quiet;
-  }
-  return d->ctx;
 }
 
 xmlStructuredErrorFunc html_quiet_errors(void) { return keep_quiet; }

@@ -61,7 +61,8 @@ AQ_EXPORT int luaopen_aqueue_html_core(lua_State *L) {
   lua_newtable(L);
   luaL_register(L, NULL, functions);
   lua_pushvalue(L, mt);
-  lua_pushcclosure(L, html_xpath_eval, 1);
+  html_xpath_context_new(L);
+  lua_pushcclosure(L, html_xpath_eval, 2);
   lua_setfield(L, -2, "eval");
   lua_pushvalue(L, methods_index);
   lua_setfield(L, -2, "methods");

@@ -91,11 +91,44 @@ int html_node_html(lua_State *L) {
   return 1;
 }
 
-/* base_url(node): the base_url the document was parsed with, or nil. */
+/* The first element <base> with an href in the tree under `root`, in
+ * document order (XPath's "/descendant::base[@href][1]"), or NULL. Only
+ * elements are entered (not a doctype's declarations). */
+static xmlNodePtr first_base_element(xmlNodePtr root) {
+  xmlNodePtr cur = root->children;
+  while (cur) {
+    if (cur->type == XML_ELEMENT_NODE) {
+      if (xmlStrEqual(cur->name, BAD_CAST "base") && xmlHasProp(cur, BAD_CAST "href")) return cur;
+      if (cur->children) {
+        cur = cur->children;
+        continue;
+      }
+    }
+    while (!cur->next) {
+      cur = cur->parent;
+      if (!cur || cur == root) return NULL;
+    }
+    cur = cur->next;
+  }
+  return NULL;
+}
+
+/* base_url(node) -> the base_url the document was parsed with (or nil), the
+ * href of the document's first <base href> (or nil). The href is looked up
+ * once per document: links() asks for every call. */
 int html_node_base_url(lua_State *L) {
   html_node *n = html_node_check(L, 1);
-  const xmlChar *url = n->d->doc->URL;
-  if (!url) return 0;
-  lua_pushstring(L, (const char *)url);
-  return 1;
+  html_doc *d = n->d;
+  if (!d->base_href_known) {
+    xmlNodePtr base = first_base_element((xmlNodePtr)d->doc);
+    d->base_href = base ? xmlGetProp(base, BAD_CAST "href") : NULL;
+    if (base && !d->base_href) return luaL_error(L, "aqueue.html: out of memory");
+    d->base_href_known = 1;
+  }
+  const xmlChar *url = d->doc->URL;
+  if (url) lua_pushstring(L, (const char *)url);
+  else lua_pushnil(L);
+  if (d->base_href) lua_pushstring(L, (const char *)d->base_href);
+  else lua_pushnil(L);
+  return 2;
 }

@@ -1,7 +1,10 @@
 /*
  * html_xpath.c — XPath expressions: compiled once (lua/aqueue/html.lua keeps
  * the compiled ones per expression string), evaluated against a node with
- * its document's one XPath context.
+ * the Lua state's one XPath context. A context costs more to make than a
+ * small page to query (libxml2 registers its hundred-odd functions in each
+ * new one), so one serves every document: pointed at the node for an
+ * evaluation, and at nothing between them.
  *
  * Results: a node-set becomes a Lua list in document order, where elements
  * (and the document) are node objects and every other node is its string
@@ -157,13 +160,34 @@ int html_xpath_eval(lua_State *L) {
   html_xpath *x = luaL_checkudata(L, 2, HTML_XPATH_MT);
   if (!x->comp) return luaL_argerror(L, 2, "an expression that did not compile");
   int first = lua_toboolean(L, 3);
-  xmlXPathContextPtr ctx = html_doc_context(node->d);
-  if (!ctx) return luaL_error(L, "aqueue.html: out of memory");
+  xmlXPathContextPtr ctx = *(xmlXPathContextPtr *)lua_touserdata(L, lua_upvalueindex(2));
+  ctx->doc = node->d->doc;
   ctx->node = node->node;
   xmlResetError(&ctx->lastError);
   xmlXPathObjectPtr res = xmlXPathCompiledEval(x->comp, ctx);
+  ctx->doc = NULL;
+  ctx->node = NULL;
   if (!res) return push_error(L, ctx, 0);
   push_result(L, node->d, res, first, lua_upvalueindex(1));
   xmlXPathFreeObject(res);
   return 1;
+}
+
+int html_xpath_context_new(lua_State *L) {
+  xmlXPathContextPtr *slot = lua_newuserdata(L, sizeof *slot);
+  *slot = NULL;
+  luaL_newmetatable(L, HTML_XPATH_CONTEXT_MT);
+  lua_pushcfunction(L, html_xpath_context_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  if (!(*slot = xmlXPathNewContext(NULL))) return luaL_error(L, "aqueue.html: out of memory");
+  (*slot)->error = html_quiet_errors();
+  return 1;
+}
+
+int html_xpath_context_gc(lua_State *L) {
+  xmlXPathContextPtr *slot = lua_touserdata(L, 1);
+  if (*slot) xmlXPathFreeContext(*slot);
+  *slot = NULL;
+  return 0;
 }

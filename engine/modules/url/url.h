@@ -27,8 +27,8 @@
 #include <lua.h>
 
 typedef struct {
-  CURLU *scratch; /* parse and build: cleared before each use */
-  CURLU *base;    /* join: the last base, parsed; NULL until one parsed */
+  CURLU *scratch;  /* parse and build: cleared before each use */
+  CURLU *base;     /* join: the last base, parsed; NULL until one parsed */
   char *base_text; /* that base as given (malloc'd), to know when it changes */
   size_t base_len;
 } url_handles;
@@ -47,6 +47,21 @@ size_t url_authority_end(const char *s, size_t n);
  * nothing needs encoding, else the encoded copy pushed onto L's stack (a
  * Lua string: nothing to free; raises only when Lua is out of memory). */
 const char *url_encode_loose(lua_State *L, const char *s, size_t n, size_t from);
+
+/* Whether the reference s is an absolute path ("/a/b?q") that curl would
+ * resolve against any base to "scheme://authority" + s, unchanged: only
+ * characters a URL holds as they are (no "%", no "#", no space, no
+ * non-ASCII byte), no dot segment in its path, no empty query ("/a?"), and
+ * not "//" (a network-path reference). The joins of a crawl are mostly such links. */
+int url_is_plain_path(const char *s, size_t n);
+
+/* The length of the "scheme://authority" that starts the URL s, when curl
+ * would read s and write that part unchanged: "http" or "https", a host
+ * of letters, digits, "-" and "." (no user, no IPv6, no percent-encoding), a
+ * port of digits without a leading 0, and after them only characters a URL
+ * holds as they are, "#" and "%". 0 for any other URL (curl is asked then).
+ * Joined to such a base, a plain path is that part + the path. */
+size_t url_plain_origin_len(const char *s, size_t n);
 
 /* RFC 3986 5.2.4's remove_dot_segments on p[0..n), in place. Returns the new
  * length (never longer). */

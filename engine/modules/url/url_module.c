@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <lauxlib.h>
 
@@ -107,33 +108,34 @@ static void push_opaque(lua_State *L, const char *s, size_t n, size_t scheme_len
   lua_pushlstring(L, path, path_len);
   lua_pushlstring(L, s + path_end, n - path_end);
   lua_concat(L, 3);
+  lua_remove(L, -2); /* the scratch copy */
 }
 
-/* join(base, ref): the URL ref refers to from the page at base (RFC 3986
- * section 5.2), or nil, err, code. */
-static int l_join(lua_State *L) {
-  url_handles *u = handles_of(L);
-  size_t blen, rlen;
-  const char *base = luaL_checklstring(L, 1, &blen);
-  const char *ref = luaL_checklstring(L, 2, &rlen);
-  if (strlen(ref) != rlen) return fail_nul(L, "", ref);
-  size_t scheme_len = url_scheme_len(ref, rlen);
-  if (scheme_len > 0) {
-    /* RFC 3986 5.2.2: a reference with a scheme is absolute, whatever the
-     * base (curl refuses "g:h" and "http:g": no "//"). */
-    if (url_authority_end(ref, rlen) == 0) {
-      push_opaque(L, ref, rlen, scheme_len);
-      return 1;
-    }
-    CURLUcode rc = set_absolute(L, u->scratch, ref, rlen);
-    if (rc == CURLUE_OK) rc = push_url(L, u->scratch);
-    return rc == CURLUE_OK ? 1 : fail(L, rc, "", ref, rlen, "");
+/* Pushes the URL that the reference ref (of no scheme) refers to from the
+ * page at base, or returns curl's error (the stack as it was), setting
+ * *bad_base when it is the base that curl refused. origin_len: the base's
+ * url_plain_origin_len, or 0 to ask curl for every reference (the specs
+ * compare both): a plain path (url_is_plain_path) joined to a plain base is
+ * the base's "scheme://authority" + ref, without curl (what curl writes). */
+static CURLUcode join_to_base(lua_State *L, url_handles *u, const char *base, size_t blen, size_t origin_len,
+                              const char *ref, size_t rlen, int *bad_base) {
+  if (origin_len > 0 && url_is_plain_path(ref, rlen)) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, base, origin_len);
+    luaL_addlstring(&b, ref, rlen);
+    luaL_pushresult(&b);
+    return CURLUE_OK;
   }
-  if (strlen(base) != blen) return fail_nul(L, "base ", base);
-  CURLUcode rc = base_of(L, u, base, blen);
-  if (rc != CURLUE_OK) return fail(L, rc, "base ", base, blen, "");
+  int top = lua_gettop(L);
+  CURLUcode rc = strlen(base) != blen ? CURLUE_MALFORMED_INPUT : base_of(L, u, base, blen);
+  if (rc != CURLUE_OK) {
+    *bad_base = 1;
+    lua_settop(L, top);
+    return rc;
+  }
   CURLU *h = curl_url_dup(u->base);
-  if (!h) return fail(L, CURLUE_OUT_OF_MEMORY, "", ref, rlen, "");
+  if (!h) return CURLUE_OUT_OF_MEMORY;
   if (rlen == 0) {
     /* RFC 3986 5.2.2: the empty reference is the base without its fragment
      * (curl drops the last path segment and the query too). */
@@ -145,13 +147,132 @@ static int l_join(lua_State *L) {
   } else {
     rc = curl_url_set(h, CURLUPART_URL, url_encode_loose(L, ref, rlen, url_authority_end(ref, rlen)), URL_SET_FLAGS);
   }
+  lua_settop(L, top); /* an encoded copy, if any: curl has its own */
   if (rc == CURLUE_OK) rc = push_url(L, h);
   curl_url_cleanup(h);
+  return rc;
+}
+
+/* Pushes the absolute URL of a reference with a scheme (RFC 3986 5.2.2: the
+ * target itself, whatever the base; curl refuses "g:h" and "http:g", which
+ * have no "//"), or returns curl's error (the stack as it was). */
+static CURLUcode push_absolute(lua_State *L, url_handles *u, const char *ref, size_t rlen, size_t scheme_len) {
+  if (url_authority_end(ref, rlen) == 0) {
+    push_opaque(L, ref, rlen, scheme_len);
+    return CURLUE_OK;
+  }
+  int top = lua_gettop(L);
+  CURLUcode rc = set_absolute(L, u->scratch, ref, rlen);
+  if (rc == CURLUE_OK) rc = push_url(L, u->scratch);
+  if (rc != CURLUE_OK) lua_settop(L, top);
+  return rc;
+}
+
+/* join(base, ref): the URL ref refers to from the page at base (RFC 3986
+ * section 5.2), or nil, err, code. */
+static int join(lua_State *L, int shortcut) {
+  url_handles *u = handles_of(L);
+  size_t blen, rlen;
+  const char *base = luaL_checklstring(L, 1, &blen);
+  const char *ref = luaL_checklstring(L, 2, &rlen);
+  if (strlen(ref) != rlen) return fail_nul(L, "", ref);
+  size_t scheme_len = url_scheme_len(ref, rlen);
+  if (scheme_len > 0) {
+    CURLUcode rc = push_absolute(L, u, ref, rlen, scheme_len);
+    return rc == CURLUE_OK ? 1 : fail(L, rc, "", ref, rlen, "");
+  }
+  if (strlen(base) != blen) return fail_nul(L, "base ", base);
+  int bad_base = 0;
+  size_t origin_len = shortcut ? url_plain_origin_len(base, blen) : 0;
+  CURLUcode rc = join_to_base(L, u, base, blen, origin_len, ref, rlen, &bad_base);
+  if (bad_base) return fail(L, rc, "base ", base, blen, "");
   if (rc != CURLUE_OK) {
     const char *b = shown(L, base, blen);
     lua_pushfstring(L, " joined to %s", b);
     return fail(L, rc, "", ref, rlen, lua_tostring(L, -1));
   }
+  return 1;
+}
+
+static int l_join(lua_State *L) { return join(L, 1); }
+
+/* join_through_curl(base, ref): join without the plain-path shortcut, for
+ * the specs that check the shortcut gives what curl gives. */
+static int l_join_through_curl(lua_State *L) { return join(L, 0); }
+
+/* HTML's whitespace (the HTML standard's ASCII whitespace), which browsers
+ * strip from both ends of an href. */
+static int is_html_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
+
+/* The schemes of the links a crawl follows, as Scrapy's LinkExtractor keeps
+ * them (no mailto:, javascript:, tel:, data:). */
+static int is_web_scheme(const char *s, size_t scheme_len) {
+  static const char *const kept[] = {"http", "https", "ftp", "file"};
+  for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+    if (strlen(kept[i]) == scheme_len && strncasecmp(s, kept[i], scheme_len) == 0) return 1;
+  return 0;
+}
+
+/* absolute_links(base, refs): the links of a page (doc:links()) from the
+ * raw values of their href or src attributes: each stripped of HTML
+ * whitespace and of its fragment, resolved against base (nil: only
+ * references with a scheme are kept), kept when its scheme is http, https,
+ * ftp or file, each URL once, in order. A reference that cannot be resolved
+ * is left out. */
+static int l_absolute_links(lua_State *L) {
+  url_handles *u = handles_of(L);
+  size_t blen = 0;
+  const char *base = luaL_optlstring(L, 1, NULL, &blen);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int n = (int)lua_objlen(L, 2);
+  lua_settop(L, 2);
+  lua_createtable(L, n, 0); /* 3: the links */
+  lua_createtable(L, 0, n); /* 4: the links already in 3 */
+  int bad_base = 0; /* set by the first reference that needed the base, when curl refused it */
+  size_t origin_len = base ? url_plain_origin_len(base, blen) : 0;
+  int count = 0;
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    size_t rlen;
+    const char *ref = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &rlen) : NULL;
+    if (ref) {
+      size_t whole = rlen;
+      const char *start = ref;
+      while (rlen > 0 && is_html_space(ref[0])) ref++, rlen--;
+      while (rlen > 0 && is_html_space(ref[rlen - 1])) rlen--;
+      const char *hash = memchr(ref, '#', rlen);
+      if (hash) rlen = (size_t)(hash - ref);
+      if (memchr(ref, '\0', rlen)) {
+        ref = NULL;
+      } else if (ref != start || rlen != whole) {
+        lua_pushlstring(L, ref, rlen); /* curl reads up to a NUL */
+        ref = lua_tostring(L, -1);
+      }
+    }
+    CURLUcode rc = CURLUE_MALFORMED_INPUT;
+    size_t scheme_len = ref ? url_scheme_len(ref, rlen) : 0;
+    if (scheme_len > 0) rc = push_absolute(L, u, ref, rlen, scheme_len);
+    else if (ref && base && !bad_base) rc = join_to_base(L, u, base, blen, origin_len, ref, rlen, &bad_base);
+    if (rc == CURLUE_OK) {
+      size_t len;
+      const char *link = lua_tolstring(L, -1, &len);
+      if (is_web_scheme(link, url_scheme_len(link, len))) {
+        lua_pushvalue(L, -1);
+        lua_rawget(L, 4);
+        int seen = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (!seen) {
+          lua_pushvalue(L, -1);
+          lua_pushboolean(L, 1);
+          lua_rawset(L, 4);
+          lua_pushvalue(L, -1);
+          lua_rawseti(L, 3, ++count);
+        }
+      }
+    }
+    lua_settop(L, 4);
+  }
+  lua_settop(L, 3);
   return 1;
 }
 
@@ -301,8 +422,14 @@ AQ_EXPORT int luaopen_aqueue_url_core(lua_State *L) {
    * leave what they allocated at load time looking leaked */
   aq_module_keep_loaded((const void *)luaopen_aqueue_url_core);
   static const luaL_Reg functions[] = {
-      {"join", l_join},     {"parse", l_parse},   {"build", l_build},
-      {"encode", l_encode}, {"decode", l_decode}, {NULL, NULL},
+      {"join", l_join},
+      {"join_through_curl", l_join_through_curl},
+      {"absolute_links", l_absolute_links},
+      {"parse", l_parse},
+      {"build", l_build},
+      {"encode", l_encode},
+      {"decode", l_decode},
+      {NULL, NULL},
   };
   lua_newtable(L);
   url_handles *u = (url_handles *)lua_newuserdata(L, sizeof *u);
