@@ -41,18 +41,20 @@ local demo = require("lib.demo_site")
 
 local opts = demo.options(arg, "examples/crawl.lua")
 local site = demo.serve(opts) -- opts.url: the generated site's, or --url
-local site_host = url.parse(opts.url).host
 aqueue.http.configure{ max_per_host = opts.workers } -- one connection per worker
 
 -- One record per page, written when the page's item completes: with --state,
 -- exactly once across crashes and reruns.
 local pages_feed = assert(aqueue.feed.open(opts.out .. "/pages.jsonl", { format = "jsonl" }))
 
--- The path (and query) of a URL on the site, or nil for a URL elsewhere.
+-- The path (and query) of a URL on the site, or nil for a URL elsewhere:
+-- links() writes URLs as url.join does, so those on the site start with its
+-- root ("http://127.0.0.1:8080/").
+local site_root = url.join(opts.url, "/")
+local site_host = url.parse(site_root).host
 local function site_path(link)
-  local u = url.parse(link)
-  if u and u.host == site_host then
-    return u.path .. (u.query and "?" .. u.query or "")
+  if link:sub(1, #site_root) == site_root then
+    return link:sub(#site_root)
   end
 end
 

@@ -48,6 +48,7 @@ local DEFAULT_AGENT = "aqueue"     -- the product token of curl's "aqueue/x.y.z"
 -- (non-ASCII, controls, space, ...) encoded. Reserved characters keep their
 -- form: "%2F" and "/" stay different, as in the URL. '*' and '$' are kept.
 local function canonical(s)
+  if not s:find("[^%w%-%._~!%$&'%(%)%*%+,;=:@/%?]") then return s end -- canonical already (most paths)
   s = s:gsub("%%(%x?%x?)", function(hex)
     if #hex < 2 then return "%25" .. hex end
     local c = char(tonumber(hex, 16))
@@ -101,7 +102,8 @@ local function product_token(s)
 end
 
 -- parse(text): the groups of a robots.txt, { groups = { { agents = { token = true },
--- rules = { { allow =, pattern =, pieces = } }, crawl_delay = } }, sitemaps = {} }.
+-- rules = { { allow =, pattern =, pieces = } }, crawl_delay = } }, sitemaps = {},
+-- rules_by_token = {} } (rules_for's, filled as agents ask).
 -- Never fails: lines it does not know (and rules before any User-agent) are
 -- ignored, as RFC 9309 2.2 asks.
 function M.parse(text)
@@ -136,7 +138,7 @@ function M.parse(text)
       sitemaps[#sitemaps + 1] = value
     end
   end
-  return { groups = groups, sitemaps = sitemaps }
+  return { groups = groups, sitemaps = sitemaps, rules_by_token = {} }
 end
 
 -- The rules a user agent obeys: those of the groups that name its product token,
@@ -145,6 +147,8 @@ local Rules = {}
 Rules.__index = Rules
 
 local function rules_for(file, token)
+  local known = file.rules_by_token[token]
+  if known then return known end
   local chosen = {}
   for _, want in ipairs{ token, "*" } do
     for _, g in ipairs(file.groups) do
@@ -157,6 +161,7 @@ local function rules_for(file, token)
     for _, r in ipairs(g.rules) do rules.rules[#rules.rules + 1] = r end
     rules.crawl_delay = rules.crawl_delay or g.crawl_delay
   end
+  file.rules_by_token[token] = rules -- a run asks before every request
   return setmetatable(rules, Rules)
 end
 
@@ -183,7 +188,7 @@ function Rules:allowed(path)
   return best == nil or best.allow
 end
 
-local ALLOW_ALL = { groups = {}, sitemaps = {} }
+local ALLOW_ALL = { groups = {}, sitemaps = {}, rules_by_token = {} }
 local DISALLOW_ALL = M.parse("User-agent: *\nDisallow: /\n")
 
 -- rules(text [, user_agent]): the Rules of a robots.txt's text, as robots()
