@@ -202,6 +202,36 @@ describe("a run whose queue is remote", function()
     assert.are.same({ done = 300, failed = 0, pending = 300 }, s.counters)
   end)
 
+  it("claims again as soon as its own completions are sent, not after its wait for new work", function()
+    -- Every wait after an empty claim is 60 s here: a run of three levels,
+    -- one worker, whose every next job comes from the completion before it,
+    -- would take minutes if those waits ran out. A completion made while a
+    -- claim waits is sent at once and ends that wait, so the next job (or
+    -- the end of the run) follows it.
+    local Leaf = aqueue.Item:extend("RemoteWakeLeaf")
+    local order = {}
+    function Leaf:process() order[#order + 1] = "leaf" end
+    local Mid = aqueue.Item:extend("RemoteWakeMid")
+    function Mid:process(enqueue)
+      aqueue.sleep(0.05) -- a claim is out and waiting meanwhile
+      order[#order + 1] = "mid"
+      enqueue(Leaf{})
+    end
+    local Root = aqueue.Item:extend("RemoteWakeRoot")
+    function Root:process(enqueue)
+      order[#order + 1] = "root"
+      enqueue(Mid{})
+    end
+    local t0 = aqueue.now()
+    local_remote.claim_poll_s = 60
+    local ok, s = pcall(runs.quiet, { Root{} }, { num_workers = 1 })
+    local_remote.claim_poll_s = nil
+    assert(ok, s)
+    assert.are.same({ "root", "mid", "leaf" }, order)
+    assert.are.same({ done = 3, failed = 0, pending = 0 }, s.counters)
+    assert.is_true(aqueue.now() - t0 < 30, "the run waited out a claim's wait")
+  end)
+
   it("gives a child's outcome to handle:result(), from the store, without holding the worker", function()
     local Child = aqueue.Item:extend("RemoteResultChild")
     function Child:process()

@@ -229,7 +229,8 @@ function M.install()
   queue_backend.open = function(_, opts)
     M.store = new_store(opts.order)
     M.store.session_elapsed = M.session_elapsed -- (the tests of max_time set it)
-    return shared_run.new(M.store, { name = "local_remote", durable = false })
+    return shared_run.new(M.store, { name = "local_remote", durable = false,
+      claim_poll_min_s = M.claim_poll_s, claim_poll_max_s = M.claim_poll_s }) -- (nil: the backend's own)
   end
   return function()
     queue_backend.open = open

@@ -24,6 +24,7 @@ local item_mod = require("aqueue.item")
 local handle = require("aqueue.handle")
 local state = require("aqueue.state")
 local sleep = require("aqueue.sleep_core").sleep
+local Event = require("aqueue.sync").Event
 local batches = require("aqueue.backends.shared_batches")
 
 local M = {}
@@ -33,7 +34,11 @@ local FLUSH_S = 0.005 -- the longest a completion waits for its batch
 -- after a claim that brought jobs, doubling while the claims come back empty
 -- up to 50 ms. A process that joins a run whose work is still being built,
 -- or whose last claim came just before more work, asks again soon; an idle
--- one costs the server 20 claims a second.
+-- one costs the server 20 claims a second. The wait ends early, and the
+-- next one is 5 ms again, once this process has sent completions or
+-- enqueues: they may have made jobs ready (children) or finished the run,
+-- which the next claim's answer says (at the end of a run every process
+-- learns it within a few ms of its own last completion, not 50 ms later).
 local CLAIM_POLL_MIN_S, CLAIM_POLL_MAX_S = 0.005, 0.05
 local TICK_S = 0.25   -- the counters are read 4 times a second (more often with a quicker heartbeat)
 local REAP_EVERY = 5  -- heartbeats between two reaper steps
@@ -67,7 +72,9 @@ local function spawn_step(self, what, fn, ...)
   end, self, ...)
 end
 
--- `run` (a redis_run, or an object with its API); `fields`: name, durable.
+-- `run` (a redis_run, or an object with its API); `fields`: name, durable,
+-- and optionally claim_poll_min_s, claim_poll_max_s (the waits above; the
+-- tests lengthen them to show that a wait ends early).
 function M.new(run, fields)
   local b = setmetatable(fields, Shared)
   b.run = run
@@ -89,7 +96,13 @@ function M.new(run, fields)
   b.stopped = false
   b.flushing = false -- a flush is under way
   b.pause_said = false -- the run said it is paused (the store cannot be reached)
-  b.poll_s = CLAIM_POLL_MIN_S -- the wait after the next empty claim
+  b.claim_poll_min_s = b.claim_poll_min_s or CLAIM_POLL_MIN_S
+  b.claim_poll_max_s = b.claim_poll_max_s or CLAIM_POLL_MAX_S
+  b.poll_s = b.claim_poll_min_s -- the wait after the next empty claim
+  b.sent = Event()  -- set when a flush sent this process's records (ends a claim's wait)
+  b.polling = false -- a claim is waiting out an empty answer: this process has no job to claim
+  b.wake_flusher = Event() -- ends the flusher's wait: the run stops, or a completion while polling
+  b.flushed = Event() -- set when a flush ends (a flush waiting for its turn goes)
   b.figures = nil  -- the last counters read
   b.flusher, b.ticker = nil, nil -- their task handles, from start to finish
   return b
@@ -105,13 +118,19 @@ end
 -- its token).
 function Shared:flush(claim_n)
   while self.flushing do
-    sleep(FLUSH_S)
+    self.flushed:wait()
   end
   self.flushing = true
+  self.flushed:clear()
+  local records = #self.results + #self.entries + #self.releases
   local called, ok, err, reached = pcall(batches.send, self, claim_n) -- a raise must not leave the flag set
   self.flushing = false
+  self.flushed:set()
   if not called then
     return nil, ok
+  end
+  if ok and records > 0 then
+    self.sent:set()
   end
   return ok, err, reached
 end
@@ -136,7 +155,10 @@ end
 
 -- While a claim is out, its task sends what is buffered with it (one round
 -- trip for the completions and the next jobs): the flusher sends only
--- between claims.
+-- between claims. A completion waits up to FLUSH_S for others to share its
+-- call, unless this process has nothing to claim (a claim is waiting out an
+-- empty answer): then its children, or the end of the run, wait for it, and
+-- the flusher sends it at once.
 local function flusher(self)
   while not self.stopped do
     if not self.claim_sending and (#self.entries > 0 or #self.results > 0 or #self.releases > 0) then
@@ -147,7 +169,10 @@ local function flusher(self)
         self:paused(err)
       end
     else
-      sleep(FLUSH_S)
+      self.wake_flusher:wait(FLUSH_S)
+      if not self.stopped then
+        self.wake_flusher:clear()
+      end
     end
   end
 end
@@ -300,6 +325,7 @@ function Shared:claim(n, deliver)
       ok, claimed, reached = self:flush(n) -- the store sees what this process did before it answers
       jobs, err = ok and claimed, claimed
       self.claim_sending = false
+      self.sent:clear() -- (what this flush sent, the answer reflects)
       if not jobs then
         if self.stopped then
           jobs = {}
@@ -310,7 +336,7 @@ function Shared:claim(n, deliver)
     until jobs
     local delivered, finished = {}, false
     if #jobs > 0 then
-      self.poll_s = CLAIM_POLL_MIN_S
+      self.poll_s = self.claim_poll_min_s
     end
     for i = 1, #jobs do
       local job = jobs[i]
@@ -326,8 +352,12 @@ function Shared:claim(n, deliver)
         -- a job held back by a rate is due sooner than the poll: ask then
         local wake_in = self.run.wake_in
         local poll = self.poll_s
-        self.poll_s = math.min(poll * 2, CLAIM_POLL_MAX_S)
-        sleep(wake_in and math.max(0.001, math.min(wake_in, poll)) or poll)
+        self.poll_s = math.min(poll * 2, self.claim_poll_max_s)
+        self.polling = true
+        if self.sent:wait(wake_in and math.max(0.001, math.min(wake_in, poll)) or poll) then
+          self.poll_s = self.claim_poll_min_s -- woken by this process's own records: not idle
+        end
+        self.polling = false
       end
     end
     self.claims = self.claims - 1
@@ -357,6 +387,9 @@ function Shared:complete(item, result)
     self.children[item] = nil
   end
   self.results[#self.results + 1] = result
+  if self.polling then
+    self.wake_flusher:set()
+  end
 end
 
 function Shared:processed(item, ok, _, err, value)
@@ -422,6 +455,8 @@ end
 -- lost); the ticker's steps can be cut short.
 function Shared:stop_tasks()
   self.stopped = true
+  self.wake_flusher:set()
+  self.sent:set() -- a claim waiting out an empty answer returns now
   if self.ticker then
     self.ticker:cancel()
     self.flusher:result()
