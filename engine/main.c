@@ -1,7 +1,6 @@
 /* main.c — aqueue-run: parse the command line, make the engine (core/), give
  * it the built-in bindings (modules/), run the script. The one file that
  * knows both floors. */
-#include <malloc.h>
 #include <stdio.h>
 
 #include "builtin.h"
@@ -10,17 +9,6 @@
 #include "engine.h"
 
 int main(int argc, char **argv) {
-#ifdef M_MXFAST
-  /* No glibc fastbins. A parsed page is thousands of small chunks that a
-   * document's free drops into fastbins at once; the next parse's first
-   * larger request then consolidates them all (malloc_consolidate was 12.7 %
-   * of the HTML benchmark's profile), on a pool thread whose arena the loop
-   * thread freed them into. The per-thread caches (tcache) still serve small
-   * requests. Measured: a 300 KB page parsed and selected from a task 117
-   * pages/s against 104 (median of 6 alternating runs), the other
-   * benchmarks unchanged. */
-  mallopt(M_MXFAST, 0);
-#endif
   aq_cli cli;
   int status = cli_parse(argc, argv, &cli);
   if (status != 0) return status;

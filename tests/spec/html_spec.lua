@@ -502,6 +502,32 @@ describe("aqueue.html memory", function()
     heap = nil
   end)
 
+  it("parses page after broken page, on the pool and inline, each tree freed whole", function()
+    -- A tree's small blocks come from an arena of its parse's own, given back
+    -- whole when the document is freed and handed to later parses; a parse
+    -- of broken markup also leaves libxml2's last error on its thread,
+    -- whose strings were the arena's (html_arena.c clears it). Each round
+    -- frees the last round's documents before the next parses reuse their
+    -- memory, and raises an XPath error of its own on the loop thread.
+    local broken = fixture("broken.html")
+    local sections = {}
+    for i = 1, 1200 do sections[i] = ('<div class=s%d><p>unclosed <b>bold <a href="/l/%d">link %d</div>'):format(i, i, i) end
+    local large = "<html><body>" .. table.concat(sections) .. "<td>stray</td></i></body>"
+    assert.is_true(#large >= html.pool_min_bytes)
+    collect()
+    local before = core.live_documents()
+    for _ = 1, 20 do
+      local small, big = html.parse(broken), html.parse(large)
+      assert.are.equal("Broken", small:css_first("title::text"))
+      assert.are.equal(1200, #big:css("a"))
+      assert.are.equal("link 1200", big:css("a")[1200]:text())
+      assert.has_error(function() big:xpath("//a[") end)
+      small, big = nil, nil
+      collect()
+      assert.are.equal(before, core.live_documents())
+    end
+  end)
+
   it("frees every document of many parses and queries", function()
     collect()
     local before = core.live_documents()

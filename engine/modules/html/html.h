@@ -119,6 +119,24 @@ int html_node_tostring(lua_State *L);
  * NULL only when out of memory. Any thread. */
 htmlDocPtr html_parse_text(const char *text, size_t len, const char *base_url, const char *encoding);
 
+/* --- the memory of trees (html_arena.c) --- */
+
+typedef struct html_arena html_arena;
+
+/* Makes libxml2 allocate through the arena hooks: before any other libxml2
+ * call of the process. */
+void html_arena_install(void);
+
+/* The calling thread's next small allocations of libxml2 come from a new
+ * arena, until html_arena_end. Returns it (NULL when out of memory: they
+ * come from malloc then). */
+html_arena *html_arena_begin(void);
+void html_arena_end(void);
+void html_arena_free(html_arena *a);
+
+/* xmlFreeDoc, then the arena the document was parsed into (doc->_private). */
+void html_free_document(htmlDocPtr doc);
+
 /* parse(text [, base_url [, encoding]]) -> document, on the calling thread. */
 int html_l_parse(lua_State *L);
 

@@ -47,14 +47,14 @@ typedef struct {
 
 static void free_on_pool_thread(uv_work_t *req) {
   free_job *job = req->data;
-  xmlFreeDoc(job->doc);
+  html_free_document(job->doc);
   job->doc = NULL;
 }
 
 static void tree_freed(uv_work_t *req, int status) {
   free_job *job = req->data;
   (void)status;
-  if (job->doc) xmlFreeDoc(job->doc); /* the work was cancelled before it ran */
+  if (job->doc) html_free_document(job->doc); /* the work was cancelled before it ran */
   free(job);
 }
 
@@ -69,7 +69,7 @@ static void free_tree(htmlDocPtr doc, html_state *st) {
       free(job);
     }
   }
-  xmlFreeDoc(doc);
+  html_free_document(doc);
 }
 
 static void doc_release(html_doc *d) {
@@ -97,7 +97,7 @@ html_node *html_doc_new_object(lua_State *L) {
 int html_doc_attach(html_node *object, htmlDocPtr doc, html_state *free_on_pool) {
   html_doc *d = malloc(sizeof *d);
   if (!d) {
-    xmlFreeDoc(doc);
+    html_free_document(doc);
     return -1;
   }
   d->refs = 1;

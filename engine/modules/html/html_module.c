@@ -19,7 +19,8 @@ AQ_EXPORT int luaopen_aqueue_html_core(lua_State *L) {
   /* loaded until the process ends: the pool threads outlive the Lua state
    * with libxml2's per-thread state, whose destructor runs at their exit */
   aq_module_keep_loaded((const void *)luaopen_aqueue_html_core);
-  xmlInitParser(); /* on the loop thread, before any pool thread parses */
+  html_arena_install(); /* before libxml2 allocates anything */
+  xmlInitParser();      /* on the loop thread, before any pool thread parses */
   html_quiet_thread();
 
   luaL_newmetatable(L, HTML_XPATH_MT);

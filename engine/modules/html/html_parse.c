@@ -14,7 +14,8 @@
  * while the task yields (aq_task_work). Only plain memory crosses: a copy of
  * the text goes to the pool thread, the finished libxml2 document comes
  * back, and the Lua object around it is made on the loop thread. Such a
- * document is freed on the pool too (html_doc.c).
+ * document is freed on the pool too (html_doc.c). A tree's small blocks come
+ * from an arena of its parse's own (html_arena.c), which goes with it.
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -47,7 +48,7 @@ static htmlDocPtr empty_document(const char *base_url) {
   if (doc && base_url) {
     doc->URL = xmlStrdup((const xmlChar *)base_url);
     if (!doc->URL) {
-      xmlFreeDoc(doc);
+      html_free_document(doc);
       return NULL;
     }
   }
@@ -56,8 +57,15 @@ static htmlDocPtr empty_document(const char *base_url) {
 
 htmlDocPtr html_parse_text(const char *text, size_t len, const char *base_url, const char *encoding) {
   if (len > INT_MAX || !has_markup(text, len)) return empty_document(base_url);
+  html_arena *arena = html_arena_begin();
   htmlDocPtr doc = htmlReadMemory(text, (int)len, base_url, encoding, PARSE_OPTIONS);
-  return doc ? doc : empty_document(base_url); /* NULL: nothing libxml2 could read */
+  html_arena_end();
+  if (!doc) {
+    html_arena_free(arena);
+    return empty_document(base_url); /* nothing libxml2 could read */
+  }
+  doc->_private = arena; /* freed with the document (html_free_document) */
+  return doc;
 }
 
 /* The arguments of parse and parse_in_pool: (text [, base_url [, encoding]]). */
@@ -130,7 +138,7 @@ static int after_parse(lua_State *co, void *data) {
   html_state *state = job->len >= HTML_FREE_ON_POOL_MIN ? job->state : NULL;
   job_free(job);
   if (!co) {
-    if (doc) xmlFreeDoc(doc);
+    if (doc) html_free_document(doc);
     return 0;
   }
   if (!doc) return aq_push_failure(co, "ENOMEM", "aqueue.html.parse: out of memory");

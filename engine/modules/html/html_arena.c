@@ -1,0 +1,195 @@
+/*
+ * html_arena.c — the memory of libxml2's trees.
+ *
+ * A parsed page is thousands of small blocks (nodes, attributes, text) that
+ * live and die together. Through malloc each was allocated alone and freed
+ * alone, by another thread than the one that made it when the page was
+ * parsed on the pool: about as much CPU as the parse itself. libxml2
+ * allocates through hooks (xmlGcMemSetup), so while a parse runs on a thread
+ * its small blocks come from an arena of that parse's own: chunks of
+ * CHUNK_SIZE handed out front to back. The document keeps its arena
+ * (doc->_private) and gives its chunks back after xmlFreeDoc, whose frees of
+ * arena blocks do nothing. Chunks given back wait for the next parse (up to
+ * SPARE_MAX bytes of them): a freed chunk returned to the kernel had to be
+ * faulted in again by the next page.
+ *
+ * Every block carries a 16-byte header naming its arena (NULL: malloc's), so
+ * that xmlFree and xmlRealloc work on any block, whoever made it and
+ * wherever it is freed. Blocks larger than SMALL_MAX (the input buffer, large
+ * text) are malloc's even in a parse, as is everything libxml2 allocates
+ * outside one (XPath node sets, strings returned to us). The one thing a
+ * parse leaves behind is the calling thread's last error, whose strings may
+ * be the arena's: html_arena_end clears it while the arena lives.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/xmlerror.h>
+#include <libxml/xmlmemory.h>
+#include <uv.h>
+
+#include "html.h"
+
+#define CHUNK_SIZE (64 * 1024 - 64) /* (below malloc's mmap threshold, with its overhead) */
+#define SMALL_MAX (4 * 1024)
+#define SPARE_MAX (32 * 1024 * 1024)
+
+typedef struct chunk {
+  struct chunk *next;
+  size_t used; /* bytes of data[] handed out */
+  _Alignas(16) unsigned char data[];
+} chunk;
+#define CHUNK_DATA (CHUNK_SIZE - offsetof(chunk, data))
+
+struct html_arena {
+  chunk *chunks; /* the newest first: blocks come from its free space */
+};
+
+typedef struct {
+  html_arena *owner; /* NULL: a block of malloc's */
+  size_t size;       /* what was asked for */
+} header;
+_Static_assert(sizeof(header) == 16, "blocks stay 16-byte aligned");
+
+static _Thread_local html_arena *current; /* the arena of the parse running on this thread */
+
+/* Chunks given back, for the next parses of any thread. */
+static uv_once_t spare_once = UV_ONCE_INIT;
+static uv_mutex_t spare_lock;
+static chunk *spare;
+static size_t spare_bytes;
+
+static void spare_init(void) {
+  if (uv_mutex_init(&spare_lock) != 0) abort();
+}
+
+static chunk *chunk_new(void) {
+  uv_mutex_lock(&spare_lock);
+  chunk *c = spare;
+  if (c) {
+    spare = c->next;
+    spare_bytes -= CHUNK_SIZE;
+  }
+  uv_mutex_unlock(&spare_lock);
+  if (!c) c = malloc(CHUNK_SIZE);
+  if (c) c->used = 0;
+  return c;
+}
+
+static void *arena_take(html_arena *a, size_t n) {
+  n = (n + 15) & ~(size_t)15;
+  chunk *c = a->chunks;
+  if (!c || CHUNK_DATA - c->used < n) {
+    c = chunk_new();
+    if (!c) return NULL;
+    c->next = a->chunks;
+    a->chunks = c;
+  }
+  void *p = c->data + c->used;
+  c->used += n;
+  return p;
+}
+
+static void *hook_malloc(size_t n) {
+  if (n > SIZE_MAX - sizeof(header)) return NULL;
+  html_arena *a = n <= SMALL_MAX ? current : NULL;
+  header *h = a ? arena_take(a, sizeof *h + n) : malloc(sizeof *h + n);
+  if (!h) return NULL;
+  h->owner = a;
+  h->size = n;
+  return h + 1;
+}
+
+static void hook_free(void *p) {
+  if (!p) return;
+  header *h = (header *)p - 1;
+  if (!h->owner) free(h); /* an arena's block goes with its arena */
+}
+
+/* A block made outside a parse stays malloc's (it must not move into an
+ * arena, which would free it with the document); an arena's block grows
+ * within its own arena while it stays small. */
+static void *hook_realloc(void *p, size_t n) {
+  if (!p) return hook_malloc(n);
+  if (n > SIZE_MAX - sizeof(header)) return NULL;
+  header *h = (header *)p - 1;
+  if (!h->owner) {
+    header *g = realloc(h, sizeof *g + n);
+    if (!g) return NULL;
+    g->size = n;
+    return g + 1;
+  }
+  header *g = n <= SMALL_MAX ? arena_take(h->owner, sizeof *g + n) : malloc(sizeof *g + n);
+  if (!g) return NULL;
+  g->owner = n <= SMALL_MAX ? h->owner : NULL;
+  g->size = n;
+  memcpy(g + 1, p, h->size < n ? h->size : n);
+  return g + 1;
+}
+
+static char *hook_strdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *c = hook_malloc(n);
+  if (c) memcpy(c, s, n);
+  return c;
+}
+
+void html_arena_install(void) {
+  uv_once(&spare_once, spare_init);
+  xmlGcMemSetup(hook_free, hook_malloc, hook_malloc, hook_realloc, hook_strdup);
+}
+
+html_arena *html_arena_begin(void) {
+  html_arena *a = calloc(1, sizeof *a);
+  current = a; /* (NULL when out of memory: the parse allocates from malloc) */
+  return a;
+}
+
+void html_arena_end(void) {
+  xmlResetLastError(); /* its strings may be the arena's */
+  current = NULL;
+}
+
+void html_arena_free(html_arena *a) {
+  if (!a) return;
+  chunk *c = a->chunks;
+  free(a);
+  uv_mutex_lock(&spare_lock);
+  while (c && spare_bytes + CHUNK_SIZE <= SPARE_MAX) {
+    chunk *next = c->next;
+    c->next = spare;
+    spare = c;
+    spare_bytes += CHUNK_SIZE;
+    c = next;
+  }
+  uv_mutex_unlock(&spare_lock);
+  while (c) { /* beyond what is kept */
+    chunk *next = c->next;
+    free(c);
+    c = next;
+  }
+}
+
+/* The chunks kept are freed when the process ends (this module stays loaded
+ * until then: html_module.c). */
+__attribute__((destructor)) static void spare_release(void) {
+  if (!spare) return; /* (nothing parsed: spare_lock may never have been made) */
+  uv_mutex_lock(&spare_lock);
+  chunk *c = spare;
+  spare = NULL;
+  spare_bytes = 0;
+  uv_mutex_unlock(&spare_lock);
+  while (c) {
+    chunk *next = c->next;
+    free(c);
+    c = next;
+  }
+}
+
+void html_free_document(htmlDocPtr doc) {
+  html_arena *a = doc->_private;
+  xmlFreeDoc(doc);
+  html_arena_free(a);
+}
