@@ -44,8 +44,11 @@ typedef struct chunk {
 #define CHUNK_DATA (CHUNK_SIZE - offsetof(chunk, data))
 
 struct html_arena {
-  chunk *chunks; /* the newest first: blocks come from its free space */
+  chunk *chunks;  /* the newest first: blocks come from its free space */
+  chunk *reserve; /* taken from the spare ones, not used yet */
 };
+
+#define TAKE_AT_ONCE 16 /* spare chunks an arena takes per turn of the lock */
 
 typedef struct {
   html_arena *owner; /* NULL: a block of malloc's */
@@ -65,15 +68,25 @@ static void spare_init(void) {
   if (uv_mutex_init(&spare_lock) != 0) abort();
 }
 
-static chunk *chunk_new(void) {
-  uv_mutex_lock(&spare_lock);
-  chunk *c = spare;
-  if (c) {
-    spare = c->next;
-    spare_bytes -= CHUNK_SIZE;
+/* A chunk for arena a: from its reserve, which is refilled with up to
+ * TAKE_AT_ONCE spare chunks at a time (the thread that frees documents and
+ * the one that parses take turns at the lock once per many chunks, not once
+ * per chunk), else from malloc. */
+static chunk *chunk_new(html_arena *a) {
+  if (!a->reserve) {
+    uv_mutex_lock(&spare_lock);
+    for (int i = 0; i < TAKE_AT_ONCE && spare; i++) {
+      chunk *c = spare;
+      spare = c->next;
+      spare_bytes -= CHUNK_SIZE;
+      c->next = a->reserve;
+      a->reserve = c;
+    }
+    uv_mutex_unlock(&spare_lock);
   }
-  uv_mutex_unlock(&spare_lock);
-  if (!c) c = malloc(CHUNK_SIZE);
+  chunk *c = a->reserve;
+  if (c) a->reserve = c->next;
+  else c = malloc(CHUNK_SIZE);
   if (c) c->used = 0;
   return c;
 }
@@ -82,7 +95,7 @@ static void *arena_take(html_arena *a, size_t n) {
   n = (n + 15) & ~(size_t)15;
   chunk *c = a->chunks;
   if (!c || CHUNK_DATA - c->used < n) {
-    c = chunk_new();
+    c = chunk_new(a);
     if (!c) return NULL;
     c->next = a->chunks;
     a->chunks = c;
@@ -155,6 +168,13 @@ void html_arena_end(void) {
 void html_arena_free(html_arena *a) {
   if (!a) return;
   chunk *c = a->chunks;
+  if (c) {
+    chunk *last = c;
+    while (last->next) last = last->next;
+    last->next = a->reserve;
+  } else {
+    c = a->reserve;
+  }
   free(a);
   uv_mutex_lock(&spare_lock);
   while (c && spare_bytes + CHUNK_SIZE <= SPARE_MAX) {
