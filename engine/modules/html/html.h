@@ -15,9 +15,12 @@
  *   html_node.c    what a node tells: tag, text, attribute, outer HTML
  *   html_xpath.c   compiled XPath expressions, their evaluation (one XPath
  *                  context per Lua state), the results
+ *   html_arena.c   the memory of trees: libxml2's allocation hooks, an arena
+ *                  per parse, freed whole with its document
  *
  * Layers: html_module.c on top; html_parse.c, html_node.c and html_xpath.c
- * use html_doc.c; nothing calls up.
+ * use html_doc.c; html_parse.c and html_doc.c use html_arena.c; nothing
+ * calls up.
  *
  * Ownership: a parsed libxml2 document belongs to one html_doc, which is
  * counted: every Lua node object (the document object is the node of the
@@ -30,7 +33,9 @@
  * (html_parse_text(), which touches only its arguments and the document it
  * makes) and freeing that page's tree once Lua let go of it (html_doc.c): both
  * on the thread pool. libxml2 is thread-safe once xmlInitParser() ran on the
- * loop thread, in luaopen.
+ * loop thread, in luaopen. An arena belongs to the thread parsing into it
+ * (a thread-local pointer) until the parse ends, then to its document; the
+ * spare chunks between parses are shared under a lock (html_arena.c).
  */
 #ifndef AQ_HTML_H
 #define AQ_HTML_H
