@@ -165,31 +165,29 @@ void html_arena_end(void) {
   current = NULL;
 }
 
+/* Gives the chunks of list c back: kept for later parses up to SPARE_MAX,
+ * the others to malloc. Call with spare_lock held. */
+static void give_back(chunk *c) {
+  while (c) {
+    chunk *next = c->next;
+    if (spare_bytes + CHUNK_SIZE <= SPARE_MAX) {
+      c->next = spare;
+      spare = c;
+      spare_bytes += CHUNK_SIZE;
+    } else {
+      free(c);
+    }
+    c = next;
+  }
+}
+
 void html_arena_free(html_arena *a) {
   if (!a) return;
-  chunk *c = a->chunks;
-  if (c) {
-    chunk *last = c;
-    while (last->next) last = last->next;
-    last->next = a->reserve;
-  } else {
-    c = a->reserve;
-  }
-  free(a);
   uv_mutex_lock(&spare_lock);
-  while (c && spare_bytes + CHUNK_SIZE <= SPARE_MAX) {
-    chunk *next = c->next;
-    c->next = spare;
-    spare = c;
-    spare_bytes += CHUNK_SIZE;
-    c = next;
-  }
+  give_back(a->chunks);
+  give_back(a->reserve);
   uv_mutex_unlock(&spare_lock);
-  while (c) { /* beyond what is kept */
-    chunk *next = c->next;
-    free(c);
-    c = next;
-  }
+  free(a);
 }
 
 /* The chunks kept are freed when the process ends (this module stays loaded
