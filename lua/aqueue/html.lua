@@ -34,13 +34,11 @@ local M = {}
 -- coroutine of the engine's to suspend) every page is parsed inline.
 M.pool_min_bytes = 64 * 1024
 
--- libxml2's memory for a document, per byte of its text (measured: 16-20).
-local DOCUMENT_WEIGHT = 16
-
--- The estimated libxml2 memory (KB) of the documents parsed since the
--- collector last finished a cycle: a proxy that is garbage from birth is
--- finalized at the end of each cycle, which sets it back to 0 and makes the
--- next proxy. (A cycle frees the documents dropped before it began.)
+-- The libxml2 memory (KB) of the documents parsed since the collector last
+-- finished a cycle, as parse reports it (the bytes of each tree's arena): a
+-- proxy that is garbage from birth is finalized at the end of each cycle,
+-- which sets it back to 0 and makes the next proxy. (A cycle frees the
+-- documents dropped before it began.)
 local parsed_kb = 0
 local function watch_cycles()
   local proxy = newproxy(true)
@@ -68,7 +66,14 @@ function M.parse(text, base_url, encoding)
     error(format("aqueue.html.parse: encoding must be a string or nil, got %s", type(encoding)), 2)
   end
   if not core then load_core() end
-  -- A document takes 16-20 times its text in libxml2's memory, which the Lua
+  local doc, bytes
+  if #text >= M.pool_min_bytes and can_yield() then
+    doc, bytes = core.parse_in_pool(text, base_url, encoding)
+    if not doc then error(bytes, 2) end
+  else
+    doc, bytes = core.parse(text, base_url, encoding)
+  end
+  -- A document takes 20-40 times its text in libxml2's memory, which the Lua
   -- collector does not see (to it a document is a 16-byte userdata): left
   -- alone it let 300 MB of dropped documents pile up in 60 parses of a 300 KB
   -- page, and the fresh memory's page faults made parsing 2x slower. So once
@@ -79,17 +84,12 @@ function M.parse(text, base_url, encoding)
   -- before: a crawl of small pages with a large heap (its items, its keys)
   -- stepped the collector on every page, and spent 18-22 % of its time in it
   -- instead of 6-10 %.
-  local weight_kb = #text * DOCUMENT_WEIGHT / 1024
-  parsed_kb = parsed_kb + weight_kb
+  local kb = bytes / 1024
+  parsed_kb = parsed_kb + kb
   if parsed_kb > collectgarbage("count") then
-    collectgarbage("step", weight_kb)
+    collectgarbage("step", kb)
   end
-  if #text >= M.pool_min_bytes and can_yield() then
-    local doc, err = core.parse_in_pool(text, base_url, encoding)
-    if not doc then error(err, 2) end
-    return doc
-  end
-  return core.parse(text, base_url, encoding)
+  return doc
 end
 
 -- ---------------------------------------------------------------------------
@@ -139,8 +139,9 @@ end
 
 -- Evaluates and returns the result, raising (at the user's call) when the
 -- evaluation fails: an unknown function, a variable (none are defined).
-local function run(node, c, first, kind, text, level)
-  local result, err = core.eval(node, c, first)
+-- as_links: a node-set gives the strings links() resolves (see raw_links).
+local function run(node, c, first, kind, text, level, as_links)
+  local result, err = core.eval(node, c, first, as_links)
   if err then error(format("aqueue.html: %s %q failed: %s", kind, text, err), level + 1) end
   return result
 end
@@ -165,14 +166,7 @@ end
 -- The raw URLs of the selector's matches: its strings as they are (for
 -- `::attr(name)`), the href (else the src) of its elements.
 local function raw_links(node, selector, level)
-  local found = run(node, compiled_css(selector, level + 1), false, "CSS selector", selector, level + 1)
-  if selector == "a::attr(href)" then return found end
-  local raw = {}
-  for _, v in ipairs(found) do
-    if type(v) ~= "string" then v = v:attr("href") or v:attr("src") end
-    if v then raw[#raw + 1] = v end
-  end
-  return raw
+  return run(node, compiled_css(selector, level + 1), false, "CSS selector", selector, level + 1, true)
 end
 
 -- ---------------------------------------------------------------------------

@@ -136,17 +136,23 @@ void html_arena_install(void);
  * arena, until html_arena_end. Returns it (NULL when out of memory: they
  * come from malloc then). */
 html_arena *html_arena_begin(void);
-void html_arena_end(void);
+/* Ends the parse into a (which may be NULL): its blocks stay until html_arena_free. */
+void html_arena_end(html_arena *a);
 void html_arena_free(html_arena *a);
 
 /* xmlFreeDoc, then the arena the document was parsed into (doc->_private). */
 void html_free_document(htmlDocPtr doc);
 
-/* parse(text [, base_url [, encoding]]) -> document, on the calling thread. */
+/* The bytes of its arena a parsed document takes (the blocks handed out,
+ * not the chunks' free space): what the Lua side tells its collector. */
+size_t html_document_bytes(htmlDocPtr doc);
+
+/* parse(text [, base_url [, encoding]]) -> document, bytes (its
+ * html_document_bytes), on the calling thread. */
 int html_l_parse(lua_State *L);
 
-/* parse_in_pool(text [, base_url [, encoding]]) -> document: the same on a
- * pool thread; the calling task yields meanwhile. */
+/* parse_in_pool(text [, base_url [, encoding]]) -> document, bytes: the same
+ * on a pool thread; the calling task yields meanwhile. */
 int html_l_parse_in_pool(lua_State *L);
 
 /* --- what a node tells (html_node.c) --- */

@@ -23,6 +23,7 @@
 
 #include <lauxlib.h>
 #include <libxml/HTMLtree.h>
+#include <libxml/parserInternals.h>
 
 #include "html.h"
 
@@ -55,14 +56,42 @@ static htmlDocPtr empty_document(const char *base_url) {
   return doc;
 }
 
+/* A parser context holding a copy of text, with the caller's charset if
+ * libxml2 knows it: what htmlReadMemory sets up, made here before the
+ * parse's arena so that the context's tables die with it rather than with
+ * the document. Its input buffer holds the whole text: left with its read
+ * callback (one that reads nothing), libxml2 asked it for more text at
+ * nearly every tag of a small page, a sixth of the parse. */
+static htmlParserCtxtPtr new_context(const char *text, size_t len, const char *encoding) {
+  htmlParserCtxtPtr ctxt = htmlCreateMemoryParserCtxt(text, (int)len);
+  if (!ctxt) return NULL;
+  if (ctxt->input && ctxt->input->buf) ctxt->input->buf->readcallback = NULL;
+  /* UTF-8 until a <meta> says otherwise, Latin-1 from the first byte that is
+   * not UTF-8 (htmlReadMemory's context starts so; htmlCreateMemoryParserCtxt's
+   * would take the first non-ASCII byte for Latin-1) */
+  ctxt->charset = XML_CHAR_ENCODING_UTF8;
+  htmlCtxtUseOptions(ctxt, PARSE_OPTIONS);
+  xmlCharEncodingHandlerPtr handler = encoding ? xmlFindCharEncodingHandler(encoding) : NULL;
+  if (handler) xmlSwitchToEncoding(ctxt, handler); /* (a <meta> cannot switch it again) */
+  return ctxt;
+}
+
 htmlDocPtr html_parse_text(const char *text, size_t len, const char *base_url, const char *encoding) {
   if (len > INT_MAX || !has_markup(text, len)) return empty_document(base_url);
+  htmlParserCtxtPtr ctxt = new_context(text, len, encoding);
+  if (!ctxt) return NULL;
   html_arena *arena = html_arena_begin();
-  htmlDocPtr doc = htmlReadMemory(text, (int)len, base_url, encoding, PARSE_OPTIONS);
-  html_arena_end();
-  if (!doc) {
+  htmlParseDocument(ctxt);
+  htmlDocPtr doc = ctxt->myDoc;
+  ctxt->myDoc = NULL;
+  if (doc && doc->dict == ctxt->dict) ctxt->dict = NULL; /* the document's now, as htmlReadMemory leaves it */
+  int failed = !doc || (base_url && !(doc->URL = xmlStrdup((const xmlChar *)base_url)));
+  html_arena_end(arena);
+  htmlFreeParserCtxt(ctxt);
+  if (failed) {
+    if (doc) html_free_document(doc);
     html_arena_free(arena);
-    return empty_document(base_url); /* nothing libxml2 could read */
+    return doc ? NULL : empty_document(base_url); /* out of memory, or nothing libxml2 could read */
   }
   doc->_private = arena; /* freed with the document (html_free_document) */
   return doc;
@@ -83,8 +112,11 @@ int html_l_parse(lua_State *L) {
   const char *text = read_args(L, &len, &base_url, &encoding);
   html_node *object = html_doc_new_object(L);
   htmlDocPtr doc = html_parse_text(text, len, base_url, encoding);
-  if (!doc || html_doc_attach(object, doc, NULL) != 0) return luaL_error(L, "aqueue.html.parse: out of memory");
-  return 1;
+  if (!doc) return luaL_error(L, "aqueue.html.parse: out of memory");
+  size_t bytes = html_document_bytes(doc);
+  if (html_doc_attach(object, doc, NULL) != 0) return luaL_error(L, "aqueue.html.parse: out of memory");
+  lua_pushnumber(L, (lua_Number)bytes);
+  return 2;
 }
 
 /* --- on the thread pool --- */
@@ -142,12 +174,14 @@ static int after_parse(lua_State *co, void *data) {
     return 0;
   }
   if (!doc) return aq_push_failure(co, "ENOMEM", "aqueue.html.parse: out of memory");
+  size_t bytes = html_document_bytes(doc);
   html_node *object = html_doc_new_object(co);
   if (html_doc_attach(object, doc, state) != 0) {
     lua_pop(co, 1);
     return aq_push_failure(co, "ENOMEM", "aqueue.html.parse: out of memory");
   }
-  return 1;
+  lua_pushnumber(co, (lua_Number)bytes);
+  return 2;
 }
 
 int html_l_parse_in_pool(lua_State *L) {

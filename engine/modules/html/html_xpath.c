@@ -9,7 +9,9 @@
  * Results: a node-set becomes a Lua list in document order, where elements
  * (and the document) are node objects and every other node is its string
  * value (text, comment, attribute: so `//a/@href` and `a::attr(href)` give
- * strings); a string, number or boolean expression gives that value.
+ * strings); a string, number or boolean expression gives that value. For
+ * links() a node-set becomes strings only, an element giving its href (else
+ * src): a page's links make no node objects.
  *
  * Errors come back as nil, message (the Lua side raises, naming the
  * expression): libxml2 records an error in the context's lastError, and the
@@ -130,9 +132,27 @@ static void push_item(lua_State *L, html_doc *d, xmlNodePtr n, int mt) {
   xmlFree(s);
 }
 
+/* Pushes what links() takes from one node of a node-set and returns 1: an
+ * element's href, else its src (returns 0, pushing nothing, for an element
+ * with neither, and for the document); any other node's string value (so
+ * `a::attr(href)` gives the hrefs). */
+static int push_link_value(lua_State *L, html_doc *d, xmlNodePtr n, int mt) {
+  if (n->type == XML_ELEMENT_NODE) {
+    xmlAttrPtr a = xmlHasProp(n, BAD_CAST "href");
+    if (!a) a = xmlHasProp(n, BAD_CAST "src");
+    if (!a) return 0;
+    n = (xmlNodePtr)a;
+  } else if (n->type == XML_DOCUMENT_NODE || n->type == XML_HTML_DOCUMENT_NODE) {
+    return 0;
+  }
+  push_item(L, d, n, mt);
+  return 1;
+}
+
 /* Pushes the result object's value (see the top of the file); `first`: only
- * the first node of a node-set, or nil. */
-static void push_result(lua_State *L, html_doc *d, xmlXPathObjectPtr res, int first, int mt) {
+ * the first node of a node-set, or nil; `links`: a node-set becomes the list
+ * of its link values (push_link_value), strings only. */
+static void push_result(lua_State *L, html_doc *d, xmlXPathObjectPtr res, int first, int links, int mt) {
   switch (res->type) {
   case XPATH_BOOLEAN: lua_pushboolean(L, res->boolval); return;
   case XPATH_NUMBER: lua_pushnumber(L, res->floatval); return;
@@ -147,9 +167,14 @@ static void push_result(lua_State *L, html_doc *d, xmlXPathObjectPtr res, int fi
     return;
   }
   lua_createtable(L, n, 0);
+  int count = 0;
   for (int i = 0; i < n; i++) {
-    push_item(L, d, set->nodeTab[i], mt);
-    lua_rawseti(L, -2, i + 1);
+    if (links) {
+      if (push_link_value(L, d, set->nodeTab[i], mt)) lua_rawseti(L, -2, ++count);
+    } else {
+      push_item(L, d, set->nodeTab[i], mt);
+      lua_rawseti(L, -2, ++count);
+    }
   }
 }
 
@@ -160,6 +185,7 @@ int html_xpath_eval(lua_State *L) {
   html_xpath *x = luaL_checkudata(L, 2, HTML_XPATH_MT);
   if (!x->comp) return luaL_argerror(L, 2, "an expression that did not compile");
   int first = lua_toboolean(L, 3);
+  int links = lua_toboolean(L, 4);
   xmlXPathContextPtr ctx = *(xmlXPathContextPtr *)lua_touserdata(L, lua_upvalueindex(2));
   ctx->doc = node->d->doc;
   ctx->node = node->node;
@@ -168,7 +194,7 @@ int html_xpath_eval(lua_State *L) {
   ctx->doc = NULL;
   ctx->node = NULL;
   if (!res) return push_error(L, ctx, 0);
-  push_result(L, node->d, res, first, lua_upvalueindex(1));
+  push_result(L, node->d, res, first, links, lua_upvalueindex(1));
   xmlXPathFreeObject(res);
   return 1;
 }
