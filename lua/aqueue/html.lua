@@ -164,8 +164,10 @@ local function document_base(node)
 end
 
 -- The raw URLs of the selector's matches: its strings as they are (for
--- `::attr(name)`), the href (else the src) of its elements.
+-- `::attr(name)`), the href (else the src) of its elements. Without a
+-- selector, those of a::attr(href), found by core.hrefs's walk of the tree.
 local function raw_links(node, selector, level)
+  if selector == nil then return core.hrefs(node) end
   return run(node, compiled_css(selector, level + 1), false, "CSS selector", selector, level + 1, true)
 end
 
@@ -195,7 +197,7 @@ local function links(node, selector)
   if selector ~= nil and type(selector) ~= "string" then
     error(format("aqueue.html: links() takes a CSS selector or nothing, got %s", type(selector)), 2)
   end
-  local raw = raw_links(node, selector or "a::attr(href)", 2)
+  local raw = raw_links(node, selector, 2)
   absolute_links = absolute_links or require("aqueue.url_core").absolute_links
   return absolute_links(document_base(node), raw)
 end

@@ -390,6 +390,22 @@ describe("node:links()", function()
       doc:css_first("#nav"):links())
   end)
 
+  it("by default takes what a::attr(href) selects, on broken markup too, the node itself included", function()
+    -- links() walks the tree for these in C instead of evaluating the XPath
+    for _, name in ipairs({ "links.html", "page.html", "broken.html" }) do
+      local page = html.parse(fixture(name), PAGE)
+      assert.are.same(page:css("a::attr(href)"), core.hrefs(page))
+      for _, node in ipairs(page:css("body, body *")) do
+        assert.are.same(node:css("a::attr(href)"), core.hrefs(node))
+      end
+    end
+    local a = html.parse('<p><a href="/self">me <a href="/inner">in</a></a>', PAGE):css_first("a")
+    assert.are.same({ "http://127.0.0.1:8080/self" }, a:links()) -- (the parser closed the first a)
+    local nested = html.parse('<div id=d><a href="/x"><b><a href="/y"></a></b></a> <a name=n>no href</a> <A HREF="/Z">z</A></div>', PAGE)
+    assert.are.same({ "http://127.0.0.1:8080/x", "http://127.0.0.1:8080/y", "http://127.0.0.1:8080/Z" },
+      nested:css_first("#d"):links())
+  end)
+
   it("resolves against the base_url of parse when the page has no <base>", function()
     local page = '<a href="b/c?x=1">rel</a> <a href="/root">root</a> <a href="HTTP://Example.COM/Up">abs</a>'
     -- (the scheme in lower case, the host as written: url.join's)

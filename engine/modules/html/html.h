@@ -163,6 +163,10 @@ int html_node_text(lua_State *L);
 int html_node_attr(lua_State *L);
 int html_node_html(lua_State *L);
 int html_node_base_url(lua_State *L);
+int html_node_hrefs(lua_State *L);
+
+/* Pushes an attribute's value ("" for one written without a value). */
+void html_push_attr_value(lua_State *L, xmlAttrPtr a);
 
 /* --- XPath (html_xpath.c) --- */
 

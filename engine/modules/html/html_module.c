@@ -1,6 +1,6 @@
 /*
  * html_module.c — aqueue.html_core, the Lua side of the C: parse(),
- * parse_in_pool(), compile(), eval(), base_url() and the node metatable,
+ * parse_in_pool(), compile(), eval(), base_url(), hrefs() and the node metatable,
  * whose `methods` table lua/aqueue/html.lua completes (css, xpath, links, ...).
  * This folder is built as its own loadable module (see CMakeLists.txt), so
  * libxml2 is loaded only by scripts that parse HTML; the files and who owns
@@ -56,6 +56,7 @@ AQ_EXPORT int luaopen_aqueue_html_core(lua_State *L) {
       {"parse_in_pool", html_l_parse_in_pool},
       {"compile", html_xpath_compile},
       {"base_url", html_node_base_url},
+      {"hrefs", html_node_hrefs},
       {"live_documents", html_l_live_documents},
       {NULL, NULL},
   };

@@ -112,15 +112,8 @@ static void push_item(lua_State *L, html_doc *d, xmlNodePtr n, int mt) {
     lua_pushstring(L, n->content ? (const char *)n->content : "");
     return;
   case XML_ATTRIBUTE_NODE:
-    if (!n->children) {
-      lua_pushliteral(L, "");
-      return;
-    }
-    if (n->children->type == XML_TEXT_NODE && !n->children->next) { /* the usual case: no copy */
-      lua_pushstring(L, (const char *)n->children->content);
-      return;
-    }
-    break;
+    html_push_attr_value(L, (xmlAttrPtr)n);
+    return;
   case XML_NAMESPACE_DECL:
     lua_pushstring(L, (const char *)((xmlNsPtr)n)->href);
     return;
