@@ -73,7 +73,7 @@ function M.parse(text, base_url, encoding)
   else
     doc, bytes = core.parse(text, base_url, encoding)
   end
-  -- A document takes 20-40 times its text in libxml2's memory, which the Lua
+  -- A document takes 33-38 times its text in libxml2's memory, which the Lua
   -- collector does not see (to it a document is a 16-byte userdata): left
   -- alone it let 300 MB of dropped documents pile up in 60 parses of a 300 KB
   -- page, and the fresh memory's page faults made parsing 2x slower. So once

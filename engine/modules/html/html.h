@@ -173,9 +173,10 @@ void html_push_attr_value(lua_State *L, xmlAttrPtr a);
 /* compile(expr) -> compiled expression, or nil, message. */
 int html_xpath_compile(lua_State *L);
 
-/* eval(node, compiled [, first]) -> the result (a list of nodes and strings,
- * a string, a number or a boolean; with first, the first item or nil), or
- * nil, message. upvalue 1: the node metatable; upvalue 2: the Lua state's
+/* eval(node, compiled [, first [, links]]) -> the result (a list of nodes
+ * and strings, a string, a number or a boolean; with first, the first item
+ * or nil; with links, a node-set as the strings links() takes), or nil,
+ * message. upvalue 1: the node metatable; upvalue 2: the Lua state's
  * XPath context (html_xpath_context_new). */
 int html_xpath_eval(lua_State *L);
 

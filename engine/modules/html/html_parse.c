@@ -61,7 +61,7 @@ static htmlDocPtr empty_document(const char *base_url) {
  * parse's arena so that the context's tables die with it rather than with
  * the document. Its input buffer holds the whole text: left with its read
  * callback (one that reads nothing), libxml2 asked it for more text at
- * nearly every tag of a small page, a sixth of the parse. */
+ * nearly every tag of a small page, an eighth of the parse. */
 static htmlParserCtxtPtr new_context(const char *text, size_t len, const char *encoding) {
   htmlParserCtxtPtr ctxt = htmlCreateMemoryParserCtxt(text, (int)len);
   if (!ctxt) return NULL;
