@@ -23,10 +23,7 @@ while arg[exe_index - 1] do
 end
 local exe = arg[exe_index]
 
-local function median(t)
-  table.sort(t)
-  return t[math.floor((#t + 1) / 2)]
-end
+local median = require("scripts.bench.median")
 
 -- A generated site is kept between runs (generating 24k files takes a while).
 local dir = ("%s/aqueue-bench-site-%d"):format(os.getenv("TMPDIR") or "/tmp", pages)

@@ -17,10 +17,7 @@ local seconds = tonumber(arg[1]) or 3
 local tasks = tonumber(arg[2]) or 100
 local runs = tonumber(arg[3]) or 3
 
-local function median(t)
-  table.sort(t)
-  return t[math.floor((#t + 1) / 2)]
-end
+local median = require("scripts.bench.median")
 
 -- This process's CPU-seconds so far: its own threads' (utime + stime) and its
 -- reaped children's (cutime + cstime), from /proc/self/stat.

@@ -14,10 +14,7 @@ local calls = tonumber(arg[1]) or 200000
 local tasks = tonumber(arg[2]) or 100
 local runs = tonumber(arg[3]) or 3
 
-local function median(t)
-  table.sort(t)
-  return t[math.floor((#t + 1) / 2)]
-end
+local median = require("scripts.bench.median")
 
 -- `calls` calls of {command, args...} spread over `tasks` tasks on one
 -- client: calls/s.

@@ -33,10 +33,7 @@ local batch = tonumber(arg[2]) or 128
 local runs = tonumber(arg[3]) or 3
 local FIELDS = '{"url":"https://example.com/page/000000"}' -- a typical small item
 
-local function median(t)
-  table.sort(t)
-  return t[math.floor((#t + 1) / 2)]
-end
+local median = require("scripts.bench.median")
 
 local function entries(n)
   local list = {}

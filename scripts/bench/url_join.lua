@@ -13,12 +13,10 @@ local url = aqueue.url
 local joins = tonumber(arg[1]) or 500000
 local runs = tonumber(arg[2]) or 5
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
+package.path = here .. "/../../?.lua;" .. package.path
 local python = os.getenv("BENCH_PYTHON") or "/usr/bin/python3"
 
-local function median(t)
-  table.sort(t)
-  return t[math.floor((#t + 1) / 2)]
-end
+local median = require("scripts.bench.median")
 
 -- The pairs, and the file that hands the same pairs to the reference (a
 -- line "base<TAB>ref" each).

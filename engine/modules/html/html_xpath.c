@@ -162,12 +162,9 @@ static void push_result(lua_State *L, html_doc *d, xmlXPathObjectPtr res, int fi
   lua_createtable(L, n, 0);
   int count = 0;
   for (int i = 0; i < n; i++) {
-    if (links) {
-      if (push_link_value(L, d, set->nodeTab[i], mt)) lua_rawseti(L, -2, ++count);
-    } else {
-      push_item(L, d, set->nodeTab[i], mt);
-      lua_rawseti(L, -2, ++count);
-    }
+    if (!links) push_item(L, d, set->nodeTab[i], mt);
+    else if (!push_link_value(L, d, set->nodeTab[i], mt)) continue;
+    lua_rawseti(L, -2, ++count);
   }
 }
 
