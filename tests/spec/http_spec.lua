@@ -610,6 +610,34 @@ describe("aqueue.http concurrency and connections", function()
     assert.is_true(n >= 1 and n <= 2, n .. " connections with max_per_host = 2")
   end)
 
+  it("starts the requests waiting for one of a host's connections in the order they were made", function()
+    -- Over plain HTTP they wait in the engine, not in curl (http_hosts.c):
+    -- with one connection allowed, they run one at a time, first come first
+    -- served; a waiting request that is cancelled leaves the queue, and
+    -- the user:password@ and upper-case spellings of the host wait in the
+    -- same queue.
+    finally(function() http.configure{ max_per_host = 16 } end)
+    http.configure{ max_per_host = 1 }
+    local order, handles = {}, {}
+    local urls = { base .. "/conn", base:gsub("^http://", "HTTP://me:pw@") .. "/conn" }
+    for i = 1, 12 do
+      handles[i] = aqueue.spawn(function()
+        local res = assert(http.get(urls[i % 2 + 1]))
+        order[#order + 1] = i
+        return res.body
+      end)
+    end
+    aqueue.sleep(0) -- every task made its request: 1 running, 11 waiting
+    handles[5]:cancel()
+    local conns = {}
+    for i = 1, 12 do
+      if i ~= 5 then conns[#conns + 1] = handles[i]:result() end
+    end
+    assert.are.same({ 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12 }, order)
+    assert.are.equal(1, distinct(conns))
+    assert.are.equal("hello\n", assert(http.get(base .. "/small.txt")).body) -- nothing left waiting
+  end)
+
   it("configure checks its options", function()
     assert.has_error(function() http.configure{ max_conections = 1 } end)
     assert.has_error(function() http.configure{ max_per_host = -1 } end)

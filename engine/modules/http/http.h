@@ -8,6 +8,8 @@
  *   http_options.c   reading and checking request()'s options table
  *   http_multi.c     the curl multi handle on libuv: sockets, timer, finished
  *                    transfers, the pool of easy handles, the per-engine state
+ *   http_hosts.c     the per-host gate: plain-HTTP requests over max_per_host
+ *                    wait there, in order, rather than in curl
  *   http_request.c   one request's life: its easy handle, start, the body
  *                    callback, the deadline, cancel, the end
  *   http_output.c    the output= file: "<path>.part" written through uv_fs,
@@ -17,7 +19,7 @@
  *   http_errors.c    or the failure: nil, "CODE: message", "CODE"
  *
  * Layers: http_module.c on top; http_request.c drives a request and calls
- * http_output.c, http_multi.c, http_response.c and http_errors.c, none of
+ * http_output.c, http_hosts.c, http_multi.c, http_response.c and http_errors.c, none of
  * which calls it back by name: the multi ends a transfer through the
  * callback of its http_transfer, the output file reports each step through
  * the callback given to http_output_open (as libuv calls its users back).
@@ -50,6 +52,14 @@
 /* --- the multi handle and its libuv driver (http_multi.c) --- */
 
 typedef struct http_sock http_sock;
+typedef struct http_host http_host;
+typedef struct http_req http_req;
+
+/* The hosts with plain-HTTP transfers running or waiting (http_hosts.c). */
+typedef struct {
+  http_host **buckets;
+  size_t nbuckets, count;
+} http_hosts;
 
 typedef struct {
   CURLM *multi;
@@ -62,6 +72,8 @@ typedef struct {
   int closing; /* handles of the struct still closing */
   CURL *pool[HTTP_EASY_POOL];
   int npool;
+  http_hosts hosts; /* the per-host gate */
+  long max_host;    /* its cap: max_per_host, 0 for none */
 } http_multi;
 
 /* The module's per-engine state (aq_module_state: it lives until lua_close,
@@ -131,8 +143,6 @@ typedef struct {
   http_jar *jar;       /* NULL: no cookies */
 } http_options;
 
-typedef struct http_req http_req;
-
 /* Called by http_output.c when a step of the output file (open, write,
  * close, rename, remove) is done. */
 typedef void (*http_output_cb)(http_req *r);
@@ -156,6 +166,11 @@ struct http_req {
   unsigned cancelled : 1; /* the task is gone */
   unsigned paused : 1;    /* the body callback asked curl to pause */
   unsigned too_big : 1;   /* the body went over max_body: the transfer was failed */
+  unsigned waiting : 1;   /* in its host's queue (http_hosts.c), not in the multi */
+  char host_key[272];     /* a plain-HTTP URL's "host:port" (http_host_key), "" when not gated */
+  size_t host_key_len;
+  http_host *host;           /* counted by, or waiting at, this host; NULL when neither */
+  http_req *wait_prev, *wait_next; /* its host's queue, while waiting */
   curl_off_t max_body;    /* bytes, 0 for no limit */
   curl_off_t received;    /* body bytes handed over by curl (decoded) */
   aq_buf body;            /* the response body, without output */
@@ -196,6 +211,32 @@ int http_request_wait(lua_State *L, http_req *r, aq_task *task);
 /* Frees the request; its easy handle goes back to the pool when it ran to the
  * end (a cancelled request has none left). */
 void http_request_free(http_req *r);
+
+/* --- the per-host gate (http_hosts.c) --- */
+
+/* Writes the gate's key of url ("host:port" in lower case, without a port of
+ * 80) to key and returns its length; 0 when url is not plain http:// (or the
+ * key does not fit in size). */
+size_t http_host_key(const char *url, char *key, size_t size);
+
+/* The entry of a key, made when new; NULL when out of memory. */
+http_host *http_host_get(http_hosts *t, const char *key, size_t len);
+
+/* Request r goes to host h under the cap (0: none): returns 1 when it may
+ * start now (counted as running), 0 when it waits, behind any request
+ * waiting already. Either way r->host is h until http_host_leave. */
+int http_host_admit(http_host *h, http_req *r, long cap);
+
+/* Request r is done with its host: its transfer ended, or it stopped
+ * waiting. Follow with http_host_next until it returns NULL. */
+void http_host_leave(http_req *r);
+
+/* The oldest request waiting at h, now counted as running, when the cap
+ * allows one more; else NULL, and h is freed if nothing refers to it. */
+http_req *http_host_next(http_hosts *t, http_host *h, long cap);
+
+/* Frees every entry (the multi's close). */
+void http_hosts_free(http_hosts *t);
 
 /* --- the output file (http_output.c) --- */
 

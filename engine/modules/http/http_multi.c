@@ -136,6 +136,7 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
 }
 
 void http_multi_set_limits(http_multi *m, const http_state *st) {
+  m->max_host = st->max_host;
   curl_multi_setopt(m->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, st->max_total);
   curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, st->max_host);
   /* Keep as many idle connections as may be open at once (0: curl's default). */
@@ -221,6 +222,7 @@ static void on_engine_close(aq_engine *engine, void *data) {
   if (!m) return;
   for (int i = 0; i < m->npool; i++) curl_easy_cleanup(m->pool[i]);
   m->npool = 0;
+  http_hosts_free(&m->hosts); /* (empty: every request was cancelled) */
   curl_multi_cleanup(m->multi); /* may still call on_curl_socket / on_curl_timer */
   m->multi = NULL;
   for (size_t fd = 0; fd < m->socks_len; fd++)

@@ -27,7 +27,10 @@ static void deadline_close(http_req *r) {
   r->deadline = NULL;
 }
 
+static void leave_host(http_req *r);
+
 void http_request_free(http_req *r) {
+  if (r->host) leave_host(r); /* (every end of a transfer leaves it already) */
   http_cookies_detach(r);
   if (r->easy) http_easy_give_back(r->m, r->easy);
   deadline_close(r);
@@ -41,14 +44,46 @@ void http_request_free(http_req *r) {
   free(r);
 }
 
-/* Takes the transfer out of the multi; its deadline is no longer needed. */
-static void stop_transfer(http_req *r) {
-  http_multi_remove(r->m, r->easy);
-  r->in_multi = 0;
-  deadline_close(r);
+static void advance(http_req *r);
+
+/* Puts the transfer into the multi. Returns CURLM_OK or curl's error. */
+static CURLMcode enter_multi(http_req *r) {
+  CURLMcode rc = http_multi_add(r->m, r->easy);
+  if (rc == CURLM_OK) r->in_multi = 1;
+  return rc;
 }
 
-static void advance(http_req *r);
+/* A request its host admitted after waiting goes into the multi, or, when
+ * curl refuses it, ends with that error. */
+static void start_admitted(http_req *r) {
+  CURLMcode rc = enter_multi(r);
+  if (rc == CURLM_OK) return;
+  leave_host(r);
+  r->done = 1;
+  r->code = CURLE_FAILED_INIT;
+  snprintf(r->errbuf, sizeof r->errbuf, "%s", curl_multi_strerror(rc));
+  advance(r);
+}
+
+/* r no longer counts at its host (its transfer ended, or it stopped
+ * waiting): the requests waiting there start, as many as the cap allows. */
+static void leave_host(http_req *r) {
+  http_host *h = r->host;
+  http_host_leave(r);
+  http_req *next;
+  while ((next = http_host_next(&r->m->hosts, h, r->m->max_host))) start_admitted(next);
+}
+
+/* Takes the transfer out of the multi, or out of its host's queue; its
+ * deadline is no longer needed. */
+static void stop_transfer(http_req *r) {
+  if (r->in_multi) {
+    http_multi_remove(r->m, r->easy);
+    r->in_multi = 0;
+  }
+  if (r->host) leave_host(r);
+  deadline_close(r);
+}
 
 /* curl ended the transfer with `code` (the multi's http_transfer callback):
  * the request takes it out of the multi and moves on. */
@@ -60,10 +95,14 @@ static void on_transfer_over(void *data, CURLcode code) {
   advance(r);
 }
 
-/* Adds the transfer to the multi. Returns CURLM_OK or curl's error. */
+/* Adds the transfer to the multi, or, for a plain-HTTP host with
+ * max_per_host transfers running, to that host's queue (http_hosts.c), from
+ * which it starts when one of them ends. Returns CURLM_OK or curl's error. */
 static CURLMcode add_transfer(http_req *r) {
-  CURLMcode rc = http_multi_add(r->m, r->easy);
-  if (rc == CURLM_OK) r->in_multi = 1;
+  http_host *h = r->host_key_len ? http_host_get(&r->m->hosts, r->host_key, r->host_key_len) : NULL;
+  if (h && !http_host_admit(h, r, r->m->max_host)) return CURLM_OK; /* waits */
+  CURLMcode rc = enter_multi(r);
+  if (rc != CURLM_OK && r->host) leave_host(r);
   return rc;
 }
 
@@ -84,10 +123,12 @@ static int start_transfer(http_req *r) {
  * max_connections / max_per_host caps). End it here, as curl would. */
 static void on_deadline(uv_timer_t *timer) {
   http_req *r = timer->data;
-  if (!r->in_multi) return;
-  curl_off_t connect = 0, lookup = 0;
-  curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME_T, &connect);
-  curl_easy_getinfo(r->easy, CURLINFO_NAMELOOKUP_TIME_T, &lookup);
+  if (!r->in_multi && !r->waiting) return;
+  curl_off_t connect = 0, lookup = 0; /* (0 for a request still in its host's queue) */
+  if (r->in_multi) {
+    curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME_T, &connect);
+    curl_easy_getinfo(r->easy, CURLINFO_NAMELOOKUP_TIME_T, &lookup);
+  }
   stop_transfer(r);
   r->done = 1;
   r->code = CURLE_OPERATION_TIMEDOUT;
@@ -114,8 +155,7 @@ static void cancel_request(aq_task *task, void *data) {
   http_req *r = data;
   r->task = NULL;
   r->cancelled = 1;
-  if (r->in_multi) stop_transfer(r);
-  deadline_close(r);
+  stop_transfer(r);
   /* The easy handle goes now: the request may outlive the engine's curl (a
    * file operation in flight), and curl_global_cleanup may come first. */
   curl_easy_cleanup(r->easy);
@@ -246,6 +286,7 @@ int http_request_new(lua_State *L, http_multi *m, const http_options *o, http_re
   r->fs.data = r;
   r->timeout = o->timeout;
   r->start_ns = uv_hrtime();
+  if (!o->proxy) r->host_key_len = http_host_key(o->url, r->host_key, sizeof r->host_key);
   r->easy = http_easy_take(m);
   int rc = HTTP_NEW_NO_MEMORY;
   if (r->easy && copy_options(L, r, o) == 0) rc = set_up_easy(r, o);
