@@ -111,9 +111,14 @@ local function fail(fname, level, fmt, ...)
   error(format("aqueue.http.%s: " .. fmt, fname, ...), level + 1)
 end
 
--- { Name = value } -> { "Name: value", ... } for curl. A value of false drops a
--- header curl would send by itself; "" sends the header empty.
+-- The lines of a request without headers of its own (read, never changed, by
+-- the C side: one table for all of them).
+local NO_HEADER_LINES = { "Expect:" }
+
+-- { Name = value } (or nil) -> { "Name: value", ... } for curl. A value of
+-- false drops a header curl would send by itself; "" sends the header empty.
 local function header_lines(headers, fname, level)
+  if headers == nil then return NO_HEADER_LINES end
   local lines, has_expect = {}, false
   for name, value in pairs(headers) do
     if type(name) ~= "string" or not name:find(TOKEN) then
@@ -142,12 +147,16 @@ local function header_lines(headers, fname, level)
   return lines
 end
 
+-- (Made once: as literals in the functions below they were made for every request.)
+local RETRY_OPTIONS = { "retries", "retry_backoff", "retry_max_wait" }
+local PATH_OPTIONS = { "output", "ca_file" }
+
 -- The retry options of a request as { on = { [status] = true }, retries,
 -- backoff, max_wait }, or nil without retry_on.
 local function retry_policy(opts, fname, level)
   local on = opts.retry_on
   if on == nil then
-    for _, k in ipairs{ "retries", "retry_backoff", "retry_max_wait" } do
+    for _, k in ipairs(RETRY_OPTIONS) do
       if opts[k] ~= nil then fail(fname, level, "option '%s' is for retry_on, which is missing", k) end
     end
     return nil
@@ -207,7 +216,7 @@ local function normalize(opts, fname, level)
     fail(fname, level, "option 'max_body' must be a whole number of bytes from 1, got %s", tostring(max_body))
   end
   if max_body == math.huge then max_body = nil end
-  for _, k in ipairs{ "output", "ca_file" } do
+  for _, k in ipairs(PATH_OPTIONS) do
     local path = opts[k]
     if path and (path == "" or path:find("%z")) then
       fail(fname, level, "option '%s' must be a file path", k)
@@ -217,7 +226,7 @@ local function normalize(opts, fname, level)
   return {
     method = method,
     url = opts.url,
-    headers = header_lines(opts.headers or {}, fname, level + 1),
+    headers = header_lines(opts.headers, fname, level + 1),
     body = opts.body,
     timeout = timeout,
     max_body = max_body,

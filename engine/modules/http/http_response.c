@@ -12,7 +12,7 @@
 /* Pushes the response headers of the last response (after redirects) as a
  * table with lower-case keys, repeated headers joined with ", ". */
 static void push_headers(lua_State *T, CURL *easy) {
-  lua_newtable(T);
+  lua_createtable(T, 0, 8); /* (a server's usual few, without rehashing as they come) */
   char small[128];
   struct curl_header *h, *prev = NULL;
   while ((h = curl_easy_nextheader(easy, CURLH_HEADER, -1, prev))) {
