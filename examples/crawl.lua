@@ -14,13 +14,14 @@
 -- crawl goes on against the same site served at another address.
 --
 --   aqueue-run examples/crawl.lua [--pages N] [--workers N] [--delay S]
---                                 [--rate R] [--out DIR] [--url URL]
+--                                 [--rate R] [--connections N] [--out DIR] [--url URL]
 --
 --   --pages N     pages to generate (default 3000)
 --   --workers N   concurrent items (default 16)
 --   --delay S     a pause before each page, seconds (default 0.01): a polite
 --                 crawler, and a demo slow enough to watch; 0 for full speed
 --   --rate R      at most R requests started per second per host (default: no limit)
+--   --connections N  at most N connections to the site (default: one per worker)
 --   --out DIR     where the images and pages.jsonl go (default: a new folder under /tmp)
 --   --url URL     crawl a site that is already served there instead (the
 --                 benchmark does this); no site is generated, no nginx started
@@ -41,7 +42,7 @@ local demo = require("lib.demo_site")
 
 local opts = demo.options(arg, "examples/crawl.lua")
 local site = demo.serve(opts) -- opts.url: the generated site's, or --url
-aqueue.http.configure{ max_per_host = opts.workers } -- one connection per worker
+aqueue.http.configure{ max_per_host = opts.connections or opts.workers } -- (default: one per worker)
 
 -- One record per page, written when the page's item completes: with --state,
 -- exactly once across crashes and reruns.

@@ -14,7 +14,7 @@ local nginx = require("lib.nginx")
 
 local M = {}
 
-local NUMBER_OPTIONS = { pages = true, workers = true, delay = true, rate = true }
+local NUMBER_OPTIONS = { pages = true, workers = true, delay = true, rate = true, connections = true }
 
 -- The options of the command line `args` (defaults: 3000 pages, 16 workers,
 -- 0.01 s of delay); `script` names the file whose header documents them.

@@ -9,7 +9,9 @@
 --                                 -- fresh empty directory inside server.prefix)
 --     server = [[ location ... ]] -- directives added inside server { }
 --     http = [[ gzip on; ]],      -- directives added inside http { }
+--     main = [[ load_module ...; ]], -- directives added at the top of the config
 --     workers = 1,                -- worker processes (default 1)
+--     connections = 1024,         -- each worker's connections, and the listen backlog
 --     tls = true,                 -- HTTPS with a fresh self-signed certificate
 --                                 -- for 127.0.0.1 (needs the openssl command)
 --     http2 = true,               -- with tls: HTTP/2 offered too (ALPN)
@@ -140,6 +142,7 @@ end
 
 local function config(o)
   return table.concat({
+    o.main or "",
     "daemon off;",
     -- One worker: nginx runs as a single process, so the parent-death signal
     -- (see spawn) takes all of it down; a master's workers would outlive it.
@@ -149,7 +152,7 @@ local function config(o)
     "pid " .. o.prefix .. "/nginx.pid;",
     "lock_file " .. o.prefix .. "/nginx.lock;",
     "error_log " .. o.prefix .. "/error.log warn;",
-    "events { worker_connections 1024; }",
+    ("events { worker_connections %d; }"):format(o.connections),
     "http {",
     "  include /etc/nginx/mime.types;",
     "  default_type application/octet-stream;",
@@ -162,7 +165,8 @@ local function config(o)
     "  scgi_temp_path " .. o.prefix .. "/tmp/scgi;",
     o.http or "",
     "  server {",
-    "    listen 127.0.0.1:" .. o.port .. (o.tls and (o.http2 and " ssl http2;" or " ssl;") or ";"),
+    ("    listen 127.0.0.1:%d backlog=%d"):format(o.port, o.connections)
+      .. (o.tls and (o.http2 and " ssl http2;" or " ssl;") or ";"),
     o.tls and ("    ssl_certificate %s/cert.pem;\n    ssl_certificate_key %s/key.pem;"):format(o.prefix, o.prefix) or "",
     "    server_name localhost;",
     "    root " .. o.root .. ";",
@@ -234,8 +238,8 @@ local function start(opts)
   for _ = 1, 5 do -- another process may take the free port before nginx does
     local port = free_port()
     write_file(conf, config({
-      prefix = prefix, root = root, port = port, workers = opts.workers or 1,
-      server = opts.server, http = opts.http, tls = opts.tls, http2 = opts.http2,
+      prefix = prefix, root = root, port = port, workers = opts.workers or 1, connections = opts.connections or 1024,
+      server = opts.server, http = opts.http, main = opts.main, tls = opts.tls, http2 = opts.http2,
     }))
     os.remove(prefix .. "/error.log")
     os.remove(prefix .. "/nginx.pid")

@@ -14,7 +14,7 @@ local demo = require("lib.demo_site")
 local opts = demo.options(arg, "scripts/bench/crawl_gmatch.lua")
 local site = demo.serve(opts)
 opts.url = opts.url:gsub("/$", "")
-aqueue.http.configure{ max_per_host = opts.workers } -- one connection per worker
+aqueue.http.configure{ max_per_host = opts.connections or opts.workers } -- (default: one per worker)
 
 -- The crawl: a Page enqueues the pages and images it links to. Each URL is
 -- enqueued once: a second enqueue of the same key() is a duplicate.
