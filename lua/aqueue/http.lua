@@ -16,8 +16,10 @@
 -- asks it before each transfer.
 -- The C module (and libcurl with it) is loaded on first use, so scripts that
 -- never make a request never pay for loading it.
+local Response -- (below) the methods of a response
 local core = setmetatable({}, { __index = function(t, k)
   local m = require("aqueue.http_core")
+  for name, method in pairs(Response) do m.response_methods[name] = method end
   setmetatable(t, { __index = m })
   return m[k]
 end })
@@ -32,14 +34,16 @@ local robots = require("aqueue.robots")
 
 local M = {}
 
--- The methods of a response table.
-local Response = {}
-Response.__index = Response
+-- The methods of a response table, which aqueue.http_core's response
+-- metatable finds in its response_methods table (filled from this one when
+-- the core is loaded). The same metatable makes res.headers when it is
+-- first read.
+Response = {}
 
 -- A response's body, or a raise naming `method` for one whose body went to
 -- a file, or for a call that is not a method call.
 local function body_of(res, method)
-  if getmetatable(res) ~= Response then
+  if getmetatable(res) ~= core.response_metatable then
     error(format("aqueue.http: %s() is a method of a response: res:%s()", method, method), 3)
   end
   if res.body == nil then
@@ -77,11 +81,6 @@ function Response:links(selector)
   return self:html():links(selector)
 end
 
--- What a request returns: the response with its methods, or nil, err, code.
-local function response(res, err, code)
-  if res then return setmetatable(res, Response) end
-  return nil, err, code
-end
 
 -- The options of request, with the type each must have when given.
 local OPTIONS = {
@@ -280,7 +279,7 @@ local function send(o, policy)
       res, err, code = transfer(o)
     end
   end
-  return response(res, err, code)
+  return res, err, code
 end
 
 -- opts under the defaults of session s (opts itself without a session):

@@ -6,7 +6,8 @@ local http = aqueue.http
 local nginx = require("tests.support.nginx")
 local tcp = require("tests.support.tcp")
 local longer_wait = require("tests.support.longer_wait")
-local eventually = require("tests.support.wait").eventually
+local wait = require("tests.support.wait")
+local eventually = wait.eventually
 
 
 -- 5 MB that would show any lost, repeated or reordered chunk: 64 KB of
@@ -201,6 +202,54 @@ describe("aqueue.http responses", function()
     res = assert(http.get(base .. "/big.txt", { headers = { ["Accept-Encoding"] = false } }))
     assert.is_nil(res.headers["content-encoding"])
     assert.is_true(res.body == text)
+  end)
+end)
+
+describe("aqueue.http response headers", function()
+  -- A server that answers with raw bytes nginx would not send (python3: an
+  -- informational answer, a folded header, a chunked body's trailer).
+  local raw_url, raw_server
+  setup(function()
+    local port_file = tmpdir .. "/raw_server.port"
+    raw_server = aqueue.spawn(function()
+      return aqueue.exec{ "python3", "tests/spec/fixtures/http/raw_server.py", port_file, "3" }
+    end)
+    wait.until_true(function() return files.exists(port_file) end, "the raw server's port")
+    raw_url = "http://127.0.0.1:" .. files.read(port_file)
+  end)
+  teardown(function()
+    if raw_server then assert.are.equal(0, raw_server:result().code) end -- it answered its 3 connections
+  end)
+
+  it("are those of the last response: lower-case names, blanks trimmed, folded lines unfolded, repeats joined", function()
+    local res = assert(http.get(raw_url .. "/fold"))
+    assert.are.equal(200, res.status)
+    assert.are.equal("abc", res.body)
+    assert.are.same({
+      ["content-type"] = "text/plain",
+      ["x-fold"] = "first second",
+      ["x-dup"] = "1, 2",
+      ["x-spaces"] = "padded",
+      ["transfer-encoding"] = "chunked",
+      connection = "close",
+    }, res.headers) -- not the trailer after the body, nothing of the 100 Continue
+  end)
+
+  it("after a redirect, are the final response's alone", function()
+    local res = assert(http.get(raw_url .. "/moved"))
+    assert.are.equal(raw_url .. "/fold", res.url)
+    assert.is_nil(res.headers["x-moved"])
+    assert.is_nil(res.headers.location)
+    assert.are.equal("first second", res.headers["x-fold"])
+  end)
+
+  it("are made into a table when first read, and the same table after", function()
+    local res = assert(http.get(base .. "/small.txt"))
+    assert.is_nil(rawget(res, "headers"))
+    local headers = res.headers
+    assert.are.equal("text/plain", headers["content-type"])
+    assert.are.equal(headers, rawget(res, "headers"))
+    assert.are.equal(headers, res.headers)
   end)
 end)
 

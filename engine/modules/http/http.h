@@ -174,6 +174,8 @@ struct http_req {
   curl_off_t max_body;    /* bytes, 0 for no limit */
   curl_off_t received;    /* body bytes handed over by curl (decoded) */
   aq_buf body;            /* the response body, without output */
+  aq_buf head;            /* the header lines of the last response, after its status line */
+  unsigned head_open : 1; /* between a status line and the blank line that ends its headers */
   /* With output (http_output.c): */
   char *path, *part; /* NULL without output */
   uv_fs_t fs;
@@ -272,6 +274,15 @@ void http_cookies_attach(http_req *r, http_jar *j);
 void http_cookies_detach(http_req *r);
 
 /* --- the outcome (http_response.c, http_errors.c) --- */
+
+/* The metatable of a response, and the field that holds its raw header lines
+ * until res.headers is first read. */
+#define HTTP_RESPONSE_MT "aqueue.http.response"
+#define HTTP_RAW_HEADERS "_aq_raw_headers"
+
+/* The response metatable's __index(res, key): "headers" made from the raw
+ * lines on first use; else upvalue 1, the methods table. */
+int http_response_index(lua_State *L);
 
 /* Resumes r->task with the response table, or with nil, err, code. */
 void http_response_resume(http_req *r);

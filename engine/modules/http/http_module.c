@@ -86,6 +86,15 @@ AQ_EXPORT int luaopen_aqueue_http_core(lua_State *L) {
   };
   lua_newtable(L);
   luaL_register(L, NULL, functions);
+  /* the responses' metatable: headers on first use, then the methods that
+   * aqueue.http puts in core.response_methods */
+  luaL_newmetatable(L, HTTP_RESPONSE_MT);
+  lua_newtable(L);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -4, "response_methods");
+  lua_pushcclosure(L, http_response_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_setfield(L, -2, "response_metatable");
   lua_pushstring(L, curl_version());
   lua_setfield(L, -2, "curl_version");
   return 1;

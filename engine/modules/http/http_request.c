@@ -37,6 +37,7 @@ void http_request_free(http_req *r) {
   curl_slist_free_all(r->headers);
   free(r->url);
   aq_buf_free(&r->body);
+  aq_buf_free(&r->head);
   aq_buf_free(&r->pending);
   aq_buf_free(&r->inflight);
   free(r->path);
@@ -179,6 +180,24 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp) {
   return r->body.failed ? 0 : n; /* 0: curl fails the transfer (ENOMEM) */
 }
 
+/* CURLOPT_HEADERFUNCTION: keeps the header lines of the last response. curl
+ * hands over those of every response (a redirect's, a 100 Continue, a
+ * proxy's CONNECT answer) each after its status line, and a chunked body's
+ * trailers after the blank line that ends the headers: a status line starts
+ * the lines again, the blank line closes them. */
+static size_t on_header(char *data, size_t size, size_t nitems, void *userp) {
+  http_req *r = userp;
+  size_t n = size * nitems;
+  if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+    aq_buf_reset(&r->head);
+    r->head_open = 1;
+  } else if (r->head_open) {
+    if (data[0] == '\r' || data[0] == '\n') r->head_open = 0;
+    else aq_buf_add(&r->head, data, n);
+  }
+  return r->head.failed ? 0 : n; /* 0: curl fails the transfer (ENOMEM) */
+}
+
 static void set_method(CURL *easy, const char *method, const char *body, size_t body_len) {
   if (!body && strcmp(method, "GET") == 0) {
     curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
@@ -244,6 +263,8 @@ static int set_up_easy(http_req *r, const http_options *o) {
 #endif
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, ""); /* every decoding curl has */
   /* HTTP/2 over TLS when the server offers it (ALPN), HTTP/1.1 otherwise;
    * curl 7.88's default, said here so no build of curl differs. */

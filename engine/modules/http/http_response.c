@@ -2,39 +2,111 @@
  * http_response.c — what the waiting task resumes with once its request is
  * over: the response { status, headers, body, url, elapsed } (no body with
  * output), or the failure (http_errors.c).
+ *
+ * The headers are made into a table when first read (res.headers): until
+ * then the response keeps the raw lines the header callback gathered
+ * (http_request.c). Building the table for every response, read or not,
+ * was a tenth of a small request's CPU (curl_easy_nextheader walking curl's
+ * header store, a lower-cased copy of each name, a table). The response's
+ * metatable (HTTP_RESPONSE_MT) does it, and finds the methods aqueue.http
+ * puts in its methods table (res:json(), res:html(), res:links()).
  */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <lauxlib.h>
+
 #include "http.h"
 
-/* Pushes the response headers of the last response (after redirects) as a
- * table with lower-case keys, repeated headers joined with ", ". */
-static void push_headers(lua_State *T, CURL *easy) {
-  lua_createtable(T, 0, 8); /* (a server's usual few, without rehashing as they come) */
+/* A header line's end, without its CR LF and trailing blanks. */
+static const char *trim_end(const char *start, const char *end) {
+  while (end > start && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t')) end--;
+  return end;
+}
+
+/* Pushes the table of a raw header block (http_req.head: the lines of the
+ * last response after its status line): lower-case names, values without
+ * the blanks around them, repeated headers joined with ", ", a folded line
+ * (one that starts with a blank) added to the header before it after a
+ * space, lines without a colon left out. */
+static void push_header_table(lua_State *L, const char *raw, size_t len) {
+  lua_createtable(L, 0, 8); /* (a server's usual few, without rehashing as they come) */
+  int table = lua_gettop(L);
+  int last = 0; /* stack index of the last header's name, 0 before the first */
+  const char *p = raw, *end = raw + len;
   char small[128];
-  struct curl_header *h, *prev = NULL;
-  while ((h = curl_easy_nextheader(easy, CURLH_HEADER, -1, prev))) {
-    prev = h;
-    size_t n = strlen(h->name);
-    char *name = n < sizeof small ? small : malloc(n + 1);
-    if (!name) continue;
-    for (size_t i = 0; i < n; i++) name[i] = (char)tolower((unsigned char)h->name[i]);
-    lua_pushlstring(T, name, n);
-    if (name != small) free(name);
-    lua_pushvalue(T, -1);
-    lua_rawget(T, -3);
-    if (lua_isnil(T, -1)) {
-      lua_pop(T, 1);
-      lua_pushstring(T, h->value);
-    } else {
-      lua_pushliteral(T, ", ");
-      lua_pushstring(T, h->value);
-      lua_concat(T, 3);
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    const char *next = eol ? eol + 1 : end;
+    const char *stop = trim_end(p, eol ? eol : end);
+    if (*p == ' ' || *p == '\t') { /* a folded line: more of the last value */
+      while (p < stop && (*p == ' ' || *p == '\t')) p++;
+      if (last && p < stop) {
+        lua_pushvalue(L, last);
+        lua_pushvalue(L, last);
+        lua_rawget(L, table);
+        lua_pushliteral(L, " ");
+        lua_pushlstring(L, p, (size_t)(stop - p));
+        lua_concat(L, 3);
+        lua_rawset(L, table);
+      }
+      p = next;
+      continue;
     }
-    lua_rawset(T, -3);
+    const char *colon = memchr(p, ':', (size_t)(stop - p));
+    if (!colon || colon == p) {
+      p = next;
+      continue;
+    }
+    size_t n = (size_t)(colon - p);
+    char *name = n < sizeof small ? small : malloc(n);
+    if (!name) luaL_error(L, "aqueue.http: out of memory");
+    for (size_t i = 0; i < n; i++) name[i] = (char)tolower((unsigned char)p[i]);
+    lua_settop(L, table);
+    lua_pushlstring(L, name, n);
+    if (name != small) free(name);
+    last = lua_gettop(L);
+    const char *value = colon + 1;
+    while (value < stop && (*value == ' ' || *value == '\t')) value++;
+    lua_pushvalue(L, last);
+    lua_pushvalue(L, last);
+    lua_rawget(L, table);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushlstring(L, value, (size_t)(stop - value));
+    } else {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, value, (size_t)(stop - value));
+      lua_concat(L, 3);
+    }
+    lua_rawset(L, table);
+    p = next;
   }
+  lua_settop(L, table);
+}
+
+int http_response_index(lua_State *L) {
+  if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "headers") == 0) {
+    lua_pushliteral(L, HTTP_RAW_HEADERS);
+    lua_rawget(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      size_t len;
+      const char *raw = lua_tolstring(L, -1, &len);
+      push_header_table(L, raw, len);
+      lua_pushliteral(L, "headers");
+      lua_pushvalue(L, -2);
+      lua_rawset(L, 1);
+      lua_pushliteral(L, HTTP_RAW_HEADERS);
+      lua_pushnil(L);
+      lua_rawset(L, 1);
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1)); /* a method (aqueue.http fills the table), or nil */
+  return 1;
 }
 
 /* The HTTP version of the last response: "1.1", "2", ... */
@@ -65,8 +137,8 @@ static void push_response(lua_State *T, http_req *r) {
   lua_setfield(T, -2, "status");
   lua_pushstring(T, http_version(r->easy));
   lua_setfield(T, -2, "http_version");
-  push_headers(T, r->easy);
-  lua_setfield(T, -2, "headers");
+  lua_pushlstring(T, r->head.data ? r->head.data : "", r->head.len); /* headers: read when asked for */
+  lua_setfield(T, -2, HTTP_RAW_HEADERS);
   if (!r->path) {
     lua_pushlstring(T, r->body.data ? r->body.data : "", r->body.len);
     lua_setfield(T, -2, "body");
@@ -77,6 +149,8 @@ static void push_response(lua_State *T, http_req *r) {
   lua_setfield(T, -2, "url");
   lua_pushnumber(T, (double)(uv_hrtime() - r->start_ns) / 1e9);
   lua_setfield(T, -2, "elapsed");
+  luaL_getmetatable(T, HTTP_RESPONSE_MT);
+  lua_setmetatable(T, -2);
 }
 
 void http_response_resume(http_req *r) {
