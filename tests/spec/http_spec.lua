@@ -58,6 +58,8 @@ setup(function()
       location = /redirect { return 302 /small.txt; }
       location = /redirect-chain { return 301 /redirect; }
       location = /loop { return 302 /loop; }
+      location = /to-ftp { return 302 ftp://127.0.0.1:1/x; }
+      location = /to-file { return 302 file:///etc/hostname; }
       location = /drop { return 444; }
       location = /busy { return 503 "busy"; }
       location = /echo-header { return 200 "$http_x_test"; }
@@ -135,6 +137,14 @@ describe("aqueue.http responses", function()
     local res, err = http.get(base .. "/loop")
     assert.is_nil(res)
     assert.matches("Maximum %(%d+%) redirects followed", err)
+  end)
+
+  it("refuses a redirect to another scheme than http and https", function()
+    for _, path in ipairs{ "/to-ftp", "/to-file" } do
+      local res, err, code = http.get(base .. path)
+      assert.is_nil(res, path)
+      assert.are.equal("EPROTONOSUPPORT", code, path .. ": " .. tostring(err))
+    end
   end)
 
   it("joins repeated response headers with \", \"", function()
