@@ -14,8 +14,11 @@
  * own, so counting the host's transfers counts its connections, and the cap
  * means what it says. Over https curl may multiplex many transfers on one
  * HTTP/2 connection, which a count of transfers would throttle, so those are
- * left to curl's own cap (which stays set as well). A transfer counts against
- * the host of its URL until it ends, even after a redirect elsewhere.
+ * left to curl's own cap (which stays set as well), and so are requests with
+ * a proxy option. A transfer counts against the host of its URL until it
+ * ends, even after a redirect elsewhere, and through a proxy curl takes from
+ * the environment (http_proxy): at most max_per_host requests to one site
+ * are in flight then too.
  *
  * Ownership: a host entry is made by the first request that needs it and
  * freed once it has no running transfer and no waiting request; a request
