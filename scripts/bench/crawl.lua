@@ -6,65 +6,25 @@
 -- line of key=value figures (read by run_all): the crawls' requests/s (pages
 -- and images fetched / their run_queue time) and wrk's requests/s, each the
 -- median of `runs`, interleaved, and the median of the rounds' ratios of the
--- two crawls. The images go to a tmpfs where there is one (see out_root).
+-- two crawls. The images go to a tmpfs where there is one (scripts/bench/crawl_site.lua).
 --   aqueue-run scripts/bench/crawl.lua [pages=20000] [workers=100] [runs=3]
 local aqueue = require("aqueue")
 local root = (arg[0]:match("^(.*)/scripts/bench/[^/]*$") or ".")
 package.path = root .. "/?.lua;" .. package.path
-local site = require("examples.lib.site")
+local crawl_site = require("scripts.bench.crawl_site")
 local nginx = require("tests.support.nginx")
 
 local pages = tonumber(arg[1]) or 20000
 local workers = tonumber(arg[2]) or 100
 local runs = tonumber(arg[3]) or 3
-local exe_index = -1 -- this aqueue-run: the lowest negative index of arg
-while arg[exe_index - 1] do
-  exe_index = exe_index - 1
-end
-local exe = arg[exe_index]
-
 local median = require("scripts.bench.median")
 
--- A generated site is kept between runs (generating 24k files takes a while).
-local dir = ("%s/aqueue-bench-site-%d"):format(os.getenv("TMPDIR") or "/tmp", pages)
-local ready = io.open(dir .. "/.complete")
-if ready then
-  ready:close()
-else
-  os.execute("rm -rf '" .. dir .. "'")
-  site.generate(dir, { pages = pages, images = math.max(1, math.floor(pages / 5)) })
-  io.open(dir .. "/.complete", "w"):close()
-end
-
-local server = nginx.start{ root = dir }
+local server = nginx.start{ root = crawl_site.site(pages) }
 local crawl_rates, gmatch_rates, wrk_rates = {}, {}, {}
-
--- Where the crawls save their images: a tmpfs (/dev/shm) where there is one.
--- On ext4 (/tmp here) creating the 4000 files took the pool threads 5-6 s of
--- kernel time a crawl, more than the whole loop thread, and that time swung
--- with how recently the last crawl's files were deleted (ext4 scans for
--- recently deleted inodes): it hid the toolkit's cost behind the disk's, at
--- 0.76-0.89x from run to run, where on tmpfs the loop thread decides.
-local function out_root()
-  local probe = io.open("/dev/shm/.aqueue-bench-probe", "w")
-  if not probe then return os.getenv("TMPDIR") or "/tmp" end
-  probe:close()
-  os.remove("/dev/shm/.aqueue-bench-probe")
-  return "/dev/shm"
-end
-local OUT_ROOT = out_root()
 
 -- One crawl of the site by `script`: its requests/s.
 local function crawl_rate(script)
-  local name = os.tmpname() -- (a unique name: the file it makes goes at once)
-  os.remove(name)
-  local out_dir = OUT_ROOT .. "/aqueue-bench-crawl-" .. name:match("[^/]+$")
-  local crawl = assert(aqueue.exec{ exe, "--progress", "none", script, "--url", server.url,
-    "--workers", tostring(workers), "--delay", "0", "--out", out_dir })
-  os.execute("rm -rf '" .. out_dir .. "'")
-  local p, i, t = crawl.stdout:match("crawled (%d+) pages and saved (%d+) images to .- in ([%d.]+) s")
-  assert(p, "crawl output: " .. crawl.stdout .. crawl.stderr)
-  return (tonumber(p) + tonumber(i)) / tonumber(t)
+  return crawl_site.crawl_rate(script, server.url, { "--workers", tostring(workers) })
 end
 -- Each round runs the two crawls back to back, taking turns at going first,
 -- then wrk. A crawl that runs just after another load is slower (right after

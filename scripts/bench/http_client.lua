@@ -17,7 +17,7 @@ local seconds = tonumber(arg[1]) or 3
 local tasks = tonumber(arg[2]) or 100
 local runs = tonumber(arg[3]) or 3
 
-local median = require("scripts.bench.median")
+local get_loop = require("scripts.bench.get_loop")
 
 -- This process's CPU-seconds so far: its own threads' (utime + stime) and its
 -- reaped children's (cutime + cstime), from /proc/self/stat.
@@ -45,21 +45,9 @@ f:close()
 -- requests/s, CPU-seconds per 1000 requests.
 local function aqueue_figures(url, conns)
   aqueue.http.configure{ max_per_host = conns, max_connections = conns }
-  local count, stop_at = 0, aqueue.now() + seconds
   local cpu0 = cpu_seconds()
   local t0 = aqueue.now()
-  local handles = {}
-  for i = 1, tasks do
-    handles[i] = aqueue.spawn(function()
-      while aqueue.now() < stop_at do
-        local res = assert(aqueue.http.get(url))
-        assert(res.status == 200, "status " .. res.status)
-        count = count + 1
-      end
-      return true
-    end)
-  end
-  for i = 1, tasks do assert(handles[i]:result()) end
+  local count = get_loop(url, tasks, seconds)
   local elapsed, cpu = aqueue.now() - t0, cpu_seconds() - cpu0
   return count / elapsed, cpu / count * 1000
 end
@@ -75,22 +63,18 @@ local function wrk_figures(url, conns)
 end
 
 local server = nginx.start{ root = dir }
-local figures = {}
-local function add(key, value)
-  figures[key] = figures[key] or {}
-  table.insert(figures[key], value)
-end
+local figures = require("scripts.bench.figures").new()
 local ok, err = pcall(function()
   local url = server.url .. "/small.txt"
   aqueue_figures(url, 16) -- warm-up: connections, libcurl's caches, traces
   for _ = 1, runs do
     for _, conns in ipairs{ 16, 100 } do
       local rate, cpu = aqueue_figures(url, conns)
-      add("aqueue_c" .. conns, rate)
-      add("aqueue_cpu_c" .. conns, cpu)
+      figures:add("aqueue_c" .. conns, rate)
+      figures:add("aqueue_cpu_c" .. conns, cpu)
       rate, cpu = wrk_figures(url, conns)
-      add("wrk_c" .. conns, rate)
-      add("wrk_cpu_c" .. conns, cpu)
+      figures:add("wrk_c" .. conns, rate)
+      figures:add("wrk_cpu_c" .. conns, cpu)
     end
   end
 end)
@@ -101,7 +85,7 @@ local line = { ("http_client seconds=%g tasks=%d runs=%d"):format(seconds, tasks
 for _, conns in ipairs{ 16, 100 } do
   for _, key in ipairs{ "aqueue_c", "wrk_c", "aqueue_cpu_c", "wrk_cpu_c" } do
     local k = key .. conns
-    line[#line + 1] = ("%s=%.4g"):format(k, median(figures[k]))
+    line[#line + 1] = ("%s=%.4g"):format(k, figures:median(k))
   end
 end
 print(table.concat(line, " "))

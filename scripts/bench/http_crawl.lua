@@ -18,24 +18,15 @@
 local aqueue = require("aqueue")
 local root = (arg[0]:match("^(.*)/scripts/bench/[^/]*$") or ".")
 package.path = root .. "/?.lua;" .. package.path
-local median = require("scripts.bench.median")
+local crawl_site = require("scripts.bench.crawl_site")
+local get_loop = require("scripts.bench.get_loop")
 
 -- The peak RSS child: TASKS tasks looping GET on URL for SECONDS; prints
 -- requests and VmHWM (KB).
 if arg[1] == "inflight" then
   local url, tasks, seconds = arg[2], tonumber(arg[3]), tonumber(arg[4])
   aqueue.http.configure{ max_per_host = tasks, max_connections = tasks }
-  local count, stop_at, handles = 0, aqueue.now() + seconds, {}
-  for i = 1, tasks do
-    handles[i] = aqueue.spawn(function()
-      while aqueue.now() < stop_at do
-        assert(aqueue.http.get(url))
-        count = count + 1
-      end
-      return true
-    end)
-  end
-  for i = 1, tasks do assert(handles[i]:result()) end
+  local count = get_loop(url, tasks, seconds)
   local f = assert(io.open("/proc/self/status"))
   local status = f:read("*a")
   f:close()
@@ -43,44 +34,16 @@ if arg[1] == "inflight" then
   return
 end
 
-local site = require("examples.lib.site")
 local nginx = require("tests.support.nginx")
 local pages = tonumber(arg[1]) or 20000
 local runs = tonumber(arg[2]) or 3
 local WORKERS, LATENCY, INFLIGHT = 100, 0.02, 1000
-local exe_index = -1 -- this aqueue-run: the lowest negative index of arg
-while arg[exe_index - 1] do
-  exe_index = exe_index - 1
-end
-local exe = arg[exe_index]
+local dir = crawl_site.site(pages) -- (shared with scripts/bench/crawl.lua)
 
--- The generated site, kept between runs (shared with scripts/bench/crawl.lua).
-local dir = ("%s/aqueue-bench-site-%d"):format(os.getenv("TMPDIR") or "/tmp", pages)
-local ready = io.open(dir .. "/.complete")
-if ready then
-  ready:close()
-else
-  os.execute("rm -rf '" .. dir .. "'")
-  site.generate(dir, { pages = pages, images = math.max(1, math.floor(pages / 5)) })
-  io.open(dir .. "/.complete", "w"):close()
-end
-
--- The images go to a tmpfs where there is one (see scripts/bench/crawl.lua).
-local out_root = io.open("/dev/shm/.", "r") and "/dev/shm" or (os.getenv("TMPDIR") or "/tmp")
-
--- One crawl of the site at url: its requests/s (pages and images fetched
--- per second of its run_queue).
+-- One crawl of the site at url by crawl_gmatch.lua: its requests/s.
 local function crawl_rate(url, connections)
-  local name = os.tmpname()
-  os.remove(name)
-  local out_dir = out_root .. "/aqueue-bench-http-crawl-" .. name:match("[^/]+$")
-  local crawl = assert(aqueue.exec{ exe, "--progress", "none", root .. "/scripts/bench/crawl_gmatch.lua",
-    "--url", url, "--workers", tostring(WORKERS), "--connections", tostring(connections), "--delay", "0",
-    "--out", out_dir })
-  os.execute("rm -rf '" .. out_dir .. "'")
-  local p, i, t = crawl.stdout:match("crawled (%d+) pages and saved (%d+) images to .- in ([%d.]+) s")
-  assert(p, "crawl output: " .. crawl.stdout .. crawl.stderr)
-  return (tonumber(p) + tonumber(i)) / tonumber(t)
+  return crawl_site.crawl_rate(root .. "/scripts/bench/crawl_gmatch.lua", url,
+    { "--workers", tostring(WORKERS), "--connections", tostring(connections) })
 end
 
 local function wrk_rate(url, connections)
@@ -95,26 +58,23 @@ local delayed = nginx.start{ root = dir, connections = 2 * INFLIGHT,
   -- serves the same URI from root)
   server = ("location / { echo_sleep %g; echo_exec @file; } location @file { }"):format(LATENCY),
   http = "keepalive_timeout 60s;" }
-local figures = {}
-local function add(key, value)
-  figures[key] = figures[key] or {}
-  table.insert(figures[key], value)
-end
+local figures = require("scripts.bench.figures").new()
 local ok, err = pcall(function()
   for round = 1, runs do
     local order = round % 2 == 1 and { 16, 100 } or { 100, 16 }
     for _, conns in ipairs(order) do
-      add("crawl_c" .. conns, crawl_rate(server.url, conns))
-      add("wrk_c" .. conns, wrk_rate(server.url, conns))
+      figures:add("crawl_c" .. conns, crawl_rate(server.url, conns))
+      figures:add("wrk_c" .. conns, wrk_rate(server.url, conns))
     end
-    add("latency_crawl", crawl_rate(delayed.url, WORKERS))
+    figures:add("latency_crawl", crawl_rate(delayed.url, WORKERS))
   end
-  local child = assert(aqueue.exec{ exe, "--progress", "none", root .. "/scripts/bench/http_crawl.lua", "inflight",
+  local child = assert(aqueue.exec{ crawl_site.aqueue_run(), "--progress", "none",
+    root .. "/scripts/bench/http_crawl.lua", "inflight",
     delayed.url .. "/page/1.html", tostring(INFLIGHT), "3" })
   local requests, kb = child.stdout:match("requests=(%d+) peak_rss_kb=(%d+)")
   assert(kb, "inflight output: " .. child.stdout .. child.stderr)
-  figures.inflight_requests = { tonumber(requests) }
-  figures.inflight_rss_mb = { tonumber(kb) / 1024 }
+  figures:add("inflight_requests", tonumber(requests))
+  figures:add("inflight_rss_mb", tonumber(kb) / 1024)
 end)
 server:stop()
 delayed:stop()
@@ -123,6 +83,6 @@ local line = { ("http_crawl pages=%d workers=%d runs=%d latency=%g ceiling=%g in
   runs, LATENCY, WORKERS / LATENCY, INFLIGHT) }
 for _, key in ipairs{ "crawl_c16", "wrk_c16", "crawl_c100", "wrk_c100", "latency_crawl", "inflight_requests",
   "inflight_rss_mb" } do
-  line[#line + 1] = ("%s=%.4g"):format(key, median(figures[key]))
+  line[#line + 1] = ("%s=%.4g"):format(key, figures:median(key))
 end
 print(table.concat(line, " "))
