@@ -8,16 +8,18 @@
  * allocates through hooks (xmlGcMemSetup), so while a parse runs on a thread
  * its small blocks come from an arena of that parse's own: chunks of
  * CHUNK_SIZE handed out front to back. The document keeps its arena
- * (doc->_private) and gives its chunks back after xmlFreeDoc, whose frees of
- * arena blocks do nothing. Chunks given back wait for the next parse (up to
- * SPARE_MAX bytes of them): a freed chunk returned to the kernel had to be
- * faulted in again by the next page.
+ * (doc->_private), and freeing it gives the chunks back without walking the
+ * tree (html_free_document). Chunks given back wait for the next parse (up
+ * to SPARE_MAX bytes of them): a freed chunk returned to the kernel had to
+ * be faulted in again by the next page.
  *
  * Every block carries a 16-byte header naming its arena (NULL: malloc's), so
  * that xmlFree and xmlRealloc work on any block, whoever made it and
- * wherever it is freed. Blocks larger than SMALL_MAX (the input buffer, large
- * text) are malloc's even in a parse, as is everything libxml2 allocates
- * outside one (XPath node sets, strings returned to us). The one thing a
+ * wherever it is freed. Blocks larger than SMALL_MAX (large text, a big
+ * hash table) are malloc's even in a parse, listed in their arena, which
+ * frees those still there. Everything libxml2 allocates outside a parse is
+ * plain malloc's (XPath node sets, strings returned to us, the parser
+ * context and its dictionary, made before the parse). The one thing a
  * parse leaves behind is the calling thread's last error, whose strings may
  * be the arena's: html_arena_end clears it while the arena lives.
  */
@@ -43,7 +45,15 @@ typedef struct chunk {
 } chunk;
 #define CHUNK_DATA (CHUNK_SIZE - offsetof(chunk, data))
 
+/* A block above SMALL_MAX made for an arena: malloc's, listed in its arena
+ * so that the arena frees what the tree still holds of them. */
+typedef struct large {
+  struct large *prev, *next;
+} large;
+_Static_assert(sizeof(large) == 16, "blocks stay 16-byte aligned");
+
 struct html_arena {
+  large *larges;  /* the large blocks of the parse still allocated */
   chunk *chunks;  /* the newest first: blocks come from its free space */
   chunk *reserve; /* taken from the spare ones, not used yet; given back when the parse ends */
   int take_next;  /* spare chunks to take at the next turn of the lock */
@@ -109,10 +119,36 @@ static void *arena_take(html_arena *a, size_t n) {
   return p;
 }
 
+/* A header for a large block of arena a (its links before it). */
+static header *large_new(html_arena *a, size_t n) {
+  if (n > SIZE_MAX - sizeof(large) - sizeof(header)) return NULL;
+  large *l = malloc(sizeof *l + sizeof(header) + n);
+  if (!l) return NULL;
+  l->prev = NULL;
+  l->next = a->larges;
+  if (a->larges) a->larges->prev = l;
+  a->larges = l;
+  return (header *)(l + 1);
+}
+
+static void large_free(header *h) {
+  large *l = (large *)h - 1;
+  html_arena *a = h->owner;
+  if (l->prev) l->prev->next = l->next;
+  else a->larges = l->next;
+  if (l->next) l->next->prev = l->prev;
+  free(l);
+}
+
+/* A block of n bytes for arena a: from its chunks, or a large one. */
+static header *arena_block(html_arena *a, size_t n) {
+  return n <= SMALL_MAX ? arena_take(a, sizeof(header) + n) : large_new(a, n);
+}
+
 static void *hook_malloc(size_t n) {
   if (n > SIZE_MAX - sizeof(header)) return NULL;
-  html_arena *a = n <= SMALL_MAX ? current : NULL;
-  header *h = a ? arena_take(a, sizeof *h + n) : malloc(sizeof *h + n);
+  html_arena *a = current;
+  header *h = a ? arena_block(a, n) : malloc(sizeof *h + n);
   if (!h) return NULL;
   h->owner = a;
   h->size = n;
@@ -122,12 +158,14 @@ static void *hook_malloc(size_t n) {
 static void hook_free(void *p) {
   if (!p) return;
   header *h = (header *)p - 1;
-  if (!h->owner) free(h); /* an arena's block goes with its arena */
+  if (!h->owner) free(h);
+  else if (h->size > SMALL_MAX) large_free(h);
+  /* (a small block of an arena goes with its arena) */
 }
 
 /* A block made outside a parse stays malloc's (it must not move into an
  * arena, which would free it with the document); an arena's block grows
- * within its own arena while it stays small. */
+ * within its own arena. */
 static void *hook_realloc(void *p, size_t n) {
   if (!p) return hook_malloc(n);
   if (n > SIZE_MAX - sizeof(header)) return NULL;
@@ -138,11 +176,12 @@ static void *hook_realloc(void *p, size_t n) {
     g->size = n;
     return g + 1;
   }
-  header *g = n <= SMALL_MAX ? arena_take(h->owner, sizeof *g + n) : malloc(sizeof *g + n);
+  header *g = arena_block(h->owner, n);
   if (!g) return NULL;
-  g->owner = n <= SMALL_MAX ? h->owner : NULL;
+  g->owner = h->owner;
   g->size = n;
   memcpy(g + 1, p, h->size < n ? h->size : n);
+  if (h->size > SMALL_MAX) large_free(h);
   return g + 1;
 }
 
@@ -197,6 +236,10 @@ void html_arena_end(html_arena *a) {
 
 void html_arena_free(html_arena *a) {
   if (!a) return;
+  for (large *l = a->larges, *next; l; l = next) {
+    next = l->next;
+    free(l);
+  }
   uv_mutex_lock(&spare_lock);
   give_back(a->chunks);
   uv_mutex_unlock(&spare_lock);
@@ -226,8 +269,16 @@ size_t html_document_bytes(htmlDocPtr doc) {
   return used;
 }
 
+/* A parsed tree is not walked: every block of it is its arena's, which goes
+ * whole, but for the dictionary of names, made with the parser context
+ * before the arena (its pools are the arena's). A document made outside a
+ * parse (empty_document) is freed by libxml2. */
 void html_free_document(htmlDocPtr doc) {
   html_arena *a = doc->_private;
-  xmlFreeDoc(doc);
+  if (!a) {
+    xmlFreeDoc(doc);
+    return;
+  }
+  if (doc->dict) xmlDictFree(doc->dict);
   html_arena_free(a);
 }
