@@ -67,7 +67,11 @@ typedef struct {
 } header;
 _Static_assert(sizeof(header) == 16, "blocks stay 16-byte aligned");
 
-static _Thread_local html_arena *current; /* the arena of the parse running on this thread */
+/* The arena of the parse running on this thread. initial-exec: read without
+ * a call to __tls_get_addr at each of the 100-odd allocations of a small
+ * parse (1.6 % of it); the module is dlopened, but 8 bytes fit in the static
+ * TLS that glibc keeps for such modules. */
+static _Thread_local html_arena *current __attribute__((tls_model("initial-exec")));
 
 /* Chunks given back, for the next parses of any thread. */
 static uv_once_t spare_once = UV_ONCE_INIT;
