@@ -139,6 +139,21 @@ describe("aqueue.http responses", function()
     assert.matches("Maximum %(%d+%) redirects followed", err)
   end)
 
+  it("carries nothing of one request into the next (their easy handles are pooled)", function()
+    -- one after the other, so each takes the handle the last one gave back
+    assert.are.equal("hello header", assert(http.get(base .. "/echo-header", { headers = { ["X-Test"] = "hello header" } })).body)
+    assert.are.equal("", assert(http.get(base .. "/echo-header")).body)
+    assert.are.equal("POST 4", assert(http.post(base .. "/method", "data")).body)
+    assert.are.equal("GET ", assert(http.get(base .. "/method")).body)
+    assert.are.equal("", assert(http.request{ method = "HEAD", url = base .. "/small.txt" }).body)
+    assert.are.equal("hello\n", assert(http.get(base .. "/small.txt")).body)
+    assert.are.equal(302, assert(http.get(base .. "/redirect", { follow_redirects = false })).status)
+    assert.are.equal(200, assert(http.get(base .. "/redirect")).status)
+    local _, _, code = http.get(base .. "/small.txt", { max_body = 2 })
+    assert.are.equal("EFBIG", code)
+    assert.are.equal("hello\n", assert(http.get(base .. "/small.txt")).body)
+  end)
+
   it("refuses a redirect to another scheme than http and https", function()
     for _, path in ipairs{ "/to-ftp", "/to-file" } do
       local res, err, code = http.get(base .. path)

@@ -71,6 +71,7 @@ typedef struct {
   int active;  /* transfers in the multi */
   int closing; /* handles of the struct still closing */
   CURL *pool[HTTP_EASY_POOL];
+  unsigned char pool_ready[HTTP_EASY_POOL]; /* the handle kept its options (not reset) */
   int npool;
   http_hosts hosts; /* the per-host gate */
   long max_host;    /* its cap: max_per_host, 0 for none */
@@ -113,11 +114,13 @@ CURLMcode http_multi_add(http_multi *m, CURL *easy);
 void http_multi_remove(http_multi *m, CURL *easy);
 
 /* An easy handle for a new request: an idle one from the pool, or a new one
- * (NULL when out of memory). */
-CURL *http_easy_take(http_multi *m);
-/* Takes back the easy handle of a request that ran to the end: reset (its
- * caches and connections stay) and kept for the next, or cleaned up. */
-void http_easy_give_back(http_multi *m, CURL *easy);
+ * (NULL when out of memory). *ready: it kept the options every request sets
+ * alike (http_request.c), so only the others need setting. */
+CURL *http_easy_take(http_multi *m, int *ready);
+/* Takes back the easy handle of a request that ran to the end, kept for the
+ * next (its caches and connections stay) or cleaned up: as it is when ready
+ * (its request set nothing the next would have to undo), else reset. */
+void http_easy_give_back(http_multi *m, CURL *easy, int ready);
 
 /* --- one request (http_request.c) --- */
 
@@ -166,6 +169,7 @@ struct http_req {
   unsigned cancelled : 1; /* the task is gone */
   unsigned paused : 1;    /* the body callback asked curl to pause */
   unsigned too_big : 1;   /* the body went over max_body: the transfer was failed */
+  unsigned easy_ready : 1; /* easy has the fixed options; and, once set up, may go back unreset */
   unsigned waiting : 1;   /* in its host's queue (http_hosts.c), not in the multi */
   char host_key[272];     /* a plain-HTTP URL's "host:port" (http_host_key), "" when not gated */
   size_t host_key_len;

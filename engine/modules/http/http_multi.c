@@ -193,11 +193,28 @@ void http_multi_remove(http_multi *m, CURL *easy) {
   if (--m->active == 0) uv_unref((uv_handle_t *)&m->keepalive);
 }
 
-CURL *http_easy_take(http_multi *m) { return m->npool > 0 ? m->pool[--m->npool] : curl_easy_init(); }
+CURL *http_easy_take(http_multi *m, int *ready) {
+  if (m->npool == 0) {
+    *ready = 0;
+    return curl_easy_init();
+  }
+  m->npool--;
+  *ready = m->pool_ready[m->npool];
+  return m->pool[m->npool];
+}
 
-void http_easy_give_back(http_multi *m, CURL *easy) {
+void http_easy_give_back(http_multi *m, CURL *easy, int ready) {
   if (m->npool < HTTP_EASY_POOL) {
-    curl_easy_reset(easy); /* options only: caches and connections stay */
+    if (!ready) {
+      curl_easy_reset(easy); /* options only: caches and connections stay */
+    } else { /* no pointer into the freed request stays with the idle handle */
+      curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+      curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
+      curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
+      curl_easy_setopt(easy, CURLOPT_HEADERDATA, NULL);
+      curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+    }
+    m->pool_ready[m->npool] = (unsigned char)ready;
     m->pool[m->npool++] = easy;
   } else {
     curl_easy_cleanup(easy);

@@ -32,7 +32,7 @@ static void leave_host(http_req *r);
 void http_request_free(http_req *r) {
   if (r->host) leave_host(r); /* (every end of a transfer leaves it already) */
   http_cookies_detach(r);
-  if (r->easy) http_easy_give_back(r->m, r->easy);
+  if (r->easy) http_easy_give_back(r->m, r->easy, r->easy_ready);
   deadline_close(r);
   curl_slist_free_all(r->headers);
   free(r->url);
@@ -248,13 +248,10 @@ static int make_deadline(http_req *r) {
   return 0;
 }
 
-/* Sets the easy handle's options for request r. Returns HTTP_NEW_OK, or
- * HTTP_NEW_NO_MEMORY, or HTTP_NEW_BAD_URL when curl refuses the URL. */
-static int set_up_easy(http_req *r, const http_options *o) {
-  CURL *easy = r->easy;
-  curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)&r->transfer);
-  r->errbuf[0] = '\0'; /* curl writes it only when the transfer fails */
-  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, r->errbuf);
+/* The options every request sets alike: kept by a handle that goes back to
+ * the pool without a reset (http_easy_give_back), so set only on a new or a
+ * reset one. curl_easy_reset and these cost 6k instructions a request. */
+static void set_fixed_options(CURL *easy) {
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075700
   /* Removing a transfer whose name is still being resolved must not wait for
@@ -262,35 +259,49 @@ static int set_up_easy(http_req *r, const http_options *o) {
   curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);
 #endif
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(easy, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(easy, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, ""); /* every decoding curl has */
   /* HTTP/2 over TLS when the server offers it (ALPN), HTTP/1.1 otherwise;
    * curl 7.88's default, said here so no build of curl differs. */
   curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  if (o->ca_file) curl_easy_setopt(easy, CURLOPT_CAINFO, o->ca_file); /* curl copies it */
-  if (o->proxy) curl_easy_setopt(easy, CURLOPT_PROXY, o->proxy);
-  if (o->jar) http_cookies_attach(r, o->jar);
   /* (redirects too: curl follows none to a protocol this leaves out, so a
    * CURLOPT_REDIR_PROTOCOLS_STR of its own would only cost its parse, 2k
    * instructions a request) */
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, o->follow_redirects ? 1L : 0L);
   curl_easy_setopt(easy, CURLOPT_MAXREDIRS, (long)MAX_REDIRECTS);
   curl_easy_setopt(easy, CURLOPT_USERAGENT, USER_AGENT);
+}
+
+/* Sets the easy handle's options for request r. Returns HTTP_NEW_OK, or
+ * HTTP_NEW_NO_MEMORY, or HTTP_NEW_BAD_URL when curl refuses the URL. */
+static int set_up_easy(http_req *r, const http_options *o) {
+  CURL *easy = r->easy;
+  if (!r->easy_ready) set_fixed_options(easy);
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)&r->transfer);
+  r->errbuf[0] = '\0'; /* curl writes it only when the transfer fails */
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, r->errbuf);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, r);
+  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, o->follow_redirects ? 1L : 0L);
+  long timeout_ms = 0; /* (0: none) */
   if (o->timeout > 0) {
     double ms = ceil(o->timeout * 1000.0);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, ms >= 1e12 ? (long)1e12 : (long)ms);
+    timeout_ms = ms >= 1e12 ? (long)1e12 : (long)ms;
     if (make_deadline(r) != 0) return HTTP_NEW_NO_MEMORY;
   }
-  if (o->max_body > 0) {
-    /* A Content-Length above the limit fails before the body is read; the
-     * body callback counts the decoded bytes of any other. */
-    r->max_body = (curl_off_t)o->max_body;
-    curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, r->max_body);
-  }
-  if (r->headers) curl_easy_setopt(easy, CURLOPT_HTTPHEADER, r->headers);
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+  /* A Content-Length above the limit fails before the body is read; the
+   * body callback counts the decoded bytes of any other. (0: no limit) */
+  r->max_body = o->max_body > 0 ? (curl_off_t)o->max_body : 0;
+  curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, r->max_body);
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, r->headers);
+  /* Options the next request would have to undo: the handle is reset when
+   * it goes back to the pool (http_request_free). */
+  int plain_get = !o->body && strcmp(o->method, "GET") == 0;
+  r->easy_ready = plain_get && !o->ca_file && !o->proxy && !o->jar;
+  if (o->ca_file) curl_easy_setopt(easy, CURLOPT_CAINFO, o->ca_file); /* curl copies it */
+  if (o->proxy) curl_easy_setopt(easy, CURLOPT_PROXY, o->proxy);
+  if (o->jar) http_cookies_attach(r, o->jar);
   set_method(easy, o->method, o->body, o->body_len);
   if (strlen(o->url) != o->url_len || curl_easy_setopt(easy, CURLOPT_URL, o->url) != CURLE_OK)
     return HTTP_NEW_BAD_URL;
@@ -310,7 +321,9 @@ int http_request_new(lua_State *L, http_multi *m, const http_options *o, http_re
   r->timeout = o->timeout;
   r->start_ns = uv_hrtime();
   if (!o->proxy) r->host_key_len = http_host_key(o->url, r->host_key, sizeof r->host_key);
-  r->easy = http_easy_take(m);
+  int ready = 0;
+  r->easy = http_easy_take(m, &ready);
+  r->easy_ready = (unsigned)ready;
   int rc = HTTP_NEW_NO_MEMORY;
   if (r->easy && copy_options(L, r, o) == 0) rc = set_up_easy(r, o);
   if (rc != HTTP_NEW_OK) {
