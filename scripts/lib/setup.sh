@@ -9,13 +9,13 @@ AQUEUE_BUILD="$AQUEUE_ROOT/build"
 # what the tests, examples and benchmarks drive: nginx (a local site to crawl;
 # setpriv from util-linux ties it to its parent, openssl makes its test
 # certificate), wrk (the HTTP reference), python3 (the asyncio references),
-# tmux (terminal tests), zlib (the example C module), hiredis (the Redis protocol
+# tmux (terminal tests), zlib and brotli (HTTP bodies; zlib for the example C module too), hiredis (the Redis protocol
 # of aqueue.redis), redis-server (the tests and benchmarks start their own, with
 # redis-benchmark as the reference), libxml2 (aqueue.html's parser and XPath) and
 # python3-parsel (the reference of the HTML benchmark).
 AQUEUE_PACKAGES=(
   build-essential cmake pkg-config
-  luajit libluajit-5.1-dev libuv1-dev lua-cjson lua-cjson-dev libcurl4-openssl-dev libsqlite3-dev lua-busted zlib1g-dev
+  luajit libluajit-5.1-dev libuv1-dev lua-cjson lua-cjson-dev libcurl4-openssl-dev libsqlite3-dev lua-busted zlib1g-dev libbrotli-dev
   libhiredis-dev redis-server libxml2-dev python3-parsel
   nginx-light util-linux openssl ca-certificates wrk python3 tmux procps time
 )

@@ -9,7 +9,12 @@
  *   http_multi.c     the curl multi handle on libuv: sockets, timer, finished
  *                    transfers, the pool of easy handles, the per-engine state
  *   http_hosts.c     the per-host gate: plain-HTTP requests over max_per_host
- *                    wait there, in order, rather than in curl
+ *                    wait there, in order, rather than in curl; and the
+ *                    hosts' idle connections of http_wire.c
+ *   http_wire.c      plain-HTTP GET and HEAD without curl: connections of
+ *                    its own on libuv, kept alive and reused
+ *   http_reader.c    its response reader: status, headers, body framing
+ *   http_decode.c    its Content-Encoding decoders (gzip, deflate, br)
  *   http_request.c   one request's life: its easy handle, start, the body
  *                    callback, the deadline, cancel, the end
  *   http_output.c    the output= file: "<path>.part" written through uv_fs,
@@ -39,6 +44,7 @@
 #define AQ_HTTP_H
 
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <curl/curl.h>
 #include <lua.h>
@@ -49,11 +55,17 @@
 #define HTTP_DEFAULT_MAX_HOST 16   /* connections to one host */
 #define HTTP_EASY_POOL 64          /* idle easy handles kept for the next requests */
 
+#define HTTP_STR_(x) #x
+#define HTTP_STR(x) HTTP_STR_(x)
+#define HTTP_USER_AGENT                                                                   \
+  "aqueue/" HTTP_STR(AQUEUE_VERSION_MAJOR) "." HTTP_STR(AQUEUE_VERSION_MINOR) "." HTTP_STR(AQUEUE_VERSION_PATCH)
+
 /* --- the multi handle and its libuv driver (http_multi.c) --- */
 
 typedef struct http_sock http_sock;
 typedef struct http_host http_host;
 typedef struct http_req http_req;
+typedef struct http_conn http_conn;
 
 /* The hosts with plain-HTTP transfers running or waiting (http_hosts.c). */
 typedef struct {
@@ -75,6 +87,15 @@ typedef struct {
   int npool;
   http_hosts hosts; /* the per-host gate */
   long max_host;    /* its cap: max_per_host, 0 for none */
+  /* http_wire.c's connections: */
+  long max_total;           /* max_connections for them (curl counts its own), 0 for none */
+  long wire_open;           /* open or opening */
+  http_conn *lru_head, *lru_tail; /* the idle ones, the least recently used first */
+  http_req *queue_head, *queue_tail; /* requests waiting for a connection under max_total */
+  int wire_off;             /* a proxy from the environment: every request goes to curl */
+  int kicking;              /* the queue is being served (http_wire.c) */
+  int shutting;             /* the engine closed it: freed once `closing` is 0 */
+  char read_buf[65536];     /* what a read hands over (used up within its callback) */
 } http_multi;
 
 /* The module's per-engine state (aq_module_state: it lives until lua_close,
@@ -122,6 +143,23 @@ CURL *http_easy_take(http_multi *m, int *ready);
  * (its request set nothing the next would have to undo), else reset. */
 void http_easy_give_back(http_multi *m, CURL *easy, int ready);
 
+/* A transfer of curl's or of http_wire.c's started (+1) or ended (-1): the
+ * loop stays alive while any runs, and only then. (Inline, as libuv's
+ * handle counts are: http_multi.c and http_wire.c both keep them.) */
+static inline void http_multi_busy(http_multi *m, int delta) {
+  int was = m->active;
+  m->active += delta;
+  if (was == 0 && m->active > 0) uv_ref((uv_handle_t *)&m->keepalive);
+  else if (was > 0 && m->active == 0) uv_unref((uv_handle_t *)&m->keepalive);
+}
+
+/* The multi's count of things that will call back (handles closing,
+ * connections alive) went down by one: frees it when it was the last after
+ * the engine's close. */
+static inline void http_multi_unref(http_multi *m) {
+  if (--m->closing == 0 && m->shutting) free(m);
+}
+
 /* --- one request (http_request.c) --- */
 
 typedef struct http_jar http_jar;
@@ -150,6 +188,29 @@ typedef struct {
  * close, rename, remove) is done. */
 typedef void (*http_output_cb)(http_req *r);
 
+typedef struct http_decoder http_decoder;
+
+/* A plain-HTTP URL's parts for http_wire.c (http_wire_target). */
+typedef struct {
+  char host[256];     /* for connecting: a name, or an address without brackets */
+  char port[8];       /* "80" unless given */
+  char authority[272]; /* the Host header: host[:port] as the URL has it */
+  char *path;          /* path and query, malloc'd */
+  char *auth;          /* "Basic ..." for a user in the URL, malloc'd; or NULL */
+} http_target;
+
+/* Reads a response for http_wire.c (http_reader.c). */
+typedef struct {
+  int state, status, minor;
+  int head_only;             /* the request was HEAD: no body */
+  int keep_alive;            /* the connection may serve another request */
+  int64_t content_length;    /* -1 when the body is not framed by one */
+  int64_t left;              /* of the body or of the chunk being read */
+  aq_buf line;               /* an unfinished head or line */
+  CURLcode code;             /* the failure, with curl's code */
+  char words[96];            /* and words */
+} http_reader;
+
 struct http_req {
   CURL *easy;
   http_transfer transfer; /* what the multi calls back when curl ends it */
@@ -175,6 +236,22 @@ struct http_req {
   size_t host_key_len;
   http_host *host;           /* counted by, or waiting at, this host; NULL when neither */
   http_req *wait_prev, *wait_next; /* its host's queue, while waiting */
+  /* Served by http_wire.c rather than curl (plain-HTTP GET and HEAD): */
+  unsigned wire : 1;         /* its URL is http_wire.c's: no easy handle */
+  unsigned in_wire : 1;      /* on a connection, or waiting for one */
+  unsigned wire_waiting : 1; /* in the multi's queue for a connection (max_connections) */
+  unsigned head_only : 1;    /* HEAD: no body follows the headers */
+  unsigned follow : 1;       /* follow_redirects */
+  http_conn *conn;           /* the connection it is on, NULL when none */
+  http_target target;        /* where it goes (its URL's parts) */
+  aq_buf out;                /* the request's bytes */
+  char *eff_url;             /* its URL as curl writes it, after redirects */
+  char *redirect_to;         /* set at the end of a redirect to follow: where */
+  int redirects;             /* followed so far */
+  int os_errno;              /* a failed connect's */
+  int status;                /* of the response */
+  int minor;                 /* its HTTP/1.minor */
+  http_decoder *decoder;     /* of its Content-Encoding, NULL for none */
   curl_off_t max_body;    /* bytes, 0 for no limit */
   curl_off_t received;    /* body bytes handed over by curl (decoded) */
   aq_buf body;            /* the response body, without output */
@@ -243,6 +320,62 @@ http_req *http_host_next(http_hosts *t, http_host *h, long cap);
 
 /* Frees every entry (the multi's close). */
 void http_hosts_free(http_hosts *t);
+
+/* An idle connection of the host, the most recently used first; the host
+ * keeps the entry while it has connections (http_host_conns). */
+http_conn **http_host_idle(http_host *h);
+/* Counts a connection of the host opened (+1) or closed (-1); the entry is
+ * freed when nothing refers to it any more. */
+void http_host_conns(http_hosts *t, http_host *h, int delta);
+
+/* --- plain HTTP without curl (http_wire.c, http_reader.c, http_decode.c) --- */
+
+/* Fills t from url when http_wire.c can serve it: http:// with a host of
+ * ASCII (a user and password in it become Basic authorization, as curl
+ * sends them); writes the URL as curl would to *eff_url
+ * (malloc'd). Returns 0, or -1 (curl serves it then). */
+int http_wire_target(const char *url, http_target *t, char **eff_url);
+
+/* Makes r->out, the request's bytes, from r->target, the method and the
+ * "Name: value" header lines (curl's spellings: "Name:" drops a header the
+ * request would send, "Name;" sends it empty). Returns 0, or -1 when out of memory. */
+int http_wire_compose(http_req *r);
+
+/* Starts r (admitted by its host) on an idle connection or a new one, or
+ * queues it under max_connections; its end comes through r->transfer.over. */
+void http_wire_start(http_req *r);
+
+/* Stops r: off its connection (closed: a response cut short cannot be
+ * reused) or out of the queue. */
+void http_wire_stop(http_req *r);
+
+/* Closes every idle connection (the engine's close). */
+void http_wire_close_idle(http_multi *m);
+
+typedef struct {
+  /* The final response's head: lines are the header lines after the status
+   * line. Returns 0, or -1 to stop (with the reader's code set). */
+  int (*head)(void *ud, http_reader *rd, const char *lines, size_t len);
+  int (*body)(void *ud, const char *data, size_t n); /* 0, or -1 to stop */
+} http_reader_calls;
+
+void http_reader_start(http_reader *rd, int head_only);
+void http_reader_free(http_reader *rd);
+/* Reads n more bytes. Returns how many it used (fewer than n only once the
+ * response is complete), or -1 on failure (rd->code, rd->words). */
+long http_reader_feed(http_reader *rd, const char *data, size_t n, const http_reader_calls *calls, void *ud);
+int http_reader_done(const http_reader *rd);
+/* The connection ended: 0 when that completes the response, else -1 (rd->code). */
+int http_reader_eof(http_reader *rd);
+
+typedef int (*http_decoded_cb)(void *ud, const char *data, size_t n);
+/* A decoder for a Content-Encoding value: 0 with *out (NULL for identity),
+ * -1 for a coding it does not know, -2 out of memory. */
+int http_decoder_new(const char *coding, size_t len, http_decoder **out);
+/* Decodes n bytes to out. Returns 0, -1 for a corrupt stream, -2 when out
+ * refused (or out of memory). */
+int http_decoder_run(http_decoder *d, const char *in, size_t n, http_decoded_cb out, void *ud);
+void http_decoder_free(http_decoder *d);
 
 /* --- the output file (http_output.c) --- */
 

@@ -15,8 +15,8 @@ static const char *failure_code(const http_req *r) {
   if (r->too_big) return "EFBIG";
   switch (r->code) {
   case CURLE_COULDNT_CONNECT: {
-    long os_errno = 0;
-    curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
+    long os_errno = r->os_errno; /* http_wire.c's; curl keeps its own */
+    if (r->easy) curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
     if (os_errno == EHOSTUNREACH) return "EHOSTUNREACH";
     if (os_errno == ENETUNREACH) return "ENETUNREACH";
     if (os_errno == ETIMEDOUT) return "ETIMEDOUT";
@@ -73,7 +73,7 @@ static const char *failure_code(const http_req *r) {
 /* The URL a failure is about: where the transfer was when it failed (after
  * redirects), else the one asked for. */
 static const char *failure_url(const http_req *r) {
-  char *url = NULL;
+  char *url = r->eff_url; /* http_wire.c's */
   if (r->easy) curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
   return url && url[0] ? url : r->url;
 }

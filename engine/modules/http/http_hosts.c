@@ -20,8 +20,12 @@
  * the environment (http_proxy): at most max_per_host requests to one site
  * are in flight then too.
  *
+ * An entry also holds its host's connections of http_wire.c (counted, and
+ * the idle ones listed), which serve plain-HTTP GET and HEAD without curl.
+ *
  * Ownership: a host entry is made by the first request that needs it and
- * freed once it has no running transfer and no waiting request; a request
+ * freed once it has no running transfer, no waiting request and no
+ * connection; a request
  * holds its entry (http_req.host) from admission or queueing until
  * http_host_leave. The entries belong to the multi (http_multi.hosts).
  */
@@ -35,6 +39,8 @@ struct http_host {
   http_host *next; /* in its bucket */
   long running;    /* this host's transfers in curl */
   http_req *head, *tail; /* waiting, the oldest first */
+  long conns;            /* http_wire.c's connections to it, open or opening */
+  http_conn *idle;       /* those of them idle, the most recently used first */
   size_t len;
   char key[]; /* "host:port" in lower case */
 };
@@ -100,7 +106,7 @@ http_host *http_host_get(http_hosts *t, const char *key, size_t len) {
 
 /* Frees h when nothing refers to it any more. */
 static void drop_if_idle(http_hosts *t, http_host *h) {
-  if (h->running > 0 || h->head) return;
+  if (h->running > 0 || h->head || h->conns > 0) return;
   http_host **p = &t->buckets[hash(h->key, h->len) & (t->nbuckets - 1)];
   while (*p != h) p = &(*p)->next;
   *p = h->next;
@@ -149,6 +155,13 @@ http_req *http_host_next(http_hosts *t, http_host *h, long cap) {
   next->waiting = 0;
   h->running++;
   return next;
+}
+
+http_conn **http_host_idle(http_host *h) { return &h->idle; }
+
+void http_host_conns(http_hosts *t, http_host *h, int delta) {
+  h->conns += delta;
+  drop_if_idle(t, h);
 }
 
 void http_hosts_free(http_hosts *t) {

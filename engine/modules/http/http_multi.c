@@ -137,10 +137,23 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
 
 void http_multi_set_limits(http_multi *m, const http_state *st) {
   m->max_host = st->max_host;
+  m->max_total = st->max_total;
   curl_multi_setopt(m->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, st->max_total);
   curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, st->max_host);
   /* Keep as many idle connections as may be open at once (0: curl's default). */
   curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, st->max_total);
+}
+
+/* Does the environment name a proxy that curl would use for http://?
+ * (http_proxy, or all_proxy; curl reads the lower-case http_proxy only.)
+ * Then every request goes to curl, which honours it and no_proxy. */
+static int proxy_in_environment(void) {
+  static const char *names[] = { "http_proxy", "all_proxy", "ALL_PROXY" };
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    const char *v = getenv(names[i]);
+    if (v && v[0]) return 1;
+  }
+  return 0;
 }
 
 http_multi *http_multi_get(lua_State *L, http_state *st) {
@@ -165,6 +178,7 @@ http_multi *http_multi_get(lua_State *L, http_state *st) {
   }
   m->multi = multi;
   m->loop = loop;
+  m->wire_off = proxy_in_environment();
   m->keepalive.data = m;
   uv_unref((uv_handle_t *)&m->keepalive);
   uv_timer_init(loop, &m->timer);
@@ -184,13 +198,13 @@ http_multi *http_multi_get(lua_State *L, http_state *st) {
 CURLMcode http_multi_add(http_multi *m, CURL *easy) {
   CURLMcode rc = curl_multi_add_handle(m->multi, easy);
   if (rc != CURLM_OK) return rc;
-  if (m->active++ == 0) uv_ref((uv_handle_t *)&m->keepalive);
+  http_multi_busy(m, +1);
   return CURLM_OK;
 }
 
 void http_multi_remove(http_multi *m, CURL *easy) {
   curl_multi_remove_handle(m->multi, easy);
-  if (--m->active == 0) uv_unref((uv_handle_t *)&m->keepalive);
+  http_multi_busy(m, -1);
 }
 
 CURL *http_easy_take(http_multi *m, int *ready) {
@@ -221,11 +235,9 @@ void http_easy_give_back(http_multi *m, CURL *easy, int ready) {
   }
 }
 
-/* Both handles inside the struct must be closed before it is freed. */
-static void on_multi_handle_closed(uv_handle_t *handle) {
-  http_multi *m = handle->data;
-  if (--m->closing == 0) free(m);
-}
+/* Both handles inside the struct, and every connection of http_wire.c, must
+ * be gone before it is freed. */
+static void on_multi_handle_closed(uv_handle_t *handle) { http_multi_unref(handle->data); }
 
 /* The engine's close hook: every task was cancelled, so no transfer is left
  * in the multi. Closes the cached connections, then every uv handle; the
@@ -239,7 +251,9 @@ static void on_engine_close(aq_engine *engine, void *data) {
   if (!m) return;
   for (int i = 0; i < m->npool; i++) curl_easy_cleanup(m->pool[i]);
   m->npool = 0;
-  http_hosts_free(&m->hosts); /* (empty: every request was cancelled) */
+  m->shutting = 1;
+  http_wire_close_idle(m); /* (the busy ones closed with their cancelled requests) */
+  http_hosts_free(&m->hosts); /* (empty: every request was cancelled, every connection closed) */
   curl_multi_cleanup(m->multi); /* may still call on_curl_socket / on_curl_timer */
   m->multi = NULL;
   for (size_t fd = 0; fd < m->socks_len; fd++)
@@ -247,7 +261,7 @@ static void on_engine_close(aq_engine *engine, void *data) {
   free(m->socks);
   m->socks = NULL;
   m->socks_len = 0;
-  m->closing = 2;
+  m->closing += 2;
   uv_close((uv_handle_t *)&m->keepalive, on_multi_handle_closed);
   uv_close((uv_handle_t *)&m->timer, on_multi_handle_closed);
   curl_global_cleanup();

@@ -14,10 +14,6 @@
 #define MAX_REDIRECTS 20
 #define DEADLINE_GRACE_MS 20 /* the deadline timer lets curl's own timeout go first */
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
-#define USER_AGENT                                                                        \
-  "aqueue/" STR(AQUEUE_VERSION_MAJOR) "." STR(AQUEUE_VERSION_MINOR) "." STR(AQUEUE_VERSION_PATCH)
 
 static void on_deadline_closed(uv_handle_t *handle) { free(handle); }
 
@@ -36,6 +32,12 @@ void http_request_free(http_req *r) {
   deadline_close(r);
   curl_slist_free_all(r->headers);
   free(r->url);
+  free(r->target.path);
+  free(r->target.auth);
+  free(r->eff_url);
+  free(r->redirect_to);
+  aq_buf_free(&r->out);
+  http_decoder_free(r->decoder);
   aq_buf_free(&r->body);
   aq_buf_free(&r->head);
   aq_buf_free(&r->pending);
@@ -57,6 +59,10 @@ static CURLMcode enter_multi(http_req *r) {
 /* A request its host admitted after waiting goes into the multi, or, when
  * curl refuses it, ends with that error. */
 static void start_admitted(http_req *r) {
+  if (r->wire) {
+    http_wire_start(r);
+    return;
+  }
   CURLMcode rc = enter_multi(r);
   if (rc == CURLM_OK) return;
   leave_host(r);
@@ -82,8 +88,80 @@ static void stop_transfer(http_req *r) {
     http_multi_remove(r->m, r->easy);
     r->in_multi = 0;
   }
+  http_wire_stop(r);
   if (r->host) leave_host(r);
   deadline_close(r);
+}
+
+static CURLMcode add_transfer(http_req *r);
+static int start_transfer(http_req *r);
+static int set_up_easy(http_req *r, const http_options *o);
+
+/* Ends the request with curl's code and words before its transfer starts
+ * (or again). */
+static void end_early(http_req *r, CURLcode code, const char *words) {
+  r->done = 1;
+  r->code = code;
+  snprintf(r->errbuf, sizeof r->errbuf, "%s", words);
+  advance(r);
+}
+
+/* A response of http_wire.c was a redirect to r->redirect_to: the request
+ * goes on there, by http_wire.c again when that is plain HTTP, else by curl
+ * (https), which follows the redirects still allowed and refuses what it
+ * does not serve. */
+static void follow_redirect(http_req *r) {
+  char *url = r->redirect_to;
+  r->redirect_to = NULL;
+  if (++r->redirects > MAX_REDIRECTS) {
+    free(url);
+    char words[64];
+    snprintf(words, sizeof words, "Maximum (%d) redirects followed", MAX_REDIRECTS);
+    end_early(r, CURLE_TOO_MANY_REDIRECTS, words);
+    return;
+  }
+  free(r->eff_url);
+  free(r->target.path);
+  free(r->target.auth);
+  r->eff_url = r->target.path = r->target.auth = NULL;
+  aq_buf_reset(&r->head);
+  r->host_key_len = http_host_key(url, r->host_key, sizeof r->host_key);
+  if (r->host_key_len && http_wire_target(url, &r->target, &r->eff_url) == 0) {
+    free(url);
+    if (http_wire_compose(r) != 0) {
+      end_early(r, CURLE_OUT_OF_MEMORY, "out of memory");
+      return;
+    }
+  } else { /* to curl, from here on */
+    r->wire = 0;
+    int ready;
+    r->easy = http_easy_take(r->m, &ready);
+    if (!r->easy) {
+      free(url);
+      end_early(r, CURLE_OUT_OF_MEMORY, "out of memory");
+      return;
+    }
+    r->easy_ready = (unsigned)ready;
+    double left = r->timeout - (double)(uv_hrtime() - r->start_ns) / 1e9;
+    http_options o = {
+        .method = r->head_only ? "HEAD" : "GET",
+        .url = url,
+        .url_len = strlen(url),
+        .timeout = r->timeout > 0 ? (left > 0.001 ? left : 0.001) : 0,
+        .max_body = (double)r->max_body,
+        .follow_redirects = 1,
+    };
+    int rc = set_up_easy(r, &o);
+    r->easy_ready = 0; /* (MAXREDIRS differs: reset when it goes back) */
+    curl_easy_setopt(r->easy, CURLOPT_MAXREDIRS, (long)(MAX_REDIRECTS - r->redirects));
+    if (rc != HTTP_NEW_OK) {
+      end_early(r, rc == HTTP_NEW_BAD_URL ? CURLE_URL_MALFORMAT : CURLE_OUT_OF_MEMORY, url);
+      free(url);
+      return;
+    }
+    free(url);
+  }
+  if (start_transfer(r) != 0) advance(r);
 }
 
 /* curl ended the transfer with `code` (the multi's http_transfer callback):
@@ -91,6 +169,10 @@ static void stop_transfer(http_req *r) {
 static void on_transfer_over(void *data, CURLcode code) {
   http_req *r = data;
   stop_transfer(r);
+  if (code == CURLE_OK && r->redirect_to) {
+    follow_redirect(r);
+    return;
+  }
   r->done = 1;
   r->code = code;
   advance(r);
@@ -101,7 +183,12 @@ static void on_transfer_over(void *data, CURLcode code) {
  * which it starts when one of them ends. Returns CURLM_OK or curl's error. */
 static CURLMcode add_transfer(http_req *r) {
   http_host *h = r->host_key_len ? http_host_get(&r->m->hosts, r->host_key, r->host_key_len) : NULL;
+  if (r->wire && !h) return CURLM_OUT_OF_MEMORY;
   if (h && !http_host_admit(h, r, r->m->max_host)) return CURLM_OK; /* waits */
+  if (r->wire) {
+    http_wire_start(r);
+    return CURLM_OK;
+  }
   CURLMcode rc = enter_multi(r);
   if (rc != CURLM_OK && r->host) leave_host(r);
   return rc;
@@ -124,18 +211,21 @@ static int start_transfer(http_req *r) {
  * max_connections / max_per_host caps). End it here, as curl would. */
 static void on_deadline(uv_timer_t *timer) {
   http_req *r = timer->data;
-  if (!r->in_multi && !r->waiting) return;
-  curl_off_t connect = 0, lookup = 0; /* (0 for a request still in its host's queue) */
+  if (!r->in_multi && !r->waiting && !r->in_wire) return;
+  /* waiting: in its host's queue, in the wire's, or in curl's own */
+  int no_connection = r->waiting || r->wire_waiting;
   if (r->in_multi) {
+    curl_off_t connect = 0, lookup = 0;
     curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME_T, &connect);
     curl_easy_getinfo(r->easy, CURLINFO_NAMELOOKUP_TIME_T, &lookup);
+    no_connection = connect == 0 && lookup == 0;
   }
   stop_transfer(r);
   r->done = 1;
   r->code = CURLE_OPERATION_TIMEDOUT;
   snprintf(r->errbuf, sizeof r->errbuf, "Operation timed out after %llu milliseconds%s",
            (unsigned long long)((uv_hrtime() - r->start_ns) / 1000000),
-           connect == 0 && lookup == 0 ? " waiting for a free connection" : "");
+           no_connection ? " waiting for a free connection" : "");
   advance(r);
 }
 
@@ -269,7 +359,7 @@ static void set_fixed_options(CURL *easy) {
    * instructions a request) */
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_MAXREDIRS, (long)MAX_REDIRECTS);
-  curl_easy_setopt(easy, CURLOPT_USERAGENT, USER_AGENT);
+  curl_easy_setopt(easy, CURLOPT_USERAGENT, HTTP_USER_AGENT);
 }
 
 /* Sets the easy handle's options for request r. Returns HTTP_NEW_OK, or
@@ -286,8 +376,7 @@ static int set_up_easy(http_req *r, const http_options *o) {
   long timeout_ms = 0; /* (0: none) */
   if (o->timeout > 0) {
     double ms = ceil(o->timeout * 1000.0);
-    timeout_ms = ms >= 1e12 ? (long)1e12 : (long)ms;
-    if (make_deadline(r) != 0) return HTTP_NEW_NO_MEMORY;
+    timeout_ms = ms >= 1e12 ? (long)1e12 : ms < 1 ? 1 : (long)ms;
   }
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
   /* A Content-Length above the limit fails before the body is read; the
@@ -320,12 +409,25 @@ int http_request_new(lua_State *L, http_multi *m, const http_options *o, http_re
   r->fs.data = r;
   r->timeout = o->timeout;
   r->start_ns = uv_hrtime();
+  r->max_body = o->max_body > 0 ? (curl_off_t)o->max_body : 0;
+  r->follow = o->follow_redirects ? 1 : 0;
+  r->head_only = strcmp(o->method, "HEAD") == 0;
   if (!o->proxy) r->host_key_len = http_host_key(o->url, r->host_key, sizeof r->host_key);
-  int ready = 0;
-  r->easy = http_easy_take(m, &ready);
-  r->easy_ready = (unsigned)ready;
+  /* Plain-HTTP GET and HEAD go to http_wire.c, the rest to curl. */
+  r->wire = r->host_key_len && !m->wire_off && !o->body && (r->head_only || strcmp(o->method, "GET") == 0) &&
+            !o->output && !o->jar && strlen(o->url) == o->url_len &&
+            http_wire_target(o->url, &r->target, &r->eff_url) == 0;
   int rc = HTTP_NEW_NO_MEMORY;
-  if (r->easy && copy_options(L, r, o) == 0) rc = set_up_easy(r, o);
+  if (copy_options(L, r, o) != 0 || (o->timeout > 0 && make_deadline(r) != 0)) {
+    rc = HTTP_NEW_NO_MEMORY;
+  } else if (r->wire) {
+    rc = http_wire_compose(r) == 0 ? HTTP_NEW_OK : HTTP_NEW_NO_MEMORY;
+  } else {
+    int ready = 0;
+    r->easy = http_easy_take(m, &ready);
+    r->easy_ready = (unsigned)ready;
+    if (r->easy) rc = set_up_easy(r, o);
+  }
   if (rc != HTTP_NEW_OK) {
     http_request_free(r);
     return rc;

@@ -110,9 +110,10 @@ int http_response_index(lua_State *L) {
 }
 
 /* The HTTP version of the last response: "1.1", "2", ... */
-static const char *http_version(CURL *easy) {
+static const char *http_version(const http_req *r) {
+  if (!r->easy) return r->minor == 1 ? "1.1" : "1.0"; /* http_wire.c's */
   long v = 0;
-  curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &v);
+  curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &v);
   switch (v) {
   case CURL_HTTP_VERSION_1_0:
     return "1.0";
@@ -131,11 +132,11 @@ static const char *http_version(CURL *easy) {
 static void push_response(lua_State *T, http_req *r) {
   lua_checkstack(T, 8);
   lua_createtable(T, 0, 6);
-  long status = 0;
-  curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+  long status = r->status; /* http_wire.c's; curl keeps its own */
+  if (r->easy) curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
   lua_pushinteger(T, status);
   lua_setfield(T, -2, "status");
-  lua_pushstring(T, http_version(r->easy));
+  lua_pushstring(T, http_version(r));
   lua_setfield(T, -2, "http_version");
   lua_pushlstring(T, r->head.data ? r->head.data : "", r->head.len); /* headers: read when asked for */
   lua_setfield(T, -2, HTTP_RAW_HEADERS);
@@ -143,8 +144,8 @@ static void push_response(lua_State *T, http_req *r) {
     lua_pushlstring(T, r->body.data ? r->body.data : "", r->body.len);
     lua_setfield(T, -2, "body");
   }
-  char *url = NULL;
-  curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
+  char *url = r->eff_url;
+  if (r->easy) curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
   lua_pushstring(T, url ? url : "");
   lua_setfield(T, -2, "url");
   lua_pushnumber(T, (double)(uv_hrtime() - r->start_ns) / 1e9);
