@@ -226,6 +226,7 @@ struct http_req {
   char errbuf[CURL_ERROR_SIZE]; /* this request's alone: a pooled easy handle must not show an earlier request's words */
   CURLcode code;      /* the transfer's outcome, once done */
   unsigned in_multi : 1;
+  unsigned started : 1;   /* its transfer was started (after its output file opened) */
   unsigned done : 1;      /* the transfer is over (or never started) */
   unsigned cancelled : 1; /* the task is gone */
   unsigned paused : 1;    /* the body callback asked curl to pause */
@@ -345,6 +346,9 @@ int http_wire_compose(http_req *r);
  * queues it under max_connections; its end comes through r->transfer.over. */
 void http_wire_start(http_req *r);
 
+/* Reads again for r after its output file caught up (r->paused). */
+void http_wire_resume(http_req *r);
+
 /* Stops r: off its connection (closed: a response cut short cannot be
  * reused) or out of the queue. */
 void http_wire_stop(http_req *r);
@@ -390,6 +394,15 @@ int http_output_open(http_req *r, http_output_cb step);
  * (CURL_WRITEFUNC_PAUSE) while HTTP_SINK_HIGH bytes wait. Returns what the
  * write callback returns. */
 size_t http_output_take(http_req *r, char *data, size_t n);
+
+/* Keeps the body bytes of http_wire.c, which cannot offer them again: 0, or
+ * -1 when the file failed or memory ran out. Past HTTP_SINK_HIGH bytes
+ * waiting it sets r->paused: the reading stops until http_output_can_take. */
+int http_output_keep(http_req *r, const char *data, size_t n);
+
+/* Are few enough bytes waiting for the file (or has it failed) that a
+ * paused transfer may go on? */
+int http_output_can_take(const http_req *r);
 
 /* Moves the file on (writes while the transfer runs; then close, rename into
  * place or remove). Returns 1 while the request must wait (a file operation

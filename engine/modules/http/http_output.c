@@ -1,7 +1,8 @@
 /*
  * http_output.c — request{ output = path }: the body goes to "<path>.part"
  * through uv_fs_* on the thread pool, one write at a time, while curl keeps
- * receiving; the transfer pauses while more than HTTP_SINK_HIGH bytes wait.
+ * receiving; the transfer pauses while more than HTTP_SINK_HIGH bytes wait
+ * (curl's, or http_wire.c's reading; http_request.c resumes it).
  * When the transfer succeeded the part file is renamed over the path; when it
  * failed or was cancelled, the part file is removed, so the path never holds
  * a partial body (and a file that was already there is kept).
@@ -125,6 +126,17 @@ size_t http_output_take(http_req *r, char *data, size_t n) {
   return n;
 }
 
+int http_output_keep(http_req *r, const char *data, size_t n) {
+  if (r->fs_error) return -1;
+  aq_buf_add(&r->pending, data, n);
+  if (r->pending.failed) return -1;
+  if (!r->fs_busy) write_received(r);
+  if (r->pending.len >= HTTP_SINK_HIGH) r->paused = 1;
+  return 0;
+}
+
+int http_output_can_take(const http_req *r) { return r->fs_error || r->pending.len < HTTP_SINK_HIGH; }
+
 /* The transfer is over (or the task cancelled): the last bytes are written
  * (when it succeeded), the file closed, then renamed into place or removed.
  * Returns 1 while a step is in flight. */
@@ -154,9 +166,5 @@ int http_output_advance(http_req *r) {
   if (r->done || r->cancelled) return settle(r);
   /* the transfer runs */
   if (!r->fs_error && has_unwritten(r)) write_received(r);
-  if (r->paused && (r->fs_error || r->pending.len < HTTP_SINK_HIGH)) {
-    r->paused = 0;
-    curl_easy_pause(r->easy, CURLPAUSE_CONT); /* may call on_body at once */
-  }
   return 1;
 }

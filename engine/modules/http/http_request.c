@@ -198,6 +198,7 @@ static CURLMcode add_transfer(http_req *r) {
  * -1 after marking the request done with an error (the caller then advances
  * it). */
 static int start_transfer(http_req *r) {
+  r->started = 1;
   CURLMcode rc = add_transfer(r);
   if (rc == CURLM_OK) return 0;
   r->done = 1;
@@ -234,7 +235,14 @@ static void on_deadline(uv_timer_t *timer) {
  * request freed once nothing is in flight. */
 static void advance(http_req *r) {
   if (r->fs_busy) return;
-  if (r->path && http_output_advance(r)) return;
+  if (r->path && http_output_advance(r)) {
+    if (r->paused && http_output_can_take(r)) { /* the file caught up: the transfer goes on */
+      r->paused = 0;
+      if (r->in_multi) curl_easy_pause(r->easy, CURLPAUSE_CONT); /* may call on_body at once */
+      else http_wire_resume(r);
+    }
+    return;
+  }
   if (!r->cancelled) http_response_resume(r);
   http_request_free(r);
 }
@@ -415,7 +423,7 @@ int http_request_new(lua_State *L, http_multi *m, const http_options *o, http_re
   if (!o->proxy) r->host_key_len = http_host_key(o->url, r->host_key, sizeof r->host_key);
   /* Plain-HTTP GET and HEAD go to http_wire.c, the rest to curl. */
   r->wire = r->host_key_len && !m->wire_off && !o->body && (r->head_only || strcmp(o->method, "GET") == 0) &&
-            !o->output && !o->jar && strlen(o->url) == o->url_len &&
+            !o->jar && strlen(o->url) == o->url_len &&
             http_wire_target(o->url, &r->target, &r->eff_url) == 0;
   int rc = HTTP_NEW_NO_MEMORY;
   if (copy_options(L, r, o) != 0 || (o->timeout > 0 && make_deadline(r) != 0)) {
@@ -440,7 +448,7 @@ int http_request_new(lua_State *L, http_multi *m, const http_options *o, http_re
  * happened yet: no transfer, not over, not cancelled) starts the transfer;
  * any other step moves the request on. */
 static void on_output_step(http_req *r) {
-  int file_just_opened = r->fd >= 0 && !r->in_multi && !r->done && !r->cancelled;
+  int file_just_opened = r->fd >= 0 && !r->started && !r->done && !r->cancelled;
   if (file_just_opened && start_transfer(r) == 0) return;
   advance(r);
 }

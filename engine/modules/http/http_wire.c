@@ -9,7 +9,7 @@
  * libuv reached only 0.3-0.4x of wrk on one thread. Here a request is its
  * bytes written with one uv_try_write and its response read as it arrives
  * (http_reader.c). What crawls fetch goes here: GET and HEAD of http:// URLs
- * without a proxy, an output file or a cookie jar. Everything else, and a
+ * without a proxy or a cookie jar (the body to memory or to an output file). Everything else, and a
  * redirect to anything but plain HTTP, stays with curl (http_request.c
  * decides), and a request reads the same either way: the same response
  * fields, curl's error codes and words, curl's URL normalization (its URL
@@ -471,6 +471,7 @@ static int keep(void *ud, const char *data, size_t n) {
     r->too_big = 1;
     return -1;
   }
+  if (r->path) return http_output_keep(r, data, n);
   aq_buf_add(&r->body, data, n);
   return r->body.failed ? -1 : 0;
 }
@@ -531,6 +532,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   if (http_reader_done(&c->reader)) complete(c, c->reader.keep_alive && used == nread);
+  else if (r->paused) uv_read_stop(stream); /* until the output file catches up */
+}
+
+void http_wire_resume(http_req *r) {
+  if (r->conn) uv_read_start((uv_stream_t *)&r->conn->tcp, on_alloc, on_read);
 }
 
 static void on_connected(uv_connect_t *req, int status) {
