@@ -84,6 +84,16 @@ describe("aqueue.http over plain HTTP reads", function()
     assert.are.equal("1.0", res.http_version)
   end)
 
+  it("a redirect on the same connection, and one to https by curl", function()
+    local id = assert(http.get(url .. "/id")).body
+    local res = assert(http.get(url .. "/to-id"))
+    assert.are.equal(url .. "/id", res.url)
+    assert.are.equal(id, res.body, "the redirect's body was read past, the connection kept")
+    local _, err, code = http.get(url .. "/to-https")
+    assert.are.equal("ECONNREFUSED", code)
+    assert.matches("https://127.0.0.1:1/x", err, 1, true)
+  end)
+
   it("no body for 204 and 304", function()
     assert.are.equal("", assert(http.get(url .. "/no-content")).body)
     local res = assert(http.get(url .. "/not-modified"))

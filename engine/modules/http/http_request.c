@@ -423,7 +423,7 @@ int http_request_new(lua_State *L, http_multi *m, const http_options *o, http_re
   if (!o->proxy) r->host_key_len = http_host_key(o->url, r->host_key, sizeof r->host_key);
   /* Plain-HTTP GET and HEAD go to http_wire.c, the rest to curl. */
   r->wire = r->host_key_len && !m->wire_off && !o->body && (r->head_only || strcmp(o->method, "GET") == 0) &&
-            !o->jar && strlen(o->url) == o->url_len &&
+            !o->jar && !o->ca_file && strlen(o->url) == o->url_len &&
             http_wire_target(o->url, &r->target, &r->eff_url) == 0;
   int rc = HTTP_NEW_NO_MEMORY;
   if (copy_options(L, r, o) != 0 || (o->timeout > 0 && make_deadline(r) != 0)) {
