@@ -56,6 +56,26 @@ describe("aqueue.http over plain HTTP sends", function()
     assert.are.equal((url:gsub("^http://", "http://us%%20er:p%%40ss@")) .. "/echo", res.url)
   end)
 
+  it("the URL as curl's URL API writes it, whichever way it was read", function()
+    -- Common URLs are read without curl's URL API (http_wire.c: simple_target),
+    -- the rest with it: both must give what curl gives (aqueue.url.join
+    -- normalizes with curl's API).
+    local port = url:match(":(%d+)$")
+    for _, u in ipairs{
+      url .. "/echo", url .. "/echo?", url .. "/echo?a=/../b&c=%41", url .. "/x/../echo", url .. "/./echo?q",
+      url .. "/x/..", "HTTP://127.0.0.1:" .. port .. "/echo?Q", "http://localhost:" .. port .. "/echo",
+      "http://127.1:" .. port .. "/echo", url .. "?", url, url .. "/echo?x=%7e~!$&'()*+,;=:@/?",
+    } do
+      local res = assert(http.get(u))
+      local want = aqueue.url.join(u, "")
+      assert.are.equal(want, res.url, u)
+      local target = want:match("^http://[^/?]*(.*)$")
+      if res.status == 200 then
+        assert.are.equal("GET " .. target .. " HTTP/1.1", res.body:match("^[^\r]*"), u)
+      end
+    end
+  end)
+
   it("HEAD, and reads no body after it though the headers announce one", function()
     local res = assert(http.request{ method = "HEAD", url = url .. "/id" })
     assert.are.equal("", res.body)
@@ -124,8 +144,8 @@ describe("aqueue.http over plain HTTP keeps connections", function()
   it("within max_connections across hosts: the oldest idle one closes, or requests wait their turn", function()
     finally(function() http.configure{ max_connections = 100 } end)
     local hosts = { url, (url:gsub("127%.0%.0%.1", "localhost")) }
+    http.configure{ max_connections = 1 } -- (idle connections over it close)
     assert(http.get(url .. "/reset"))
-    http.configure{ max_connections = 1 }
     local handles = {}
     for i = 1, 20 do
       handles[i] = aqueue.spawn(function() return assert(http.get(hosts[i % 2 + 1] .. "/id")).status end)

@@ -353,8 +353,9 @@ void http_wire_resume(http_req *r);
  * reused) or out of the queue. */
 void http_wire_stop(http_req *r);
 
-/* Closes every idle connection (the engine's close). */
-void http_wire_close_idle(http_multi *m);
+/* Closes idle connections, the least recently used first, until at most
+ * `keep` are open (0: every idle one, at the engine's close). */
+void http_wire_close_idle(http_multi *m, long keep);
 
 typedef struct {
   /* The final response's head: lines are the header lines after the status

@@ -138,6 +138,7 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
 void http_multi_set_limits(http_multi *m, const http_state *st) {
   m->max_host = st->max_host;
   m->max_total = st->max_total;
+  if (m->max_total > 0) http_wire_close_idle(m, m->max_total); /* a lower cap holds at once */
   curl_multi_setopt(m->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, st->max_total);
   curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, st->max_host);
   /* Keep as many idle connections as may be open at once (0: curl's default). */
@@ -252,7 +253,7 @@ static void on_engine_close(aq_engine *engine, void *data) {
   for (int i = 0; i < m->npool; i++) curl_easy_cleanup(m->pool[i]);
   m->npool = 0;
   m->shutting = 1;
-  http_wire_close_idle(m); /* (the busy ones closed with their cancelled requests) */
+  http_wire_close_idle(m, 0); /* (the busy ones closed with their cancelled requests) */
   http_hosts_free(&m->hosts); /* (empty: every request was cancelled, every connection closed) */
   curl_multi_cleanup(m->multi); /* may still call on_curl_socket / on_curl_timer */
   m->multi = NULL;

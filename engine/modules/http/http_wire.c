@@ -105,9 +105,99 @@ static char *basic_auth(const char *user, const char *password) {
   return out;
 }
 
+/* Characters curl's URL API keeps as they are in a path or a query. */
+static int plain_char(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c && strchr("-._~!$&'()*+,;=:@/?", c));
+}
+
+static int hex_digit(unsigned char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Is [s, end) a dotted quad as curl writes one (0-255, no leading zeros)? */
+static int canonical_ipv4(const char *s, const char *end) {
+  int parts = 0;
+  while (s < end) {
+    const char *start = s;
+    int v = 0;
+    while (s < end && *s >= '0' && *s <= '9' && s - start < 3) v = v * 10 + (*s++ - '0');
+    if (s == start || v > 255 || (s - start > 1 && *start == '0')) return 0;
+    parts++;
+    if (s < end && *s++ != '.') return 0;
+    if (s == end && end[-1] == '.') return 0;
+  }
+  return parts == 4;
+}
+
+/* The common URL, fast: http:// (any case), a host of letters, digits, dots
+ * and dashes (or a dotted quad), a port other than 80, a path and query of
+ * characters curl keeps as they are, without "." or ".." segments, user or
+ * fragment, not ending in an empty query. For these curl's URL API only
+ * lower-cases the scheme and adds a "/" for an empty path, which is all done here; it cost 9k instructions a
+ * request, a quarter of one. Returns 1 with t and *eff_url filled, else 0. */
+static int simple_target(const char *url, http_target *t, char **eff_url) {
+  if (strncasecmp(url, "http://", 7) != 0) return 0;
+  const char *host = url + 7, *p = host;
+  while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+         (*p == '.' && p > host && p[-1] != '.'))
+    p++;
+  const char *host_end = p;
+  size_t hlen = (size_t)(host_end - host);
+  if (hlen == 0 || hlen >= sizeof t->host || host_end[-1] == '.') return 0;
+  const char *last_label = host_end;
+  while (last_label > host && last_label[-1] != '.') last_label--;
+  if (*last_label >= '0' && *last_label <= '9' && !canonical_ipv4(host, host_end)) return 0; /* curl rewrites 127.1 */
+  int port = 80;
+  if (*p == ':') {
+    const char *digits = ++p;
+    port = 0;
+    while (*p >= '0' && *p <= '9' && p - digits < 5) port = port * 10 + (*p++ - '0');
+    if (p == digits || *digits == '0' || port > 65535 || port == 80) return 0;
+  }
+  if (*p != '/' && *p != '?' && *p != '\0') return 0;
+  const char *path = p;
+  for (; *p; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (c == '%') {
+      if (!hex_digit((unsigned char)p[1]) || !hex_digit((unsigned char)p[2])) return 0;
+      p += 2;
+    } else if (!plain_char(c)) {
+      return 0; /* a fragment, a space, a quote, anything curl would refuse or encode */
+    } else if (c == '/' && p[1] == '.' && (p[2] == '/' || p[2] == '?' || p[2] == '\0' ||
+                                          (p[2] == '.' && (p[3] == '/' || p[3] == '?' || p[3] == '\0')))) {
+      if (!memchr(path, '?', (size_t)(p - path))) return 0; /* a dot segment (in the query it stays) */
+    }
+  }
+  if (p[-1] == '?' && !memchr(path, '?', (size_t)(p - 1 - path))) return 0; /* an empty query: curl drops it */
+  size_t plen = (size_t)(p - path), alen = (size_t)(path - host);
+  int slash = *path != '/'; /* an empty path is "/" */
+  char *whole = malloc(7 + alen + slash + plen + 1);
+  char *target = malloc(slash + plen + 1);
+  if (!whole || !target) {
+    free(whole);
+    free(target);
+    return 0;
+  }
+  memcpy(whole, "http://", 7);
+  memcpy(whole + 7, host, alen);
+  if (slash) whole[7 + alen] = '/';
+  memcpy(whole + 7 + alen + slash, path, plen + 1);
+  memcpy(target, whole + 7 + alen, slash + plen + 1);
+  memcpy(t->host, host, hlen);
+  t->host[hlen] = '\0';
+  snprintf(t->port, sizeof t->port, "%d", port);
+  memcpy(t->authority, host, alen); /* (alen < 256 + 6: the port's five digits and ':') */
+  t->authority[alen] = '\0';
+  t->path = target;
+  *eff_url = whole;
+  return 1;
+}
+
 int http_wire_target(const char *url, http_target *t, char **eff_url) {
   *eff_url = NULL;
   t->path = t->auth = NULL;
+  if (simple_target(url, t, eff_url)) return 0;
   CURLU *u = curl_url();
   if (!u) return -1;
   char *scheme = NULL, *user = NULL, *password = NULL, *host = NULL, *port = NULL, *zone = NULL;
@@ -143,7 +233,7 @@ int http_wire_target(const char *url, http_target *t, char **eff_url) {
   t->path = malloc(plen + qlen + 2);
   if (!t->path) goto done;
   memcpy(t->path, path, plen);
-  if (query) {
+  if (qlen > 0) { /* (an empty query is left out, as curl's URL leaves it) */
     t->path[plen] = '?';
     memcpy(t->path + plen + 1, query, qlen + 1);
   } else {
@@ -685,6 +775,6 @@ void http_wire_stop(http_req *r) {
   kick(m);
 }
 
-void http_wire_close_idle(http_multi *m) {
-  while (m->lru_head) close_conn(m->lru_head);
+void http_wire_close_idle(http_multi *m, long keep) {
+  while (m->lru_head && m->wire_open > keep) close_conn(m->lru_head);
 }
