@@ -1,7 +1,8 @@
 /*
  * http.h — the private header of aqueue.http_core (HTTP(S) on libcurl's
- * multi-socket API, driven by the engine's libuv loop). Built as a loadable
- * module on the public API only (aqueue.h) and libcurl.
+ * multi-socket API, driven by the engine's libuv loop, and plain-HTTP GET and
+ * HEAD on connections of its own). Built as a loadable module on the public
+ * API only (aqueue.h), libcurl, zlib and libbrotlidec.
  *
  * The files, one job each:
  *   http_module.c    the Lua functions: request(), configure(), luaopen
@@ -15,8 +16,10 @@
  *                    its own on libuv, kept alive and reused
  *   http_reader.c    its response reader: status, headers, body framing
  *   http_decode.c    its Content-Encoding decoders (gzip, deflate, br)
- *   http_request.c   one request's life: its easy handle, start, the body
- *                    callback, the deadline, cancel, the end
+ *   http_request.c   one request's life: which way it goes (curl or
+ *                    http_wire.c), its easy handle, start, the body
+ *                    callback, the deadline, redirects off the wire, cancel,
+ *                    the end
  *   http_output.c    the output= file: "<path>.part" written through uv_fs,
  *                    renamed into place or removed
  *   http_cookies.c   a session's cookie jar (a curl share), counted
@@ -24,10 +27,13 @@
  *   http_errors.c    or the failure: nil, "CODE: message", "CODE"
  *
  * Layers: http_module.c on top; http_request.c drives a request and calls
- * http_output.c, http_hosts.c, http_multi.c, http_response.c and http_errors.c, none of
- * which calls it back by name: the multi ends a transfer through the
- * callback of its http_transfer, the output file reports each step through
- * the callback given to http_output_open (as libuv calls its users back).
+ * http_output.c, http_hosts.c, http_multi.c, http_wire.c, http_response.c and
+ * http_errors.c, none of which calls it back by name: the multi and the wire
+ * end a transfer through the callback of its http_transfer, the output file
+ * reports each step through the callback given to http_output_open (as libuv
+ * calls its users back). http_multi.c closes the wire's idle connections;
+ * http_wire.c reads with http_reader.c and http_decode.c and keeps bodies
+ * through http_output.c.
  *
  * Ownership: l_request allocates the request; it belongs to http_request.c
  * until http_request_free(). Exactly one of the end of the transfer (the task
@@ -38,7 +44,8 @@
  *
  * Threads: everything runs on the loop thread. (curl runs getaddrinfo on a
  * thread of its own for host names that are neither IP literals nor
- * "localhost"; it signals the loop through a socket.)
+ * "localhost"; it signals the loop through a socket. http_wire.c runs it on
+ * libuv's thread pool, for any name that is not an address.)
  */
 #ifndef AQ_HTTP_H
 #define AQ_HTTP_H
