@@ -68,7 +68,7 @@ function Response:html()
   local body = body_of(self, "html")
   local doc = rawget(self, "_aq_doc")
   if doc == nil then
-    local charset = (self.headers["content-type"] or ""):match(";%s*[Cc][Hh][Aa][Rr][Ss][Ee][Tt]%s*=%s*\"?([%w%-_.:]+)")
+    local charset = (core.header(self, "content-type") or ""):match(";%s*[Cc][Hh][Aa][Rr][Ss][Ee][Tt]%s*=%s*\"?([%w%-_.:]+)")
     doc = require("aqueue.html").parse(body, self.url, charset)
     rawset(self, "_aq_doc", doc)
   end

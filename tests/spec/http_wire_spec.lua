@@ -114,6 +114,19 @@ describe("aqueue.http over plain HTTP reads", function()
     assert.matches("https://127.0.0.1:1/x", err, 1, true)
   end)
 
+  it("one header without making res.headers, as res.headers gives it (res:html()'s charset)", function()
+    local core = require("aqueue.http_core")
+    local res = assert(http.get(url .. "/headers"))
+    local names = { "content-type", "x-dup", "x-pad", "transfer-encoding", "x-trailer", "nocolon", "absent" }
+    local got = {}
+    for _, name in ipairs(names) do got[name] = core.header(res, name) end
+    assert.is_nil(rawget(res, "headers"), "core.header made the table")
+    for _, name in ipairs(names) do assert.are.equal(res.headers[name], got[name], name) end
+    assert.are.equal("text/html; charset=latin1", got["content-type"])
+    assert.are.equal("1, 2", got["x-dup"])
+    assert.are.equal("padded", core.header(res, "x-pad")) -- from the table, once made
+  end)
+
   it("no body for 204 and 304", function()
     assert.are.equal("", assert(http.get(url .. "/no-content")).body)
     local res = assert(http.get(url .. "/not-modified"))

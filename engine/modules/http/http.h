@@ -442,6 +442,11 @@ void http_cookies_detach(http_req *r);
  * lines on first use; else upvalue 1, the methods table. */
 int http_response_index(lua_State *L);
 
+/* header(res, name): one header's value as res.headers would give it (name
+ * in lower case; repeated ones joined with ", ", folded lines unfolded), or
+ * nil; read from the raw lines without making res.headers. */
+int http_response_header(lua_State *L);
+
 /* Resumes r->task with the response table, or with nil, err, code. */
 void http_response_resume(http_req *r);
 

@@ -82,6 +82,7 @@ AQ_EXPORT int luaopen_aqueue_http_core(lua_State *L) {
       {"configure", l_configure},
       {"parse_date", l_parse_date},
       {"cookie_jar", http_cookies_new},
+      {"header", http_response_header},
       {NULL, NULL},
   };
   lua_newtable(L);

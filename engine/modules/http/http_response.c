@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <lauxlib.h>
 
@@ -84,6 +85,53 @@ static void push_header_table(lua_State *L, const char *raw, size_t len) {
     p = next;
   }
   lua_settop(L, table);
+}
+
+int http_response_header(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  size_t want_len;
+  const char *want = luaL_checklstring(L, 2, &want_len);
+  lua_pushliteral(L, HTTP_RAW_HEADERS);
+  lua_rawget(L, 1);
+  if (lua_type(L, -1) != LUA_TSTRING) { /* the table is made (or this is no response): read it */
+    lua_getfield(L, 1, "headers");
+    if (!lua_istable(L, -1)) return 0;
+    lua_pushvalue(L, 2);
+    lua_gettable(L, -2);
+    return 1;
+  }
+  size_t len;
+  const char *p = lua_tolstring(L, -1, &len), *end = p + len;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  int found = 0, in_it = 0; /* a value seen; the last line was the wanted header's */
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    const char *next = eol ? eol + 1 : end;
+    const char *stop = trim_end(p, eol ? eol : end);
+    if (*p == ' ' || *p == '\t') { /* folded: more of the last value */
+      while (p < stop && (*p == ' ' || *p == '\t')) p++;
+      if (in_it && p < stop) {
+        luaL_addchar(&b, ' ');
+        luaL_addlstring(&b, p, (size_t)(stop - p));
+      }
+      p = next;
+      continue;
+    }
+    const char *colon = memchr(p, ':', (size_t)(stop - p));
+    in_it = colon && (size_t)(colon - p) == want_len && strncasecmp(p, want, want_len) == 0;
+    if (in_it) {
+      const char *value = colon + 1;
+      while (value < stop && (*value == ' ' || *value == '\t')) value++;
+      if (found) luaL_addlstring(&b, ", ", 2);
+      luaL_addlstring(&b, value, (size_t)(stop - value));
+      found = 1;
+    }
+    p = next;
+  }
+  luaL_pushresult(&b);
+  if (!found) lua_pushnil(L);
+  return 1;
 }
 
 int http_response_index(lua_State *L) {
