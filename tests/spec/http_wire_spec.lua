@@ -76,6 +76,13 @@ describe("aqueue.http over plain HTTP sends", function()
     end
   end)
 
+  it("a request larger than the socket takes at once (the rest written when it can be)", function()
+    local big = ("0123456789abcdef"):rep(128 * 1024) -- 2 MB of header
+    local res = assert(http.get(url .. "/echo", { headers = { ["X-Big"] = big } }))
+    assert.is_truthy(res.body:find("\r\nX-Big: " .. big .. "\r\n", 1, true))
+    assert.are.equal(200, assert(http.get(url .. "/id")).status)
+  end)
+
   it("HEAD, and reads no body after it though the headers announce one", function()
     local res = assert(http.request{ method = "HEAD", url = url .. "/id" })
     assert.are.equal("", res.body)

@@ -56,6 +56,7 @@ struct http_conn {
   http_conn *lru_prev, *lru_next;   /* the multi's idle list */
   struct addrinfo *addrs, *addr;    /* a resolved name's addresses, and the one tried */
   http_reader reader;
+  aq_buf unsent;                    /* what uv_try_write left of a request, for uv_write */
   uint64_t connect_start_ns;
   unsigned tcp_open : 1;    /* tcp initialized and not yet closing */
   unsigned tcp_closing : 1; /* its close callback is to come */
@@ -63,6 +64,7 @@ struct http_conn {
   unsigned idle : 1;
   unsigned reused : 1;     /* it served a request before this one */
   unsigned got_bytes : 1;  /* this request has received something */
+  unsigned writing : 1;    /* a uv_write of `unsent` is in flight */
   unsigned discard : 1;    /* this response is a redirect's: its body is skipped */
   unsigned closing : 1;    /* done with: freed once nothing is in flight */
 };
@@ -363,6 +365,7 @@ static void queue_remove(http_req *r) {
 static void free_conn(http_conn *c) {
   http_multi *m = c->m;
   http_reader_free(&c->reader);
+  aq_buf_free(&c->unsent);
   if (c->addrs) uv_freeaddrinfo(c->addrs);
   free(c);
   http_multi_unref(m);
@@ -444,6 +447,7 @@ static int retry_elsewhere(http_conn *c) {
 
 static void on_written(uv_write_t *w, int status) {
   http_conn *c = w->data;
+  c->writing = 0;
   if (status >= 0 || !c->req) return;
   if (retry_elsewhere(c)) return;
   end_request(c->req, CURLE_SEND_ERROR, "Send failure: %s", uv_strerror(status));
@@ -464,13 +468,18 @@ static void send_request(http_conn *c) {
     end_request(r, CURLE_SEND_ERROR, "Send failure: %s", uv_strerror(n));
     return;
   }
-  if (n > 0) {
-    buf.base += n;
-    buf.len -= (unsigned)n;
+  if (n < 0) n = 0;
+  aq_buf_reset(&c->unsent); /* the connection's own copy: the request may end before the write */
+  aq_buf_add(&c->unsent, buf.base + n, buf.len - (size_t)n);
+  if (c->unsent.failed) {
+    end_request(r, CURLE_OUT_OF_MEMORY, "out of memory");
+    return;
   }
+  buf = uv_buf_init(c->unsent.data, (unsigned)c->unsent.len);
   c->write.data = c;
   int rc = uv_write(&c->write, (uv_stream_t *)&c->tcp, &buf, 1, on_written);
   if (rc != 0) end_request(r, CURLE_SEND_ERROR, "Send failure: %s", uv_strerror(rc));
+  else c->writing = 1;
 }
 
 /* --- the response --- */
@@ -584,7 +593,7 @@ static void complete(http_conn *c, int reusable) {
   http_req *r = c->req;
   r->conn = NULL;
   c->req = NULL;
-  if (reusable) idle_add(c);
+  if (reusable && !c->writing) idle_add(c); /* (answered before it was all sent: not reused) */
   else close_conn(c);
   r->transfer.over(r->transfer.data, CURLE_OK);
 }
