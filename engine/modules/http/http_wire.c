@@ -188,7 +188,7 @@ static int simple_target(const char *url, http_target *t, char **eff_url) {
   memcpy(target, whole + 7 + alen, slash + plen + 1);
   memcpy(t->host, host, hlen);
   t->host[hlen] = '\0';
-  snprintf(t->port, sizeof t->port, "%d", port);
+  snprintf(t->port, sizeof t->port, "%hu", (unsigned short)port);
   memcpy(t->authority, host, alen); /* (alen < 256 + 6: the port's five digits and ':') */
   t->authority[alen] = '\0';
   t->path = target;
