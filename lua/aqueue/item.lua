@@ -62,20 +62,21 @@ local function new_instance(cls, ...)
   if rawget(cls, "__aq_class_id") == nil then
     error("aqueue.Item is the base class: make your own with aqueue.Item:extend(\"Name\")", 2)
   end
-  local obj = setmetatable({}, cls)
   local init = cls.init
   if init then
+    local obj = setmetatable({}, cls)
     init(obj, ...)
     return obj
   end
   local fields = ...
+  if fields ~= nil and type(fields) ~= "table" then
+    error(("%s{...} takes a table of fields, got %s"):format(cls.__name, type(fields)), 2)
+  end
+  if fields ~= nil and getmetatable(fields) == nil then
+    return setmetatable(fields, cls) -- adopt the fresh table: no copy (and no other table made)
+  end
+  local obj = setmetatable({}, cls)
   if fields ~= nil then
-    if type(fields) ~= "table" then
-      error(("%s{...} takes a table of fields, got %s"):format(cls.__name, type(fields)), 2)
-    end
-    if getmetatable(fields) == nil then
-      return setmetatable(fields, cls) -- adopt the fresh table: no copy
-    end
     local k, v = next(fields) -- an existing object: copy its own fields, not
     while k ~= nil do           -- what the engine set on it (id, parent, outcome)
       if k ~= "parent" and not (type(k) == "string" and k:sub(1, 4) == "_aq_") then
