@@ -6,7 +6,10 @@
 -- of key=value figures (read by run_all): for each connection count the
 -- requests/s and the CPU-seconds per 1000 requests of each (all of this
 -- process's threads for aqueue: the loop and libcurl's resolver; wrk's
--- process for wrk), medians of `runs`, the two interleaved.
+-- process for wrk), medians of `runs`, the two interleaved. Beside them, the
+-- requests/s of curl alone: its multi-socket API on libuv with nothing else
+-- (bench_curl_loop, built from scripts/bench/curl_loop.c beside aqueue-run),
+-- the ceiling of any client that hands each transfer to curl.
 --   aqueue-run scripts/bench/http_client.lua [seconds=3] [tasks=100] [runs=3]
 local aqueue = require("aqueue")
 local root = (arg[0]:match("^(.*)/scripts/bench/[^/]*$") or ".")
@@ -18,6 +21,8 @@ local tasks = tonumber(arg[2]) or 100
 local runs = tonumber(arg[3]) or 3
 
 local get_loop = require("scripts.bench.get_loop")
+local crawl_site = require("scripts.bench.crawl_site")
+local curl_loop = crawl_site.aqueue_run():gsub("[^/]*$", "") .. "bench_curl_loop"
 
 -- This process's CPU-seconds so far: its own threads' (utime + stime) and its
 -- reaped children's (cutime + cstime), from /proc/self/stat.
@@ -62,6 +67,12 @@ local function wrk_figures(url, conns)
   return rate, (children1 - children0) / total * 1000
 end
 
+-- bench_curl_loop on url at conns connections: requests/s.
+local function curl_figures(url, conns)
+  local res = assert(aqueue.exec{ curl_loop, url, tostring(tasks), tostring(seconds), tostring(conns) })
+  return assert(tonumber(res.stdout:match("rate=([%d.]+)")), res.stdout .. res.stderr)
+end
+
 local server = nginx.start{ root = dir }
 local figures = require("scripts.bench.figures").new()
 local ok, err = pcall(function()
@@ -75,6 +86,7 @@ local ok, err = pcall(function()
       rate, cpu = wrk_figures(url, conns)
       figures:add("wrk_c" .. conns, rate)
       figures:add("wrk_cpu_c" .. conns, cpu)
+      figures:add("curl_c" .. conns, curl_figures(url, conns))
     end
   end
 end)
@@ -83,7 +95,7 @@ os.execute("rm -rf '" .. dir .. "'")
 assert(ok, err)
 local line = { ("http_client seconds=%g tasks=%d runs=%d"):format(seconds, tasks, runs) }
 for _, conns in ipairs{ 16, 100 } do
-  for _, key in ipairs{ "aqueue_c", "wrk_c", "aqueue_cpu_c", "wrk_cpu_c" } do
+  for _, key in ipairs{ "aqueue_c", "wrk_c", "aqueue_cpu_c", "wrk_cpu_c", "curl_c" } do
     local k = key .. conns
     line[#line + 1] = ("%s=%.4g"):format(k, figures:median(k))
   end
