@@ -18,16 +18,18 @@
  * a proxy option. A transfer counts against the host of its URL until it
  * ends, even after a redirect elsewhere, and through a proxy curl takes from
  * the environment (http_proxy): at most max_per_host requests to one site
- * are in flight then too.
+ * are in flight then too. (A redirect that http_wire.c read is followed from
+ * http_request.c: the request leaves its host and goes through the gate of
+ * the next one.)
  *
  * An entry also holds its host's connections of http_wire.c (counted, and
  * the idle ones listed), which serve plain-HTTP GET and HEAD without curl.
  *
  * Ownership: a host entry is made by the first request that needs it and
  * freed once it has no running transfer, no waiting request and no
- * connection; a request
- * holds its entry (http_req.host) from admission or queueing until
- * http_host_leave. The entries belong to the multi (http_multi.hosts).
+ * connection; a request holds its entry (http_req.host) from admission or
+ * queueing until http_host_leave, a connection from its opening to its
+ * close. The entries belong to the multi (http_multi.hosts).
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -37,7 +39,7 @@
 
 struct http_host {
   http_host *next; /* in its bucket */
-  long running;    /* this host's transfers in curl */
+  long running;    /* this host's transfers running, in curl or on the wire */
   http_req *head, *tail; /* waiting, the oldest first */
   long conns;            /* http_wire.c's connections to it, open or opening */
   http_conn *idle;       /* those of them idle, the most recently used first */

@@ -1,8 +1,10 @@
 /*
- * http_request.c — one request's life: made from request()'s options (its
- * easy handle set up), started, fed by curl's body callback, ended by curl,
- * by its deadline or by the engine's cancel, and freed once nothing of it is
- * in flight (see the ownership note in http.h).
+ * http_request.c — one request's life: made from request()'s options, sent
+ * the engine's own way (http_wire.c: plain-HTTP GET and HEAD) or curl's (its
+ * easy handle set up), started, fed by the body callbacks, ended by the
+ * transfer, by its deadline or by the engine's cancel, and freed once
+ * nothing of it is in flight (see the ownership note in http.h). A redirect
+ * the wire read goes on here: on the wire again, or with curl from there.
  */
 #include <math.h>
 #include <stdio.h>
@@ -13,7 +15,6 @@
 
 #define MAX_REDIRECTS 20
 #define DEADLINE_GRACE_MS 20 /* the deadline timer lets curl's own timeout go first */
-
 
 static void on_deadline_closed(uv_handle_t *handle) { free(handle); }
 
