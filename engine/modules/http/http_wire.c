@@ -432,9 +432,9 @@ static void end_request(http_req *r, CURLcode code, const char *fmt, ...) {
   r->transfer.over(r->transfer.data, code);
 }
 
-/* The request on c failed with the system's error `status` on a connection
- * that had served others and got nothing back for this one: the server
- * closed it while idle, so the request tries another. */
+/* The connection of c's request ended, or a write on it failed, before any
+ * answer, on a connection that had served others: the server closed it
+ * while it was idle, so the request tries another. Returns 1 when it does. */
 static int retry_elsewhere(http_conn *c) {
   if (!c->reused || c->got_bytes) return 0;
   http_req *r = c->req;
