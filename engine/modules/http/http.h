@@ -14,6 +14,7 @@
  *                    hosts' idle connections of http_wire.c
  *   http_wire.c      plain-HTTP GET and HEAD without curl: connections of
  *                    its own on libuv, kept alive and reused
+ *   http_target.c    its URL reading and its requests' bytes
  *   http_reader.c    its response reader: status, headers, body framing
  *   http_decode.c    its Content-Encoding decoders (gzip, deflate, br)
  *   http_request.c   one request's life: which way it goes (curl or
@@ -27,8 +28,8 @@
  *   http_errors.c    or the failure: nil, "CODE: message", "CODE"
  *
  * Layers: http_module.c on top; http_request.c drives a request and calls
- * http_output.c, http_hosts.c, http_multi.c, http_wire.c, http_response.c and
- * http_errors.c, none of which calls it back by name: the multi and the wire
+ * http_output.c, http_hosts.c, http_multi.c, http_target.c, http_wire.c,
+ * http_response.c and http_errors.c, none of which calls it back by name: the multi and the wire
  * end a transfer through the callback of its http_transfer, the output file
  * reports each step through the callback given to http_output_open (as libuv
  * calls its users back). http_multi.c closes the wire's idle connections;
@@ -197,7 +198,7 @@ typedef void (*http_output_cb)(http_req *r);
 
 typedef struct http_decoder http_decoder;
 
-/* A plain-HTTP URL's parts for http_wire.c (http_wire_target). */
+/* A plain-HTTP URL's parts for http_wire.c (http_target_read). */
 typedef struct {
   char host[256];     /* for connecting: a name, or an address without brackets */
   char port[8];       /* "80" unless given */
@@ -336,18 +337,18 @@ http_conn **http_host_idle(http_host *h);
  * freed when nothing refers to it any more. */
 void http_host_conns(http_hosts *t, http_host *h, int delta);
 
-/* --- plain HTTP without curl (http_wire.c, http_reader.c, http_decode.c) --- */
+/* --- plain HTTP without curl (http_target.c, http_wire.c, http_reader.c, http_decode.c) --- */
 
 /* Fills t from url when http_wire.c can serve it: http:// with a host of
  * ASCII (a user and password in it become Basic authorization, as curl
  * sends them); writes the URL as curl would to *eff_url
  * (malloc'd). Returns 0, or -1 (curl serves it then). */
-int http_wire_target(const char *url, http_target *t, char **eff_url);
+int http_target_read(const char *url, http_target *t, char **eff_url);
 
 /* Makes r->out, the request's bytes, from r->target, the method and the
  * "Name: value" header lines (curl's spellings: "Name:" drops a header the
  * request would send, "Name;" sends it empty). Returns 0, or -1 when out of memory. */
-int http_wire_compose(http_req *r);
+int http_target_request(http_req *r);
 
 /* Starts r (admitted by its host) on an idle connection or a new one, or
  * queues it under max_connections; its end comes through r->transfer.over. */

@@ -127,9 +127,9 @@ static void follow_redirect(http_req *r) {
   r->eff_url = r->target.path = r->target.auth = NULL;
   aq_buf_reset(&r->head);
   r->host_key_len = http_host_key(url, r->host_key, sizeof r->host_key);
-  if (r->host_key_len && http_wire_target(url, &r->target, &r->eff_url) == 0) {
+  if (r->host_key_len && http_target_read(url, &r->target, &r->eff_url) == 0) {
     free(url);
-    if (http_wire_compose(r) != 0) {
+    if (http_target_request(r) != 0) {
       end_early(r, CURLE_OUT_OF_MEMORY, "out of memory");
       return;
     }
@@ -425,12 +425,12 @@ int http_request_new(lua_State *L, http_multi *m, const http_options *o, http_re
   /* Plain-HTTP GET and HEAD go to http_wire.c, the rest to curl. */
   r->wire = r->host_key_len && !m->wire_off && !o->body && (r->head_only || strcmp(o->method, "GET") == 0) &&
             !o->jar && !o->ca_file && strlen(o->url) == o->url_len &&
-            http_wire_target(o->url, &r->target, &r->eff_url) == 0;
+            http_target_read(o->url, &r->target, &r->eff_url) == 0;
   int rc = HTTP_NEW_NO_MEMORY;
   if (copy_options(L, r, o) != 0 || (o->timeout > 0 && make_deadline(r) != 0)) {
     rc = HTTP_NEW_NO_MEMORY;
   } else if (r->wire) {
-    rc = http_wire_compose(r) == 0 ? HTTP_NEW_OK : HTTP_NEW_NO_MEMORY;
+    rc = http_target_request(r) == 0 ? HTTP_NEW_OK : HTTP_NEW_NO_MEMORY;
   } else {
     int ready = 0;
     r->easy = http_easy_take(m, &ready);
