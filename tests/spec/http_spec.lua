@@ -336,10 +336,28 @@ describe("aqueue.http output = path", function()
   end)
 
   it("returns nil, err, code when the file cannot be created", function()
-    local res, err, code = http.get(base .. "/small.txt", { output = tmpdir .. "/no/such/dir/x.txt" })
-    assert.is_nil(res)
-    assert.are.equal("ENOENT", code)
-    assert.matches("^ENOENT: cannot open output file .*/no/such/dir/x.txt: no such file or directory$", err)
+    -- a short body (written in one job after the transfer) and a long one
+    -- (streamed from its first 256 KB)
+    for _, name in ipairs{ "small.txt", "big.bin" } do
+      local res, err, code = http.get(base .. "/" .. name, { output = tmpdir .. "/no/such/dir/" .. name })
+      assert.is_nil(res)
+      assert.are.equal("ENOENT", code)
+      assert.matches("^ENOENT: cannot open output file .*/no/such/dir/" .. name:gsub("%.", "%%.") ..
+        ": no such file or directory$", err)
+    end
+  end)
+
+  it("returns nil, err, code when the file cannot be renamed into place, and leaves no part file", function()
+    for _, name in ipairs{ "small.txt", "big.bin" } do
+      local path = tmpdir .. "/a-dir-" .. name
+      os.execute("mkdir -p '" .. path .. "/inside'") -- a directory that is not empty: rename(2) refuses
+      local res, err, code = http.get(base .. "/" .. name, { output = path })
+      assert.is_nil(res)
+      assert.is_truthy(code == "EISDIR" or code == "ENOTEMPTY" or code == "EEXIST", code)
+      assert.matches("^" .. code .. ": cannot rename .*" .. name:gsub("%.", "%%.") .. "%.part to ", err)
+      assert.is_false(files.exists(path .. ".part"))
+      assert.is_true(files.exists(path .. "/inside"))
+    end
   end)
 end)
 

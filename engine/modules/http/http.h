@@ -31,7 +31,7 @@
  * http_output.c, http_hosts.c, http_multi.c, http_target.c, http_wire.c,
  * http_response.c and http_errors.c, none of which calls it back by name: the multi and the wire
  * end a transfer through the callback of its http_transfer, the output file
- * reports each step through the callback given to http_output_open (as libuv
+ * reports each step through the callback given to http_output_begin (as libuv
  * calls its users back). http_multi.c closes the wire's idle connections;
  * http_wire.c reads with http_reader.c and http_decode.c and keeps bodies
  * through http_output.c.
@@ -193,7 +193,7 @@ typedef struct {
 } http_options;
 
 /* Called by http_output.c when a step of the output file (open, write,
- * close, rename, remove) is done. */
+ * close, rename, remove, or all of them in one job) is done. */
 typedef void (*http_output_cb)(http_req *r);
 
 typedef struct http_decoder http_decoder;
@@ -234,7 +234,6 @@ struct http_req {
   char errbuf[CURL_ERROR_SIZE]; /* this request's alone: a pooled easy handle must not show an earlier request's words */
   CURLcode code;      /* the transfer's outcome, once done */
   unsigned in_multi : 1;
-  unsigned started : 1;   /* its transfer was started (after its output file opened) */
   unsigned done : 1;      /* the transfer is over (or never started) */
   unsigned cancelled : 1; /* the task is gone */
   unsigned paused : 1;    /* the body callback asked curl to pause */
@@ -269,6 +268,12 @@ struct http_req {
   /* With output (http_output.c): */
   char *path, *part; /* NULL without output */
   uv_fs_t fs;
+  uv_work_t work;             /* a short body's one job (http_output.c) */
+  int at_once_error;          /* its outcome, written by the pool's thread: a libuv error, */
+  const char *at_once_what;   /* the step that failed, */
+  int at_once_part;           /* and whether the part file is left */
+  unsigned at_once_done : 1;  /* (the loop's) the job ran */
+  unsigned streamed : 1;      /* the body outgrew the job: the part file was opened for it */
   http_output_cb output_step; /* called after every file operation */
   unsigned fs_busy : 1;     /* fs is in flight */
   unsigned part_exists : 1; /* the part file was created and not removed/renamed */
@@ -292,9 +297,9 @@ enum { HTTP_NEW_OK = 0, HTTP_NEW_NO_MEMORY = -1, HTTP_NEW_BAD_URL = -2 };
  * HTTP_NEW_OK with *out set, or an error (nothing is left allocated then). */
 int http_request_new(lua_State *L, http_multi *m, const http_options *o, http_req **out);
 
-/* Starts the request: opens the output file (the transfer starts once it is
- * open), or adds the transfer. Returns 0, or a libuv error (with output) or a
- * CURLMcode: then the request is to be freed and nothing started. */
+/* Starts the request's transfer (its output file, if any, is made as the
+ * body arrives). Returns 0, or a CURLMcode: then the request is to be freed
+ * and nothing started. */
 int http_request_start(http_req *r);
 
 /* The running task waits for the response (use as `return ...`). */
@@ -393,11 +398,12 @@ void http_decoder_free(http_decoder *d);
 /* --- the output file (http_output.c) --- */
 
 #define HTTP_SINK_HIGH (1024 * 1024) /* bytes waiting for the output file before pausing */
+#define HTTP_OUTPUT_AT_ONCE (256 * 1024) /* a body up to this is written after the transfer, in one go */
 
-/* Opens "<path>.part"; step(r) is called when it is open (or failed to
- * open), and again after every later file operation. Returns 0, or a libuv
- * error (step is then never called). */
-int http_output_open(http_req *r, http_output_cb step);
+/* The request has an output file: step(r) is called after every file
+ * operation from now on (the part file opens once the body outgrows
+ * HTTP_OUTPUT_AT_ONCE, or the whole body is written after the transfer). */
+void http_output_begin(http_req *r, http_output_cb step);
 
 /* Takes the body bytes curl hands over: kept for the next write, or refused
  * (CURL_WRITEFUNC_PAUSE) while HTTP_SINK_HIGH bytes wait. Returns what the

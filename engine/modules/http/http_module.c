@@ -33,8 +33,6 @@ static int l_request(lua_State *L) {
   if (err != 0) {
     http_request_free(r);
     lua_settop(L, top);
-    if (o.output)
-      return aq_push_failure(L, uv_err_name(err), "cannot open output file %s: %s", o.output, uv_strerror(err));
     const char *code = err == CURLM_OUT_OF_MEMORY ? "ENOMEM" : AQ_EHTTP;
     return aq_push_failure(L, code, "%s: %s (%s)", aq_error_text(code), o.url, curl_multi_strerror((CURLMcode)err));
   }

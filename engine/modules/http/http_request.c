@@ -199,7 +199,6 @@ static CURLMcode add_transfer(http_req *r) {
  * -1 after marking the request done with an error (the caller then advances
  * it). */
 static int start_transfer(http_req *r) {
-  r->started = 1;
   CURLMcode rc = add_transfer(r);
   if (rc == CURLM_OK) return 0;
   r->done = 1;
@@ -445,17 +444,11 @@ int http_request_new(lua_State *L, http_multi *m, const http_options *o, http_re
   return HTTP_NEW_OK;
 }
 
-/* A step of the output file is done. The file just opened (nothing else
- * happened yet: no transfer, not over, not cancelled) starts the transfer;
- * any other step moves the request on. */
-static void on_output_step(http_req *r) {
-  int file_just_opened = r->fd >= 0 && !r->started && !r->done && !r->cancelled;
-  if (file_just_opened && start_transfer(r) == 0) return;
-  advance(r);
-}
+/* A step of the output file is done: the request moves on. */
+static void on_output_step(http_req *r) { advance(r); }
 
 int http_request_start(http_req *r) {
-  if (r->path) return http_output_open(r, on_output_step);
+  if (r->path) http_output_begin(r, on_output_step);
   return (int)add_transfer(r);
 }
 
