@@ -186,6 +186,23 @@ describe("aqueue.http over plain HTTP keeps connections", function()
   end)
 end)
 
+describe("aqueue.http with a proxy in the environment", function()
+  it("sends every request through curl, which uses the proxy (nothing listens at it here)", function()
+    local child = require("tests.support.child")
+    local script = dir .. "/through_proxy.lua"
+    files.write(script, [[
+      local aqueue = require("aqueue")
+      local _, err, code = aqueue.http.get(arg[1] .. "/id")
+      print(code, err)
+    ]])
+    local res = assert(aqueue.exec{ child.runner(), "--progress", "none", script, url,
+      env = { http_proxy = "http://127.0.0.1:1", no_proxy = false, NO_PROXY = false } })
+    assert.are.equal(0, res.code, res.stderr)
+    assert.matches("^ECONNREFUSED", res.stdout)
+    assert.matches("127.0.0.1 port 1", res.stdout, 1, true) -- the proxy's address, not the server's
+  end)
+end)
+
 describe("aqueue.http over plain HTTP fails with curl's codes", function()
   it("for a body cut short: ECONNRESET", function()
     local res, err, code = http.get(url .. "/short")
