@@ -6,14 +6,15 @@
  * Why: on a local server curl's work per transfer (the URL parsed again, the
  * request printed, the connection cache searched, the headers stored) was 81 %
  * of a request's instructions, and a bare C loop of curl's multi interface on
- * libuv reached only 0.3-0.4x of wrk on one thread. Here a request is its
- * bytes written with one uv_try_write and its response read as it arrives
- * (http_reader.c). What crawls fetch goes here: GET and HEAD of http:// URLs
- * without a proxy or a cookie jar (the body to memory or to an output file). Everything else, and a
- * redirect to anything but plain HTTP, stays with curl (http_request.c
- * decides), and a request reads the same either way: the same response
- * fields, curl's error codes and words, curl's URL normalization (its URL
- * API parses here too).
+ * libuv (scripts/bench/curl_loop.c) reached only 0.3-0.4x of wrk on one
+ * thread. Here a request is its bytes (http_target.c) written with one
+ * uv_try_write and its response read as it arrives (http_reader.c). What
+ * crawls fetch goes here: GET and HEAD of http:// URLs without a proxy, a CA
+ * file or a cookie jar (the body to memory or to an output file). Everything
+ * else, and a redirect to anything but plain HTTP, stays with curl
+ * (http_request.c decides), and a request reads the same either way: the
+ * same response fields, curl's error codes and words, curl's URL
+ * normalization.
  *
  * Connections: a host's idle ones wait in its entry of the per-host gate
  * (http_hosts.c, which admits at most max_per_host requests to a host, so a
@@ -31,9 +32,8 @@
  * time (http_conn.req, http_req.conn). Everything runs on the loop thread;
  * only getaddrinfo runs on libuv's thread pool.
  */
-#include <errno.h>
-#include <stdarg.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
