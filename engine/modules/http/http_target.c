@@ -225,9 +225,16 @@ int http_target_request(http_req *r) {
   aq_buf_puts(b, r->target.path);
   aq_buf_puts(b, " HTTP/1.1\r\n");
   const struct curl_slist *lines = r->headers;
-  if (!lines || !given(lines, "Host")) aq_buf_printf(b, "Host: %s\r\n", r->target.authority);
-  if (r->target.auth && (!lines || !given(lines, "Authorization")))
-    aq_buf_printf(b, "Authorization: %s\r\n", r->target.auth);
+  if (!lines || !given(lines, "Host")) { /* (in pieces: printf cost 1.3k instructions of a 23k request) */
+    aq_buf_puts(b, "Host: ");
+    aq_buf_puts(b, r->target.authority);
+    aq_buf_puts(b, "\r\n");
+  }
+  if (r->target.auth && (!lines || !given(lines, "Authorization"))) {
+    aq_buf_puts(b, "Authorization: ");
+    aq_buf_puts(b, r->target.auth);
+    aq_buf_puts(b, "\r\n");
+  }
   if (!lines || !given(lines, "User-Agent")) aq_buf_puts(b, "User-Agent: " HTTP_USER_AGENT "\r\n");
   if (!lines || !given(lines, "Accept")) aq_buf_puts(b, "Accept: */*\r\n");
   if (!lines || !given(lines, "Accept-Encoding")) aq_buf_puts(b, "Accept-Encoding: " ACCEPT_ENCODING "\r\n");
