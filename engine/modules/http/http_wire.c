@@ -411,9 +411,10 @@ static void on_connected(uv_connect_t *req, int status) {
       return;
     }
     http_req *r = c->req;
+    /* curl's words; the system's error is in the code (failure_code reads os_errno) */
     end_request(r, CURLE_COULDNT_CONNECT, "Failed to connect to %s port %s after %llu ms: %s", r->target.host,
                 r->target.port, (unsigned long long)((uv_hrtime() - c->connect_start_ns) / 1000000),
-                uv_strerror(status));
+                curl_easy_strerror(CURLE_COULDNT_CONNECT));
     return;
   }
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
