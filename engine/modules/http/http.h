@@ -383,6 +383,9 @@ void http_reader_free(http_reader *rd);
  * response is complete), or -1 on failure (rd->code, rd->words). */
 long http_reader_feed(http_reader *rd, const char *data, size_t n, const http_reader_calls *calls, void *ud);
 int http_reader_done(const http_reader *rd);
+/* Sets rd's failure (curl's code and words, for a callback that stops the
+ * reading too) and returns -1. */
+int http_reader_fail(http_reader *rd, CURLcode code, const char *words);
 /* The connection ended: 0 when that completes the response, else -1 (rd->code). */
 int http_reader_eof(http_reader *rd);
 

@@ -35,7 +35,7 @@ void http_reader_free(http_reader *rd) { aq_buf_free(&rd->line); }
 
 int http_reader_done(const http_reader *rd) { return rd->state == R_DONE; }
 
-static int fail(http_reader *rd, CURLcode code, const char *words) {
+int http_reader_fail(http_reader *rd, CURLcode code, const char *words) {
   rd->code = code;
   snprintf(rd->words, sizeof rd->words, "%s", words);
   return -1;
@@ -67,11 +67,11 @@ static int ends_chunked(const char *v, const char *end) {
 static int read_head(http_reader *rd, const char *h, size_t len, const http_reader_calls *calls, void *ud) {
   const char *end = h + len, *eol = memchr(h, '\n', len);
   if (len < 5 || memcmp(h, "HTTP/", 5) != 0)
-    return fail(rd, CURLE_UNSUPPORTED_PROTOCOL, "Received HTTP/0.9 when not allowed");
+    return http_reader_fail(rd, CURLE_UNSUPPORTED_PROTOCOL, "Received HTTP/0.9 when not allowed");
   if (eol - h < 12 || memcmp(h + 5, "1.", 2) != 0 || (h[7] != '0' && h[7] != '1') || h[8] != ' ' ||
       h[9] < '1' || h[9] > '5' || h[10] < '0' || h[10] > '9' || h[11] < '0' || h[11] > '9' ||
       (eol - h > 12 && h[12] != ' ' && h[12] != '\r'))
-    return fail(rd, CURLE_WEIRD_SERVER_REPLY, "Invalid status line");
+    return http_reader_fail(rd, CURLE_WEIRD_SERVER_REPLY, "Invalid status line");
   rd->minor = h[7] - '0';
   rd->status = (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
   const char *lines = eol + 1;
@@ -92,7 +92,7 @@ static int read_head(http_reader *rd, const char *h, size_t len, const http_read
         while (d < stop && *d >= '0' && *d <= '9' && x < ((int64_t)1 << 56)) x = x * 10 + (*d++ - '0');
         while (d < stop && (*d == ' ' || *d == '\t')) d++;
         if (d == v || d != stop || (has_length && x != length))
-          return fail(rd, CURLE_WEIRD_SERVER_REPLY, "Invalid Content-Length: value");
+          return http_reader_fail(rd, CURLE_WEIRD_SERVER_REPLY, "Invalid Content-Length: value");
         has_length = 1;
         length = x;
       } else if (n == 17 && strncasecmp(p, "transfer-encoding", 17) == 0) {
@@ -169,11 +169,11 @@ static int read_chunk_size(http_reader *rd, const char *line, size_t len) {
     char c = line[i];
     int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
     if (d < 0) break;
-    if (size >= ((int64_t)1 << 56)) return fail(rd, CURLE_RECV_ERROR, "Malformed encoding found in chunked-encoding");
+    if (size >= ((int64_t)1 << 56)) return http_reader_fail(rd, CURLE_RECV_ERROR, "Malformed encoding found in chunked-encoding");
     size = size * 16 + d;
   }
   if (i == 0 || (line[i] != ';' && line[i] != '\r' && line[i] != '\n' && line[i] != ' ' && line[i] != '\t'))
-    return fail(rd, CURLE_RECV_ERROR, "Malformed encoding found in chunked-encoding");
+    return http_reader_fail(rd, CURLE_RECV_ERROR, "Malformed encoding found in chunked-encoding");
   rd->left = size;
   rd->state = size > 0 ? R_CHUNK_DATA : R_TRAILERS;
   return 0;
@@ -194,10 +194,10 @@ long http_reader_feed(http_reader *rd, const char *data, size_t n, const http_re
       }
       size_t had = rd->line.len;
       aq_buf_add(&rd->line, p, left);
-      if (rd->line.failed) return fail(rd, CURLE_OUT_OF_MEMORY, "out of memory");
+      if (rd->line.failed) return http_reader_fail(rd, CURLE_OUT_OF_MEMORY, "out of memory");
       end = head_end(rd->line.data, rd->line.len, had >= 3 ? had - 3 : 0);
       if (end == 0) {
-        if (rd->line.len > MAX_HEAD) return fail(rd, CURLE_RECV_ERROR, "Too large response headers");
+        if (rd->line.len > MAX_HEAD) return http_reader_fail(rd, CURLE_RECV_ERROR, "Too large response headers");
         at = n;
         break;
       }
@@ -226,14 +226,14 @@ long http_reader_feed(http_reader *rd, const char *data, size_t n, const http_re
       size_t len = 0;
       at += take_line(rd, p, left, &line, &len);
       if (!line) {
-        if (rd->line.len > MAX_LINE) return fail(rd, CURLE_RECV_ERROR, "Malformed encoding found in chunked-encoding");
+        if (rd->line.len > MAX_LINE) return http_reader_fail(rd, CURLE_RECV_ERROR, "Malformed encoding found in chunked-encoding");
         break;
       }
       int blank = len == 1 || (len == 2 && line[0] == '\r');
       int rc = 0;
       if (rd->state == R_CHUNK_SIZE) rc = read_chunk_size(rd, line, len);
       else if (rd->state == R_CHUNK_END && !blank)
-        rc = fail(rd, CURLE_RECV_ERROR, "Malformed encoding found in chunked-encoding");
+        rc = http_reader_fail(rd, CURLE_RECV_ERROR, "Malformed encoding found in chunked-encoding");
       else if (rd->state == R_CHUNK_END) rd->state = R_CHUNK_SIZE;
       else if (blank) rd->state = R_DONE; /* (a trailer line is skipped) */
       aq_buf_reset(&rd->line);
@@ -253,14 +253,14 @@ int http_reader_eof(http_reader *rd) {
     rd->state = R_DONE;
     return 0;
   case R_HEAD:
-    if (rd->line.len == 0) return fail(rd, CURLE_GOT_NOTHING, "Empty reply from server");
-    return fail(rd, CURLE_RECV_ERROR, "Connection closed in the response's headers");
+    if (rd->line.len == 0) return http_reader_fail(rd, CURLE_GOT_NOTHING, "Empty reply from server");
+    return http_reader_fail(rd, CURLE_RECV_ERROR, "Connection closed in the response's headers");
   case R_LENGTH:
     rd->code = CURLE_PARTIAL_FILE;
     snprintf(rd->words, sizeof rd->words, "transfer closed with %lld bytes remaining to read",
              (long long)rd->left);
     return -1;
   default:
-    return fail(rd, CURLE_PARTIAL_FILE, "transfer closed with outstanding read data remaining");
+    return http_reader_fail(rd, CURLE_PARTIAL_FILE, "transfer closed with outstanding read data remaining");
   }
 }

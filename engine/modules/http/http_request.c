@@ -14,7 +14,7 @@
 #include "http.h"
 
 #define MAX_REDIRECTS 20
-#define DEADLINE_GRACE_MS 20 /* the deadline timer lets curl's own timeout go first */
+#define DEADLINE_GRACE_MS 20 /* the deadline timer lets curl's own timeout go first (the wire has none) */
 
 static void on_deadline_closed(uv_handle_t *handle) { free(handle); }
 
@@ -454,6 +454,7 @@ int http_request_start(http_req *r) {
 
 int http_request_wait(lua_State *L, http_req *r, aq_task *task) {
   r->task = task;
-  if (r->deadline) aq_timer_start(r->deadline, on_deadline, r->timeout + DEADLINE_GRACE_MS / 1000.0);
+  if (r->deadline)
+    aq_timer_start(r->deadline, on_deadline, r->timeout + (r->wire ? 0 : DEADLINE_GRACE_MS / 1000.0));
   return aq_task_yield(L, cancel_request, r);
 }

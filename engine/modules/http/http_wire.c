@@ -263,12 +263,6 @@ static const char *find_header(const char *lines, size_t len, const char *name, 
   return NULL;
 }
 
-static int reader_fails(http_reader *rd, CURLcode code, const char *words) {
-  rd->code = code;
-  snprintf(rd->words, sizeof rd->words, "%s", words);
-  return -1;
-}
-
 /* Where a redirect's Location leads from the request's URL, as curl
  * resolves it (malloc'd), or NULL. */
 static char *resolve_location(const char *base, const char *loc, size_t len) {
@@ -299,7 +293,7 @@ static int on_head(void *ud, http_reader *rd, const char *lines, size_t len) {
   r->minor = rd->minor;
   aq_buf_reset(&r->head);
   aq_buf_add(&r->head, lines, len);
-  if (r->head.failed) return reader_fails(rd, CURLE_OUT_OF_MEMORY, "out of memory");
+  if (r->head.failed) return http_reader_fail(rd, CURLE_OUT_OF_MEMORY, "out of memory");
   int s = rd->status;
   size_t vlen;
   const char *v;
@@ -312,13 +306,13 @@ static int on_head(void *ud, http_reader *rd, const char *lines, size_t len) {
     }
   }
   if (r->max_body > 0 && rd->content_length > (int64_t)r->max_body)
-    return reader_fails(rd, CURLE_FILESIZE_EXCEEDED, "Maximum file size exceeded");
+    return http_reader_fail(rd, CURLE_FILESIZE_EXCEEDED, "Maximum file size exceeded");
   if (r->head_only || !(v = find_header(lines, len, "content-encoding", &vlen))) return 0;
   int rc = http_decoder_new(v, vlen, &r->decoder);
   if (rc == -1)
-    return reader_fails(rd, CURLE_BAD_CONTENT_ENCODING,
+    return http_reader_fail(rd, CURLE_BAD_CONTENT_ENCODING,
                         "Unrecognized content encoding type. aqueue understands gzip, deflate, br content encodings.");
-  return rc == 0 ? 0 : reader_fails(rd, CURLE_OUT_OF_MEMORY, "out of memory");
+  return rc == 0 ? 0 : http_reader_fail(rd, CURLE_OUT_OF_MEMORY, "out of memory");
 }
 
 /* Keeps n decoded body bytes (0), or refuses them (-1): past max_body, or
@@ -342,8 +336,8 @@ static int on_body(void *ud, const char *data, size_t n) {
   int rc = r->decoder ? http_decoder_run(r->decoder, data, n, keep, r) : keep(r, data, n);
   if (rc == 0) return 0;
   if (rc == -1 && r->decoder) /* (a refusal by keep is -2 from the decoder) */
-    return reader_fails(&c->reader, CURLE_BAD_CONTENT_ENCODING, "Error while processing content unencoding");
-  return reader_fails(&c->reader, CURLE_WRITE_ERROR, "Failure writing output to destination");
+    return http_reader_fail(&c->reader, CURLE_BAD_CONTENT_ENCODING, "Error while processing content unencoding");
+  return http_reader_fail(&c->reader, CURLE_WRITE_ERROR, "Failure writing output to destination");
 }
 
 static const http_reader_calls reader_calls = { on_head, on_body };
