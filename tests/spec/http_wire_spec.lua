@@ -174,6 +174,25 @@ describe("aqueue.http over plain HTTP keeps connections", function()
     assert.are.equal("1", assert(http.get(url .. "/most-open")).body)
   end)
 
+  it("and writes the requests of a loop's turn when it ends: one cancelled before then never leaves", function()
+    local sent_before = tonumber(assert(http.get(url .. "/counted-total")).body)
+    local tries = 5
+    for _ = 1, tries do
+      assert(http.get(url .. "/id")) -- an idle connection: the next request goes on it without connecting
+      aqueue.sleep(0) -- a new turn of the loop: the two tasks below run in it, one after the other
+      local request = aqueue.spawn(function() return http.get(url .. "/counted") end)
+      local canceller = aqueue.spawn(function() request:cancel() end)
+      canceller:result()
+    end
+    -- (the server answers once its other connections have nothing left to read)
+    local sent = tonumber(assert(http.get(url .. "/counted-total")).body) - sent_before
+    -- Written at once, every one of them would have been sent. A turn ends
+    -- early only when the engine's 10 ms time slice runs out between the two
+    -- tasks (a machine that stalls just then): not in every try.
+    assert.is_true(sent < tries, ("%d of %d cancelled requests were sent"):format(sent, tries))
+    assert.are.equal(200, assert(http.get(url .. "/counted")).status) -- and the connections still serve
+  end)
+
   it("and a request waiting for one can be cancelled", function()
     finally(function() http.configure{ max_connections = 100 } end)
     http.configure{ max_connections = 1 }

@@ -10,7 +10,9 @@
  * blocks the loop and this file starts no thread. Connections stay in the
  * multi's cache between requests and are reused, and so are easy handles (a
  * pool of HTTP_EASY_POOL). The poll handles and the timer never keep the loop
- * alive; one idle uv_async_t does, while transfers run.
+ * alive; one idle uv_async_t does, while transfers run. The multi also holds
+ * http_wire.c's flush handle (a uv_prepare_t, unreferenced too), made and
+ * closed here with the others.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +187,9 @@ http_multi *http_multi_get(lua_State *L, http_state *st) {
   uv_timer_init(loop, &m->timer);
   m->timer.data = m;
   uv_unref((uv_handle_t *)&m->timer);
+  uv_prepare_init(loop, &m->flush);
+  m->flush.data = m;
+  uv_unref((uv_handle_t *)&m->flush);
   curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
   curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, m);
   curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
@@ -262,7 +267,8 @@ static void on_engine_close(aq_engine *engine, void *data) {
   free(m->socks);
   m->socks = NULL;
   m->socks_len = 0;
-  m->closing += 2;
+  m->closing += 3;
+  uv_close((uv_handle_t *)&m->flush, on_multi_handle_closed);
   uv_close((uv_handle_t *)&m->keepalive, on_multi_handle_closed);
   uv_close((uv_handle_t *)&m->timer, on_multi_handle_closed);
   curl_global_cleanup();
