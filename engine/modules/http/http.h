@@ -102,6 +102,7 @@ typedef struct {
   http_conn *lru_head, *lru_tail; /* the idle ones, the least recently used first */
   http_req *queue_head, *queue_tail; /* requests waiting for a connection under max_total */
   http_conn *send_head, *send_tail;  /* connections whose request waits for the flush */
+  int send_count;                    /* how many */
   int wire_off;             /* a proxy from the environment: every request goes to curl */
   int kicking;              /* the queue is being served (http_wire.c) */
   int shutting;             /* the engine closed it: freed once `closing` is 0 */
