@@ -393,6 +393,8 @@ static int open_core(lua_State *L) {
   lua_setfield(L, -2, "engine");
   lua_pushlightuserdata(L, &timed_out_marker);
   lua_setfield(L, -2, "TIMED_OUT");
+  lua_pushinteger(L, (lua_Integer)uv_available_parallelism()); /* the cores this process may run on */
+  lua_setfield(L, -2, "cpus");
   export_sched_contract(L);
   return 1;
 }

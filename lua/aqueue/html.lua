@@ -21,7 +21,8 @@
 -- the first parse, so scripts that never parse HTML never load libxml2); the
 -- CSS translation is aqueue.css_xpath. An invalid selector or XPath raises (it
 -- is a mistake in the script), naming the selector and where it went wrong.
-local can_yield = require("aqueue.core").can_yield
+local aqueue_core = require("aqueue.core")
+local can_yield = aqueue_core.can_yield
 
 local type, error, format, collectgarbage, ipairs = type, error, string.format, collectgarbage, ipairs
 local newproxy, getmetatable = newproxy, getmetatable
@@ -29,10 +30,15 @@ local newproxy, getmetatable = newproxy, getmetatable
 local M = {}
 
 -- Pages of at least this many bytes are parsed on the thread pool while the
--- task waits: libxml2 parses about 40 KB per ms here (a 1 MB page held the
--- loop for 25-40 ms), so 64 KB holds it for under 2 ms. Outside a task (no
--- coroutine of the engine's to suspend) every page is parsed inline.
-M.pool_min_bytes = 64 * 1024
+-- task waits; outside a task (no coroutine of the engine's to suspend) every
+-- page is parsed inline. With more than one core, every page: the loop
+-- thread runs all the tasks, and a parse there is time none of them gets
+-- (a page of 344 bytes cost it 22 us inline, 9 us through the pool; one of
+-- 92 bytes 7.8 against 4.7), while the parse itself runs on another core.
+-- On one core that hop is only a cost, and the pool only keeps a large page
+-- from stalling the others: libxml2 parses about 40 KB per ms here (a 1 MB
+-- page held the loop for 25-40 ms), so 64 KB holds it for under 2 ms.
+M.pool_min_bytes = aqueue_core.cpus > 1 and 0 or 64 * 1024
 
 -- The libxml2 memory (KB) of the documents parsed since the collector last
 -- finished a cycle, as parse reports it (the bytes of each tree's arena): a
