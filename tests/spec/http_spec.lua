@@ -573,6 +573,29 @@ describe("aqueue.http misuse raises", function()
     raises("the body must be a string, got nil", http.post, base)
   end)
 
+  it("in the C module too, which checks its options table again (each field read in one pass)", function()
+    local core = require("aqueue.http_core")
+    local good = { method = "GET", url = base .. "/small.txt" }
+    local function with(field, value)
+      local o = { method = good.method, url = good.url }
+      o[field] = value
+      return o
+    end
+    raises("field 'url' must be a string, got nil", core.request, { method = "GET" })
+    raises("field 'method' must be a string, got nil", core.request, { url = good.url })
+    raises("field 'url' must be a string, got number", core.request, with("url", 5))
+    raises("field 'timeout' must be a number, got string", core.request, with("timeout", "1"))
+    raises("timeout must be positive", core.request, with("timeout", -1))
+    raises("max_body must be a number of bytes from 1", core.request, with("max_body", 0))
+    raises("field 'headers' must be a table, got string", core.request, with("headers", "X-A: b"))
+    raises("headers%[2%] must be a string", core.request, with("headers", { "X-A: b", 7 }))
+    raises("field 'cookie_jar' must be a userdata, got table", core.request, with("cookie_jar", {}))
+    raises("field 'follow_redirects' must be a boolean, got number", core.request, with("follow_redirects", 0))
+    raises("output must be a file path", core.request, with("output", "a\0b"))
+    local res = assert(core.request(with("unknown", "ignored"))) -- (http.lua refuses unknown options)
+    assert.are.equal(200, res.status)
+  end)
+
   it("names the caller's line", function()
     local ok, err = pcall(function() http.get(base, { nope = 1 }) end)
     assert.is_false(ok)
