@@ -103,6 +103,8 @@ typedef struct {
   http_req *queue_head, *queue_tail; /* requests waiting for a connection under max_total */
   http_conn *send_head, *send_tail;  /* connections whose request waits for the flush */
   int send_count;                    /* how many */
+  uint64_t busy_since_ms, busy_idle_ns; /* the window of http_wire.c's loop_busy: its start, */
+  int busy;                             /* the loop's idle time then, and the last answer */
   int wire_off;             /* a proxy from the environment: every request goes to curl */
   int kicking;              /* the queue is being served (http_wire.c) */
   int shutting;             /* the engine closed it: freed once `closing` is 0 */

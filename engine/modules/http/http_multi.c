@@ -187,6 +187,11 @@ http_multi *http_multi_get(lua_State *L, http_state *st) {
   uv_timer_init(loop, &m->timer);
   m->timer.data = m;
   uv_unref((uv_handle_t *)&m->timer);
+  /* The loop's time waiting for events, which http_wire.c reads (its only
+   * cost: an epoll_wait without a timeout before each one that waits). */
+  uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
+  m->busy_since_ms = uv_now(loop);
+  m->busy_idle_ns = uv_metrics_idle_time(loop);
   uv_prepare_init(loop, &m->flush);
   m->flush.data = m;
   uv_unref((uv_handle_t *)&m->flush);

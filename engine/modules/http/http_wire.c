@@ -8,8 +8,8 @@
  * of a request's instructions, and a bare C loop of curl's multi interface on
  * libuv (scripts/bench/curl_loop.c) reached only 0.3-0.4x of wrk on one
  * thread. Here a request is its bytes (http_target.c) written with one
- * uv_try_write, a few requests together (send_request says why), and its
- * response read as it arrives (http_reader.c). What crawls fetch goes here:
+ * uv_try_write (a few together while the loop thread is busy: send_request
+ * says why), and its response read as it arrives (http_reader.c). What crawls fetch goes here:
  * GET and HEAD of http:// URLs without a proxy, a CA file or a cookie jar
  * (the body to memory or to an output file). Everything else, and a
  * redirect to anything but plain HTTP, stays with curl (http_request.c
@@ -126,6 +126,26 @@ static void queue_remove(http_req *r) {
 
 /* Requests written at once when this many wait (send_request says why). */
 #define SEND_BATCH 4
+/* How often, in ms of the loop's clock, send_request looks again at how busy
+ * the loop has been, and the share of that time (1/n) it may have waited in
+ * epoll_wait and still count as busy. */
+#define BUSY_WINDOW_MS 10
+#define BUSY_MAX_IDLE_SHARE 10
+
+/* Whether the loop thread has been busy nearly all the time of the last
+ * window: it waited for events (libuv's idle-time metric, which
+ * http_multi.c turns on) for under a tenth of it. */
+static int loop_busy(http_multi *m) {
+  uint64_t now = uv_now(m->loop);
+  if (now - m->busy_since_ms >= BUSY_WINDOW_MS) {
+    uint64_t idle_ns = uv_metrics_idle_time(m->loop);
+    uint64_t window_ns = (now - m->busy_since_ms) * 1000000;
+    m->busy = (idle_ns - m->busy_idle_ns) * BUSY_MAX_IDLE_SHARE < window_ns;
+    m->busy_since_ms = now;
+    m->busy_idle_ns = idle_ns;
+  }
+  return m->busy;
+}
 
 static void sends_add(http_conn *c) {
   http_multi *m = c->m;
@@ -284,26 +304,29 @@ static void on_flush(uv_prepare_t *handle) {
   uv_prepare_stop(handle);
 }
 
-/* Sends c's request: with the others made in the same turn of the loop, at
- * its end (the multi's flush handle), or once SEND_BATCH wait. A request
- * written the moment its task made it woke the server for itself alone: a
- * crawl's tasks make their requests tens of microseconds apart, a server
- * with one worker such as nginx slept in between, and waking it (an
- * inter-processor interrupt, in sock_def_readable, expensive in a VM) was a
- * tenth of the loop thread's time. Written a few together, they wake it
- * once. Not all of a turn together: a turn resuming a hundred tasks lasts
- * milliseconds, and its first request waited that long. Measured on the
- * 20k-page site (scripts/bench/crawl.lua's), medians of interleaved runs:
- * the toolkit crawl at 100 connections 2.97 s -> 2.24 s, its kernel time
- * halved; with 20 ms of latency per response, 4 at once cost 1 % against
- * immediate writes, 8 cost 3 %, the whole turn 7 %. */
+/* Sends c's request: at once, or, while the loop thread is busy all the
+ * time, with the others made in the same turn of the loop, at its end (the
+ * multi's flush handle) or once SEND_BATCH wait. A request written the
+ * moment its task made it woke the server for itself alone: a crawl's tasks
+ * make their requests tens of microseconds apart, a server with one worker
+ * such as nginx slept in between, and waking it (an inter-processor
+ * interrupt, in sock_def_readable, expensive in a VM) was a tenth of the
+ * loop thread's time. Written a few together, they wake it once. Only a
+ * few, and only when the loop is the bottleneck: a request that waits for
+ * others is late by their tasks' time, which a crawl against a slow server
+ * felt (20 ms per response, 100 workers: 4 at once cost 1.7 % of its rate,
+ * 8 cost 3 %, a whole turn 7 %) and which saves nothing when the loop has
+ * time to spare. Measured on the 20k-page site (scripts/bench/crawl.lua's),
+ * medians of interleaved runs: the toolkit crawl at 100 connections 2.97 s
+ * -> 2.24 s, its kernel time halved. */
 static void send_request(http_conn *c) {
   http_reader_start(&c->reader, c->req->head_only);
   c->got_bytes = 0;
   c->discard = 0;
+  http_multi *m = c->m;
   sends_add(c);
-  if (c->m->send_count >= SEND_BATCH) write_sends(c->m);
-  else uv_prepare_start(&c->m->flush, on_flush);
+  if (m->send_count >= SEND_BATCH || !loop_busy(m)) write_sends(m);
+  else uv_prepare_start(&m->flush, on_flush);
 }
 
 /* --- the response --- */
