@@ -9,12 +9,13 @@
  * libuv (scripts/bench/curl_loop.c) reached only 0.3-0.4x of wrk on one
  * thread. Here a request is its bytes (http_target.c) written with one
  * uv_try_write (a few together while the loop thread is busy: send_request
- * says why), and its response read as it arrives (http_reader.c). What crawls fetch goes here:
- * GET and HEAD of http:// URLs without a proxy, a CA file or a cookie jar
- * (the body to memory or to an output file). Everything else, and a
- * redirect to anything but plain HTTP, stays with curl (http_request.c
- * decides), and a request reads the same either way: the same response
- * fields, curl's error codes and words, curl's URL normalization.
+ * says why), and its response read as it arrives (http_reader.c). What
+ * crawls fetch goes here: GET and HEAD of http:// URLs without a proxy, a
+ * CA file or a cookie jar (the body to memory or to an output file).
+ * Everything else, and a redirect to anything but plain HTTP, stays with
+ * curl (http_request.c decides), and a request reads the same either way:
+ * the same response fields, curl's error codes and words, curl's URL
+ * normalization.
  *
  * Connections: a host's idle ones wait in its entry of the per-host gate
  * (http_hosts.c, which admits at most max_per_host requests to a host, so a
