@@ -120,6 +120,13 @@ static void push_opaque(lua_State *L, const char *s, size_t n, size_t scheme_len
 static CURLUcode join_to_base(lua_State *L, url_handles *u, const char *base, size_t blen, size_t origin_len,
                               const char *ref, size_t rlen, int *bad_base) {
   if (origin_len > 0 && url_is_plain_path(ref, rlen)) {
+    char joined[512]; /* (a common link: one string made, not a buffer's pieces) */
+    if (origin_len + rlen <= sizeof joined) {
+      memcpy(joined, base, origin_len);
+      memcpy(joined + origin_len, ref, rlen);
+      lua_pushlstring(L, joined, origin_len + rlen);
+      return CURLUE_OK;
+    }
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     luaL_addlstring(&b, base, origin_len);
