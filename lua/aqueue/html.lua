@@ -125,12 +125,28 @@ local function translate(selector)
   return require("aqueue.css_xpath").translate(selector)
 end
 
+-- The simplest selectors, a tag (`img`), its text (`title::text`) or one of
+-- its attributes (`a::attr(href)`), are found by a walk of the tree
+-- (html_select.c), five times cheaper than XPath on a small page: an XPath
+-- translation of exactly one of those shapes gives { tag, what [, attr] },
+-- what core.select takes. (Names with a namespace prefix, or any character
+-- outside ASCII letters, digits, "-" and "_", stay with XPath.)
+local function walk_of(expr)
+  local tag, rest = expr:match("^descendant%-or%-self::([%w_%-]+)(.*)$")
+  if not tag then return nil end
+  if rest == "" then return { tag, "elements" } end
+  if rest == "/text()" then return { tag, "text" } end
+  local attr = rest:match("^/@([%w_%-]+)$")
+  if attr then return { tag, "attribute", attr } end
+  return nil
+end
+
 local function compiled_css(selector, level)
   local c = by_css[selector]
   if c then return c end
   local expr, err = translate(selector)
   if not expr then error("aqueue.html: " .. err, level + 1) end
-  c = compiled_xpath(expr, level + 1)
+  c = walk_of(expr) or compiled_xpath(expr, level + 1)
   if n_css >= CACHE_MAX then by_css, n_css = {}, 0 end
   by_css[selector], n_css = c, n_css + 1
   return c
@@ -147,6 +163,9 @@ end
 -- evaluation fails: an unknown function, a variable (none are defined).
 -- as_links: a node-set gives the strings links() resolves (see raw_links).
 local function run(node, c, first, kind, text, level, as_links)
+  if type(c) == "table" then -- (a walk: see walk_of)
+    return core.select(node, c[1], c[2], c[3], first, as_links)
+  end
   local result, err = core.eval(node, c, first, as_links)
   if err then error(format("aqueue.html: %s %q failed: %s", kind, text, err), level + 1) end
   return result
@@ -171,9 +190,9 @@ end
 
 -- The raw URLs of the selector's matches: its strings as they are (for
 -- `::attr(name)`), the href (else the src) of its elements. Without a
--- selector, those of a::attr(href), found by core.hrefs's walk of the tree.
+-- selector, those of a::attr(href).
 local function raw_links(node, selector, level)
-  if selector == nil then return core.hrefs(node) end
+  if selector == nil then return core.select(node, "a", "attribute", "href") end
   return run(node, compiled_css(selector, level + 1), false, "CSS selector", selector, level + 1, true)
 end
 

@@ -391,12 +391,14 @@ describe("node:links()", function()
   end)
 
   it("by default takes what a::attr(href) selects, on broken markup too, the node itself included", function()
-    -- links() walks the tree for these in C instead of evaluating the XPath
+    -- (a walk of the tree in C, checked against libxml2's XPath below)
     for _, name in ipairs({ "links.html", "page.html", "broken.html" }) do
       local page = html.parse(fixture(name), PAGE)
-      assert.are.same(page:css("a::attr(href)"), core.hrefs(page))
+      local hrefs = page:xpath("descendant-or-self::a/@href")
+      assert.is_true(#hrefs > 0)
+      assert.are.same(page:links(), page:links("a::attr(href)"))
       for _, node in ipairs(page:css("body, body *")) do
-        assert.are.same(node:css("a::attr(href)"), core.hrefs(node))
+        assert.are.same(node:links(), node:links("a::attr(href)"))
       end
     end
     local a = html.parse('<p><a href="/self">me <a href="/inner">in</a></a>', PAGE):css_first("a")
@@ -559,5 +561,42 @@ describe("aqueue.html memory", function()
     parse_and_query(200)
     collect()
     assert.are.equal(before, core.live_documents())
+  end)
+end)
+
+describe("aqueue.html's simplest selectors (a tag, its ::text, its ::attr(name))", function()
+  -- They are found by a walk of the tree (html_select.c); every other
+  -- selector goes through libxml2's XPath. The walk must give what the
+  -- XPath of the selector's translation gives, in the same order.
+  local nested = "<html><head><title>T<!-- c --></title><script>if (a < b) x()</script>"
+    .. "<style>p{}</style></head><body><div id=o class=x>one<div id=i>two<p>three</p>four</div>"
+    .. "five<x-y data-x=1>xy</x-y><![CDATA[cd]]></div><p id=last>six<a href=/a>a<b>b</b>c</a></p>"
+    .. "<img src=/i.gif><a name=n>no href</a><A HREF='/Z' Data-X=2>z</A></body></html>"
+  local selectors = {
+    "a", "div", "p", "b", "title", "img", "script", "x-y", "html", "nothing",
+    "a::text", "div::text", "p::text", "title::text", "script::text", "style::text", "x-y::text", "body::text",
+    "a::attr(href)", "img::attr(src)", "div::attr(id)", "div::attr(class)", "a::attr(data-x)",
+    "x-y::attr(data-x)", "meta::attr(content)", "p::attr(nothing)",
+  }
+  local function walk_and_xpath(doc)
+    for _, node in ipairs({ doc, unpack(doc:css("*")) }) do
+      for _, selector in ipairs(selectors) do
+        local compiled = core.compile(html.css_to_xpath(selector))
+        local by_xpath = core.eval(node, compiled)
+        assert.are.same(by_xpath, node:css(selector), selector)
+        assert.are.equal(by_xpath[1], node:css_first(selector), selector)
+        local tag = selector:match("^[%w%-]+$")
+        if tag then -- links(tag): the href, else the src, of each element
+          assert.are.same(core.eval(node, compiled, false, true), core.select(node, tag, "elements", nil, false, true))
+        end
+      end
+    end
+  end
+
+  it("give what libxml2's XPath gives for their translation, in the same order, from every node", function()
+    walk_and_xpath(html.parse(nested, PAGE))
+    for _, name in ipairs({ "links.html", "page.html", "broken.html" }) do
+      walk_and_xpath(html.parse(fixture(name), PAGE))
+    end
   end)
 end)

@@ -15,12 +15,14 @@
  *   html_node.c    what a node tells: tag, text, attribute, outer HTML
  *   html_xpath.c   compiled XPath expressions, their evaluation (one XPath
  *                  context per Lua state), the results
+ *   html_select.c  the simplest selectors (a tag, its text, one attribute)
+ *                  by a walk of the tree instead of XPath
  *   html_arena.c   the memory of trees: libxml2's allocation hooks, an arena
  *                  per parse, freed whole with its document
  *
- * Layers: html_module.c on top; html_parse.c, html_node.c and html_xpath.c
- * use html_doc.c; html_parse.c and html_doc.c use html_arena.c; nothing
- * calls up.
+ * Layers: html_module.c on top; html_parse.c, html_node.c, html_xpath.c and
+ * html_select.c use html_doc.c (html_select.c also html_node.c's attribute
+ * values); html_parse.c and html_doc.c use html_arena.c; nothing calls up.
  *
  * Ownership: a parsed libxml2 document belongs to one html_doc, which is
  * counted: every Lua node object (the document object is the node of the
@@ -29,10 +31,11 @@
  * whatever order the collector takes them in, and no registry reference or
  * Lua table is needed per node.
  *
- * Threads: everything runs on the loop thread, except parsing a large page
- * (html_parse_text(), which touches only its arguments and the document it
- * makes) and freeing that page's tree once Lua let go of it (html_doc.c): both
- * on the thread pool. libxml2 is thread-safe once xmlInitParser() ran on the
+ * Threads: everything runs on the loop thread, except parsing a page from a
+ * task (html_parse_text(), which touches only its arguments and the document
+ * it makes; every page with more than one core, else a large one) and
+ * freeing a large page's tree once Lua let go of it (html_doc.c): both on
+ * the thread pool. libxml2 is thread-safe once xmlInitParser() ran on the
  * loop thread, in luaopen. An arena belongs to the thread parsing into it
  * (a thread-local pointer) until the parse ends, then to its document; the
  * spare chunks between parses are shared under a lock (html_arena.c).
@@ -163,7 +166,6 @@ int html_node_text(lua_State *L);
 int html_node_attr(lua_State *L);
 int html_node_html(lua_State *L);
 int html_node_base_url(lua_State *L);
-int html_node_hrefs(lua_State *L);
 
 /* Pushes an attribute's value ("" for one written without a value). */
 void html_push_attr_value(lua_State *L, xmlAttrPtr a);
@@ -188,5 +190,13 @@ int html_xpath_context_gc(lua_State *L);
 
 /* The compiled expression's __gc. */
 int html_xpath_gc(lua_State *L);
+
+/* --- the simplest selectors (html_select.c) --- */
+
+/* select(node, tag, what [, attr [, first [, links]]]) -> what eval gives for
+ * descendant-or-self::tag (what "elements"), its /text() ("text") or its
+ * /@attr ("attribute"), found by a walk of the tree. upvalue 1: the node
+ * metatable. */
+int html_select(lua_State *L);
 
 #endif /* AQ_HTML_H */

@@ -1,6 +1,6 @@
 /*
  * html_module.c — aqueue.html_core, the Lua side of the C: parse(),
- * parse_in_pool(), compile(), eval(), base_url(), hrefs() and the node metatable,
+ * parse_in_pool(), compile(), eval(), select(), base_url() and the node metatable,
  * whose `methods` table lua/aqueue/html.lua completes (css, xpath, links, ...).
  * This folder is built as its own loadable module (see CMakeLists.txt), so
  * libxml2 is loaded only by scripts that parse HTML; the files and who owns
@@ -56,7 +56,6 @@ AQ_EXPORT int luaopen_aqueue_html_core(lua_State *L) {
       {"parse_in_pool", html_l_parse_in_pool},
       {"compile", html_xpath_compile},
       {"base_url", html_node_base_url},
-      {"hrefs", html_node_hrefs},
       {"live_documents", html_l_live_documents},
       {NULL, NULL},
   };
@@ -66,6 +65,9 @@ AQ_EXPORT int luaopen_aqueue_html_core(lua_State *L) {
   html_xpath_context_new(L);
   lua_pushcclosure(L, html_xpath_eval, 2);
   lua_setfield(L, -2, "eval");
+  lua_pushvalue(L, mt);
+  lua_pushcclosure(L, html_select, 1);
+  lua_setfield(L, -2, "select");
   lua_pushvalue(L, methods_index);
   lua_setfield(L, -2, "methods");
   lua_pushstring(L, LIBXML_DOTTED_VERSION);

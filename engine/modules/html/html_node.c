@@ -95,34 +95,6 @@ int html_node_html(lua_State *L) {
   return 1;
 }
 
-/* hrefs(node) -> the href values of the <a> elements in the node (itself
- * included), in document order: what links() starts from by default, and
- * what XPath's descendant-or-self::a/@href selects, found by a walk of the
- * tree instead (XPath's node sets, sorted and merged at each step, cost five
- * times as much on a small page). Only elements are entered. */
-int html_node_hrefs(lua_State *L) {
-  html_node *n = html_node_check(L, 1);
-  xmlNodePtr root = n->node, cur = root;
-  int count = 0;
-  lua_newtable(L);
-  while (cur) {
-    if (cur->type == XML_ELEMENT_NODE && xmlStrEqual(cur->name, BAD_CAST "a")) {
-      xmlAttrPtr a = xmlHasProp(cur, BAD_CAST "href");
-      if (a) {
-        html_push_attr_value(L, a);
-        lua_rawseti(L, -2, ++count);
-      }
-    }
-    if ((cur == root || cur->type == XML_ELEMENT_NODE) && cur->children) {
-      cur = cur->children;
-      continue;
-    }
-    while (cur != root && !cur->next) cur = cur->parent;
-    cur = cur == root ? NULL : cur->next;
-  }
-  return 1;
-}
-
 /* The first element <base> with an href in the tree under `root`, in
  * document order (XPath's "/descendant::base[@href][1]"), or NULL. Only
  * elements are entered (not a doctype's declarations). */
