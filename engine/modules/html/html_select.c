@@ -39,75 +39,86 @@ static xmlAttrPtr attribute(xmlNodePtr n, const char *name) {
   return NULL;
 }
 
-/* Pushes what `n` gives (as html_xpath.c's eval would: a node object, the
- * text, the attribute's value; for links, an element's href, else its src)
- * and returns 1, or returns 0 when it gives nothing. */
-static int push_selected(lua_State *L, html_doc *d, xmlNodePtr n, enum selected what, const char *attr_name,
-                         int links, int mt) {
-  switch (what) {
-  case SELECT_TEXT:
-    if (n->type != XML_TEXT_NODE && n->type != XML_CDATA_SECTION_NODE) return 0;
-    lua_pushstring(L, n->content ? (const char *)n->content : "");
-    return 1;
-  case SELECT_ATTRIBUTE: {
-    xmlAttrPtr a = attribute(n, attr_name);
-    if (!a) return 0;
-    html_push_attr_value(L, a);
-    return 1;
-  }
+/* The query: what to select under root. */
+typedef struct {
+  xmlNodePtr root;
+  const char *tag;
+  enum selected what;
+  const char *attr_name; /* for SELECT_ATTRIBUTE */
+  int links;             /* for SELECT_ELEMENTS: the href, else the src, of each */
+} query;
+
+/* The node after cur in the walk of q.root's tree (preorder, only elements
+ * and the root entered), NULL at the end. */
+static xmlNodePtr walk_next(const query *q, xmlNodePtr cur) {
+  if ((cur == q->root || cur->type == XML_ELEMENT_NODE) && cur->children) return cur->children;
+  while (cur != q->root && !cur->next) cur = cur->parent;
+  return cur == q->root ? NULL : cur->next;
+}
+
+/* What node n gives: n itself (an element, a text node) or one of its
+ * attributes, or NULL when it gives nothing. */
+static void *selected_by(const query *q, xmlNodePtr n) {
+  switch (q->what) {
+  case SELECT_TEXT: /* a text child of a matching element (the root's own parent does not count) */
+    if (n == q->root || (n->type != XML_TEXT_NODE && n->type != XML_CDATA_SECTION_NODE)) return NULL;
+    return n->parent && is_named(n->parent, q->tag) ? n : NULL;
+  case SELECT_ATTRIBUTE:
+    return is_named(n, q->tag) ? (void *)attribute(n, q->attr_name) : NULL;
   case SELECT_ELEMENTS:
-    if (links) {
-      xmlAttrPtr a = attribute(n, "href");
-      if (!a) a = attribute(n, "src");
-      if (!a) return 0;
-      html_push_attr_value(L, a);
-      return 1;
-    }
-    html_node_push(L, d, n, mt);
-    return 1;
+    if (!is_named(n, q->tag)) return NULL;
+    if (!q->links) return n;
+    xmlAttrPtr a = attribute(n, "href");
+    return a ? a : attribute(n, "src");
   }
-  return 0;
+  return NULL;
+}
+
+/* Pushes what selected_by gave (as html_xpath.c's eval pushes it). */
+static void push_selected(lua_State *L, html_doc *d, const query *q, void *p, int mt) {
+  if (q->what == SELECT_TEXT) {
+    xmlNodePtr n = p;
+    lua_pushstring(L, n->content ? (const char *)n->content : "");
+  } else if (q->what == SELECT_ATTRIBUTE || q->links) {
+    html_push_attr_value(L, p);
+  } else {
+    html_node_push(L, d, p, mt);
+  }
 }
 
 /* select(node, tag, what, attr, first, links): what is "elements", "text"
- * or "attribute" (attr then names it). */
+ * or "attribute" (attr then names it). The list is made at its size (a walk
+ * counts the matches first): grown one by one, it was resized at 1, 2, 4
+ * and 8 entries, which cost more than the walk. */
 int html_select(lua_State *L) {
   html_node *node = html_node_check(L, 1);
-  const char *tag = luaL_checkstring(L, 2);
+  query q = { node->node, luaL_checkstring(L, 2), SELECT_ELEMENTS, luaL_optstring(L, 4, NULL), lua_toboolean(L, 6) };
   const char *what_name = luaL_checkstring(L, 3);
-  const char *attr_name = luaL_optstring(L, 4, NULL);
   int first = lua_toboolean(L, 5);
-  int links = lua_toboolean(L, 6);
-  enum selected what = SELECT_ELEMENTS;
-  if (strcmp(what_name, "text") == 0) what = SELECT_TEXT;
-  else if (strcmp(what_name, "attribute") == 0) what = SELECT_ATTRIBUTE;
+  if (strcmp(what_name, "text") == 0) q.what = SELECT_TEXT;
+  else if (strcmp(what_name, "attribute") == 0) q.what = SELECT_ATTRIBUTE;
   else if (strcmp(what_name, "elements") != 0) return luaL_argerror(L, 3, "\"elements\", \"text\" or \"attribute\"");
-  if (what == SELECT_ATTRIBUTE && !attr_name) return luaL_argerror(L, 4, "an attribute name");
+  if (q.what == SELECT_ATTRIBUTE && !q.attr_name) return luaL_argerror(L, 4, "an attribute name");
   int mt = lua_upvalueindex(1);
-  if (!first) lua_newtable(L);
-  int count = 0;
-  xmlNodePtr root = node->node, cur = root;
-  while (cur) {
-    /* the element itself for elements and attributes; for text, the
-     * children of a matching element (the root's own parent does not count) */
-    xmlNodePtr candidate = NULL;
-    if (what == SELECT_TEXT) {
-      if (cur != root && cur->parent && is_named(cur->parent, tag)) candidate = cur;
-    } else if (is_named(cur, tag)) {
-      candidate = cur;
-    }
-    if (candidate && push_selected(L, node->d, candidate, what, attr_name, links, mt)) {
-      if (first) return 1;
-      lua_rawseti(L, -2, ++count);
-    }
-    /* only elements (and the root) are entered */
-    if ((cur == root || cur->type == XML_ELEMENT_NODE) && cur->children) {
-      cur = cur->children;
-      continue;
-    }
-    while (cur != root && !cur->next) cur = cur->parent;
-    cur = cur == root ? NULL : cur->next;
+  void *p;
+  if (first) {
+    for (xmlNodePtr n = q.root; n; n = walk_next(&q, n))
+      if ((p = selected_by(&q, n))) {
+        push_selected(L, node->d, &q, p, mt);
+        return 1;
+      }
+    lua_pushnil(L);
+    return 1;
   }
-  if (first) lua_pushnil(L);
+  int count = 0;
+  for (xmlNodePtr n = q.root; n; n = walk_next(&q, n))
+    if (selected_by(&q, n)) count++;
+  lua_createtable(L, count, 0);
+  int i = 0;
+  for (xmlNodePtr n = q.root; n && i < count; n = walk_next(&q, n))
+    if ((p = selected_by(&q, n))) {
+      push_selected(L, node->d, &q, p, mt);
+      lua_rawseti(L, -2, ++i);
+    }
   return 1;
 }
