@@ -86,7 +86,7 @@ typedef struct {
   uv_loop_t *loop;
   uv_timer_t timer;     /* curl's timeout */
   uv_async_t keepalive; /* referenced while transfers run, never sent */
-  uv_prepare_t flush;   /* writes the requests of the loop's turn (http_wire.c) */
+  uv_prepare_t flush;   /* writes the requests held for the turn's end (http_wire.c) */
   http_sock **socks;    /* by fd: every poll handle made, watching or parked */
   size_t socks_len;
   int active;  /* transfers in the multi */
@@ -101,7 +101,7 @@ typedef struct {
   long wire_open;           /* open or opening */
   http_conn *lru_head, *lru_tail; /* the idle ones, the least recently used first */
   http_req *queue_head, *queue_tail; /* requests waiting for a connection under max_total */
-  http_conn *send_head, *send_tail;  /* connections whose request waits for the flush */
+  http_conn *send_head, *send_tail;  /* connections whose request waits to be written */
   int send_count;                    /* how many */
   uint64_t busy_since_ms, busy_idle_ns; /* the window of http_wire.c's loop_busy: its start, */
   int busy;                             /* the loop's idle time then, and the last answer */

@@ -123,7 +123,7 @@ static void queue_remove(http_req *r) {
   r->wire_waiting = 0;
 }
 
-/* --- the requests to write at the end of the loop's turn --- */
+/* --- the requests waiting to be written (send_request) --- */
 
 /* Requests written at once when this many wait (send_request says why). */
 #define SEND_BATCH 4
@@ -290,8 +290,7 @@ static void write_request(http_conn *c) {
   else c->writing = 1;
 }
 
-/* The loop's prepare phase, after the tasks of its turn ran: writes every
- * request they made. */
+/* Writes the requests waiting on the send list, in the order they were made. */
 static void write_sends(http_multi *m) {
   http_conn *c;
   while ((c = m->send_head)) { /* (a failed write may retry elsewhere: added here, written now) */
@@ -300,6 +299,7 @@ static void write_sends(http_multi *m) {
   }
 }
 
+/* The loop's prepare phase: its turn's tasks have run. */
 static void on_flush(uv_prepare_t *handle) {
   write_sends(handle->data);
   uv_prepare_stop(handle);
