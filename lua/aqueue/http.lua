@@ -320,7 +320,7 @@ local function with(fname, opts, url, body, level)
     fail(fname, level, "the url must be a string, got %s", type(url))
   end
   if opts == nil then
-    opts = {}
+    return { url = url, body = body } -- (nothing to copy: one table, not two)
   elseif type(opts) ~= "table" then
     fail(fname, level, "options must be a table, got %s", type(opts))
   end
