@@ -21,8 +21,9 @@
  *                  per parse, freed whole with its document
  *
  * Layers: html_module.c on top; html_parse.c, html_node.c, html_xpath.c and
- * html_select.c use html_doc.c (html_select.c also html_node.c's attribute
- * values); html_parse.c and html_doc.c use html_arena.c; nothing calls up.
+ * html_select.c use html_doc.c (html_xpath.c and html_select.c also
+ * html_node.c's attribute values and an element's link attribute);
+ * html_parse.c and html_doc.c use html_arena.c; nothing calls up.
  *
  * Ownership: a parsed libxml2 document belongs to one html_doc, which is
  * counted: every Lua node object (the document object is the node of the
@@ -169,6 +170,9 @@ int html_node_base_url(lua_State *L);
 
 /* Pushes an attribute's value ("" for one written without a value). */
 void html_push_attr_value(lua_State *L, xmlAttrPtr a);
+
+/* What links() takes from an element: its href, else its src, else NULL. */
+xmlAttrPtr html_link_attr(xmlNodePtr n);
 
 /* --- XPath (html_xpath.c) --- */
 

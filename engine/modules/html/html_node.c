@@ -46,6 +46,11 @@ void html_push_attr_value(lua_State *L, xmlAttrPtr a) {
   else push_owned(L, xmlNodeGetContent((xmlNodePtr)a));
 }
 
+xmlAttrPtr html_link_attr(xmlNodePtr n) {
+  xmlAttrPtr a = xmlHasProp(n, BAD_CAST "href");
+  return a ? a : xmlHasProp(n, BAD_CAST "src");
+}
+
 /* node:attr(name): the attribute's value ("" for an attribute written without
  * one), or nil. Names are matched in lower case, as HTML's are. */
 int html_node_attr(lua_State *L) {

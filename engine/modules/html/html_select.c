@@ -45,7 +45,7 @@ typedef struct {
   const char *tag;
   enum selected what;
   const char *attr_name; /* for SELECT_ATTRIBUTE */
-  int links;             /* for SELECT_ELEMENTS: the href, else the src, of each */
+  int links;             /* for SELECT_ELEMENTS: their html_link_attr instead */
 } query;
 
 /* The node after cur in the walk of q.root's tree (preorder, only elements
@@ -67,9 +67,7 @@ static void *selected_by(const query *q, xmlNodePtr n) {
     return is_named(n, q->tag) ? (void *)attribute(n, q->attr_name) : NULL;
   case SELECT_ELEMENTS:
     if (!is_named(n, q->tag)) return NULL;
-    if (!q->links) return n;
-    xmlAttrPtr a = attribute(n, "href");
-    return a ? a : attribute(n, "src");
+    return q->links ? (void *)html_link_attr(n) : n;
   }
   return NULL;
 }

@@ -131,8 +131,7 @@ static void push_item(lua_State *L, html_doc *d, xmlNodePtr n, int mt) {
  * `a::attr(href)` gives the hrefs). */
 static int push_link_value(lua_State *L, html_doc *d, xmlNodePtr n, int mt) {
   if (n->type == XML_ELEMENT_NODE) {
-    xmlAttrPtr a = xmlHasProp(n, BAD_CAST "href");
-    if (!a) a = xmlHasProp(n, BAD_CAST "src");
+    xmlAttrPtr a = html_link_attr(n);
     if (!a) return 0;
     n = (xmlNodePtr)a;
   } else if (n->type == XML_DOCUMENT_NODE || n->type == XML_HTML_DOCUMENT_NODE) {
