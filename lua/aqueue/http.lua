@@ -81,7 +81,6 @@ function Response:links(selector)
   return self:html():links(selector)
 end
 
-
 -- The options of request, with the type each must have when given.
 local OPTIONS = {
   method = "string",

@@ -246,8 +246,8 @@ void http_easy_give_back(http_multi *m, CURL *easy, int ready) {
   }
 }
 
-/* Both handles inside the struct, and every connection of http_wire.c, must
- * be gone before it is freed. */
+/* The three handles inside the struct (timer, keepalive, flush), and every
+ * connection of http_wire.c, must be gone before it is freed. */
 static void on_multi_handle_closed(uv_handle_t *handle) { http_multi_unref(handle->data); }
 
 /* The engine's close hook: every task was cancelled, so no transfer is left
