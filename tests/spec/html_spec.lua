@@ -408,6 +408,22 @@ describe("node:links()", function()
       nested:css_first("#d"):links())
   end)
 
+  it("gives each URL once on a page of many links, repeats early and late among them", function()
+    -- (the first 32 are compared in place, the rest through a table: both
+    -- must drop a repeat of either)
+    local parts, want = {}, {}
+    for i = 1, 100 do
+      parts[#parts + 1] = ('<a href="/p/%d">%d</a>'):format(i, i)
+      want[#want + 1] = "http://127.0.0.1:8080/p/" .. i
+      if i % 7 == 0 then -- a repeat of an early link, one of a late one, one by another spelling
+        parts[#parts + 1] = ('<a href="/p/%d">again</a><a href=" /p/%d#x">late</a>'):format(i % 5 + 1, i)
+        parts[#parts + 1] = ('<a href="http://127.0.0.1:8080/p/%d">absolute</a>'):format(i - 1)
+      end
+    end
+    local links = html.parse(table.concat(parts, "\n"), "http://127.0.0.1:8080/"):links()
+    assert.are.same(want, links)
+  end)
+
   it("resolves against the base_url of parse when the page has no <base>", function()
     local page = '<a href="b/c?x=1">rel</a> <a href="/root">root</a> <a href="HTTP://Example.COM/Up">abs</a>'
     -- (the scheme in lower case, the host as written: url.join's)

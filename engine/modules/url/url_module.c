@@ -226,6 +226,49 @@ static int is_web_scheme(const char *s, size_t scheme_len) {
  * references with a scheme are kept), kept when its scheme is http, https,
  * ftp or file, each URL once, in order. A reference that cannot be resolved
  * is left out. */
+/* The links already in absolute_links's result, to drop repeats. Strings are
+ * interned (one string object per content, its bytes at one address while
+ * the result holds it), so a repeat is the same pointer: a page's handful of
+ * links are compared in place; past SEEN_INLINE they go to a table (made
+ * at the first link past them, with the ones before). */
+#define SEEN_INLINE 32
+typedef struct {
+  const char *at[SEEN_INLINE];
+  int count;
+  int table; /* stack index of the table, 0 while none */
+} seen_links;
+
+/* Whether the string at the top of the stack was seen; if not, it is now. */
+static int seen_before(lua_State *L, seen_links *s, int table_index) {
+  const char *link = lua_tostring(L, -1);
+  if (!s->table) {
+    for (int i = 0; i < s->count; i++)
+      if (s->at[i] == link) return 1;
+    if (s->count < SEEN_INLINE) {
+      s->at[s->count++] = link;
+      return 0;
+    }
+    lua_createtable(L, 0, 2 * SEEN_INLINE);
+    lua_replace(L, table_index);
+    s->table = table_index;
+    for (int i = 0; i < s->count; i++) {
+      lua_pushstring(L, s->at[i]); /* (the same string object) */
+      lua_pushboolean(L, 1);
+      lua_rawset(L, table_index);
+    }
+  }
+  lua_pushvalue(L, -1);
+  lua_rawget(L, s->table);
+  int seen = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (!seen) {
+    lua_pushvalue(L, -1);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, s->table);
+  }
+  return seen;
+}
+
 static int l_absolute_links(lua_State *L) {
   url_handles *u = handles_of(L);
   size_t blen = 0;
@@ -234,7 +277,8 @@ static int l_absolute_links(lua_State *L) {
   int n = (int)lua_objlen(L, 2);
   lua_settop(L, 2);
   lua_createtable(L, n, 0); /* 3: the links */
-  lua_createtable(L, 0, n); /* 4: the links already in 3 */
+  lua_pushnil(L);           /* 4: the table of seen_links, once made */
+  seen_links seen = { .count = 0, .table = 0 };
   int bad_base = 0; /* set by the first reference that needed the base, when curl refused it */
   size_t origin_len = base ? url_plain_origin_len(base, blen) : 0;
   int count = 0;
@@ -263,18 +307,9 @@ static int l_absolute_links(lua_State *L) {
     if (rc == CURLUE_OK) {
       size_t len;
       const char *link = lua_tolstring(L, -1, &len);
-      if (is_web_scheme(link, url_scheme_len(link, len))) {
+      if (is_web_scheme(link, url_scheme_len(link, len)) && !seen_before(L, &seen, 4)) {
         lua_pushvalue(L, -1);
-        lua_rawget(L, 4);
-        int seen = !lua_isnil(L, -1);
-        lua_pop(L, 1);
-        if (!seen) {
-          lua_pushvalue(L, -1);
-          lua_pushboolean(L, 1);
-          lua_rawset(L, 4);
-          lua_pushvalue(L, -1);
-          lua_rawseti(L, 3, ++count);
-        }
+        lua_rawseti(L, 3, ++count);
       }
     }
     lua_settop(L, 4);
