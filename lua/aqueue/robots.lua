@@ -165,6 +165,19 @@ local function rules_for(file, token)
   return setmetatable(rules, Rules)
 end
 
+-- Whether rules allow path, a path already canonical (canonical(path) == path).
+local function allows(rules, path)
+  if path == "/robots.txt" then return true end
+  local best = nil
+  for _, r in ipairs(rules.rules) do
+    if matches(path, r.pieces) and (not best or #r.pattern > #best.pattern
+        or (#r.pattern == #best.pattern and r.allow)) then
+      best = r
+    end
+  end
+  return best == nil or best.allow
+end
+
 -- rules:allowed(path): may `path` (with its query: "/a?b=1") be fetched? The
 -- rule with the longest pattern that matches decides, Allow on a tie; no
 -- match allows; /robots.txt itself is always allowed (RFC 9309 2.2.2).
@@ -176,16 +189,7 @@ function Rules:allowed(path)
     error("aqueue.http.robots: rules:allowed(path): path must be a string starting with '/', got "
       .. (type(path) == "string" and format("%q", path) or type(path)), 2)
   end
-  path = canonical(path)
-  if path == "/robots.txt" then return true end
-  local best = nil
-  for _, r in ipairs(self.rules) do
-    if matches(path, r.pieces) and (not best or #r.pattern > #best.pattern
-        or (#r.pattern == #best.pattern and r.allow)) then
-      best = r
-    end
-  end
-  return best == nil or best.allow
+  return allows(self, canonical(path))
 end
 
 local ALLOW_ALL = { groups = {}, sitemaps = {}, rules_by_token = {} }
@@ -269,17 +273,25 @@ local function target_of(parts)
   return parts.query and (path .. "?" .. parts.query) or path
 end
 
--- The host key, robots.txt URL and target (path and query) of url u, or
--- nil, err, code. A run asks this before every request: the host's key and
--- robots.txt URL are kept per origin ("scheme://authority" as u writes it),
--- and the target of a URL whose path and query hold only characters that
--- need no encoding and no dot segment is u's own text (what url.parse would
--- give); any other URL is parsed.
+-- The host key, robots.txt URL and target (path and query) of url u, and
+-- whether the target is canonical already; or nil, err, code. A run asks
+-- this before every request: the host's key and robots.txt URL are kept per
+-- origin ("scheme://authority" as u writes it), and the target of a URL
+-- whose path and query need no parsing is u's own text (what url.parse
+-- would give): most URLs are told so by aqueue.url_core's origin_and_target
+-- (the patterns below cost 4-5k instructions a request), and their targets
+-- hold only bytes canonical() keeps; the others with a "%" by the patterns;
+-- any other URL is parsed.
 local SIMPLE_TARGET = "^/[%w%-._~/%%!$&'()*+,;=:@]*%??[%w%-._~/%%!$&'()*+,;=:@?]*$"
 local origins = {} -- origin -> { key, robots_url }; the run's, like cache
+local url_core -- aqueue.url_core, loaded by the first request of a run with robots = true
 local function locate(u)
-  local origin = u:match("^%a[%w+.%-]*://[^/?#]*")
+  url_core = url_core or require("aqueue.url_core")
+  local origin, target = url_core.origin_and_target(u)
   local known = origin and origins[origin]
+  if known then return known[1], known[2], target, true end -- (its bytes are canonical's)
+  origin = u:match("^%a[%w+.%-]*://[^/?#]*")
+  known = origin and origins[origin]
   if known then
     local rest = u:sub(#origin + 1):match("^[^#]*")
     if rest == "" then return known[1], known[2], "/" end
@@ -294,13 +306,13 @@ local function locate(u)
 end
 
 -- The Rules for url u and user agent `agent` (a User-Agent string or nil),
--- with its host key and target; or nil, err, code.
+-- with its host key and its target made canonical; or nil, err, code.
 local function rules_of(u, agent, o)
-  local key, robots_url, target = locate(u)
+  local key, robots_url, target, is_canonical = locate(u)
   if not key then return nil, robots_url, target end
   local file, err, code = file_of(key, robots_url, agent, o)
   if not file then return nil, err, code end
-  return rules_for(file, agent and product_token(agent) or DEFAULT_AGENT), key, target
+  return rules_for(file, agent and product_token(agent) or DEFAULT_AGENT), key, is_canonical and target or canonical(target)
 end
 
 -- The Rules for robots(fname) or robots_allowed, after checking their
@@ -330,7 +342,7 @@ end
 function M.allowed(u, agent)
   local rules, err, target = asked("robots_allowed", u, agent)
   if not rules then return nil, err, target end -- err, code
-  return rules:allowed(target)
+  return allows(rules, target)
 end
 
 ---------------------------------------------------------------------------
@@ -339,8 +351,12 @@ end
 -- The User-Agent of a request's header lines ("Name: value"), or nil.
 local function agent_of(lines)
   for i = 1, #lines do
-    local name, value = lines[i]:match("^([^:;]+):%s*(.+)$")
-    if name and lower(name) == "user-agent" then return value end
+    local line = lines[i]
+    local first = byte(line)
+    if first == 85 or first == 117 then -- "U" or "u": the pattern only for names that may be it
+      local name, value = line:match("^([^:;]+):%s*(.+)$")
+      if name and lower(name) == "user-agent" then return value end
+    end
   end
   return nil
 end
@@ -368,7 +384,7 @@ end
 function M.admit(o)
   local rules, key, target = rules_of(o.url, agent_of(o.headers), o)
   if not rules then return nil, key, target end -- err, code
-  if not rules:allowed(target) then
+  if not allows(rules, target) then
     return nil, format("EROBOTS: %s: %s (user-agent %s)", o.url, errors.EROBOTS, rules.user_agent), "EROBOTS"
   end
   pace(key, rules.crawl_delay)

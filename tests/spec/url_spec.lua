@@ -339,6 +339,37 @@ describe("url.join's shortcut for plain paths", function()
       same_as_curl(base, random_text("/", PATH_CHARS, 4))
     end
   end)
+
+  -- aqueue.robots reads the target of most URLs this way, without a parse:
+  -- what it gives must be what url.parse gives, the origin as u writes it.
+  it("origin_and_target gives url.parse's path and query, or nothing", function()
+    local origin_and_target = require("aqueue.url_core").origin_and_target
+    local function check(u)
+      local origin, target = origin_and_target(u)
+      if origin == nil then return false end
+      local p = assert(url.parse(u), u)
+      local path = (p.path == nil or p.path == "") and "/" or p.path
+      assert.are.equal(path .. (p.query and ("?" .. p.query) or ""), target, u)
+      assert.are.equal(u:match("^%a[%w+.%-]*://[^/?#]*"), origin, u)
+      return true
+    end
+    assert.is_true(check("http://127.0.0.1:8080/page/1.html"))
+    assert.is_true(check("https://Example.com/a?b=c#d"))
+    assert.is_true(check("http://h"))
+    assert.is_true(check("http://h#/x"))
+    for _, u in ipairs({ "http://h/a/../b", "http://h/./b", "http://h/a%20b", "http://h/a b", "http://h?q", "http://h/a?",
+      "ftp://h/a", "http://u@h/a", "http://[::1]/a", "http://h:0080/a", "http://h//a", "http://h/\195\169" }) do
+      assert.is_false(check(u), u)
+    end
+    local schemes = { "http", "https", "ftp", "HTTP" }
+    local host_chars = { "a", "Z", "0", "1", ".", "-", "@", ":", "%" }
+    local told = 0
+    for _ = 1, 3000 do
+      local u = schemes[random(#schemes)] .. "://" .. random_text("h", host_chars, 5) .. random_text("/", PATH_CHARS, 10)
+      if check(u) then told = told + 1 end
+    end
+    assert.is_true(told > 100, "random URLs told without a parse: " .. told) -- (the check ran on enough of them)
+  end)
 end)
 
 describe("url.query", function()
