@@ -68,7 +68,9 @@ function Response:html()
   local body = body_of(self, "html")
   local doc = rawget(self, "_aq_doc")
   if doc == nil then
-    local charset = (core.header(self, "content-type") or ""):match(";%s*[Cc][Hh][Aa][Rr][Ss][Ee][Tt]%s*=%s*\"?([%w%-_.:]+)")
+    local content_type = core.header(self, "content-type") or ""
+    local charset = content_type:find(";", 1, true) -- (the pattern only where a parameter may be)
+      and content_type:match(";%s*[Cc][Hh][Aa][Rr][Ss][Ee][Tt]%s*=%s*\"?([%w%-_.:]+)")
     doc = require("aqueue.html").parse(body, self.url, charset)
     rawset(self, "_aq_doc", doc)
   end
@@ -201,7 +203,7 @@ local function normalize(opts, fname, level)
     fail(fname, level, "the url is missing")
   end
   local method = opts.method or (opts.body and "POST" or "GET")
-  if not method:find(TOKEN) then
+  if method ~= "GET" and method ~= "POST" and not method:find(TOKEN) then -- (the pattern, 1k instructions, for others only)
     fail(fname, level, "method %q is not a valid HTTP method", method)
   end
   local timeout = opts.timeout
