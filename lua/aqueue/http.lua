@@ -149,6 +149,7 @@ end
 
 -- (Made once: as literals in the functions below they were made for every request.)
 local RETRY_OPTIONS = { "retries", "retry_backoff", "retry_max_wait" }
+local RETRY_WAITS = { "backoff", "max_wait" } -- (policy's names of the last two)
 local PATH_OPTIONS = { "output", "ca_file" }
 
 -- The retry options of a request as { on = { [status] = true }, retries,
@@ -176,7 +177,7 @@ local function retry_policy(opts, fname, level)
   if not (policy.retries >= 0 and policy.retries == math.floor(policy.retries) and policy.retries < math.huge) then
     fail(fname, level, "option 'retries' must be a whole number from 0, got %s", tostring(policy.retries))
   end
-  for _, k in ipairs{ "backoff", "max_wait" } do
+  for _, k in ipairs(RETRY_WAITS) do
     if not (policy[k] >= 0 and policy[k] < math.huge) then
       fail(fname, level, "option 'retry_%s' must be a number of seconds from 0, got %s", k, tostring(policy[k]))
     end
