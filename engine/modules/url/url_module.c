@@ -220,12 +220,6 @@ static int is_web_scheme(const char *s, size_t scheme_len) {
   return 0;
 }
 
-/* absolute_links(base, refs): the links of a page (doc:links()) from the
- * raw values of their href or src attributes: each stripped of HTML
- * whitespace and of its fragment, resolved against base (nil: only
- * references with a scheme are kept), kept when its scheme is http, https,
- * ftp or file, each URL once, in order. A reference that cannot be resolved
- * is left out. */
 /* The links already in absolute_links's result, to drop repeats. Strings are
  * interned (one string object per content, its bytes at one address while
  * the result holds it), so a repeat is the same pointer: a page's handful of
@@ -269,6 +263,12 @@ static int seen_before(lua_State *L, seen_links *s, int table_index) {
   return seen;
 }
 
+/* absolute_links(base, refs): the links of a page (doc:links()) from the
+ * raw values of their href or src attributes: each stripped of HTML
+ * whitespace and of its fragment, resolved against base (nil: only
+ * references with a scheme are kept), kept when its scheme is http, https,
+ * ftp or file, each URL once, in order. A reference that cannot be resolved
+ * is left out. */
 static int l_absolute_links(lua_State *L) {
   url_handles *u = handles_of(L);
   size_t blen = 0;
